@@ -1,0 +1,129 @@
+"""Growable numpy columns and categorical (dictionary-encoded) values."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy as np
+
+
+class Growable:
+    """A 1-d numpy array with amortised O(1) appends.
+
+    Views handed out by :meth:`view` stay valid after later appends: growth allocates a
+    new buffer and leaves the old one to the views that still hold it.
+    """
+
+    __slots__ = ("_buf", "_n")
+
+    def __init__(self, dtype: Any, capacity: int = 1024) -> None:
+        self._buf = np.empty(max(capacity, 16), dtype=dtype)
+        self._n = 0
+
+    def __len__(self) -> int:
+        return self._n
+
+    def extend(self, values: np.ndarray) -> None:
+        """Append ``values`` (cast to the column dtype)."""
+        k = len(values)
+        need = self._n + k
+        if need > len(self._buf):
+            cap = max(need, len(self._buf) * 2)
+            buf = np.empty(cap, dtype=self._buf.dtype)
+            buf[: self._n] = self._buf[: self._n]
+            self._buf = buf
+        self._buf[self._n : need] = values
+        self._n = need
+
+    def reserve(self, capacity: int) -> None:
+        """Grow the buffer to hold ``capacity`` values without further copies."""
+        if capacity > len(self._buf):
+            buf = np.empty(capacity, dtype=self._buf.dtype)
+            buf[: self._n] = self._buf[: self._n]
+            self._buf = buf
+
+    def view(self, n: int | None = None) -> np.ndarray:
+        """The first ``n`` values (all by default) as a read-only view."""
+        v = self._buf[: self._n if n is None else n]
+        v.flags.writeable = False
+        return v
+
+    def replace(self, values: np.ndarray) -> None:
+        """Replace the whole content (used when rows are retracted)."""
+        self._buf = np.array(values, dtype=self._buf.dtype, copy=True)
+        if len(self._buf) < 16:
+            self._buf = np.resize(self._buf, 16)
+        self._n = len(values)
+
+
+class Categorical:
+    """Distinct normalised values of one key; code ``-1`` is null.
+
+    Values are only ever appended, so a code means the same value forever and a snapshot
+    of :attr:`values` taken earlier stays correct for the codes it knew.
+    """
+
+    __slots__ = ("_array", "index", "normalise", "values")
+
+    def __init__(self, normalise: Callable[[Any], Any]) -> None:
+        self.values: list[Any] = []
+        """Code -> value."""
+        self.index: dict[Any, int] = {}
+        """Value -> code."""
+        self.normalise = normalise
+        """Maps a raw value to its canonical form, ``None`` for null."""
+        self._array: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def code(self, raw: Any) -> int:
+        """The code of a raw value, adding it when new; -1 for null."""
+        v = self.normalise(raw)
+        if v is None:
+            return -1
+        c = self.index.get(v)
+        if c is None:
+            c = self.index[v] = len(self.values)
+            self.values.append(v)
+            self._array = None
+        return c
+
+    def intern_all(self, values: Iterable[Any]) -> np.ndarray:
+        """Codes for already normalised values (``None`` -> -1), adding new ones."""
+        index = self.index
+        out = []
+        for v in values:
+            if v is None:
+                out.append(-1)
+                continue
+            c = index.get(v)
+            if c is None:
+                c = index[v] = len(self.values)
+                self.values.append(v)
+                self._array = None
+            out.append(c)
+        return np.array(out, dtype=np.int32)
+
+    def lookup(self, value: Any) -> int:
+        """The code of an already normalised value, -1 when absent."""
+        return self.index.get(value, -1)
+
+    def codes_for(self, raws: Iterable[Any]) -> np.ndarray:
+        """Codes for a table of raw values (one call per batch, not per record)."""
+        return np.fromiter((self.code(r) for r in raws), dtype=np.int32)
+
+    def array(self) -> np.ndarray:
+        """The values as an object array, for fancy indexing by codes."""
+        if self._array is None or len(self._array) != len(self.values):
+            arr = np.empty(len(self.values) + 1, dtype=object)
+            arr[: len(self.values)] = self.values
+            arr[-1] = None  # code -1 indexes the last slot: null
+            self._array = arr
+        return self._array
+
+    def decode(self, codes: np.ndarray) -> np.ndarray:
+        """An object array of values (``None`` for null) for the given codes."""
+        arr = self.array()
+        return arr[codes]

@@ -1,0 +1,265 @@
+"""A consistent snapshot of a store's events, and access to every key of every record.
+
+:class:`Events` is what queries, things and analyses read. Taking one is cheap (views,
+no copies) and it stays valid while the store keeps growing. Keys held in memory come
+back as arrays at once; any other key (``fib.iteration``, ``academy.result``, ...) is
+read from the files, but only for the records whose key set contains it, and cached.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy as np
+import orjson
+
+from features.normalize import infer_numeric, scalar
+from features.parse import FLAG_EXC, FLAG_MSG_CUT, FLAG_REPAIRED
+from features.store import CATEGORICAL_KEYS, INT_KEYS, EventStore, _LazyColumn
+
+PSEUDO_KEYS = ("@file", "@line", "@offset", "@row", "@t", "@repaired")
+"""Keys every event has that are not in the record: its location and derived values."""
+
+READ_SPAN = 4 * 1024 * 1024
+
+
+class Events:
+    """The first ``n`` events of a store, frozen."""
+
+    def __init__(self, store: EventStore) -> None:
+        with store.lock:
+            store.sync_order()
+            self.store = store
+            self.n = len(store)
+            self.created = store.created.view()
+            self.file = store.file.view()
+            self.line = store.line.view()
+            self.offset = store.offset.view()
+            self.length = store.length.view()
+            self.flags = store.flags.view()
+            self.shape = store.shape.view()
+            self.order = store.order
+            self.ints = {k: v.view() for k, v in store.ints.items()}
+            self.codes = {k: v.view() for k, v in store.codes.items()}
+            self.message = store.message
+            self.file_names = [f.name for f in store.files]
+            self.file_paths = [f.path for f in store.files]
+        finite = self.created[np.isfinite(self.created)] if self.n else self.created
+        self.t0 = float(finite.min()) if len(finite) else 0.0
+        """Time of the first event (run start), seconds since the epoch."""
+        self.t1 = float(finite.max()) if len(finite) else 0.0
+        """Time of the last event."""
+
+    def __len__(self) -> int:
+        return self.n
+
+    # -- columns -----------------------------------------------------------------------
+
+    def has_column(self, key: str) -> bool:
+        """True when ``key`` is held in memory (fast to filter on)."""
+        return key in self.codes or key in self.ints or key in (
+            "created", "message", "levelname", "exc_text", *PSEUDO_KEYS)
+
+    def cat(self, key: str) -> tuple[np.ndarray, list[Any]]:
+        """Codes and values of a dictionary-encoded key (code -1 is null)."""
+        return self.codes[key], self.store.cats[key].values
+
+    def strings(self, key: str) -> np.ndarray:
+        """An object array of a categorical key's values (``None`` where missing)."""
+        return self.store.cats[key].decode(self.codes[key])
+
+    def column(self, key: str, progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+        """The values of ``key`` for every event, normalised.
+
+        Numeric keys give float arrays (NaN where missing) or int arrays for the integer
+        core keys (-1 where missing); other keys give object arrays (``None`` where
+        missing)."""
+        if key == "created":
+            return self.created
+        if key in self.ints:
+            return self.ints[key]
+        if key in self.codes:
+            return self.strings(key)
+        if key == "message":
+            arr = np.empty(self.n, dtype=object)
+            arr[:] = self.message[: self.n]
+            return arr
+        if key == "levelname":
+            return _levelnames(self.ints["levelno"])
+        if key == "exc_text":
+            return self.lazy("exc_text", progress)
+        if key == "@file":
+            names = np.array(self.file_names + [None], dtype=object)
+            return names[self.file]
+        if key == "@line":
+            return self.line
+        if key == "@offset":
+            return self.offset
+        if key == "@row":
+            return np.arange(self.n)
+        if key == "@t":
+            return self.created - self.t0
+        if key == "@repaired":
+            return (self.flags & FLAG_REPAIRED) != 0
+        return self.lazy(key, progress)
+
+    def numeric(self, key: str) -> np.ndarray | None:
+        """``key`` as floats (NaN where missing), or ``None`` when it is not numeric."""
+        col = self.column(key)
+        if col.dtype.kind in "fiub":
+            out = col.astype(np.float64)
+            if key in self.ints:
+                out[col == -1] = np.nan
+            return out
+        vals = [v for v in col if v is not None]
+        if infer_numeric(vals[:5000]) == "str" or infer_numeric(vals) == "str":
+            return None
+        out = np.full(len(col), np.nan)
+        mask = np.fromiter((v is not None for v in col), dtype=bool, count=len(col))
+        out[mask] = np.asarray(col[mask], dtype=np.float64)
+        return out
+
+    def has_key(self, key: str) -> np.ndarray:
+        """Boolean mask: the record has ``key`` (with any value, including null)."""
+        if key in PSEUDO_KEYS:
+            return np.ones(self.n, dtype=bool)
+        mask = np.zeros(self.n, dtype=bool)
+        mask[self.store.rows_with_key(key, self.n)] = True
+        return mask
+
+    def keys(self) -> list[str]:
+        """All keys present in any record of the snapshot, plus the pseudo keys."""
+        return [*self.store.keys(), *PSEUDO_KEYS]
+
+    def key_counts(self) -> dict[str, int]:
+        """How many events carry each key."""
+        counts = np.bincount(self.shape, minlength=len(self.store.shape_keys))
+        out: dict[str, int] = {}
+        for s, keys in enumerate(self.store.shape_keys):
+            c = int(counts[s]) if s < len(counts) else 0
+            if c:
+                for k in keys:
+                    out[k] = out.get(k, 0) + c
+        return out
+
+    def lazy(self, key: str, progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+        """Read ``key`` from the files for the records that have it (cached)."""
+        store = self.store
+        cached = store.lazy_get(key)
+        if cached is not None and cached.rows >= self.n:
+            return cached.values[: self.n]
+        start = cached.rows if cached is not None else 0
+        values = np.empty(self.n, dtype=object)
+        if cached is not None:
+            values[:start] = cached.values[:start]
+        rows = store.rows_with_key(key, self.n)
+        rows = rows[rows >= start]
+        if len(rows):
+            for row, rec in self._iter_records(rows, progress):
+                values[row] = scalar(rec.get(key)) if rec is not None else None
+        store.lazy_put(key, _LazyColumn(self.n, values))
+        return values
+
+    # -- records -----------------------------------------------------------------------
+
+    def record(self, row: int) -> dict[str, Any] | None:
+        """The raw record of ``row`` exactly as written (``None`` if it cannot be read)."""
+        for _, rec in self._iter_records(np.array([row]), None):
+            return rec
+        return None
+
+    def raw(self, row: int) -> bytes | None:
+        """The bytes of ``row``'s line in its file."""
+        if row in self.store.repaired:
+            return self.store.repaired[row]
+        try:
+            fd = os.open(self.file_paths[self.file[row]], os.O_RDONLY)
+        except OSError:
+            return None
+        try:
+            return os.pread(fd, int(self.length[row]), int(self.offset[row]))
+        finally:
+            os.close(fd)
+
+    def records(self, rows: Iterable[int]) -> list[dict[str, Any] | None]:
+        """Raw records for many rows, in the order given."""
+        rows = np.asarray(list(rows), dtype=np.int64)
+        out: dict[int, dict[str, Any] | None] = dict(self._iter_records(rows, None))
+        return [out.get(int(r)) for r in rows]
+
+    def _iter_records(
+        self, rows: np.ndarray, progress: Callable[[int, int], None] | None
+    ) -> Iterable[tuple[int, dict[str, Any] | None]]:
+        """Yield (row, record) for ``rows``, reading each file in offset order in spans."""
+        repaired = self.store.repaired
+        total = len(rows)
+        done = 0
+        files = self.file[rows]
+        for f in np.unique(files):
+            frows = rows[files == f]
+            frows = frows[np.argsort(self.offset[frows], kind="stable")]
+            try:
+                fd = os.open(self.file_paths[f], os.O_RDONLY)
+            except OSError:
+                for r in frows:
+                    yield int(r), None
+                continue
+            try:
+                offs = self.offset[frows]
+                ends = offs + self.length[frows]
+                i = 0
+                m = len(frows)
+                while i < m:
+                    lo = int(offs[i])
+                    j = int(np.searchsorted(offs, lo + READ_SPAN, side="left"))
+                    j = max(j, i + 1)
+                    hi = int(ends[i:j].max())
+                    buf = os.pread(fd, hi - lo, lo)
+                    for k in range(i, j):
+                        r = int(frows[k])
+                        if r in repaired:
+                            yield r, _loads(repaired[r])
+                            continue
+                        a = int(offs[k]) - lo
+                        yield r, _loads(buf[a : a + int(self.length[r])])
+                    done += j - i
+                    if progress is not None:
+                        progress(done, total)
+                    i = j
+            finally:
+                os.close(fd)
+
+    # -- helpers -----------------------------------------------------------------------
+
+    def sorted_rows(self) -> np.ndarray:
+        """Row numbers in merged time order."""
+        return self.order
+
+    def has_exc(self) -> np.ndarray:
+        return (self.flags & FLAG_EXC) != 0
+
+    def message_cut(self, row: int) -> bool:
+        return bool(self.flags[row] & FLAG_MSG_CUT)
+
+
+_LEVELS = {10: "DEBUG", 20: "INFO", 30: "WARNING", 40: "ERROR", 50: "CRITICAL", 0: "NOTSET"}
+
+
+def _levelnames(levelno: np.ndarray) -> np.ndarray:
+    uniq, inv = np.unique(levelno, return_inverse=True)
+    names = np.array([_LEVELS.get(int(u), f"Level {int(u)}" if u >= 0 else None)
+                      for u in uniq], dtype=object)
+    return names[inv]
+
+
+def _loads(raw: bytes) -> dict[str, Any] | None:
+    try:
+        d = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    return d if isinstance(d, dict) else None
+
+
+__all__ = ["CATEGORICAL_KEYS", "INT_KEYS", "PSEUDO_KEYS", "Events"]

@@ -1,0 +1,195 @@
+"""The first load of a big pool, on every core.
+
+Files are cut into line-aligned ranges of about :data:`CHUNK` bytes; worker processes
+parse ranges (the parse is the costly part) and the calling process stores the batches
+in file order, so line numbers come out right and a progress callback sees the run fill
+in from its start. When the load is done, each file's tail continues from where the
+ranges ended, so live reading picks up exactly there.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, ProcessPoolExecutor
+from dataclasses import dataclass
+
+from features.parse import Batch, parse_block
+from features.reader import FileTail, PollResult, PoolReader
+
+CHUNK = 8 * 1024 * 1024
+"""Bytes per parse task."""
+
+PARALLEL_MIN_BYTES = 32 * 1024 * 1024
+"""Below this much unread data one process is faster than starting workers."""
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A line-aligned byte range of one pool file."""
+
+    file: int
+    path: str
+    start: int
+    end: int
+    last: bool
+    """The range ends at the file's size (it may end inside an unterminated line)."""
+
+
+Progress = Callable[[int, int], None]
+"""``progress(bytes_done, bytes_total)``."""
+
+
+def _boundary(fd: int, pos: int, size: int) -> int:
+    """The position after the first newline at or after ``pos`` (``size`` if none)."""
+    step = 1 << 16
+    while pos < size:
+        buf = os.pread(fd, step, pos)
+        if not buf:
+            return size
+        k = buf.find(b"\n")
+        if k >= 0:
+            return pos + k + 1
+        pos += len(buf)
+        step = min(step * 4, 1 << 24)
+    return size
+
+
+def plan(tails: list[FileTail], chunk: int = CHUNK) -> tuple[list[Chunk], dict[int, tuple]]:
+    """Cut the unread part of every file into chunks; also returns each file's stat
+    (device, inode, size, mtime) as seen when planning."""
+    chunks: list[Chunk] = []
+    stats: dict[int, tuple] = {}
+    per_file: list[list[Chunk]] = []
+    for tail in tails:
+        info = tail.info
+        try:
+            st = os.stat(info.path)
+            fd = os.open(info.path, os.O_RDONLY)
+        except OSError:
+            continue  # the tail's own poll reports it
+        try:
+            stats[info.index] = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+            mine = []
+            pos = tail.offset
+            while pos < st.st_size:
+                end = _boundary(fd, pos + chunk, st.st_size) if pos + chunk < st.st_size \
+                    else st.st_size
+                mine.append(Chunk(info.index, info.path, pos, end, end >= st.st_size))
+                pos = end
+            per_file.append(mine)
+        finally:
+            os.close(fd)
+    # Interleave files: every file's beginning first, so the merged view fills in order.
+    depth = max((len(c) for c in per_file), default=0)
+    for i in range(depth):
+        for mine in per_file:
+            if i < len(mine):
+                chunks.append(mine[i])
+    return chunks, stats
+
+
+def parse_chunk(c: Chunk) -> tuple[Batch, int]:
+    """Parse the complete lines of a chunk (worker side). Returns the batch and the bytes
+    consumed (up to the last newline)."""
+    fd = os.open(c.path, os.O_RDONLY)
+    try:
+        parts = []
+        pos = c.start
+        while pos < c.end:
+            buf = os.pread(fd, c.end - pos, pos)
+            if not buf:
+                break
+            parts.append(buf)
+            pos += len(buf)
+    finally:
+        os.close(fd)
+    data = b"".join(parts)
+    cut = data.rfind(b"\n") + 1
+    return parse_block(memoryview(data)[:cut], c.file, c.start, 0), cut
+
+
+def _results(chunks: list[Chunk], executor: Executor | None) -> Iterator[tuple[Batch, int]]:
+    if executor is None or not chunks:
+        for c in chunks:
+            yield parse_chunk(c)
+        return
+    # Workers take a few hundred ms to start; parse the first chunk here meanwhile.
+    rest = executor.map(parse_chunk, chunks[1:])
+    yield parse_chunk(chunks[0])
+    yield from rest
+
+
+def load(
+    reader: PoolReader,
+    progress: Progress | None = None,
+    workers: int | None = None,
+    chunk: int = CHUNK,
+    parallel_min: int = PARALLEL_MIN_BYTES,
+) -> PollResult:
+    """Read everything the pool holds now, in parallel when it pays, then poll once so
+    the tails are exactly where a live reader continues."""
+    result = PollResult()
+    reader.scan(result)
+    tails = list(reader.tails.values())
+    chunks, stats = plan(tails, chunk)
+    total = sum(c.end - c.start for c in chunks)
+    cpus = os.cpu_count() or 1
+    n_workers = workers if workers is not None else min(cpus, 4)
+    executor: Executor | None = None
+    if n_workers > 1 and total >= parallel_min and len(chunks) > 1:
+        executor = ProcessPoolExecutor(
+            max_workers=n_workers, mp_context=_context()
+        )
+    by_index = {t.info.index: t for t in tails}
+    done = 0
+    store = reader.store
+    store.defer_order = True
+    reserved = False
+    try:
+        for batch, consumed in _results(chunks, executor):
+            tail = by_index[batch.file]
+            if tail.lines:
+                batch.line += tail.lines
+                for b in batch.bad:
+                    b.line += tail.lines
+            tail.offset += consumed
+            tail.lines += batch.lines
+            tail.records += len(batch)
+            if not reserved and consumed:
+                # Records per byte of the first chunk tell how many rows are coming.
+                store.reserve(int(len(batch) * total / consumed * 1.05) + 1024)
+                reserved = True
+            store.append(batch)
+            result.batches += 1
+            result.records += len(batch)
+            result.bad += len(batch.bad)
+            done += consumed
+            if progress is not None:
+                progress(done, total)
+    finally:
+        store.defer_order = False
+        store.sync_order()
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
+    for index, (dev, ino, _size, _mtime) in stats.items():
+        tail = by_index[index]
+        tail.ident = (dev, ino)
+    more = reader.poll()
+    result.records += more.records
+    result.bad += more.bad
+    result.batches += more.batches
+    result.notes.extend(more.notes)
+    return result
+
+
+def _context() -> multiprocessing.context.BaseContext:
+    """``fork`` starts workers in milliseconds but is unsafe once the process has other
+    threads (a UI, a server); then ``forkserver`` (or ``spawn`` where it is missing)."""
+    if threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("fork")
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("forkserver")
+    return multiprocessing.get_context("spawn")

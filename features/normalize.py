@@ -1,0 +1,130 @@
+"""Normalisation at the edge: two dialects in, one model out.
+
+Academy's JSON pool writes every value as ``str(v)`` (``"created": "1795839471.07"``,
+``"levelno": "10"``, a missing value as ``"None"``); other transports (the Kafka/Diaspora
+config) write typed JSON. Everything that leaves the reader goes through these functions,
+so the rest of the code sees one model: floats, ints, ``None`` and canonical ids.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+NULL_STRINGS = frozenset({"None", "null", ""})
+"""String spellings of a missing value (``str(None)``, JSON null written as text, empty)."""
+
+_UUID_RE = re.compile(
+    r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+)
+_DISPLAY_ID_RE = re.compile(r"^(AgentId|UserId)<([^<>]*)>$")
+_HEX8_RE = re.compile(r"^[0-9a-fA-F]{8}$")
+_INT_RE = re.compile(r"^[+-]?\d+$")
+_FLOAT_RE = re.compile(r"^[+-]?(\d+\.?\d*([eE][+-]?\d+)?|\.\d+([eE][+-]?\d+)?|inf|nan)$", re.I)
+
+
+def is_null(value: Any) -> bool:
+    """True for ``None`` and the string spellings of a missing value."""
+    return value is None or (isinstance(value, str) and value in NULL_STRINGS)
+
+
+def to_float(value: Any) -> float:
+    """A float from a number or numeric string; NaN when missing or not numeric."""
+    if value is None or isinstance(value, bool):
+        return math.nan
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def to_int(value: Any) -> int | None:
+    """An int from an int, integral float or integer string; ``None`` otherwise."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else None
+    if isinstance(value, str):
+        s = value.strip()
+        if _INT_RE.match(s):
+            return int(s)
+        try:
+            f = float(s)
+        except ValueError:
+            return None
+        return int(f) if f.is_integer() else None
+    return None
+
+
+def canonical_id(value: Any) -> str | None:
+    """The canonical spelling of an identifier-like value.
+
+    UUIDs are lower-cased (they compare case-insensitively), display ids keep their shape
+    but a hex short id is lower-cased (``AgentId<5B2ACFF4>`` -> ``AgentId<5b2acff4>``);
+    named ids (``AgentId<planner>``) keep their case. Missing values become ``None``.
+    """
+    if is_null(value):
+        return None
+    s = value if isinstance(value, str) else str(value)
+    if _UUID_RE.match(s):
+        return s.lower()
+    m = _DISPLAY_ID_RE.match(s)
+    if m:
+        inner = m.group(2)
+        if _HEX8_RE.match(inner) or _UUID_RE.match(inner):
+            return f"{m.group(1)}<{inner.lower()}>"
+    return s
+
+
+def canonical_str(value: Any) -> str | None:
+    """A string value, with the null spellings mapped to ``None``."""
+    if is_null(value):
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "True" if value else "False"
+    return str(value)
+
+
+def scalar(value: Any) -> Any:
+    """One wide value, typed: numbers stay numbers, numeric strings become numbers,
+    null spellings become ``None``, uuid-shaped strings are lower-cased, anything nested
+    becomes its JSON-ish string."""
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, str):
+        if value in NULL_STRINGS:
+            return None
+        if len(value) <= 40:
+            if _INT_RE.match(value):
+                return int(value)
+            if _FLOAT_RE.match(value):
+                return float(value)
+            return canonical_id(value)
+        return value
+    return str(value)
+
+
+def infer_numeric(values: list[Any]) -> str:
+    """The type a column of normalised scalars should take: 'int', 'float' or 'str'.
+
+    A key is numeric when every non-null value is a number (after :func:`scalar`)."""
+    kind = "int"
+    seen = False
+    for v in values:
+        if v is None:
+            continue
+        seen = True
+        if isinstance(v, bool):
+            return "str"
+        if isinstance(v, int):
+            continue
+        if isinstance(v, float):
+            kind = "float"
+            continue
+        return "str"
+    return kind if seen else "str"

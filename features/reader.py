@@ -1,0 +1,301 @@
+"""Incremental, tail-safe reading of every ``*.jsonlog`` file of a pool.
+
+One :class:`FileTail` per file remembers how far it has read. A poll reads only what
+was appended; an unterminated last line is held until its newline arrives; a file that
+shrinks or is replaced by another inode is re-read from the start, and the records it
+still shares with what was read before are skipped, so nothing is lost or doubled.
+Files are opened only while they are read, so a pool of 10,000 files needs no more
+than one descriptor at a time.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from features.parse import MAX_LINE, BadLine, Batch, parse_block
+from features.store import EventStore, FileInfo
+
+READ_BLOCK = 16 * 1024 * 1024
+"""Bytes read per call while catching up on a file."""
+
+
+@dataclass
+class PollResult:
+    """What one poll of a pool found."""
+
+    batches: int = 0
+    records: int = 0
+    bad: int = 0
+    new_files: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    """Human-readable events: a file replaced, truncated, deleted or unreadable."""
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.records or self.bad or self.new_files or self.notes)
+
+
+class FileTail:
+    """Reading state of one pool file."""
+
+    def __init__(self, info: FileInfo) -> None:
+        self.info = info
+        self.offset = 0
+        """Bytes consumed: everything before this is parsed (always at a line start)."""
+        self.lines = 0
+        """Lines consumed."""
+        self.pending = b""
+        """Bytes after ``offset`` already read but not yet ended by a newline."""
+        self.ident: tuple[int, int] | None = None
+        """(device, inode) of the file when it was last read."""
+        self.mtime_ns = -1
+        self.size = -1
+        self.records = 0
+        """Records this tail has delivered from the current content."""
+        self.verify: list[tuple[float, int, int]] | None = None
+        """After a replacement: (created, line length, line number) of the records read
+        before, to skip them when they reappear at the start of the new content."""
+
+    def poll(self, store: EventStore, result: PollResult) -> Iterator[Batch]:
+        """Read what is new in the file and yield parsed batches (not yet stored)."""
+        info = self.info
+        try:
+            st = os.stat(info.path)
+        except FileNotFoundError:
+            if info.status != "deleted":
+                info.status = "deleted"
+                result.notes.append(f"{info.name}: deleted; its {info.records} records are kept")
+            return
+        except OSError as e:
+            self._unreadable(e, result)
+            return
+        ident = (st.st_dev, st.st_ino)
+        if self.ident is not None and (ident != self.ident or st.st_size < self.offset +
+                                       len(self.pending)):
+            why = "replaced by a new file" if ident != self.ident else "truncated"
+            result.notes.append(f"{info.name}: {why}; re-reading it")
+            self._restart(store)
+        if st.st_size == self.size and st.st_mtime_ns == self.mtime_ns and ident == self.ident:
+            return
+        self.ident = ident
+        try:
+            fd = os.open(info.path, os.O_RDONLY)
+        except OSError as e:
+            self._unreadable(e, result)
+            return
+        try:
+            if info.status in ("unreadable", "deleted"):
+                info.status = "reading"
+                info.error = None
+            pos = self.offset + len(self.pending)
+            while True:
+                try:
+                    chunk = os.pread(fd, READ_BLOCK, pos)
+                except OSError as e:
+                    self._unreadable(e, result)
+                    return
+                if not chunk:
+                    break
+                pos += len(chunk)
+                data = self.pending + chunk if self.pending else chunk
+                cut = data.rfind(b"\n")
+                if cut < 0:
+                    self.pending = data
+                    if len(self.pending) > MAX_LINE:
+                        yield self._too_long()
+                    continue
+                block = data[: cut + 1]
+                self.pending = data[cut + 1 :]
+                batch = parse_block(block, info.index, self.offset, self.lines)
+                self.offset += len(block)
+                self.lines += batch.lines
+                if self.verify is not None:
+                    batch = self._skip_known(batch)
+                self.records += len(batch)
+                yield batch
+            self.size = st.st_size
+            self.mtime_ns = st.st_mtime_ns
+            info.size = max(pos, st.st_size)
+        finally:
+            os.close(fd)
+
+    def flush_partial(self) -> Batch | None:
+        """Parse a held unterminated last line (the writer is known to be gone)."""
+        if not self.pending:
+            return None
+        block = self.pending
+        batch = parse_block(block, self.info.index, self.offset, self.lines)
+        if len(batch) == 0 and not batch.bad:
+            return None
+        self.offset += len(block)
+        self.lines += batch.lines
+        self.pending = b""
+        self.records += len(batch)
+        return batch
+
+    def _too_long(self) -> Batch:
+        """A line past :data:`MAX_LINE` without a newline: record it and skip it."""
+        info = self.info
+        n = len(self.pending)
+        bad = BadLine(info.index, self.lines + 1, self.offset, n, "line too long",
+                      self.pending[:200].decode("utf-8", "replace"))
+        empty = parse_block(b"", info.index, self.offset, self.lines)
+        empty.bad.append(bad)
+        empty.lines = 0
+        self.offset += n
+        self.pending = b""
+        return empty
+
+    def _unreadable(self, e: OSError, result: PollResult) -> None:
+        info = self.info
+        msg = e.strerror or type(e).__name__
+        if info.status != "unreadable":
+            info.status = "unreadable"
+            info.error = msg
+            result.notes.append(f"{info.name}: cannot read ({msg})")
+
+    def _restart(self, store: EventStore) -> None:
+        """Start the file over; remember what was read so shared records are skipped."""
+        rows = np.flatnonzero(store.file.view() == self.info.index)
+        created = store.created.view()[rows]
+        lengths = store.length.view()[rows]
+        lines = store.line.view()[rows]
+        self.verify = list(zip(created.tolist(), lengths.tolist(), lines.tolist(),
+                               strict=True))
+        self.offset = 0
+        self.lines = 0
+        self.pending = b""
+        self.records = 0
+        self.size = -1
+        self.mtime_ns = -1
+
+    def _skip_known(self, batch: Batch) -> Batch:
+        """Drop records of ``batch`` that match, in order, the records read before the
+        file was replaced; stop verifying at the first difference."""
+        known = self.verify or []
+        start = self.records
+        n = len(batch)
+        k = 0
+        while k < n and start + k < len(known):
+            c, ln, line = known[start + k]
+            same_time = (c == batch.created[k]) or (c != c and batch.created[k] != batch.created[k])
+            if not (same_time and ln == batch.length[k] and line == batch.line[k]):
+                break
+            k += 1
+        if start + k < len(known) and k < n:
+            self.verify = None  # content differs from here on: all of it is new
+        elif start + k >= len(known):
+            self.verify = None
+        if k == 0:
+            return batch
+        self.records += k
+        return _drop_head(batch, k)
+
+
+def _drop_head(batch: Batch, k: int) -> Batch:
+    keep = slice(k, None)
+    return Batch(
+        file=batch.file,
+        created=batch.created[keep],
+        line=batch.line[keep],
+        offset=batch.offset[keep],
+        length=batch.length[keep],
+        flags=batch.flags[keep],
+        combo=batch.combo[keep],
+        combo_table=batch.combo_table,
+        tags=[t[keep] for t in batch.tags],
+        tag_tables=batch.tag_tables,
+        shape=batch.shape[keep],
+        shape_table=batch.shape_table,
+        message=batch.message[k:],
+        bad=[b for b in batch.bad if b.line > int(batch.line[k - 1])],
+        repaired={i - k: v for i, v in batch.repaired.items() if i >= k},
+        lines=batch.lines,
+        blank=batch.blank,
+    )
+
+
+class PoolReader:
+    """Reads one pool directory into an :class:`EventStore`, now and as it grows."""
+
+    SUFFIX = ".jsonlog"
+
+    def __init__(self, pool_dir: str, store: EventStore | None = None) -> None:
+        self.pool_dir = os.fspath(pool_dir)
+        self.store = store if store is not None else EventStore()
+        self.tails: dict[str, FileTail] = {}
+        self.other_files: list[str] = []
+        self._dir_mtime_ns = -1
+
+    def scan(self, result: PollResult | None = None) -> list[FileTail]:
+        """Find pool files not seen before (sorted by name, so file ids are stable)."""
+        result = result if result is not None else PollResult()
+        try:
+            st = os.stat(self.pool_dir)
+            if st.st_mtime_ns == self._dir_mtime_ns:
+                return []
+            entries = sorted(os.scandir(self.pool_dir), key=lambda e: e.name)
+        except OSError as e:
+            msg = f"pool directory {self.pool_dir}: {e.strerror or e}"
+            if msg not in self.store.stats.errors:
+                self.store.stats.errors.append(msg)
+                result.notes.append(msg)
+            return []
+        self._dir_mtime_ns = st.st_mtime_ns
+        new: list[FileTail] = []
+        others = []
+        for e in entries:
+            if e.name in self.tails:
+                continue
+            try:
+                is_file = e.is_file()
+            except OSError:
+                is_file = False
+            if not (is_file and e.name.endswith(self.SUFFIX)):
+                others.append(e.name)
+                continue
+            info = self.store.add_file(e.path, e.name)
+            tail = FileTail(info)
+            self.tails[e.name] = tail
+            new.append(tail)
+            result.new_files.append(e.name)
+        self.other_files = others
+        self.store.stats.other_files = len(others)
+        return new
+
+    def poll(self, on_batch: Callable[[Batch], None] | None = None) -> PollResult:
+        """Scan for new files and read everything appended since the last poll."""
+        result = PollResult()
+        self.scan(result)
+        store = self.store
+        for tail in list(self.tails.values()):
+            for batch in tail.poll(store, result):
+                self._store(batch, result)
+                if on_batch is not None:
+                    on_batch(batch)
+        store.stats.unreadable = sum(
+            1 for t in self.tails.values() if t.info.status == "unreadable")
+        return result
+
+    def finish(self) -> PollResult:
+        """Parse unterminated last lines too: call when the run is known to be over."""
+        result = self.poll()
+        for tail in self.tails.values():
+            batch = tail.flush_partial()
+            if batch is not None:
+                self._store(batch, result)
+        return result
+
+    def _store(self, batch: Batch, result: PollResult) -> None:
+        self.store.append(batch)
+        result.batches += 1
+        result.records += len(batch)
+        result.bad += len(batch.bad)
+
+    def pending_bytes(self) -> int:
+        """Bytes held in unterminated last lines (a live writer is mid-record)."""
+        return sum(len(t.pending) for t in self.tails.values())

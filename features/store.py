@@ -1,0 +1,262 @@
+"""The event store: columns for the fields analyses use, everything else on demand.
+
+Appends are cheap (one batch at a time, while tailing), the merged time order over all
+files is kept incrementally, and a :class:`features.events.Events` snapshot taken at any
+moment stays valid while more records arrive.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from features.columns import Categorical, Growable
+from features.normalize import canonical_id, canonical_str
+from features.parse import COMBO_KEYS, ID_KEYS, INT_KEYS, TAG_KEYS, BadLine, Batch
+
+CATEGORICAL_KEYS: tuple[str, ...] = tuple(k for k in COMBO_KEYS if k not in INT_KEYS) + TAG_KEYS
+"""Keys stored dictionary-encoded."""
+
+CORE_KEYS: frozenset[str] = frozenset(
+    {"created", "message", "exc_text", *COMBO_KEYS, *TAG_KEYS}
+)
+"""Record keys held in memory; any other key is read from the files on demand."""
+
+
+@dataclass
+class FileInfo:
+    """One pool file as the store knows it."""
+
+    index: int
+    path: str
+    name: str
+    status: str = "reading"
+    """reading | live | ended | deleted | unreadable | replaced."""
+    size: int = 0
+    records: int = 0
+    bad: int = 0
+    blank: int = 0
+    error: str | None = None
+
+
+@dataclass
+class _LazyColumn:
+    rows: int
+    """How many store rows this column covers (rows appended later are not read yet)."""
+    values: np.ndarray
+    """Object array of normalised scalars (``None`` where the key is absent)."""
+
+
+@dataclass
+class StoreStats:
+    records: int = 0
+    bad_lines: int = 0
+    recovered: int = 0
+    blank_lines: int = 0
+    files: int = 0
+    other_files: int = 0
+    unreadable: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class EventStore:
+    """Columnar, append-only storage of the events of one pool."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        """Held while the store changes; snapshots are taken under it."""
+        self.files: list[FileInfo] = []
+        self.bad: list[BadLine] = []
+        self.stats = StoreStats()
+        self.repaired: dict[int, bytes] = {}
+        """Row -> JSON text of a record recovered from bad lines."""
+        self.created = Growable(np.float64)
+        self.time_fill: dict[int, float] = {}
+        """Row -> sort time for the rare records without ``created`` (see _fill_times)."""
+        self.file = Growable(np.int32)
+        self.line = Growable(np.int32)
+        self.offset = Growable(np.int64)
+        self.length = Growable(np.int32)
+        self.flags = Growable(np.uint8)
+        self.ints = {k: Growable(np.int32) for k in INT_KEYS}
+        self.codes = {k: Growable(np.int32) for k in CATEGORICAL_KEYS}
+        self.cats: dict[str, Categorical] = {
+            k: Categorical(canonical_id if k in ID_KEYS else canonical_str)
+            for k in CATEGORICAL_KEYS
+        }
+        self.shape = Growable(np.int32)
+        self.shape_keys: list[tuple[str, ...]] = []
+        self._shape_index: dict[tuple[str, ...], int] = {}
+        self.key_shapes: dict[str, list[int]] = {}
+        """Key -> the shapes (distinct key sets) that contain it."""
+        self.message: list[str] = []
+        self.order = np.empty(0, dtype=np.int64)
+        """Row numbers in merged time order."""
+        self._sorted_t = np.empty(0, dtype=np.float64)
+        self._ordered = 0
+        """Rows merged into :attr:`order`; rows after it are merged by :meth:`sync_order`."""
+        self._lazy: dict[str, _LazyColumn] = {}
+        self.defer_order = False
+        """While True (a bulk load), appends leave the time order to :meth:`sync_order`."""
+        self.listeners: list[Callable[[int, int], None]] = []
+        """Called as ``f(first_row, end_row)`` after each append, under the lock."""
+
+    def __len__(self) -> int:
+        return len(self.created)
+
+    # -- files -------------------------------------------------------------------------
+
+    def add_file(self, path: str, name: str) -> FileInfo:
+        """Register a pool file and return its record."""
+        with self.lock:
+            info = FileInfo(index=len(self.files), path=path, name=name)
+            self.files.append(info)
+            self.stats.files = len(self.files)
+            return info
+
+    # -- appends -----------------------------------------------------------------------
+
+    def append(self, batch: Batch) -> tuple[int, int]:
+        """Add a parsed batch; returns the row range it occupies."""
+        with self.lock:
+            start = len(self.created)
+            n = len(batch)
+            info = self.files[batch.file]
+            info.records += n
+            info.bad += len(batch.bad)
+            info.blank += batch.blank
+            self.stats.bad_lines += len(batch.bad)
+            self.stats.recovered += sum(b.recovered for b in batch.bad)
+            self.stats.blank_lines += batch.blank
+            self.bad.extend(batch.bad)
+            if n == 0:
+                return start, start
+            self.created.extend(batch.created)
+            self.file.extend(np.full(n, batch.file, dtype=np.int32))
+            self.line.extend(batch.line)
+            self.offset.extend(batch.offset)
+            self.length.extend(batch.length)
+            self.flags.extend(batch.flags)
+            table = batch.combo_table  # values are normalised by the parser
+            for j, key in enumerate(COMBO_KEYS):
+                if key in INT_KEYS:
+                    m = np.fromiter((t[j] for t in table), dtype=np.int64, count=len(table))
+                    self.ints[key].extend(m[batch.combo])
+                else:
+                    m32 = self.cats[key].intern_all(t[j] for t in table)
+                    self.codes[key].extend(m32[batch.combo])
+            for key, codes, tab in zip(TAG_KEYS, batch.tags, batch.tag_tables, strict=True):
+                m32 = np.append(self.cats[key].intern_all(tab), np.int32(-1))
+                self.codes[key].extend(m32[codes])
+            smap = np.fromiter(
+                (self._shape_code(s) for s in batch.shape_table), dtype=np.int32
+            )
+            self.shape.extend(smap[batch.shape])
+            self.message.extend(batch.message)
+            for i, raw in batch.repaired.items():
+                self.repaired[start + i] = raw
+            if np.isnan(batch.created).any():
+                tk = _fill_times(batch.created, self._last_time())
+                for i in np.flatnonzero(np.isnan(batch.created)):
+                    self.time_fill[start + int(i)] = float(tk[i])
+            if not self.defer_order:
+                self.sync_order()
+            self.stats.records = len(self.created)
+            end = start + n
+            for f in self.listeners:
+                f(start, end)
+            return start, end
+
+    def _last_time(self) -> float:
+        """The latest known time, to place records that lack ``created``."""
+        if len(self._sorted_t):
+            return float(self._sorted_t[-1])
+        return 0.0
+
+    def _shape_code(self, keys: tuple[str, ...]) -> int:
+        c = self._shape_index.get(keys)
+        if c is None:
+            c = self._shape_index[keys] = len(self.shape_keys)
+            self.shape_keys.append(keys)
+            for k in keys:
+                self.key_shapes.setdefault(k, []).append(c)
+        return c
+
+    def reserve(self, rows: int) -> None:
+        """Make room for about ``rows`` more rows (a bulk load knows roughly how many)."""
+        with self.lock:
+            for col in (self.created, self.file, self.line, self.offset,
+                        self.length, self.flags, self.shape,
+                        *self.ints.values(), *self.codes.values()):
+                col.reserve(len(col) + rows)
+
+    def sync_order(self) -> None:
+        """Merge rows appended since the last call into the time order."""
+        with self.lock:
+            n = len(self.created)
+            start = self._ordered
+            if n == start:
+                return
+            tk = self.created.view()[start:n]
+            if self.time_fill:
+                tk = tk.copy()
+                for r, t in self.time_fill.items():
+                    if start <= r < n:
+                        tk[r - start] = t
+            local = np.argsort(tk, kind="stable")
+            rows = local.astype(np.int64) + start
+            ts = tk[local]
+            if len(self.order) == 0 or ts[0] >= self._sorted_t[-1]:
+                self.order = np.concatenate([self.order, rows])
+                self._sorted_t = np.concatenate([self._sorted_t, ts])
+            else:
+                pos = np.searchsorted(self._sorted_t, ts, side="right")
+                self.order = np.insert(self.order, pos, rows)
+                self._sorted_t = np.insert(self._sorted_t, pos, ts)
+            self._ordered = n
+
+    # -- lazy wide keys ----------------------------------------------------------------
+
+    def rows_with_key(self, key: str, n: int | None = None) -> np.ndarray:
+        """Rows (among the first ``n``) whose record has ``key``, from the shapes alone."""
+        shapes = self.key_shapes.get(key)
+        sh = self.shape.view(n)
+        if not shapes:
+            return np.empty(0, dtype=np.int64)
+        has = np.zeros(len(self.shape_keys), dtype=bool)
+        has[shapes] = True
+        return np.flatnonzero(has[sh])
+
+    def keys(self) -> list[str]:
+        """Every key seen in any record, in first-seen order."""
+        return list(self.key_shapes)
+
+    def lazy_get(self, key: str) -> _LazyColumn | None:
+        return self._lazy.get(key)
+
+    def lazy_put(self, key: str, col: _LazyColumn) -> None:
+        with self.lock:
+            cur = self._lazy.get(key)
+            if cur is None or cur.rows <= col.rows:
+                self._lazy[key] = col
+
+
+def _fill_times(created: np.ndarray, before: float) -> np.ndarray:
+    """Sort keys: ``created``, with a missing time taken from the record before it in the
+    same batch (or the latest time known), so such records stay near their neighbours."""
+    bad = np.isnan(created)
+    if not bad.any():
+        return created
+    tk = created.copy()
+    idx = np.where(~bad, np.arange(len(tk)), 0)
+    np.maximum.accumulate(idx, out=idx)
+    first_good = ~bad[0]
+    tk = tk[idx]
+    if not first_good:
+        lead = np.isnan(tk)
+        tk[lead] = before
+    return tk
+
