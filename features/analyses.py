@@ -1,0 +1,298 @@
+"""Analyses over things: where the time went, how many at once, per-group statistics.
+
+Every function takes tables from :mod:`features.things` (or events) and returns plain
+data (dataclasses, numpy arrays, :class:`~features.table.Table`), so the CLI report, the
+TUI and a notebook show the same numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from features.table import Table
+
+# Categories of wall-clock time, highest priority first: an instant in which some action
+# executes counts as execution even if another call is in transit at the same time.
+CATEGORIES = ("execution", "queue", "reply", "caller", "startup", "shutdown", "idle")
+CATEGORY_HELP = {
+    "execution": "an action was executing in an agent",
+    "queue": "a request was queued or in transit (sent, not yet executing: includes "
+             "waiting for the agent to start)",
+    "reply": "a result was on its way back to the caller",
+    "caller": "between a caller's consecutive calls (the caller's own work or sleep)",
+    "startup": "before the first action started (process and agent start-up)",
+    "shutdown": "after the last action ended (shutdown and teardown)",
+    "idle": "no action in flight and no caller between calls",
+}
+
+
+@dataclass
+class TimeBreakdown:
+    """Wall time of a run split into categories that add up to it exactly."""
+
+    t0: float
+    t1: float
+    wall_s: float
+    expected_s: float | None
+    seconds: dict[str, float]
+    """Category -> seconds of wall time (see :data:`CATEGORIES`)."""
+    phase_sums: dict[str, float]
+    """Sum over actions of each phase duration (overlapping calls counted each)."""
+    actions: int
+    first_action_t: float | None
+    last_action_t: float | None
+    callers: list[dict[str, Any]] = field(default_factory=list)
+    """Per caller: calls, busy span, time in calls, time between calls."""
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def excess_s(self) -> float | None:
+        return None if self.expected_s is None else self.wall_s - self.expected_s
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["excess_s"] = self.excess_s
+        return d
+
+
+def _union_length(starts: np.ndarray, ends: np.ndarray) -> float:
+    ok = ~(np.isnan(starts) | np.isnan(ends)) & (ends > starts)
+    s, e = starts[ok], ends[ok]
+    if not len(s):
+        return 0.0
+    order = np.argsort(s)
+    s, e = s[order], e[order]
+    run_end = np.maximum.accumulate(e)
+    # A new block starts where the start is past everything seen before.
+    new = np.empty(len(s), dtype=bool)
+    new[0] = True
+    new[1:] = s[1:] > run_end[:-1]
+    block_id = np.cumsum(new) - 1
+    block_start = s[new]
+    block_end = np.zeros(block_id[-1] + 1)
+    np.maximum.at(block_end, block_id, e)
+    return float(np.sum(block_end - block_start))
+
+
+def where_time_went(actions: Table, t0: float, t1: float,
+                    expected_s: float | None = None) -> TimeBreakdown:
+    """Attribute every instant of ``[t0, t1]`` to one category.
+
+    Intervals per action: queue (``t_sending``->``t_exec_start``), execution
+    (``t_exec_start``->``t_exec_end``) and reply (``t_exec_end``->``t_end``); per caller,
+    the gaps between its consecutive calls. Elementary segments between all interval
+    boundaries take the highest-priority category active in them; what precedes the first
+    action is start-up and what follows the last one is shutdown."""
+    wall = max(t1 - t0, 0.0)
+    ivs: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {c: [] for c in CATEGORIES}
+    n = len(actions)
+    callers: list[dict[str, Any]] = []
+    first_t = last_t = None
+    if n:
+        ts = actions["t_start"]
+        send = np.where(np.isnan(actions["t_sending"]), ts, actions["t_sending"])
+        xs, xe, te = actions["t_exec_start"], actions["t_exec_end"], actions["t_end"]
+        ivs["queue"].append((send, xs))
+        ivs["execution"].append((xs, xe))
+        ivs["reply"].append((xe, te))
+        # In-flight or orphaned calls: the caller waited from send to the run's end.
+        open_call = ~np.isnan(send) & np.isnan(te)
+        waiting_end = np.where(open_call & np.isnan(xs), t1, np.nan)
+        ivs["queue"].append((send, waiting_end))
+        exec_open = open_call & ~np.isnan(xs) & np.isnan(xe)
+        ivs["execution"].append((np.where(exec_open, xs, np.nan),
+                                 np.where(exec_open, t1, np.nan)))
+        starts_any = np.fmin(np.fmin(ts, send), xs)
+        ends_any = np.fmax(np.fmax(te, xe), np.where(open_call, t1, np.nan))
+        if np.isfinite(starts_any).any():
+            first_t = float(np.nanmin(starts_any))
+        if np.isfinite(ends_any).any():
+            last_t = float(np.nanmax(ends_any))
+        caller_col = actions["caller"]
+        for caller in sorted({c for c in caller_col if c is not None}):
+            m = (caller_col == caller) & ~np.isnan(starts_any)
+            cs, ce = starts_any[m], ends_any[m]
+            order = np.argsort(cs)
+            cs, ce = cs[order], ce[order]
+            reach = np.maximum.accumulate(np.nan_to_num(ce, nan=-np.inf))
+            gap_s = cs[1:]
+            gap_e = reach[:-1]
+            # A gap runs from the end of everything before to the next call's start.
+            g_start, g_end = gap_e, gap_s
+            ivs["caller"].append((g_start, g_end))
+            span = float(np.nanmax(ce) - cs[0]) if len(cs) else 0.0
+            in_calls = _union_length(cs, ce)
+            callers.append({
+                "caller": caller, "calls": int(m.sum()), "span_s": span,
+                "in_calls_s": in_calls, "between_calls_s": max(span - in_calls, 0.0),
+            })
+    seconds = _attribute(ivs, t0, t1, first_t, last_t)
+    phase = {
+        "queue": float(np.nansum(actions["queue_s"])) if n else 0.0,
+        "execution": float(np.nansum(actions["exec_s"])) if n else 0.0,
+        "reply": float(np.nansum(actions["reply_s"])) if n else 0.0,
+    }
+    notes = []
+    if n == 0:
+        notes.append("no actions in this run: all time is start-up or idle")
+    return TimeBreakdown(t0, t1, wall, expected_s, seconds, phase, n, first_t, last_t,
+                         callers, notes)
+
+
+def _attribute(ivs: dict[str, list[tuple[np.ndarray, np.ndarray]]], t0: float, t1: float,
+               first_t: float | None, last_t: float | None) -> dict[str, float]:
+    """Sweep all interval boundaries; each elementary segment goes to the highest-priority
+    category with an open interval (start-up/shutdown/idle when none is)."""
+    bounds = [np.array([t0, t1])]
+    cat_edges: list[tuple[int, np.ndarray, np.ndarray]] = []
+    for ci, cat in enumerate(CATEGORIES):
+        for s, e in ivs.get(cat, []):
+            ok = ~(np.isnan(s) | np.isnan(e)) & (e > s)
+            s2 = np.clip(s[ok], t0, t1)
+            e2 = np.clip(e[ok], t0, t1)
+            if len(s2):
+                cat_edges.append((ci, s2, e2))
+                bounds.append(s2)
+                bounds.append(e2)
+    if first_t is not None:
+        bounds.append(np.array([min(max(first_t, t0), t1)]))
+    if last_t is not None:
+        bounds.append(np.array([min(max(last_t, t0), t1)]))
+    edges = np.unique(np.concatenate(bounds))
+    seg = np.diff(edges)
+    mid = (edges[:-1] + edges[1:]) / 2
+    best = np.full(len(seg), len(CATEGORIES), dtype=np.int64)
+    for ci, s, e in cat_edges:
+        delta = np.zeros(len(edges) + 1, dtype=np.int64)
+        np.add.at(delta, np.searchsorted(edges, s), 1)
+        np.add.at(delta, np.searchsorted(edges, e), -1)
+        active = np.cumsum(delta)[: len(seg)] > 0
+        best = np.where(active & (best > ci), ci, best)
+    out = dict.fromkeys(CATEGORIES, 0.0)
+    none = best == len(CATEGORIES)
+    for ci, cat in enumerate(CATEGORIES):
+        out[cat] = float(seg[best == ci].sum())
+    if first_t is None:
+        out["startup"] += float(seg[none].sum())
+    else:
+        out["startup"] += float(seg[none & (mid < first_t)].sum())
+        out["shutdown"] += float(seg[none & (mid > (last_t or t1))].sum())
+        out["idle"] += float(seg[none & (mid >= first_t) & (mid <= (last_t or t1))].sum())
+    return out
+
+
+def concurrency(starts: np.ndarray, ends: np.ndarray, t_end: float | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """How many at once: the step function of open intervals.
+
+    Returns ``(times, counts)``: from ``times[i]`` until ``times[i+1]`` exactly
+    ``counts[i]`` intervals are open. An interval with no end (in flight) stays open
+    until ``t_end`` (or forever when ``t_end`` is None)."""
+    s = np.asarray(starts, dtype=np.float64)
+    e = np.asarray(ends, dtype=np.float64).copy()
+    ok = ~np.isnan(s)
+    s, e = s[ok], e[ok]
+    if t_end is not None:
+        e = np.where(np.isnan(e), t_end, e)
+    e = e[~np.isnan(e)] if t_end is not None else e[~np.isnan(e)]
+    times = np.concatenate([s, e])
+    delta = np.concatenate([np.ones(len(s), dtype=np.int64), -np.ones(len(e), dtype=np.int64)])
+    if not len(times):
+        return np.empty(0), np.empty(0, dtype=np.int64)
+    order = np.lexsort((delta, times))  # ends before starts at equal times
+    times, delta = times[order], delta[order]
+    counts = np.cumsum(delta)
+    last = np.r_[times[1:] != times[:-1], True]
+    return times[last], counts[last]
+
+
+def concurrency_stats(times: np.ndarray, counts: np.ndarray) -> dict[str, float]:
+    """Maximum, time-weighted mean and time at the maximum of a step function."""
+    if len(times) < 2:
+        return {"max": float(counts.max()) if len(counts) else 0.0, "mean": 0.0,
+                "t_max": float(times[0]) if len(times) else float("nan")}
+    dur = np.diff(times)
+    c = counts[:-1]
+    total = dur.sum()
+    i = int(np.argmax(counts))
+    return {"max": float(counts.max()), "mean": float((c * dur).sum() / total) if total else 0.0,
+            "t_max": float(times[i])}
+
+
+def sample_steps(times: np.ndarray, counts: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """The step function's value at each time of ``grid`` (0 before the first step)."""
+    if not len(times):
+        return np.zeros(len(grid), dtype=np.int64)
+    idx = np.searchsorted(times, grid, side="right") - 1
+    out = np.where(idx >= 0, counts[np.maximum(idx, 0)], 0)
+    return out
+
+
+def _pct(x: np.ndarray, q: float) -> float:
+    x = x[~np.isnan(x)]
+    return float(np.percentile(x, q)) if len(x) else float("nan")
+
+
+def group_stats(actions: Table, by: tuple[str, ...] = ("agent_class", "action"),
+                value: str = "total_s") -> Table:
+    """Per group (default: agent class and action): count, errors, p50, p95, max and
+    mean of ``value``, plus the mean of each phase."""
+    n = len(actions)
+    keys = [tuple(actions[k][i] for k in by) for i in range(n)]
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for i, k in enumerate(keys):
+        groups.setdefault(k, []).append(i)
+    rows: list[dict[str, Any]] = []
+    status = actions["status"] if n else np.empty(0, dtype=object)
+    for k, idx_list in groups.items():
+        idx = np.array(idx_list)
+        v = actions[value][idx]
+        st = status[idx]
+        rec: dict[str, Any] = {b: kv for b, kv in zip(by, k, strict=True)}
+        rec.update({
+            "count": len(idx),
+            "ok": int(np.sum(st == "ok")),
+            "errors": int(np.sum(st == "exception")),
+            "cancelled": int(np.sum(st == "cancelled")),
+            "unfinished": int(np.sum((st == "in flight") | (st == "orphaned"))),
+            "p50_s": _pct(v, 50), "p95_s": _pct(v, 95),
+            "max_s": float(np.nanmax(v)) if np.isfinite(v).any() else float("nan"),
+            "mean_s": float(np.nanmean(v)) if np.isfinite(v).any() else float("nan"),
+            "sum_s": float(np.nansum(v)),
+        })
+        for ph in ("queue_s", "exec_s", "reply_s"):
+            pv = actions[ph][idx]
+            rec["mean_" + ph] = float(np.nanmean(pv)) if np.isfinite(pv).any() else float("nan")
+        rows.append(rec)
+    rows.sort(key=lambda r: -r["sum_s"])
+    cols = [*by, "count", "ok", "errors", "cancelled", "unfinished", "p50_s", "p95_s",
+            "max_s", "mean_s", "sum_s", "mean_queue_s", "mean_exec_s", "mean_reply_s"]
+    return Table({c: [r[c] for r in rows] if rows else np.empty(0) for c in cols},
+                 name="action_stats")
+
+
+def histogram(values: np.ndarray, bins: int = 12, log: bool = True
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """Counts and bin edges of durations (log-spaced bins by default, for latencies that
+    span orders of magnitude)."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if not len(v):
+        return np.zeros(0, dtype=np.int64), np.zeros(0)
+    lo, hi = float(v.min()), float(v.max())
+    if log and lo > 0 and hi / lo > 10:
+        edges = np.geomspace(lo, hi, bins + 1)
+    else:
+        edges = np.linspace(lo, hi if hi > lo else lo + 1e-9, bins + 1)
+    counts, edges = np.histogram(v, bins=edges)
+    return counts, edges
+
+
+def slowest(actions: Table, n: int = 10, by: str = "total_s") -> Table:
+    """The ``n`` slowest actions by ``by`` (in-flight ones are not timed, see status)."""
+    if not len(actions):
+        return actions
+    return actions.sort(by, descending=True).head(n)

@@ -1,0 +1,257 @@
+"""The run report: the seed's question ("I expected 16 s, it took 24 s: where did the
+time go?") answered with numbers and evidence, as text, Markdown or JSON."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from features import analyses
+from features.run import Run
+from features.runs import status_of
+from features.table import Table
+
+
+@dataclass
+class Section:
+    title: str
+    lines: list[str] = field(default_factory=list)
+    table: Table | None = None
+    data: Any = None
+
+
+def short_file(name: str | None) -> str:
+    """The first 8 characters of a pool file name (its instance uuid prefix)."""
+    return (name or "?")[:8]
+
+
+def fmt_s(x: float | None) -> str:
+    """Seconds, readable: 0.012 s, 1.25 s, 3 min 4 s."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "-"
+    if abs(x) < 1:
+        return f"{x * 1000:.1f} ms" if abs(x) < 0.1 else f"{x:.3f} s"
+    if abs(x) < 120:
+        return f"{x:.2f} s"
+    return f"{int(x // 60)} min {x % 60:.0f} s"
+
+
+def evidence(run: Run, row: int) -> str:
+    """``file:line`` of an event, for citing it."""
+    ev = run.events()
+    if row < 0 or row >= ev.n:
+        return "-"
+    return f"{short_file(ev.file_names[ev.file[row]])}:{int(ev.line[row])}"
+
+
+def answer(tb: analyses.TimeBreakdown) -> str:
+    """The one-paragraph answer to "where did the time go?"."""
+    s = tb.seconds
+    msg = s["queue"] + s["reply"]
+    parts = []
+    if tb.expected_s is not None and tb.excess_s is not None:
+        pct = tb.excess_s / tb.expected_s * 100 if tb.expected_s else float("nan")
+        sign = "+" if tb.excess_s >= 0 else "-"
+        parts.append(f"The run took {fmt_s(tb.wall_s)} against {fmt_s(tb.expected_s)} "
+                     f"expected ({sign}{fmt_s(abs(tb.excess_s))}, {sign}{abs(pct):.0f}%).")
+    else:
+        parts.append(f"The run took {fmt_s(tb.wall_s)}.")
+    if tb.actions == 0:
+        parts.append("No action was called, so all of it is start-up or idle time.")
+        return " ".join(parts)
+    overhead = s["startup"] + s["shutdown"] + msg + s["idle"]
+    parts.append(
+        f"Start-up before the first action took {fmt_s(s['startup'])}, shutdown after the "
+        f"last one {fmt_s(s['shutdown'])}, and messages in transit (queue and reply, not "
+        f"overlapped by any execution) {fmt_s(msg)}: {fmt_s(overhead)} of overhead in all "
+        f"({overhead / tb.wall_s * 100 if tb.wall_s else 0:.0f}% of the run)."
+    )
+    parts.append(f"Actions were executing for {fmt_s(s['execution'])} and callers were "
+                 f"between calls (their own work or sleep) for {fmt_s(s['caller'])}.")
+    if tb.excess_s is not None and tb.excess_s > 0:
+        big = max(("startup", "shutdown", "queue", "reply", "idle"), key=lambda c: s[c])
+        if s[big] >= 0.5 * tb.excess_s:
+            parts.append(f"The largest overhead, {big} ({fmt_s(s[big])}), accounts for "
+                         f"{s[big] / tb.excess_s * 100:.0f}% of the excess.")
+        rest = tb.excess_s - overhead
+        if rest > 0.05 * tb.excess_s:
+            parts.append(f"The other {fmt_s(rest)} of the excess is execution or caller time "
+                         "beyond what was expected: see the slowest actions.")
+    return " ".join(parts)
+
+
+def build(run: Run, expected_s: float | None = None, top: int = 10) -> list[Section]:
+    """Compute every section of the report."""
+    ev = run.events()
+    secs: list[Section] = []
+    stats = run.store.stats
+    st, rule = status_of(run, run.last_write())
+    head = Section("Run", [
+        f"pool      {run.uuid}",
+        f"path      {run.path}",
+        f"status    {st} ({rule})",
+        f"records   {ev.n} in {len(ev.file_names)} files"
+        + (f"; {stats.bad_lines} bad lines ({stats.recovered} records recovered from them)"
+           if stats.bad_lines else ""),
+    ], data={"pool": run.uuid, "path": str(run.path), "status": st, "rule": rule,
+             "records": ev.n, "files": len(ev.file_names), "bad_lines": stats.bad_lines,
+             "recovered": stats.recovered, "other_files": stats.other_files,
+             "notes": list(run.notes)})
+    if stats.other_files:
+        head.lines.append(f"ignored   {stats.other_files} other entries in the pool directory")
+    for note in run.notes[:10]:
+        head.lines.append(f"note      {note}")
+    secs.append(head)
+    if ev.n == 0:
+        head.lines.append("The pool holds no records yet.")
+        return secs
+    tb = run.where_time_went(expected_s)
+    wt = Section("Where the time went", [answer(tb), ""], data=tb.as_dict())
+    rows = []
+    for cat in analyses.CATEGORIES:
+        v = tb.seconds[cat]
+        rows.append({"category": cat, "seconds": round(v, 6),
+                     "share": f"{v / tb.wall_s * 100:.1f}%" if tb.wall_s else "-",
+                     "meaning": analyses.CATEGORY_HELP[cat]})
+    rows.append({"category": "wall", "seconds": round(tb.wall_s, 6), "share": "100%",
+                 "meaning": "first record to last record"})
+    wt.table = Table({k: [r[k] for r in rows] for k in rows[0]}, name="time")
+    secs.append(wt)
+    if tb.callers:
+        secs.append(Section("Callers", table=Table({
+            "caller": [c["caller"] for c in tb.callers],
+            "calls": [c["calls"] for c in tb.callers],
+            "span_s": [round(c["span_s"], 6) for c in tb.callers],
+            "in_calls_s": [round(c["in_calls_s"], 6) for c in tb.callers],
+            "between_calls_s": [round(c["between_calls_s"], 6) for c in tb.callers],
+        }, name="callers")))
+    procs = run.processes()
+    secs.append(Section("Processes", table=Table({
+        "file": [short_file(f) for f in procs["file"]],
+        "pid": procs["pid"], "processName": procs["processName"],
+        "records": procs["records"], "errors": procs["errors"],
+        "bad_lines": procs["bad_lines"],
+        "start_s": np.round(procs["t_first"] - ev.t0, 3),
+        "end_s": np.round(procs["t_last"] - ev.t0, 3), "end": procs["end"],
+    }, name="processes")))
+    ag = run.agents()
+    if len(ag):
+        secs.append(Section("Agents", table=Table({
+            "agent_id": ag["agent_id"], "class": ag["class"],
+            "process": [short_file(f) if f else "-" for f in ag["file"]],
+            "launched_s": np.round(ag["t_launched"] - ev.t0, 3),
+            "startup_s": np.round(ag["t_running"] - ag["t_launched"], 3),
+            "shutdown_s": np.round(ag["t_shutdown"] - ev.t0, 3),
+            "status": ag["status"],
+        }, name="agents")))
+    acts = run.actions()
+    if len(acts):
+        gs = run.action_stats()
+        secs.append(Section("Actions by agent class", table=gs))
+        slow = analyses.slowest(acts, top)
+        secs.append(Section(f"Slowest {len(slow)} actions", table=Table({
+            "tag": [t[:8] for t in slow["tag"]], "action": slow["action"],
+            "agent": slow["agent_id"], "status": slow["status"],
+            "start_s": np.round(slow["t_start"] - ev.t0, 3),
+            "total_s": np.round(slow["total_s"], 4), "queue_s": np.round(slow["queue_s"], 4),
+            "exec_s": np.round(slow["exec_s"], 4), "reply_s": np.round(slow["reply_s"], 4),
+            "evidence": [evidence(run, int(r)) for r in slow["row_start"]],
+        }, name="slowest")))
+        times, counts = run.concurrency("executing")
+        cs = analyses.concurrency_stats(times, counts)
+        hist_lines = []
+        for name in _top_actions(acts):
+            m = acts["action"] == name
+            c, e = analyses.histogram(acts["exec_s"][m], bins=8)
+            if len(c):
+                hist_lines.append(f"{name} execution time ({int(m.sum())} calls):")
+                peak = max(int(c.max()), 1)
+                for i, k in enumerate(c):
+                    bar = "#" * max(int(round(k / peak * 30)), 1 if k else 0)
+                    hist_lines.append(f"  {fmt_s(float(e[i])):>9} - {fmt_s(float(e[i+1])):>9}"
+                                      f"  {int(k):6d} {bar}")
+        secs.append(Section("How many at once", [
+            f"at most {int(cs['max'])} actions executing at once "
+            f"(at +{cs['t_max'] - ev.t0:.3f} s); on average {cs['mean']:.2f}",
+            "", *hist_lines], data=cs))
+    err_rows = np.flatnonzero(ev.ints["levelno"] >= 40)
+    if len(err_rows) or (len(acts) and (acts["status"] == "exception").any()):
+        lines = []
+        failed = acts.where(acts["status"] == "exception") if len(acts) else acts
+        for r in failed.records()[:top]:
+            lines.append(f"action {r['action']} {r['tag'][:8]} raised on {r['agent_id']}"
+                         f" at +{(r['t_start'] or ev.t0) - ev.t0:.3f} s "
+                         f"[{evidence(run, r['row_exec'] if r['row_exec'] >= 0 else r['row_end'])}]")
+        order = err_rows[np.argsort(ev.created[err_rows], kind="stable")]
+        for r in order[:top]:
+            lines.append(f"{ev.ints['levelno'][r] >= 50 and 'CRITICAL' or 'ERROR'} "
+                         f"+{ev.created[r] - ev.t0:.3f} s {ev.message[r][:160]} "
+                         f"[{evidence(run, int(r))}]")
+        if len(order) > top:
+            lines.append(f"... {len(order) - top} more ERROR records")
+        secs.append(Section("Errors", lines, data={"error_records": int(len(err_rows))}))
+    return secs
+
+
+def _top_actions(acts: Table, n: int = 2) -> list[str]:
+    names, counts = np.unique(np.array([a or "" for a in acts["action"]], dtype=object)
+                              .astype(str), return_counts=True)
+    order = np.argsort(-counts)
+    return [str(names[i]) for i in order[:n] if names[i]]
+
+
+def render_text(secs: list[Section]) -> str:
+    out = []
+    for s in secs:
+        out.append(s.title)
+        out.append("=" * len(s.title))
+        out.extend(s.lines)
+        if s.table is not None:
+            out.append(s.table.format(max_rows=60))
+        out.append("")
+    return "\n".join(out).rstrip() + "\n"
+
+
+def render_markdown(secs: list[Section]) -> str:
+    out = []
+    for s in secs:
+        out.append(f"## {s.title}\n")
+        body = [ln for ln in s.lines]
+        if body:
+            out.append("\n".join(f"    {ln}" if ln.startswith(("  ", "pool", "path",
+                       "status", "records", "note", "ignored")) else ln for ln in body))
+            out.append("")
+        if s.table is not None:
+            t = s.table
+            out.append("| " + " | ".join(t.columns) + " |")
+            out.append("|" + "---|" * len(t.columns))
+            for r in t.records():
+                out.append("| " + " | ".join(_md(r[c]) for c in t.columns) + " |")
+            out.append("")
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _md(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return str(v).replace("|", "\\|").replace("\n", " ")
+
+
+def to_json(secs: list[Section]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for s in secs:
+        key = s.title.lower().replace(" ", "_")
+        ent: dict[str, Any] = {}
+        if s.data is not None:
+            ent["data"] = s.data
+        if s.lines:
+            ent["text"] = [ln for ln in s.lines if ln]
+        if s.table is not None:
+            ent["rows"] = s.table.records()
+        out[key] = ent
+    return out

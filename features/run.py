@@ -1,0 +1,237 @@
+"""One run, from a notebook or the CLI: open it, keep it fresh, ask it things.
+
+>>> from features import open_run
+>>> run = open_run("latest")            # or a pool path, uuid or unique prefix
+>>> run.actions().sort("total_s", descending=True).head(5)
+>>> run.where_time_went(expected_s=16).seconds
+>>> run.select('levelno>=30 or has:exc_text')   # rows, in time order
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from features import analyses, things
+from features.events import Events
+from features.loader import load as bulk_load
+from features.reader import PollResult, PoolReader
+from features.runs import LIVE_WINDOW_S, resolve
+from features.table import Table
+
+
+class Run:
+    """A pool being read: events, things and analyses, refreshed on demand."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.reader = PoolReader(str(self.path))
+        self.store = self.reader.store
+        self._events: Events | None = None
+        self._cache: dict[str, Any] = {}
+        self.notes: list[str] = []
+        """Things the reader noticed (files replaced, deleted, unreadable)."""
+        self.file_growth: dict[int, float] = {}
+        """File index -> wall time it was last seen growing (for liveness)."""
+
+    @property
+    def uuid(self) -> str:
+        return self.path.name
+
+    # -- reading -----------------------------------------------------------------------
+
+    def load(self, progress: Callable[[int, int], None] | None = None,
+             workers: int | None = None) -> PollResult:
+        """Read everything there is now (in parallel for big pools)."""
+        res = bulk_load(self.reader, progress=progress, workers=workers)
+        self.notes.extend(res.notes)
+        self._mark_growth()
+        return res
+
+    def refresh(self) -> PollResult:
+        """Read what was appended since the last call (new files included)."""
+        before = [f.size for f in self.store.files]
+        res = self.reader.poll()
+        self.notes.extend(res.notes)
+        now = time.time()
+        for i, f in enumerate(self.store.files):
+            if i >= len(before) or f.size != before[i]:
+                self.file_growth[i] = now
+        return res
+
+    def _mark_growth(self) -> None:
+        for i, f in enumerate(self.store.files):
+            try:
+                self.file_growth[i] = os.stat(f.path).st_mtime
+            except OSError:
+                pass
+
+    def last_write(self) -> float:
+        """The latest modification time of any pool file."""
+        times = []
+        for f in self.store.files:
+            try:
+                times.append(os.stat(f.path).st_mtime)
+            except OSError:
+                continue
+        return max(times, default=0.0)
+
+    def live_files(self, now: float | None = None) -> list[bool]:
+        """Per file: written within the live window."""
+        now = time.time() if now is None else now
+        out = []
+        for f in self.store.files:
+            try:
+                out.append(now - os.stat(f.path).st_mtime < LIVE_WINDOW_S)
+            except OSError:
+                out.append(False)
+        return out
+
+    @property
+    def live(self) -> bool:
+        """True while some file of the pool was written within the live window."""
+        return any(self.live_files())
+
+    # -- snapshots ---------------------------------------------------------------------
+
+    def events(self) -> Events:
+        """A snapshot of all events read so far (cached until more arrive)."""
+        n = len(self.store)
+        if self._events is None or self._events.n != n or \
+                len(self._events.file_names) != len(self.store.files):
+            self._events = Events(self.store)
+            self._cache.clear()
+        return self._events
+
+    def _cached(self, key: str, fn: Callable[[], Any]) -> Any:
+        self.events()
+        if key not in self._cache:
+            self._cache[key] = fn()
+        return self._cache[key]
+
+    # -- things ------------------------------------------------------------------------
+
+    def agents(self) -> Table:
+        return self._cached("agents", lambda: things.agents(self.events()))
+
+    def actions(self) -> Table:
+        return self._cached("actions", lambda: things.actions(
+            self.events(), live=self.live, agents_table=self.agents()))
+
+    def processes(self) -> Table:
+        return self._cached("processes", lambda: things.processes(
+            self.events(), self.live_files()))
+
+    def messages(self) -> Table:
+        return self._cached("messages", lambda: things.messages(self.events()))
+
+    def loops(self) -> Table:
+        return self._cached("loops", lambda: things.loops(self.events()))
+
+    def things(self, keys: Sequence[str], where: str | None = None) -> Table:
+        """The generic thing: group events by any set of keys (optionally filtered)."""
+        rows = self.select(where) if where else None
+        return things.things(self.events(), keys, rows)
+
+    def event_agents(self) -> np.ndarray:
+        """Per event, the agent it is about: its ``academy.agent_id``; else, for records
+        of an action (the agent side logs no agent id), the action's target agent; else
+        the loop owner ``academy.self``. A widening by join, cached."""
+        return self._cached("event_agents", self._event_agents)
+
+    def _event_agents(self) -> np.ndarray:
+        ev = self.events()
+        out = ev.strings("academy.agent_id")
+        missing = np.fromiter((v is None for v in out), bool, len(out))
+        tag_codes, tags = ev.cat("academy.action_tag")
+        need = missing & (tag_codes >= 0)
+        if need.any():
+            acts = self.actions()
+            by_tag = dict(zip(acts["tag"].tolist(), acts["agent_id"].tolist(), strict=True))
+            lut = np.array([by_tag.get(t) for t in tags] + [None], dtype=object)
+            out = out.copy()
+            out[need] = lut[tag_codes[need]]
+            missing = np.fromiter((v is None for v in out), bool, len(out))
+        if missing.any() and "academy.self" in ev.store.key_shapes:
+            own = ev.column("academy.self")
+            out = out.copy()
+            out[missing] = own[missing]
+        return out
+
+    def msg_rows(self, *templates: str) -> np.ndarray:
+        return things.msg_rows(self.events(), *templates)
+
+    # -- filtering ---------------------------------------------------------------------
+
+    def select(self, where: str | dict[str, Any] | None = None) -> np.ndarray:
+        """Rows matching a query (text or JSON AST), in merged time order."""
+        ev = self.events()
+        if where is None or where == "":
+            return ev.order
+        from features import query, query_eval  # the query module is optional here
+
+        node = query.from_json(where) if isinstance(where, dict) else query.parse(where)
+        return query_eval.select(ev, node)
+
+    def events_table(self, rows: np.ndarray | None = None,
+                     keys: Sequence[str] | None = None) -> Table:
+        """Events as a table: by default every key any of the rows has, plus location."""
+        ev = self.events()
+        rows = ev.order if rows is None else np.asarray(rows, dtype=np.int64)
+        if keys is None:
+            keys = default_event_keys(ev, rows)
+        cols: dict[str, Any] = {}
+        for k in keys:
+            col = ev.column(k)
+            cols[k] = col[rows]
+        return Table(cols, name="events")
+
+    # -- analyses ----------------------------------------------------------------------
+
+    def where_time_went(self, expected_s: float | None = None) -> analyses.TimeBreakdown:
+        ev = self.events()
+        return analyses.where_time_went(self.actions(), ev.t0, ev.t1, expected_s)
+
+    def action_stats(self) -> Table:
+        return analyses.group_stats(self.actions())
+
+    def concurrency(self, what: str = "executing") -> tuple[np.ndarray, np.ndarray]:
+        """How many at once: ``executing`` actions, actions ``in flight`` (caller side)
+        or ``agents`` alive."""
+        ev = self.events()
+        t_end = ev.t1
+        if what == "agents":
+            ag = self.agents()
+            start = np.where(np.isnan(ag["t_running"]), ag["t_launched"], ag["t_running"])
+            return analyses.concurrency(start, ag["t_shutdown"], t_end)
+        acts = self.actions()
+        if what == "in flight":
+            return analyses.concurrency(acts["t_start"], acts["t_end"], t_end)
+        return analyses.concurrency(acts["t_exec_start"], acts["t_exec_end"], t_end)
+
+
+def default_event_keys(ev: Events, rows: np.ndarray) -> list[str]:
+    """Location first, then the standard record keys, then every extra key present."""
+    first = ["@file", "@line", "created", "@t", "levelname", "name", "process", "message"]
+    shapes = np.unique(ev.shape[rows]) if len(rows) else np.empty(0, dtype=np.int64)
+    present: list[str] = []
+    seen = set(first)
+    for s in shapes:
+        for k in ev.store.shape_keys[int(s)]:
+            if k not in seen:
+                seen.add(k)
+                present.append(k)
+    return first + present
+
+
+def open_run(arg: str | os.PathLike[str], home: Path | None = None,
+             progress: Callable[[int, int], None] | None = None) -> Run:
+    """Resolve a RUN argument (path, uuid, unique prefix, ``latest``) and read it."""
+    run = Run(resolve(arg, home))
+    run.load(progress=progress)
+    return run

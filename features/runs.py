@@ -1,0 +1,275 @@
+"""Finding runs: where pools live, what a RUN argument means, and the run catalog.
+
+Pools live under ``$ACADEMY_HOME/logs/`` (default ``~/.local/share/academy/logs``), one
+directory per pool uuid. A RUN argument is a pool directory path, a pool uuid, a unique
+uuid prefix, or ``latest``. The catalog summarises every pool; summaries are cached
+under the user cache directory, keyed by each pool's file names, sizes and mtimes, so a
+warm listing only stats files. Nothing is ever written into the log directory.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+CACHE_VERSION = 3
+
+
+class RunError(Exception):
+    """A RUN argument that does not name exactly one readable pool."""
+
+
+def academy_home() -> Path:
+    """``$ACADEMY_HOME`` or Academy's default (``~/.local/share/academy``)."""
+    env = os.environ.get("ACADEMY_HOME")
+    if env:
+        return Path(env).expanduser()
+    return Path.home() / ".local" / "share" / "academy"
+
+
+def logs_dir(home: Path | None = None) -> Path:
+    return (home or academy_home()) / "logs"
+
+
+def cache_dir() -> Path:
+    """``$ACADEMY_TUI_CACHE_DIR``, else ``$XDG_CACHE_HOME/academy-tui``, else
+    ``~/.cache/academy-tui``."""
+    env = os.environ.get("ACADEMY_TUI_CACHE_DIR")
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return base / "academy-tui"
+
+
+def list_pools(home: Path | None = None) -> list[Path]:
+    """Every pool directory under the logs directory (unsorted)."""
+    root = logs_dir(home)
+    try:
+        return [Path(e.path) for e in os.scandir(root) if e.is_dir(follow_symlinks=True)]
+    except FileNotFoundError:
+        return []
+    except OSError as e:
+        raise RunError(f"cannot list {root}: {e.strerror or e}") from None
+
+
+def _newest(pools: list[Path]) -> Path:
+    def mtime(p: Path) -> float:
+        try:
+            files = [e.stat().st_mtime for e in os.scandir(p) if e.name.endswith(".jsonlog")]
+            return max(files) if files else p.stat().st_mtime
+        except OSError:
+            return 0.0
+    return max(pools, key=mtime)
+
+
+def resolve(arg: str | os.PathLike[str], home: Path | None = None) -> Path:
+    """The pool directory a RUN argument names, or :class:`RunError` saying why not."""
+    text = os.fspath(arg)
+    if not text:
+        raise RunError("empty RUN argument")
+    p = Path(text).expanduser()
+    looks_like_path = os.sep in text or text.startswith(".") or text.startswith("~")
+    if p.exists():
+        if not p.is_dir():
+            raise RunError(f"{text} is not a directory (a RUN is a pool directory, a pool "
+                           "uuid, a uuid prefix or 'latest')")
+        return p.resolve()
+    if looks_like_path:
+        raise RunError(f"{text}: no such directory")
+    root = logs_dir(home)
+    pools = list_pools(home)
+    if text == "latest":
+        if not pools:
+            raise RunError(f"no runs under {root}")
+        return _newest(pools)
+    key = text.lower()
+    hits = [q for q in pools if q.name.lower() == key]
+    if not hits:
+        hits = [q for q in pools if q.name.lower().startswith(key)]
+    if len(hits) == 1:
+        return hits[0]
+    if not hits:
+        raise RunError(f"no run matches {text!r} under {root} ({len(pools)} runs there; "
+                       "'academy-tui runs' lists them)")
+    names = ", ".join(sorted(h.name for h in hits)[:8])
+    more = f" and {len(hits) - 8} more" if len(hits) > 8 else ""
+    raise RunError(f"{text!r} is ambiguous: {len(hits)} runs match ({names}{more})")
+
+
+@dataclass
+class RunSummary:
+    """One row of the run catalog."""
+
+    pool: str
+    path: str
+    start: float | None
+    duration_s: float | None
+    files: int
+    records: int
+    agents: int
+    errors: int
+    actions: int
+    failed_actions: int
+    bad_lines: int
+    status: str
+    """finished | failed | live | unknown"""
+    rule: str
+    """Why the status is what it is, in words."""
+    size: int
+    last_write: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+LIVE_WINDOW_S = 15.0
+"""A pool written to within this many seconds is considered live."""
+
+
+def fingerprint(pool: Path) -> tuple[list[tuple[str, int, int]], int, float]:
+    """(name, size, mtime_ns) of each pool file, total size, last write time."""
+    entries = []
+    total = 0
+    last = 0.0
+    try:
+        for e in os.scandir(pool):
+            if not e.name.endswith(".jsonlog"):
+                continue
+            try:
+                st = e.stat()
+            except OSError:
+                continue
+            entries.append((e.name, st.st_size, st.st_mtime_ns))
+            total += st.st_size
+            last = max(last, st.st_mtime)
+    except OSError:
+        pass
+    entries.sort()
+    return entries, total, last
+
+
+def status_of(run: Any, last_write: float, now: float | None = None) -> tuple[str, str]:
+    """Status and the rule used, from a loaded :class:`features.run.Run`."""
+    now = time.time() if now is None else now
+    age = now - last_write if last_write else float("inf")
+    ev = run.events()
+    procs = run.processes()
+    failed_actions = int((run.actions()["status"] == "exception").sum()) if ev.n else 0
+    errors = int((ev.ints["levelno"] >= 40).sum()) if ev.n else 0
+    crashed = int(run.agents()["crashed"].sum()) if ev.n else 0
+    if age < LIVE_WINDOW_S:
+        return "live", f"a file was written {age:.0f} s ago (live window {LIVE_WINDOW_S:.0f} s)"
+    if ev.n == 0:
+        return "unknown", "no records"
+    if crashed or failed_actions or errors:
+        parts = []
+        if crashed:
+            parts.append(f"{crashed} agent(s) crashed")
+        if failed_actions:
+            parts.append(f"{failed_actions} action(s) raised")
+        if errors:
+            parts.append(f"{errors} ERROR record(s)")
+        return "failed", ", ".join(parts)
+    ends = list(procs["end"]) if len(procs) else []
+    managers = int(len(run.msg_rows("Closed manager (%s)")))
+    if ends and all(e in ("clean", "empty") for e in ends):
+        return "finished", f"every process closed cleanly ({managers} 'Closed manager' records)"
+    abrupt = sum(1 for e in ends if e == "abrupt")
+    if managers == 0:
+        return "unknown", (f"no 'Closed manager' record and nothing written for "
+                           f"{_age(age)}: stopped or killed?")
+    return "failed", f"{abrupt} process(es) stopped without closing (file just ends)"
+
+
+def _age(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.0f} h"
+    return f"{seconds / 86400:.0f} days"
+
+
+def summarise(pool: Path, now: float | None = None) -> RunSummary:
+    """Read a pool and summarise it (slow path; :func:`catalog` caches the result)."""
+    from features.run import Run  # the run loads this module; import late
+
+    entries, total, last = fingerprint(pool)
+    run = Run(pool)
+    run.load()
+    ev = run.events()
+    st, rule = status_of(run, last, now)
+    acts = run.actions() if ev.n else None
+    return RunSummary(
+        pool=pool.name, path=str(pool),
+        start=ev.t0 if ev.n else None,
+        duration_s=(ev.t1 - ev.t0) if ev.n else None,
+        files=len(entries), records=ev.n,
+        agents=len(run.agents()) if ev.n else 0,
+        errors=int((ev.ints["levelno"] >= 40).sum()) if ev.n else 0,
+        actions=len(acts) if acts is not None else 0,
+        failed_actions=int((acts["status"] == "exception").sum()) if acts is not None else 0,
+        bad_lines=run.store.stats.bad_lines,
+        status=st, rule=rule, size=total, last_write=last,
+    )
+
+
+def _cache_path(home: Path | None) -> Path:
+    root = str(logs_dir(home).resolve()) if logs_dir(home).exists() else str(logs_dir(home))
+    digest = orjson.dumps(root).hex()[:48]
+    return cache_dir() / f"runs-{digest}.json"
+
+
+def catalog(home: Path | None = None, now: float | None = None,
+            progress: Any = None) -> list[RunSummary]:
+    """Every run, newest first. Cached summaries are reused when a pool's files are
+    unchanged; live pools are always re-read (their status depends on the clock)."""
+    now = time.time() if now is None else now
+    pools = list_pools(home)
+    path = _cache_path(home)
+    try:
+        cached = orjson.loads(path.read_bytes())
+        if cached.get("version") != CACHE_VERSION:
+            cached = {}
+    except (OSError, orjson.JSONDecodeError):
+        cached = {}
+    entries: dict[str, Any] = cached.get("runs", {}) if cached else {}
+    out: list[RunSummary] = []
+    fresh: dict[str, Any] = {}
+    dirty = False
+    for i, pool in enumerate(pools):
+        files, total, last = fingerprint(pool)
+        key = [list(f) for f in files]
+        ent = entries.get(pool.name)
+        live = bool(last) and now - last < LIVE_WINDOW_S
+        if ent is not None and ent.get("key") == key and not live and \
+                ent["summary"].get("status") != "live":
+            summary = RunSummary(**ent["summary"])
+        else:
+            try:
+                summary = summarise(pool, now)
+            except Exception as e:  # a broken pool must not hide the others
+                summary = RunSummary(pool.name, str(pool), None, None, len(files), 0, 0, 0,
+                                     0, 0, 0, "unknown", f"cannot read: {e}", total, last)
+            dirty = True
+        fresh[pool.name] = {"key": key, "summary": summary.as_dict()}
+        out.append(summary)
+        if progress is not None:
+            progress(i + 1, len(pools))
+    if dirty or set(fresh) != set(entries):
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_bytes(orjson.dumps({"version": CACHE_VERSION, "runs": fresh}))
+            os.replace(tmp, path)
+        except OSError:
+            pass  # a read-only cache directory only costs speed
+    out.sort(key=lambda s: (s.start or s.last_write or 0.0), reverse=True)
+    return out

@@ -1,0 +1,496 @@
+"""Things: rows of events related by their keys, not by a span hierarchy.
+
+An action is every record carrying one ``academy.action_tag`` (caller side in one file,
+agent side in another); an agent is every record naming one ``academy.agent_id``; a
+process is a file; a message is one ``(academy.message_tag, src, dest)``. All joins are
+vectorised over the event columns, so they stay fast on a million events.
+
+Times are absolute seconds since the epoch (``created``); durations are seconds.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from features.events import Events
+from features.table import Table
+
+CALLER_STATES = ("start", "sending", "waiting", "success", "exception", "cancelled")
+AGENT_STATES = ("execute_start", "execute_success", "execute_exception", "execute_cancelled")
+
+MSG_LAUNCHED = "Launched agent (%s; %s)"
+MSG_STARTING = "Starting agent... (%s; %s)"
+MSG_RUNNING = "Running agent (%s; %s)"
+MSG_SHUTTING = "Shutting down agent... (expected: %s; %s; %s)"
+MSG_SHUTDOWN = "Shutdown agent (%s; %s)"
+MSG_AGENT_EXC = "Received exception from %s"
+MSG_WORKER_FAIL = "Failure running agent on worker (%s)"
+MSG_CLOSED_MANAGER = "Closed manager (%s)"
+MSG_CLOSED_CLIENT = "Closed exchange client for %s"
+MSG_SENT = "Sent %s to %s"
+MSG_RECEIVED = "Received %s from %s for %s"
+LOOP_STARTS = ("Started %r loop for %s", "Started %r event loop for %s (event: %r)",
+               "Started %r timer loop for %s (interval: %fs)")
+LOOP_EXITS = ("Exited %r loop for %s", "Exited %r event loop for %s",
+              "Exited %r timer loop for %s")
+CLEAN_END_MSGS = (MSG_CLOSED_MANAGER, MSG_SHUTDOWN, MSG_CLOSED_CLIENT)
+"""A process whose file holds one of these (and no ERROR after it) ended cleanly."""
+
+_AGENT_REPR = re.compile(r"AgentId\(uid=UUID\('([0-9a-fA-F-]{36})'\), name=(None|'[^']*')\)")
+_CLASS_RE = re.compile(r"^(?:<class '(?P<path>[^']+)'>|Agent<(?P<short>[^>]+)>)$")
+
+
+def class_name(agent_repr: str | None) -> str | None:
+    """``"<class 'pkg.mod.Cls'>"`` or ``"Agent<Cls>"`` -> ``"Cls"``."""
+    if not agent_repr:
+        return None
+    m = _CLASS_RE.match(agent_repr)
+    if not m:
+        return agent_repr
+    path = m.group("path") or m.group("short")
+    return path.rsplit(".", 1)[-1]
+
+
+def msg_rows(ev: Events, *templates: str) -> np.ndarray:
+    """Rows whose ``msg`` template is one of ``templates`` (structured, never the text)."""
+    codes, values = ev.cat("msg")
+    wanted = [i for i, v in enumerate(values) if v in templates]
+    if not wanted:
+        return np.empty(0, dtype=np.int64)
+    return np.flatnonzero(np.isin(codes, wanted))
+
+
+def _first_by(keys: np.ndarray, rows: np.ndarray, created: np.ndarray, size: int,
+              last: bool = False) -> np.ndarray:
+    """For each key value 0..size-1, the row (among ``rows``) with the earliest (or
+    latest) time; -1 where none."""
+    out = np.full(size, -1, dtype=np.int64)
+    if len(rows) == 0:
+        return out
+    t = created[rows]
+    order = np.argsort(t, kind="stable")
+    if not last:
+        order = order[::-1]  # assign latest first so the earliest write wins
+    r = rows[order]
+    out[keys[r]] = r
+    return out
+
+
+def _at(values: np.ndarray, rows: np.ndarray, fill: Any = np.nan) -> np.ndarray:
+    """``values[rows]`` with ``fill`` where ``rows`` is -1."""
+    hit = rows >= 0
+    if values.dtype.kind == "f":
+        out = np.full(len(rows), fill, dtype=np.float64)
+    elif values.dtype.kind in "iu":
+        out = np.full(len(rows), -1, dtype=values.dtype)
+    else:
+        out = np.empty(len(rows), dtype=object)
+    out[hit] = values[rows[hit]]
+    return out
+
+
+def _decode(ev: Events, key: str, rows: np.ndarray) -> np.ndarray:
+    codes, _ = ev.cat(key)
+    vals = ev.store.cats[key].array()
+    out = np.empty(len(rows), dtype=object)
+    hit = rows >= 0
+    out[hit] = vals[codes[rows[hit]]]
+    return out
+
+
+def actions(ev: Events, live: bool = False, agents_table: Table | None = None) -> Table:
+    """One row per action invocation, caller and agent sides joined by the action tag.
+
+    Columns: ``tag``, ``action``, ``status`` (ok | exception | cancelled | in flight |
+    orphaned), ``caller``, ``agent_id``, ``agent_class``, ``caller_file``, ``agent_file``,
+    the state times ``t_start`` ``t_sending`` ``t_waiting`` ``t_exec_start``
+    ``t_exec_end`` ``t_end``, the phases ``queue_s`` (sending -> execute_start),
+    ``exec_s``, ``reply_s`` (agent end -> caller end), ``total_s`` (start -> end), and
+    ``row_start``/``row_exec``/``row_end`` (evidence rows; -1 when absent).
+
+    ``live`` says whether the run may still be writing: an unfinished action is then
+    ``in flight``; in a finished run it is ``orphaned``, as is an action seen only on the
+    agent side (its caller's records are missing)."""
+    tag_codes, tags = ev.cat("academy.action_tag")
+    st_codes, st_values = ev.cat("academy.action_state")
+    ntag = len(tags)
+    has = (tag_codes >= 0) & (st_codes >= 0)
+    rows_all = np.flatnonzero(has)
+    code_of = {v: i for i, v in enumerate(st_values)}
+    first: dict[str, np.ndarray] = {}
+    for s in CALLER_STATES + AGENT_STATES:
+        c = code_of.get(s, -2)
+        rows = rows_all[st_codes[rows_all] == c]
+        first[s] = _first_by(tag_codes, rows, ev.created, ntag)
+    seen = np.zeros(ntag, dtype=bool)
+    seen[tag_codes[rows_all]] = True
+    idx = np.flatnonzero(seen)
+    pick = {s: a[idx] for s, a in first.items()}
+
+    def t(s: str) -> np.ndarray:
+        return _at(ev.created, pick[s])
+
+    t_start, t_sending, t_waiting = t("start"), t("sending"), t("waiting")
+    t_ok, t_exc, t_can = t("success"), t("exception"), t("cancelled")
+    t_xs = t("execute_start")
+    t_xok, t_xexc, t_xcan = t("execute_success"), t("execute_exception"), t("execute_cancelled")
+    t_end = np.fmin(np.fmin(t_ok, t_exc), t_can)
+    t_xend = np.fmin(np.fmin(t_xok, t_xexc), t_xcan)
+    row_end = np.where(pick["success"] >= 0, pick["success"],
+                       np.where(pick["exception"] >= 0, pick["exception"], pick["cancelled"]))
+    row_start = np.where(pick["start"] >= 0, pick["start"], pick["sending"])
+    row_exec = pick["execute_start"]
+    caller_seen = (row_start >= 0) | (row_end >= 0) | (pick["waiting"] >= 0)
+
+    status = np.empty(len(idx), dtype=object)
+    status[:] = "in flight" if live else "orphaned"
+    status[~np.isnan(t_xend)] = "in flight" if live else "orphaned"
+    status[~np.isnan(t_ok)] = "ok"
+    status[~np.isnan(t_can) | (~np.isnan(t_xcan) & np.isnan(t_end))] = "cancelled"
+    status[~np.isnan(t_exc) | (~np.isnan(t_xexc) & np.isnan(t_ok))] = "exception"
+    status[~caller_seen & np.isnan(t_end)] = "orphaned"
+
+    # Action name: from any record of the tag that carries it.
+    act_codes, _ = ev.cat("academy.action")
+    arows = rows_all[act_codes[rows_all] >= 0]
+    any_row = _first_by(tag_codes, arows, ev.created, ntag)[idx]
+    action = _decode(ev, "academy.action", any_row)
+    caller = _decode(ev, "academy.src", pick["sending"])
+    target = _decode(ev, "academy.agent_id", row_start)
+    fallback = _decode(ev, "academy.dest", pick["sending"])
+    target = np.where(target == None, fallback, target)  # noqa: E711 (object array)
+    file_names = np.array([*ev.file_names, None], dtype=object)
+    caller_file = file_names[np.where(row_start >= 0, ev.file[np.maximum(row_start, 0)], -1)]
+    agent_file = file_names[np.where(row_exec >= 0, ev.file[np.maximum(row_exec, 0)], -1)]
+    send_t = np.where(np.isnan(t_sending), t_start, t_sending)
+    table = Table({
+        "tag": np.asarray(tags, dtype=object)[idx] if ntag else np.empty(0, dtype=object),
+        "action": action,
+        "status": status,
+        "caller": caller,
+        "agent_id": target,
+        "caller_file": caller_file,
+        "agent_file": agent_file,
+        "t_start": t_start,
+        "t_sending": t_sending,
+        "t_waiting": t_waiting,
+        "t_exec_start": t_xs,
+        "t_exec_end": t_xend,
+        "t_end": t_end,
+        "queue_s": t_xs - send_t,
+        "exec_s": t_xend - t_xs,
+        "reply_s": t_end - t_xend,
+        "total_s": t_end - t_start,
+        "row_start": row_start,
+        "row_exec": row_exec,
+        "row_end": row_end,
+    }, name="actions")
+    ag = agents_table if agents_table is not None else agents(ev)
+    classes = table.join(ag, on="agent_id", fields=["class"])["class"]
+    table = table.with_column("agent_class", classes)
+    order = np.argsort(np.where(np.isnan(t_start), np.fmin(t_xs, t_end), t_start),
+                       kind="stable")
+    return table.take(order)
+
+
+def agents(ev: Events) -> Table:
+    """One row per agent: identity and lifecycle.
+
+    Columns: ``agent_id`` (display id), ``uuid`` (from the ``Launched agent`` record's
+    arguments, when logged), ``name``, ``class``, ``file`` and ``pid`` of the process it
+    ran in (where ``Running agent`` was logged), ``t_launched``, ``t_starting``,
+    ``t_running``, ``t_shutting_down``, ``t_shutdown``, ``expected_shutdown``,
+    ``crashed``, ``status`` (launched | running | shut down | crashed) and the evidence
+    rows ``row_launched``/``row_running``/``row_shutdown``/``row_crash``."""
+    aid_codes, aids = ev.cat("academy.agent_id")
+    n = len(aids)
+    lifecycle = {
+        "launched": MSG_LAUNCHED, "starting": MSG_STARTING, "running": MSG_RUNNING,
+        "shutting_down": MSG_SHUTTING, "shutdown": MSG_SHUTDOWN,
+    }
+    picks: dict[str, np.ndarray] = {}
+    for key, tmpl in lifecycle.items():
+        rows = msg_rows(ev, tmpl)
+        rows = rows[aid_codes[rows] >= 0]
+        picks[key] = _first_by(aid_codes, rows, ev.created, n, last=(key == "shutdown"))
+    crash_rows = msg_rows(ev, MSG_AGENT_EXC, MSG_WORKER_FAIL)
+    crash_rows = crash_rows[aid_codes[crash_rows] >= 0]
+    picks["crash"] = _first_by(aid_codes, crash_rows, ev.created, n)
+    known = np.zeros(n, dtype=bool)
+    for key in ("launched", "starting", "running", "shutdown", "crash"):
+        known |= picks[key] >= 0
+    idx = np.flatnonzero(known)
+    p = {k: v[idx] for k, v in picks.items()}
+    cls_rows = np.where(p["launched"] >= 0, p["launched"],
+                        np.where(p["running"] >= 0, p["running"], p["starting"]))
+    cls_raw = _decode(ev, "academy.agent", cls_rows)
+    # Prefer the fully qualified class from any lifecycle record of the agent.
+    run_raw = _decode(ev, "academy.agent", p["running"])
+    classes = np.array([class_name(a or b) for a, b in zip(cls_raw, run_raw, strict=True)],
+                       dtype=object)
+    uuids = np.empty(len(idx), dtype=object)
+    names = np.empty(len(idx), dtype=object)
+    launch_rows = [int(r) for r in p["launched"] if r >= 0]
+    args = dict(zip(launch_rows, ev.records(launch_rows), strict=True)) if launch_rows else {}
+    for i, r in enumerate(p["launched"]):
+        rec = args.get(int(r)) if r >= 0 else None
+        m = _AGENT_REPR.search(str(rec.get("args", ""))) if rec else None
+        if m:
+            uuids[i] = m.group(1).lower()
+            names[i] = None if m.group(2) == "None" else m.group(2).strip("'")
+    home_rows = np.where(p["running"] >= 0, p["running"], p["starting"])
+    file_names = np.array([*ev.file_names, None], dtype=object)
+    hf = np.where(home_rows >= 0, ev.file[np.maximum(home_rows, 0)], -1)
+    pid = np.where(home_rows >= 0, ev.ints["process"][np.maximum(home_rows, 0)], -1)
+    expected = np.empty(len(idx), dtype=object)
+    sd = [int(r) for r in p["shutting_down"] if r >= 0]
+    sd_recs = dict(zip(sd, ev.records(sd), strict=True)) if sd else {}
+    for i, r in enumerate(p["shutting_down"]):
+        rec = sd_recs.get(int(r)) if r >= 0 else None
+        if rec is not None and rec.get("academy.expected") is not None:
+            expected[i] = str(rec.get("academy.expected")) == "True"
+    crashed = (p["crash"] >= 0) | (expected == False)  # noqa: E712 (object array)
+    status = np.empty(len(idx), dtype=object)
+    status[:] = "launched"
+    status[p["running"] >= 0] = "running"
+    status[p["shutdown"] >= 0] = "shut down"
+    status[crashed] = "crashed"
+    return Table({
+        "agent_id": np.asarray(aids, dtype=object)[idx] if n else np.empty(0, dtype=object),
+        "uuid": uuids,
+        "name": names,
+        "class": classes,
+        "file": file_names[hf],
+        "pid": pid,
+        "t_launched": _at(ev.created, p["launched"]),
+        "t_starting": _at(ev.created, p["starting"]),
+        "t_running": _at(ev.created, p["running"]),
+        "t_shutting_down": _at(ev.created, p["shutting_down"]),
+        "t_shutdown": _at(ev.created, p["shutdown"]),
+        "expected_shutdown": expected,
+        "crashed": crashed.astype(bool),
+        "status": status,
+        "row_launched": p["launched"],
+        "row_running": p["running"],
+        "row_shutdown": p["shutdown"],
+        "row_crash": p["crash"],
+    }, name="agents")
+
+
+def processes(ev: Events, live_files: Sequence[bool] | None = None) -> Table:
+    """One row per pool file (one process instance).
+
+    ``end`` is ``clean`` when the file holds a closing record (``Closed manager``,
+    ``Shutdown agent`` or ``Closed exchange client``) with no ERROR record after it,
+    ``live`` when the reader saw the file grow recently (``live_files``), else
+    ``abrupt`` (the file just stops: a crash, a kill, or a process that never closed)."""
+    nfiles = len(ev.file_names)
+    f = ev.file
+    counts = np.bincount(f, minlength=nfiles)
+    created = ev.created
+    first = np.full(nfiles, np.nan)
+    last = np.full(nfiles, np.nan)
+    ok = np.isfinite(created)
+    if ok.any():
+        np.fmin.at(first, f[ok], created[ok])
+        np.fmax.at(last, f[ok], created[ok])
+    lv = ev.ints["levelno"]
+    err = np.bincount(f[lv >= 40], minlength=nfiles)
+    warn = np.bincount(f[(lv >= 30) & (lv < 40)], minlength=nfiles)
+    close_rows = msg_rows(ev, *CLEAN_END_MSGS)
+    last_close = np.full(nfiles, np.nan)
+    if len(close_rows):
+        np.fmax.at(last_close, f[close_rows], created[close_rows])
+    err_rows = np.flatnonzero(lv >= 40)
+    last_err = np.full(nfiles, np.nan)
+    if len(err_rows):
+        np.fmax.at(last_err, f[err_rows], created[err_rows])
+    pid = ev.ints["process"]
+    pids: list[str] = []
+    main_pid = np.full(nfiles, -1, dtype=np.int64)
+    first_row = np.full(nfiles, -1, dtype=np.int64)
+    for i in range(nfiles):
+        rows = np.flatnonzero(f == i)
+        if len(rows):
+            u, c = np.unique(pid[rows], return_counts=True)
+            main_pid[i] = u[np.argmax(c)]
+            pids.append(",".join(str(x) for x in u if x >= 0))
+            first_row[i] = rows[np.argmin(created[rows])] if ok[rows].any() else rows[0]
+        else:
+            pids.append("")
+    pnames = np.empty(nfiles, dtype=object)
+    good = [int(r) for r in first_row if r >= 0]
+    recs = dict(zip(good, ev.records(good), strict=True)) if good else {}
+    for i, r in enumerate(first_row):
+        rec = recs.get(int(r))
+        if rec is not None:
+            pnames[i] = rec.get("processName")
+    end = np.empty(nfiles, dtype=object)
+    clean = ~np.isnan(last_close) & ~(last_err > last_close)
+    end[:] = "abrupt"
+    end[clean] = "clean"
+    if live_files is not None:
+        end[np.asarray(live_files, dtype=bool)[:nfiles]] = "live"
+    end[counts == 0] = "empty"
+    bad = np.zeros(nfiles, dtype=np.int64)
+    for b in ev.store.bad:
+        if b.file < nfiles:
+            bad[b.file] += 1
+    return Table({
+        "file": np.array(ev.file_names, dtype=object),
+        "pid": main_pid,
+        "pids": np.array(pids, dtype=object),
+        "processName": pnames,
+        "records": counts.astype(np.int64),
+        "errors": err.astype(np.int64),
+        "warnings": warn.astype(np.int64),
+        "bad_lines": bad,
+        "t_first": first,
+        "t_last": last,
+        "duration_s": last - first,
+        "end": end,
+    }, name="processes")
+
+
+def group(ev: Events, keys: Sequence[str], rows: np.ndarray | None = None) -> tuple[
+        np.ndarray, list[tuple[Any, ...]], np.ndarray]:
+    """Group rows by the values of ``keys`` (rows lacking any key are left out).
+
+    Returns (rows, group key tuples, group index of each returned row)."""
+    rows = np.arange(ev.n) if rows is None else np.asarray(rows, dtype=np.int64)
+    parts: list[np.ndarray] = []
+    decoders: list[Any] = []
+    for k in keys:
+        if k in ev.codes:
+            c, vals = ev.cat(k)
+            codes = c[rows].astype(np.int64)
+            decoders.append(vals)
+        else:
+            col = ev.column(k)[rows]
+            if col.dtype.kind == "f":
+                present = ~np.isnan(col)
+            elif col.dtype.kind in "iu" and k in ev.ints:
+                present = col >= 0
+            elif col.dtype.kind in "iub":
+                present = np.ones(len(col), dtype=bool)
+            else:
+                present = np.fromiter((v is not None for v in col), bool, len(col))
+            codes = np.full(len(rows), -1, dtype=np.int64)
+            if present.any():
+                vals_present = col[present]
+                if col.dtype == object:
+                    uniq_map: dict[Any, int] = {}
+                    enc = [uniq_map.setdefault(v, len(uniq_map)) for v in vals_present]
+                    codes[present] = enc
+                    decoders.append(list(uniq_map))
+                else:
+                    u, inv = np.unique(vals_present, return_inverse=True)
+                    codes[present] = inv
+                    decoders.append(u.tolist())
+            else:
+                decoders.append([])
+        parts.append(codes)
+    keep = np.ones(len(rows), dtype=bool)
+    for p_ in parts:
+        keep &= p_ >= 0
+    rows = rows[keep]
+    parts = [p_[keep] for p_ in parts]
+    if not len(rows):
+        return rows, [], np.empty(0, dtype=np.int64)
+    stacked = np.stack(parts, axis=1)
+    uniq, inv = np.unique(stacked, axis=0, return_inverse=True)
+    inv = inv.reshape(-1)
+    key_tuples = [tuple(decoders[j][int(u[j])] for j in range(len(keys))) for u in uniq]
+    return rows, key_tuples, inv
+
+
+def things(ev: Events, keys: Sequence[str], rows: np.ndarray | None = None,
+           name: str = "things") -> Table:
+    """The generic thing: any set of key fields defines one. For each distinct value
+    combination: first and last time, duration, count and the first row as evidence."""
+    rows, key_tuples, inv = group(ev, keys, rows)
+    g = len(key_tuples)
+    t = ev.created[rows]
+    first = np.full(g, np.nan)
+    last = np.full(g, np.nan)
+    if g:
+        np.fmin.at(first, inv, t)
+        np.fmax.at(last, inv, t)
+    count = np.bincount(inv, minlength=g) if g else np.zeros(0, dtype=np.int64)
+    first_row = np.full(g, -1, dtype=np.int64)
+    if g:
+        order = np.lexsort((t, inv))[::-1]
+        first_row[inv[order]] = rows[order]
+    cols: dict[str, Any] = {}
+    for j, k in enumerate(keys):
+        col = np.empty(g, dtype=object)
+        col[:] = [kt[j] for kt in key_tuples]
+        cols[k] = col
+    cols.update({"t_first": first, "t_last": last, "duration_s": last - first,
+                 "count": count.astype(np.int64), "row_first": first_row})
+    table = Table(cols, name=name)
+    return table.sort("t_first")
+
+
+def messages(ev: Events) -> Table:
+    """One row per message: ``(academy.message_tag, src, dest)`` (a response reuses its
+    request's tag, in the other direction). ``type`` comes from the sender's record (on
+    Redis and HTTP exchanges the receiver logs ``dict``)."""
+    tag_codes, _ = ev.cat("academy.message_tag")
+    rows = np.flatnonzero(tag_codes >= 0)
+    table = things(ev, ["academy.message_tag", "academy.src", "academy.dest"], rows,
+                   name="messages")
+    mt_codes, mt_vals = ev.cat("academy.message_type")
+    r2, key_tuples, inv = group(ev, ["academy.message_tag", "academy.src", "academy.dest"],
+                                rows)
+    types = np.empty(len(key_tuples), dtype=object)
+    codes = mt_codes[r2]
+    for gi, c in zip(inv.tolist(), codes.tolist(), strict=True):
+        if c >= 0 and mt_vals[c] != "dict" and types[gi] is None:
+            types[gi] = mt_vals[c]
+    # things() sorted its rows by time; realign types through the key columns.
+    pos = {kt: i for i, kt in enumerate(key_tuples)}
+    keyed = zip(table["academy.message_tag"], table["academy.src"], table["academy.dest"],
+                strict=True)
+    aligned = np.array([types[pos[k]] for k in keyed], dtype=object)
+    table = table.with_column("type", aligned)
+    return table.with_column("latency_s", table["duration_s"])
+
+
+def loops(ev: Events) -> Table:
+    """One row per agent loop run: started/exited records keyed by ``academy.self``,
+    ``academy.method`` and file. ``running`` is true when no exit was logged."""
+    starts = msg_rows(ev, *LOOP_STARTS)
+    exits = msg_rows(ev, *LOOP_EXITS)
+    rows = np.concatenate([starts, exits])
+    if not len(rows):
+        return Table({"agent": [], "method": [], "file": [], "t_started": [],
+                      "t_exited": [], "duration_s": [], "running": []}, name="loops")
+    self_vals = ev.column("academy.self")
+    method_vals = ev.column("academy.method")
+    file_names = ev.file_names
+    out: dict[tuple[Any, Any, int], dict[str, Any]] = {}
+    exit_set = set(exits.tolist())
+    for r in sorted(rows.tolist(), key=lambda r: ev.created[r]):
+        key = (self_vals[r], method_vals[r], int(ev.file[r]))
+        ent = out.setdefault(key, {"t_started": np.nan, "t_exited": np.nan})
+        if r in exit_set:
+            ent["t_exited"] = float(ev.created[r])
+        elif np.isnan(ent["t_started"]):
+            ent["t_started"] = float(ev.created[r])
+    keys = list(out)
+    started = np.array([out[k]["t_started"] for k in keys])
+    exited = np.array([out[k]["t_exited"] for k in keys])
+    return Table({
+        "agent": [k[0] for k in keys] or np.empty(0, dtype=object),
+        "method": [k[1] for k in keys] or np.empty(0, dtype=object),
+        "file": [file_names[k[2]] for k in keys] or np.empty(0, dtype=object),
+        "t_started": started,
+        "t_exited": exited,
+        "duration_s": exited - started,
+        "running": np.isnan(exited),
+    }, name="loops")

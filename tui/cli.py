@@ -1,0 +1,304 @@
+"""The ``academy-tui`` command line.
+
+``academy-tui [RUN]`` opens the terminal app; the subcommands print or export what the
+app shows. Every failure is one line on stderr and a non-zero exit, never a traceback.
+Heavy imports (Textual, academy) happen only in the subcommands that need them, so
+``academy-tui runs`` starts fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+COMMANDS = ("runs", "events", "report", "export", "demo", "tui")
+
+_DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d*)?)\s*h)?\s*(?:(\d+(?:\.\d*)?)\s*m(?!s))?\s*"
+                       r"(?:(\d+(?:\.\d*)?)\s*s)?\s*(?:(\d+(?:\.\d*)?)\s*ms)?\s*$")
+
+
+class CliError(Exception):
+    """A user error: printed as one line, exit status 2."""
+
+
+def parse_duration(text: str) -> float:
+    """Seconds from ``16``, ``16s``, ``250ms``, ``1m30s``, ``1.5h``."""
+    t = text.strip().lower()
+    try:
+        return float(t)
+    except ValueError:
+        pass
+    m = _DURATION.match(t)
+    if not m or not any(m.groups()):
+        raise CliError(f"cannot read duration {text!r} (try 16s, 250ms, 1m30s)")
+    h, mi, s, ms = (float(g) if g else 0.0 for g in m.groups())
+    return h * 3600 + mi * 60 + s + ms / 1000
+
+
+def _home(args: argparse.Namespace) -> Path | None:
+    return Path(args.home).expanduser() if getattr(args, "home", None) else None
+
+
+def _open(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from features.run import Run
+    from features.runs import resolve
+
+    path = resolve(args.run, _home(args))
+    run = Run(path)
+    show = sys.stderr.isatty() and not getattr(args, "quiet", False)
+    run.load(progress=_progress if show else None)
+    if show:
+        sys.stderr.write("\r\x1b[K")
+    if run.store.stats.records == 0 and not run.store.files:
+        sys.stderr.write(f"academy-tui: note: {path} holds no .jsonlog files yet\n")
+    return run
+
+
+def _progress(done: int, total: int) -> None:
+    if total:
+        sys.stderr.write(f"\rreading {done / total * 100:5.1f}% of {total / 1e6:.0f} MB")
+        sys.stderr.flush()
+
+
+def _warn_bad(run) -> None:  # type: ignore[no-untyped-def]
+    st = run.store.stats
+    if st.bad_lines:
+        sys.stderr.write(f"academy-tui: {st.bad_lines} bad lines skipped "
+                         f"({st.recovered} records recovered from them)\n")
+    for note in run.notes:
+        sys.stderr.write(f"academy-tui: {note}\n")
+
+
+# -- commands ----------------------------------------------------------------------------
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from features.report import fmt_s
+    from features.runs import catalog
+
+    rows = catalog(_home(args))
+    if args.format == "json":
+        import orjson
+
+        sys.stdout.write(orjson.dumps([r.as_dict() for r in rows],
+                                      option=orjson.OPT_INDENT_2).decode() + "\n")
+        return 0
+    from datetime import datetime
+
+    from features.table import Table
+
+    table = Table({
+        "pool": [r.pool for r in rows],
+        "start": [datetime.fromtimestamp(r.start).strftime("%Y-%m-%d %H:%M:%S")
+                  if r.start else "-" for r in rows],
+        "duration": [fmt_s(r.duration_s) for r in rows],
+        "files": [r.files for r in rows],
+        "records": [r.records for r in rows],
+        "agents": [r.agents for r in rows],
+        "errors": [r.errors for r in rows],
+        "status": [r.status for r in rows],
+        "size": [_size(r.size) for r in rows],
+        "rule": [r.rule for r in rows],
+    }, name="runs")
+    if args.format == "csv":
+        from features.export import write_csv
+
+        write_csv(table, sys.stdout)
+        return 0
+    if not rows:
+        from features.runs import logs_dir
+
+        print(f"no runs under {logs_dir(_home(args))}")
+        return 0
+    print(table.format(max_rows=args.limit or 10**9, max_width=60))
+    return 0
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return str(n)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    import orjson
+
+    from features import report
+
+    expected = parse_duration(args.expect) if args.expect else None
+    run = _open(args)
+    secs = report.build(run, expected_s=expected, top=args.top)
+    if args.format == "json":
+        sys.stdout.write(orjson.dumps(report.to_json(secs), option=orjson.OPT_INDENT_2
+                                      | orjson.OPT_SERIALIZE_NUMPY, default=str).decode())
+        sys.stdout.write("\n")
+    elif args.format == "markdown":
+        sys.stdout.write(report.render_markdown(secs))
+    else:
+        sys.stdout.write(report.render_text(secs))
+    _warn_bad(run)
+    return 0
+
+
+def cmd_events(args: argparse.Namespace) -> int:
+    from tui.cli_events import print_events
+
+    run = _open(args)
+    rc = print_events(run, args)
+    _warn_bad(run)
+    return rc
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from tui.cli_events import export
+
+    run = _open(args)
+    rc = export(run, args)
+    _warn_bad(run)
+    return rc
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from tui.cli_demo import demo
+
+    return demo(args)
+
+
+def cmd_tui(args: argparse.Namespace) -> int:
+    try:
+        from tui.app import run_app  # type: ignore[import-not-found]
+    except ImportError:
+        raise CliError("the terminal app is not available in this build; use "
+                       "'academy-tui report RUN' or 'academy-tui events RUN'") from None
+    return int(run_app(args.run, home=_home(args)) or 0)
+
+
+# -- parser ------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="academy-tui",
+        description="Observability for Academy workflows: pooled events, things, analyses.",
+        epilog="RUN is a pool directory, a pool uuid, a unique uuid prefix or 'latest'. "
+               "Runs are found under $ACADEMY_HOME/logs (default ~/.local/share/academy/logs).",
+    )
+    p.add_argument("--home", help="Academy home directory (default: $ACADEMY_HOME or "
+                                  "~/.local/share/academy)")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    s = sub.add_parser("tui", help="open the terminal app (the default command)")
+    s.add_argument("run", nargs="?", help="run to open (default: the run catalog)")
+    s.set_defaults(fn=cmd_tui)
+
+    s = sub.add_parser("runs", help="list runs, newest first")
+    s.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    s.add_argument("--limit", type=int, default=0, help="show at most N runs")
+    s.set_defaults(fn=cmd_runs)
+
+    s = sub.add_parser("report", help="where the time went, with numbers and evidence")
+    s.add_argument("run")
+    s.add_argument("--expect", help="the time you expected, e.g. 16s, 1m30s")
+    s.add_argument("--format", choices=("text", "json", "markdown"), default="text")
+    s.add_argument("--top", type=int, default=10, help="rows in the 'slowest' lists")
+    s.set_defaults(fn=cmd_report)
+
+    s = sub.add_parser("events", help="print merged events in time order")
+    s.add_argument("run")
+    s.add_argument("--where", help="filter, e.g. 'levelno>=30 or has:exc_text'")
+    s.add_argument("--format", choices=("table", "jsonl"), default="table")
+    s.add_argument("--raw", action="store_true",
+                   help="jsonl: the records exactly as written, plus @file/@line")
+    s.add_argument("--keys", help="table: extra columns, comma separated (e.g. fib.iteration)")
+    s.add_argument("--limit", type=int, default=0, help="print at most N events")
+    s.add_argument("--absolute", action="store_true", help="table: absolute times")
+    s.add_argument("-f", "--follow", action="store_true",
+                   help="keep printing new events as the run writes them (Ctrl-C stops)")
+    s.set_defaults(fn=cmd_events)
+
+    s = sub.add_parser("export", help="export events or things as CSV, JSONL or SQLite")
+    s.add_argument("run")
+    s.add_argument("--what", default=None,
+                   help="events (default for csv/jsonl), actions, agents, processes, messages,"
+                        " loops, bad_lines, stats, or all (default for sqlite); comma separated")
+    s.add_argument("--format", choices=("csv", "jsonl", "sqlite"), default="csv")
+    s.add_argument("--where", help="filter events (and things by their events' rows)")
+    s.add_argument("-o", "--output", help="file to write (default stdout; required for sqlite)")
+    s.set_defaults(fn=cmd_export)
+
+    s = sub.add_parser("demo", help="run the fibonacci demo workflow on real academy-py")
+    s.add_argument("--no-tui", action="store_true", help="print the pool path and report")
+    s.add_argument("--iterations", type=int, default=16)
+    s.add_argument("--sleep", type=float, default=0.5, help="seconds per sleep (x2 per step)")
+    s.add_argument("--pairs", type=int, default=1, help="launcher/generator pairs")
+    s.add_argument("--executor", choices=("thread", "process"), default="thread")
+    s.add_argument("--exchange", choices=("local", "http", "redis"), default=None,
+                   help="default: local for threads, http for processes")
+    s.add_argument("--slow-at", type=int, default=None, help="iteration to slow down")
+    s.add_argument("--slow-factor", type=float, default=3.0)
+    s.add_argument("--slow-len", type=int, default=1, help="how many iterations are slow")
+    s.add_argument("--fail-at", type=int, default=None, help="iteration that raises")
+    s.add_argument("--redis", default="127.0.0.1:6379", help="HOST:PORT for --exchange redis")
+    s.set_defaults(fn=cmd_demo)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # `academy-tui RUN` and `academy-tui` open the app: insert the implicit command.
+    pos = _first_positional(argv)
+    if pos is None and not any(a in ("-h", "--help") for a in argv):
+        argv.append("tui")
+    elif pos is not None and argv[pos] not in COMMANDS:
+        argv.insert(pos, "tui")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from features.runs import RunError
+
+    try:
+        from features.query import QueryError
+    except ImportError:  # pragma: no cover
+        QueryError = RunError  # type: ignore[misc,assignment]  # noqa: N806
+    try:
+        return int(args.fn(args) or 0)
+    except (CliError, RunError, QueryError) as e:
+        msg = str(e)
+        sys.stderr.write(f"academy-tui: error: {msg}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("\n")
+        return 130
+    except BrokenPipeError:
+        # The reader (head, less) went away: not an error. Silence the final flush.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    except OSError as e:
+        sys.stderr.write(f"academy-tui: error: {e.filename or ''}"
+                         f"{': ' if e.filename else ''}{e.strerror or e}\n")
+        return 1
+
+
+def _first_positional(argv: list[str]) -> int | None:
+    """Index of the first argument that is neither an option nor ``--home``'s value."""
+    skip = False
+    for i, a in enumerate(argv):
+        if skip:
+            skip = False
+            continue
+        if a == "--home":
+            skip = True
+            continue
+        if not a.startswith("-"):
+            return i
+    return None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

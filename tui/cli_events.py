@@ -1,0 +1,192 @@
+"""``academy-tui events`` and ``academy-tui export``: streaming output of merged events
+and things."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import orjson
+
+from features.events import Events
+from features.normalize import scalar
+from features.run import Run
+from features.table import Table
+
+CHUNK = 5000
+
+
+def _row_chunks(rows: np.ndarray, limit: int) -> list[np.ndarray]:
+    if limit:
+        rows = rows[:limit]
+    return [rows[i:i + CHUNK] for i in range(0, len(rows), CHUNK)]
+
+
+def _table_lines(run: Run, rows: np.ndarray, extra: list[str], absolute: bool) -> list[str]:
+    ev = run.events()
+    agents = run.event_agents()
+    level = ev.column("levelname")
+    logger = ev.strings("name")
+    action = ev.strings("academy.action")
+    state = ev.strings("academy.action_state")
+    pid = ev.ints["process"]
+    extras = {k: ev.column(k) for k in extra}
+    out = []
+    for r in rows.tolist():
+        t = ev.created[r]
+        if absolute:
+            ts = datetime.fromtimestamp(t).strftime("%H:%M:%S.%f")[:-3] if t == t else "-"
+        else:
+            ts = f"{t - ev.t0:10.4f}" if t == t else "         -"
+        cols = [ts, ev.file_names[ev.file[r]][:8], str(pid[r]), (level[r] or "")[:5].ljust(5),
+                (logger[r] or "")[:24].ljust(24), (agents[r] or "")[:19].ljust(19),
+                (action[r] or "")[:12].ljust(12), (state[r] or "")[:17].ljust(17)]
+        for k in extra:
+            v = extras[k][r]
+            cols.append("" if v is None or (isinstance(v, float) and v != v) else str(v))
+        msg = ev.message[r].replace("\n", "\\n")
+        cols.append(msg)
+        out.append(" ".join(cols))
+    return out
+
+
+def _header(extra: list[str], absolute: bool) -> str:
+    cols = ["time".rjust(12 if absolute else 10), "file    ", "pid", "level", "logger".ljust(24),
+            "agent".ljust(19), "action".ljust(12), "state".ljust(17), *extra, "message"]
+    return " ".join(cols)
+
+
+def _jsonl(ev: Events, rows: np.ndarray, raw: bool) -> bytes:
+    recs = ev.records(rows)
+    parts = []
+    for r, rec in zip(rows.tolist(), recs, strict=True):
+        if rec is None:
+            rec = {"message": ev.message[r], "@unreadable": True}
+        elif not raw:
+            rec = {k: scalar(v) for k, v in rec.items()}
+        rec["@file"] = ev.file_names[ev.file[r]]
+        rec["@line"] = int(ev.line[r])
+        if not raw:
+            rec["@t"] = float(ev.created[r] - ev.t0)
+        parts.append(orjson.dumps(rec, option=orjson.OPT_APPEND_NEWLINE, default=str))
+    return b"".join(parts)
+
+
+def _emit(run: Run, rows: np.ndarray, args: argparse.Namespace, extra: list[str]) -> None:
+    out = sys.stdout
+    for chunk in _row_chunks(rows, args.limit):
+        if args.format == "jsonl":
+            out.flush()
+            sys.stdout.buffer.write(_jsonl(run.events(), chunk, args.raw))
+            sys.stdout.buffer.flush()
+        else:
+            out.write("\n".join(_table_lines(run, chunk, extra, args.absolute)) + "\n")
+
+
+def print_events(run: Run, args: argparse.Namespace) -> int:
+    """Print events in merged time order, optionally filtered and following the run."""
+    extra = [k.strip() for k in (args.keys or "").split(",") if k.strip()]
+    rows = run.select(args.where)
+    if args.format == "table":
+        sys.stdout.write(_header(extra, args.absolute) + "\n")
+    _emit(run, rows, args, extra)
+    if not args.follow:
+        return 0
+    sys.stdout.flush()
+    seen = run.events().n
+    printed = len(rows) if not args.limit else min(len(rows), args.limit)
+    while not args.limit or printed < args.limit:
+        time.sleep(0.25)
+        run.refresh()
+        ev = run.events()
+        if ev.n == seen:
+            continue
+        new = run.select(args.where)
+        new = new[new >= seen]
+        seen = ev.n
+        if args.limit:
+            new = new[: args.limit - printed]
+        _emit(run, new, _no_limit(args), extra)
+        printed += len(new)
+        sys.stdout.flush()
+    return 0
+
+
+def _no_limit(args: argparse.Namespace) -> argparse.Namespace:
+    ns = argparse.Namespace(**vars(args))
+    ns.limit = 0
+    return ns
+
+
+THINGS = ("events", "actions", "agents", "processes", "messages", "loops", "bad_lines",
+          "stats")
+
+
+def thing_table(run: Run, what: str, rows: np.ndarray | None) -> Table:
+    """The table for one export kind; things are restricted to those with a row in
+    ``rows`` when a filter was given."""
+    if what == "events":
+        return run.events_table(rows)
+    if what == "bad_lines":
+        recs = [b.as_dict() for b in run.store.bad]
+        names = [f.name for f in run.store.files]
+        for r in recs:
+            r["file"] = names[r["file"]] if r["file"] < len(names) else r["file"]
+        cols = ["file", "line", "offset", "length", "reason", "recovered", "preview"]
+        return Table({c: [r[c] for r in recs] if recs else np.empty(0, dtype=object)
+                      for c in cols}, name="bad_lines")
+    if what == "stats":
+        return run.action_stats()
+    table: Table = getattr(run, what)()
+    if rows is not None and what == "actions":
+        keep = np.isin(table["row_start"], rows) | np.isin(table["row_exec"], rows) | \
+            np.isin(table["row_end"], rows)
+        table = table.where(keep)
+    return table
+
+
+def export(run: Run, args: argparse.Namespace) -> int:
+    from features.export import write_sqlite
+    from tui.cli import CliError
+
+    what = args.what or ("all" if args.format == "sqlite" else "events")
+    kinds = [w.strip() for w in what.split(",") if w.strip()]
+    if kinds == ["all"]:
+        kinds = list(THINGS)
+    bad = [k for k in kinds if k not in THINGS]
+    if bad:
+        raise CliError(f"cannot export {', '.join(bad)}: choose from {', '.join(THINGS)}")
+    rows = run.select(args.where) if args.where else None
+    if args.format == "sqlite":
+        if not args.output:
+            raise CliError("--format sqlite needs -o FILE")
+        tables = [thing_table(run, k, rows) for k in kinds]
+        written = write_sqlite(tables, args.output)
+        summary = ", ".join(f"{k} {n}" for k, n in written.items())
+        sys.stderr.write(f"wrote {args.output}: {summary}\n")
+        return 0
+    if len(kinds) != 1:
+        raise CliError("csv and jsonl export one kind at a time (--what actions)")
+    table = thing_table(run, kinds[0], rows)
+    out: Any
+    if args.output:
+        with open(args.output, "w" if args.format == "csv" else "wb",
+                  **({"newline": "", "encoding": "utf-8"} if args.format == "csv" else {})
+                  ) as out:
+            n = _write(table, args.format, out)
+        sys.stderr.write(f"wrote {n} {kinds[0]} to {args.output}\n")
+    else:
+        _write(table, args.format, sys.stdout if args.format == "csv" else sys.stdout.buffer)
+    return 0
+
+
+def _write(table: Table, fmt: str, out: Any) -> int:
+    from features.export import write_csv, write_jsonl
+
+    if fmt == "csv":
+        return write_csv(table, out)
+    return write_jsonl(table.records(), out)
