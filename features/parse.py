@@ -514,7 +514,8 @@ def _repair(
     except UnicodeDecodeError:
         text = raw.decode("utf-8", "replace")
         d = _loads_object(text.encode())
-        bad = BadLine(b.file, 0, offset, len(raw), "invalid UTF-8", _preview(raw))
+        why = "invalid UTF-8" if d is not None else "not JSON (invalid UTF-8)"
+        bad = BadLine(b.file, 0, offset, len(raw), why, _preview(raw))
         if d is not None:
             b.add(d, offset, FLAG_REPAIRED)
             bad.recovered = 1

@@ -1,0 +1,43 @@
+"""Layer rules: features/ never imports a UI, an LLM client or academy; steering/ never
+imports the UI. Each module is imported in a fresh interpreter and sys.modules checked."""
+
+from __future__ import annotations
+
+import pkgutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def modules(package: str) -> list[str]:
+    pkg_dir = ROOT / package
+    return [f"{package}.{m.name}" for m in pkgutil.walk_packages([str(pkg_dir)])
+            if not m.name.startswith("_")] + [package]
+
+
+FORBIDDEN = {
+    "features": ("textual", "rich", "openai", "academy", "httpx"),
+    "steering": ("textual", "rich"),
+}
+
+
+@pytest.mark.parametrize("package", sorted(FORBIDDEN))
+def test_layer_imports(package: str) -> None:
+    mods = modules(package)
+    code = (
+        "import importlib, sys\n"
+        f"bad = {FORBIDDEN[package]!r}\n"
+        f"for m in {mods!r}:\n"
+        "    before = set(sys.modules)\n"
+        "    importlib.import_module(m)\n"
+        "    hit = [x for x in sys.modules if x.split('.')[0] in bad]\n"
+        "    if hit:\n"
+        "        print(m, sorted(set(x.split('.')[0] for x in hit)))\n"
+        "        sys.exit(1)\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert res.returncode == 0, f"{package} imports a forbidden module: {res.stdout}{res.stderr}"
