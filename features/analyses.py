@@ -197,7 +197,7 @@ def concurrency(starts: np.ndarray, ends: np.ndarray, t_end: float | None = None
     s, e = s[ok], e[ok]
     if t_end is not None:
         e = np.where(np.isnan(e), t_end, e)
-    e = e[~np.isnan(e)] if t_end is not None else e[~np.isnan(e)]
+    e = e[~np.isnan(e)]  # intervals still open at the end (no t_end) never close
     times = np.concatenate([s, e])
     delta = np.concatenate([np.ones(len(s), dtype=np.int64), -np.ones(len(e), dtype=np.int64)])
     if not len(times):

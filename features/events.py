@@ -91,7 +91,7 @@ class Events:
         if key == "exc_text":
             return self.lazy("exc_text", progress)
         if key == "@file":
-            names = np.array(self.file_names + [None], dtype=object)
+            names = np.array([*self.file_names, None], dtype=object)
             return names[self.file]
         if key == "@line":
             return self.line

@@ -72,14 +72,19 @@ def answer(tb: analyses.TimeBreakdown) -> str:
     parts.append(f"Actions were executing for {fmt_s(s['execution'])} and callers were "
                  f"between calls (their own work or sleep) for {fmt_s(s['caller'])}.")
     if tb.excess_s is not None and tb.excess_s > 0:
-        big = max(("startup", "shutdown", "queue", "reply", "idle"), key=lambda c: s[c])
-        if s[big] >= 0.5 * tb.excess_s:
-            parts.append(f"The largest overhead, {big} ({fmt_s(s[big])}), accounts for "
-                         f"{s[big] / tb.excess_s * 100:.0f}% of the excess.")
-        rest = tb.excess_s - overhead
-        if rest > 0.05 * tb.excess_s:
-            parts.append(f"The other {fmt_s(rest)} of the excess is execution or caller time "
-                         "beyond what was expected: see the slowest actions.")
+        named = {"start-up": s["startup"], "shutdown": s["shutdown"], "messaging": msg,
+                 "idle": s["idle"]}
+        ranked = [(k, v) for k, v in sorted(named.items(), key=lambda kv: -kv[1]) if v > 0]
+        share = ", ".join(f"{k} {fmt_s(v)} ({v / tb.excess_s * 100:.0f}%)"
+                          for k, v in ranked[:3])
+        if overhead >= tb.excess_s:
+            parts.append(f"Overhead alone ({fmt_s(overhead)}) covers the whole excess of "
+                         f"{fmt_s(tb.excess_s)}: {share}; the work itself took no longer "
+                         "than expected.")
+        else:
+            parts.append(f"Of the excess of {fmt_s(tb.excess_s)}: {share}; the other "
+                         f"{fmt_s(tb.excess_s - overhead)} is execution or caller time beyond "
+                         "what was expected: see the slowest actions.")
     return " ".join(parts)
 
 
@@ -170,7 +175,7 @@ def build(run: Run, expected_s: float | None = None, top: int = 10) -> list[Sect
                 hist_lines.append(f"{name} execution time ({int(m.sum())} calls):")
                 peak = max(int(c.max()), 1)
                 for i, k in enumerate(c):
-                    bar = "#" * max(int(round(k / peak * 30)), 1 if k else 0)
+                    bar = "#" * max(round(k / peak * 30), 1 if k else 0)
                     hist_lines.append(f"  {fmt_s(float(e[i])):>9} - {fmt_s(float(e[i+1])):>9}"
                                       f"  {int(k):6d} {bar}")
         secs.append(Section("How many at once", [
@@ -182,17 +187,18 @@ def build(run: Run, expected_s: float | None = None, top: int = 10) -> list[Sect
         lines = []
         failed = acts.where(acts["status"] == "exception") if len(acts) else acts
         for r in failed.records()[:top]:
+            where = r["row_exec"] if r["row_exec"] >= 0 else r["row_end"]
             lines.append(f"action {r['action']} {r['tag'][:8]} raised on {r['agent_id']}"
                          f" at +{(r['t_start'] or ev.t0) - ev.t0:.3f} s "
-                         f"[{evidence(run, r['row_exec'] if r['row_exec'] >= 0 else r['row_end'])}]")
+                         f"[{evidence(run, where)}]")
         order = err_rows[np.argsort(ev.created[err_rows], kind="stable")]
         for r in order[:top]:
-            lines.append(f"{ev.ints['levelno'][r] >= 50 and 'CRITICAL' or 'ERROR'} "
+            lines.append(f"{(ev.ints['levelno'][r] >= 50 and 'CRITICAL') or 'ERROR'} "
                          f"+{ev.created[r] - ev.t0:.3f} s {ev.message[r][:160]} "
                          f"[{evidence(run, int(r))}]")
         if len(order) > top:
             lines.append(f"... {len(order) - top} more ERROR records")
-        secs.append(Section("Errors", lines, data={"error_records": int(len(err_rows))}))
+        secs.append(Section("Errors", lines, data={"error_records": len(err_rows)}))
     return secs
 
 

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -66,10 +67,8 @@ class Run:
 
     def _mark_growth(self) -> None:
         for i, f in enumerate(self.store.files):
-            try:
+            with contextlib.suppress(OSError):
                 self.file_growth[i] = os.stat(f.path).st_mtime
-            except OSError:
-                pass
 
     def last_write(self) -> float:
         """The latest modification time of any pool file."""

@@ -163,7 +163,9 @@ def status_of(run: Any, last_write: float, now: float | None = None) -> tuple[st
     failed_actions = int((run.actions()["status"] == "exception").sum()) if ev.n else 0
     errors = int((ev.ints["levelno"] >= 40).sum()) if ev.n else 0
     crashed = int(run.agents()["crashed"].sum()) if ev.n else 0
-    if age < LIVE_WINDOW_S:
+    ends = list(procs["end"]) if len(procs) else []
+    all_closed = bool(ends) and all(e in ("clean", "empty") for e in ends)
+    if age < LIVE_WINDOW_S and not all_closed:
         return "live", f"a file was written {age:.0f} s ago (live window {LIVE_WINDOW_S:.0f} s)"
     if ev.n == 0:
         return "unknown", "no records"
@@ -176,9 +178,8 @@ def status_of(run: Any, last_write: float, now: float | None = None) -> tuple[st
         if errors:
             parts.append(f"{errors} ERROR record(s)")
         return "failed", ", ".join(parts)
-    ends = list(procs["end"]) if len(procs) else []
-    managers = int(len(run.msg_rows("Closed manager (%s)")))
-    if ends and all(e in ("clean", "empty") for e in ends):
+    managers = len(run.msg_rows("Closed manager (%s)"))
+    if all_closed:
         return "finished", f"every process closed cleanly ({managers} 'Closed manager' records)"
     abrupt = sum(1 for e in ends if e == "abrupt")
     if managers == 0:

@@ -286,7 +286,7 @@ def processes(ev: Events, live_files: Sequence[bool] | None = None) -> Table:
 
     ``end`` is ``clean`` when the file holds a closing record (``Closed manager``,
     ``Shutdown agent`` or ``Closed exchange client``) with no ERROR record after it,
-    ``live`` when the reader saw the file grow recently (``live_files``), else
+    else ``live`` when the file was written recently (``live_files``), else
     ``abrupt`` (the file just stops: a crash, a kill, or a process that never closed)."""
     nfiles = len(ev.file_names)
     f = ev.file
@@ -332,9 +332,9 @@ def processes(ev: Events, live_files: Sequence[bool] | None = None) -> Table:
     end = np.empty(nfiles, dtype=object)
     clean = ~np.isnan(last_close) & ~(last_err > last_close)
     end[:] = "abrupt"
-    end[clean] = "clean"
     if live_files is not None:
         end[np.asarray(live_files, dtype=bool)[:nfiles]] = "live"
+    end[clean] = "clean"
     end[counts == 0] = "empty"
     bad = np.zeros(nfiles, dtype=np.int64)
     for b in ev.store.bad:

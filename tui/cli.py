@@ -264,7 +264,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         from features.query import QueryError
     except ImportError:  # pragma: no cover
-        QueryError = RunError  # type: ignore[misc,assignment]  # noqa: N806
+        QueryError = RunError  # type: ignore[misc,assignment]
     try:
         return int(args.fn(args) or 0)
     except (CliError, RunError, QueryError) as e:
@@ -282,6 +282,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as e:
         sys.stderr.write(f"academy-tui: error: {e.filename or ''}"
                          f"{': ' if e.filename else ''}{e.strerror or e}\n")
+        return 1
+    except Exception as e:  # a bug of ours: still one line, with a way to see more
+        if os.environ.get("ACADEMY_TUI_DEBUG"):
+            raise
+        sys.stderr.write(f"academy-tui: internal error: {type(e).__name__}: {e} "
+                         "(set ACADEMY_TUI_DEBUG=1 to see the traceback)\n")
         return 1
 
 

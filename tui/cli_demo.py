@@ -38,7 +38,7 @@ def demo(args: argparse.Namespace) -> int:
     sys.stderr.write(f"running the fibonacci demo: {args.iterations} iterations x "
                      f"(2 x {args.sleep} s) = {naive:.2f} s naive, {args.executor} executor, "
                      f"{exchange} exchange\n")
-    result = run_demo(opts, on_pool=lambda p: sys.stderr.write(f"pool: {p}\n"))
+    result = run_demo(opts)
     print(f"pool: {result.pool_dir}")
     run = Run(result.pool_dir)
     run.load()

@@ -1,0 +1,162 @@
+"""The command line, run as a user runs it: a subprocess, exit codes, stdout, stderr."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def cli(*args: str, home: Path | None = None,
+        check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    if home is not None:
+        env["ACADEMY_HOME"] = str(home)
+    res = subprocess.run([sys.executable, "-m", "tui.cli", *args], capture_output=True,
+                         text=True, env=env, cwd=ROOT, timeout=120)
+    assert "Traceback" not in res.stderr, res.stderr
+    if check:
+        assert res.returncode == 0, res.stderr
+    return res
+
+
+def test_runs_lists_every_sample_newest_first_and_caches(samples_home: Path) -> None:
+    out = cli("runs", "--format", "json", home=samples_home)
+    rows = json.loads(out.stdout)
+    assert len(rows) == 8
+    starts = [r["start"] for r in rows]
+    assert starts == sorted(starts, reverse=True)
+    by = {r["pool"][:8]: r for r in rows}
+    assert by["2ecb7d3e"]["status"] == "failed" and "raised" in by["2ecb7d3e"]["rule"]
+    assert by["08a98d9a"]["status"] == "finished"
+    assert by["f56a2ad5"]["agents"] == 16 and by["f56a2ad5"]["files"] == 9
+    assert by["ab995d49"]["bad_lines"] == 10
+    cache = Path(os.environ["XDG_CACHE_HOME"]) / "academy-tui"
+    assert list(cache.glob("runs-*.json"))
+    again = json.loads(cli("runs", "--format", "json", home=samples_home).stdout)
+    assert again == rows
+    # Nothing was written into the pool directories.
+    assert not list((samples_home / "logs").rglob("*.json"))
+    table = cli("runs", home=samples_home).stdout
+    assert "2ecb7d3e-da4b-40f9-9d11-3c78d4b53842" in table and "failed" in table
+
+
+def test_report_text_markdown_json(samples_home: Path) -> None:
+    text = cli("report", "08a9", "--expect", "3.2s", home=samples_home).stdout
+    assert "Where the time went" in text and "against 3.20 s expected" in text
+    md = cli("report", "08a9", "--format", "markdown", home=samples_home).stdout
+    assert "## Where the time went" in md and "| category |" in md
+    js = json.loads(cli("report", "08a9", "--format", "json", "--expect", "3200ms",
+                        home=samples_home).stdout)
+    tw = js["where_the_time_went"]["data"]
+    assert abs(sum(tw["seconds"].values()) - tw["wall_s"]) < 1e-6
+    assert tw["expected_s"] == pytest.approx(3.2)
+
+
+def test_events_jsonl_is_time_ordered_and_complete(samples_home: Path, sample) -> None:  # type: ignore[no-untyped-def]
+    pool = sample("http")
+    out = cli("events", str(pool), "--format", "jsonl").stdout.splitlines()
+    n = sum(len(p.read_bytes().splitlines()) for p in pool.glob("*.jsonlog"))
+    assert len(out) == n
+    recs = [json.loads(x) for x in out]
+    times = [r["created"] for r in recs]
+    assert times == sorted(times)
+    assert isinstance(recs[0]["levelno"], int)  # typed, not the raw strings
+    raw = [json.loads(x) for x in cli("events", str(pool), "--format", "jsonl", "--raw",
+                                      "--limit", "3").stdout.splitlines()]
+    assert len(raw) == 3 and isinstance(raw[0]["levelno"], str) and "@line" in raw[0]
+    table = cli("events", str(pool), "--limit", "5", "--keys", "fib.iteration").stdout
+    assert len(table.splitlines()) == 6 and "fib.iteration" in table.splitlines()[0]
+
+
+def test_events_where_filters(samples_home: Path, sample) -> None:  # type: ignore[no-untyped-def]
+    pool = sample("exception")
+    out = cli("events", str(pool), "--where", "levelno>=40 or academy.action_state~exception",
+              "--format", "jsonl").stdout.splitlines()
+    recs = [json.loads(x) for x in out]
+    assert len(recs) == 3
+    assert {r.get("academy.action_state") for r in recs} == {"execute_exception", "exception",
+                                                              None}
+
+
+def test_export_csv_jsonl_sqlite(tmp_path: Path, sample) -> None:  # type: ignore[no-untyped-def]
+    pool = sample("http")
+    csv_path = tmp_path / "actions.csv"
+    cli("export", str(pool), "--what", "actions", "--format", "csv", "-o", str(csv_path))
+    lines = csv_path.read_text().splitlines()
+    assert lines[0].startswith("tag,action,status") and len(lines) == 19
+    jl = cli("export", str(pool), "--what", "agents", "--format", "jsonl").stdout.splitlines()
+    assert {json.loads(x)["class"] for x in jl} == {"FibonacciLauncher", "GeneratorAgent"}
+    db = tmp_path / "run.sqlite"
+    cli("export", str(pool), "--format", "sqlite", "-o", str(db))
+    con = sqlite3.connect(db)
+    tables = {r[0] for r in con.execute("select name from sqlite_master where type='table'")}
+    assert {"events", "actions", "agents", "processes", "messages", "loops",
+            "bad_lines"} <= tables
+    assert con.execute("select count(*) from events").fetchone()[0] == 316
+    assert con.execute("select count(*) from actions where status='ok'").fetchone()[0] == 18
+    ev_csv = cli("export", str(pool), "--where", "has:fib.iteration").stdout.splitlines()
+    assert "fib.iteration" in ev_csv[0].split(",")
+
+
+@pytest.mark.parametrize("args,needle", [
+    (("report", "nope"), "no run matches 'nope'"),
+    (("report", "/etc/hostname"), "is not a directory"),
+    (("report", "/no/such/dir"), "no such directory"),
+    (("report", "latest", "--expect", "soon"), "cannot read duration"),
+    (("events", "08a9", "--where", "levelno>="), "academy-tui: error:"),
+    (("events", "08a9", "--where", "message~\"(\""), "academy-tui: error:"),
+    (("export", "08a9", "--format", "sqlite"), "needs -o FILE"),
+    (("export", "08a9", "--what", "bogus"), "cannot export bogus"),
+])
+def test_bad_input_is_one_line_and_nonzero(samples_home: Path, args: tuple[str, ...],
+                                           needle: str) -> None:
+    res = cli(*args, home=samples_home, check=False)
+    assert res.returncode != 0
+    assert needle in res.stderr
+    assert res.stderr.count("\n") <= 3
+
+
+def test_ambiguous_prefix_lists_candidates(tmp_path: Path, sample) -> None:  # type: ignore[no-untyped-def]
+    logs = tmp_path / "logs"
+    for name in ("abcd0001-0000-4000-8000-000000000000", "abcd0002-0000-4000-8000-000000000000"):
+        shutil.copytree(sample("thread"), logs / name)
+    res = cli("report", "abcd", home=tmp_path, check=False)
+    assert res.returncode == 2
+    assert "ambiguous" in res.stderr and "abcd0001" in res.stderr and "abcd0002" in res.stderr
+    assert cli("report", "ABCD0001", home=tmp_path).returncode == 0  # uuids ignore case
+
+
+def test_empty_home_and_empty_pool(tmp_path: Path) -> None:
+    res = cli("report", "latest", home=tmp_path, check=False)
+    assert res.returncode == 2 and "no runs under" in res.stderr
+    assert "no runs under" in cli("runs", home=tmp_path).stdout
+    pool = tmp_path / "logs" / "00000000-0000-4000-8000-000000000000"
+    pool.mkdir(parents=True)
+    out = cli("report", str(pool))
+    assert "holds no records" in out.stdout
+
+
+def test_bad_lines_are_reported_on_stderr(sample) -> None:  # type: ignore[no-untyped-def]
+    res = cli("report", str(sample("fork")))
+    assert "10 bad lines skipped (10 records recovered from them)" in res.stderr
+
+
+def test_broken_pipe_is_quiet(sample) -> None:  # type: ignore[no-untyped-def]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    p = subprocess.Popen([sys.executable, "-m", "tui.cli", "events", str(sample("pairs"))],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=ROOT)
+    assert p.stdout is not None and p.stderr is not None
+    p.stdout.readline()
+    p.stdout.close()
+    err = p.stderr.read().decode()
+    p.wait(timeout=60)
+    assert "Traceback" not in err
