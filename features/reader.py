@@ -239,8 +239,8 @@ class PoolReader:
             if st.st_mtime_ns == self._dir_mtime_ns:
                 return []
             entries = sorted(os.scandir(self.pool_dir), key=lambda e: e.name)
-        except OSError as e:
-            msg = f"pool directory {self.pool_dir}: {e.strerror or e}"
+        except OSError as err:
+            msg = f"pool directory {self.pool_dir}: {err.strerror or err}"
             if msg not in self.store.stats.errors:
                 self.store.stats.errors.append(msg)
                 result.notes.append(msg)

@@ -160,8 +160,8 @@ class EventStore:
                 self.repaired[start + i] = raw
             if np.isnan(batch.created).any():
                 tk = _fill_times(batch.created, self._last_time())
-                for i in np.flatnonzero(np.isnan(batch.created)):
-                    self.time_fill[start + int(i)] = float(tk[i])
+                for k in np.flatnonzero(np.isnan(batch.created)).tolist():
+                    self.time_fill[start + k] = float(tk[k])
             if not self.defer_order:
                 self.sync_order()
             self.stats.records = len(self.created)

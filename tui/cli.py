@@ -14,6 +14,10 @@ import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from features.run import Run
 
 COMMANDS = ("runs", "events", "report", "export", "demo", "tui")
 
@@ -43,7 +47,7 @@ def _home(args: argparse.Namespace) -> Path | None:
     return Path(args.home).expanduser() if getattr(args, "home", None) else None
 
 
-def _open(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _open(args: argparse.Namespace) -> Run:
     from features.run import Run
     from features.runs import resolve
 
@@ -64,7 +68,7 @@ def _progress(done: int, total: int) -> None:
         sys.stderr.flush()
 
 
-def _warn_bad(run) -> None:  # type: ignore[no-untyped-def]
+def _warn_bad(run: Run) -> None:
     st = run.store.stats
     if st.bad_lines:
         sys.stderr.write(f"academy-tui: {st.bad_lines} bad lines skipped "
@@ -172,7 +176,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_tui(args: argparse.Namespace) -> int:
     try:
-        from tui.app import run_app  # type: ignore[import-not-found]
+        from tui.app import run_app
     except ImportError:
         raise CliError("the terminal app is not available in this build; use "
                        "'academy-tui report RUN' or 'academy-tui events RUN'") from None

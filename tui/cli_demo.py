@@ -21,14 +21,15 @@ def demo(args: argparse.Namespace) -> int:
     host, _, port = args.redis.rpartition(":")
     opts = DemoOptions(
         iterations=args.iterations, sleep=args.sleep, executor=args.executor,
-        exchange=exchange, pairs=args.pairs, slow_at=args.slow_at,
+        exchange=exchange,  # type: ignore[arg-type]  # argparse restricts the choices
+        pairs=args.pairs, slow_at=args.slow_at,
         slow_factor=args.slow_factor, slow_len=args.slow_len, fail_at=args.fail_at,
         redis_host=host or "127.0.0.1", redis_port=int(port or 6379),
         academy_home=args.home, label="academy-tui demo",
     )
     if not args.no_tui:
         try:
-            from tui.app import run_demo_app  # type: ignore[import-not-found]
+            from tui.app import run_demo_app
         except ImportError:
             sys.stderr.write("academy-tui: the terminal app is not in this build; "
                              "running with --no-tui\n")

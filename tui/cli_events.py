@@ -172,12 +172,13 @@ def export(run: Run, args: argparse.Namespace) -> int:
     if len(kinds) != 1:
         raise CliError("csv and jsonl export one kind at a time (--what actions)")
     table = thing_table(run, kinds[0], rows)
-    out: Any
     if args.output:
-        with open(args.output, "w" if args.format == "csv" else "wb",
-                  **({"newline": "", "encoding": "utf-8"} if args.format == "csv" else {})
-                  ) as out:
-            n = _write(table, args.format, out)
+        if args.format == "csv":
+            with open(args.output, "w", newline="", encoding="utf-8") as text_out:
+                n = _write(table, args.format, text_out)
+        else:
+            with open(args.output, "wb") as bin_out:
+                n = _write(table, args.format, bin_out)
         sys.stderr.write(f"wrote {n} {kinds[0]} to {args.output}\n")
     else:
         _write(table, args.format, sys.stdout if args.format == "csv" else sys.stdout.buffer)
