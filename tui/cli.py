@@ -180,7 +180,8 @@ def cmd_tui(args: argparse.Namespace) -> int:
     except ImportError:
         raise CliError("the terminal app is not available in this build; use "
                        "'academy-tui report RUN' or 'academy-tui events RUN'") from None
-    return int(run_app(args.run, home=_home(args)) or 0)
+    expected = parse_duration(args.expect) if args.expect else None
+    return int(run_app(args.run, home=_home(args), expected_s=expected) or 0)
 
 
 # -- parser ------------------------------------------------------------------------------
@@ -199,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("tui", help="open the terminal app (the default command)")
     s.add_argument("run", nargs="?", help="run to open (default: the run catalog)")
+    s.add_argument("--expect", help="the time you expected the run to take, e.g. 16s")
     s.set_defaults(fn=cmd_tui)
 
     s = sub.add_parser("runs", help="list runs, newest first")

@@ -1,0 +1,168 @@
+"""The academy-tui Textual app: thin, it calls features/ and paints."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Footer, Static
+
+from features.runs import RunError, resolve
+
+if TYPE_CHECKING:
+    from steering.demo import DemoOptions
+
+
+class HelpScreen(ModalScreen[None]):
+    """Every binding of the screen below, and the filter language in brief."""
+
+    BINDINGS = [Binding("escape,q,question_mark", "dismiss", "close")]
+    DEFAULT_CSS = """
+    HelpScreen { align: center middle; }
+    HelpScreen > Static { width: 90; max-height: 90%; border: thick $accent;
+                          background: $panel; padding: 1 2; }
+    """
+
+    def __init__(self, below: Screen[Any]) -> None:
+        super().__init__()
+        self.below = below
+
+    def compose(self) -> ComposeResult:
+        from rich.text import Text
+
+        text = Text()
+        text.append("Keys\n", style="bold")
+        seen = set()
+        nodes = [self.below, *self.below.query("*")]
+        for node in [self.app, *nodes]:
+            for b in getattr(node, "BINDINGS", []):
+                if not isinstance(b, Binding):
+                    continue
+                key = self.app.get_key_display(b)
+                if (key, b.description) in seen or not b.description:
+                    continue
+                seen.add((key, b.description))
+                text.append(f"  {key:<14}", style="bold cyan")
+                text.append(f"{b.description}\n")
+        text.append("\nFilter language (/ filters, ctrl+f finds, n/N jump)\n", style="bold")
+        text.append("  levelno>=30   level>=warning   academy.action=next_item\n"
+                    "  fib.iteration>10   message~\"time ?out\"   has:exc_text\n"
+                    "  not name=asyncio and (a=1 or b=2)   @t>2.5   timeout (bare word)\n")
+        text.append("\nIn the detail view: a same action, m same message, g same agent, "
+                    "p same process.\n")
+        yield Static(text)
+
+
+class AcademyApp(App[int]):
+    """academy-tui."""
+
+    TITLE = "academy-tui"
+    CSS_PATH = "app.tcss"
+    BINDINGS = [
+        Binding("q", "quit", "quit"),
+        Binding("question_mark", "help", "help"),
+        Binding("ctrl+p", "command_palette", "palette", show=False),
+    ]
+
+    def __init__(self, run: str | None = None, home: Path | None = None,
+                 expected_s: float | None = None, demo: DemoOptions | None = None) -> None:
+        super().__init__()
+        self.run_arg = run
+        self.home = home
+        self.expected_s = expected_s
+        self.demo = demo
+        self.demo_proc: subprocess.Popen[bytes] | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static("")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        from tui.screens.run import RunScreen
+        from tui.screens.runs import RunsScreen
+
+        if self.demo is not None:
+            path = self._start_demo(self.demo)
+            self.push_screen(RunScreen(path, expected_s=2 * self.demo.sleep *
+                                       self.demo.iterations))
+        elif self.run_arg:
+            self.push_screen(RunScreen(resolve(self.run_arg, self.home), self.expected_s))
+        else:
+            self.push_screen(RunsScreen(self.home))
+
+    def _start_demo(self, opts: DemoOptions) -> Path:
+        """Run the demo workflow in its own process (its logging setup is process-wide)
+        and return its pool directory as soon as it exists."""
+        home = Path(opts.academy_home) if opts.academy_home else None
+        logs = (home / "logs") if home else resolve_logs()
+        before = set(os.listdir(logs)) if logs.exists() else set()
+        cmd = [sys.executable, "-m", "steering.demo.workflow", *demo_args(opts)]
+        self.demo_proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
+                                          stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if logs.exists():
+                new = set(os.listdir(logs)) - before
+                if new:
+                    return logs / sorted(new)[0]
+            if self.demo_proc.poll() is not None:
+                raise RunError("the demo workflow exited before writing its pool")
+            time.sleep(0.02)
+        raise RunError("the demo workflow did not start within 60 s")
+
+    def on_unmount(self) -> None:
+        if self.demo_proc is not None and self.demo_proc.poll() is None:
+            self.demo_proc.terminate()
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.screen))
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        from tui.palette import commands
+
+        yield from commands(self, screen)
+
+
+def resolve_logs() -> Path:
+    from features.runs import logs_dir
+
+    return logs_dir()
+
+
+def demo_args(opts: DemoOptions) -> list[str]:
+    """Command-line arguments of ``python -m steering.demo.workflow`` for ``opts``."""
+    args = ["--iterations", str(opts.iterations), "--sleep", str(opts.sleep),
+            "--executor", opts.executor, "--exchange", opts.exchange,
+            "--pairs", str(opts.pairs), "--slow-factor", str(opts.slow_factor),
+            "--slow-len", str(opts.slow_len), "--label", opts.label]
+    if opts.slow_at is not None:
+        args += ["--slow-at", str(opts.slow_at)]
+    if opts.fail_at is not None:
+        args += ["--fail-at", str(opts.fail_at)]
+    if opts.academy_home:
+        args += ["--academy-home", str(opts.academy_home)]
+    if opts.exchange == "redis":
+        args += ["--redis-host", opts.redis_host, "--redis-port", str(opts.redis_port)]
+    return args
+
+
+def run_app(run: str | None, home: Path | None = None, expected_s: float | None = None) -> int:
+    """Open the app on a run (or the catalog); returns the exit status."""
+    if run is not None:
+        resolve(run, home)  # fail before the screen switches to the app
+    return AcademyApp(run, home, expected_s).run() or 0
+
+
+def run_demo_app(opts: DemoOptions) -> int:
+    """Start the demo workflow and watch it live in the app."""
+    return AcademyApp(demo=opts).run() or 0

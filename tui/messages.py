@@ -1,0 +1,47 @@
+"""Messages the ingest and analysis workers post to the UI (past tense, one per batch)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.message import Message
+
+
+@dataclass
+class LoadProgressed(Message):
+    """The first load of a run read ``done`` of ``total`` bytes."""
+
+    done: int
+    total: int
+
+
+@dataclass
+class EventsIngested(Message):
+    """The store grew to ``total`` events (``new`` since the last message)."""
+
+    total: int
+    new: int
+    loading: bool
+
+
+@dataclass
+class RunNoted(Message):
+    """The reader noticed something about the pool (a file replaced, deleted, ...)."""
+
+    note: str
+
+
+@dataclass
+class ThingsUpdated(Message):
+    """Actions, agents and analyses were recomputed for a snapshot of ``events`` rows."""
+
+    events: int
+
+
+@dataclass
+class FilterApplied(Message):
+    """A filter finished evaluating (in a worker) with ``matches`` rows."""
+
+    expr: str
+    matches: int
+    seconds: float

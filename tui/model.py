@@ -1,0 +1,229 @@
+"""The app's state for one run: the features Run, the visible rows of the event view
+(filter, level toggles, find matches) kept up to date incrementally as events arrive,
+and the things/analyses snapshot the other views paint.
+
+No widget code here: views read this object and workers update it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from features import analyses
+from features.events import Events
+from features.query import Node, parse
+from features.query_eval import evaluate as _evaluate
+from features.run import Run
+from features.table import Table
+
+LEVELS = (("DEBUG", 10), ("INFO", 20), ("WARNING", 30), ("ERROR", 40))
+
+
+def evaluate(node: Node, ev: Events, rows: np.ndarray) -> np.ndarray:
+    """Mask over ``rows`` of the rows ``node`` selects."""
+    try:
+        return _evaluate(node, ev, rows)  # type: ignore[call-arg]
+    except TypeError:
+        return _evaluate(node, ev)[rows]
+
+
+@dataclass
+class Analysis:
+    """Things and analyses computed together for one snapshot (in a worker)."""
+
+    events: int
+    actions: Table
+    agents: Table
+    processes: Table
+    breakdown: analyses.TimeBreakdown
+    stats: Table
+    event_agents: np.ndarray
+    concurrency: tuple[np.ndarray, np.ndarray]
+    computed_s: float = 0.0
+
+
+@dataclass
+class ViewState:
+    """What the event view shows: rows in time order after filter and level toggles."""
+
+    rows: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    covered: int = 0
+    """Store rows [0, covered) have been considered."""
+    matches: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    """Positions in ``rows`` of find matches (``n``/``N``)."""
+
+
+class RunModel:
+    """One run as the app sees it."""
+
+    def __init__(self, run: Run, expected_s: float | None = None) -> None:
+        self.run = run
+        self.expected_s = expected_s
+        self.lock = threading.RLock()
+        self.filter_text = ""
+        self.filter_node: Node | None = None
+        self.find_text = ""
+        self.find_node: Node | None = None
+        self.hidden_levels: set[int] = set()
+        self.view = ViewState()
+        self.analysis: Analysis | None = None
+        self.loading = True
+        self.load_done = 0
+        self.load_total = 0
+        self.notes: list[str] = []
+        self.version = 0
+        """Bumped whenever the visible rows change shape (filter, levels, reset)."""
+        self.snapshot = Events(run.store)
+        """What the UI paints; replaced by :meth:`refresh_snapshot` (UI thread only).
+        Workers take their own snapshots, so the UI never waits for them."""
+
+    # -- snapshot ----------------------------------------------------------------------
+
+    def events(self) -> Events:
+        return self.snapshot
+
+    def refresh_snapshot(self) -> Events:
+        """Take a new snapshot of the store (cheap: views, no copies)."""
+        if len(self.run.store) != self.snapshot.n or \
+                len(self.run.store.files) != len(self.snapshot.file_names):
+            self.snapshot = Events(self.run.store)
+        return self.snapshot
+
+    # -- filter ------------------------------------------------------------------------
+
+    @staticmethod
+    def parse(text: str) -> Node | None:
+        """The AST of a filter text (``None`` for empty); raises QueryError."""
+        return parse(text) if text.strip() else None
+
+    def set_filter(self, text: str) -> None:
+        """Apply a filter: recomputes the visible rows over the current snapshot. Safe to
+        call from a worker: the new rows are computed aside and swapped in."""
+        node = self.parse(text)
+        self._rebuild(filter_text=text, filter_node=node)
+
+    def _rebuild(self, **changes: Any) -> None:
+        ev = self.snapshot
+        with self.lock:
+            for k, v in changes.items():
+                setattr(self, k, v)
+            version = self.version = self.version + 1
+        view = self._compute(ev, ViewState())
+        with self.lock:
+            if version == self.version:  # a newer rebuild supersedes this one
+                self.view = view
+        self.update()
+
+    def set_find(self, text: str) -> None:
+        """Highlight rows matching ``text`` for ``n``/``N`` (the filter stays). Safe to
+        call from a worker."""
+        node = self.parse(text)
+        with self.lock:
+            self.find_text, self.find_node = text, node
+            view = self.view
+        matches = self._find_positions(view.rows)
+        with self.lock:
+            cur = self.view
+            k = len(view.rows)
+            if len(cur.rows) >= k and np.array_equal(cur.rows[:k], view.rows):
+                tail = self._find_positions(cur.rows[k:]) + k
+                self.view = ViewState(cur.rows, cur.covered, np.concatenate([matches, tail]))
+            else:  # the rows were rebuilt meanwhile: recompute against them
+                self.view = ViewState(cur.rows, cur.covered, self._find_positions(cur.rows))
+            self.version += 1
+
+    def _mask(self, ev: Events, rows: np.ndarray) -> np.ndarray:
+        keep = np.ones(len(rows), dtype=bool)
+        if self.hidden_levels:
+            lv = ev.ints["levelno"][rows]
+            for lo in self.hidden_levels:
+                band = (lv >= lo) & (lv < lo + 10) if lo < 40 else lv >= 40
+                keep &= ~band
+        if self.filter_node is not None and len(rows):
+            keep &= evaluate(self.filter_node, ev, rows)
+        return keep
+
+    def _find_positions(self, rows: np.ndarray, ev: Events | None = None) -> np.ndarray:
+        if self.find_node is None or not len(rows):
+            return np.empty(0, dtype=np.int64)
+        hit = evaluate(self.find_node, ev or self.snapshot, rows)
+        return np.flatnonzero(hit)
+
+    def update(self) -> int:
+        """Bring the visible rows up to date with the snapshot; returns rows added."""
+        with self.lock:
+            before = len(self.view.rows)
+            version = self.version
+            self.view = self._compute(self.snapshot, self.view)
+            if self.version != version:
+                return 0
+            return len(self.view.rows) - before
+
+    def _compute(self, ev: Events, v: ViewState) -> ViewState:
+        """``v`` extended with snapshot rows it has not considered yet."""
+        if ev.n <= v.covered:
+            return v
+        new = np.arange(v.covered, ev.n, dtype=np.int64)
+        new = new[self._mask(ev, new)]
+        out = ViewState(v.rows, ev.n, v.matches)
+        if not len(new):
+            return out
+        t = ev.created
+        new = new[np.argsort(t[new], kind="stable")]
+        if not len(v.rows) or t[new[0]] >= t[v.rows[-1]]:
+            out.rows = np.concatenate([v.rows, new])
+            out.matches = np.concatenate([v.matches, self._find_positions(new, ev)
+                                          + len(v.rows)])
+        else:
+            pos = np.searchsorted(t[v.rows], t[new], side="right")
+            out.rows = np.insert(v.rows, pos, new)
+            out.matches = self._find_positions(out.rows, ev)
+            self.version += 1  # rows moved: cached lines are stale
+        return out
+
+    # -- analyses ----------------------------------------------------------------------
+
+    def analyse(self) -> Analysis:
+        """Recompute things and analyses for the current snapshot (call in a worker)."""
+        t = time.perf_counter()
+        run = self.run
+        ev = run.events()
+        acts = run.actions()
+        result = Analysis(
+            events=ev.n, actions=acts, agents=run.agents(), processes=run.processes(),
+            breakdown=run.where_time_went(self.expected_s), stats=run.action_stats(),
+            event_agents=run.event_agents(), concurrency=run.concurrency("executing"),
+        )
+        result.computed_s = time.perf_counter() - t
+        self.analysis = result
+        return result
+
+    # -- helpers for views -------------------------------------------------------------
+
+    def row_at(self, index: int) -> int | None:
+        rows = self.view.rows
+        return int(rows[index]) if 0 <= index < len(rows) else None
+
+    def index_of(self, row: int) -> int | None:
+        """Position of a store row in the visible rows (None when filtered out)."""
+        hit = np.flatnonzero(self.view.rows == row)
+        return int(hit[0]) if len(hit) else None
+
+    def nearest_index(self, t: float) -> int:
+        """Visible position of the first event at or after time ``t``."""
+        ev = self.events()
+        times = ev.created[self.view.rows]
+        return int(min(np.searchsorted(times, t), max(len(times) - 1, 0)))
+
+    def agent_of(self, row: int) -> Any:
+        a = self.analysis
+        if a is not None and row < len(a.event_agents):
+            return a.event_agents[row]
+        codes, values = self.events().cat("academy.agent_id")
+        c = int(codes[row]) if row < len(codes) else -1
+        return values[c] if c >= 0 else None

@@ -1,0 +1,113 @@
+"""Command palette entries (``ctrl+p``), kept as data: jump to an agent, action or run,
+export the current filter, add a column, switch views."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from textual.app import App, SystemCommand
+from textual.screen import Screen
+
+from tui.safe import clean
+
+
+def commands(app: App[Any], screen: Screen[Any]) -> Iterable[SystemCommand]:
+    from tui.screens.run import RunScreen
+
+    if not isinstance(screen, RunScreen):
+        yield from _run_commands(app)
+        return
+    s = screen
+    for tab, title in (("events", "Events"), ("timeline", "Timeline"),
+                       ("where", "Where the time went")):
+        yield SystemCommand(f"View: {title}", f"switch to the {title} view",
+                            lambda t=tab: s.action_show_tab(t))
+    for fmt in ("csv", "jsonl"):
+        yield SystemCommand(f"Export: current filter as {fmt.upper()}",
+                            "write the events shown now to a file in the working directory",
+                            lambda f=fmt: export_view(s, f))
+    yield SystemCommand("Export: actions as CSV", "one row per action, both sides joined",
+                        lambda: export_things(s, "actions"))
+    yield SystemCommand("Filter: clear", "show every event", s.action_clear_filter)
+    yield SystemCommand("Filter: errors and tracebacks", "levelno>=40 or has:exc_text",
+                        lambda: s.set_filter_text("levelno>=40 or has:exc_text"))
+    a = s.model.analysis
+    if a is not None:
+        for r in a.agents.records():
+            aid = r["agent_id"]
+            yield SystemCommand(f"Agent: {clean(aid)} ({clean(r['class'])})",
+                                f"{r['status']}; show its events",
+                                lambda x=aid: s.set_filter_text(
+                                    f'academy.agent_id="{x}" or academy.dest="{x}" or '
+                                    f'academy.src="{x}"'))
+        names = sorted({x for x in a.actions["action"] if x})
+        for name in names:
+            yield SystemCommand(f"Action: {clean(name)}", "show the records of these calls",
+                                lambda x=name: s.set_filter_text(f'academy.action="{x}"'))
+    ev = s.model.events()
+    counts = ev.key_counts()
+    shown = {c.key for c in s.query_one("#event-log").columns}  # type: ignore[attr-defined]
+    for key in sorted(counts):
+        if key in shown or key in ("message", "formatted", "created"):
+            continue
+        yield SystemCommand(f"Column: add {clean(key)}", f"{counts[key]:,} events have it",
+                            lambda k=key: add_column(s, k))
+    yield from _run_commands(app)
+
+
+def _run_commands(app: App[Any]) -> Iterable[SystemCommand]:
+    from features.runs import list_pools
+
+    home = getattr(app, "home", None)
+    try:
+        pools = sorted(list_pools(home), key=lambda p: p.stat().st_mtime, reverse=True)[:50]
+    except OSError:
+        pools = []
+    for p in pools:
+        yield SystemCommand(f"Run: open {p.name}", str(p), lambda x=p: _open(app, x))
+
+
+def _open(app: App[Any], path: Path) -> None:
+    from tui.screens.run import RunScreen
+
+    app.push_screen(RunScreen(path, from_catalog=True))
+
+
+def add_column(screen: Any, key: str) -> None:
+    """Load a wide key (from the files, in a worker) and show it as a column."""
+    def load() -> None:
+        values = screen.model.run.events().column(key)
+        screen.app.call_from_thread(screen.query_one("#event-log").add_column, key, values)
+    screen.run_worker(load, thread=True, group="column", exclusive=False)
+    screen.notify(f"loading {key}…")
+
+
+def export_view(screen: Any, fmt: str) -> Path:
+    """Write the events of the current view (filter applied) to a file."""
+    from features.export import write_csv, write_jsonl
+
+    rows = screen.model.view.rows
+    table = screen.model.run.events_table(rows)
+    path = Path.cwd() / f"academy-{screen.path.name[:8]}-{time.strftime('%H%M%S')}.{fmt}"
+    if fmt == "csv":
+        with path.open("w", newline="", encoding="utf-8") as f:
+            write_csv(table, f)
+    else:
+        with path.open("wb") as fb:
+            write_jsonl(table.records(), fb)
+    screen.notify(f"wrote {len(rows):,} events to {path}")
+    return path
+
+
+def export_things(screen: Any, what: str) -> Path:
+    from features.export import write_csv
+
+    table = getattr(screen.model.run, what)()
+    path = Path.cwd() / f"academy-{screen.path.name[:8]}-{what}.csv"
+    with path.open("w", newline="", encoding="utf-8") as f:
+        write_csv(table, f)
+    screen.notify(f"wrote {len(table):,} {what} to {path}")
+    return path

@@ -1,0 +1,327 @@
+"""One run: events, timeline and where the time went, live.
+
+Reading happens in an exclusive thread worker that posts one message per batch; the
+analyses run in their own exclusive worker; the screen only paints.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Input, Static, TabbedContent, TabPane
+
+from features.query import QueryError
+from features.run import Run
+from tui.messages import EventsIngested, FilterApplied, LoadProgressed, RunNoted, ThingsUpdated
+from tui.model import LEVELS, RunModel
+from tui.safe import clean
+from tui.widgets.detail import DetailScreen
+from tui.widgets.event_log import EventLog
+from tui.widgets.where import WhereView
+
+POLL_BUSY_S = 0.05
+"""Poll interval while the run grows."""
+POLL_IDLE_S = 0.25
+"""Poll interval after a quiet second."""
+ANALYSE_EVERY_S = 1.0
+
+
+class StatusBar(Static):
+    """One line: run, records, files, bad lines, live/follow state, load progress."""
+
+    DEFAULT_CSS = "StatusBar { height: 1; background: $accent 25%; padding: 0 1; }"
+
+
+class FilterBar(Vertical):
+    """The `/` filter and `ctrl+f` find input, with the parse error shown while typing."""
+
+    DEFAULT_CSS = """
+    FilterBar { height: auto; display: none; }
+    FilterBar.-open { display: block; }
+    FilterBar #filter-error { color: $error; height: auto; }
+    FilterBar #filter-help { color: $text-muted; height: 1; }
+    """
+
+    def compose(self) -> ComposeResult:
+        yield Input(placeholder="levelno>=30  academy.action=next_item  message~\"time ?out\""
+                                "  has:exc_text  (enter applies, esc closes)", id="filter-input")
+        yield Static("", id="filter-error")
+        yield Static("", id="filter-help")
+
+
+class RunScreen(Screen[None]):
+    """Everything about one run."""
+
+    BINDINGS = [
+        Binding("slash", "open_filter('filter')", "filter"),
+        Binding("ctrl+f", "open_filter('find')", "find"),
+        Binding("escape", "back", "back"),
+        Binding("1", "toggle_level(10)", "DEBUG", show=False),
+        Binding("2", "toggle_level(20)", "INFO", show=False),
+        Binding("3", "toggle_level(30)", "WARN", show=False),
+        Binding("4", "toggle_level(40)", "ERROR", show=False),
+        Binding("e", "show_tab('events')", "events"),
+        Binding("l", "show_tab('timeline')", "timeline"),
+        Binding("w", "show_tab('where')", "where time went"),
+        Binding("c", "clear_filter", "clear filter", show=False),
+    ]
+
+    def __init__(self, path: Path, expected_s: float | None = None,
+                 from_catalog: bool = False) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self.model = RunModel(Run(self.path), expected_s)
+        self.from_catalog = from_catalog
+        self.filter_mode = "filter"
+        self._last_growth = time.monotonic()
+        self._analysing = False
+        self._analysis_due = True
+        self._pending_focus: int | None = None
+
+    # -- layout ------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield StatusBar(id="status")
+        with TabbedContent(id="tabs", initial="events"):
+            with TabPane("Events", id="events"):
+                yield EventLog(self.model, id="event-log")
+            with TabPane("Timeline", id="timeline"):
+                yield self._timeline()
+            with TabPane("Where the time went", id="where"):
+                yield WhereView(self.model, id="where-view")
+        yield FilterBar(id="filter-bar")
+        yield Footer()
+
+    def _timeline(self) -> Static:
+        try:
+            from tui.widgets.timeline import Timeline
+        except ImportError:
+            return Static("the timeline is not available", id="timeline-view")
+        return Timeline(self.model, id="timeline-view")  # type: ignore[return-value]
+
+    def on_mount(self) -> None:
+        self.title = f"academy-tui · {self.path.name}"
+        self._paint_status()
+        self.ingest()
+        self.set_interval(ANALYSE_EVERY_S, self._maybe_analyse)
+        self.query_one(EventLog).focus()
+
+    # -- workers -----------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="ingest")
+    def ingest(self) -> None:
+        """Read the pool: the first load (with progress), then tail it until closed."""
+        from textual.worker import get_current_worker
+
+        worker = get_current_worker()
+        run = self.model.run
+        last = [0.0]
+
+        def progress(done: int, total: int) -> None:
+            now = time.monotonic()
+            if now - last[0] > 0.1 or done >= total:
+                last[0] = now
+                self.post_message(LoadProgressed(done, total))
+                self.post_message(EventsIngested(len(run.store), 0, True))
+
+        res = run.load(progress=progress)
+        for note in res.notes:
+            self.post_message(RunNoted(note))
+        self.post_message(EventsIngested(len(run.store), res.records, False))
+        quiet_since = time.monotonic()
+        while not worker.is_cancelled:
+            res = run.refresh()
+            for note in res.notes:
+                self.post_message(RunNoted(note))
+            now = time.monotonic()
+            if res.records or res.bad:
+                quiet_since = now
+                self.post_message(EventsIngested(len(run.store), res.records, False))
+            time.sleep(POLL_BUSY_S if now - quiet_since < 1.0 else POLL_IDLE_S)
+
+    @work(thread=True, exclusive=True, group="analyse")
+    def analyse(self) -> None:
+        try:
+            a = self.model.analyse()
+        finally:
+            self._analysing = False
+        self.post_message(ThingsUpdated(a.events))
+
+    @work(thread=True, exclusive=True, group="filter")
+    def apply_filter(self, mode: str, text: str) -> None:
+        t = time.perf_counter()
+        if mode == "find":
+            self.model.set_find(text)
+            n = len(self.model.view.matches)
+        else:
+            self.model.set_filter(text)
+            n = len(self.model.view.rows)
+        self.post_message(FilterApplied(text, n, time.perf_counter() - t))
+
+    def _maybe_analyse(self) -> None:
+        if self._analysis_due and not self._analysing:
+            self._analysis_due = False
+            self._analysing = True
+            self.analyse()
+
+    # -- messages ----------------------------------------------------------------------
+
+    def on_load_progressed(self, msg: LoadProgressed) -> None:
+        self.model.load_done, self.model.load_total = msg.done, msg.total
+        self._paint_status()
+
+    def on_events_ingested(self, msg: EventsIngested) -> None:
+        self.model.loading = msg.loading
+        self.model.refresh_snapshot()
+        self.model.update()
+        self.query_one(EventLog).rows_changed()
+        self._analysis_due = True
+        if not msg.loading and self.model.analysis is None:
+            self._maybe_analyse()
+        self._paint_status()
+
+    def on_run_noted(self, msg: RunNoted) -> None:
+        self.model.notes.append(msg.note)
+        self.notify(clean(msg.note), title="pool changed", severity="warning")
+
+    def on_things_updated(self, msg: ThingsUpdated) -> None:
+        self.query_one(WhereView).refresh_view()
+        self.query_one(EventLog).invalidate()
+        tl = self.query_one("#timeline-view")
+        if hasattr(tl, "data_changed"):
+            tl.data_changed()
+
+    def on_filter_applied(self, msg: FilterApplied) -> None:
+        log = self.query_one(EventLog)
+        log.rows_changed()
+        log.invalidate()
+        if self._pending_focus is not None:
+            if not log.go_to_row(self._pending_focus):
+                log.cursor = 0
+            self._pending_focus = None
+        what = "matches" if self.filter_mode == "find" else "events shown"
+        self.query_one("#filter-help", Static).update(
+            f"{msg.matches:,} {what} ({msg.seconds * 1000:.0f} ms)")
+        self._paint_status()
+
+    @on(EventLog.FollowChanged)
+    def _follow_changed(self) -> None:
+        self._paint_status()
+
+    @on(EventLog.Opened)
+    def _open_detail(self, msg: EventLog.Opened) -> None:
+        def done(expr: str | None) -> None:
+            if expr:
+                self.set_filter_text(expr, focus_row=msg.row)
+        self.app.push_screen(DetailScreen(self.model, msg.row), done)
+
+    @on(WhereView.DrillDown)
+    def _drill(self, msg: WhereView.DrillDown) -> None:
+        self.set_filter_text(msg.expr, focus_row=msg.row)
+        self.action_show_tab("events")
+
+    # -- filter bar --------------------------------------------------------------------
+
+    def action_open_filter(self, mode: str) -> None:
+        self.filter_mode = mode
+        bar = self.query_one(FilterBar)
+        bar.add_class("-open")
+        inp = self.query_one("#filter-input", Input)
+        inp.value = self.model.find_text if mode == "find" else self.model.filter_text
+        inp.border_title = "find (n/N jump)" if mode == "find" else "filter"
+        inp.focus()
+
+    @on(Input.Changed, "#filter-input")
+    def _validate(self, event: Input.Changed) -> None:
+        err = self.query_one("#filter-error", Static)
+        try:
+            self.model.parse(event.value)
+        except QueryError as e:
+            err.update(Text(str(e)))
+            event.input.add_class("-invalid")
+        else:
+            err.update("")
+            event.input.remove_class("-invalid")
+
+    @on(Input.Submitted, "#filter-input")
+    def _submit(self, event: Input.Submitted) -> None:
+        try:
+            self.model.parse(event.value)
+        except QueryError:
+            self.notify("fix the filter first (the error is shown under it)",
+                        severity="error")
+            return
+        self.query_one("#filter-help", Static).update("filtering…")
+        self.apply_filter(self.filter_mode, event.value)
+        self.query_one(FilterBar).remove_class("-open")
+        self.query_one(EventLog).focus()
+
+    def set_filter_text(self, expr: str, focus_row: int | None = None) -> None:
+        """Filter the event view (from a related jump or a drill-down)."""
+        self.filter_mode = "filter"
+        self.query_one(EventLog).follow = False
+        self._pending_focus = focus_row
+        self.apply_filter("filter", expr)
+
+    def action_clear_filter(self) -> None:
+        self.set_filter_text("")
+
+    def action_back(self) -> None:
+        bar = self.query_one(FilterBar)
+        if bar.has_class("-open"):
+            bar.remove_class("-open")
+            self.query_one(EventLog).focus()
+            return
+        if self.model.filter_text:
+            self.action_clear_filter()
+            return
+        if self.from_catalog:
+            self.app.pop_screen()
+        else:
+            from tui.screens.runs import RunsScreen
+
+            self.app.switch_screen(RunsScreen())
+
+    def action_toggle_level(self, levelno: int) -> None:
+        self.model.toggle_level(levelno)
+        log = self.query_one(EventLog)
+        log.rows_changed()
+        log.invalidate()
+        self._paint_status()
+
+    def action_show_tab(self, tab: str) -> None:
+        self.query_one(TabbedContent).active = tab
+
+    # -- status ------------------------------------------------------------------------
+
+    def _paint_status(self) -> None:
+        m = self.model
+        ev = m.events()
+        st = m.run.store.stats
+        parts: list[tuple[str, str]] = [(self.path.name[:8], "bold"), (" · ", "")]
+        if m.loading and m.load_total:
+            parts.append((f"loading {m.load_done / m.load_total * 100:3.0f}% · ", "yellow bold"))
+        parts.append((f"{ev.n:,} events · {len(ev.file_names)} files ", ""))
+        shown = len(m.view.rows)
+        if m.filter_text or m.hidden_levels:
+            parts.append((f"· {shown:,} shown ", "cyan"))
+        if m.filter_text:
+            parts.append((f"[{clean(m.filter_text, 60)}] ", "cyan"))
+        if m.hidden_levels:
+            hidden = ",".join(n for n, v in LEVELS if v in m.hidden_levels)
+            parts.append((f"hidden: {hidden} ", "magenta"))
+        if st.bad_lines:
+            parts.append((f"· {st.bad_lines} bad lines ", "red"))
+        log = self.query_one(EventLog)
+        parts.append(("· following " if log.follow else "· paused (f follows) ", "green"
+                      if log.follow else "yellow"))
+        if ev.n:
+            parts.append((f"· {ev.t1 - ev.t0:.2f} s span", "dim"))
+        self.query_one(StatusBar).update(Text.assemble(*parts))

@@ -1,0 +1,1 @@
+"""Widgets of the academy-tui app."""
