@@ -88,7 +88,7 @@ class DetailScreen(ModalScreen[str | None]):
             text.append(clean_block(exc))
             text.append("\n")
         text.append("\nrelated: ", style="bold")
-        for k, name, key, desc in RELATED:
+        for k, _name, key, desc in RELATED:
             if self._value(key) is not None:
                 text.append(f"[{k}] {desc}   ", style="green")
         return text

@@ -123,7 +123,7 @@ class WhereView(VerticalScroll):
         text.append(f"\n{name}: duration histogram ({int(m.sum())} calls)\n", style="bold")
         peak = max(int(c.max()) if len(c) else 1, 1)
         for i, k in enumerate(c):
-            bar = "█" * int(round(k / peak * 40))
+            bar = "█" * round(k / peak * 40)
             text.append(f"{fmt_s(float(e[i])):>9} – {fmt_s(float(e[i + 1])):>9} "
                         f"{int(k):7d} {bar}\n")
         return text
