@@ -60,7 +60,7 @@ class Events:
     def has_column(self, key: str) -> bool:
         """True when ``key`` is held in memory (fast to filter on)."""
         return key in self.codes or key in self.ints or key in (
-            "created", "message", "levelname", "exc_text", *PSEUDO_KEYS)
+            "created", "message", "levelname", *PSEUDO_KEYS)
 
     def cat(self, key: str) -> tuple[np.ndarray, list[Any]]:
         """Codes and values of a dictionary-encoded key (code -1 is null)."""

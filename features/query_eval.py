@@ -75,14 +75,19 @@ _MSG_CACHE = 16
 # -- public API ------------------------------------------------------------------------
 
 
-def evaluate(node: Node, events: Events) -> np.ndarray:
-    """Boolean mask over ``events`` rows (store order) of the rows ``node`` selects.
+def evaluate(node: Node, events: Events, rows: np.ndarray | None = None) -> np.ndarray:
+    """Boolean mask over ``events`` rows (store order) of the rows ``node`` selects; with
+    ``rows``, the mask over just those rows (costly tests then skip the others, which is
+    how a live view filters only the newly arrived events).
 
     Raises :class:`QueryError` (with the node's position or JSON path) when a numeric key
     is ordered against a non-numeric literal."""
     ctx = _Ctx(events)
-    out = ctx.eval(node, None)
-    return np.array(out, dtype=bool, copy=True)
+    if rows is None:
+        return np.array(ctx.eval(node, None), dtype=bool, copy=True)
+    within = np.zeros(events.n, dtype=bool)
+    within[rows] = True
+    return np.asarray(ctx.eval(node, within)[rows], dtype=bool)
 
 
 def select(events: Events, query: str | Node | dict[str, Any]) -> np.ndarray:

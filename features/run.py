@@ -4,7 +4,7 @@
 >>> run = open_run("latest")            # or a pool path, uuid or unique prefix
 >>> run.actions().sort("total_s", descending=True).head(5)
 >>> run.where_time_went(expected_s=16).seconds
->>> run.select('levelno>=30 or has:exc_text')   # rows, in time order
+>>> run.select('levelno>=30 or exc_text!=None')   # rows, in time order
 """
 
 from __future__ import annotations

@@ -54,7 +54,7 @@ class HelpScreen(ModalScreen[None]):
                 text.append(f"{b.description}\n")
         text.append("\nFilter language (/ filters, ctrl+f finds, n/N jump)\n", style="bold")
         text.append("  levelno>=30   level>=warning   academy.action=next_item\n"
-                    "  fib.iteration>10   message~\"time ?out\"   has:exc_text\n"
+                    "  fib.iteration>10   message~\"time ?out\"   exc_text!=None   has:KEY\n"
                     "  not name=asyncio and (a=1 or b=2)   @t>2.5   timeout (bare word)\n")
         text.append("\nIn the detail view: a same action, m same message, g same agent, "
                     "p same process.\n")

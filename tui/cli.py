@@ -217,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("events", help="print merged events in time order")
     s.add_argument("run")
-    s.add_argument("--where", help="filter, e.g. 'levelno>=30 or has:exc_text'")
+    s.add_argument("--where", help="filter, e.g. 'levelno>=30 or exc_text!=None'")
     s.add_argument("--format", choices=("table", "jsonl"), default="table")
     s.add_argument("--raw", action="store_true",
                    help="jsonl: the records exactly as written, plus @file/@line")

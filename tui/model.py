@@ -17,19 +17,12 @@ import numpy as np
 from features import analyses
 from features.events import Events
 from features.query import Node, parse
-from features.query_eval import evaluate as _evaluate
+from features.query_eval import evaluate
 from features.run import Run
 from features.table import Table
 
 LEVELS = (("DEBUG", 10), ("INFO", 20), ("WARNING", 30), ("ERROR", 40))
 
-
-def evaluate(node: Node, ev: Events, rows: np.ndarray) -> np.ndarray:
-    """Mask over ``rows`` of the rows ``node`` selects."""
-    try:
-        return _evaluate(node, ev, rows)  # type: ignore[call-arg]
-    except TypeError:
-        return _evaluate(node, ev)[rows]
 
 
 @dataclass

@@ -32,8 +32,8 @@ def commands(app: App[Any], screen: Screen[Any]) -> Iterable[SystemCommand]:
     yield SystemCommand("Export: actions as CSV", "one row per action, both sides joined",
                         lambda: export_things(s, "actions"))
     yield SystemCommand("Filter: clear", "show every event", s.action_clear_filter)
-    yield SystemCommand("Filter: errors and tracebacks", "levelno>=40 or has:exc_text",
-                        lambda: s.set_filter_text("levelno>=40 or has:exc_text"))
+    yield SystemCommand("Filter: errors and tracebacks", "levelno>=40 or exc_text!=None",
+                        lambda: s.set_filter_text("levelno>=40 or exc_text!=None"))
     a = s.model.analysis
     if a is not None:
         for r in a.agents.records():

@@ -51,7 +51,7 @@ class FilterBar(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Input(placeholder="levelno>=30  academy.action=next_item  message~\"time ?out\""
-                                "  has:exc_text  (enter applies, esc closes)", id="filter-input")
+                                "  exc_text!=None  (enter applies, esc closes)", id="filter-input")
         yield Static("", id="filter-error")
         yield Static("", id="filter-help")
 
