@@ -96,19 +96,18 @@ def parse_chunk(c: Chunk) -> tuple[Batch, int]:
     consumed (up to the last newline)."""
     fd = os.open(c.path, os.O_RDONLY)
     try:
-        parts = []
-        pos = c.start
-        while pos < c.end:
-            buf = os.pread(fd, c.end - pos, pos)
-            if not buf:
+        data = os.pread(fd, c.end - c.start, c.start)
+        while len(data) < c.end - c.start:  # short reads happen on some filesystems
+            more = os.pread(fd, c.end - c.start - len(data), c.start + len(data))
+            if not more:
                 break
-            parts.append(buf)
-            pos += len(buf)
+            data += more
     finally:
         os.close(fd)
-    data = b"".join(parts)
     cut = data.rfind(b"\n") + 1
-    return parse_block(memoryview(data)[:cut], c.file, c.start, 0), cut
+    if cut < len(data):  # only the last chunk of a live file ends inside a line
+        data = data[:cut]
+    return parse_block(data, c.file, c.start, 0), cut
 
 
 def _results(chunks: list[Chunk], executor: Executor | None) -> Iterator[tuple[Batch, int]]:

@@ -221,7 +221,8 @@ class _Builder:
         self.tag_codes = (array.array("i"), array.array("i"), array.array("i"))
         self.tag_maps: tuple[dict[Any, int], dict[Any, int], dict[Any, int]] = ({}, {}, {})
         self.shape = array.array("i")
-        self.shapes: dict[tuple[str, ...], tuple[int, _Shape]] = {}
+        self.shapes: dict[tuple[str, ...], tuple[Any, ...]] = {}
+        """Key set -> (code, shape, its getters...) as the block loop unpacks it."""
         self.message: list[str] = []
         self.bad: list[BadLine] = []
         self.repaired: dict[int, bytes] = {}
@@ -233,8 +234,10 @@ class _Builder:
         keys = tuple(d)
         ent = self.shapes.get(keys)
         if ent is None:
-            ent = self.shapes[keys] = (len(self.shapes), _shape(keys))
-        sc, sh = ent
+            sh = _shape(keys)
+            ent = self.shapes[keys] = (len(self.shapes), sh, sh.cme_get, sh.low_get,
+                                       sh.tag_pat, sh.tag_get)
+        sc, sh = ent[0], ent[1]
         c, m, e = sh.cme_get(d)
         self.created.append(to_float(c))
         if e not in _NULLS:
@@ -283,7 +286,7 @@ class _Builder:
         for bad in self.bad:
             r = bad.offset - base_offset
             bad.line = base_line + int(np.searchsorted(nl, r)) + 1
-        shape_of = [sh for _, sh in sorted(self.shapes.values(), key=lambda e: e[0])]
+        shape_of = [e[1] for e in sorted(self.shapes.values(), key=lambda e: e[0])]
         norms = [_NORMALISE[k] for k in COMBO_KEYS]
         combo_table = []
         for sc, low in self.combos:
@@ -356,7 +359,7 @@ def parse_block(
 
 def _parse(buf: bytes | memoryview, file: int, base_offset: int, base_line: int) -> Batch:
     b = _Builder(file)
-    data = bytes(buf)
+    data = buf if isinstance(buf, bytes) else bytes(buf)
     pieces = data.split(b"\n")
     if pieces and pieces[-1] == b"":
         pieces.pop()
@@ -399,9 +402,11 @@ def _parse(buf: bytes | memoryview, file: int, base_offset: int, base_line: int)
         keys = tuple(d)
         ent = shapes.get(keys)
         if ent is None:
-            ent = shapes[keys] = (len(shapes), _shape(keys))
-        sc, sh = ent
-        c, m, e = sh.cme_get(d)
+            sh = _shape(keys)
+            ent = shapes[keys] = (len(shapes), sh, sh.cme_get, sh.low_get, sh.tag_pat,
+                                  sh.tag_get)
+        sc, sh, cme_get, low_get, pat, tag_get = ent
+        c, m, e = cme_get(d)
         try:
             created_append(float(c))
         except (TypeError, ValueError):
@@ -419,7 +424,7 @@ def _parse(buf: bytes | memoryview, file: int, base_offset: int, base_line: int)
         else:
             flags_append(0 if e in nulls else FLAG_EXC)
         message_append(m)
-        k = (sc, sh.low_get(d))
+        k = (sc, low_get(d))
         try:
             x = combos.get(k)
         except TypeError:  # a nested value in a typed record
@@ -428,14 +433,13 @@ def _parse(buf: bytes | memoryview, file: int, base_offset: int, base_line: int)
         if x is None:
             x = combos[k] = len(combos)
         combo_append(x)
-        pat = sh.tag_pat
         try:
             if pat == p_none:
                 ta(-1)
                 tm(-1)
                 tl(-1)
             elif pat == p_action:
-                v = sh.tag_get(d)  # type: ignore[misc]
+                v = tag_get(d)
                 x = ma.get(v)
                 if x is None:
                     x = ma[v] = len(ma)
@@ -443,7 +447,7 @@ def _parse(buf: bytes | memoryview, file: int, base_offset: int, base_line: int)
                 tm(-1)
                 tl(-1)
             elif pat == p_message:
-                v, w = sh.tag_get(d)  # type: ignore[misc]
+                v, w = tag_get(d)
                 ta(-1)
                 x = mm.get(v)
                 if x is None:
@@ -454,7 +458,7 @@ def _parse(buf: bytes | memoryview, file: int, base_offset: int, base_line: int)
                     x = ml[w] = len(ml)
                 tl(x)
             elif pat == p_all:
-                u, v, w = sh.tag_get(d)  # type: ignore[misc]
+                u, v, w = tag_get(d)
                 x = ma.get(u)
                 if x is None:
                     x = ma[u] = len(ma)

@@ -130,6 +130,12 @@ class RunModel:
                 self.view = ViewState(cur.rows, cur.covered, self._find_positions(cur.rows))
             self.version += 1
 
+    def toggle_level(self, levelno: int) -> None:
+        """Hide or show one level band (DEBUG, INFO, WARNING, ERROR and above)."""
+        hidden = set(self.hidden_levels)
+        hidden.symmetric_difference_update({levelno})
+        self._rebuild(hidden_levels=hidden)
+
     def _mask(self, ev: Events, rows: np.ndarray) -> np.ndarray:
         keep = np.ones(len(rows), dtype=bool)
         if self.hidden_levels:

@@ -298,6 +298,10 @@ class RunScreen(Screen[None]):
 
     def action_show_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab
+        # Focus follows the tab: a focused widget left in a hidden pane would pull it back.
+        target = {"events": "#event-log", "timeline": "#timeline-view"}.get(tab)
+        if target:
+            self.query_one(target).focus()
 
     # -- status ------------------------------------------------------------------------
 

@@ -1,0 +1,293 @@
+"""The app's main flows with Textual's Pilot, built exactly as the CLI builds it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tui.app import AcademyApp
+from tui.screens.run import RunScreen
+from tui.screens.runs import RunsScreen
+from tui.widgets.detail import DetailScreen
+from tui.widgets.event_log import EventLog
+
+SIZE = (150, 40)
+
+
+async def until(pilot, cond, timeout: float = 15.0) -> None:  # type: ignore[no-untyped-def]
+    waited = 0.0
+    while not cond():
+        await pilot.pause(0.05)
+        waited += 0.05
+        if waited > timeout:
+            raise AssertionError("condition not reached in time")
+
+
+def screen_text(widget: EventLog) -> list[str]:
+    return [widget.render_line(y).text for y in range(widget.size.height)]
+
+
+async def open_run(pilot, app):  # type: ignore[no-untyped-def]
+    await until(pilot, lambda: isinstance(app.screen, RunScreen))
+    scr = app.screen
+    await until(pilot, lambda: not scr.model.loading and scr.model.analysis is not None)
+    return scr
+
+
+async def test_open_run_shows_all_events_in_time_order(sample) -> None:  # type: ignore[no-untyped-def]
+    pool = sample("http")
+    app = AcademyApp(str(pool))
+    async with app.run_test(size=SIZE) as pilot:
+        scr = await open_run(pilot, app)
+        ev = scr.model.events()
+        assert len(scr.model.view.rows) == ev.n == 316
+        times = ev.created[scr.model.view.rows]
+        assert (times[1:] >= times[:-1]).all()
+        log = scr.query_one(EventLog)
+        await until(pilot, lambda: log.max_scroll_y > 0 and log.scroll_offset.y == log.max_scroll_y)
+        lines = screen_text(log)
+        assert lines[0].startswith("time") and "message" in lines[0]
+        assert log.follow and log.cursor == ev.n - 1
+        assert any("workflow end" in ln for ln in lines)  # following: the end is visible
+
+
+async def test_filter_shows_error_position_then_applies(sample) -> None:  # type: ignore[no-untyped-def]
+    app = AcademyApp(str(sample("exception")))
+    async with app.run_test(size=SIZE) as pilot:
+        scr = await open_run(pilot, app)
+        await pilot.press("slash")
+        for ch in "levelno>=":
+            await pilot.press(ch)
+        err = str(scr.query_one("#filter-error").render())
+        assert "missing value" in err and "^" in err
+        await pilot.press("4", "0", "enter")
+        await until(pilot, lambda: scr.model.filter_text == "levelno>=40" and
+                    len(scr.model.view.rows) == 1)
+        row = int(scr.model.view.rows[0])
+        assert "pair failed" in scr.model.events().message[row]
+        await pilot.press("escape")  # clears the filter
+        await until(pilot, lambda: len(scr.model.view.rows) == 209)
+
+
+async def test_detail_and_related_jump_to_the_same_action(sample) -> None:  # type: ignore[no-untyped-def]
+    app = AcademyApp(str(sample("http")))
+    async with app.run_test(size=SIZE) as pilot:
+        scr = await open_run(pilot, app)
+        ev = scr.model.events()
+        tags = ev.strings("academy.action_tag")
+        target = next(r for r in scr.model.view.rows.tolist()
+                      if ev.strings("academy.action_state")[r] == "execute_start"
+                      and ev.strings("academy.action")[r] == "next_item")
+        log = scr.query_one(EventLog)
+        assert log.go_to_row(target)
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, DetailScreen))
+        body = str(app.screen.query_one("#detail-body").render())
+        assert "execute_start" in body and "same action" in body
+        await pilot.press("a")
+        await until(pilot, lambda: isinstance(app.screen, RunScreen) and
+                    scr.model.filter_text.startswith("academy.action_tag="))
+        await until(pilot, lambda: len(scr.model.view.rows) > 0)
+        shown = {tags[r] for r in scr.model.view.rows.tolist()}
+        assert shown == {tags[target]}
+        files = {ev.file[r] for r in scr.model.view.rows.tolist()}
+        assert len(files) == 2  # both sides of the call: caller's file and agent's file
+        assert log.cursor == scr.model.index_of(target)
+
+
+async def test_follow_pauses_on_scroll_and_resumes(sample) -> None:  # type: ignore[no-untyped-def]
+    app = AcademyApp(str(sample("pairs")))
+    async with app.run_test(size=SIZE) as pilot:
+        scr = await open_run(pilot, app)
+        log = scr.query_one(EventLog)
+        assert log.follow
+        await pilot.press("up")
+        assert not log.follow
+        await pilot.press("home")
+        assert log.cursor == 0 and log.scroll_offset.y == 0
+        await pilot.press("f")
+        await pilot.pause(0.1)
+        assert log.follow and log.cursor == len(scr.model.view.rows) - 1
+
+
+async def test_level_toggle_and_find_with_n(sample) -> None:  # type: ignore[no-untyped-def]
+    app = AcademyApp(str(sample("thread")))
+    async with app.run_test(size=SIZE) as pilot:
+        scr = await open_run(pilot, app)
+        ev = scr.model.events()
+        debug = int((ev.ints["levelno"] == 10).sum())
+        await pilot.press("1")  # hide DEBUG
+        await until(pilot, lambda: len(scr.model.view.rows) == ev.n - debug)
+        await pilot.press("1")
+        await until(pilot, lambda: len(scr.model.view.rows) == ev.n)
+        await pilot.press("ctrl+f")
+        for ch in "fib step":
+            await pilot.press(ch if ch != " " else "space")
+        await pilot.press("enter")
+        await until(pilot, lambda: len(scr.model.view.matches) == 16)
+        log = scr.query_one(EventLog)
+        await pilot.press("home", "n")
+        first = int(scr.model.view.matches[0])
+        assert log.cursor == first
+        await pilot.press("n")
+        assert log.cursor == int(scr.model.view.matches[1])
+        await pilot.press("N", "N")
+        assert log.cursor == int(scr.model.view.matches[-1])
+
+
+async def test_where_view_drills_down_to_the_slowest_call(sample) -> None:  # type: ignore[no-untyped-def]
+    app = AcademyApp(str(sample("http")))
+    async with app.run_test(size=SIZE) as pilot:
+        scr = await open_run(pilot, app)
+        await pilot.press("w")
+        await pilot.pause(0.2)
+        answer = str(scr.query_one("#where-answer").render())
+        assert "The run took 4.64 s" in answer
+        table = scr.query_one("#where-slow")
+        table.focus()
+        await pilot.press("enter")
+        await until(pilot, lambda: scr.model.filter_text.startswith("academy.action_tag="))
+        from textual.widgets import TabbedContent
+
+        assert scr.query_one(TabbedContent).active == "events"
+        slow_tag = scr.model.analysis.actions.sort("total_s", descending=True).row(0)["tag"]
+        assert scr.model.filter_text == f"academy.action_tag={slow_tag}"
+
+
+async def test_palette_exports_the_current_filter(sample, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.chdir(tmp_path)
+    app = AcademyApp(str(sample("exception")))
+    async with app.run_test(size=SIZE) as pilot:
+        scr = await open_run(pilot, app)
+        scr.set_filter_text("academy.action_state~exception")
+        await until(pilot, lambda: len(scr.model.view.rows) == 2)
+        await pilot.press("ctrl+p")
+        for ch in "current filter as CSV":
+            await pilot.press(ch if ch != " " else "space")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await until(pilot, lambda: list(tmp_path.glob("*.csv")))
+        import csv
+
+        with next(tmp_path.glob("*.csv")).open(newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        assert len(rows) == 2
+        assert {r["academy.action_state"] for r in rows} == {"exception", "execute_exception"}
+
+
+async def test_runs_screen_opens_a_run(samples_home: Path) -> None:
+    app = AcademyApp(None, home=samples_home)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, RunsScreen) and
+                    app.screen.query_one("#runs-table").row_count == 8)
+        await pilot.press("slash")
+        for ch in "failed":
+            await pilot.press(ch)
+        await until(pilot, lambda: app.screen.query_one("#runs-table").row_count == 1)
+        await pilot.press("enter", "enter")
+        scr = await open_run(pilot, app)
+        assert scr.path.name.startswith("2ecb7d3e")
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, RunsScreen))
+
+
+async def test_help_lists_bindings(sample) -> None:  # type: ignore[no-untyped-def]
+    app = AcademyApp(str(sample("thread")))
+    async with app.run_test(size=SIZE) as pilot:
+        await open_run(pilot, app)
+        await pilot.press("question_mark")
+        await pilot.pause(0.2)
+        text = str(app.screen.query_one("Static").render())
+        for needle in ("filter", "follow", "detail", "quit", "palette", "timeline"):
+            assert needle in text
+
+
+HOSTILE = [
+    "[bold red]boom[/]",
+    "[link=https://example.com]click me[/link]",
+    "[@click=app.quit]quit now[/]",
+    "\x1b[31mred\x1b[0m\x1b]0;title\x07",
+    "x" * 66_000,
+]
+
+
+async def test_log_text_is_data_never_markup_or_escapes(sample, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    src = next(sample("thread").glob("*.jsonlog"))
+    lines = src.read_text().splitlines()
+    out = []
+    for i, ln in enumerate(lines):
+        d = json.loads(ln)
+        if 10 <= i < 10 + len(HOSTILE):
+            d["message"] = d["formatted"] = HOSTILE[i - 10]
+            d["academy.agent_id"] = "[red]AgentId<evil>[/red]"
+        out.append(json.dumps(d))
+    pool = tmp_path / "logs" / "00000000-0000-4000-8000-00000000beef"
+    pool.mkdir(parents=True)
+    (pool / "a.jsonlog").write_text("\n".join(out) + "\n")
+    app = AcademyApp(str(pool))
+    async with app.run_test(size=SIZE) as pilot:
+        scr = await open_run(pilot, app)
+        log = scr.query_one(EventLog)
+        await pilot.press("home")
+        for _ in range(9):
+            await pilot.press("down")
+        await pilot.pause(0.1)
+        text = "\n".join(screen_text(log))
+        assert "[bold red]boom[/]" in text
+        assert "[link=https://example.com]click me[/link]" in text
+        assert "[@click=app.quit]quit now[/]" in text
+        assert "\\x1b[31mred" in text and "\x1b" not in text
+        assert "[red]AgentId<evil>[/red]"[:17] in text
+        for y in range(1, log.size.height):  # clicking hostile rows triggers nothing
+            await pilot.click(EventLog, offset=(60, y))
+        assert app.is_running
+        # The detail view shows the 66 KB value literally, cut, without freezing.
+        row = next(r for r in scr.model.view.rows.tolist()
+                   if scr.model.events().message[r].startswith("xxxx"))
+        log.go_to_row(row)
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, DetailScreen))
+        body = str(app.screen.query_one("#detail-body").render())
+        assert "xxxxxxxx" in body
+        await pilot.press("escape")
+        assert app.is_running
+
+
+async def test_live_pool_updates_without_a_keypress(sample, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    src = sample("http")
+    pool = tmp_path / "logs" / src.name
+    pool.mkdir(parents=True)
+    files = sorted(src.glob("*.jsonlog"))
+    halves = {}
+    for f in files:
+        data = f.read_bytes().splitlines(keepends=True)
+        cut = len(data) // 2
+        (pool / f.name).write_bytes(b"".join(data[:cut]))
+        halves[f.name] = data[cut:]
+    total = sum(len(f.read_bytes().splitlines()) for f in files)
+    app = AcademyApp(str(pool))
+    async with app.run_test(size=SIZE) as pilot:
+        scr = await open_run(pilot, app)
+        first = len(scr.model.view.rows)
+        assert first < total
+        for name, rest in halves.items():
+            with (pool / name).open("ab") as fh:
+                for ln in rest[:-1]:
+                    fh.write(ln)
+                fh.write(rest[-1][:20])  # a half-written last record
+        await until(pilot, lambda: len(scr.model.view.rows) == total - len(halves))
+        for name, rest in halves.items():
+            with (pool / name).open("ab") as fh:
+                fh.write(rest[-1][20:])
+        await until(pilot, lambda: len(scr.model.view.rows) == total)
+        log = scr.query_one(EventLog)
+        assert log.follow and log.cursor == total - 1
+        assert "workflow end" in "\n".join(screen_text(log))
+        # A new file appearing later is picked up too.
+        shutil.copy(files[0], pool / "zz-late.jsonlog")
+        await until(pilot, lambda: len(scr.model.view.rows) == total + len(
+            files[0].read_bytes().splitlines()))
