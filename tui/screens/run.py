@@ -24,6 +24,7 @@ from tui.model import LEVELS, RunModel
 from tui.safe import clean
 from tui.widgets.detail import DetailScreen
 from tui.widgets.event_log import EventLog
+from tui.widgets.timeline import Timeline
 from tui.widgets.where import WhereView
 
 POLL_BUSY_S = 0.05
@@ -221,6 +222,11 @@ class RunScreen(Screen[None]):
             if expr:
                 self.set_filter_text(expr, focus_row=msg.row)
         self.app.push_screen(DetailScreen(self.model, msg.row), done)
+
+    @on(Timeline.BarSelected)
+    def _bar(self, msg: Timeline.BarSelected) -> None:
+        self.set_filter_text(f"academy.action_tag={msg.tag}", focus_row=msg.row)
+        self.action_show_tab("events")
 
     @on(WhereView.DrillDown)
     def _drill(self, msg: WhereView.DrillDown) -> None:

@@ -1,0 +1,431 @@
+"""The timeline: one lane per agent, its lifecycle and its action executions over time.
+
+Reads at a glance: a ruler, a "how many at once" sparkline, then lanes where start-up,
+life, a caller's waiting and every execution (coloured by status, the worst winning a
+cell) line up in time. Lanes are rasterised with numpy a chunk at a time per zoom
+(:mod:`tui.widgets.timeline_data`); ``render_line`` only slices a row and run-length
+encodes it into segments, and strips are cached.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections import OrderedDict
+from typing import Any
+
+import numpy as np
+from rich.cells import set_cell_size
+from rich.segment import Segment
+from rich.style import Style
+from textual import events
+from textual.binding import Binding
+from textual.geometry import Size
+from textual.message import Message
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from features.report import fmt_s
+from features.table import Table
+from tui.model import Analysis, RunModel
+from tui.safe import clean
+from tui.widgets import timeline_data as td
+
+LABEL = 28
+"""Cells of the label column (lane names) left of the time cells."""
+TOP = 2
+"""Sticky lines above the lanes: the ruler and the sparkline; the readout is below."""
+MIN_SPC = 1e-5
+CHARS = {td.EMPTY: " ", td.STARTUP: "┄", td.ALIVE: "─", td.WAIT: "░", td.END: "┤",
+         td.OK: "█", td.INFLIGHT: "█", td.CANCELLED: "█", td.CRASH: "✖", td.EXCEPTION: "█"}
+COMPONENT = {td.STARTUP: "timeline--startup", td.ALIVE: "timeline--alive",
+             td.WAIT: "timeline--wait", td.END: "timeline--end", td.OK: "timeline--ok",
+             td.INFLIGHT: "timeline--inflight", td.CANCELLED: "timeline--cancelled",
+             td.CRASH: "timeline--exception", td.EXCEPTION: "timeline--exception"}
+CURSOR = 16
+"""Added to a cell's code where the time cursor is (a second set of styles)."""
+
+
+class Timeline(ScrollView, can_focus=True):
+    """Per-agent lanes over time, zoomable, live."""
+
+    COMPONENT_CLASSES = {
+        "timeline--ok", "timeline--exception", "timeline--inflight", "timeline--cancelled",
+        "timeline--startup", "timeline--alive", "timeline--end", "timeline--wait",
+        "timeline--cursor", "timeline--label", "timeline--selected", "timeline--group",
+        "timeline--axis", "timeline--spark", "timeline--readout",
+    }
+    DEFAULT_CSS = """
+    Timeline { background: $surface; scrollbar-size-vertical: 1; }
+    Timeline > .timeline--ok { color: $success; }
+    Timeline > .timeline--exception { color: $error; text-style: bold; }
+    Timeline > .timeline--inflight { color: $warning; }
+    Timeline > .timeline--cancelled { color: magenta; }
+    Timeline > .timeline--startup { color: $warning 60%; }
+    Timeline > .timeline--alive { color: $foreground 40%; }
+    Timeline > .timeline--end { color: $foreground 80%; text-style: bold; }
+    Timeline > .timeline--wait { color: $primary 70%; }
+    Timeline > .timeline--cursor { background: $accent 50%; }
+    Timeline > .timeline--label { color: $foreground 85%; }
+    Timeline > .timeline--selected { background: $accent 35%; text-style: bold; }
+    Timeline > .timeline--group { color: $text-secondary; text-style: bold; }
+    Timeline > .timeline--axis { color: $foreground 60%; }
+    Timeline > .timeline--spark { color: $accent; }
+    Timeline > .timeline--readout { background: $panel; color: $foreground; }
+    """
+    BINDINGS = [
+        Binding("plus,equals_sign", "zoom(2)", "zoom in"),
+        Binding("minus", "zoom(0.5)", "zoom out"),
+        Binding("0", "fit", "fit run"),
+        Binding("left", "pan(-0.125)", "pan", show=False),
+        Binding("right", "pan(0.125)", "pan", show=False),
+        Binding("shift+left", "pan(-1)", "pan a screen", show=False),
+        Binding("shift+right", "pan(1)", "pan a screen", show=False),
+        Binding("home", "pan_to(0)", "run start", show=False),
+        Binding("end", "pan_to(1)", "run end", show=False),
+        Binding("comma", "move_cursor(-1)", "cursor ←"),
+        Binding("full_stop", "move_cursor(1)", "cursor →"),
+        Binding("left_square_bracket", "jump_bar(-1)", "prev action in lane", show=False),
+        Binding("right_square_bracket", "jump_bar(1)", "next action in lane", show=False),
+        Binding("n", "jump_problem(1)", "next failure", show=False),
+        Binding("N", "jump_problem(-1)", "prev failure", show=False),
+        Binding("up", "lane(-1)", "lane up", show=False),
+        Binding("down", "lane(1)", "lane down", show=False),
+        Binding("enter", "select", "action's events"),
+        Binding("g", "toggle_group", "group by process"),
+    ]
+
+    class BarSelected(Message):
+        """The user picked an action on the timeline: show its events."""
+
+        def __init__(self, tag: str, row: int) -> None:
+            super().__init__()
+            self.tag = tag
+            """The action tag (``academy.action_tag``)."""
+            self.row = row
+            """Its execution (or start) event row, to put the event view's cursor on."""
+
+    def __init__(self, model: RunModel, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.model = model
+        self.spc = 1.0
+        """Seconds per cell (the zoom)."""
+        self.fit = True
+        """Keep the whole run in view as it grows (left by zooming, back with ``0``)."""
+        self.grouped = False
+        self.cursor_t = 0.0
+        """The time cursor, seconds since the run start."""
+        self.selected = 0
+        """Index of the selected lane in ``data.lanes``."""
+        self.data: td.Lanes | None = None
+        self.rows: list[tuple[str, int, str]] = []
+        """Lines below the sticky ones: ("lane", lane index, "") or ("group", n, name)."""
+        self._analysis: Analysis | None = None
+        self._actions: Table | None = None
+        self._rasters: td.Rasters | None = None
+        self._gen = 0
+        self._cache: OrderedDict[tuple[Any, ...], Strip] = OrderedDict()
+        self._styles: dict[int, Style] = {}
+
+    # -- data --------------------------------------------------------------------------
+
+    def data_changed(self) -> None:
+        """A new analysis: rebuild the lanes; zoom, scroll and cursor stay (fit follows)."""
+        a = self.model.analysis
+        if a is None or a is self._analysis:
+            return
+        ev = self.model.events()
+        key = self.data.lanes[self.selected].key if self.data and self.data.lanes else None
+        self._analysis, self._actions = a, a.actions
+        self.data = td.build_lanes(a.agents, a.actions, a.concurrency, ev.t0,
+                                   max(ev.t1, ev.t0), ev.created)
+        keys = [ln.key for ln in self.data.lanes]
+        self.selected = keys.index(key) if key in keys else min(self.selected, len(keys) - 1)
+        self.selected = max(self.selected, 0)
+        self._layout_rows()
+        self._rezoom(self.spc)
+
+    def _layout_rows(self) -> None:
+        assert self.data is not None
+        self.rows = td.layout_rows(self.data.lanes, self.grouped)
+
+    def _view(self) -> tuple[int, int]:
+        """Visible time cells and lines (scrollbars excluded)."""
+        w = self.container_size.width - self.scrollbar_size_vertical - LABEL
+        h = self.container_size.height - self.scrollbar_size_horizontal
+        return max(w, 1), max(h, TOP + 1)
+
+    def _fit_spc(self) -> float:
+        dur = self.data.duration if self.data else 0.0
+        return max(dur, 1e-3) / max(self._view()[0] - 1, 1)
+
+    def _rezoom(self, spc: float, anchor: float | None = None) -> None:
+        """Set the zoom (or refit), keeping time ``anchor`` at the same screen column."""
+        tw, _ = self._view()
+        old_spc, old_x = self.spc, self.scroll_x
+        fit_spc = self._fit_spc()
+        if spc >= fit_spc:
+            self.fit = True
+        self.spc = fit_spc if self.fit else max(spc, MIN_SPC)
+        self._gen += 1
+        self._cache.clear()
+        if self.data is not None:
+            self._rasters = td.Rasters(self.data, self.spc)
+            cells = tw if self.fit else max(tw, int(self.data.duration / self.spc) + 2)
+            self.virtual_size = Size(LABEL + cells, len(self.rows) + TOP + 1)
+        if self.fit:
+            self.scroll_to(x=0, animate=False, force=True)
+        elif anchor is not None:
+            col = anchor / old_spc - old_x
+            self.scroll_to(x=round(anchor / self.spc - col), animate=False, force=True)
+        self.refresh()
+
+    def on_resize(self) -> None:
+        self._rezoom(self.spc)
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._styles = {}
+        self._cache.clear()
+
+    # -- rendering ---------------------------------------------------------------------
+
+    def _style(self, code: int) -> Style:
+        if not self._styles:
+            base = self.rich_style
+            cursor = self.get_component_rich_style("timeline--cursor", partial=True)
+            for c in range(td.NCODES):
+                s = self.get_component_rich_style(COMPONENT[c]) if c in COMPONENT else base
+                self._styles[c], self._styles[c + CURSOR] = s, s + cursor
+        return self._styles[code]
+
+    def _cells(self, vals: np.ndarray) -> list[Segment]:
+        """Run-length segments of cell codes."""
+        if not len(vals):
+            return []
+        cut = [0, *(np.flatnonzero(vals[1:] != vals[:-1]) + 1).tolist(), len(vals)]
+        segs = []
+        for a, b in itertools.pairwise(cut):
+            v = int(vals[a])
+            if v >= CURSOR and v - CURSOR in (td.EMPTY, td.STARTUP, td.ALIVE, td.WAIT):
+                text = "│"  # the cursor line shows through the background
+            elif v - CURSOR in td.BAR_CODES:
+                text = "┃"  # a full block would hide the cursor's background
+            else:
+                text = CHARS[v % CURSOR] * (b - a)
+            segs.append(Segment(text, self._style(v)))
+        return segs
+
+    def _cell(self) -> int:
+        """The cell under the time cursor."""
+        return math.floor(self.cursor_t / self.spc)
+
+    def _cursor_col(self, sx: int, tw: int) -> int:
+        c = self._cell() - sx
+        return c if 0 <= c < tw else -1
+
+    def _label(self, text: str, style: str) -> Segment:
+        return Segment(set_cell_size(text, LABEL - 1) + "│",
+                       self.get_component_rich_style(style))
+
+    def render_line(self, y: int) -> Strip:
+        width = self.size.width
+        tw, h = self._view()
+        if self.data is None or self._rasters is None:
+            text = "analysing…" if y == 0 else ""
+            return Strip([Segment(text.ljust(width), self.rich_style)], width)
+        sx, sy = int(self.scroll_x), int(self.scroll_y)
+        cur = self._cursor_col(sx, tw)
+        index = sy + y - TOP
+        if y == h - 1:
+            row: tuple[str, int, str] = ("readout", self.selected, repr(self.cursor_t))
+        elif y < TOP:
+            row = ("top", y, "")
+        elif 0 <= index < len(self.rows):
+            row = self.rows[index]
+        else:
+            return Strip.blank(width, self.rich_style)
+        selected = row[0] == "lane" and row[1] == self.selected
+        key = (self._gen, row, sx, tw, width, cur, selected)
+        strip = self._cache.get(key)
+        if strip is None:
+            if row[0] == "readout":
+                strip = Strip([Segment(set_cell_size(" " + self.readout(), width),
+                                       self.get_component_rich_style("timeline--readout"))])
+            else:
+                strip = self._build(row, sx, tw, cur, selected)
+            strip = strip.adjust_cell_length(width, self.rich_style)
+            self._cache[key] = strip
+            if len(self._cache) > 1000:
+                self._cache.popitem(last=False)
+        return strip
+
+    def _build(self, row: tuple[str, int, str], sx: int, tw: int, cur: int,
+               selected: bool) -> Strip:
+        assert self.data is not None and self._rasters is not None
+        codes, conc = self._rasters.window(sx, tw)
+        mark = np.zeros(tw, dtype=np.int64)
+        if cur >= 0:
+            mark[cur] = CURSOR
+        kind, i, name = row
+        if kind == "top":
+            if i == 0:
+                zoom = f" {fmt_s(self.spc)}/cell" + (" · fit" if self.fit else "")
+                label, comp = self._label(zoom, "timeline--axis"), "timeline--axis"
+                text = td.ruler(sx, tw, self.spc)
+            else:
+                top = self.data.conc_max
+                label = self._label(f" at once (max {top})", "timeline--spark")
+                comp, text = "timeline--spark", td.sparkline(conc, top)
+            style = self.get_component_rich_style(comp)
+            if cur < 0:
+                return Strip([label, Segment(text, style)])
+            return Strip([label, Segment(text[:cur], style),
+                          Segment(text[cur], style + self._style(CURSOR)),
+                          Segment(text[cur + 1:], style)])
+        if kind == "group":
+            label = self._label(f"▾ {clean(name)} ({i})", "timeline--group")
+            return Strip([label, *self._cells(mark)])
+        lane = self.data.lanes[i]
+        text = clean(td.short_id(lane.key)) + " " + clean(lane.cls)
+        if lane.kind == "caller":
+            text = clean(lane.key) + " waits"
+        prefix = "▶" if selected else " "
+        comp = "timeline--selected" if selected else (
+            "timeline--exception" if lane.crashed else "timeline--label")
+        segs = self._cells(codes[i].astype(np.int64) + mark)
+        return Strip([self._label(prefix + text, comp), *segs])
+
+    def readout(self) -> str:
+        """The cursor line: time, what the selected lane does then, how many at once."""
+        data, acts = self.data, self._actions
+        if data is None or acts is None or self._rasters is None:
+            return "analysing…"
+        cell = self._cell()
+        ta, tb = cell * self.spc, (cell + 1) * self.spc
+        parts = [f"t=+{self.cursor_t:.3f} s"]
+        if data.lanes:
+            parts += td.describe(data, acts, self.selected, ta, tb)
+        _, conc = self._rasters.window(cell, 1)
+        parts.append(f"{int(conc[0]) if len(conc) else 0} executing at once")
+        return " · ".join(parts)
+
+    # -- actions -----------------------------------------------------------------------
+
+    def action_zoom(self, factor: float) -> None:
+        tw, _ = self._view()
+        anchor = self.cursor_t
+        if self._cursor_col(int(self.scroll_x), tw) < 0:
+            anchor = (self.scroll_x + tw / 2) * self.spc
+        if factor > 1:
+            self.fit = False
+        self._rezoom(self.spc / factor, anchor)
+
+    def action_fit(self) -> None:
+        self.fit = True
+        self._rezoom(self.spc)
+
+    def action_pan(self, screens: float) -> None:
+        tw, _ = self._view()
+        step = screens * tw
+        step = math.copysign(max(abs(step), 1), step)
+        self.scroll_to(x=self.scroll_x + round(step), animate=False, force=True)
+
+    def action_pan_to(self, where: float) -> None:
+        self.scroll_to(x=where * self.max_scroll_x, animate=False, force=True)
+
+    def _put_cursor(self, t: float, center: bool = False) -> None:
+        """Move the time cursor, scrolling it into view (``center``: mid-screen, for
+        jumps that may land far away)."""
+        end = self.data.duration if self.data else 0.0
+        self.cursor_t = min(max(t, 0.0), end)
+        tw, _ = self._view()
+        col = self._cell()
+        if center and not self.scroll_x <= col < self.scroll_x + tw:
+            self.scroll_to(x=col - tw // 2, animate=False, force=True)
+        elif col < self.scroll_x:
+            self.scroll_to(x=col, animate=False, force=True)
+        elif col >= self.scroll_x + tw:
+            self.scroll_to(x=col - tw + 1, animate=False, force=True)
+        self.refresh()
+
+    def action_move_cursor(self, cells: int) -> None:
+        cell = self._cell() + cells
+        self._put_cursor((cell + 0.5) * self.spc)
+
+    def _jump(self, mask: np.ndarray, direction: int) -> int | None:
+        """Move the cursor to the next (previous) interval start in ``mask``."""
+        assert self.data is not None
+        cell = self._cell()
+        hit = td.next_start(self.data.t0, mask, cell * self.spc, (cell + 1) * self.spc,
+                            direction)
+        if hit is None:
+            self.notify("nothing further that way", severity="information")
+        else:
+            self._put_cursor(float(self.data.t0[hit]), center=True)
+        return hit
+
+    def action_jump_bar(self, direction: int) -> None:
+        if self.data is not None:
+            bars = np.isin(self.data.code, td.BAR_CODES)
+            self._jump(bars & (self.data.lane == self.selected), direction)
+
+    def action_jump_problem(self, direction: int) -> None:
+        if self.data is not None:
+            bad = np.isin(self.data.code, (td.EXCEPTION, td.CANCELLED, td.CRASH))
+            hit = self._jump(bad, direction)
+            if hit is not None:
+                self._select_lane(int(self.data.lane[hit]))
+
+    def _select_lane(self, lane: int) -> None:
+        self.selected = lane
+        pos = next((p for p, r in enumerate(self.rows) if r[0] == "lane" and r[1] == lane), 0)
+        _, h = self._view()
+        shown = h - TOP - 1
+        if pos < self.scroll_y:
+            self.scroll_to(y=pos, animate=False, force=True)
+        elif pos >= self.scroll_y + shown:
+            self.scroll_to(y=pos - shown + 1, animate=False, force=True)
+        self.refresh()
+
+    def action_lane(self, delta: int) -> None:
+        order = [r[1] for r in self.rows if r[0] == "lane"]
+        if order:
+            at = order.index(self.selected) if self.selected in order else 0
+            self._select_lane(order[max(0, min(len(order) - 1, at + delta))])
+
+    def action_toggle_group(self) -> None:
+        self.grouped = not self.grouped
+        if self.data is not None:
+            self._layout_rows()
+            self._rezoom(self.spc)
+            self._select_lane(self.selected)
+
+    def action_select(self) -> None:
+        """Post the action under the cursor in the selected lane (the nearest within a
+        few cells when none is exactly there)."""
+        if self.data is None or self._actions is None or not self.data.lanes:
+            return
+        picked = td.pick_action(self.data, self._actions, self.selected, self._cell(),
+                                self.spc)
+        if picked is None:
+            self.notify("no action under the cursor in this lane", severity="warning")
+        else:
+            self.post_message(self.BarSelected(*picked))
+
+    def on_click(self, event: events.Click) -> None:
+        """Click: cursor and lane there; click a bar already under the cursor (or
+        double-click it) to show its events."""
+        if self.data is None:
+            return
+        index = int(self.scroll_y) + event.y - TOP
+        before = (self.selected, self._cell())
+        if event.x >= LABEL:
+            self._put_cursor((int(self.scroll_x) + event.x - LABEL + 0.5) * self.spc)
+        if event.y >= TOP and 0 <= index < len(self.rows) and self.rows[index][0] == "lane":
+            self._select_lane(self.rows[index][1])
+            now = (self.selected, self._cell())
+            if event.x >= LABEL and (event.chain >= 2 or now == before):
+                codes, _ = self._rasters.window(now[1], 1) if self._rasters else (None, None)
+                if codes is not None and codes[self.selected, 0] in td.BAR_CODES:
+                    self.action_select()
