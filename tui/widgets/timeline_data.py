@@ -326,6 +326,8 @@ class Rasters:
         self.spc = spc
         self.keep = keep
         self._chunks: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._last: tuple[int, int, tuple[np.ndarray, np.ndarray]] | None = None
+        """The last window: every line of one repaint asks for the same one."""
 
     def _chunk(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         hit = self._chunks.pop(k, None)
@@ -340,12 +342,16 @@ class Rasters:
     def window(self, c0: int, width: int) -> tuple[np.ndarray, np.ndarray]:
         """Codes (lanes, width) and concurrency (width,) of cells ``[c0, c0 + width)``."""
         c0 = max(c0, 0)
+        if self._last is not None and self._last[:2] == (c0, width):
+            return self._last[2]
         ks = range(c0 // CHUNK, (c0 + width - 1) // CHUNK + 1)
         parts = [self._chunk(k) for k in ks]
         codes = np.concatenate([p[0] for p in parts], axis=1)
         conc = np.concatenate([p[1] for p in parts])
         off = c0 - ks[0] * CHUNK
-        return codes[:, off:off + width], conc[off:off + width]
+        out = codes[:, off:off + width], conc[off:off + width]
+        self._last = (c0, width, out)
+        return out
 
 
 def ruler(c0: int, width: int, spc: float) -> str:
