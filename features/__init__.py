@@ -11,8 +11,23 @@ Start here::
 
 from __future__ import annotations
 
-from features.run import Run, open_run
-from features.runs import RunError, academy_home, catalog, resolve
-from features.table import Table
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from features.run import Run, open_run
+    from features.runs import RunError, academy_home, catalog, resolve
+    from features.table import Table
 
 __all__ = ["Run", "RunError", "Table", "academy_home", "catalog", "open_run", "resolve"]
+
+_WHERE = {"Run": "features.run", "open_run": "features.run", "RunError": "features.runs",
+          "academy_home": "features.runs", "catalog": "features.runs",
+          "resolve": "features.runs", "Table": "features.table"}
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy: `import features.runs` (the CLI's fast path) must not pull in the whole core.
+    if name in _WHERE:
+        return getattr(importlib.import_module(_WHERE[name]), name)
+    raise AttributeError(f"module 'features' has no attribute {name!r}")

@@ -115,13 +115,17 @@ class Categorical:
         return np.fromiter((self.code(r) for r in raws), dtype=np.int32)
 
     def array(self) -> np.ndarray:
-        """The values as an object array, for fancy indexing by codes."""
-        if self._array is None or len(self._array) != len(self.values):
-            arr = np.empty(len(self.values) + 1, dtype=object)
-            arr[: len(self.values)] = self.values
-            arr[-1] = None  # code -1 indexes the last slot: null
+        """The values as an object array, for fancy indexing by codes (code -1 indexes
+        the extra last slot: null). Safe while another thread interns new values."""
+        arr = self._array
+        n = len(self.values)
+        if arr is None or len(arr) != n + 1:
+            vals = self.values[:n]  # a consistent copy: the list may grow meanwhile
+            arr = np.empty(len(vals) + 1, dtype=object)
+            arr[: len(vals)] = vals
+            arr[-1] = None
             self._array = arr
-        return self._array
+        return arr
 
     def decode(self, codes: np.ndarray) -> np.ndarray:
         """An object array of values (``None`` for null) for the given codes."""

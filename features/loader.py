@@ -9,11 +9,13 @@ ranges ended, so live reading picks up exactly there.
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import os
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
 from features.parse import Batch, parse_block
@@ -21,6 +23,9 @@ from features.reader import FileTail, PollResult, PoolReader
 
 CHUNK = 8 * 1024 * 1024
 """Bytes per parse task."""
+
+HEAD = 128 * 1024
+"""Bytes of each file read first, in the calling process (see :func:`load`)."""
 
 PARALLEL_MIN_BYTES = 32 * 1024 * 1024
 """Below this much unread data one process is faster than starting workers."""
@@ -57,9 +62,25 @@ def _boundary(fd: int, pos: int, size: int) -> int:
     return size
 
 
-def plan(tails: list[FileTail], chunk: int = CHUNK) -> tuple[list[Chunk], dict[int, tuple]]:
+def plan_after(tails: list[FileTail], heads: list[tuple[Batch, int]], chunk: int
+               ) -> tuple[list[Chunk], dict[int, tuple]]:
+    """Plan the rest of each file after its head chunk (parsed, not yet stored)."""
+    saved = {t.info.index: t.offset for t in tails}
+    by_index = {t.info.index: t for t in tails}
+    for batch, consumed in heads:
+        by_index[batch.file].offset += consumed
+    try:
+        return plan(tails, chunk)
+    finally:
+        for t in tails:
+            t.offset = saved[t.info.index]
+
+
+def plan(tails: list[FileTail], chunk: int = CHUNK, heads_only: bool = False
+         ) -> tuple[list[Chunk], dict[int, tuple]]:
     """Cut the unread part of every file into chunks; also returns each file's stat
-    (device, inode, size, mtime) as seen when planning."""
+    (device, inode, size, mtime) as seen when planning. ``heads_only``: just the first
+    chunk of each file."""
     chunks: list[Chunk] = []
     stats: dict[int, tuple] = {}
     per_file: list[list[Chunk]] = []
@@ -79,6 +100,8 @@ def plan(tails: list[FileTail], chunk: int = CHUNK) -> tuple[list[Chunk], dict[i
                     else st.st_size
                 mine.append(Chunk(info.index, info.path, pos, end, end >= st.st_size))
                 pos = end
+                if heads_only:
+                    break
             per_file.append(mine)
         finally:
             os.close(fd)
@@ -115,10 +138,22 @@ def _results(chunks: list[Chunk], executor: Executor | None) -> Iterator[tuple[B
         for c in chunks:
             yield parse_chunk(c)
         return
-    # Workers take a few hundred ms to start; parse the first chunk here meanwhile.
-    rest = executor.map(parse_chunk, chunks[1:])
+    # Workers take a moment to start; parse the first chunk here meanwhile.
+    try:
+        rest = executor.map(parse_chunk, chunks[1:])
+    except (OSError, ValueError, BrokenProcessPool):
+        for c in chunks:  # workers cannot start in this process: read here
+            yield parse_chunk(c)
+        return
     yield parse_chunk(chunks[0])
-    yield from rest
+    done = 1
+    try:
+        for result in rest:
+            done += 1
+            yield result
+    except (OSError, BrokenProcessPool):
+        for c in chunks[done:]:  # a worker died (OOM-killed?): finish in this process
+            yield parse_chunk(c)
 
 
 def load(
@@ -133,22 +168,28 @@ def load(
     result = PollResult()
     reader.scan(result)
     tails = list(reader.tails.values())
-    chunks, stats = plan(tails, chunk)
-    total = sum(c.end - c.start for c in chunks)
+    # The head of every file first, in this process: a viewer shows the start of the run,
+    # merged across processes, within milliseconds, while the rest is still being read.
+    head_chunks, stats = plan(tails, HEAD, heads_only=True)
+    heads = [parse_chunk(c) for c in head_chunks]
+    chunks, _ = plan_after(tails, heads, chunk)
+    rest = sum(c.end - c.start for c in chunks)
+    total = rest + sum(consumed for _, consumed in heads)
     cpus = os.cpu_count() or 1
     n_workers = workers if workers is not None else min(cpus, 4)
     executor: Executor | None = None
-    if n_workers > 1 and total >= parallel_min and len(chunks) > 1:
-        executor = ProcessPoolExecutor(
-            max_workers=n_workers, mp_context=_context()
-        )
+    if n_workers > 1 and rest >= parallel_min and len(chunks) > 1:
+        try:
+            executor = ProcessPoolExecutor(max_workers=n_workers, mp_context=_context())
+        except (OSError, ValueError):
+            executor = None  # cannot start workers here: read in this process
     by_index = {t.info.index: t for t in tails}
     done = 0
     store = reader.store
     store.defer_order = True
     reserved = False
     try:
-        for batch, consumed in _results(chunks, executor):
+        for batch, consumed in itertools.chain(heads, _results(chunks, executor)):
             tail = by_index[batch.file]
             if tail.lines:
                 batch.line += tail.lines
@@ -157,7 +198,7 @@ def load(
             tail.offset += consumed
             tail.lines += batch.lines
             tail.records += len(batch)
-            if not reserved and consumed:
+            if not reserved and consumed >= HEAD // 2:
                 # Records per byte of the first chunk tell how many rows are coming.
                 store.reserve(int(len(batch) * total / consumed * 1.05) + 1024)
                 reserved = True
@@ -182,6 +223,23 @@ def load(
     result.batches += more.batches
     result.notes.extend(more.notes)
     return result
+
+
+def prestart() -> None:
+    """Start the fork server and resource tracker now, from the main thread.
+
+    An app that swaps ``sys.stderr`` for a capture object (Textual does) cannot start
+    them later from a worker thread: they are spawned with the real stderr descriptor.
+    Harmless when they already run, or on platforms without a fork server."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return
+    try:
+        from multiprocessing import forkserver, resource_tracker
+
+        resource_tracker.ensure_running()
+        forkserver.ensure_running()
+    except (OSError, ValueError):
+        pass  # no fork server: the first load reads in one process instead
 
 
 def _context() -> multiprocessing.context.BaseContext:

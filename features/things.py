@@ -203,7 +203,8 @@ def agents(ev: Events) -> Table:
     Columns: ``agent_id`` (display id), ``uuid`` (from the ``Launched agent`` record's
     arguments, when logged), ``name``, ``class``, ``file`` and ``pid`` of the process it
     ran in (where ``Running agent`` was logged), ``t_launched``, ``t_starting``,
-    ``t_running``, ``t_shutting_down``, ``t_shutdown``, ``expected_shutdown``,
+    ``t_running``, ``t_shutting_down``, ``t_shutdown``, ``t_crash`` (the crash record),
+    ``expected_shutdown``,
     ``crashed``, ``status`` (launched | running | shut down | crashed) and the evidence
     rows ``row_launched``/``row_running``/``row_shutdown``/``row_crash``."""
     aid_codes, aids = ev.cat("academy.agent_id")
@@ -271,6 +272,7 @@ def agents(ev: Events) -> Table:
         "t_running": _at(ev.created, p["running"]),
         "t_shutting_down": _at(ev.created, p["shutting_down"]),
         "t_shutdown": _at(ev.created, p["shutdown"]),
+        "t_crash": _at(ev.created, p["crash"]),
         "expected_shutdown": expected,
         "crashed": crashed.astype(bool),
         "status": status,

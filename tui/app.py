@@ -75,6 +75,9 @@ class AcademyApp(App[int]):
     def __init__(self, run: str | None = None, home: Path | None = None,
                  expected_s: float | None = None, demo: DemoOptions | None = None) -> None:
         super().__init__()
+        from features.loader import prestart
+
+        prestart()  # while stderr is still the real one (see prestart's docstring)
         self.run_arg = run
         self.home = home
         self.expected_s = expected_s

@@ -217,7 +217,7 @@ class RunModel:
         """Visible position of the first event at or after time ``t``."""
         ev = self.events()
         times = ev.created[self.view.rows]
-        return int(min(np.searchsorted(times, t), max(len(times) - 1, 0)))
+        return min(int(np.searchsorted(times, t)), max(len(times) - 1, 0))
 
     def agent_of(self, row: int) -> Any:
         a = self.analysis

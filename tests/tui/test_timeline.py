@@ -313,7 +313,7 @@ def test_lanes_from_tables_crash_marker_in_flight_and_unknown_agents() -> None:
         "pid": np.array([2, 1]), "t_launched": np.array([102.0, 101.0]),
         "t_starting": np.array([nan, nan]), "t_running": np.array([103.0, 101.5]),
         "t_shutting_down": np.array([nan, 105.0]), "t_shutdown": np.array([nan, nan]),
-        "crashed": np.array([False, True]), "row_crash": np.array([-1, 3])})
+        "crashed": np.array([False, True]), "t_crash": np.array([nan, 106.0])})
     actions = Table({
         "tag": np.array(["t1", "t2"], dtype=object),
         "status": np.array(["in flight", "ok"], dtype=object),

@@ -94,18 +94,11 @@ class RunScreen(Screen[None]):
             with TabPane("Events", id="events"):
                 yield EventLog(self.model, id="event-log")
             with TabPane("Timeline", id="timeline"):
-                yield self._timeline()
+                yield Timeline(self.model, id="timeline-view")
             with TabPane("Where the time went", id="where"):
                 yield WhereView(self.model, id="where-view")
         yield FilterBar(id="filter-bar")
         yield Footer()
-
-    def _timeline(self) -> Static:
-        try:
-            from tui.widgets.timeline import Timeline
-        except ImportError:
-            return Static("the timeline is not available", id="timeline-view")
-        return Timeline(self.model, id="timeline-view")  # type: ignore[return-value]
 
     def on_mount(self) -> None:
         self.title = f"academy-tui · {self.path.name}"
@@ -195,9 +188,7 @@ class RunScreen(Screen[None]):
     def on_things_updated(self, msg: ThingsUpdated) -> None:
         self.query_one(WhereView).refresh_view()
         self.query_one(EventLog).invalidate()
-        tl = self.query_one("#timeline-view")
-        if hasattr(tl, "data_changed"):
-            tl.data_changed()
+        self.query_one(Timeline).data_changed()
 
     def on_filter_applied(self, msg: FilterApplied) -> None:
         log = self.query_one(EventLog)

@@ -126,12 +126,9 @@ def build_lanes(agents: Table, actions: Table, concurrency: tuple[np.ndarray, np
         la = _lookup(ag["agent_id"], index)
         launched = np.fmin(ag["t_launched"], ag["t_starting"]) - t0
         running = ag["t_running"] - t0
-        crash_t = ag["t_shutting_down"] - t0  # the best guess when the crash is undated
-        if "row_crash" in ag and created is not None:
-            rows = ag["row_crash"]
-            dated = (rows >= 0) & (rows < len(created))
-            if dated.any():
-                crash_t = np.where(dated, created[np.where(dated, rows, 0)] - t0, crash_t)
+        # The crash record's time; the shutdown request is the best guess when undated.
+        crash_t = np.where(np.isfinite(ag["t_crash"]), ag["t_crash"],
+                           ag["t_shutting_down"]) - t0
         stop = np.where(np.isfinite(ag["t_shutdown"]), ag["t_shutdown"] - t0,
                         np.where(ag["crashed"].astype(bool), crash_t, np.nan))
         add(la, launched, np.where(np.isfinite(running), running, stop), STARTUP)
