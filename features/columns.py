@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import Any
+import itertools
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, overload
 
 import numpy as np
 
@@ -131,3 +132,43 @@ class Categorical:
         """An object array of values (``None`` for null) for the given codes."""
         arr = self.array()
         return arr[codes]
+
+
+class FrozenValues(Sequence[Any]):
+    """The first ``n`` values of a growing list, as a fixed-length sequence.
+
+    A snapshot hands these out instead of the live list: another thread may intern new
+    values meanwhile, and numpy refuses a list that grows while it is converted."""
+
+    __slots__ = ("_n", "_values")
+
+    def __init__(self, values: list[Any], n: int) -> None:
+        self._values = values
+        self._n = n
+
+    def __len__(self) -> int:
+        return self._n
+
+    @overload
+    def __getitem__(self, i: int) -> Any: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[Any]: ...
+    def __getitem__(self, i: int | slice) -> Any:
+        if isinstance(i, slice):
+            return self._values[: self._n][i]
+        if i < 0:
+            i += self._n
+        if not 0 <= i < self._n:
+            raise IndexError(i)
+        return self._values[i]
+
+    def __iter__(self) -> Iterator[Any]:
+        return itertools.islice(self._values, self._n)
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        arr = np.empty(self._n, dtype=object)
+        arr[:] = self._values[: self._n]
+        return arr if dtype is None else arr.astype(dtype)
+
+    def tolist(self) -> list[Any]:
+        return self._values[: self._n]

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from features.columns import FrozenValues
 from features.normalize import infer_numeric, scalar
 from features.parse import FLAG_EXC, FLAG_MSG_CUT, FLAG_REPAIRED
 from features.store import CATEGORICAL_KEYS, INT_KEYS, EventStore, _LazyColumn
@@ -45,6 +46,8 @@ class Events:
             self.codes = {k: v.view() for k, v in store.codes.items()}
             self.message = store.message
             self.file_names = [f.name for f in store.files]
+            self.cat_n = {k: len(c.values) for k, c in store.cats.items()}
+            """Distinct values per key at snapshot time (codes in the snapshot are below)."""
             self.file_paths = [f.path for f in store.files]
         finite = self.created[np.isfinite(self.created)] if self.n else self.created
         self.t0 = float(finite.min()) if len(finite) else 0.0
@@ -62,9 +65,11 @@ class Events:
         return key in self.codes or key in self.ints or key in (
             "created", "message", "levelname", *PSEUDO_KEYS)
 
-    def cat(self, key: str) -> tuple[np.ndarray, list[Any]]:
-        """Codes and values of a dictionary-encoded key (code -1 is null)."""
-        return self.codes[key], self.store.cats[key].values
+    def cat(self, key: str) -> tuple[np.ndarray, FrozenValues]:
+        """Codes and values of a dictionary-encoded key (code -1 is null). The values are
+        those known at snapshot time, a fixed-length view safe to use while the store
+        grows in another thread."""
+        return self.codes[key], FrozenValues(self.store.cats[key].values, self.cat_n[key])
 
     def strings(self, key: str) -> np.ndarray:
         """An object array of a categorical key's values (``None`` where missing)."""
