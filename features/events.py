@@ -29,30 +29,38 @@ READ_SPAN = 4 * 1024 * 1024
 class Events:
     """The first ``n`` events of a store, frozen."""
 
-    def __init__(self, store: EventStore) -> None:
+    def __init__(self, store: EventStore, sync: bool = True) -> None:
+        """``sync=False`` (a UI thread) takes only the rows already merged into the time
+        order, leaving the merge (O(rows)) to the thread that appends."""
         with store.lock:
-            store.sync_order()
+            if sync:
+                store.sync_order()
             self.store = store
-            self.n = len(store)
-            self.created = store.created.view()
-            self.file = store.file.view()
-            self.line = store.line.view()
-            self.offset = store.offset.view()
-            self.length = store.length.view()
-            self.flags = store.flags.view()
-            self.shape = store.shape.view()
+            self.n = n = store.ordered_rows()
+            self.created = store.created.view(n)
+            self.file = store.file.view(n)
+            self.line = store.line.view(n)
+            self.offset = store.offset.view(n)
+            self.length = store.length.view(n)
+            self.flags = store.flags.view(n)
+            self.shape = store.shape.view(n)
             self.order = store.order
-            self.ints = {k: v.view() for k, v in store.ints.items()}
-            self.codes = {k: v.view() for k, v in store.codes.items()}
+            self.sorted_t = store._sorted_t
+            """Sort time of each row of :attr:`order` (``created``, gaps filled)."""
+            self._time_fill = dict(store.time_fill) if store.time_fill else None
+            self.ints = {k: v.view(n) for k, v in store.ints.items()}
+            self.codes = {k: v.view(n) for k, v in store.codes.items()}
             self.message = store.message
             self.file_names = [f.name for f in store.files]
             self.cat_n = {k: len(c.values) for k, c in store.cats.items()}
             """Distinct values per key at snapshot time (codes in the snapshot are below)."""
             self.file_paths = [f.path for f in store.files]
-        finite = self.created[np.isfinite(self.created)] if self.n else self.created
-        self.t0 = float(finite.min()) if len(finite) else 0.0
+        # The sorted times give the span in O(1); they only differ from ``created`` for
+        # records without a time (placed by their neighbours), which is close enough.
+        st = self.sorted_t
+        self.t0 = float(st[0]) if len(st) else 0.0
         """Time of the first event (run start), seconds since the epoch."""
-        self.t1 = float(finite.max()) if len(finite) else 0.0
+        self.t1 = float(st[-1]) if len(st) else 0.0
         """Time of the last event."""
 
     def __len__(self) -> int:
@@ -237,6 +245,17 @@ class Events:
                 os.close(fd)
 
     # -- helpers -----------------------------------------------------------------------
+
+    def sort_key(self) -> np.ndarray:
+        """Per row, the time it is sorted by: ``created``, or for a record without one
+        the time of the record before it."""
+        if not self._time_fill:
+            return self.created
+        key = np.array(self.created, copy=True)
+        for r, t in self._time_fill.items():
+            if r < self.n:
+                key[r] = t
+        return key
 
     def sorted_rows(self) -> np.ndarray:
         """Row numbers in merged time order."""

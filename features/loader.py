@@ -24,7 +24,7 @@ from features.reader import FileTail, PollResult, PoolReader
 CHUNK = 8 * 1024 * 1024
 """Bytes per parse task."""
 
-HEAD = 128 * 1024
+HEAD = 64 * 1024
 """Bytes of each file read first, in the calling process (see :func:`load`)."""
 
 PARALLEL_MIN_BYTES = 32 * 1024 * 1024
@@ -133,20 +133,24 @@ def parse_chunk(c: Chunk) -> tuple[Batch, int]:
     return parse_block(data, c.file, c.start, 0), cut
 
 
-def _results(chunks: list[Chunk], executor: Executor | None) -> Iterator[tuple[Batch, int]]:
+def _results(chunks: list[Chunk], executor: Executor | None, local_first: bool = True
+             ) -> Iterator[tuple[Batch, int]]:
     if executor is None or not chunks:
         for c in chunks:
             yield parse_chunk(c)
         return
-    # Workers take a moment to start; parse the first chunk here meanwhile.
+    # Workers take a moment to start; parse the first chunk here meanwhile (unless this
+    # process has a UI to keep responsive).
+    first = 1 if local_first else 0
     try:
-        rest = executor.map(parse_chunk, chunks[1:])
+        rest = executor.map(parse_chunk, chunks[first:])
     except (OSError, ValueError, BrokenProcessPool):
         for c in chunks:  # workers cannot start in this process: read here
             yield parse_chunk(c)
         return
-    yield parse_chunk(chunks[0])
-    done = 1
+    if local_first:
+        yield parse_chunk(chunks[0])
+    done = first
     try:
         for result in rest:
             done += 1
@@ -162,9 +166,11 @@ def load(
     workers: int | None = None,
     chunk: int = CHUNK,
     parallel_min: int = PARALLEL_MIN_BYTES,
+    local_first: bool = True,
 ) -> PollResult:
     """Read everything the pool holds now, in parallel when it pays, then poll once so
-    the tails are exactly where a live reader continues."""
+    the tails are exactly where a live reader continues. ``local_first=False`` leaves all
+    parsing but the files' heads to the workers (for a process with a UI)."""
     result = PollResult()
     reader.scan(result)
     tails = list(reader.tails.values())
@@ -180,7 +186,8 @@ def load(
     executor: Executor | None = None
     if n_workers > 1 and rest >= parallel_min and len(chunks) > 1:
         try:
-            executor = ProcessPoolExecutor(max_workers=n_workers, mp_context=_context())
+            executor = ProcessPoolExecutor(max_workers=n_workers, mp_context=_context(),
+                                           initializer=_lower_priority)
         except (OSError, ValueError):
             executor = None  # cannot start workers here: read in this process
     by_index = {t.info.index: t for t in tails}
@@ -189,7 +196,7 @@ def load(
     store.defer_order = True
     reserved = False
     try:
-        for batch, consumed in itertools.chain(heads, _results(chunks, executor)):
+        for batch, consumed in itertools.chain(heads, _results(chunks, executor, local_first)):
             tail = by_index[batch.file]
             if tail.lines:
                 batch.line += tail.lines
@@ -223,6 +230,15 @@ def load(
     result.batches += more.batches
     result.notes.extend(more.notes)
     return result
+
+
+def _lower_priority() -> None:
+    """Parse workers yield the CPU to the process that started them (an app must stay
+    responsive while a big run loads); alone on the machine they lose nothing."""
+    try:
+        os.nice(5)
+    except OSError:
+        pass
 
 
 def prestart() -> None:

@@ -47,9 +47,11 @@ class Run:
     # -- reading -----------------------------------------------------------------------
 
     def load(self, progress: Callable[[int, int], None] | None = None,
-             workers: int | None = None) -> PollResult:
-        """Read everything there is now (in parallel for big pools)."""
-        res = bulk_load(self.reader, progress=progress, workers=workers)
+             workers: int | None = None, local_first: bool = True) -> PollResult:
+        """Read everything there is now (in parallel for big pools; see
+        :func:`features.loader.load` for ``local_first``)."""
+        res = bulk_load(self.reader, progress=progress, workers=workers,
+                        local_first=local_first)
         self.notes.extend(res.notes)
         self._mark_growth()
         return res
@@ -146,7 +148,7 @@ class Run:
     def _event_agents(self) -> np.ndarray:
         ev = self.events()
         out = ev.strings("academy.agent_id")
-        missing = np.fromiter((v is None for v in out), bool, len(out))
+        missing = ev.codes["academy.agent_id"] < 0
         tag_codes, tags = ev.cat("academy.action_tag")
         need = missing & (tag_codes >= 0)
         if need.any():
@@ -155,7 +157,7 @@ class Run:
             lut = np.array([by_tag.get(t) for t in tags] + [None], dtype=object)
             out = out.copy()
             out[need] = lut[tag_codes[need]]
-            missing = np.fromiter((v is None for v in out), bool, len(out))
+            missing = np.equal(out, None)
         if missing.any() and "academy.self" in ev.store.key_shapes:
             own = ev.column("academy.self")
             out = out.copy()

@@ -185,6 +185,10 @@ class EventStore:
                 self.key_shapes.setdefault(k, []).append(c)
         return c
 
+    def ordered_rows(self) -> int:
+        """Rows merged into :attr:`order` (all rows after :meth:`sync_order`)."""
+        return self._ordered
+
     def reserve(self, rows: int) -> None:
         """Make room for about ``rows`` more rows (a bulk load knows roughly how many)."""
         with self.lock:

@@ -49,6 +49,8 @@ class ViewState:
     """Store rows [0, covered) have been considered."""
     matches: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
     """Positions in ``rows`` of find matches (``n``/``N``)."""
+    times: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.float64))
+    """Sort times of ``rows`` (kept alongside so merging never gathers a million times)."""
 
 
 class RunModel:
@@ -71,7 +73,7 @@ class RunModel:
         self.notes: list[str] = []
         self.version = 0
         """Bumped whenever the visible rows change shape (filter, levels, reset)."""
-        self.snapshot = Events(run.store)
+        self.snapshot = Events(run.store, sync=False)
         """What the UI paints; replaced by :meth:`refresh_snapshot` (UI thread only).
         Workers take their own snapshots, so the UI never waits for them."""
 
@@ -82,9 +84,10 @@ class RunModel:
 
     def refresh_snapshot(self) -> Events:
         """Take a new snapshot of the store (cheap: views, no copies)."""
-        if len(self.run.store) != self.snapshot.n or \
-                len(self.run.store.files) != len(self.snapshot.file_names):
-            self.snapshot = Events(self.run.store)
+        store = self.run.store
+        if store.ordered_rows() != self.snapshot.n or \
+                len(store.files) != len(self.snapshot.file_names):
+            self.snapshot = Events(store, sync=False)
         return self.snapshot
 
     # -- filter ------------------------------------------------------------------------
@@ -125,9 +128,11 @@ class RunModel:
             k = len(view.rows)
             if len(cur.rows) >= k and np.array_equal(cur.rows[:k], view.rows):
                 tail = self._find_positions(cur.rows[k:]) + k
-                self.view = ViewState(cur.rows, cur.covered, np.concatenate([matches, tail]))
+                self.view = ViewState(cur.rows, cur.covered, np.concatenate([matches, tail]),
+                                      cur.times)
             else:  # the rows were rebuilt meanwhile: recompute against them
-                self.view = ViewState(cur.rows, cur.covered, self._find_positions(cur.rows))
+                self.view = ViewState(cur.rows, cur.covered, self._find_positions(cur.rows),
+                                      cur.times)
             self.version += 1
 
     def toggle_level(self, levelno: int) -> None:
@@ -157,33 +162,35 @@ class RunModel:
         """Bring the visible rows up to date with the snapshot; returns rows added."""
         with self.lock:
             before = len(self.view.rows)
-            version = self.version
             self.view = self._compute(self.snapshot, self.view)
-            if self.version != version:
-                return 0
             return len(self.view.rows) - before
 
     def _compute(self, ev: Events, v: ViewState) -> ViewState:
-        """``v`` extended with snapshot rows it has not considered yet."""
+        """``v`` extended with snapshot rows it has not considered yet. Runs on the UI
+        thread for every ingested batch, so it must stay cheap at a million rows."""
         if ev.n <= v.covered:
             return v
+        if self.filter_node is None and not self.hidden_levels:
+            # Everything is shown: the store's merged order is the view, nothing to merge.
+            rows = np.asarray(ev.order[: ev.n])
+            return ViewState(rows, ev.n, self._find_positions(rows, ev),
+                             np.asarray(ev.sorted_t[: ev.n]))
         new = np.arange(v.covered, ev.n, dtype=np.int64)
         new = new[self._mask(ev, new)]
-        out = ViewState(v.rows, ev.n, v.matches)
         if not len(new):
-            return out
-        t = ev.created
-        new = new[np.argsort(t[new], kind="stable")]
-        if not len(v.rows) or t[new[0]] >= t[v.rows[-1]]:
-            out.rows = np.concatenate([v.rows, new])
-            out.matches = np.concatenate([v.matches, self._find_positions(new, ev)
-                                          + len(v.rows)])
-        else:
-            pos = np.searchsorted(t[v.rows], t[new], side="right")
-            out.rows = np.insert(v.rows, pos, new)
-            out.matches = self._find_positions(out.rows, ev)
-            self.version += 1  # rows moved: cached lines are stale
-        return out
+            return ViewState(v.rows, ev.n, v.matches, v.times)
+        key = ev.sort_key()
+        new = new[np.argsort(key[new], kind="stable")]
+        new_t = key[new]
+        if not len(v.rows) or new_t[0] >= v.times[-1]:
+            rows = np.concatenate([v.rows, new])
+            times = np.concatenate([v.times, new_t])
+            found = self._find_positions(new, ev) + len(v.rows)
+            return ViewState(rows, ev.n, np.concatenate([v.matches, found]), times)
+        pos = np.searchsorted(v.times, new_t, side="right")
+        rows = np.insert(v.rows, pos, new)
+        return ViewState(rows, ev.n, self._find_positions(rows, ev),
+                         np.insert(v.times, pos, new_t))
 
     # -- analyses ----------------------------------------------------------------------
 
@@ -215,8 +222,7 @@ class RunModel:
 
     def nearest_index(self, t: float) -> int:
         """Visible position of the first event at or after time ``t``."""
-        ev = self.events()
-        times = ev.created[self.view.rows]
+        times = self.view.times
         return min(int(np.searchsorted(times, t)), max(len(times) - 1, 0))
 
     def agent_of(self, row: int) -> Any:

@@ -120,12 +120,14 @@ class RunScreen(Screen[None]):
 
         def progress(done: int, total: int) -> None:
             now = time.monotonic()
-            if now - last[0] > 0.1 or done >= total:
+            # A few repaints a second while loading: each costs the UI thread a frame.
+            if now - last[0] > 0.25 or done >= total or last[0] == 0.0:
                 last[0] = now
+                run.store.sync_order()  # merge here, not on the UI thread
                 self.post_message(LoadProgressed(done, total))
                 self.post_message(EventsIngested(len(run.store), 0, True))
 
-        res = run.load(progress=progress)
+        res = run.load(progress=progress, local_first=False)
         for note in res.notes:
             self.post_message(RunNoted(note))
         self.post_message(EventsIngested(len(run.store), res.records, False))
@@ -160,7 +162,9 @@ class RunScreen(Screen[None]):
         self.post_message(FilterApplied(text, n, time.perf_counter() - t))
 
     def _maybe_analyse(self) -> None:
-        if self._analysis_due and not self._analysing:
+        # Not during the first load: a big run's analysis would compete with reading
+        # (and with the UI thread) for the interpreter; it runs once the load is done.
+        if self._analysis_due and not self._analysing and not self.model.loading:
             self._analysis_due = False
             self._analysing = True
             self.analyse()
@@ -186,9 +190,21 @@ class RunScreen(Screen[None]):
         self.notify(clean(msg.note), title="pool changed", severity="warning")
 
     def on_things_updated(self, msg: ThingsUpdated) -> None:
-        self.query_one(WhereView).refresh_view()
-        self.query_one(EventLog).invalidate()
-        self.query_one(Timeline).data_changed()
+        self.query_one(EventLog).invalidate()  # the agent column comes from the analysis
+        self._repaint_tab()
+
+    def _repaint_tab(self) -> None:
+        """Repaint the analysis views only while shown: rebuilding hidden tables on every
+        live update would cost the UI thread for nothing."""
+        active = self.query_one(TabbedContent).active
+        if active == "where":
+            self.query_one(WhereView).refresh_view()
+        elif active == "timeline":
+            self.query_one(Timeline).data_changed()
+
+    @on(TabbedContent.TabActivated)
+    def _tab_shown(self) -> None:
+        self._repaint_tab()
 
     def on_filter_applied(self, msg: FilterApplied) -> None:
         log = self.query_one(EventLog)
@@ -325,4 +341,4 @@ class RunScreen(Screen[None]):
                       if log.follow else "yellow"))
         if ev.n:
             parts.append((f"· {ev.t1 - ev.t0:.2f} s span", "dim"))
-        self.query_one(StatusBar).update(Text.assemble(*parts))
+        self.query_one(StatusBar).update(Text.assemble(*parts), layout=False)
