@@ -122,10 +122,9 @@ def main() -> None:
           f"(target <= 500 MB; each parse worker peaked at {max(wrss):.0f} MB)")
 
     sys.path.insert(0, str(ROOT))
-    from features.query_eval import select
-
     from features import report
     from features.query import parse
+    from features.query_eval import select
     from features.run import Run
 
     run = Run(pool)

@@ -9,6 +9,7 @@ ranges ended, so live reading picks up exactly there.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import multiprocessing
 import os
@@ -235,10 +236,8 @@ def load(
 def _lower_priority() -> None:
     """Parse workers yield the CPU to the process that started them (an app must stay
     responsive while a big run loads); alone on the machine they lose nothing."""
-    try:
+    with contextlib.suppress(OSError):
         os.nice(5)
-    except OSError:
-        pass
 
 
 def prestart() -> None:

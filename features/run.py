@@ -157,7 +157,7 @@ class Run:
             lut = np.array([by_tag.get(t) for t in tags] + [None], dtype=object)
             out = out.copy()
             out[need] = lut[tag_codes[need]]
-            missing = np.equal(out, None)
+            missing = np.asarray(out == None)  # noqa: E711 (elementwise on objects)
         if missing.any() and "academy.self" in ev.store.key_shapes:
             own = ev.column("academy.self")
             out = out.copy()
