@@ -181,11 +181,12 @@ async def stalls(pool: Path) -> None:
     gaps: dict[str, list[float]] = {"load": [], "filter": [], "scroll": []}
     phase = ["load"]
     async with app.run_test(size=(160, 45)) as pilot:
-        last = [time.perf_counter()]
+        last = [0.0]
 
         def beat() -> None:
             now = time.perf_counter()
-            gaps[phase[0]].append(now - last[0] - 0.01)
+            if last[0]:  # the first beat only starts the clock
+                gaps[phase[0]].append(now - last[0] - 0.01)
             last[0] = now
 
         app.set_interval(0.01, beat)

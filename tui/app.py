@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
@@ -78,6 +79,7 @@ class AcademyApp(App[int]):
         from features.loader import prestart
 
         prestart()  # while stderr is still the real one (see prestart's docstring)
+        gc.freeze()  # modules and classes are permanent: keep full collections short
         self.run_arg = run
         self.home = home
         self.expected_s = expected_s
