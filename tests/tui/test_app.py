@@ -291,3 +291,26 @@ async def test_live_pool_updates_without_a_keypress(sample, tmp_path: Path) -> N
         shutil.copy(files[0], pool / "zz-late.jsonlog")
         await until(pilot, lambda: len(scr.model.view.rows) == total + len(
             files[0].read_bytes().splitlines()))
+
+
+async def test_demo_opens_live_and_fills_in(tmp_path: Path) -> None:
+    from steering.demo import DemoOptions
+
+    opts = DemoOptions(iterations=12, sleep=0.05, academy_home=tmp_path)
+    app = AcademyApp(demo=opts)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, RunScreen))
+        scr = app.screen
+        seen = []
+        for _ in range(200):  # the view grows while the workflow runs, no keypress
+            seen.append(len(scr.model.view.rows))
+            if app.demo_proc is not None and app.demo_proc.poll() is not None and \
+                    seen[-1] == seen[-2 if len(seen) > 1 else -1]:
+                break
+            await pilot.pause(0.05)
+        assert len(set(seen)) > 3
+        assert app.demo_proc is not None and app.demo_proc.wait(timeout=30) == 0
+        await until(pilot, lambda: scr.model.analysis is not None and
+                    len(scr.model.analysis.actions) >= 13)
+        assert scr.path.parent == tmp_path / "logs"
+        assert "workflow end" in "\n".join(scr.model.events().message)
