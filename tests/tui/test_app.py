@@ -314,3 +314,17 @@ async def test_demo_opens_live_and_fills_in(tmp_path: Path) -> None:
                     len(scr.model.analysis.actions) >= 13)
         assert scr.path.parent == tmp_path / "logs"
         assert "workflow end" in "\n".join(scr.model.events().message)
+
+
+async def test_expected_time_key_updates_the_breakdown(sample) -> None:  # type: ignore[no-untyped-def]
+    app = AcademyApp(str(sample("thread")))
+    async with app.run_test(size=SIZE) as pilot:
+        scr = await open_run(pilot, app)
+        await pilot.press("x")
+        for ch in "3.2s":
+            await pilot.press(ch)
+        await pilot.press("enter")
+        await until(pilot, lambda: scr.model.analysis is not None and
+                    scr.model.analysis.breakdown.expected_s == 3.2)
+        await pilot.pause(0.3)
+        assert "against 3.20 s expected" in str(scr.query_one("#where-answer").render())

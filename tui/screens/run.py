@@ -73,6 +73,7 @@ class RunScreen(Screen[None]):
         Binding("l", "show_tab('timeline')", "timeline"),
         Binding("w", "show_tab('where')", "where time went"),
         Binding("c", "clear_filter", "clear filter", show=False),
+        Binding("x", "expect", "expected time", show=False),
     ]
 
     def __init__(self, path: Path, expected_s: float | None = None,
@@ -306,6 +307,28 @@ class RunScreen(Screen[None]):
             from tui.screens.runs import RunsScreen
 
             self.app.switch_screen(RunsScreen())
+
+    def action_expect(self) -> None:
+        """Ask for the time the user expected; the breakdown then explains the excess."""
+        from tui.widgets.prompt import PromptScreen
+
+        def done(text: str | None) -> None:
+            if text is None:
+                return
+            from tui.cli import CliError, parse_duration
+
+            try:
+                self.model.expected_s = parse_duration(text) if text.strip() else None
+            except CliError as e:
+                self.notify(str(e), severity="error")
+                return
+            self._analysis_due = True
+            self._maybe_analyse()
+            self.action_show_tab("where")
+
+        current = "" if self.model.expected_s is None else f"{self.model.expected_s:g}s"
+        self.app.push_screen(PromptScreen("Expected run time (16s, 1m30s; empty: none)",
+                                          current), done)
 
     def action_toggle_level(self, levelno: int) -> None:
         self.model.toggle_level(levelno)
