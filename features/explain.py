@@ -1,0 +1,566 @@
+"""What is different about the slow ones: every field of an action, compared between a
+selection of actions and a baseline, the biggest differences said in plain words.
+
+>>> from features.explain import explain_slowest
+>>> print("\\n".join(explain_slowest(run, ("GeneratorAgent", "next_item")).lines()))
+
+Each action is widened first (:func:`action_fields`): its own columns, its agent's and its
+process's, how many actions were executing when it started, and every wide key of its
+records (agent side first, then caller side; the first non-null value wins). Every field
+then gets one score in [0, 1], the largest gap between selection and baseline over all
+ways of splitting the values in two: for numbers the two-sample Kolmogorov-Smirnov
+statistic (the split is a threshold), for categories the largest difference in the share
+of one value (the split is "this value or not"). A score counts as a difference only when
+it is above what chance alone reaches at these sizes: the two-sample KS critical value
+``sqrt(-ln(a/2)/2) * sqrt(1/n1 + 1/n2)`` at ``a`` = 1% shared by all the fields tested
+(Bonferroni), so fifty fields do not give a few "differences" by luck. Fields that
+split the actions the same way (an agent, its file, its pid, its process name) are
+reported once. Nothing here claims causation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from features.analyses import sample_steps
+from features.normalize import infer_numeric
+from features.report import fmt_s
+from features.table import Table
+
+if TYPE_CHECKING:
+    from features.run import Run
+
+DURATIONS = ("total_s", "queue_s", "exec_s", "reply_s")
+OWN = ("action", "agent_class", "status", "caller", "agent_id", "caller_file", "agent_file",
+       *DURATIONS)
+AGENT_COLS = ("pid", "uuid", "name", "status", "startup_s")
+LOCATION_KEYS = ("process", "threadName", "taskName", "hostname")
+"""Record keys also taken from the caller's side alone (as ``caller.<key>``)."""
+SKIP_KEYS = frozenset({"formatted", "msg", "args", "created", "msecs", "relativeCreated",
+                       "exc_info", "stack_info", "asctime", "academy.action_tag",
+                       "academy.message_tag", "pathname", "filename", "module", "funcName",
+                       "lineno", "thread", "processName"})
+"""Record keys left out: they repeat another field (``formatted`` is ``message``,
+``thread`` is ``threadName``, ``processName`` is the process file's, joined instead), are
+times, or are the same for every action by construction (the first agent-side record is
+always the runtime's ``execute_start``, so its logging site never varies). Each lazy key
+is a pass over the pool's files, so this also keeps big runs quick."""
+STANDARD_KEYS = frozenset({"name", "levelname", "levelno", "pathname", "filename", "module",
+                           "exc_text", "lineno", "funcName", "message", "processName",
+                           *LOCATION_KEYS,
+                           *SKIP_KEYS})
+ID_LIKE = ("process", "thread", "pid", "lineno", "levelno")
+"""Numeric keys that name something (compared as categories, not magnitudes)."""
+ALPHA = 0.01
+"""Chance of calling any field different when none is (shared by all fields tested)."""
+MIN_N = 3
+"""Fewer actions than this on either side: too few to tell."""
+NAME_ORDER = ("processName", "caller.processName", "agent_class", "action", "status",
+              "agent_id", "caller", "threadName", "executing_at_start", "in_flight_at_start")
+"""Which field names a split that several fields share (earlier reads better)."""
+
+
+@dataclass
+class Difference:
+    """One field, compared between the selection and the baseline."""
+
+    field: str
+    kind: str
+    """``value`` (one category is over- or under-represented), ``number`` (the
+    distributions are shifted) or ``presence`` (the key is there more often)."""
+    score: float
+    """Largest gap between the two distributions over all two-way splits, 0..1."""
+    chance: float
+    """What chance alone reaches at these sizes; above it counts as a difference."""
+    value: Any = None
+    share_selection: float | None = None
+    share_baseline: float | None = None
+    median_selection: float | None = None
+    median_baseline: float | None = None
+    also: list[str] = dataclasses.field(default_factory=list)
+    """Other fields that split the actions exactly the same way."""
+    sentence: str = ""
+
+    @property
+    def significant(self) -> bool:
+        return self.score > self.chance
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["value"] = _plain(self.value)
+        d["chance"] = _plain(self.chance)
+        d["significant"] = self.significant
+        return d
+
+
+@dataclass
+class Explanation:
+    """What differs between a selection of actions and a baseline."""
+
+    label: str
+    groups: list[str]
+    n_selection: int
+    n_baseline: int
+    chance: float
+    differences: list[Difference]
+    """The top differences beyond chance, largest first."""
+    candidates: list[Difference]
+    """The next-ranked fields (not beyond chance), for the record."""
+    context: list[str]
+    symptoms: list[str]
+    """Fields left out of the ranking because they defined the selection."""
+    too_small: bool
+    header: str
+
+    def lines(self) -> list[str]:
+        """The explanation as sentences."""
+        out = [self.header, *self.context]
+        if self.too_small:
+            out.append(f"{self.n_selection} against {self.n_baseline} is too few to tell "
+                       f"what differs: at least {MIN_N} are needed on each side.")
+        elif not self.differences:
+            best = self.candidates[0] if self.candidates else None
+            out.append("Nothing differs by more than chance would give at these sizes"
+                       + (f" (the largest gap, {best.field}, is {best.score:.2f}, "
+                          f"chance alone reaches {self.chance:.2f})." if best else "."))
+        else:
+            out.append(f"They differ most in these (gap 0..1; chance alone reaches "
+                       f"{self.chance:.2f} here):")
+            out.extend(f"- {d.sentence} [{d.score:.2f}]" for d in self.differences)
+        return out
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["chance"] = _plain(self.chance)
+        d["differences"] = [x.as_dict() for x in self.differences]
+        d["candidates"] = [x.as_dict() for x in self.candidates]
+        d["lines"] = self.lines()
+        return d
+
+
+# -- widening --------------------------------------------------------------------------
+
+
+def action_fields(run: Run) -> Table:
+    """Every field of every action of ``run``, row for row with ``run.actions()``:
+    its own columns (durations, status, caller, agent, files), ``start_s`` and how many
+    actions were executing / in flight when it started, ``agent.*`` (the agent's pid,
+    uuid, start-up time and the user keys of its records outside actions),
+    ``processName`` and ``caller.processName`` (of the two sides' process files), every
+    record key of its records and ``caller.<location key>``. Cached until the run
+    grows."""
+    return run._cached("explain.action_fields", lambda: _widen(run))
+
+
+def _widen(run: Run) -> Table:
+    ev = run.events()
+    acts = run.actions()
+    cols: dict[str, np.ndarray] = {k: acts[k] for k in OWN}
+    t_start = np.where(np.isnan(acts["t_start"]), acts["t_exec_start"], acts["t_start"])
+    t_exec = acts["t_exec_start"]
+    cols["start_s"] = t_start - ev.t0
+    for name, what, at in (("executing_at_start", "executing", t_exec),
+                           ("in_flight_at_start", "in flight", t_start)):
+        times, counts = run.concurrency(what)
+        # The count just after the start: the action itself is one of them.
+        vals = sample_steps(times, counts, np.nan_to_num(at)).astype(np.float64)
+        vals[np.isnan(at)] = np.nan
+        cols[name] = vals
+    ag = run.agents()
+    ag = ag.with_column("startup_s", ag["t_running"] - ag["t_launched"])
+    ag = ag.with_column("pid", np.where(ag["pid"] < 0, np.nan, ag["pid"]))
+    joined = acts.join(ag, on="agent_id", fields=list(AGENT_COLS), prefix="agent.")
+    procs = run.processes()
+    for f in AGENT_COLS:
+        cols["agent." + f] = joined["agent." + f]
+    for side, prefix in (("agent_file", ""), ("caller_file", "caller.")):
+        cols[prefix + "processName"] = acts.join(procs, on=(side, "file"),
+                                                 fields=["processName"])["processName"]
+    cols.update(_record_fields(run, acts))
+    return Table(cols, name="action_fields")
+
+
+def _assign(run: Run, acts: Table) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The rows of each action's records: ``(rows, action index, side)`` sorted by
+    action, side (0 agent, 1 caller) and time. Agent side: its ``execute_*`` records and
+    the records in its agent's file between execute start and end that carry its agent id
+    but no tag; caller side: the other records with its tag as action or message tag."""
+    ev = run.events()
+    tag_pos = {t: i for i, t in enumerate(acts["tag"].tolist())}
+    rows_l, act_l, side_l = [], [], []
+    st_codes, st_vals = ev.cat("academy.action_state")
+    agent_states = np.array([str(v).startswith("execute_") for v in st_vals] + [False])
+    no_tag = ev.codes["academy.action_tag"] < 0
+    for tag_key in ("academy.action_tag", "academy.message_tag"):
+        codes, values = ev.cat(tag_key)
+        lut = np.array([tag_pos.get(v, -1) for v in values] + [-1], dtype=np.int64)
+        act = lut[codes]
+        rows = np.flatnonzero((act >= 0) & (no_tag if tag_key == "academy.message_tag" else True))
+        rows_l.append(rows)
+        act_l.append(act[rows])
+        side_l.append(np.where(agent_states[st_codes[rows]], 0, 1))
+    # Records with only an agent id: the action of that agent, in that file, that started
+    # last before the record and had not ended (one sort instead of a loop per agent).
+    aid_codes, aids = ev.cat("academy.agent_id")
+    free = np.flatnonzero((aid_codes >= 0) & no_tag & (ev.codes["academy.message_tag"] < 0))
+    aid_pos = {v: i for i, v in enumerate(aids)}
+    act_aid = np.array([aid_pos.get(a, -1) for a in acts["agent_id"].tolist()], dtype=np.int64)
+    rx = acts["row_exec"]
+    act_file = np.where(rx >= 0, ev.file[np.maximum(rx, 0)], -1).astype(np.int64)
+    xs, xe = acts["t_exec_start"], np.nan_to_num(acts["t_exec_end"], nan=np.inf)
+    ok = np.flatnonzero((act_aid >= 0) & (act_file >= 0) & ~np.isnan(xs))
+    if len(free) and len(ok):
+        nf = len(ev.file_names) + 1
+        key = np.concatenate([act_aid[ok] * nf + act_file[ok],
+                              aid_codes[free].astype(np.int64) * nf + ev.file[free]])
+        t = np.concatenate([xs[ok], ev.created[free]])
+        is_rec = np.r_[np.zeros(len(ok), bool), np.ones(len(free), bool)]
+        ident = np.concatenate([ok, free])
+        o = np.lexsort((is_rec, t, key))
+        pos = np.maximum.accumulate(np.where(is_rec[o], -1, np.arange(len(o))))
+        rec = is_rec[o]
+        p, r = pos[rec], ident[o][rec]
+        cand = ident[o][np.maximum(p, 0)]
+        good = (p >= 0) & (key[o][np.maximum(p, 0)] == key[o][rec]) & (ev.created[r] <= xe[cand])
+        rows_l.append(r[good])
+        act_l.append(cand[good])
+        side_l.append(np.zeros(int(good.sum()), dtype=np.int64))
+    rows, act, side = (np.concatenate(x).astype(np.int64) for x in (rows_l, act_l, side_l))
+    o = np.lexsort((ev.created[rows], side, act))
+    return rows[o], act[o], side[o]
+
+
+def _first(col: np.ndarray, rows: np.ndarray, group: np.ndarray, size: int,
+           missing_int: bool) -> np.ndarray:
+    """Per group 0..size-1, the first non-null value of ``col`` among ``rows`` (in order)."""
+    vals = col[rows]
+    if vals.dtype.kind == "f":
+        present = ~np.isnan(vals)
+    elif vals.dtype.kind in "iu":
+        present = vals != -1 if missing_int else np.ones(len(vals), bool)
+    else:
+        present = np.asarray(vals != None, dtype=bool)  # noqa: E711 (elementwise)
+    u, first = np.unique(group[present], return_index=True)
+    out = np.full(size, np.nan) if vals.dtype.kind in "fiu" else np.empty(size, dtype=object)
+    out[u] = vals[present][first]
+    return out
+
+
+def _keys_of(run: Run, rows: np.ndarray) -> list[str]:
+    ev = run.events()
+    keys: dict[str, None] = {}
+    for s in np.unique(ev.shape[rows]):
+        keys.update(dict.fromkeys(ev.store.shape_keys[int(s)]))
+    return [k for k in keys if k not in SKIP_KEYS]
+
+
+def _record_fields(run: Run, acts: Table) -> dict[str, np.ndarray]:
+    ev = run.events()
+    n = len(acts)
+    rows, act, side = _assign(run, acts)
+    out: dict[str, np.ndarray] = {}
+    if not len(rows):
+        return out
+    caller = side == 1
+    for k in _keys_of(run, rows):
+        col = ev.column(k)
+        out[k] = _first(col, rows, act, n, k in ev.ints)
+        if k in LOCATION_KEYS and caller.any():
+            out["caller." + k] = _first(col, rows[caller], act[caller], n, k in ev.ints)
+    # The agent's own user keys outside its actions (the driver's ``fib.pair`` record
+    # names the generator it drives): one value per agent, joined to its actions.
+    aid_codes, aids = ev.cat("academy.agent_id")
+    mask = aid_codes >= 0
+    mask[rows] = False
+    arows = np.flatnonzero(mask)
+    if len(arows):
+        arows = arows[np.argsort(ev.created[arows], kind="stable")]
+        aid_pos = {v: i for i, v in enumerate(aids)}
+        act_aid = np.array([aid_pos.get(a, -1) for a in acts["agent_id"].tolist()])
+        # Keys the actions' own records carry would mean something else here.
+        own = set(out)
+        for k in _keys_of(run, arows):
+            if k in STANDARD_KEYS or k.startswith("academy.") or k in own:
+                continue
+            per_agent = _first(ev.column(k), arows, aid_codes[arows].astype(np.int64),
+                               len(aids) + 1, False)
+            out["agent." + k] = per_agent[np.where(act_aid >= 0, act_aid, len(aids))]
+    return out
+
+
+# -- comparing -------------------------------------------------------------------------
+
+
+def _numeric(name: str, values: np.ndarray) -> np.ndarray | None:
+    """Floats (NaN where missing) when every present value is a number, else None."""
+    if name.rsplit(".", 1)[-1] in ID_LIKE or values.dtype.kind == "b":
+        return None
+    if values.dtype.kind in "fiu":
+        return values.astype(np.float64)
+    present = values[np.asarray(values != None, dtype=bool)]  # noqa: E711
+    if not len(present) or infer_numeric(present.tolist()) == "str":
+        return None
+    out = np.full(len(values), np.nan)
+    out[np.asarray(values != None, dtype=bool)] = present.astype(np.float64)  # noqa: E711
+    return out
+
+
+def _median(x: np.ndarray) -> float | None:
+    x = x[~np.isnan(x)]
+    return float(np.median(x)) if len(x) else None
+
+
+def _compare(name: str, values: np.ndarray, in_sel: np.ndarray
+             ) -> tuple[Difference, np.ndarray] | None:
+    """Score one field over the rows of selection and baseline (``in_sel`` tells which);
+    ``None`` when it cannot tell anything (one value for all, or a near-unique id).
+    Also returns the field's partition of the rows (codes), to find fields that split
+    the actions the same way."""
+    n1, n2 = int(in_sel.sum()), int((~in_sel).sum())
+    num = _numeric(name, values)
+    if num is not None:
+        key = np.where(np.isnan(num), -np.inf, num)
+        u, inv = np.unique(key, return_inverse=True)
+    else:
+        if values.dtype.kind == "f":  # an id-like number: a category per value
+            values = np.array([None if v != v else str(int(v)) for v in values], dtype=object)
+        keys = np.array(["\x00" if v is None else str(v) for v in values.tolist()], dtype=str)
+        u, inv = np.unique(keys, return_inverse=True)
+        n_present = int((keys != "\x00").sum())
+        distinct = len(u) - int(u[0] == "\x00")
+        if n_present >= 5 and distinct >= 0.9 * n_present:
+            return None  # a tag, a uuid, a message with one: says nothing about a group
+    if len(u) < 2:
+        return None
+    ca = np.bincount(inv[in_sel], minlength=len(u)) / max(n1, 1)
+    cb = np.bincount(inv[~in_sel], minlength=len(u)) / max(n2, 1)
+    if num is None:
+        d = ca - cb
+        # On a tie (two values, one up, one down) say the over-represented one.
+        top = np.flatnonzero(np.isclose(np.abs(d), np.abs(d).max()))
+        i = int(top[np.argmax(d[top])])
+        value = None if u[i] == "\x00" else str(u[i])
+        return Difference(name, "value", float(abs(d[i])), 0.0, value, float(ca[i]),
+                          float(cb[i])), inv
+    d = np.cumsum(ca) - np.cumsum(cb)
+    i = int(np.argmax(np.abs(d)))
+    diff = Difference(name, "number", float(abs(d[i])), 0.0,
+                      median_selection=_median(num[in_sel]),
+                      median_baseline=_median(num[~in_sel]))
+    if np.isinf(u[i]):  # the best split is "has the key or not"
+        diff.kind = "presence"
+        diff.share_selection, diff.share_baseline = 1 - float(ca[0]), 1 - float(cb[0])
+    return diff, inv
+
+
+def _chance(n1: int, n2: int, tests: int) -> float:
+    """The largest gap chance alone gives (KS critical value, Bonferroni over tests)."""
+    if not n1 or not n2:
+        return math.inf
+    c = math.sqrt(-math.log(ALPHA / (2 * max(tests, 1))) / 2)
+    return c * math.sqrt(1 / n1 + 1 / n2)
+
+
+def _canon(inv: np.ndarray) -> bytes:
+    """A partition's codes relabelled by first appearance: equal bytes, same split."""
+    _, first, inv2 = np.unique(inv, return_index=True, return_inverse=True)
+    rank = np.empty(len(first), dtype=np.int64)
+    rank[np.argsort(first)] = np.arange(len(first))
+    return rank[inv2].tobytes()
+
+
+def _name_rank(name: str) -> int:
+    if name in NAME_ORDER:
+        return NAME_ORDER.index(name)
+    if name.endswith(("_file", ".uuid", ".file")):
+        return 60
+    if name.startswith("academy."):
+        return 40
+    if name.startswith(("agent.", "caller.")):
+        return 30
+    return 15 if name in OWN else 20
+
+
+# -- sentences -------------------------------------------------------------------------
+
+PHRASES = {
+    "processName": "ran in {}",
+    "caller.processName": "were called from {}", "threadName": "ran in thread {}",
+    "caller.threadName": "were called from thread {}", "agent_id": "went to {}",
+    "agent_class": "went to a {}", "caller": "came from {}", "status": "ended {}",
+    "action": "were {} calls", "agent_file": "ran in the process of file {}",
+    "caller_file": "were called from the process of file {}",
+}
+
+
+def _num(x: float | None) -> str:
+    if x is None or x != x:
+        return "-"
+    if float(x).is_integer() and abs(x) < 1e15:
+        return str(int(x))
+    if abs(x) >= 100:
+        return f"{x:.1f}"
+    return f"{x:.3f}" if abs(x) >= 0.01 else f"{x:.3g}"
+
+
+def _g(x: float | None) -> str:
+    return "-" if x is None else f"{x:g}"
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{x * 100:.0f}%"
+
+
+def _sentence(d: Difference, calls: str) -> str:
+    """``calls`` names the selection, e.g. ``slow next_item calls``."""
+    m1, m2 = d.median_selection, d.median_baseline
+    if d.kind == "value":
+        v = d.value
+        shown = (v[:8] if d.field.endswith("_file") else v[:60]) if v is not None else None
+        phrase = (f"had no {d.field}" if shown is None else
+                  PHRASES.get(d.field, f"had {d.field} = {{}}").format(shown))
+        s = (f"{_pct(d.share_selection)} of the {calls} {phrase} against "
+             f"{_pct(d.share_baseline)} of the others")
+    elif d.kind == "presence":
+        s = (f"{d.field} is present in {_pct(d.share_selection)} of the {calls} against "
+             f"{_pct(d.share_baseline)} of the others")
+    elif d.field == "executing_at_start":
+        were = "action was" if m1 == 1 else "actions were"
+        s = (f"The {calls} started when {_g(m1)} {were} executing at once against "
+             f"{_g(m2)} (median, itself included)")
+    elif d.field == "in_flight_at_start":
+        were = "call was" if m1 == 1 else "calls were"
+        s = (f"The {calls} started when {_g(m1)} {were} in flight against {_g(m2)} "
+             "(median, itself included)")
+    elif d.field == "start_s":
+        s = f"The {calls} started {fmt_s(m1)} into the run against {fmt_s(m2)} (median)"
+    else:
+        ratio = ""
+        if m1 and m2 and m1 > 0 and m2 > 0:
+            r = max(m1, m2) / min(m1, m2)
+            ratio = f" ({r:.{0 if r >= 100 else 1}f}x{'' if m1 >= m2 else ' less'})"
+        s = (f"{d.field} is {_num(m1)} in the {calls} (median) against {_num(m2)} in the "
+             f"others{ratio}")
+    if d.also:
+        more = f" and {len(d.also) - 3} more" if len(d.also) > 3 else ""
+        s += f" (the same split as {', '.join(d.also[:3])}{more})"
+    return s + "."
+
+
+def _context(fields: Table, sel: np.ndarray, base: np.ndarray, calls: str) -> str:
+    parts = []
+    for f, word in zip(DURATIONS, ("total", "queue", "execution", "reply"), strict=True):
+        a, b = _median(fields[f][sel]), _median(fields[f][base])
+        if a is not None or b is not None:
+            parts.append(f"{word} {fmt_s(a)} against {fmt_s(b)}")
+    return f"Median times of the {calls} against the others: {', '.join(parts)}."
+
+
+# -- the API ---------------------------------------------------------------------------
+
+
+def _mask(run: Run, which: np.ndarray | Sequence[str]) -> np.ndarray:
+    acts = run.actions()
+    arr = np.asarray(which)
+    if arr.dtype == bool:
+        if len(arr) != len(acts):
+            raise ValueError(f"mask has {len(arr)} values for {len(acts)} actions")
+        return arr
+    return np.isin(acts["tag"], [str(t) for t in which])
+
+
+def explain(run: Run, selection: np.ndarray | Sequence[str],
+            baseline: np.ndarray | Sequence[str] | None = None, top: int = 5, *,
+            symptoms: Sequence[str] = (), label: str = "selected",
+            how: str | None = None) -> Explanation:
+    """What differs between ``selection`` and ``baseline`` (boolean masks over
+    ``run.actions()`` or lists of action tags). The default baseline is every other
+    action of the selection's (agent class, action) groups; actions in both count as
+    selected. ``symptoms`` are fields that defined the selection (left out of the
+    ranking, reported as context); ``label`` names the selection in sentences (``slow``)
+    and ``how`` says how it was chosen."""
+    acts = run.actions()
+    fields = action_fields(run)
+    sel = _mask(run, selection)
+    pairs = list(zip(acts["agent_class"].tolist(), acts["action"].tolist(), strict=True))
+    groups = sorted({f"{c}.{a}" for (c, a), s in zip(pairs, sel, strict=True) if s})
+    chosen = {p for p, s in zip(pairs, sel, strict=True) if s}
+    same = np.array([p in chosen for p in pairs], dtype=bool) & ~sel
+    base = same if baseline is None else _mask(run, baseline) & ~sel
+    n1, n2 = int(sel.sum()), int(base.sum())
+    names = {a for (_, a), s in zip(pairs, sel, strict=True) if s}
+    calls = f"{label} {next(iter(names))} calls" if len(names) == 1 else f"{label} calls"
+    others = "others of the same action" if np.array_equal(base, same) else "others"
+    what = (f"{groups[0]} calls" if len(groups) == 1 else
+            f"calls of {', '.join(groups)}" if groups else "calls")
+    header = (f"{n1} {label} {what}"
+              f"{f' ({how})' if how else ''} against {n2} {others}.")
+    too_small = n1 < MIN_N or n2 < MIN_N
+    context = [_context(fields, sel, base, calls)] if n1 and n2 else []
+    ranked: list[Difference] = []
+    chance = _chance(n1, n2, 1)
+    if not too_small:
+        both = sel | base
+        in_sel = sel[both]
+        by_split: dict[bytes, list[Difference]] = {}
+        for name in fields.columns:
+            if name in symptoms:
+                continue
+            got = _compare(name, fields[name][both], in_sel)
+            if got is not None:
+                d, inv = got
+                by_split.setdefault(_canon(inv), []).append(d)
+        chance = _chance(n1, n2, len(by_split))
+        for same in by_split.values():
+            same.sort(key=lambda d: (-d.score, _name_rank(d.field)))
+            best = same[0]
+            best.chance = chance
+            best.also = [d.field for d in sorted(same[1:], key=lambda d: _name_rank(d.field))]
+            ranked.append(best)
+        ranked.sort(key=lambda d: (-d.score, _name_rank(d.field)))
+    diffs = [d for d in ranked if d.significant][:top]
+    cands = [d for d in ranked if not d.significant][:top]
+    for d in diffs + cands:
+        d.sentence = _sentence(d, calls)
+    return Explanation(label, groups, n1, n2, chance, diffs, cands, context, list(symptoms),
+                       too_small, header)
+
+
+def explain_slowest(run: Run, group: tuple[str, str] | None = None, fraction: float = 0.05,
+                    by: str = "total_s", top: int = 5, at_least: int = 5) -> Explanation:
+    """Explain the slowest ``fraction`` of the calls of ``group`` (agent class, action)
+    by ``by``, against the other calls of the group; without a group, the slowest of
+    each action against the rest of it (a slow call is slow for its kind). At least
+    ``at_least`` calls are taken when a group has twice as many, so a small group can
+    still be told apart. The durations are the symptom: context, not explanation."""
+    acts = run.actions()
+    timed = ~np.isnan(acts[by])
+    keys = np.array([f"{c}.{a}" for c, a in zip(acts["agent_class"], acts["action"],
+                                                  strict=True)], dtype=object)
+    names = [f"{group[0]}.{group[1]}"] if group is not None else sorted(set(keys[timed]))
+    sel = np.zeros(len(acts), dtype=bool)
+    base = np.zeros(len(acts), dtype=bool)
+    counts = []
+    for name in names:
+        idx = np.flatnonzero(timed & (keys == name))
+        if len(idx) < 2 and group is None:
+            continue  # a single call is not slow against anything
+        k = max(math.ceil(fraction * len(idx)), min(at_least, len(idx) // 2))
+        sel[idx[np.argsort(-acts[by][idx], kind="stable")][:k]] = True
+        base[idx] = True
+        counts.append((k, len(idx)))
+    how = (f"the slowest {counts[0][0]} of {counts[0][1]} by {by}" if len(counts) == 1 else
+           f"the slowest {fraction:.0%} of each action by {by}")
+    return explain(run, sel, base & ~sel, top, symptoms=DURATIONS, label="slow", how=how)
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, np.generic):
+        v = v.item()
+    return None if isinstance(v, float) and not math.isfinite(v) else v
