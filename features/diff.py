@@ -52,7 +52,8 @@ def _change(a: float | None, b: float | None) -> tuple[float | None, float | Non
 def _signed(x: float | None) -> str:
     if x is None:
         return "-"
-    return ("+" if x >= 0 else "-") + fmt_s(abs(x))
+    # Below what fmt_s shows (0.05 ms) a sign is noise: "-0.0 ms" reads like a change.
+    return ("+" if x >= 0 or abs(x) < 5e-5 else "-") + fmt_s(abs(x))
 
 
 def _signed_pct(x: float | None) -> str:
