@@ -1,0 +1,361 @@
+"""Numeric feature vectors for things (actions, agents, processes), for models.
+
+>>> from features.featurize import action_features, ACTION_FEATURES
+>>> feats = action_features(run)          # every action of the run
+>>> feats.table["exec_s"], feats.X.shape, feats.names
+
+Each function returns a :class:`Features`: a :class:`~features.table.Table` (the
+identity columns, the raw group strings and every feature as a column) and the float
+matrix ``X`` of the feature columns named in ``names`` (NaN where a value is undefined:
+an in-flight action has no ``total_s``, a caller's first call has no idle gap).
+
+For a live run, :class:`ActionFeaturizer` hands out only the actions that completed since
+its previous call, with categorical codes that stay stable from call to call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, NamedTuple
+
+import numpy as np
+
+from features.analyses import concurrency, sample_steps
+from features.table import Table
+
+if TYPE_CHECKING:
+    from features.events import Events
+    from features.run import Run
+
+ACTION_FEATURES: list[tuple[str, str]] = [
+    ("queue_s", "queue/transit: caller 'sending' -> agent 'execute_start', seconds"),
+    ("exec_s", "execution: agent 'execute_start' -> 'execute_success|exception', seconds"),
+    ("reply_s", "reply: agent end -> caller 'success|exception', seconds"),
+    ("total_s", "caller 'start' -> caller end, seconds"),
+    ("caller_gap_s", "caller idle gap: time since the same caller's previous call ended, "
+                     "seconds (NaN for its first call)"),
+    ("args_len", "characters of academy.action_args + academy.action_kwargs on the "
+                 "caller's start record"),
+    ("result_len", "characters of academy.result on the caller's success record"),
+    ("executing_at_start", "actions executing just after this one started executing "
+                           "(itself included)"),
+    ("start_offset_s", "time from the run's first event to the call's start, seconds"),
+    ("call_index", "earlier calls of this action on the same agent (0: its first call, "
+                   "the warm-up)"),
+    ("agent_class_code", "integer code of the agent class (raw string: agent_class)"),
+    ("action_code", "integer code of the action name (raw string: action)"),
+    ("process_code", "integer code of the agent's process file (raw string: agent_file)"),
+]
+"""The action feature schema: (name, description). Besides these, every numeric user key
+logged on the action's records (``fib.delay_s``, ...) becomes ``extra.<key>``: the last
+value among the records with the action's tag and the records of its agent (same
+``academy.agent_id``, same file, no tag) inside its execution window."""
+
+EXTRA_PREFIX = "extra."
+ACTION_IDENTITY = ("tag", "action", "agent_class", "agent_id", "caller", "agent_file",
+                   "status", "t_start", "t_exec_start", "t_done", "row_start", "row_exec",
+                   "row_end")
+"""Columns of the action table that say which action a row is (not features)."""
+CATEGORICAL = {"agent_class_code": "agent_class", "action_code": "action",
+               "process_code": "agent_file"}
+DONE = ("ok", "exception", "cancelled", "orphaned")
+"""Statuses of an action that will not change any more (in a finished run)."""
+
+AGENT_FEATURES: list[tuple[str, str]] = [
+    ("startup_s", "'Launched agent' -> 'Running agent', seconds"),
+    ("lifetime_s", "running (or launched) -> shutdown, crash or the last event, seconds"),
+    ("actions", "actions called on the agent"),
+    ("mean_exec_s", "mean execution time of its actions, seconds"),
+    ("max_exec_s", "longest execution of its actions, seconds"),
+    ("errors", "its actions that raised, plus one if the agent crashed"),
+]
+"""The agent feature schema: (name, description)."""
+
+PROCESS_FEATURES: list[tuple[str, str]] = [
+    ("records", "records in the process's file"),
+    ("errors", "records at ERROR or above"),
+    ("duration_s", "first -> last record, seconds"),
+    ("start_offset_s", "run's first event -> the process's first record, seconds"),
+]
+"""The process feature schema: (name, description)."""
+
+# Keys every record has (ACADEMY.md section 1) or that name a logging site: never features.
+_STANDARD = frozenset({
+    "formatted", "name", "msg", "args", "levelname", "levelno", "pathname", "filename",
+    "module", "exc_info", "exc_text", "stack_info", "lineno", "funcName", "created", "msecs",
+    "relativeCreated", "thread", "threadName", "processName", "process", "message",
+    "taskName", "asctime", "hostname"})
+
+
+class Features(NamedTuple):
+    """Rows of things with their features."""
+
+    table: Table
+    """Identity columns, raw group strings and every feature as a column."""
+    X: np.ndarray
+    """Float matrix, one row per table row, one column per name in ``names``."""
+    names: list[str]
+    """The feature columns of ``X``, in order."""
+
+
+class Vocabulary:
+    """Stable integer codes for categorical values (first seen, first coded)."""
+
+    def __init__(self) -> None:
+        self.codes: dict[str, dict[str, int]] = {}
+
+    def encode(self, field: str, values: np.ndarray) -> np.ndarray:
+        """Codes of ``values`` (None -> -1), extending the field's vocabulary."""
+        known = self.codes.setdefault(field, {})
+        out = np.empty(len(values), dtype=np.float64)
+        for i, v in enumerate(values.tolist()):
+            out[i] = -1 if v is None else known.setdefault(str(v), len(known))
+        return out
+
+
+def _matrix(table: Table, names: Sequence[str]) -> np.ndarray:
+    if not len(table):
+        return np.empty((0, len(names)))
+    return np.column_stack([np.asarray(table[n], dtype=np.float64) for n in names])
+
+
+# -- actions ---------------------------------------------------------------------------
+
+
+def action_features(run: Run, vocab: Vocabulary | None = None) -> Features:
+    """Features of every action of ``run`` (see :data:`ACTION_FEATURES`), in start order.
+
+    ``vocab`` keeps categorical codes stable across calls (a live featurizer passes
+    its own); by default codes follow first appearance in this run."""
+    ev = run.events()
+    acts = run.actions()
+    vocab = vocab if vocab is not None else Vocabulary()
+    n = len(acts)
+    t_start = np.where(np.isnan(acts["t_start"]), acts["t_exec_start"], acts["t_start"])
+    t_done = np.where(np.isnan(acts["t_end"]), acts["t_exec_end"], acts["t_end"])
+    cols: dict[str, np.ndarray] = {
+        "tag": acts["tag"],
+        "action": acts["action"],
+        "agent_class": np.array([c if c is not None else "?" for c in acts["agent_class"]],
+                                dtype=object) if n else np.empty(0, dtype=object),
+        "agent_id": acts["agent_id"],
+        "caller": acts["caller"],
+        "agent_file": acts["agent_file"],
+        "status": acts["status"],
+        "t_start": t_start,
+        "t_exec_start": acts["t_exec_start"],
+        "t_done": t_done,
+        "row_start": acts["row_start"],
+        "row_exec": acts["row_exec"],
+        "row_end": acts["row_end"],
+    }
+    for ph in ("queue_s", "exec_s", "reply_s", "total_s"):
+        cols[ph] = np.asarray(acts[ph], dtype=np.float64)
+    cols["caller_gap_s"] = _caller_gap(acts["caller"], t_start, acts["t_end"])
+    cols["args_len"] = _lengths(ev, ("academy.action_args", "academy.action_kwargs"),
+                                acts["row_start"])
+    cols["result_len"] = _lengths(ev, ("academy.result",),
+                                  np.where(acts["status"] == "ok", acts["row_end"], -1))
+    xs = acts["t_exec_start"]
+    times, counts = concurrency(xs, acts["t_exec_end"], ev.t1)
+    # The count just after the start, so the action itself is one of them.
+    running = sample_steps(times, counts, np.nan_to_num(xs)).astype(np.float64)
+    running[np.isnan(xs)] = np.nan
+    cols["executing_at_start"] = running
+    cols["start_offset_s"] = t_start - ev.t0
+    cols["call_index"] = _call_index(acts["agent_id"], acts["action"])
+    for code, raw in CATEGORICAL.items():
+        cols[code] = vocab.encode(raw, cols[raw])
+    extras = _extras(ev, acts)
+    cols.update(extras)
+    names = [name for name, _ in ACTION_FEATURES] + sorted(extras)
+    table = Table(cols, name="action_features")
+    return Features(table, _matrix(table, names), names)
+
+
+def _caller_gap(caller: np.ndarray, t_start: np.ndarray, t_end: np.ndarray) -> np.ndarray:
+    """Per action, ``t_start`` minus the latest end of the same caller's calls that ended
+    at or before it; NaN when none had."""
+    out = np.full(len(caller), np.nan)
+    for c in {c for c in caller.tolist() if c is not None}:
+        idx = np.flatnonzero(caller == c)
+        ends = np.sort(t_end[idx][np.isfinite(t_end[idx])])
+        ts = t_start[idx]
+        pos = np.searchsorted(ends, np.nan_to_num(ts, nan=-np.inf), side="right")
+        has = (pos > 0) & np.isfinite(ts)
+        out[idx[has]] = ts[has] - ends[pos[has] - 1]
+    return out
+
+
+def _call_index(agent_id: np.ndarray, action: np.ndarray) -> np.ndarray:
+    """Per action (rows in start order), how many earlier rows share agent and action."""
+    seen: dict[tuple[object, object], int] = {}
+    out = np.empty(len(agent_id), dtype=np.float64)
+    for i, key in enumerate(zip(agent_id.tolist(), action.tolist(), strict=True)):
+        out[i] = seen.get(key, 0)
+        seen[key] = int(out[i]) + 1
+    return out
+
+
+def _lengths(ev: Events, keys: Sequence[str], rows: np.ndarray) -> np.ndarray:
+    """Summed string lengths of ``keys`` on ``rows`` (-1: no row); NaN where the record
+    has none of them. Lazy keys are read only for the records that carry them."""
+    rows = np.asarray(rows, dtype=np.int64)
+    out = np.full(len(rows), np.nan)
+    ok = rows >= 0
+    for key in keys:
+        if key not in ev.store.key_shapes:
+            continue
+        col = ev.column(key)
+        has = ev.has_key(key)
+        hit = np.flatnonzero(ok)
+        hit = hit[has[rows[hit]]]
+        lens = np.fromiter((0 if v is None else len(str(v)) for v in col[rows[hit]]),
+                           dtype=np.float64, count=len(hit))
+        out[hit] = np.nan_to_num(out[hit]) + lens
+    return out
+
+
+def _extra_rows(ev: Events, acts: Table) -> tuple[np.ndarray, np.ndarray]:
+    """``(rows, action index)`` of the records that belong to an action: those with its
+    tag, and those of its agent (same agent id, same file, no tag) inside its execution
+    window (the action that started last before the record, for concurrent ones)."""
+    tag_pos = {t: i for i, t in enumerate(acts["tag"].tolist())}
+    tcodes, tvals = ev.cat("academy.action_tag")
+    lut = np.array([tag_pos.get(v, -1) for v in tvals] + [-1], dtype=np.int64)
+    act = lut[tcodes]
+    rows_l = [np.flatnonzero(act >= 0)]
+    act_l = [act[rows_l[0]]]
+    aid_codes, aids = ev.cat("academy.agent_id")
+    free = np.flatnonzero((aid_codes >= 0) & (tcodes < 0)
+                          & (ev.codes["academy.message_tag"] < 0))
+    aid_pos = {v: i for i, v in enumerate(aids)}
+    act_aid = np.array([aid_pos.get(a, -1) for a in acts["agent_id"].tolist()], dtype=np.int64)
+    rx = acts["row_exec"]
+    act_file = np.where(rx >= 0, ev.file[np.maximum(rx, 0)], -1).astype(np.int64)
+    xs = acts["t_exec_start"]
+    xe = np.nan_to_num(acts["t_exec_end"], nan=np.inf)
+    ok = np.flatnonzero((act_aid >= 0) & (act_file >= 0) & ~np.isnan(xs))
+    if len(free) and len(ok):
+        # One sort of (agent, file, time) over windows and records: each record takes
+        # the window that opened last before it, kept if that window is still open.
+        nf = len(ev.file_names) + 1
+        key = np.concatenate([act_aid[ok] * nf + act_file[ok],
+                              aid_codes[free].astype(np.int64) * nf + ev.file[free]])
+        t = np.concatenate([xs[ok], ev.created[free]])
+        is_rec = np.r_[np.zeros(len(ok), bool), np.ones(len(free), bool)]
+        ident = np.concatenate([ok, free])
+        o = np.lexsort((is_rec, t, key))
+        last_win = np.maximum.accumulate(np.where(is_rec[o], -1, np.arange(len(o))))
+        rec = is_rec[o]
+        p, r = last_win[rec], ident[o][rec]
+        # p < 0: no window opened before the record (anywhere in the sort).
+        r, p, rkey = r[p >= 0], p[p >= 0], key[o][rec][p >= 0]
+        cand = ident[o][p]
+        good = (key[o][p] == rkey) & (ev.created[r] <= xe[cand])
+        rows_l.append(r[good])
+        act_l.append(cand[good])
+    return np.concatenate(rows_l).astype(np.int64), np.concatenate(act_l).astype(np.int64)
+
+
+def _extras(ev: Events, acts: Table) -> dict[str, np.ndarray]:
+    """``extra.<key>`` for every numeric user key of the actions' records."""
+    rows, act = _extra_rows(ev, acts)
+    out: dict[str, np.ndarray] = {}
+    if not len(rows):
+        return out
+    order = np.lexsort((ev.created[rows], act))
+    rows, act = rows[order], act[order]
+    keys: dict[str, None] = {}
+    for s in np.unique(ev.shape[rows]):
+        keys.update(dict.fromkeys(ev.store.shape_keys[int(s)]))
+    for k in keys:
+        if k in _STANDARD or k.startswith("academy."):
+            continue
+        vals = ev.numeric(k)
+        if vals is None:
+            continue
+        v = vals[rows]
+        present = ~np.isnan(v)
+        col = np.full(len(acts), np.nan)
+        # Rows are in (action, time) order: assigning in order leaves the last value.
+        col[act[present]] = v[present]
+        out[EXTRA_PREFIX + k] = col
+    return out
+
+
+class ActionFeaturizer:
+    """Features of the actions that completed since the previous call, for live models.
+
+    A cursor by tag remembers what was handed out; categorical codes stay stable."""
+
+    def __init__(self, include: Sequence[str] = DONE) -> None:
+        self.include = tuple(include)
+        """Statuses that count as completed."""
+        self.vocab = Vocabulary()
+        self.seen: set[str] = set()
+        """Tags already handed out."""
+
+    def update(self, run: Run) -> Features:
+        """Features of the newly completed actions of ``run`` (refresh it first), in
+        completion order."""
+        feats = action_features(run, self.vocab)
+        tab = feats.table
+        done = np.isin(tab["status"], self.include) & np.isfinite(tab["t_done"])
+        new = np.array([bool(d) and t not in self.seen
+                        for d, t in zip(done.tolist(), tab["tag"].tolist(), strict=True)],
+                       dtype=bool)
+        idx = np.flatnonzero(new)
+        idx = idx[np.argsort(tab["t_done"][idx], kind="stable")]
+        self.seen.update(tab["tag"][idx].tolist())
+        return Features(tab.take(idx), feats.X[idx], feats.names)
+
+
+# -- agents and processes --------------------------------------------------------------
+
+
+def agent_features(run: Run) -> Features:
+    """Features of every agent of ``run`` (see :data:`AGENT_FEATURES`)."""
+    ev = run.events()
+    ag = run.agents()
+    acts = run.actions()
+    start = np.where(np.isnan(ag["t_running"]), ag["t_launched"], ag["t_running"])
+    end = np.fmin(ag["t_shutdown"], ag["t_crash"])
+    end = np.where(np.isnan(end), ev.t1, end)
+    n = len(ag)
+    count = np.zeros(n)
+    mean_x = np.full(n, np.nan)
+    max_x = np.full(n, np.nan)
+    errors = ag["crashed"].astype(np.float64) if n else np.zeros(0)
+    for i, aid in enumerate(ag["agent_id"].tolist()):
+        m = acts["agent_id"] == aid
+        count[i] = m.sum()
+        x = acts["exec_s"][m]
+        x = x[np.isfinite(x)]
+        if len(x):
+            mean_x[i], max_x[i] = x.mean(), x.max()
+        errors[i] += np.sum(acts["status"][m] == "exception")
+    table = Table({
+        "agent_id": ag["agent_id"], "class": ag["class"], "file": ag["file"],
+        "status": ag["status"],
+        "startup_s": ag["t_running"] - ag["t_launched"],
+        "lifetime_s": end - start,
+        "actions": count, "mean_exec_s": mean_x, "max_exec_s": max_x, "errors": errors,
+    }, name="agent_features")
+    names = [name for name, _ in AGENT_FEATURES]
+    return Features(table, _matrix(table, names), names)
+
+
+def process_features(run: Run) -> Features:
+    """Features of every process (pool file) of ``run`` (see :data:`PROCESS_FEATURES`)."""
+    ev = run.events()
+    pr = run.processes()
+    table = Table({
+        "file": pr["file"], "processName": pr["processName"], "end": pr["end"],
+        "records": pr["records"].astype(np.float64),
+        "errors": pr["errors"].astype(np.float64),
+        "duration_s": pr["duration_s"],
+        "start_offset_s": pr["t_first"] - ev.t0,
+    }, name="process_features")
+    names = [name for name, _ in PROCESS_FEATURES]
+    return Features(table, _matrix(table, names), names)

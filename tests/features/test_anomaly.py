@@ -1,0 +1,308 @@
+"""Features and the slowdown detector (features.featurize, features.anomaly,
+features.detect) on real runs of the demo workflow and the sample pools. Expected values
+come from the agent's own records (``fib.iteration``, ``fib.delay_s``) and from the raw
+.jsonlog lines read with json, not from our reader."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import pytest
+from sklearn.base import clone
+
+from features.anomaly import SlowdownDetector
+from features.detect import HUNG, DetectionResult, LiveDetector, detect
+from features.featurize import (
+    ACTION_FEATURES,
+    AGENT_FEATURES,
+    PROCESS_FEATURES,
+    ActionFeaturizer,
+    Features,
+    action_features,
+    agent_features,
+    process_features,
+)
+from features.run import Run
+from steering.demo import DemoOptions, run_demo
+
+ROOT = Path(__file__).resolve().parents[2]
+SLEEP, SLOW_AT, SLOW_LEN, FACTOR, ITERATIONS = 0.02, 20, 3, 4.0, 36
+NEXT = "GeneratorAgent.next_item"
+
+
+def _run(home: Path, **kw: Any) -> Run:
+    res = run_demo(DemoOptions(academy_home=home, sleep=SLEEP, **kw))
+    assert res.ok, res.error
+    run = Run(res.pool_dir)
+    run.load()
+    return run
+
+
+@pytest.fixture(scope="module")
+def slow_run(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    """Iterations 20..22 of one generator sleep 4x longer."""
+    return _run(tmp_path_factory.mktemp("slow"), iterations=ITERATIONS, slow_at=SLOW_AT,
+                slow_factor=FACTOR, slow_len=SLOW_LEN)
+
+
+@pytest.fixture(scope="module")
+def clean_run(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    return _run(tmp_path_factory.mktemp("clean"), iterations=30)
+
+
+def raw_records(pool: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for f in sorted(pool.glob("*.jsonlog"))
+            for line in f.read_text().splitlines()]
+
+
+def iterations_of(run: Run, tags: list[str]) -> list[int]:
+    """The generator's ``fib.iteration`` for each action tag."""
+    t = action_features(run).table
+    pos = {tag: i for i, tag in enumerate(t["tag"].tolist())}
+    return sorted(int(t["extra.fib.iteration"][pos[tag]]) for tag in tags)
+
+
+def slowdowns(res: DetectionResult) -> list[Any]:
+    return [i for i in res.incidents if i.kind == "slowdown"]
+
+
+# -- features ---------------------------------------------------------------------------
+
+
+def test_action_feature_schema(slow_run: Run) -> None:
+    feats = action_features(slow_run)
+    t = feats.table
+    names = [n for n, _ in ACTION_FEATURES]
+    assert all(desc for _, desc in ACTION_FEATURES)
+    assert feats.names[: len(names)] == names
+    for n in feats.names:
+        assert n in t, n
+    assert feats.X.shape == (len(t), len(feats.names))
+    assert np.array_equal(feats.X[:, names.index("exec_s")], t["exec_s"], equal_nan=True)
+    done = t["status"] == "ok"
+    assert done.all()
+    for n in ("queue_s", "exec_s", "reply_s", "total_s", "args_len", "result_len",
+              "executing_at_start", "start_offset_s", "call_index", "agent_class_code",
+              "action_code", "process_code"):
+        assert np.isfinite(t[n]).all(), n
+    assert (t["executing_at_start"] >= 1).all() and (t["start_offset_s"] >= 0).all()
+    # One caller: only its first call has no previous call to be idle after.
+    assert np.isnan(t["caller_gap_s"]).sum() == 1 and np.isnan(t["caller_gap_s"][0])
+    nxt = t["action"] == "next_item"
+    # The driver sleeps SLEEP between calls; the gap is that sleep (plus bookkeeping).
+    assert np.nanmedian(t["caller_gap_s"][nxt]) == pytest.approx(SLEEP, abs=0.01)
+    assert list(t["call_index"][nxt]) == list(range(ITERATIONS))
+    assert list(t["extra.fib.iteration"][nxt]) == list(range(ITERATIONS))
+    slow = (t["extra.fib.iteration"] >= SLOW_AT) & (t["extra.fib.iteration"] < SLOW_AT + SLOW_LEN)
+    assert np.allclose(t["extra.fib.delay_s"][slow], SLEEP * FACTOR)
+    assert np.allclose(t["extra.fib.delay_s"][nxt & ~slow], SLEEP)
+    assert np.isnan(t["extra.fib.iteration"][~nxt]).all()
+    # Payload sizes, checked against the raw records.
+    raw = raw_records(slow_run.path)
+    start = {r["academy.action_tag"]: r for r in raw if r.get("academy.action_state") == "start"}
+    ok = {r["academy.action_tag"]: r for r in raw if r.get("academy.action_state") == "success"}
+    for i, tag in enumerate(t["tag"].tolist()):
+        s = start[tag]
+        assert t["args_len"][i] == len(s["academy.action_args"]) + len(s["academy.action_kwargs"])
+        assert t["result_len"][i] == len(ok[tag]["academy.result"])
+
+
+def test_agent_and_process_features(slow_run: Run) -> None:
+    for feats, schema in ((agent_features(slow_run), AGENT_FEATURES),
+                          (process_features(slow_run), PROCESS_FEATURES)):
+        assert feats.names == [n for n, _ in schema]
+        assert np.isfinite(feats.X).all()
+    ag = agent_features(slow_run).table
+    gen = ag["class"] == "GeneratorAgent"
+    assert ag["actions"][gen][0] == ITERATIONS
+    assert ag["max_exec_s"][gen][0] > SLEEP * FACTOR
+    assert (ag["startup_s"] >= 0).all() and (ag["errors"] == 0).all()
+
+
+def test_featurizer_hands_out_each_action_once(slow_run: Run) -> None:
+    fz = ActionFeaturizer()
+    first = fz.update(slow_run)
+    assert len(first.table) == len(slow_run.actions())
+    assert (np.diff(first.table["t_done"]) >= 0).all()
+    assert len(fz.update(slow_run).table) == 0
+
+
+# -- finished runs ---------------------------------------------------------------------
+
+
+def test_injected_slowdown_is_one_incident(slow_run: Run) -> None:
+    res = detect(slow_run)
+    found = slowdowns(res)
+    assert len(found) == 1, res.lines()
+    inc = found[0]
+    assert inc.group == NEXT and inc.count == SLOW_LEN
+    assert iterations_of(slow_run, inc.tags) == list(range(SLOW_AT, SLOW_AT + SLOW_LEN))
+    assert inc.max_ratio == pytest.approx(FACTOR, rel=0.15)
+    assert inc.evidence_rows and all(t["ratio"] >= 2.5 for t in inc.things)
+    # calc_fibs is called once: no baseline, said so rather than guessed.
+    assert "FibonacciLauncher.calc_fibs" in res.too_little_data
+    assert any("calc_fibs: not enough data (n=1" in n for n in res.notes)
+    d = orjson.loads(orjson.dumps(res.as_dict()))
+    assert d["incidents"][0]["tags"] == inc.tags
+    assert {b["group"] for b in d["baselines"]} == {NEXT, "FibonacciLauncher.calc_fibs"}
+
+
+def test_clean_run_has_no_incident(clean_run: Run) -> None:
+    res = detect(clean_run)
+    assert res.incidents == [], res.lines()
+    flags = set(res.flags["flag"].tolist())
+    assert flags <= {"ok", "warm-up", "not enough data"}
+
+
+def test_estimator_conventions(slow_run: Run) -> None:
+    feats = action_features(slow_run)
+    det = SlowdownDetector(min_n=6)
+    assert clone(det).get_params() == det.get_params()
+    assert not hasattr(det, "baselines_")
+    assert det.fit(feats) is det
+    pred = det.predict(feats)
+    slow = feats.table["extra.fib.delay_s"] > SLEEP * 1.01
+    assert np.array_equal(pred == -1, slow)
+    scores = det.score_samples(feats)
+    assert np.nanargmin(scores) in np.flatnonzero(slow)
+    assert (det.decision_function(feats)[slow] < 0).all()
+    assert det.mv_ is not None
+    i = int(slow.argmax())
+    assert det.assess(feats)["mv_score"][i] == pytest.approx(
+        det.mv_.score_samples(det._aligned(feats))[i])
+
+
+def test_exception_sample(sample: Callable[[str], Path]) -> None:
+    run = Run(sample("exception"))
+    run.load()
+    res = detect(run)
+    assert slowdowns(res) == []
+    assert "exception" in set(res.flags["status"].tolist())
+    orjson.dumps(res.as_dict())
+
+
+def test_pairs_sample(sample: Callable[[str], Path]) -> None:
+    run = Run(sample("pairs"))
+    run.load()
+    assert len(agent_features(run).table) == 16
+    res = detect(run)
+    assert slowdowns(res) == [], res.lines()
+    base = {b.group: b for b in res.baselines}
+    assert base[NEXT].n == 648 and base[NEXT].enough
+    # Eight launchers, each called once: the group is its own baseline (no warm-up).
+    calc = base["FibonacciLauncher.calc_fibs"]
+    assert calc.enough and not calc.warmup and calc.n == 8
+
+
+def test_possibly_hung(sample: Callable[[str], Path], tmp_path: Path) -> None:
+    """The last next_item of a copied pool loses its end records: a live reader sees it
+    in flight far longer than any next_item took."""
+    src = sample("thread")
+    pool = tmp_path / "logs" / src.name
+    shutil.copytree(src, pool)
+    [log] = list(pool.glob("*.jsonlog"))
+    lines = log.read_text().splitlines(keepends=True)
+    recs = [json.loads(line) for line in lines]
+    last = [r["academy.action_tag"] for r in recs if r.get("academy.action") == "next_item"
+            and r.get("academy.action_state") == "start"][-1]
+    log.write_text("".join(line for line, r in zip(lines, recs, strict=True)
+                           if not (r.get("academy.action_tag") == last and r.get(
+                               "academy.action_state") in ("success", "execute_success"))))
+    run = Run(pool)
+    run.load()
+    assert run.live
+    res = detect(run)
+    row = res.flags["tag"].tolist().index(last)
+    assert res.flags["flag"][row] == HUNG
+    [inc] = [i for i in res.incidents if i.kind == HUNG]
+    assert inc.tags == [last]
+    # Judged just after it started, the same call is merely in flight.
+    t_start = float(res.flags["t_start"][row])
+    early = detect(run, now=t_start + 0.05)
+    assert early.flags["flag"][early.flags["tag"].tolist().index(last)] == "in flight"
+    assert not [i for i in early.incidents if i.kind == HUNG]
+
+
+# -- live ------------------------------------------------------------------------------
+
+
+def test_replay_matches_finished_run(slow_run: Run) -> None:
+    feats = action_features(slow_run)
+    t = feats.table
+    live = LiveDetector()
+    for i in np.argsort(t["t_done"]):
+        live.update_features(Features(t.take([i]), feats.X[[i]], feats.names))
+    slow_tags = set(detect(slow_run).flags.where(
+        detect(slow_run).flags["flag"] == "slow")["tag"].tolist())
+    assert set(live.flagged_at) == slow_tags
+    assert all(live.flagged_at[tag] == live.position[tag] for tag in slow_tags)
+    assert len(slowdowns(live.result())) == 1
+
+
+def test_lasting_change_is_rebaselined(tmp_path: Path) -> None:
+    """A slowdown that does not end (20 of 36 calls) is a new normal for a live detector
+    after ``shift_after`` slow calls in a row, not an incident without end."""
+    run = _run(tmp_path, iterations=36, slow_at=10, slow_len=20, slow_factor=FACTOR)
+    feats = action_features(run)
+    t = feats.table
+    live = LiveDetector(SlowdownDetector(shift_after=6))
+    for i in np.argsort(t["t_done"]):
+        live.update_features(Features(t.take([i]), feats.X[[i]], feats.names))
+    assert iterations_of(run, list(live.flagged_at)) == list(range(10, 16))
+    res = live.result()
+    assert [i.count for i in slowdowns(res)] == [6]
+    assert any("re-baselined" in n for n in res.notes)
+
+
+def test_live_run_flags_first_slow_action(tmp_path: Path) -> None:
+    sleep, slow_at = 0.03, 25
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "steering.demo.workflow", "--iterations", "40", "--sleep",
+         str(sleep), "--slow-at", str(slow_at), "--slow-factor", "5", "--academy-home",
+         str(tmp_path)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.startswith("pool: "), line + proc.stderr.read() if proc.stderr else ""
+        run = Run(line.removeprefix("pool: ").strip())
+        live = LiveDetector()
+        flagged_in: dict[str, int] = {}
+        completed_in: dict[str, int] = {}
+        polls = 0
+        while True:
+            running = proc.poll() is None
+            run.refresh()
+            before = set(live.position)
+            for tag in live.update(run):
+                flagged_in[tag] = polls
+            for tag in set(live.position) - before:
+                completed_in[tag] = polls
+            polls += 1
+            if not running:
+                break
+            time.sleep(0.02)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert polls > 20  # really followed live, not read at the end
+    t = action_features(run).table
+    slow = t["tag"][np.nan_to_num(t["extra.fib.delay_s"]) > sleep * 1.01].tolist()
+    assert iterations_of(run, slow) == [slow_at]
+    onset = slow[0]
+    assert onset in live.flagged_at, live.result(run).lines()
+    assert live.flagged_at[onset] - live.position[onset] <= 1
+    assert flagged_in[onset] == completed_in[onset]  # judged in the poll it arrived in
+    res = live.result(run)
+    assert [i.tags for i in slowdowns(res)] == [[onset]]
+    assert not math.isnan(res.now)
