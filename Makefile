@@ -29,5 +29,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_core.py
 	$(BIN)/python bench/bench_tui.py
 
+eval: $(STAMP)
+	$(BIN)/python bench/eval_anomaly.py
+
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -226,8 +226,12 @@ def _assign(run: Run, acts: Table) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         pos = np.maximum.accumulate(np.where(is_rec[o], -1, np.arange(len(o))))
         rec = is_rec[o]
         p, r = pos[rec], ident[o][rec]
-        cand = ident[o][np.maximum(p, 0)]
-        good = (p >= 0) & (key[o][np.maximum(p, 0)] == key[o][rec]) & (ev.created[r] <= xe[cand])
+        # A record before any action start of the sorted order (a live, partial pool) has
+        # no candidate: drop it before indexing, or its row number would index the actions.
+        has = p >= 0
+        p, r = p[has], r[has]
+        cand = ident[o][p]
+        good = (key[o][p] == key[o][rec][has]) & (ev.created[r] <= xe[cand])
         rows_l.append(r[good])
         act_l.append(cand[good])
         side_l.append(np.zeros(int(good.sum()), dtype=np.int64))

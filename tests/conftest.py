@@ -49,5 +49,11 @@ def _isolated_env(tmp_path_factory: pytest.TempPathFactory,
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
     monkeypatch.delenv("ACADEMY_TUI_CACHE_DIR", raising=False)
     monkeypatch.setenv("ACADEMY_HOME", str(home / "academy"))
-    for key in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "ACADEMY_TUI_MODEL"):
+    monkeypatch.setenv("XDG_STATE_HOME", str(home / ".local" / "state"))
+    monkeypatch.delenv("ACADEMY_TUI_STATE_DIR", raising=False)
+    for key in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "ACADEMY_TUI_MODEL",
+                "ACADEMY_TUI_LLM_TIMEOUT", "ACADEMY_TUI_LLM_MAX_RETRIES",
+                "ACADEMY_TUI_LLM_MAX_TOKENS", "ACADEMY_TUI_LLM_TOKEN_BUDGET",
+                "ACADEMY_TUI_LLM_TEMPERATURE", "ACADEMY_TUI_LLM_MODE",
+                "ACADEMY_TUI_LLM_LOG_CALLS"):
         monkeypatch.delenv(key, raising=False)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from features.run import Run
 
-COMMANDS = ("runs", "events", "report", "export", "demo", "tui")
+COMMANDS = ("runs", "events", "report", "export", "diff", "demo", "tui")
 
 _DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d*)?)\s*h)?\s*(?:(\d+(?:\.\d*)?)\s*m(?!s))?\s*"
                        r"(?:(\d+(?:\.\d*)?)\s*s)?\s*(?:(\d+(?:\.\d*)?)\s*ms)?\s*$")
@@ -168,6 +168,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     return rc
 
 
+def cmd_diff(args: argparse.Namespace) -> int:
+    from tui.cli_diff import cmd_diff as diff
+
+    return diff(args)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from tui.cli_demo import demo
 
@@ -237,6 +243,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--where", help="filter events (and things by their events' rows)")
     s.add_argument("-o", "--output", help="file to write (default stdout; required for sqlite)")
     s.set_defaults(fn=cmd_export)
+
+    s = sub.add_parser("diff", help="compare two runs of one workflow: where is B slower?")
+    s.add_argument("run_a", help="the reference run")
+    s.add_argument("run_b", help="the run to explain")
+    s.add_argument("--format", choices=("text", "json", "markdown"), default="text")
+    s.set_defaults(fn=cmd_diff)
 
     s = sub.add_parser("demo", help="run the fibonacci demo workflow on real academy-py")
     s.add_argument("--no-tui", action="store_true", help="print the pool path and report")

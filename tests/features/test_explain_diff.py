@@ -280,3 +280,23 @@ def test_cli_diff_subprocess(runs_ab: tuple[Run, Run]) -> None:
                          cwd=ROOT, timeout=120)
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)["answer"].startswith("B took ")
+
+
+def test_explain_works_on_a_partial_live_pool(slow_pairs: Run, tmp_path: Path) -> None:
+    """The pool as a live reader sees it mid-run: every file cut at one instant, so
+    actions are in flight and agents have records before their first action."""
+    recs = raw(slow_pairs)
+    times = sorted(float(r["created"]) for r in recs)
+    for cut_at in (times[len(times) // 20], times[len(times) // 2]):
+        pool = tmp_path / f"cut{cut_at}"
+        pool.mkdir()
+        for f in sorted(slow_pairs.path.glob("*.jsonlog")):
+            keep = [ln for ln in f.read_text().splitlines()
+                    if float(json.loads(ln)["created"]) <= cut_at]
+            (pool / f.name).write_text("".join(ln + "\n" for ln in keep))
+        run = Run(pool)
+        run.load()
+        fields = action_fields(run)
+        assert len(fields) == len(run.actions())
+        e = explain_slowest(run, ("GeneratorAgent", "next_item"), fraction=0.1)
+        assert e.lines()  # too small or not, it says something and does not raise
