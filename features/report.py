@@ -165,6 +165,7 @@ def build(run: Run, expected_s: float | None = None, top: int = 10) -> list[Sect
             "exec_s": np.round(slow["exec_s"], 4), "reply_s": np.round(slow["reply_s"], 4),
             "evidence": [evidence(run, int(r)) for r in slow["row_start"]],
         }, name="slowest")))
+        secs.append(anomalies_section(run, top))
         times, counts = run.concurrency("executing")
         cs = analyses.concurrency_stats(times, counts)
         hist_lines = []
@@ -200,6 +201,44 @@ def build(run: Run, expected_s: float | None = None, top: int = 10) -> list[Sect
             lines.append(f"... {len(order) - top} more ERROR records")
         secs.append(Section("Errors", lines, data={"error_records": len(err_rows)}))
     return secs
+
+
+def anomalies_section(run: Run, top: int = 10, explain_top: int = 3) -> Section:
+    """Slowdown incidents (``features.detect``), each with what differs about its calls
+    (``features.explain``) and the evidence of its first call."""
+    # Imported here: scikit-learn is a heavy import, and only the report needs it.
+    from features.detect import detect
+    from features.explain import DURATIONS, explain
+
+    ev = run.events()
+    res = detect(run)
+    lines: list[str] = []
+    data: dict[str, Any] = {"incidents": [], "notes": list(res.notes),
+                            "too_little_data": res.too_little_data, "live": res.live}
+    if not res.incidents:
+        judged = int(np.isin(res.flags["flag"], ("slow", "ok")).sum()) if len(res.flags) else 0
+        lines.append(f"No slowdowns found among {judged} judged actions." if judged else
+                     "No action could be judged yet.")
+    for inc in res.incidents[:top]:
+        start = f"+{inc.start - ev.t0:.3f} s"
+        cite = (f" [{evidence(run, int(inc.evidence_rows[0]))}]"
+                if inc.evidence_rows else "")
+        lines.append(f"{inc.describe()}, from {start}{cite}")
+        d = inc.as_dict()
+        if inc.kind == "slowdown":
+            e = explain(run, inc.tags, top=explain_top, symptoms=DURATIONS, label="slow",
+                        how=f"incident #{inc.id}")
+            expl = e.lines()
+            lines.extend("    " + ln for ln in expl[1:])
+            d["explanation"] = e.as_dict()
+        lines.append("")
+        data["incidents"].append(d)
+    if len(res.incidents) > top:
+        lines.append(f"... {len(res.incidents) - top} more incidents")
+    lines.extend(f"note: {n}" for n in res.notes)
+    while lines and not lines[-1]:
+        lines.pop()
+    return Section("Anomalies", lines, data=data)
 
 
 def _top_actions(acts: Table, n: int = 2) -> list[str]:

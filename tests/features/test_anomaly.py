@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 import subprocess
 import sys
@@ -306,3 +307,34 @@ def test_live_run_flags_first_slow_action(tmp_path: Path) -> None:
     res = live.result(run)
     assert [i.tags for i in slowdowns(res)] == [[onset]]
     assert not math.isnan(res.now)
+
+
+def test_report_lists_incidents_with_explanations(slow_run: Run, clean_run: Run) -> None:
+    from features.report import build, render_markdown, render_text, to_json
+
+    secs = build(slow_run)
+    js = orjson.loads(orjson.dumps(to_json(secs), option=orjson.OPT_SERIALIZE_NUMPY,
+                                   default=str))
+    data = js["anomalies"]["data"]
+    assert len(data["incidents"]) == 1
+    inc = data["incidents"][0]
+    assert inc["group"] == NEXT and inc["count"] == SLOW_LEN
+    assert iterations_of(slow_run, inc["tags"]) == list(range(SLOW_AT, SLOW_AT + SLOW_LEN))
+    # What differs: the delay the slow calls logged (fib.delay_s), with both medians.
+    top = inc["explanation"]["differences"][0]
+    assert top["field"] == "fib.delay_s"
+    assert top["median_selection"] == pytest.approx(SLEEP * FACTOR)
+    assert top["median_baseline"] == pytest.approx(SLEEP)
+    text = render_text(secs)
+    section = text[text.index("Anomalies\n"):]
+    assert section.splitlines()[2].startswith(f"#1 ") and NEXT in section.splitlines()[2]
+    # The evidence names the file and line of the first slow call's start record.
+    m = re.search(r"\[([0-9a-f]{8}):(\d+)\]", section.splitlines()[2])
+    assert m is not None
+    f = next(p for p in slow_run.path.glob("*.jsonlog") if p.name.startswith(m.group(1)))
+    rec = json.loads(f.read_text().splitlines()[int(m.group(2)) - 1])
+    assert rec["academy.action_tag"] == inc["tags"][0]
+    assert "fib.delay_s" in section and "## Anomalies" in render_markdown(secs)
+    clean = to_json(build(clean_run))["anomalies"]
+    assert clean["data"]["incidents"] == []
+    assert clean["text"][0].startswith("No slowdowns found among")
