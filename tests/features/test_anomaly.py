@@ -327,7 +327,7 @@ def test_report_lists_incidents_with_explanations(slow_run: Run, clean_run: Run)
     assert top["median_baseline"] == pytest.approx(SLEEP)
     text = render_text(secs)
     section = text[text.index("Anomalies\n"):]
-    assert section.splitlines()[2].startswith(f"#1 ") and NEXT in section.splitlines()[2]
+    assert section.splitlines()[2].startswith("#1 ") and NEXT in section.splitlines()[2]
     # The evidence names the file and line of the first slow call's start record.
     m = re.search(r"\[([0-9a-f]{8}):(\d+)\]", section.splitlines()[2])
     assert m is not None
