@@ -157,6 +157,45 @@ class Events:
                     out[k] = out.get(k, 0) + c
         return out
 
+    def is_lazy(self, key: str) -> bool:
+        """Whether ``key`` is read from the files on use (not a column in memory)."""
+        return not (key in ("created", "message", "levelname") or key in self.ints
+                    or key in self.codes or key in PSEUDO_KEYS)
+
+    def prefetch(self, keys: Iterable[str],
+                 progress: Callable[[int, int], None] | None = None) -> None:
+        """Read several lazy keys in one pass over the files: each record that carries
+        any of them is read once, instead of once per key (``column`` then finds them
+        cached)."""
+        store = self.store
+        todo: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        for key in dict.fromkeys(keys):
+            if not self.is_lazy(key) or key not in store.key_shapes:
+                continue
+            cached = store.lazy_get(key)
+            if cached is not None and cached.rows >= self.n:
+                continue
+            start = cached.rows if cached is not None else 0
+            values = np.empty(self.n, dtype=object)
+            if cached is not None:
+                values[:start] = cached.values[:start]
+            rows = store.rows_with_key(key, self.n)
+            todo[key] = (values, rows[rows >= start])
+        if len(todo) < 2:  # one key: the plain path does the same work
+            for key in todo:
+                self.lazy(key, progress)
+            return
+        union = np.unique(np.concatenate([rows for _, rows in todo.values()]))
+        items = [(k, v) for k, (v, _) in todo.items()]
+        for row, rec in self._iter_records(union, progress):
+            if rec is None:
+                continue
+            for key, values in items:
+                if key in rec:
+                    values[row] = scalar(rec[key])
+        for key, (values, _) in todo.items():
+            store.lazy_put(key, _LazyColumn(self.n, values))
+
     def lazy(self, key: str, progress: Callable[[int, int], None] | None = None) -> np.ndarray:
         """Read ``key`` from the files for the records that have it (cached)."""
         store = self.store

@@ -152,6 +152,9 @@ def action_features(run: Run, vocab: Vocabulary | None = None) -> Features:
     for ph in ("queue_s", "exec_s", "reply_s", "total_s"):
         cols[ph] = np.asarray(acts[ph], dtype=np.float64)
     cols["caller_gap_s"] = _caller_gap(acts["caller"], t_start, acts["t_end"])
+    # Every lazy key the features read, in one pass over the files.
+    xrows, xact, xkeys = _extra_keys(ev, acts)
+    ev.prefetch(["academy.action_args", "academy.action_kwargs", "academy.result", *xkeys])
     cols["args_len"] = _lengths(ev, ("academy.action_args", "academy.action_kwargs"),
                                 acts["row_start"])
     cols["result_len"] = _lengths(ev, ("academy.result",),
@@ -166,7 +169,7 @@ def action_features(run: Run, vocab: Vocabulary | None = None) -> Features:
     cols["call_index"] = _call_index(acts["agent_id"], acts["action"])
     for code, raw in CATEGORICAL.items():
         cols[code] = vocab.encode(raw, cols[raw])
-    extras = _extras(ev, acts)
+    extras = _extras(ev, len(acts), xrows, xact, xkeys)
     cols.update(extras)
     names = [name for name, _ in ACTION_FEATURES] + sorted(extras)
     table = Table(cols, name="action_features")
@@ -258,26 +261,31 @@ def _extra_rows(ev: Events, acts: Table) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(rows_l).astype(np.int64), np.concatenate(act_l).astype(np.int64)
 
 
-def _extras(ev: Events, acts: Table) -> dict[str, np.ndarray]:
-    """``extra.<key>`` for every numeric user key of the actions' records."""
+def _extra_keys(ev: Events, acts: Table) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """The actions' records as ``(rows, action index)`` in (action, time) order, and the
+    user keys they carry (candidates for ``extra.<key>``)."""
     rows, act = _extra_rows(ev, acts)
-    out: dict[str, np.ndarray] = {}
     if not len(rows):
-        return out
+        return rows, act, []
     order = np.lexsort((ev.created[rows], act))
     rows, act = rows[order], act[order]
     keys: dict[str, None] = {}
     for s in np.unique(ev.shape[rows]):
         keys.update(dict.fromkeys(ev.store.shape_keys[int(s)]))
+    return rows, act, [k for k in keys if not (k in _STANDARD or k.startswith("academy."))]
+
+
+def _extras(ev: Events, n: int, rows: np.ndarray, act: np.ndarray,
+            keys: Sequence[str]) -> dict[str, np.ndarray]:
+    """``extra.<key>`` for every numeric user key of the actions' records."""
+    out: dict[str, np.ndarray] = {}
     for k in keys:
-        if k in _STANDARD or k.startswith("academy."):
-            continue
         vals = ev.numeric(k)
         if vals is None:
             continue
         v = vals[rows]
         present = ~np.isnan(v)
-        col = np.full(len(acts), np.nan)
+        col = np.full(n, np.nan)
         # Rows are in (action, time) order: assigning in order leaves the last value.
         col[act[present]] = v[present]
         out[EXTRA_PREFIX + k] = col

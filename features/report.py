@@ -88,8 +88,10 @@ def answer(tb: analyses.TimeBreakdown) -> str:
     return " ".join(parts)
 
 
-def build(run: Run, expected_s: float | None = None, top: int = 10) -> list[Section]:
-    """Compute every section of the report."""
+def build(run: Run, expected_s: float | None = None, top: int = 10,
+          anomalies: bool = True) -> list[Section]:
+    """Compute every section of the report (``anomalies=False`` leaves out the slowdown
+    detection, the one part whose cost grows with a model fit)."""
     ev = run.events()
     secs: list[Section] = []
     stats = run.store.stats
@@ -165,7 +167,8 @@ def build(run: Run, expected_s: float | None = None, top: int = 10) -> list[Sect
             "exec_s": np.round(slow["exec_s"], 4), "reply_s": np.round(slow["reply_s"], 4),
             "evidence": [evidence(run, int(r)) for r in slow["row_start"]],
         }, name="slowest")))
-        secs.append(anomalies_section(run, top))
+        if anomalies:
+            secs.append(anomalies_section(run, top))
         times, counts = run.concurrency("executing")
         cs = analyses.concurrency_stats(times, counts)
         hist_lines = []

@@ -137,7 +137,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     expected = parse_duration(args.expect) if args.expect else None
     run = _open(args)
-    secs = report.build(run, expected_s=expected, top=args.top)
+    secs = report.build(run, expected_s=expected, top=args.top,
+                        anomalies=not args.no_anomalies)
     if args.format == "json":
         sys.stdout.write(orjson.dumps(report.to_json(secs), option=orjson.OPT_INDENT_2
                                       | orjson.OPT_SERIALIZE_NUMPY, default=str).decode())
@@ -219,6 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--expect", help="the time you expected, e.g. 16s, 1m30s")
     s.add_argument("--format", choices=("text", "json", "markdown"), default="text")
     s.add_argument("--top", type=int, default=10, help="rows in the 'slowest' lists")
+    s.add_argument("--no-anomalies", action="store_true",
+                   help="leave out slowdown detection (faster on very large runs)")
     s.set_defaults(fn=cmd_report)
 
     s = sub.add_parser("events", help="print merged events in time order")
