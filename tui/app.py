@@ -59,6 +59,8 @@ class HelpScreen(ModalScreen[None]):
                     "  not name=asyncio and (a=1 or b=2)   @t>2.5   timeout (bare word)\n")
         text.append("\nIn the detail view: a same action, m same message, g same agent, "
                     "p same process.\n")
+        text.append("In the anomalies view: enter shows an incident's events, t shows it on "
+                    "the timeline. Comparing runs (d): s swaps A and B, esc goes back.\n")
         yield Static(text)
 
 

@@ -7,10 +7,11 @@ No widget code here: views read this object and workers update it.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -20,6 +21,9 @@ from features.query import Node, parse
 from features.query_eval import evaluate
 from features.run import Run
 from features.table import Table
+
+if TYPE_CHECKING:
+    from features.detect import DetectionResult, Incident
 
 LEVELS = (("DEBUG", 10), ("INFO", 20), ("WARNING", 30), ("ERROR", 40))
 
@@ -67,6 +71,14 @@ class RunModel:
         self.hidden_levels: set[int] = set()
         self.view = ViewState()
         self.analysis: Analysis | None = None
+        self.detection: DetectionResult | None = None
+        """The slowdown detector's latest judgement (``features.detect``), from a worker."""
+        self.detected_events = -1
+        """Events in the snapshot :attr:`detection` was computed on."""
+        self.things_lock = threading.Lock()
+        """Held by the workers that compute things of :attr:`run` (analysis, detection,
+        explanations, diffs): the run caches them per snapshot, and its cache is not
+        meant for two threads at once. The UI thread never takes it."""
         self.loading = True
         self.load_done = 0
         self.load_total = 0
@@ -198,16 +210,44 @@ class RunModel:
         """Recompute things and analyses for the current snapshot (call in a worker)."""
         t = time.perf_counter()
         run = self.run
-        ev = run.events()
-        acts = run.actions()
-        result = Analysis(
-            events=ev.n, actions=acts, agents=run.agents(), processes=run.processes(),
-            breakdown=run.where_time_went(self.expected_s), stats=run.action_stats(),
-            event_agents=run.event_agents(), concurrency=run.concurrency("executing"),
-        )
+        with self.things_lock:
+            ev = run.events()
+            acts = run.actions()
+            result = Analysis(
+                events=ev.n, actions=acts, agents=run.agents(), processes=run.processes(),
+                breakdown=run.where_time_went(self.expected_s), stats=run.action_stats(),
+                event_agents=run.event_agents(), concurrency=run.concurrency("executing"),
+            )
         result.computed_s = time.perf_counter() - t
         self.analysis = result
         return result
+
+    def detect(self) -> DetectionResult:
+        """Judge every action for slowness (call in a worker): :func:`features.detect.detect`
+        on the current snapshot; a live run's in-flight calls are judged for hanging."""
+        from features.detect import detect  # scikit-learn: a heavy import, paid once
+
+        with self.things_lock:
+            n = self.run.events().n
+            result = detect(self.run)
+        self.detection, self.detected_events = result, n
+        return result
+
+    def explain_incident(self, inc: Incident, top: int = 5) -> list[str]:
+        """What differs about the calls of ``inc`` against the other calls of its group,
+        as sentences (call in a worker). Calls that never finished have no durations to
+        compare: a possibly hung incident is described, not explained."""
+        from features.explain import DURATIONS, explain
+
+        if inc.kind != "slowdown":
+            ratio = (f" for up to {inc.max_ratio:.1f}x the group's median call"
+                     if math.isfinite(inc.max_ratio) else "")
+            return [f"{inc.count} call(s) of {inc.group} in flight{ratio}: what differs "
+                    "about them can be told once they finish."]
+        with self.things_lock:
+            e = explain(self.run, inc.tags, top=top, symptoms=DURATIONS, label="slow",
+                        how=f"incident #{inc.id}")
+        return e.lines()
 
     # -- helpers for views -------------------------------------------------------------
 

@@ -1,5 +1,5 @@
-"""Command palette entries (``ctrl+p``), kept as data: jump to an agent, action or run,
-export the current filter, add a column, switch views."""
+"""Command palette entries (``ctrl+p``), kept as data: jump to an agent, action, incident
+or run, export the current filter, add a column, switch views, compare with another run."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def commands(app: App[Any], screen: Screen[Any]) -> Iterable[SystemCommand]:
         return
     s = screen
     for tab, title in (("events", "Events"), ("timeline", "Timeline"),
-                       ("where", "Where the time went")):
+                       ("where", "Where the time went"), ("anomalies", "Anomalies")):
         yield SystemCommand(f"View: {title}", f"switch to the {title} view",
                             lambda t=tab: s.action_show_tab(t))
     for fmt in ("csv", "jsonl"):
@@ -31,6 +31,8 @@ def commands(app: App[Any], screen: Screen[Any]) -> Iterable[SystemCommand]:
                             lambda f=fmt: export_view(s, f))
     yield SystemCommand("Export: actions as CSV", "one row per action, both sides joined",
                         lambda: export_things(s, "actions"))
+    yield SystemCommand("Compare with run…", "pick another run: where this one is slower "
+                        "(or faster) than it", s.action_compare)
     yield SystemCommand("Filter: clear", "show every event", s.action_clear_filter)
     yield SystemCommand("Filter: errors and tracebacks", "levelno>=40 or exc_text!=None",
                         lambda: s.set_filter_text("levelno>=40 or exc_text!=None"))
@@ -47,6 +49,15 @@ def commands(app: App[Any], screen: Screen[Any]) -> Iterable[SystemCommand]:
         for name in names:
             yield SystemCommand(f"Action: {clean(name)}", "show the records of these calls",
                                 lambda x=name: s.set_filter_text(f'academy.action="{x}"'))
+    det = s.model.detection
+    if det is not None:
+        from tui.widgets.anomalies import drill_filter
+
+        for inc in det.incidents:
+            expr, _ = drill_filter(inc)
+            yield SystemCommand(f"Incident: {clean(inc.describe())}",
+                                "show the events of its calls",
+                                lambda x=expr: _show_events(s, x))
     ev = s.model.events()
     counts = ev.key_counts()
     shown = {c.key for c in s.query_one("#event-log").columns}  # type: ignore[attr-defined]
@@ -56,6 +67,11 @@ def commands(app: App[Any], screen: Screen[Any]) -> Iterable[SystemCommand]:
         yield SystemCommand(f"Column: add {clean(key)}", f"{counts[key]:,} events have it",
                             lambda k=key: add_column(s, k))
     yield from _run_commands(app)
+
+
+def _show_events(screen: Any, expr: str) -> None:
+    screen.set_filter_text(expr)
+    screen.action_show_tab("events")
 
 
 def _run_commands(app: App[Any]) -> Iterable[SystemCommand]:

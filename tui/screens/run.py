@@ -1,7 +1,8 @@
-"""One run: events, timeline and where the time went, live.
+"""One run: events, timeline, where the time went and anomalies, live.
 
 Reading happens in an exclusive thread worker that posts one message per batch; the
-analyses run in their own exclusive worker; the screen only paints.
+analyses and the slowdown detector run in their own exclusive workers; the screen only
+paints.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from features.run import Run
 from tui.messages import EventsIngested, FilterApplied, LoadProgressed, RunNoted, ThingsUpdated
 from tui.model import LEVELS, RunModel
 from tui.safe import clean
+from tui.widgets.anomalies import AnomaliesDetected, AnomaliesView
 from tui.widgets.detail import DetailScreen
 from tui.widgets.event_log import EventLog
 from tui.widgets.timeline import Timeline
@@ -33,6 +35,9 @@ POLL_BUSY_S = 0.05
 POLL_IDLE_S = 0.25
 """Poll interval after a quiet second."""
 ANALYSE_EVERY_S = 1.0
+DETECT_EVERY_S = 3.0
+"""Shortest interval between two judgements of a live run; five times the last
+judgement's cost when that is longer, so the detector takes at most a fifth of a core."""
 
 
 class StatusBar(Static):
@@ -72,6 +77,8 @@ class RunScreen(Screen[None]):
         Binding("e", "show_tab('events')", "events"),
         Binding("l", "show_tab('timeline')", "timeline"),
         Binding("w", "show_tab('where')", "where time went"),
+        Binding("A", "show_tab('anomalies')", "anomalies"),
+        Binding("d", "compare", "compare with run"),
         Binding("c", "clear_filter", "clear filter", show=False),
         Binding("x", "expect", "expected time", show=False),
     ]
@@ -87,6 +94,13 @@ class RunScreen(Screen[None]):
         self._analysing = False
         self._analysis_due = True
         self._pending_focus: int | None = None
+        self._detecting = False
+        self._detect_at = 0.0
+        """Monotonic time the last judgement finished."""
+        self._detect_cost = 0.0
+        self._detect_tried = -1
+        """Events analysed when detection was last tried (a failure is not retried on
+        the same events)."""
 
     # -- layout ------------------------------------------------------------------------
 
@@ -99,6 +113,8 @@ class RunScreen(Screen[None]):
                 yield Timeline(self.model, id="timeline-view")
             with TabPane("Where the time went", id="where"):
                 yield WhereView(self.model, id="where-view")
+            with TabPane("Anomalies", id="anomalies"):
+                yield AnomaliesView(self.model, id="anomalies-view")
         yield FilterBar(id="filter-bar")
         yield Footer()
 
@@ -107,6 +123,7 @@ class RunScreen(Screen[None]):
         self._paint_status()
         self.ingest()
         self.set_interval(ANALYSE_EVERY_S, self._maybe_analyse)
+        self.set_interval(ANALYSE_EVERY_S, self._maybe_detect)
         self.query_one(EventLog).focus()
 
     # -- workers -----------------------------------------------------------------------
@@ -156,6 +173,39 @@ class RunScreen(Screen[None]):
             self._analysing = False
         self.post_message(ThingsUpdated(a.events))
 
+    @work(thread=True, exclusive=True, group="detect")
+    def detect(self) -> None:
+        """Judge every call for slowness (and in-flight ones for hanging)."""
+        t = time.monotonic()
+        try:
+            self.model.detect()
+        except Exception as e:  # the detector must not take the app down
+            self.app.call_from_thread(self.notify, f"anomaly detection failed: {e}",
+                                      severity="error")
+            return
+        finally:
+            self._detect_cost = time.monotonic() - t
+            self._detect_at = time.monotonic()
+            self._detecting = False
+        self.post_message(AnomaliesDetected(self.model.detected_events))
+
+    def _maybe_detect(self) -> None:
+        """Judge once the first analysis is in, then again as a live run grows (or, while
+        it is live, as its clock runs: a hung call writes nothing)."""
+        m = self.model
+        if self._detecting or m.loading or m.analysis is None:
+            return
+        if self._detect_tried >= 0:  # after the first try: on growth (or live), throttled
+            live = m.detection is not None and m.detection.live
+            if m.analysis.events <= self._detect_tried and not live:
+                return
+            if time.monotonic() - self._detect_at < max(DETECT_EVERY_S,
+                                                          5 * self._detect_cost):
+                return
+        self._detect_tried = m.analysis.events
+        self._detecting = True
+        self.detect()
+
     @work(thread=True, exclusive=True, group="filter")
     def apply_filter(self, mode: str, text: str) -> None:
         t = time.perf_counter()
@@ -198,6 +248,10 @@ class RunScreen(Screen[None]):
     def on_things_updated(self, msg: ThingsUpdated) -> None:
         self.query_one(EventLog).invalidate()  # the agent column comes from the analysis
         self._repaint_tab()
+        self._maybe_detect()
+
+    def on_anomalies_detected(self, msg: AnomaliesDetected) -> None:
+        self._repaint_tab()
 
     def _repaint_tab(self) -> None:
         """Repaint the analysis views only while shown: rebuilding hidden tables on every
@@ -207,6 +261,8 @@ class RunScreen(Screen[None]):
             self.query_one(WhereView).refresh_view()
         elif active == "timeline":
             self.query_one(Timeline).data_changed()
+        elif active == "anomalies":
+            self.query_one(AnomaliesView).refresh_view()
 
     @on(TabbedContent.TabActivated)
     def _tab_shown(self) -> None:
@@ -245,6 +301,20 @@ class RunScreen(Screen[None]):
     def _drill(self, msg: WhereView.DrillDown) -> None:
         self.set_filter_text(msg.expr, focus_row=msg.row)
         self.action_show_tab("events")
+
+    @on(AnomaliesView.DrillDown)
+    def _drill_incident(self, msg: AnomaliesView.DrillDown) -> None:
+        if msg.note:
+            self.notify(msg.note)
+        self.set_filter_text(msg.expr, focus_row=msg.row)
+        self.action_show_tab("events")
+
+    @on(AnomaliesView.TimeChosen)
+    def _incident_time(self, msg: AnomaliesView.TimeChosen) -> None:
+        self.action_show_tab("timeline")
+        # After the tab is laid out: the timeline zooms to its own width.
+        self.call_after_refresh(self.query_one(Timeline).show_span, msg.start, msg.end,
+                                msg.agent)
 
     # -- filter bar --------------------------------------------------------------------
 
@@ -330,6 +400,12 @@ class RunScreen(Screen[None]):
         self.app.push_screen(PromptScreen("Expected run time (16s, 1m30s; empty: none)",
                                           current), done)
 
+    def action_compare(self) -> None:
+        """Pick another run and show how this one differs from it."""
+        from tui.screens.diff import compare
+
+        compare(self)
+
     def action_toggle_level(self, levelno: int) -> None:
         self.model.toggle_level(levelno)
         log = self.query_one(EventLog)
@@ -340,7 +416,8 @@ class RunScreen(Screen[None]):
     def action_show_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab
         # Focus follows the tab: a focused widget left in a hidden pane would pull it back.
-        target = {"events": "#event-log", "timeline": "#timeline-view"}.get(tab)
+        target = {"events": "#event-log", "timeline": "#timeline-view",
+                  "anomalies": "#anomalies-table"}.get(tab)
         if target:
             self.query_one(target).focus()
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections import OrderedDict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from rich.cells import set_cell_size
@@ -31,17 +31,28 @@ from tui.model import Analysis, RunModel
 from tui.safe import clean
 from tui.widgets import timeline_data as td
 
+if TYPE_CHECKING:
+    from features.detect import DetectionResult
+
 LABEL = 28
 """Cells of the label column (lane names) left of the time cells."""
 TOP = 2
 """Sticky lines above the lanes: the ruler and the sparkline; the readout is below."""
 MIN_SPC = 1e-5
 CHARS = {td.EMPTY: " ", td.STARTUP: "┄", td.ALIVE: "─", td.WAIT: "░", td.END: "┤",
-         td.OK: "█", td.INFLIGHT: "█", td.CANCELLED: "█", td.CRASH: "✖", td.EXCEPTION: "█"}
+         td.OK: "█", td.INFLIGHT: "█", td.SLOW: "▓", td.HUNG: "▒", td.CANCELLED: "█",
+         td.CRASH: "✖", td.EXCEPTION: "█"}
+"""Slow and hung bars differ by glyph as well as colour, so they read without colour."""
 COMPONENT = {td.STARTUP: "timeline--startup", td.ALIVE: "timeline--alive",
              td.WAIT: "timeline--wait", td.END: "timeline--end", td.OK: "timeline--ok",
-             td.INFLIGHT: "timeline--inflight", td.CANCELLED: "timeline--cancelled",
+             td.INFLIGHT: "timeline--inflight", td.SLOW: "timeline--slow",
+             td.HUNG: "timeline--hung", td.CANCELLED: "timeline--cancelled",
              td.CRASH: "timeline--exception", td.EXCEPTION: "timeline--exception"}
+LEGEND = ((td.OK, "ok"), (td.SLOW, "slow"), (td.HUNG, "hung?"), (td.INFLIGHT, "running"),
+          (td.EXCEPTION, "failed"), (td.WAIT, "waits"))
+"""The key at the right of the readout line."""
+MIN_READOUT = 60
+"""Cells the readout keeps before the legend is left out."""
 CURSOR = 16
 """Added to a cell's code where the time cursor is (a second set of styles)."""
 
@@ -51,6 +62,7 @@ class Timeline(ScrollView, can_focus=True):
 
     COMPONENT_CLASSES = {
         "timeline--ok", "timeline--exception", "timeline--inflight", "timeline--cancelled",
+        "timeline--slow", "timeline--hung",
         "timeline--startup", "timeline--alive", "timeline--end", "timeline--wait",
         "timeline--cursor", "timeline--label", "timeline--selected", "timeline--group",
         "timeline--axis", "timeline--spark", "timeline--readout",
@@ -61,6 +73,8 @@ class Timeline(ScrollView, can_focus=True):
     Timeline > .timeline--exception { color: $error; text-style: bold; }
     Timeline > .timeline--inflight { color: $warning; }
     Timeline > .timeline--cancelled { color: magenta; }
+    Timeline > .timeline--slow { color: #ff5f00; text-style: bold; }
+    Timeline > .timeline--hung { color: $error; text-style: bold; }
     Timeline > .timeline--startup { color: $warning 60%; }
     Timeline > .timeline--alive { color: $foreground 40%; }
     Timeline > .timeline--end { color: $foreground 80%; text-style: bold; }
@@ -121,6 +135,8 @@ class Timeline(ScrollView, can_focus=True):
         self.rows: list[tuple[str, int, str]] = []
         """Lines below the sticky ones: ("lane", lane index, "") or ("group", n, name)."""
         self._analysis: Analysis | None = None
+        self._detection: DetectionResult | None = None
+        """The detection result the bars were marked from (compared by identity)."""
         self._actions: Table | None = None
         self._rasters: td.Rasters | None = None
         self._gen = 0
@@ -130,15 +146,17 @@ class Timeline(ScrollView, can_focus=True):
     # -- data --------------------------------------------------------------------------
 
     def data_changed(self) -> None:
-        """A new analysis: rebuild the lanes; zoom, scroll and cursor stay (fit follows)."""
-        a = self.model.analysis
-        if a is None or a is self._analysis:
+        """A new analysis or detection: rebuild the lanes; zoom, scroll and cursor stay
+        (fit follows)."""
+        a, det = self.model.analysis, self.model.detection
+        if a is None or (a is self._analysis and det is self._detection):
             return
         ev = self.model.events()
         key = self.data.lanes[self.selected].key if self.data and self.data.lanes else None
-        self._analysis, self._actions = a, a.actions
+        self._analysis, self._actions, self._detection = a, a.actions, det
         self.data = td.build_lanes(a.agents, a.actions, a.concurrency, ev.t0,
-                                   max(ev.t1, ev.t0), ev.created)
+                                   max(ev.t1, ev.t0), ev.created,
+                                   det.flags if det is not None else None)
         keys = [ln.key for ln in self.data.lanes]
         self.selected = keys.index(key) if key in keys else min(self.selected, len(keys) - 1)
         self.selected = max(self.selected, 0)
@@ -250,8 +268,7 @@ class Timeline(ScrollView, can_focus=True):
         strip = self._cache.get(key)
         if strip is None:
             if row[0] == "readout":
-                strip = Strip([Segment(set_cell_size(" " + self.readout(), width),
-                                       self.get_component_rich_style("timeline--readout"))])
+                strip = self._readout_strip(width)
             else:
                 strip = self._build(row, sx, tw, cur, selected)
             strip = strip.adjust_cell_length(width, self.rich_style)
@@ -295,6 +312,23 @@ class Timeline(ScrollView, can_focus=True):
             "timeline--exception" if lane.crashed else "timeline--label")
         segs = self._cells(codes[i].astype(np.int64) + mark)
         return Strip([self._label(prefix + text, comp), *segs])
+
+    def _readout_strip(self, width: int) -> Strip:
+        """The readout, and the legend at the right unless that leaves the readout
+        too little room (then the readout is cut first, so the legend stays put)."""
+        style = self.get_component_rich_style("timeline--readout")
+        text = " " + self.readout()
+        legend: list[Segment] = []
+        for code, word in LEGEND:
+            part = self.get_component_rich_style(COMPONENT[code], partial=True)
+            legend += [Segment(" " + CHARS[code], style + part), Segment(word, style)]
+        room = width - sum(len(s.text) for s in legend) - 1
+        if room < MIN_READOUT:
+            return Strip([Segment(set_cell_size(text, width), style)])
+        if len(text) > room:
+            text = text[:room - 1] + "…"
+        return Strip([Segment(set_cell_size(text, room), style), *legend,
+                      Segment(" ", style)])
 
     def readout(self) -> str:
         """The cursor line: time, what the selected lane does then, how many at once."""
@@ -400,6 +434,23 @@ class Timeline(ScrollView, can_focus=True):
             self._layout_rows()
             self._rezoom(self.spc)
             self._select_lane(self.selected)
+
+    def show_span(self, start: float, end: float, agent: str | None = None) -> None:
+        """Put the time cursor at ``start`` (seconds since the run start), zoomed in so
+        that ``[start, end]`` takes about a third of the width when it is a small part
+        of the run, with ``agent``'s lane selected."""
+        self.data_changed()
+        if self.data is None:
+            return
+        tw, _ = self._view()
+        want = (end - start) * 3 / tw
+        if 0 < want < self.spc:
+            self.fit = False
+            self._rezoom(max(want, MIN_SPC), anchor=start)
+        keys = [ln.key for ln in self.data.lanes]
+        if agent in keys:
+            self._select_lane(keys.index(agent))
+        self._put_cursor(start, center=True)
 
     def action_select(self) -> None:
         """Post the action under the cursor in the selected lane (the nearest within a

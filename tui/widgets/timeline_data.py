@@ -22,14 +22,20 @@ from features.table import Table
 from tui.safe import clean
 
 # Cell codes, in paint priority (a higher code hides a lower one in the same cell).
-EMPTY, STARTUP, ALIVE, WAIT, END, OK, INFLIGHT, CANCELLED, CRASH, EXCEPTION = range(10)
-NCODES = 10
-BAR_CODES = (OK, INFLIGHT, CANCELLED, EXCEPTION)
+(EMPTY, STARTUP, ALIVE, WAIT, END, OK, INFLIGHT, SLOW, HUNG, CANCELLED, CRASH,
+ EXCEPTION) = range(12)
+NCODES = 12
+BAR_CODES = (OK, INFLIGHT, SLOW, HUNG, CANCELLED, EXCEPTION)
 STATUS_CODE = {"ok": OK, "in flight": INFLIGHT, "orphaned": INFLIGHT,
                "cancelled": CANCELLED, "exception": EXCEPTION}
-"""Worst status wins a cell: exception > cancelled > in flight > ok (the code order)."""
+"""Worst status wins a cell: exception > cancelled > in flight > ok (the code order).
+The detector's judgement ranks between: possibly hung > slow > in flight."""
 
-STATUS_WORD = {OK: "ok", INFLIGHT: "unfinished", CANCELLED: "cancelled", EXCEPTION: "EXCEPTION"}
+STATUS_WORD = {OK: "ok", INFLIGHT: "unfinished", SLOW: "SLOW", HUNG: "POSSIBLY HUNG",
+               CANCELLED: "cancelled", EXCEPTION: "EXCEPTION"}
+JUDGED = {"slow": (OK, SLOW), "possibly hung": (INFLIGHT, HUNG)}
+"""Detector flag -> (the status code it refines, the code painted instead): a slow call
+that also failed stays a failure."""
 _SHORT_ID = re.compile(r"^[A-Za-z]+<([^<>]*)>$")
 
 
@@ -69,6 +75,11 @@ class Lanes:
     """Seconds from the run's first to its last event so far."""
     conc_t: np.ndarray = field(default_factory=lambda: np.empty(0))
     conc_c: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    ratio: np.ndarray = field(default_factory=lambda: np.empty(0))
+    """Per action row: its duration against its group's median when the detector
+    flagged it (slow or possibly hung), else NaN."""
+    incident: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    """Per action row: the incident it belongs to (0: none)."""
 
     @property
     def conc_max(self) -> int:
@@ -80,12 +91,39 @@ def _lookup(values: np.ndarray, index: dict[str, int]) -> np.ndarray:
                        np.int64, len(values))
 
 
+def judge(actions: Table, flags: Table | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Align the detector's per-call ``flags`` (``features.detect``) with ``actions`` by
+    tag: per action row the flag (``""`` when not judged), the ratio to its group's
+    median and the incident id (0: none). Flags of an older snapshot fit: calls they do
+    not know are simply not judged yet."""
+    n = len(actions)
+    flag = np.full(n, "", dtype=object)
+    ratio = np.full(n, np.nan)
+    incident = np.zeros(n, dtype=np.int64)
+    if flags is None or not len(flags) or not n:
+        return flag, ratio, incident
+    # Vectorised: this runs on the UI thread, and a big run has 10^5 actions.
+    marked = np.flatnonzero(np.isin(flags["flag"], list(JUDGED)))
+    if not len(marked):
+        return flag, ratio, incident
+    tags = np.asarray(actions["tag"], dtype=str)
+    want = np.asarray(flags["tag"][marked], dtype=str)
+    order = np.argsort(tags, kind="stable")
+    at = order[np.minimum(np.searchsorted(tags, want, sorter=order), n - 1)]
+    hit = tags[at] == want
+    j, i = at[hit], marked[hit]
+    flag[j], ratio[j], incident[j] = flags["flag"][i], flags["ratio"][i], flags["incident"][i]
+    return flag, ratio, incident
+
+
 def build_lanes(agents: Table, actions: Table, concurrency: tuple[np.ndarray, np.ndarray],
-                t0: float, t1: float, created: np.ndarray | None = None) -> Lanes:
+                t0: float, t1: float, created: np.ndarray | None = None,
+                flags: Table | None = None) -> Lanes:
     """Lanes in launch order (non-agent callers first) and their intervals.
 
     Unfinished things (an agent still alive, an action in flight) extend to ``t1``,
-    the run's current end. ``created`` (event times) dates a crash from its record."""
+    the run's current end. ``created`` (event times) dates a crash from its record.
+    ``flags`` (the detector's, optional) mark slow and possibly hung executions."""
     end = t1 - t0
     order = np.argsort(np.fmin(np.fmin(agents["t_launched"], agents["t_starting"]),
                                agents["t_running"]), kind="stable")  # NaN sorts last
@@ -140,9 +178,12 @@ def build_lanes(agents: Table, actions: Table, concurrency: tuple[np.ndarray, np
         add(np.where(has_end, la, -1), fin, fin, marker)
     # Executions, in the target agent's lane, coloured by status.
     n = len(actions)
+    flag, ratio, incident = judge(actions, flags)
     if n:
         rows = np.arange(n, dtype=np.int64)
         st = np.fromiter((STATUS_CODE.get(s, INFLIGHT) for s in actions["status"]), np.uint8, n)
+        for f, (plain, marked) in JUDGED.items():
+            st[(flag == f) & (st == plain)] = marked
         add(_lookup(actions["agent_id"], index), actions["t_exec_start"] - t0,
             actions["t_exec_end"] - t0, st, rows)
         # The caller's wait, in its own lane (the driver's lane for user callers).
@@ -157,7 +198,7 @@ def build_lanes(agents: Table, actions: Table, concurrency: tuple[np.ndarray, np
     times, counts = concurrency
     return Lanes(lanes, lane_a.astype(np.int64), s_a, e_a, c_a.astype(np.uint8),
                  a_a.astype(np.int64), max(end, 0.0), np.asarray(times, dtype=np.float64) - t0,
-                 np.asarray(counts, dtype=np.int64))
+                 np.asarray(counts, dtype=np.int64), ratio, incident)
 
 
 def layout_rows(lanes: list[Lane], grouped: bool) -> list[tuple[str, int, str]]:
@@ -247,10 +288,11 @@ def describe(data: Lanes, acts: Table, lane: int, ta: float, tb: float) -> list[
     parts = []
     if len(bars):
         b = int(bars[0])
-        word = STATUS_WORD[STATUS_CODE.get(acts["status"][b], INFLIGHT)]
+        code = STATUS_CODE.get(acts["status"][b], INFLIGHT)
+        word = STATUS_WORD[code]
         more = f" (+{len(bars) - 1} more)" if len(bars) > 1 else ""
         parts.append(f"{name}: {clean(acts['action'][b], 40)} {word} "
-                     f"exec {fmt_s(float(acts['exec_s'][b]))}{more}")
+                     f"exec {fmt_s(float(acts['exec_s'][b]))}{more}{judged(data, b, code)}")
     elif not len(waits):
         parts.append(f"{name}: idle")
     if len(waits):
@@ -259,6 +301,16 @@ def describe(data: Lanes, acts: Table, lane: int, ta: float, tb: float) -> list[
         parts.append(f"{name} waits on {clean(acts['action'][w], 40)} "
                      f"{fmt_s(float(acts['total_s'][w]))}{more}")
     return parts
+
+
+def judged(data: Lanes, row: int, code: int) -> str:
+    """What the detector said about action ``row`` (``""`` when nothing)."""
+    r = float(data.ratio[row]) if row < len(data.ratio) else math.nan
+    if not math.isfinite(r):
+        return ""
+    inc = int(data.incident[row]) if row < len(data.incident) else 0
+    what = "possibly hung" if code == INFLIGHT else "slow"
+    return f", {what}: {r:.1f}x its median" + (f" (incident #{inc})" if inc else "")
 
 
 def pick_action(data: Lanes, acts: Table, lane: int, cell: int, spc: float
