@@ -1,0 +1,156 @@
+"""Reading a question: what kind it is, and the durations, times, agents and runs it names.
+
+Deterministic and small on purpose: the built-in analyst answers the kinds listed in
+:data:`KINDS`; the LLM paths use :func:`expected_in` so "I expected 16 s" reaches the
+breakdown whichever backend answers.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from features.run import Run
+
+__all__ = ["KINDS", "agent_in", "classify", "expected_in", "run_refs_in", "time_in"]
+
+KINDS: dict[str, str] = {
+    "slowest": "which actions (or agents) were slowest, and slowdowns",
+    "time": "where the time went (say \"I expected 16 s\" to explain the excess)",
+    "errors": "errors and exceptions",
+    "agent_at": "what agent X was doing at time T (\"what was AgentId<2c1ec60a> doing at "
+                "1.5 s?\")",
+    "concurrency": "how many actions ran at once",
+    "compare": "how this run compares with another (name its uuid or use --compare)",
+    "hung": "whether anything is hung or never finished",
+}
+"""Question kinds the built-in analyst answers, with how to ask them."""
+
+_NUM = r"(\d+(?:\.\d+)?)"
+_UNIT = (r"(ms|milliseconds?|msecs?|s|secs?|seconds?|m|mins?|minutes?|h|hrs?|hours?)"
+         r"(?![a-z])")
+_EXPECT = re.compile(
+    r"(?:expect\w*|should(?:\s+have)?\s+(?:take|taken|last|run)\w*|supposed\s+to\s+"
+    r"(?:take|last)|instead\s+of|rather\s+than|budget(?:ed)?|target(?:ed)?|planned)"
+    r"\D{0,30}?" + _NUM + r"\s*(?:" + _UNIT + r")?", re.IGNORECASE)
+_AT_TIME = re.compile(
+    r"(?:\bat\s+(?:t\s*=\s*)?\+?|@\s*|\bt\s*=\s*\+?|\bsecond\s+|\+)" + _NUM
+    + r"\s*(?:" + _UNIT + r")?|" + _NUM + r"\s*" + _UNIT
+    + r"\s+(?:into|after\s+the\s+start)", re.IGNORECASE)
+_AGENT_ID = re.compile(r"AgentId<([^<>\s]{1,64})>")
+_HEX = re.compile(r"\b[0-9a-f]{6,}(?:-[0-9a-f]{4,})*\b", re.IGNORECASE)
+
+_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
+    ("compare", re.compile(r"\b(compare\w*|comparison|diff\w*|versus|vs\.?|(slower|faster|"
+                           r"longer|quicker|shorter)\s+than|than\s+(run|the\s+"
+                           r"other|the\s+previous|last\s+time|before|yesterday)|other\s+run|"
+                           r"previous\s+run|regress\w*)\b", re.I)),
+    ("hung", re.compile(r"\b(hung|hang\w*|stuck|frozen|freez\w*|deadlock\w*|never\s+"
+                        r"(finish|return|complet|end)\w*|still\s+(running|waiting)|"
+                        r"unfinished|in\s+flight|orphan\w*|not\s+finish\w*)\b", re.I)),
+    ("errors", re.compile(r"\b(errors?|exceptions?|fail\w*|crash\w*|rais\w*|traceback\w*|"
+                          r"went\s+wrong|broken|problems?|warnings?)\b", re.I)),
+    ("concurrency", re.compile(r"(at\s+once|at\s+the\s+same\s+time|concurren\w*|parallel\w*|"
+                               r"simultaneous\w*|in\s+parallel|overlap\w*|how\s+many\s+\w+\s+"
+                               r"(were\s+)?(running|executing|active|alive))", re.I)),
+    ("time", re.compile(r"(where\b.*\btime|time\s+go|took\s+so\s+long|take\s+so\s+long|"
+                        r"why\b.*\b(slow|long|took|take|late)|expect\w*|breakdown|overhead|wall|"
+                        r"how\s+long|duration|spent|excess|longer\s+than)", re.I)),
+    ("slowest", re.compile(r"\b(slow\w*|longest|bottleneck\w*|most\s+time|took\s+the\s+most|"
+                           r"take\s+the\s+most|fastest|quickest)\b", re.I)),
+]
+
+
+def classify(question: str, run: Run | None = None) -> str | None:
+    """The kind of ``question`` (a key of :data:`KINDS`), or ``None``.
+
+    "What was X doing at T" needs an agent and a time; the others go by keywords, in the
+    order compare, hung, errors, concurrency, time, slowest (a question about why it took
+    so long is about time, one about what was slowest is about actions)."""
+    q = question.strip()
+    if time_in(q) is not None and (
+            _AGENT_ID.search(q) or re.search(r"\bdoing\b|\bwhat\s+was\b|\bbusy\b|happen",
+                                             q, re.I)
+            or (run is not None and agent_in(q, run) is not None)):
+        return "agent_at"
+    if expected_in(q) is not None and not _PATTERNS[0][1].search(q):
+        return "time"
+    for kind, pattern in _PATTERNS:
+        if pattern.search(q):
+            if kind == "time" and re.search(r"\bslowest\b|\blongest\b", q, re.I) \
+                    and not _EXPECT.search(q):
+                return "slowest"
+            return kind
+    return None
+
+
+def _seconds(value: str, unit: str | None) -> float:
+    u = (unit or "s").lower()
+    if u.startswith(("ms", "mil")):
+        return float(value) * 0.001
+    if u.startswith("h"):
+        return float(value) * 3600.0
+    if u.startswith("m"):
+        return float(value) * 60.0
+    return float(value)
+
+
+def expected_in(question: str) -> float | None:
+    """Seconds the user expected, from "expected 16 s", "should take 1.5 min", "instead of
+    16s", "budget 500 ms"; ``None`` when the question names none."""
+    m = _EXPECT.search(question)
+    return _seconds(m.group(1), m.group(2)) if m else None
+
+
+def time_in(question: str) -> float | None:
+    """Seconds since the run's start from "at 1.5 s", "at t=2", "@3.2s", "+1.2 s",
+    "2 s into the run"; ``None`` when the question names no time."""
+    for m in _AT_TIME.finditer(question):
+        if m.group(1) is not None:
+            return _seconds(m.group(1), m.group(2))
+        return _seconds(m.group(3), m.group(4))
+    return None
+
+
+def agent_in(question: str, run: Run) -> str | None:
+    """The agent the question names (``AgentId<...>``, an id prefix, a name or a class
+    with one agent), as a string :func:`steering.ask.lookups.find_agent` accepts."""
+    m = _AGENT_ID.search(question)
+    if m:
+        return m.group(0)
+    ag = run.agents()
+    ids = [str(a) for a in ag["agent_id"].tolist()]
+    for h in _HEX.findall(question):
+        low = h.lower()
+        if any(a.lower().removeprefix("agentid<").startswith(low) for a in ids):
+            return low
+    words = set(re.findall(r"[A-Za-z_][\w]*", question))
+    classes = {str(c) for c in ag["class"].tolist()}
+    for cls in classes:
+        if cls in words:
+            return cls
+    # "the launcher", "the generator": part of exactly one class name.
+    low = {w.lower() for w in words if len(w) >= 5}
+    hits = {c for c in classes for w in low if w in c.lower()}
+    if len(hits) == 1:
+        return hits.pop()
+    for name in {str(n) for n in ag["name"].tolist() if n}:
+        if name in words:
+            return name
+    return None
+
+
+def run_refs_in(question: str, run: Run) -> list[str]:
+    """Hex tokens of the question that could name another run (uuids or prefixes that are
+    not this run's, nor one of its agents, actions or files)."""
+    own = run.uuid.lower()
+    ids = " ".join([*(str(a) for a in run.agents()["agent_id"].tolist()),
+                    *(str(t) for t in run.actions()["tag"].tolist()),
+                    *run.events().file_names]).lower()
+    out = []
+    for h in _HEX.findall(question):
+        low = h.lower()
+        if len(low) >= 6 and not own.startswith(low) and low not in ids:
+            out.append(low)
+    return out

@@ -1,0 +1,60 @@
+"""ask() end to end with a real small model (SmolLM2-135M on llama.cpp via xllamacpp) in
+plan mode: structured-output plan, tools run here, a streamed answer, verification.
+Asserts protocol and validity, not wisdom: a 135M model's answers are mostly noise."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from local_llm import LocalLLM, LocalLLMUnavailable
+
+from features.run import Run
+from steering.ask import EvidenceIndex, ask
+from steering.ask.refs import find_refs
+from steering.ask.verify import UNSUPPORTED
+from steering.llm import LLMConfig, call_log_path
+
+
+@pytest.fixture(scope="module")
+def local_llm() -> Iterator[LocalLLM]:
+    try:
+        with LocalLLM() as llm:
+            yield llm
+    except LocalLLMUnavailable as exc:
+        print(f"\nlocal model test skipped: {exc}")
+        pytest.skip(str(exc))
+
+
+def test_plan_path_end_to_end(local_llm: LocalLLM, sample: Callable[[str], Path],
+                              tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ACADEMY_TUI_STATE_DIR", str(tmp_path))
+    run = Run(sample("exception"))
+    run.load()
+    cfg = LLMConfig(base_url=local_llm.base_url, model="smollm2-135m", timeout_s=120,
+                    max_retries=0, max_tokens=512, token_budget=12000)
+    assert cfg.resolved_mode == "plan"
+    progress: list[tuple[str, str]] = []
+    a = ask(run, "What failed in this run?", cfg,
+            progress=lambda k, t: progress.append((k, t)))
+
+    assert (a.backend, a.mode, a.fallback_reason) == ("llm", "plan", None), a.fallback_reason
+    log = [json.loads(line) for line in call_log_path().read_text().splitlines()]
+    assert [(e["prompt"], e["outcome"], e["response_format"], e["stream"]) for e in log] == [
+        ("ask_plan", "ok", "json_schema", False), ("ask_answer", "ok", None, True)]
+    assert log[0]["finish_reason"] == "stop", "the plan's JSON was cut off"
+    assert a.steps and any(s["ok"] for s in a.steps)
+    assert a.usage["calls"] == 2 and a.usage["completion_tokens"] > 0
+    # What is left in the text is valid; everything removed or flagged is said.
+    index = EvidenceIndex(run)
+    assert all(index.resolve(ref).valid for _, _, refs in find_refs(a.text) for ref in refs)
+    unsupported = [n for n in a.numbers if not n.supported]
+    assert a.text.count(UNSUPPORTED) == len(unsupported)
+    if unsupported:
+        assert any("number(s) do not appear" in n for n in a.notes)
+    if not a.valid_citations:
+        assert any("cites no evidence" in n for n in a.notes)
+    deltas = "".join(t for k, t in progress if k == "delta")
+    assert deltas == a.raw_text
