@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from features.run import Run
 
-COMMANDS = ("runs", "events", "report", "export", "diff", "demo", "tui")
+COMMANDS = ("runs", "events", "report", "export", "diff", "ask", "demo", "tui")
 
 _DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d*)?)\s*h)?\s*(?:(\d+(?:\.\d*)?)\s*m(?!s))?\s*"
                        r"(?:(\d+(?:\.\d*)?)\s*s)?\s*(?:(\d+(?:\.\d*)?)\s*ms)?\s*$")
@@ -175,6 +175,17 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return diff(args)
 
 
+def cmd_ask(args: argparse.Namespace) -> int:
+    from tui.cli_ask import AskError
+    from tui.cli_ask import cmd_ask as ask
+
+    expected = parse_duration(args.expect) if args.expect else None
+    try:
+        return ask(args, expected)
+    except AskError as e:  # raised as this module's CliError, also under `python -m`
+        raise CliError(str(e)) from None
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from tui.cli_demo import demo
 
@@ -252,6 +263,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("run_b", help="the run to explain")
     s.add_argument("--format", choices=("text", "json", "markdown"), default="text")
     s.set_defaults(fn=cmd_diff)
+
+    s = sub.add_parser("ask", help="ask a question about a run; the answer cites evidence")
+    s.add_argument("run")
+    s.add_argument("question", help='e.g. "I expected 16 s: where did the time go?"')
+    s.add_argument("--model", help="model name (default: $ACADEMY_TUI_MODEL or gpt-4o-mini)")
+    s.add_argument("--mode", choices=("auto", "tools", "plan"), default=None,
+                   help="tools: a tool-calling loop; plan: a JSON plan, then an answer "
+                        "(small local models); auto (default) picks by model and server")
+    s.add_argument("--compare", metavar="RUN_B", help="another run to compare with")
+    s.add_argument("--expect", help="the time you expected the run to take, e.g. 16s")
+    s.add_argument("--format", choices=("text", "json"), default="text")
+    s.add_argument("--builtin", action="store_true",
+                   help="answer with the built-in analyst even when an LLM is configured")
+    s.set_defaults(fn=cmd_ask)
 
     s = sub.add_parser("demo", help="run the fibonacci demo workflow on real academy-py")
     s.add_argument("--no-tui", action="store_true", help="print the pool path and report")
