@@ -151,7 +151,8 @@ def ask(run: Run, question: str, config: LLMConfig | None = None, *,
     are runs the question may compare with (``home`` finds more by uuid); ``expected_s``
     is the expected run time (else read from the question: "I expected 16 s").
     ``client`` reuses an :class:`~steering.llm.LLMClient` (a fresh token budget is
-    started); ``conversation`` gives earlier questions as context. Never raises for LLM
+    started); ``conversation`` gives earlier questions as context (tools mode: small plan
+    mode contexts have no room for them). Never raises for LLM
     trouble: the built-in analyst answers and :attr:`Answer.fallback_reason` says why.
     """
     question = " ".join(question.split())
