@@ -19,12 +19,16 @@ from typing import Any
 from academy.agent import Agent, action
 from academy.handle import Handle
 
+from steering.steerable import Range, steerable
+
 logger = logging.getLogger(__name__)
 
 MIN_SLEEP_S = 0.0
 """Smallest per-item sleep a generator accepts."""
 MAX_SLEEP_S = 60.0
 """Largest per-item sleep a generator accepts: a steering mistake must not stall a run for hours."""
+STEER_SLEEP = Range(0.0, 2.0, on_slow="decrease", factor=0.5)
+"""What a steering agent may do to the sleep: values 0..2 s; on a slowdown, halve it."""
 
 
 def validate_sleep(seconds: Any) -> float:
@@ -115,6 +119,8 @@ class GeneratorAgent(Agent):
         return value
 
     @action
+    @steerable(seconds=STEER_SLEEP, current="get_sleep", returns_previous=True,
+               max_per_minute=6)
     async def set_sleep(self, seconds: float) -> float:
         """Set the per-item sleep for the following items; return the previous value.
 
