@@ -1,0 +1,273 @@
+"""The steering agent: a real Academy agent that watches a run's pool and steers it.
+
+>>> steer = await launch_steering(manager, log_config=cfg, mode="apply")   # in the workflow
+>>> await steer.suggestions()                      # what it proposed, and what became of it
+>>> await steer.approve("s1")                      # mode "confirm": apply a pending one
+
+Its ``@loop`` tails the pool (:class:`steering.watch.Watch`, in a worker thread), keeps a live
+slowdown detector, and on each new incident: writes a summary (the LLM when configured, a
+template otherwise or on any failure), picks a remedy among the declared steerable actions
+of the workflow's agents (:mod:`steering.policy`: in-bounds values only, rate limited), and
+acts by mode: ``suggest`` records it, ``confirm`` waits for :meth:`SteeringAgent.approve`,
+``apply`` calls it. After a call it checks the effect on later calls and reverts or
+escalates when the slowdown did not end (:mod:`steering.steerer`). Every step is an audit
+event (:mod:`steering.audit`) in the run's pool. A failing step is logged and the loop goes
+on; the agent never raises into the workflow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from typing import Any
+
+from academy.agent import Agent, action, loop
+from academy.context import ActionContext
+from academy.handle import Handle
+from academy.home import get_academy_home
+from academy.manager import Manager
+from academy.runtime import RuntimeConfig
+
+from steering.audit import Audit
+from steering.llm_config import LLMConfig
+from steering.policy import Remedy
+from steering.steerer import MODES, Mode, Steerer, SteeringOptions, Suggestion
+from steering.summary import Decision, decide, template
+from steering.targets import Targets, normalise_targets
+from steering.watch import SteerIncident, Watch
+
+OWN_CLASSES = {"SteeringAgent"}
+
+
+class SteeringAgent(Agent):
+    """Watch the run whose pool is ``pool_dir`` and steer its agents (see the module doc).
+
+    Args:
+        pool_dir: The run's pool directory.
+        mode: ``suggest`` (default), ``confirm`` or ``apply``.
+        targets: Agents it may steer (uuids or class names, see
+            :func:`steering.targets.normalise_targets`); default every agent of the run.
+        llm: An :class:`LLMConfig`, ``None`` (template only) or ``"auto"`` (load the user's).
+        options: :class:`SteeringOptions`.
+    """
+
+    def __init__(self, pool_dir: str, *, mode: Mode = "suggest",
+                 targets: list[str] | None = None, llm: LLMConfig | str | None = "auto",
+                 options: SteeringOptions | None = None) -> None:
+        super().__init__()
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+        self.pool_dir = str(pool_dir)
+        self.mode: Mode = mode
+        self.targets_wanted = normalise_targets(targets)
+        self.llm = llm
+        self.options = options or SteeringOptions()
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def agent_on_startup(self) -> None:
+        o = self.options
+        me = str(self.agent_id.uid)
+        self.audit = Audit(me[:8], str(self.agent_id), self.mode)
+        self.watch_ = Watch(self.pool_dir, o.hung_every_s, o.stale_s)
+        self.targets_ = Targets(me, self.targets_wanted, o.call_timeout_s, OWN_CLASSES)
+        self.steerer = Steerer(self.audit, self.targets_, o, self.mode, self._decide)
+        self.steerer.ratio_threshold = float(self.watch_.live.detector.ratio_threshold)
+        self.called: set[str] = {"agent_describe"}
+        """Actions this agent calls on others (their incidents are not the workflow's)."""
+        self.stats_ = {"polls": 0, "records": 0, "judged": 0, "errors": 0,
+                       "step_cpu_s": 0.0, "decide_cpu_s": 0.0, "last_step_cpu_s": 0.0}
+        self.client: Any = None
+        self.started = time.monotonic()
+        self.stopped = False
+        self.loop_cpu0 = time.thread_time()
+        self.llm_note = self._make_client()
+
+    def _make_client(self) -> str:
+        cfg = self.llm
+        try:
+            if cfg == "auto":
+                cfg = LLMConfig.load()
+            if not isinstance(cfg, LLMConfig) or not cfg.configured:
+                return "template"
+            from steering.llm import LLMClient
+
+            self.client = LLMClient(cfg.replace(
+                timeout_s=min(cfg.timeout_s, self.options.llm_timeout_s), max_retries=0))
+            return f"llm {cfg.model}"
+        except Exception as exc:  # a broken config must not stop steering
+            return f"template ({type(exc).__name__}: {str(exc)[:200]})"
+
+    async def agent_on_shutdown(self) -> None:
+        # Before Academy cancels the loop, which may be in the middle of a poll.
+        if not self.stopped:
+            self.stopped = True
+            self._observe()
+            self.audit.emit("stop", "steering stopped", reason="shutdown")
+        if self.client is not None:
+            with contextlib.suppress(Exception):
+                self.client.close()
+
+    @loop
+    async def watch(self, shutdown: asyncio.Event) -> None:
+        """Poll the pool until shut down; never raises."""
+        o = self.options
+        self.audit.emit("start", "steering %s in mode %s (%s)", self.pool_dir, self.mode,
+                        self.llm_note, pool=self.pool_dir, summaries=self.llm_note,
+                        targets=self.targets_wanted)
+        errors = 0
+        last_observe = time.monotonic()
+        while not shutdown.is_set():
+            t0 = time.monotonic()
+            try:
+                await self._tick()
+                errors = 0
+            except Exception as exc:
+                errors += 1
+                self.stats_["errors"] += 1
+                self.audit.emit("error", "steering poll failed: %s", f"{type(exc).__name__}: "
+                                f"{exc}", level=logging.ERROR, reason=repr(exc)[:300])
+                if errors >= o.max_errors:
+                    self.stopped = True
+                    self.audit.emit("stop", "steering gives up after %d failed polls", errors,
+                                    level=logging.ERROR, reason="too many errors")
+                    self.agent_shutdown()
+                    return
+            if time.monotonic() - last_observe >= o.observe_every_s:
+                last_observe = time.monotonic()
+                self._observe()
+            # Keep to the CPU budget by pausing longer after a costly poll (the first one
+            # loads the pool and imports the models: not counted), within the latency cap.
+            spent = time.monotonic() - t0
+            cost = self.stats_["last_step_cpu_s"] if self.stats_["polls"] > 1 else 0.0
+            pause = min(max(o.poll_s, cost / o.cpu_budget - spent), o.max_pause_s)
+            pause *= min(2 ** errors, 20)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(shutdown.wait(), pause)
+
+    async def _tick(self) -> None:
+        steerer = self.steerer
+        res = await asyncio.to_thread(self.watch_.step, OWN_CLASSES, set(self.called),
+                                      steerer.queries())
+        st = self.stats_
+        st["polls"] += 1
+        st["records"], st["judged"] = res.records, res.judged
+        st["step_cpu_s"] += res.cpu_s
+        st["last_step_cpu_s"] = res.cpu_s
+        if res.agents is not None:
+            new = await self.targets_.update(self.agent_exchange_client, res.agents)
+            for t in new:
+                self.called.update(t.specs)
+                self.called.update(s.current for s in t.specs.values() if s.current)
+                self.audit.emit("targets", "steerable: %s %s (%s)", t.cls, t.agent_id,
+                                ", ".join(t.specs), target=t.agent_id, target_uuid=t.uuid,
+                                target_class=t.cls, source=t.source,
+                                declarations={k: s.as_dict() for k, s in t.specs.items()})
+        for inc in res.new_incidents:
+            await steerer.on_incident(inc)
+        for sid, data in res.checks.items():
+            await steerer.on_check(sid, data)
+        steerer.expire()
+
+    def _observe(self) -> None:
+        st = self._stats()
+        self.audit.emit("observation", "steering watched %d records, judged %d calls, "
+                        "%d incident(s)", st["records"], st["judged"], st["incidents"],
+                        records=st["records"], judged=st["judged"], incidents=st["incidents"],
+                        targets=len(self.targets_.found), cpu_s=round(st["cpu_s"], 4),
+                        wall_s=round(st["wall_s"], 3))
+
+    # -- incidents and remedies --------------------------------------------------------
+
+    async def _decide(self, inc: SteerIncident, remedies: list[Remedy]) -> Decision:
+        if self.client is None:
+            return template(inc, remedies)
+
+        def work() -> tuple[Decision, float]:
+            c0 = time.thread_time()
+            lines = None
+            with contextlib.suppress(Exception):
+                from features.explain import explain
+
+                run = self.watch_.run
+                lines = explain(run, inc.tags).lines() if run is not None else None
+            return decide(self.client, inc, remedies, lines), time.thread_time() - c0
+
+        try:
+            decision, cpu = await asyncio.wait_for(asyncio.to_thread(work),
+                                                   self.options.llm_timeout_s + 2.0)
+            self.stats_["decide_cpu_s"] += cpu
+            return decision
+        except Exception as exc:  # timed out (the thread finishes on its own) or broke
+            fallback = template(inc, remedies)
+            fallback.error = f"{type(exc).__name__}: {exc}"[:300]
+            return fallback
+
+    # -- actions -----------------------------------------------------------------------
+
+    @action(context=True)
+    async def approve(self, suggestion_id: str, *, context: ActionContext) -> dict[str, Any]:
+        """Apply a pending suggestion (mode ``confirm``); returns its new state (``status``
+        ``unknown`` for an id it never made, the current one if it is not pending)."""
+        return await self.steerer.approve(suggestion_id, str(context.source_id))
+
+    @action(context=True)
+    async def reject(self, suggestion_id: str, reason: str = "", *,
+                     context: ActionContext) -> dict[str, Any]:
+        """Drop a pending suggestion; returns its new state."""
+        return self.steerer.reject(suggestion_id, str(context.source_id), reason)
+
+    @action
+    async def suggestions(self) -> list[dict[str, Any]]:
+        """Every suggestion so far, with its status."""
+        return [s.as_dict() for s in self.steerer.suggestions_.values()]
+
+    @action
+    async def history(self, kind: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+        """The last audit events (of one ``steering.kind``)."""
+        return self.audit.history(kind, limit)
+
+    @action
+    async def stats(self) -> dict[str, Any]:
+        """Polls, records read, calls judged, incidents, and CPU seconds spent (the agent's
+        own event-loop thread plus its polling and LLM worker threads)."""
+        return self._stats()
+
+    def _stats(self) -> dict[str, Any]:
+        st: dict[str, Any] = dict(self.stats_)
+        st["wall_s"] = time.monotonic() - self.started
+        st["loop_cpu_s"] = time.thread_time() - self.loop_cpu0
+        st["cpu_s"] = st["loop_cpu_s"] + st["step_cpu_s"] + st["decide_cpu_s"]
+        st["targets"] = len(self.targets_.found)
+        st["incidents"] = self.steerer.incidents
+        st["mode"] = self.mode
+        return st
+
+
+async def launch_steering(manager: Manager[Any], *, log_config: Any = None,
+                          mode: Mode = "suggest", targets: Any = None,
+                          pool_dir: str | os.PathLike[str] | None = None,
+                          llm: LLMConfig | str | None = "auto",
+                          options: SteeringOptions | None = None, executor: str | None = None,
+                          name: str | None = None) -> Handle[SteeringAgent]:
+    """Launch a :class:`SteeringAgent` on ``manager`` for the run that ``log_config`` (the
+    run's ``JSONPoolLogging``) writes, or for ``pool_dir``; its own records go to the same
+    pool. Loop errors are kept inside the agent, so its failure never fails the workflow."""
+    if pool_dir is None:
+        pool_uuid = getattr(log_config, "uuid", None)
+        if not pool_uuid:
+            raise ValueError("launch_steering needs log_config (the run's JSONPoolLogging) "
+                             "or pool_dir")
+        pool_dir = get_academy_home() / "logs" / str(pool_uuid)
+    agent = SteeringAgent(os.fspath(pool_dir), mode=mode, targets=normalise_targets(targets),
+                          llm=llm, options=options)
+    config = RuntimeConfig(raise_loop_errors_on_shutdown=False, shutdown_on_loop_error=False,
+                           terminate_on_error=True)
+    return await manager.launch(agent, log_config=log_config, executor=executor, name=name,
+                                config=config)
+
+
+__all__ = ["MODES", "SteeringAgent", "SteeringOptions", "Suggestion", "launch_steering"]

@@ -1,0 +1,141 @@
+"""Steering a run from another process: attach a steering agent to a run that is already
+going, or call the one that is steering it (approve, reject), over the run's exchange.
+
+The attached agent writes its audit records into the run's own pool (a new file in it:
+the same pool uuid, the pool's Academy home), so the run's report shows them. Only shared
+exchanges can be reached from here: Redis (``redis://HOST:PORT``) or Academy's HTTP
+exchange (``http://HOST:PORT``); a run on the local exchange is steered from inside, with
+:func:`steering.agent.launch_steering`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from academy.exchange import ExchangeFactory, HttpExchangeFactory, RedisExchangeFactory
+from academy.identifier import AgentId
+from academy.logging.configs.jsonpool import JSONPoolLogging
+from academy.manager import Manager
+
+from steering.agent import SteeringOptions, launch_steering
+from steering.runenv import academy_home_env, pool_logging
+
+STEERING_CLASS = "steering.agent.SteeringAgent"
+
+
+class AttachError(Exception):
+    """Attaching or calling failed for a reason the user can fix (one line)."""
+
+
+def exchange_factory(url: str) -> ExchangeFactory[Any]:
+    """The exchange at ``url``: ``redis://HOST:PORT`` or ``http(s)://HOST:PORT``."""
+    parts = urlsplit(url)
+    if parts.scheme == "redis":
+        return RedisExchangeFactory(parts.hostname or "127.0.0.1", parts.port or 6379)
+    if parts.scheme in ("http", "https"):
+        return HttpExchangeFactory(url.rstrip("/"))
+    raise AttachError(f"cannot reach an exchange at {url!r}: use redis://HOST:PORT or "
+                      "http://HOST:PORT (a local exchange lives inside its process)")
+
+
+@dataclass
+class AttachResult:
+    """What the attached steering agent did."""
+
+    pool_dir: Path
+    history: list[dict[str, Any]] = field(default_factory=list)
+    stats: dict[str, Any] = field(default_factory=dict)
+    suggestions: list[dict[str, Any]] = field(default_factory=list)
+    reason: str = ""
+    """Why it stopped: ``duration``, ``idle`` (the run stopped writing) or ``interrupted``."""
+
+
+def _last_write(pool_dir: Path, mine: set[Path]) -> float:
+    times = [p.stat().st_mtime for p in pool_dir.glob("*.jsonlog") if p not in mine]
+    return max(times, default=0.0)
+
+
+async def attach(pool_dir: str | Path, exchange_url: str, *, mode: str = "suggest",
+                 targets: Any = None, llm: Any = "auto", options: SteeringOptions | None = None,
+                 duration_s: float | None = None, idle_s: float = 10.0,
+                 on_event: Callable[[dict[str, Any]], None] | None = None) -> AttachResult:
+    """Run a steering agent for the run at ``pool_dir`` until ``duration_s`` passed or the
+    run's other files were not written for ``idle_s``; ``on_event`` sees each audit event."""
+    pool = Path(pool_dir).resolve()
+    if not pool.is_dir():
+        raise AttachError(f"no pool directory at {pool}")
+    factory = exchange_factory(exchange_url)
+    cfg = JSONPoolLogging()
+    cfg.uuid = pool.name  # our records join the run's pool
+    out = AttachResult(pool)
+    before = set(pool.glob("*.jsonlog"))
+    with academy_home_env(pool.parent.parent), pool_logging(cfg):
+        mine = set(pool.glob("*.jsonlog")) - before
+        manager = await Manager.from_exchange_factory(factory, log_config=cfg)
+        async with manager:
+            steer = await launch_steering(manager, log_config=cfg, pool_dir=pool, mode=mode,  # type: ignore[arg-type]
+                                          targets=targets, llm=llm, options=options)
+            out.reason = await _follow(steer, pool, mine, duration_s, idle_s, on_event)
+            out.history = list(await steer.history(None, 100_000))
+            out.stats = dict(await steer.stats())
+            out.suggestions = list(await steer.suggestions())
+    return out
+
+
+async def _follow(steer: Any, pool: Path, mine: set[Path], duration_s: float | None,
+                  idle_s: float, on_event: Callable[[dict[str, Any]], None] | None) -> str:
+    t0 = time.monotonic()
+    seen = 0
+    try:
+        while True:
+            await asyncio.sleep(0.5)
+            events = list(await steer.history(None, 100_000))
+            if on_event is not None:
+                for e in events[seen:]:
+                    on_event(e)
+            seen = len(events)
+            if duration_s is not None and time.monotonic() - t0 >= duration_s:
+                return "duration"
+            if time.monotonic() - t0 >= idle_s and time.time() - _last_write(pool, mine) > idle_s:
+                return "idle"
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        return "interrupted"
+
+
+async def call_steering(pool_dir: str | Path, exchange_url: str, action: str,
+                        suggestion_id: str, agent: str | None = None,
+                        timeout_s: float = 30.0) -> dict[str, Any]:
+    """Call ``approve`` or ``reject`` on the steering agent of the run at ``pool_dir``: the
+    one its pool says was launched (``agent``: a uuid prefix to choose among several) and
+    the exchange confirms is a steering agent."""
+    if action not in ("approve", "reject"):
+        raise AttachError(f"unknown steering action {action!r}")
+    from features.run import Run
+
+    run = Run(Path(pool_dir))
+    run.load()
+    ag = run.agents()
+    found = [str(u).lower() for u, c in zip(ag["uuid"].tolist(), ag["class"].tolist(),
+                                             strict=True) if c == "SteeringAgent" and u]
+    if agent:
+        found = [u for u in found if u.startswith(agent.lower())]
+    manager = await Manager.from_exchange_factory(exchange_factory(exchange_url))
+    async with manager:
+        live = {str(a.uid).lower() for a in await asyncio.wait_for(
+            manager.exchange_client.discover(STEERING_CLASS), timeout_s)}
+        found = [u for u in found if u in live]
+        if not found:
+            raise AttachError("no running steering agent of this run is on that exchange")
+        if len(found) > 1:
+            raise AttachError(f"{len(found)} steering agents run: choose one with --agent "
+                              + ", ".join(u[:8] for u in found))
+        handle: Any = manager.get_handle(AgentId(uid=uuid.UUID(found[0]), name=None, role="agent"))
+        result: Any = await asyncio.wait_for(handle.action(action, suggestion_id), timeout_s)
+    return dict(result)

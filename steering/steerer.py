@@ -1,0 +1,365 @@
+"""What the steering agent does about incidents: suggestions, approvals, calls, checks,
+reverts and escalations, each an audit event. No Academy agent here: :class:`Steerer` is
+driven by :class:`steering.agent.SteeringAgent`'s loop and actions, on its event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from steering.audit import Audit
+from steering.policy import RateLimiter, Remedy, judge, plans, remedy_args
+from steering.summary import Decision
+from steering.targets import Targets
+from steering.watch import CheckData, CheckQuery, SteerIncident, severity
+
+MODES = ("suggest", "confirm", "apply")
+Mode = Literal["suggest", "confirm", "apply"]
+SEVERITY = ("low", "medium", "high")
+Decide = Callable[[SteerIncident, list[Remedy]], Awaitable[Decision]]
+
+
+@dataclass
+class SteeringOptions:
+    """Timing and limits of a steering agent."""
+
+    poll_s: float = 0.25
+    """Shortest pause between two polls of the pool."""
+    cpu_budget: float = 0.04
+    """Share of one core the polling may use: a poll that took c CPU seconds is followed by
+    a pause of at least c / cpu_budget (up to ``max_pause_s``)."""
+    max_pause_s: float = 1.0
+    """Longest pause between polls: bounds how late an incident is seen."""
+    llm_timeout_s: float = 3.0
+    approval_timeout_s: float = 300.0
+    check_calls: int = 3
+    """Later calls needed to judge a change."""
+    check_timeout_s: float = 60.0
+    call_timeout_s: float = 10.0
+    max_agents: int = 4
+    """Suggestions per incident at most (one per slow agent)."""
+    min_severity: str = "medium"
+    min_calls: int = 3
+    """An incident is acted on at ``min_severity`` (see ``features.detect``) or when the same
+    agents' slow calls add up to ``min_calls`` within ``cooldown_s``; one call a little
+    slow is recorded only."""
+    cooldown_s: float = 30.0
+    """A suggestion that was not applied covers the same slowdown's later incidents this
+    long; an applied one, until its check is done."""
+    revert_cooldown_s: float = 300.0
+    """A change that was reverted is not proposed again for this long."""
+    stale_s: float = 30.0
+    hung_every_s: float = 5.0
+    observe_every_s: float = 10.0
+    max_errors: int = 20
+    """Consecutive failed polls after which the agent stops itself (the workflow goes on)."""
+
+
+@dataclass
+class Suggestion:
+    id: str
+    incident: SteerIncident
+    agent: str
+    """The slow agent it is about (display id)."""
+    remedy: Remedy | None
+    decision: Decision
+    status: str
+    """suggested, pending, applied, failed, refused, rejected, expired, resolved, reverted,
+    not_improved, inconclusive."""
+    created: float = dataclasses.field(default_factory=time.monotonic)
+    t_apply: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        r = self.remedy
+        return {"id": self.id, "incident": self.incident.id, "group": self.incident.group,
+                "agent": self.agent,
+                "status": self.status, "summary": self.decision.summary,
+                "source": self.decision.source, "action": r.spec.action if r else None,
+                "args": r.args if r else None, "target": r.target.agent_id if r else None,
+                "previous": r.previous if r else None}
+
+
+class Steerer:
+    """The suggestions of one steering agent and what became of them."""
+
+    def __init__(self, audit: Audit, targets: Targets, options: SteeringOptions, mode: Mode,
+                 decide: Decide) -> None:
+        self.audit = audit
+        self.targets_ = targets
+        self.options = options
+        self.mode = mode
+        self.decide = decide
+        self.ratio_threshold = 2.5
+        """The detector's: a later call this much slower than the baseline is still slow."""
+        self.limiter = RateLimiter()
+        self.suggestions_: dict[str, Suggestion] = {}
+        self.checks: dict[str, Suggestion] = {}
+        """Applied suggestions whose effect is being checked."""
+        self.active: set[tuple[str, str, str | None]] = set()
+        """Remedy keys with a change being checked (one change at a time per knob)."""
+        self.reverted: dict[tuple[str, str, str | None], float] = {}
+        self.by_key: dict[tuple[str, str], Suggestion] = {}
+        """(group, slow agent) -> the latest suggestion about it."""
+        self.minor: dict[tuple[str, str], list[tuple[float, int]]] = {}
+        """(group, slow agent) -> recent slow calls too few to act on."""
+        self.incidents = 0
+
+    def queries(self) -> list[CheckQuery]:
+        """What the next poll must answer for the open checks."""
+        return [CheckQuery(sid, s.incident.agent_class, s.incident.action, [s.agent],
+                           s.incident.start, s.t_apply) for sid, s in self.checks.items()]
+
+    async def on_incident(self, inc: SteerIncident) -> None:
+        """Record the incident; then, per slow agent (at most ``max_agents``), a suggestion
+        unless one already covers that agent (the detector splits a slowdown into several
+        incidents when normal calls come in between)."""
+        self.incidents += 1
+        covered = {a: p for a in inc.agents
+                   if (p := self.by_key.get((inc.group, a))) is not None and self._open(p)}
+        self.audit.emit("incident", "incident %s: %s", inc.id, inc.description,
+                        level=logging.WARNING, description=inc.description,
+                        continues=sorted({p.id for p in covered.values()}) or None,
+                        **inc.as_fields())
+        fresh = [a for a in inc.agents if a not in covered and self._serious(inc, a)]
+        if not fresh:
+            return  # covered, or one call a little slow: often the machine, not the workflow
+        if inc.kind != "slowdown":
+            self.audit.emit("escalation", "incident %s: %s; no remedy is declared for it",
+                            inc.id, inc.kind, level=logging.WARNING, incident=inc.id,
+                            reason=inc.kind)
+            return
+        for agent in fresh[: self.options.max_agents]:
+            await self._suggest(inc, agent)
+
+    async def _suggest(self, inc: SteerIncident, agent: str) -> None:
+        remedies, notes = await self._remedies(inc, agent)
+        decision = await self.decide(inc, remedies)
+        remedy = next((r for r in remedies if r.id == decision.remedy), None)
+        sid = f"s{len(self.suggestions_) + 1}"
+        sugg = Suggestion(sid, inc, agent, remedy, decision, "suggested")
+        self.suggestions_[sid] = sugg
+        self.by_key[(inc.group, agent)] = sugg
+        fields = remedy.as_fields() if remedy else {"action": "none"}
+        self.audit.emit("suggestion", "suggestion %s for incident %s on %s: %s", sid, inc.id,
+                        agent, remedy.describe() if remedy else "no remedy", id=sid,
+                        incident=inc.id, agent_slow=agent, summary=decision.summary,
+                        why=decision.why, source=decision.source, llm_error=decision.error,
+                        alternatives=len(remedies), reason="; ".join(notes) or None, **fields)
+        if remedy is None:
+            return
+        if self.mode == "confirm":
+            sugg.status = "pending"
+        elif self.mode == "apply":
+            await self._apply(sugg, None)
+
+    def _serious(self, inc: SteerIncident, agent: str) -> bool:
+        """The agent's part of the incident is at least ``min_severity``, or its slow calls
+        add up to ``min_calls`` within ``cooldown_s``."""
+        o = self.options
+        count, ratio = inc.per_agent.get(agent, (0, 0.0))
+        if SEVERITY.index(severity(ratio, count)) >= SEVERITY.index(o.min_severity):
+            return True
+        now = time.monotonic()
+        key = (inc.group, agent)
+        seen = [(t, n) for t, n in self.minor.get(key, []) if now - t < o.cooldown_s]
+        seen.append((now, count))
+        self.minor[key] = seen
+        return sum(n for _, n in seen) >= o.min_calls
+
+    def _open(self, sugg: Suggestion) -> bool:
+        """Whether later incidents of the same kind are still this suggestion's business."""
+        if sugg.status == "pending" or sugg.id in self.checks:
+            return True
+        return time.monotonic() - sugg.created < self.options.cooldown_s and \
+            sugg.status in ("suggested", "refused", "failed", "rejected", "expired")
+
+    async def _remedies(self, inc: SteerIncident, agent: str
+                        ) -> tuple[list[Remedy], list[str]]:
+        """The allowed calls for ``agent``'s part of ``inc``, and why others were left out."""
+        o = self.options
+        out: list[Remedy] = []
+        notes: list[str] = []
+        candidates = list(plans(inc, agent, list(self.targets_.found.values())))
+        if not candidates:
+            notes.append(f"no declared steerable action of a known agent fits {inc.group} "
+                         f"on {agent}")
+        for t, spec, ref, ref_disp in candidates:
+            where = f"{spec.action} on {t.agent_id}" + (f" for {ref_disp}" if ref_disp else "")
+            if (t.uuid, spec.action, ref) in self.active:
+                # One change at a time: the last one is still being checked.
+                notes.append(f"{where}: an earlier change is still being checked")
+                continue
+            reverted = self.reverted.get((t.uuid, spec.action, ref))
+            if reverted is not None and time.monotonic() - reverted < o.revert_cooldown_s:
+                notes.append(f"{where}: the same change was reverted recently")
+                continue
+            current = await self._current(t.uuid, spec.current, spec.ref, ref)
+            args = remedy_args(spec, current, ref)
+            if args is None:
+                notes.append(f"{where}: nothing to change from {current!r}")
+                continue
+            prev = float(current) if isinstance(current, int | float) else None
+            out.append(Remedy(f"r{len(out) + 1}", t, spec, args, prev, ref_disp))
+        return out, notes
+
+    async def _current(self, uid: str, getter: str | None, ref_name: str | None,
+                       ref: str | None) -> Any:
+        if getter is None:
+            return None
+        kwargs = {ref_name: ref} if ref_name else {}
+        try:
+            value: Any = await asyncio.wait_for(self.targets_.handle(uid).action(getter, **kwargs),
+                                           self.options.call_timeout_s)
+        except Exception:
+            return None
+        return value if isinstance(value, int | float) and not isinstance(value, bool) \
+            else None
+
+    async def _apply(self, sugg: Suggestion, by: str | None) -> None:
+        r = sugg.remedy
+        assert r is not None
+        why = r.spec.check(r.args)
+        if why is None and r.key in self.active:
+            why = "another change of this knob is still being checked"
+        if why is None and not self.limiter.allowed(r.key, r.spec.max_per_minute):
+            why = f"rate limit ({r.spec.max_per_minute:g} per minute)"
+        if why is not None:
+            sugg.status = "refused"
+            self.audit.emit("escalation", "not applying %s: %s", sugg.id, why,
+                            level=logging.WARNING, id=sugg.id, incident=sugg.incident.id,
+                            reason=why, **r.as_fields())
+            return
+        self.limiter.record(r.key)
+        self.active.add(r.key)
+        ok = await self._call("apply", sugg, r.args, by)
+        if not ok:
+            self.active.discard(r.key)
+            sugg.status = "failed"
+            return
+        sugg.status = "applied"
+        sugg.t_apply = time.time()
+        self.checks[sugg.id] = sugg
+
+    async def _call(self, kind: str, sugg: Suggestion, args: dict[str, Any],
+                    by: str | None) -> bool:
+        """One audited call of the remedy's action: events before and after it."""
+        r = sugg.remedy
+        assert r is not None
+        common = {"id": sugg.id, "incident": sugg.incident.id, "approved_by": by,
+                  **r.as_fields(), "args": args}
+        call = ", ".join(f"{k}={v!r}" for k, v in args.items())
+        self.audit.emit(kind, "%s %s: calling %s(%s) on %s", kind, sugg.id, r.spec.action, call,
+                        r.target.agent_id, phase="before", **common)
+        try:
+            result: Any = await asyncio.wait_for(
+                self.targets_.handle(r.target.uuid).action(r.spec.action, **args),
+                self.options.call_timeout_s)
+        except asyncio.CancelledError:  # shut down mid-call: the trail still closes
+            self.audit.emit(kind, "%s %s cancelled", kind, sugg.id, level=logging.WARNING,
+                            phase="after", result="cancelled", **common)
+            raise
+        except Exception as exc:
+            self.audit.emit(kind, "%s %s failed: %r", kind, sugg.id, exc, level=logging.ERROR,
+                            phase="after", result="error", reason=repr(exc)[:300], **common)
+            return False
+        if r.spec.returns_previous and r.previous is None and isinstance(result, int | float):
+            r.previous = float(result)
+        self.audit.emit(kind, "%s %s done: %s(%s) on %s returned %s", kind, sugg.id,
+                        r.spec.action, call, r.target.agent_id, repr(result)[:60],
+                        phase="after", result="ok", returned=repr(result)[:200], **common)
+        return True
+
+    async def on_check(self, sid: str, data: CheckData) -> None:
+        sugg = self.checks.get(sid)
+        if sugg is None or sugg.remedy is None:
+            return
+        r = sugg.remedy
+        # Against the baseline as it was when the incident was seen: the live one may have
+        # drifted towards the slow calls since.
+        data.baseline_s = sugg.incident.baseline_s or data.baseline_s
+        verdict, why = judge(data, r.spec.ref is not None, self.ratio_threshold,
+                             sugg.incident.median_ratio, self.options.check_calls)
+        if verdict is None:
+            if time.time() - sugg.t_apply < self.options.check_timeout_s:
+                return
+            verdict = "inconclusive"
+        del self.checks[sid]
+        sugg.status = verdict
+        self.audit.emit("check", "check %s: %s (%s)", sid, verdict, why,
+                        level=logging.INFO if verdict == "resolved" else logging.WARNING,
+                        id=sid, incident=sugg.incident.id, result=verdict, reason=why,
+                        later_calls=len(data.later_on), **r.as_fields())
+        if verdict == "not_improved":
+            await self._revert(sugg)
+        elif verdict in ("improved", "inconclusive"):
+            self._escalate(sugg, "the change helped but the calls are still slow"
+                           if verdict == "improved" else "too few later calls to tell "
+                           "whether the change helped")
+        self.active.discard(r.key)
+
+    async def _revert(self, sugg: Suggestion) -> None:
+        r = sugg.remedy
+        assert r is not None
+        if r.previous is None:
+            self._escalate(sugg, "the change did not help and its previous value is unknown")
+            return
+        args = dict(r.args)
+        args[r.spec.knob] = r.previous
+        why = r.spec.check(args)
+        if why is not None:
+            self._escalate(sugg, f"the change did not help and reverting is not allowed: {why}")
+            return
+        self.reverted[r.key] = time.monotonic()
+        if await self._call("revert", sugg, args, None):
+            sugg.status = "reverted"
+        self._escalate(sugg, "the change did not end the slowdown; reverted"
+                       if sugg.status == "reverted" else "the change did not help; revert "
+                       "failed")
+
+    def _escalate(self, sugg: Suggestion, why: str) -> None:
+        self.audit.emit("escalation", "suggestion %s needs a person: %s", sugg.id, why,
+                        level=logging.WARNING, id=sugg.id, incident=sugg.incident.id,
+                        reason=why)
+
+    def expire(self) -> None:
+        now = time.monotonic()
+        for s in self.suggestions_.values():
+            if s.status == "pending" and now - s.created > self.options.approval_timeout_s:
+                s.status = "expired"
+                self.audit.emit("expiry", "suggestion %s expired without approval", s.id,
+                                id=s.id, incident=s.incident.id)
+
+    async def approve(self, suggestion_id: Any, by: str) -> dict[str, Any]:
+        """Apply a pending suggestion (mode ``confirm``); its new state."""
+        sugg = self._pending(suggestion_id)
+        if isinstance(sugg, dict):
+            return sugg
+        self.audit.emit("approval", "suggestion %s approved by %s", sugg.id, by, id=sugg.id,
+                        incident=sugg.incident.id, approved_by=by)
+        await self._apply(sugg, by)
+        return sugg.as_dict()
+
+    def reject(self, suggestion_id: Any, by: str, reason: str = "") -> dict[str, Any]:
+        """Drop a pending suggestion; its new state."""
+        sugg = self._pending(suggestion_id)
+        if isinstance(sugg, dict):
+            return sugg
+        sugg.status = "rejected"
+        self.audit.emit("rejection", "suggestion %s rejected by %s", sugg.id, by, id=sugg.id,
+                        incident=sugg.incident.id, rejected_by=by,
+                        reason=str(reason)[:200] or None)
+        return sugg.as_dict()
+
+    def _pending(self, suggestion_id: Any) -> Suggestion | dict[str, Any]:
+        sugg = self.suggestions_.get(str(suggestion_id)[:32])
+        if sugg is None:
+            return {"id": str(suggestion_id)[:32], "status": "unknown"}
+        if sugg.status != "pending":
+            return sugg.as_dict()
+        return sugg

@@ -1,0 +1,272 @@
+"""The steering agent's eyes: tail a run's pool, keep a live slowdown detector, hand back
+new incidents and the calls that tell whether a change helped.
+
+Pure data work (features only, no academy), run in a worker thread by the agent: one
+:meth:`Watch.step` per poll. What it hands back is plain values; everything in it that came
+from log records (classes, actions, agent ids) is data to show and match, never instructions.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from features.anomaly import SlowdownDetector
+from features.detect import Incident, LiveDetector
+from features.featurize import Features
+from features.run import Run
+
+
+@dataclass
+class SteerIncident:
+    """An incident as the steering agent tracks it."""
+
+    id: str
+    """The agent's own id (``i1``, ``i2``...), stable while the incident grows."""
+    kind: str
+    agent_class: str
+    action: str
+    agents: list[str]
+    """Display ids of the agents whose calls were slow."""
+    agent_uuids: dict[str, str]
+    """Display id -> full uuid (from the run's ``Launched agent`` records), where known."""
+    start: float
+    end: float
+    count: int
+    max_ratio: float
+    excess_s: float
+    severity: str
+    description: str
+    tags: list[str]
+    evidence: list[str]
+    """``FILE:LINE`` of a few of its records."""
+    baseline_s: float | None
+    """The group's median duration (what a normal call takes) when the incident was seen."""
+    median_ratio: float
+    """Median of its calls' ratios to ``baseline_s`` (NaN when unknown)."""
+    per_agent: dict[str, tuple[int, float]] = field(default_factory=dict)
+    """Display id -> (slow calls, largest ratio) of each agent."""
+
+    @property
+    def group(self) -> str:
+        return f"{self.agent_class}.{self.action}"
+
+    def as_fields(self) -> dict[str, Any]:
+        """The audit fields of the incident."""
+        return {"incident": self.id, "incident_kind": self.kind, "group": self.group,
+                "agents": self.agents, "count": self.count,
+                "max_ratio": round(self.max_ratio, 3) if math.isfinite(self.max_ratio) else None,
+                "excess_s": round(self.excess_s, 4), "severity": self.severity,
+                "since": self.start, "evidence": self.evidence, "baseline_s": self.baseline_s}
+
+
+@dataclass
+class CheckQuery:
+    """Which calls tell whether a change helped."""
+
+    key: str
+    agent_class: str
+    action: str
+    agents: list[str]
+    """Display ids of the slow agents."""
+    t_from: float
+    """Start of the incident."""
+    t_apply: float
+    """When the change was made: calls that started after it count as 'later'."""
+
+
+@dataclass
+class CheckData:
+    """The calls of a check's group, before and after the change."""
+
+    later_on: list[float]
+    """Durations of later calls on the slow agents."""
+    later_others: list[float]
+    """Durations of later calls on other agents of the group."""
+    before_on: int
+    before_all: int
+    """Calls on the slow agents / in the group between the incident's start and the change."""
+    baseline_s: float | None
+
+
+@dataclass
+class StepResult:
+    """What one poll found."""
+
+    records: int
+    new_incidents: list[SteerIncident] = field(default_factory=list)
+    checks: dict[str, CheckData] = field(default_factory=dict)
+    agents: list[dict[str, Any]] | None = None
+    """``uuid``, ``agent_id``, ``class``, ``status`` per agent, when the agents changed."""
+    judged: int = 0
+    cpu_s: float = 0.0
+    """Thread CPU time this step took."""
+
+
+class BaselineDetector(SlowdownDetector):
+    """The slowdown detector without its multivariate forest.
+
+    The per-group robust baselines decide what is slow; the forest only ranks and adds
+    context, and scoring it on every poll (and once per call judged late) costs several
+    times the CPU a watcher may spend. (Overrides two private hooks of
+    :class:`SlowdownDetector`; an option there would be cleaner.)"""
+
+    def _learn_matrix(self, feats: Features, done: np.ndarray) -> None:
+        pass
+
+    def _mv(self, feats: Features) -> tuple[np.ndarray, np.ndarray]:
+        n = len(feats.table)
+        return np.full(n, np.nan), np.zeros(n, dtype=bool)
+
+
+class Watch:
+    """One run's pool, tailed; not thread-safe (one step at a time)."""
+
+    def __init__(self, pool_dir: str | os.PathLike[str], hung_every_s: float = 5.0,
+                 stale_s: float = 30.0) -> None:
+        self.pool_dir = Path(pool_dir)
+        self.hung_every_s = hung_every_s
+        self.stale_s = stale_s
+        """Incidents that ended longer ago than this (attaching late) are history."""
+        self.run: Run | None = None
+        self.live = LiveDetector(BaselineDetector())
+        self._tag_owner: dict[str, str] = {}
+        """Call tag -> the first incident of ours it was part of."""
+        self._reported: dict[str, set[str]] = {}
+        """Our incident -> the agents it was about."""
+        self._n_incidents = 0
+        self._last_hung = 0.0
+        self._agents_sig: tuple[Any, ...] = ()
+
+    def step(self, ignore_classes: set[str], ignore_actions: set[str],
+             checks: list[CheckQuery]) -> StepResult:
+        """Read what is new, judge it, and answer the ``checks``."""
+        cpu0 = time.thread_time()
+        if self.run is None:
+            if not self.pool_dir.is_dir():
+                raise FileNotFoundError(f"no pool directory at {self.pool_dir}")
+            self.run = Run(self.pool_dir)
+            self.run.load(workers=1)
+        else:
+            self.run.refresh()
+        run = self.run
+        out = StepResult(records=len(run.store))
+        newly = self.live.update(run)
+        now = time.time()
+        hung_due = now - self._last_hung >= self.hung_every_s
+        if newly or hung_due:
+            if hung_due:
+                self._last_hung = now
+            res = self.live.result(run if hung_due else None)
+            for inc in res.incidents:
+                if inc.agent_class in ignore_classes or inc.action in ignore_actions:
+                    continue
+                mine = self._incident(inc, run, now)
+                if mine is not None:
+                    out.new_incidents.append(mine)
+        out.agents = self._agents(run)
+        out.checks = {q.key: self._check(run, q) for q in checks}
+        out.judged = self.live.completed
+        out.cpu_s = time.thread_time() - cpu0
+        return out
+
+    def _incident(self, inc: Incident, run: Run, now: float) -> SteerIncident | None:
+        """Ours, if ``inc`` is new (no tag of it was seen in an earlier incident) or grew to
+        agents no earlier incident was about (then about those agents only), and not stale;
+        its tags are remembered either way."""
+        owners = {self._tag_owner[t] for t in inc.tags if t in self._tag_owner}
+        known: set[str] = set().union(*(self._reported[o] for o in owners))
+        fresh = [a for a in inc.agents if a not in known]
+        if owners and not fresh:
+            return None
+        self._n_incidents += 1
+        ident = f"i{self._n_incidents}"
+        for t in inc.tags:
+            self._tag_owner.setdefault(t, ident)
+        self._reported[ident] = set(fresh)
+        if now - inc.end > self.stale_s:
+            return None
+        ag = run.agents()
+        uuids = {str(a): str(u) for a, u in zip(ag["agent_id"].tolist(), ag["uuid"].tolist(),
+                                                strict=True) if u}
+        ev = run.events()
+        evidence = [f"{ev.file_names[int(ev.file[r])]}:{int(ev.line[r])}"
+                    for r in inc.evidence_rows[:6]]
+        base = getattr(self.live.detector, "baselines_", {}).get((inc.agent_class, inc.action))
+        med = None
+        if base is not None:
+            m = base.median.get("exec_s", math.nan)
+            if not math.isfinite(m):
+                m = base.median.get("total_s", math.nan)
+            med = float(m) if math.isfinite(m) else None
+        return SteerIncident(
+            id=ident, kind=inc.kind, agent_class=inc.agent_class, action=inc.action,
+            agents=fresh, agent_uuids={a: uuids[a] for a in fresh if a in uuids},
+            start=inc.start, end=inc.end, count=inc.count, max_ratio=inc.max_ratio,
+            excess_s=inc.excess_s, severity=inc.severity, description=inc.describe(),
+            tags=list(inc.tags), evidence=evidence, baseline_s=med,
+            median_ratio=_median([t.get("ratio") for t in inc.things]),
+            per_agent=_per_agent(inc.things))
+
+    def _agents(self, run: Run) -> list[dict[str, Any]] | None:
+        ag = run.agents()
+        rows = [{"agent_id": a, "uuid": u, "class": c, "status": s}
+                for a, u, c, s in zip(ag["agent_id"].tolist(), ag["uuid"].tolist(),
+                                      ag["class"].tolist(), ag["status"].tolist(), strict=True)]
+        sig = tuple((r["agent_id"], r["status"]) for r in rows)
+        if sig == self._agents_sig:
+            return None
+        self._agents_sig = sig
+        return rows
+
+    def _check(self, run: Run, q: CheckQuery) -> CheckData:
+        acts = run.actions()
+        dur = np.where(np.isfinite(acts["exec_s"]), acts["exec_s"], acts["total_s"])
+        grp = (acts["agent_class"] == q.agent_class) & (acts["action"] == q.action)
+        on = np.isin(acts["agent_id"].astype(object), np.array(q.agents, dtype=object))
+        done = acts["status"] == "ok"
+        later = grp & done & (acts["t_start"] >= q.t_apply) & np.isfinite(dur)
+        before = grp & (acts["t_start"] >= q.t_from) & (acts["t_start"] < q.t_apply)
+        base = getattr(self.live.detector, "baselines_", {}).get((q.agent_class, q.action))
+        med = None
+        if base is not None and base.enough:
+            m = base.median.get("exec_s", math.nan)
+            med = float(m) if math.isfinite(m) else None
+        return CheckData(later_on=dur[later & on].tolist(),
+                         later_others=dur[later & ~on].tolist(),
+                         before_on=int((before & on).sum()), before_all=int(before.sum()),
+                         baseline_s=med)
+
+
+def _median(values: list[Any]) -> float:
+    xs = [float(v) for v in values if isinstance(v, int | float) and math.isfinite(v)]
+    return float(np.median(xs)) if xs else math.nan
+
+
+def _per_agent(things: list[dict[str, Any]]) -> dict[str, tuple[int, float]]:
+    out: dict[str, tuple[int, float]] = {}
+    for t in things:
+        a = t.get("agent_id")
+        if a is None:
+            continue
+        r = t.get("ratio")
+        r = float(r) if isinstance(r, int | float) and math.isfinite(r) else 0.0
+        n, m = out.get(str(a), (0, 0.0))
+        out[str(a)] = (n + 1, max(m, r))
+    return out
+
+
+def severity(max_ratio: float, count: int) -> str:
+    """As ``features.detect`` grades incidents: high (5x or 5+ calls), medium (3.5x or
+    3+ calls), low."""
+    if max_ratio >= 5 or count >= 5:
+        return "high"
+    if max_ratio >= 3.5 or count >= 3:
+        return "medium"
+    return "low"
