@@ -26,19 +26,20 @@ import os
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 from academy.exchange import ExchangeFactory, LocalExchangeFactory, RedisExchangeFactory
 from academy.exchange.cloud import spawn_http_exchange
+from academy.handle import Handle
 from academy.home import get_academy_home
-from academy.logging import helpers as academy_logging
 from academy.logging.configs.jsonpool import JSONPoolLogging
 from academy.manager import Manager
 
 from steering.demo.fibagents import FibonacciLauncher, validate_sleep
+from steering.runenv import academy_home_env, pool_logging
 
 # Under `python -m` this module is `__main__`; keep the records under the name readers filter on.
 logger = logging.getLogger('steering.demo.workflow' if __name__ == '__main__' else __name__)
@@ -70,6 +71,8 @@ class DemoOptions:
     label: str = 'demo'
     step_timeout: float | None = None
     """Seconds to wait for one agent call (the first includes worker start-up); None: no limit."""
+    steer: str | None = None
+    """Run a steering agent alongside: ``suggest``, ``confirm`` or ``apply``; None: no steering."""
 
     def __post_init__(self) -> None:
         self.validate()
@@ -96,6 +99,8 @@ class DemoOptions:
             raise ValueError(f'slow_factor must be >= 0, got {self.slow_factor!r}')
         if self.step_timeout is not None and self.step_timeout <= 0:
             raise ValueError(f'step_timeout must be > 0, got {self.step_timeout!r}')
+        if self.steer not in (None, 'suggest', 'confirm', 'apply'):
+            raise ValueError(f"steer must be 'suggest', 'confirm' or 'apply', got {self.steer!r}")
 
     def as_dict(self) -> dict[str, Any]:
         """The options as JSON-ready values (paths as strings)."""
@@ -150,6 +155,8 @@ class DemoResult:
     ok: bool
     error: str | None
     results: list[PairResult]
+    steering: list[dict[str, Any]] | None = None
+    """The steering agent's audit events (``DemoOptions.steer``), oldest first."""
 
 
 async def _timed(aw: Awaitable[T], timeout: float | None) -> T:
@@ -163,25 +170,28 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@contextlib.contextmanager
-def _academy_home_env(home: str | Path | None) -> Iterator[None]:
-    """Point ``ACADEMY_HOME`` at ``home`` for the duration; it is read by each writing process."""
-    if home is None:
-        yield
-        return
-    saved = os.environ.get('ACADEMY_HOME')
-    os.environ['ACADEMY_HOME'] = str(Path(home).expanduser().resolve())
-    try:
-        yield
-    finally:
-        if saved is None:
-            os.environ.pop('ACADEMY_HOME', None)
-        else:
-            os.environ['ACADEMY_HOME'] = saved
+_academy_home_env = academy_home_env  # the old private name
+
+
+class ExchangeOptions(Protocol):
+    """What :func:`_exchange_factory` reads (``DemoOptions`` and the straggler's options)."""
+
+    # Read-only, so a Literal-typed field satisfies it.
+    @property
+    def exchange(self) -> str: ...
+
+    @property
+    def redis_host(self) -> str: ...
+
+    @property
+    def redis_port(self) -> int: ...
+
+    @property
+    def http_port(self) -> int | None: ...
 
 
 @contextlib.asynccontextmanager
-async def _exchange_factory(opts: DemoOptions) -> AsyncIterator[ExchangeFactory[Any]]:
+async def _exchange_factory(opts: ExchangeOptions) -> AsyncIterator[ExchangeFactory[Any]]:
     if opts.exchange == 'local':
         yield LocalExchangeFactory()
     elif opts.exchange == 'redis':
@@ -288,21 +298,10 @@ async def run_demo_async(
     """
     opts.validate()
     cfg = JSONPoolLogging()
-    root = logging.getLogger()
-    saved_root_level = root.level
-    with _academy_home_env(opts.academy_home):
+    with academy_home_env(opts.academy_home):
         pool_dir = get_academy_home() / 'logs' / cfg.uuid
-        try:
-            with academy_logging.log_context(cfg):
-                # Academy assigns root.level directly, which leaves loggers that were used
-                # earlier with a stale "INFO/DEBUG disabled" cache; setLevel clears it.
-                root.setLevel(root.level)
-                return await _run(opts, cfg, pool_dir, on_pool)
-        finally:
-            # Academy lowers the root level to DEBUG and never raises it again. Put it back unless
-            # another Academy log context in this process still wants the DEBUG records.
-            if not academy_logging.initialized_log_contexts:
-                root.setLevel(saved_root_level)
+        with pool_logging(cfg):
+            return await _run(opts, cfg, pool_dir, on_pool)
 
 
 async def _run(
@@ -330,6 +329,7 @@ async def _run(
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
     results: list[PairResult] = []
+    steering: list[dict[str, Any]] | None = None
     error: str | None = None
     try:
         async with _exchange_factory(opts) as factory:
@@ -342,11 +342,13 @@ async def _run(
             # Leaving the manager shuts the agents (and through the launchers, the generators)
             # down and waits for them, so every agent's last records are in the pool.
             async with manager:
+                steer = await start_steering(manager, cfg, pool_dir, opts.steer)
                 results = list(
                     await asyncio.gather(
                         *(_drive_pair(manager, cfg, opts, p, t0) for p in range(opts.pairs)),
                     ),
                 )
+                steering = await steering_history(steer)
                 t_shutdown = time.perf_counter()
             timings['shutdown_s'] = time.perf_counter() - t_shutdown
     except Exception as e:
@@ -383,7 +385,40 @@ async def _run(
         ok=ok,
         error=error,
         results=results,
+        steering=steering,
     )
+
+
+async def start_steering(
+    manager: Manager[Any], cfg: JSONPoolLogging, pool_dir: Path, mode: str | None,
+    **kwargs: Any,
+) -> Handle[Any] | None:
+    """Launch a steering agent for this run in ``mode`` (None: none; ``kwargs`` go to
+    ``launch_steering``); a failure to start it is logged and the workflow goes on."""
+    if mode is None:
+        return None
+    from steering.agent import launch_steering
+
+    try:
+        steer = await launch_steering(manager, log_config=cfg, pool_dir=pool_dir,
+                                      mode=mode, **kwargs)  # type: ignore[arg-type]
+        # Watching before the workflow starts: a spawned worker imports for seconds.
+        await steer.ping(timeout=120)
+        return steer
+    except Exception as e:
+        logger.exception('steering agent did not start: %r', e)
+        return None
+
+
+async def steering_history(steer: Handle[Any] | None) -> list[dict[str, Any]] | None:
+    """The steering agent's audit events so far (None without one, or if it is gone)."""
+    if steer is None:
+        return None
+    try:
+        return list(await asyncio.wait_for(steer.history(None, 10_000), 30))
+    except Exception as e:
+        logger.warning('steering agent did not answer: %r', e)
+        return None
 
 
 def run_demo(opts: DemoOptions, on_pool: Callable[[Path], None] | None = None) -> DemoResult:
@@ -412,6 +447,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument('--academy-home', default=None, help='default: $ACADEMY_HOME or Academy default')
     p.add_argument('--label', default=d.label)
     p.add_argument('--step-timeout', type=float, default=None)
+    p.add_argument('--steer', choices=['suggest', 'confirm', 'apply'], default=None,
+                   help='run a steering agent alongside in this mode')
     return p
 
 
