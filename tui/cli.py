@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from features.run import Run
 
-COMMANDS = ("runs", "events", "report", "export", "diff", "ask", "demo", "tui")
+COMMANDS = ("runs", "events", "report", "export", "diff", "ask", "demo", "steer",
+            "tui")
 
 _DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d*)?)\s*h)?\s*(?:(\d+(?:\.\d*)?)\s*m(?!s))?\s*"
                        r"(?:(\d+(?:\.\d*)?)\s*s)?\s*(?:(\d+(?:\.\d*)?)\s*ms)?\s*$")
@@ -192,6 +193,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return demo(args)
 
 
+def cmd_steer(args: argparse.Namespace) -> int:
+    from tui.cli_steer import steer
+
+    return steer(args)
+
+
 def cmd_tui(args: argparse.Namespace) -> int:
     try:
         from tui.app import run_app
@@ -278,10 +285,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="answer with the built-in analyst even when an LLM is configured")
     s.set_defaults(fn=cmd_ask)
 
-    s = sub.add_parser("demo", help="run the fibonacci demo workflow on real academy-py")
+    s = sub.add_parser("demo", help="run a demo workflow (fibonacci, straggler) on real "
+                                    "academy-py")
     s.add_argument("--no-tui", action="store_true", help="print the pool path and report")
-    s.add_argument("--iterations", type=int, default=16)
-    s.add_argument("--sleep", type=float, default=0.5, help="seconds per sleep (x2 per step)")
+    s.add_argument("--scenario", choices=("fib", "straggler"), default="fib",
+                   help="fib: launcher/generator pairs; straggler: a coordinator and workers, "
+                        "one of which slows down")
+    s.add_argument("--steer", choices=("suggest", "confirm", "apply"), default=None,
+                   help="run a steering agent alongside in this mode")
+    s.add_argument("--workers", type=int, default=4, help="straggler: worker agents")
+    s.add_argument("--iterations", type=int, default=16, help="fib: steps; straggler: rounds")
+    s.add_argument("--sleep", type=float, default=None,
+                   help="fib: seconds per sleep (x2 per step, default 0.5); straggler: "
+                        "seconds per task (default 0.1)")
     s.add_argument("--pairs", type=int, default=1, help="launcher/generator pairs")
     s.add_argument("--executor", choices=("thread", "process"), default="thread")
     s.add_argument("--exchange", choices=("local", "http", "redis"), default=None,
@@ -292,6 +308,25 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--fail-at", type=int, default=None, help="iteration that raises")
     s.add_argument("--redis", default="127.0.0.1:6379", help="HOST:PORT for --exchange redis")
     s.set_defaults(fn=cmd_demo)
+
+    s = sub.add_parser("steer", help="a run's steering trail; attach a steering agent; "
+                                     "approve or reject its suggestions")
+    s.add_argument("run")
+    s.add_argument("--exchange", help="the run's exchange: redis://HOST:PORT or "
+                                      "http://HOST:PORT (attach, approve, reject)")
+    s.add_argument("--mode", choices=("suggest", "confirm", "apply"), default="suggest")
+    s.add_argument("--targets", help="agents it may steer: uuids or class names, comma "
+                                     "separated (default: every agent of the run)")
+    s.add_argument("--approve", metavar="ID", help="apply a pending suggestion (mode confirm)")
+    s.add_argument("--reject", metavar="ID", help="drop a pending suggestion")
+    s.add_argument("--agent", help="uuid prefix of the steering agent, when several run")
+    s.add_argument("--duration", type=float, default=None,
+                   help="attach: stop after this many seconds")
+    s.add_argument("--idle", type=float, default=10.0,
+                   help="attach: stop when the run wrote nothing for this many seconds")
+    s.add_argument("--poll", type=float, default=0.25, help="attach: seconds between polls")
+    s.add_argument("--no-llm", action="store_true", help="template summaries only")
+    s.set_defaults(fn=cmd_steer)
     return p
 
 
