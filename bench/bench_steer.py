@@ -1,0 +1,127 @@
+"""Steering benchmark: real straggler runs on academy-py, side by side in one run.
+
+1. makespan of the straggler workload with a steering agent in ``apply`` mode against the
+   same workload without steering (target <= 0.7x);
+2. latency from the first slow action's completion (its end record's ``created``) to the
+   steering agent's suggestion about that worker in the pool (target <= 2 s);
+3. the steering agent's CPU (its event-loop thread plus its polling threads, measured by
+   ``time.thread_time`` inside the agent) while the run logs ~1,200 records/s (target
+   <= 5% of one core).
+
+    python bench/bench_steer.py [--rounds 24] [--task-s 0.1] [--keep]
+
+Template summaries only (no LLM): the figures are the agent's own. Runs write to a
+temporary Academy home unless --home is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import tempfile
+from typing import Any
+
+import numpy as np
+
+from features.run import Run
+from steering.demo.straggler import StragglerOptions, StragglerResult, run_straggler
+
+
+def ok(flag: bool) -> str:
+    return "OK" if flag else "MISS"
+
+
+def latency(res: StragglerResult, task_s: float) -> tuple[float, float, float]:
+    """(seconds, first slow end, suggestion time) from the steered run's pool."""
+    run = Run(res.pool_dir)
+    run.load()
+    acts = run.actions()
+    slow_id = f"AgentId<{(res.slow_uid or '')[:8]}>"
+    mine = (acts["agent_id"].astype(object) == slow_id) & (acts["action"] == "work")
+    slow = mine & (acts["exec_s"] >= 2.5 * task_s)
+    if not slow.any():
+        return math.nan, math.nan, math.nan
+    first_end = float(np.min(acts["t_end"][slow]))
+    ev = run.events()
+    rows = run.select("steering.kind=suggestion")
+    about = ev.column("steering.about")
+    times = [float(ev.created[r]) for r in rows if about[r] == slow_id]
+    if not times:
+        return math.nan, first_end, math.nan
+    t_sugg = min(t for t in times if t >= first_end) if any(t >= first_end for t in times) \
+        else min(times)
+    return t_sugg - first_end, first_end, t_sugg
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--rounds", type=int, default=24)
+    p.add_argument("--workers", type=int, default=4)
+    p.add_argument("--task-s", type=float, default=0.1)
+    p.add_argument("--slow-after", type=int, default=6)
+    p.add_argument("--slow-factor", type=float, default=4.0)
+    p.add_argument("--load-rounds", type=int, default=60)
+    p.add_argument("--load-task-s", type=float, default=0.05)
+    p.add_argument("--home", help="Academy home for the runs (default: a temporary dir)")
+    args = p.parse_args(argv)
+    tmp = None
+    home = args.home
+    if home is None:
+        tmp = tempfile.TemporaryDirectory(prefix="bench-steer-")
+        home = tmp.name
+    common: dict[str, Any] = dict(workers=args.workers, rounds=args.rounds,
+                                  task_s=args.task_s, slow_after=args.slow_after,
+                                  slow_factor=args.slow_factor, academy_home=home, llm=None)
+    print(f"straggler: {args.workers} workers x {args.rounds} rounds of "
+          f"{2 * args.workers} tasks x {args.task_s}s; worker 1 slows {args.slow_factor}x "
+          f"after {args.slow_after} tasks", flush=True)
+    base = run_straggler(StragglerOptions(**common, label="bench-steer-base"))
+    steered = run_straggler(StragglerOptions(**common, steer="apply",
+                                             label="bench-steer-apply"))
+    for r in (base, steered):
+        if not r.ok:
+            print(f"run failed: {r.error}", file=sys.stderr)
+            return 1
+    ratio = steered.makespan_s / base.makespan_s
+    lat, _, _ = latency(steered, args.task_s)
+    applied = [e for e in steered.steering or [] if e["kind"] == "apply"
+               and e.get("phase") == "after"]
+
+    snaps: dict[int, dict[str, Any]] = {}
+    warm = 5
+
+    async def on_round(r: int, steer: Any) -> None:
+        if steer is not None and r in (warm, args.load_rounds - 1):
+            snaps[r] = await steer.stats()
+
+    load = run_straggler(StragglerOptions(
+        workers=args.workers, rounds=args.load_rounds, task_s=args.load_task_s,
+        slow_after=None, academy_home=home, llm=None, steer="suggest",
+        label="bench-steer-load"), on_round=on_round)
+    rate = cpu = math.nan
+    if load.ok and len(snaps) == 2:
+        a, b = snaps[warm], snaps[args.load_rounds - 1]
+        dw = b["wall_s"] - a["wall_s"]
+        rate = (b["records"] - a["records"]) / dw
+        cpu = (b["cpu_s"] - a["cpu_s"]) / dw
+
+    print(f"\n{'figure':<52}{'value':>12}  target")
+    print(f"{'makespan without steering':<52}{base.makespan_s:>11.2f}s")
+    print(f"{'makespan with steering (apply)':<52}{steered.makespan_s:>11.2f}s  "
+          f"({len(applied)} call(s) applied)")
+    print(f"{'  ratio':<52}{ratio:>11.2f}x  <= 0.70x {ok(ratio <= 0.7)}")
+    print(f"{'first slow call end -> suggestion in the pool':<52}{lat:>11.2f}s  "
+          f"<= 2 s {ok(lat <= 2.0)}")
+    print(f"{'records/s while measuring CPU':<52}{rate:>12.0f}  ~1,200")
+    print(f"{'steering agent CPU (share of one core)':<52}{cpu:>11.1%}   <= 5% "
+          f"{ok(cpu <= 0.05)}")
+    if tmp is None:
+        print(f"\npools: {base.pool_dir.parent}")
+    else:
+        tmp.cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
