@@ -6,7 +6,8 @@ writes them into the steering process's own file of the run's pool, next to the 
 records, so ``academy-tui events RUN --where has:steering.kind`` shows them.
 
 Keys on every event: ``steering.kind`` (see :data:`KINDS`), ``steering.session`` (this steering
-agent's run), ``steering.agent`` (its id), ``steering.mode``, ``steering.seq``; the others depend
+agent's run), ``steering.agent`` (its id, also as ``academy.agent_id``), ``steering.mode``,
+``steering.seq``; the others depend
 on the kind: ``steering.id`` (a suggestion), ``steering.incident``, ``steering.action``,
 ``steering.args`` (JSON), ``steering.target``, ``steering.phase`` (``before``/``after`` of a
 call), ``steering.result``, ``steering.reason``, ``steering.summary``, ...
@@ -64,12 +65,15 @@ class Audit:
             seq = self._seq
         extra = {"steering.kind": kind, "steering.session": self.session,
                  "steering.agent": self.agent, "steering.mode": self.mode,
-                 "steering.seq": seq}
+                 "steering.seq": seq,
+                 # So the events view and filters put them with the steering agent.
+                 "academy.agent_id": self.agent}
         extra.update({f"steering.{k}": _value(v) for k, v in fields.items() if v is not None})
         log.log(level, msg, *args, extra=extra)
         event = {"t": time.time(), "level": logging.getLevelName(level),
                  "message": msg % args if args else msg,
-                 **{k.removeprefix("steering."): v for k, v in extra.items()}}
+                 **{k.removeprefix("steering."): v for k, v in extra.items()
+                    if k.startswith("steering.")}}
         self.events.append(event)
         return event
 
