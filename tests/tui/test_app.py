@@ -328,3 +328,33 @@ async def test_expected_time_key_updates_the_breakdown(sample) -> None:  # type:
                     scr.model.analysis.breakdown.expected_s == 3.2)
         await pilot.pause(0.3)
         assert "against 3.20 s expected" in str(scr.query_one("#where-answer").render())
+
+
+async def test_ask_tab_answers_and_its_citation_filters_the_events(sample) -> None:  # type: ignore[no-untyped-def]
+    from textual.widgets import Input, OptionList, TabbedContent
+
+    from tui.widgets.ask import AskPane
+
+    app = AcademyApp(str(sample("exception")))
+    async with app.run_test(size=SIZE) as pilot:
+        scr = await open_run(pilot, app)
+        await pilot.press("a")
+        await pilot.pause()
+        assert scr.query_one(TabbedContent).active == "ask"
+        inp = scr.query_one("#ask-input", Input)
+        assert inp.has_focus  # `a` opens the tab ready to type
+        inp.value = "What failed?"
+        await pilot.press("enter")
+        pane = scr.query_one(AskPane)
+        await until(pilot, lambda: bool(pane.citations) and not pane.busy)
+        assert pane.conversation.turns[-1].backend == "builtin"  # no endpoint configured
+        options = scr.query_one("#ask-citations", OptionList)
+        options.focus()
+        options.highlighted = 0
+        await pilot.press("enter")
+        await until(pilot, lambda: scr.query_one(TabbedContent).active == "events")
+        cited = pane.citations[0]
+        assert scr.model.filter_text.startswith("academy.action_tag=1b0601a6")
+        assert cited.ref == "act:1b0601a6"
+        rows = scr.model.run.select(scr.model.filter_text)
+        assert len(scr.model.view.rows) == len(rows) > 0

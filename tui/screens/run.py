@@ -25,6 +25,7 @@ from tui.messages import EventsIngested, FilterApplied, LoadProgressed, RunNoted
 from tui.model import LEVELS, RunModel
 from tui.safe import clean
 from tui.widgets.anomalies import AnomaliesDetected, AnomaliesView
+from tui.widgets.ask import AskPane
 from tui.widgets.detail import DetailScreen
 from tui.widgets.event_log import EventLog
 from tui.widgets.timeline import Timeline
@@ -78,7 +79,8 @@ class RunScreen(Screen[None]):
         Binding("l", "show_tab('timeline')", "timeline"),
         Binding("w", "show_tab('where')", "where time went"),
         Binding("A", "show_tab('anomalies')", "anomalies"),
-        Binding("d", "compare", "compare with run"),
+        Binding("a", "show_tab('ask')", "ask"),
+        Binding("d", "compare", "compare"),
         Binding("c", "clear_filter", "clear filter", show=False),
         Binding("x", "expect", "expected time", show=False),
     ]
@@ -115,6 +117,9 @@ class RunScreen(Screen[None]):
                 yield WhereView(self.model, id="where-view")
             with TabPane("Anomalies", id="anomalies"):
                 yield AnomaliesView(self.model, id="anomalies-view")
+            with TabPane("Ask", id="ask"):
+                yield AskPane(self.model.run, expected_s=self.model.expected_s,
+                              lock=self.model.things_lock, id="ask-pane")
         yield FilterBar(id="filter-bar")
         yield Footer()
 
@@ -413,8 +418,19 @@ class RunScreen(Screen[None]):
         log.invalidate()
         self._paint_status()
 
+    @on(AskPane.CitationSelected)
+    def _cited(self, msg: AskPane.CitationSelected) -> None:
+        """A cited event or thing: show its events."""
+        self.set_filter_text(msg.expr, focus_row=msg.rows[0] if msg.rows else None)
+        self.action_show_tab("events")
+
     def action_show_tab(self, tab: str) -> None:
+        if tab == "ask":
+            self.query_one(AskPane).expected_s = self.model.expected_s
         self.query_one(TabbedContent).active = tab
+        if tab == "ask":
+            self.query_one(AskPane).focus_input()
+            return
         # Focus follows the tab: a focused widget left in a hidden pane would pull it back.
         target = {"events": "#event-log", "timeline": "#timeline-view",
                   "anomalies": "#anomalies-table"}.get(tab)

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual import on, work
@@ -85,7 +86,8 @@ class AskPane(Vertical):
 
     def __init__(self, run: Run, *, config: LLMConfig | None = None,
                  expected_s: float | None = None, others: Sequence[Run] = (),
-                 builtin: bool = False, name: str | None = None, id: str | None = None,
+                 builtin: bool = False, lock: AbstractContextManager[Any] | None = None,
+                 name: str | None = None, id: str | None = None,
                  classes: str | None = None) -> None:
         """``config``: the LLM (default: loaded from the config file and environment at
         each question); ``builtin``: always use the built-in analyst; ``expected_s``: the
@@ -96,6 +98,9 @@ class AskPane(Vertical):
         self.expected_s = expected_s
         self.others = list(others)
         self.builtin = builtin
+        self.run_lock: AbstractContextManager[Any] = lock if lock is not None else nullcontext()
+        """Held while the answer reads the run (the app shares the run with its other
+        workers, and the run's caches are not safe for two threads at once)."""
         self.conversation = conversation_for(run)
         self.citations: list[Citation] = []
         """The latest answer's valid citations, in the list's order."""
@@ -166,9 +171,10 @@ class AskPane(Vertical):
                 self.post_message(self.AnswerStreamed(kind, text))
 
         try:
-            answer = ask(self.run, question, self.config, progress=progress,
-                         others=self.others, expected_s=self.expected_s,
-                         builtin=self.builtin, conversation=self.conversation)
+            with self.run_lock:
+                answer = ask(self.run, question, self.config, progress=progress,
+                             others=self.others, expected_s=self.expected_s,
+                             builtin=self.builtin, conversation=self.conversation)
         except Exception as exc:  # the worker must end with a message, whatever happened
             answer = Answer(question, f"Could not answer: {type(exc).__name__}: {exc}",
                             "", "builtin", "builtin", notes=["internal error"])
