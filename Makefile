@@ -28,9 +28,11 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/bench_core.py
 	$(BIN)/python bench/bench_tui.py
+	$(BIN)/python bench/bench_steer.py
 
 eval: $(STAMP)
 	$(BIN)/python bench/eval_anomaly.py
+	$(BIN)/python bench/eval_ask.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -388,4 +388,8 @@ def _first_positional(argv: list[str]) -> int | None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run the imported module's main, not this __main__ copy: the subcommand modules
+    # raise tui.cli.CliError, which must be the class main() catches.
+    from tui.cli import main as _main
+
+    sys.exit(_main())
