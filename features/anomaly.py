@@ -32,7 +32,10 @@ launchers each called once), which is then its own baseline.
 
 The multivariate part, ``Pipeline(SimpleImputer, RobustScaler, IsolationForest)`` over
 the whole feature matrix (fixed ``random_state``), never decides: its score ranks and
-marks calls that are unusual in other ways (``mv_outlier``) as context.
+marks calls that are unusual in other ways (``mv_outlier``) as context. It scores the
+columns it was trained on, selected by name (a user key first seen since the last refit
+is left out until the next one; a trained column a call lacks is imputed).
+``multivariate=False`` turns it off (baselines only).
 
 Live (:meth:`SlowdownDetector.partial_fit`): new calls are judged against the baseline,
 only calls not judged slow join it (so a slowdown does not teach the model that slow is
@@ -102,6 +105,9 @@ class SlowdownDetector(BaseEstimator):
         hung_factor, hung_min_s: In flight longer than ``hung_factor`` x the group's
             p99 total (and ``hung_min_s``): possibly hung.
         n_estimators, random_state: Of the IsolationForest.
+        multivariate: Fit and score the IsolationForest at all. Off, only the baselines
+            run (``mv_score`` NaN, ``mv_outlier`` False): cheaper where nothing uses the
+            ranking, e.g. a watcher polling a live run.
     """
 
     # Learned by fit/partial_fit.
@@ -118,7 +124,10 @@ class SlowdownDetector(BaseEstimator):
     mv_: Pipeline | None
     """The multivariate model (None until ``min_n`` calls were seen)."""
     feature_names_: list[str]
-    """Columns of the matrix the multivariate model sees."""
+    """Columns of the matrix kept for the multivariate model (grows with new user keys)."""
+    mv_feature_names_: list[str]
+    """Columns the fitted multivariate model was trained on (scoring selects these by
+    name: between refits the kept matrix can be wider than the forest)."""
     mv_rows_: list[np.ndarray]
     since_refit_: int
     notes_: list[str]
@@ -129,7 +138,7 @@ class SlowdownDetector(BaseEstimator):
                  decide_on: tuple[str, ...] = ("exec_s", "total_s"), window: int = 5000,
                  refit_every: int = 50, shift_after: int = 16, hung_factor: float = 3.0,
                  hung_min_s: float = 1.0, n_estimators: int = 100,
-                 random_state: int = 0) -> None:
+                 random_state: int = 0, multivariate: bool = True) -> None:
         self.min_n = min_n
         self.ratio_threshold = ratio_threshold
         self.z_threshold = z_threshold
@@ -143,6 +152,7 @@ class SlowdownDetector(BaseEstimator):
         self.hung_min_s = hung_min_s
         self.n_estimators = n_estimators
         self.random_state = random_state
+        self.multivariate = multivariate
 
     # -- learning ----------------------------------------------------------------------
 
@@ -201,6 +211,7 @@ class SlowdownDetector(BaseEstimator):
         self.baselines_ = {}
         self.mv_ = None
         self.feature_names_ = list(names)
+        self.mv_feature_names_ = []
         self.notes_ = []
         self.mv_rows_ = []
         self.since_refit_ = 0
@@ -250,6 +261,8 @@ class SlowdownDetector(BaseEstimator):
                 & (x - med >= self.min_excess_s))
 
     def _learn_matrix(self, feats: Features, done: np.ndarray) -> None:
+        if not self.multivariate:
+            return
         if done.any():
             self.mv_rows_.append(self._aligned(feats)[done])
             self.since_refit_ += int(done.sum())
@@ -272,13 +285,17 @@ class SlowdownDetector(BaseEstimator):
             ("forest", IsolationForest(n_estimators=self.n_estimators,
                                        random_state=self.random_state)),
         ]).fit(np.where(np.isfinite(mat), mat, np.nan))
+        self.mv_feature_names_ = list(self.feature_names_)
         self.since_refit_ = 0
 
-    def _aligned(self, feats: Features) -> np.ndarray:
-        """``feats.X`` with the fitted feature columns (NaN for ones it lacks)."""
+    def _aligned(self, feats: Features, names: list[str] | None = None) -> np.ndarray:
+        """``feats.X`` with the columns ``names`` (default: the kept feature columns),
+        selected by name; NaN for ones it lacks (the imputer fills them with the
+        training median)."""
+        names = self.feature_names_ if names is None else names
         pos = {n: i for i, n in enumerate(feats.names)}
-        out = np.full((len(feats.X), len(self.feature_names_)), np.nan)
-        for j, n in enumerate(self.feature_names_):
+        out = np.full((len(feats.X), len(names)), np.nan)
+        for j, n in enumerate(names):
             if n in pos:
                 out[:, j] = feats.X[:, pos[n]]
         return out
@@ -335,10 +352,13 @@ class SlowdownDetector(BaseEstimator):
 
     def _mv(self, feats: Features) -> tuple[np.ndarray, np.ndarray]:
         n = len(feats.table)
-        if getattr(self, "mv_", None) is None or not n:
+        if not self.multivariate or getattr(self, "mv_", None) is None or not n:
             return np.full(n, np.nan), np.zeros(n, dtype=bool)
         assert self.mv_ is not None
-        mat = self._aligned(feats)
+        # The columns the forest was trained on, not the kept ones: a user key first
+        # seen since the last refit widened those, and the forest refits only every
+        # refit_every calls.
+        mat = self._aligned(feats, self.mv_feature_names_)
         mat[~np.isfinite(mat)] = np.nan
         return self.mv_.score_samples(mat), self.mv_.predict(mat) == -1
 

@@ -19,7 +19,6 @@ import numpy as np
 
 from features.anomaly import SlowdownDetector
 from features.detect import Incident, LiveDetector
-from features.featurize import Features
 from features.run import Run
 
 
@@ -109,22 +108,6 @@ class StepResult:
     """Thread CPU time this step took."""
 
 
-class BaselineDetector(SlowdownDetector):
-    """The slowdown detector without its multivariate forest.
-
-    The per-group robust baselines decide what is slow; the forest only ranks and adds
-    context, and scoring it on every poll (and once per call judged late) costs several
-    times the CPU a watcher may spend. (Overrides two private hooks of
-    :class:`SlowdownDetector`; an option there would be cleaner.)"""
-
-    def _learn_matrix(self, feats: Features, done: np.ndarray) -> None:
-        pass
-
-    def _mv(self, feats: Features) -> tuple[np.ndarray, np.ndarray]:
-        n = len(feats.table)
-        return np.full(n, np.nan), np.zeros(n, dtype=bool)
-
-
 class Watch:
     """One run's pool, tailed; not thread-safe (one step at a time)."""
 
@@ -135,7 +118,10 @@ class Watch:
         self.stale_s = stale_s
         """Incidents that ended longer ago than this (attaching late) are history."""
         self.run: Run | None = None
-        self.live = LiveDetector(BaselineDetector())
+        # Baselines only: they decide what is slow; the multivariate forest only ranks
+        # and adds context, and scoring it on every poll (and once per call judged late)
+        # costs several times the CPU a watcher may spend.
+        self.live = LiveDetector(SlowdownDetector(multivariate=False))
         self._tag_owner: dict[str, str] = {}
         """Call tag -> the first incident of ours it was part of."""
         self._reported: dict[str, set[str]] = {}

@@ -34,6 +34,7 @@ from features.featurize import (
     process_features,
 )
 from features.run import Run
+from features.table import Table
 from steering.demo import DemoOptions, run_demo
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -181,6 +182,57 @@ def test_estimator_conventions(slow_run: Run) -> None:
     i = int(slow.argmax())
     assert det.assess(feats)["mv_score"][i] == pytest.approx(
         det.mv_.score_samples(det._aligned(feats))[i])
+
+
+def test_multivariate_off(slow_run: Run) -> None:
+    feats = action_features(slow_run)
+    det = SlowdownDetector(min_n=6, multivariate=False)
+    assert det.get_params()["multivariate"] is False
+    assert clone(det).get_params() == det.get_params()
+    assert SlowdownDetector().get_params()["multivariate"] is True
+    assert det.fit(feats) is det
+    assert det.mv_ is None
+    flags = det.assess(feats)
+    assert np.isnan(flags["mv_score"]).all() and not flags["mv_outlier"].any()
+    on = SlowdownDetector(min_n=6).fit(feats)
+    assert np.array_equal(det.predict(feats), on.predict(feats))  # the baselines decide
+
+
+def test_user_key_appearing_mid_run(slow_run: Run) -> None:
+    """A numeric user key first logged mid-run widens the features between two refits of
+    the forest: scoring uses the columns the forest was trained on, by name."""
+    feats = action_features(slow_run)
+    t = feats.table
+    order = np.argsort(t["t_done"])
+    first, later = order[: len(order) // 2], order[len(order) // 2:]
+    keep = [j for j, n in enumerate(feats.names) if not n.startswith("extra.")]
+    narrow_names = [feats.names[j] for j in keep]
+    narrow = Table({c: t[c] for c in t.columns if not c.startswith("extra.")},
+                   name=t.name)
+    new = np.arange(len(t), dtype=np.float64)
+    wide = Table({**{c: t[c] for c in t.columns}, "extra.zz.new": new}, name=t.name)
+    wide_X = np.column_stack([feats.X, new])
+    wide_names = [*feats.names, "extra.zz.new"]
+    assert len(wide_names) > len(narrow_names)
+    live = LiveDetector(SlowdownDetector(refit_every=10_000))
+    for i in first:
+        live.update_features(Features(narrow.take([i]), feats.X[[i]][:, keep],
+                                      narrow_names))
+    det = live.detector
+    assert det.mv_ is not None and det.mv_feature_names_ == narrow_names
+    for i in later:
+        live.update_features(Features(wide.take([i]), wide_X[[i]], wide_names))
+    assert det.feature_names_ == wide_names  # widened, forest not refitted
+    assert det.mv_feature_names_ == narrow_names
+    flags = live.flags()
+    assert len(flags) == len(t) and set(live.position) == set(t["tag"].tolist())
+    assert "in flight" not in set(flags["flag"].tolist())
+    late = np.isin(flags["tag"], t["tag"][later])
+    assert np.isfinite(flags["mv_score"][late]).all()  # scored, not skipped
+    assert iterations_of(slow_run, list(live.flagged_at)) == list(
+        range(SLOW_AT, SLOW_AT + SLOW_LEN))
+    # A trained column a call lacks is imputed, not an error.
+    det.assess(Features(narrow.take([0]), np.empty((1, 0)), []))
 
 
 def test_exception_sample(sample: Callable[[str], Path]) -> None:
