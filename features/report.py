@@ -203,7 +203,39 @@ def build(run: Run, expected_s: float | None = None, top: int = 10,
         if len(order) > top:
             lines.append(f"... {len(order) - top} more ERROR records")
         secs.append(Section("Errors", lines, data={"error_records": len(err_rows)}))
+    steer = steering_section(run, top)
+    if steer is not None:
+        secs.append(steer)
     return secs
+
+
+STEERING_LOGGER = "academy_tui.steering"
+
+
+def steering_section(run: Run, top: int = 10) -> Section | None:
+    """The steering agent's trail (``steering.*`` records of its logger): counts by kind
+    and the suggestions, approvals, applied calls, checks and reverts in time order."""
+    ev = run.events()
+    if "steering.kind" not in ev.store.key_shapes:
+        return None
+    rows = run.select(f"has:steering.kind and name={STEERING_LOGGER}")
+    if not len(rows):
+        return None
+    kinds = ev.column("steering.kind")[rows]
+    names, counts = np.unique(np.array([str(k) for k in kinds], dtype=object).astype(str),
+                              return_counts=True)
+    lines = ["records by kind: " + ", ".join(f"{n} {c}" for n, c in zip(names, counts,
+                                                                          strict=True))]
+    keep = {"suggestion", "approval", "rejection", "apply", "check", "revert", "escalation"}
+    shown = [int(r) for r, k in zip(rows, kinds, strict=True) if str(k) in keep]
+    for r in shown[:top]:
+        lines.append(f"+{ev.created[r] - ev.t0:8.3f} s  {ev.message[r][:160]} "
+                     f"[{evidence(run, r)}]")
+    if len(shown) > top:
+        lines.append(f"... {len(shown) - top} more")
+    return Section("Steering", lines, data={
+        "records": len(rows),
+        "by_kind": {str(n): int(c) for n, c in zip(names, counts, strict=True)}})
 
 
 def anomalies_section(run: Run, top: int = 10, explain_top: int = 3) -> Section:

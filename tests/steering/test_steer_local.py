@@ -170,3 +170,17 @@ def test_fib_demo_with_steering_apply(tmp_path: Path) -> None:
     assert_calls_audited(res.pool_dir)
     # The generator logged the change itself, next to the steering agent's records.
     assert any(r.get("msg", "").startswith("sleep changed") for r in pool_records(res.pool_dir))
+    # The report shows the trail, counted from the pool by kind.
+    from features.report import build, render_text, to_json
+    from features.run import Run
+
+    run = Run(res.pool_dir)
+    run.load()
+    secs = build(run)
+    steer = to_json(secs)["steering"]
+    raw = [r for r in pool_records(res.pool_dir) if r.get("name") == "academy_tui.steering"]
+    by_kind: dict[str, int] = {}
+    for r in raw:
+        by_kind[r["steering.kind"]] = by_kind.get(r["steering.kind"], 0) + 1
+    assert steer["data"]["by_kind"] == by_kind and by_kind["apply"] >= 2
+    assert "Steering\n" in render_text(secs)
