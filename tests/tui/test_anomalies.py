@@ -81,6 +81,23 @@ def raw_slow_tags(pool_dir: Path) -> set[str]:
     return slow
 
 
+def raw_really_slow_tags(pool_dir: Path) -> set[str]:
+    """Action tags of next_item calls whose execution (from the raw lines) took more
+    than twice the median: on a loaded machine a call the agent did not slow down can
+    still be slow, and then the detector is right to flag it."""
+    recs = [json.loads(line) for f in pool_dir.glob("*.jsonlog")
+            for line in f.read_text().splitlines()]
+    spans: dict[str, dict[str, float]] = defaultdict(dict)
+    for r in recs:
+        if r.get("academy.action") == "next_item" and \
+                r.get("academy.action_state") in ("execute_start", "execute_success"):
+            spans[r["academy.action_tag"]][r["academy.action_state"]] = float(r["created"])
+    dur = {tag: s["execute_success"] - s["execute_start"] for tag, s in spans.items()
+           if len(s) == 2}
+    med = float(np.median(list(dur.values())))
+    return {tag for tag, d in dur.items() if d > 2 * med}
+
+
 def raw_rows_with_tags(pool_dir: Path, tags: set[str]) -> int:
     return sum(1 for f in pool_dir.glob("*.jsonlog") for line in f.read_text().splitlines()
                if json.loads(line).get("academy.action_tag") in tags)
@@ -119,15 +136,28 @@ async def test_anomalies_tab_lists_explains_and_drills_down(home: Path) -> None:
         assert scr.query_one(TabbedContent).active == "anomalies"
         view = scr.query_one(AnomaliesView)
         table = view.query_one(DataTable)
-        await until(pilot, lambda: table.row_count == 1)
-        row = table.get_row_at(0)
-        assert row[3] == GROUP and row[2] == "slowdown" and row[4] == str(SLOW_LEN)
+        await until(pilot, lambda: table.row_count >= 1)
+        # The injected calls are the first (most severe) incident; anything else flagged
+        # must be really slow in the raw lines (a loaded machine makes such calls).
+        allowed = expected | raw_really_slow_tags(slow)
+        table.focus()
+        while (cur := view.selected()) is not None and not expected <= set(cur.tags) \
+                and table.cursor_row < table.row_count - 1:
+            await pilot.press("down")
+        row = table.get_row_at(table.cursor_row)
         inc = view.selected()
-        assert inc is not None and set(inc.tags) == expected
-        assert "1 incident among" in text_of(view.query_one("#anomalies-summary"))
+        assert inc is not None and expected <= set(inc.tags) <= allowed
+        n = len(inc.tags)
+        assert row[3] == GROUP and row[2] == "slowdown" and row[4] == str(n)
+        flagged = {t for i in view._incidents.values() for t in i.tags}
+        assert flagged <= allowed
+        k = table.row_count
+        assert f"{k} incident{'' if k == 1 else 's'} among" in \
+            text_of(view.query_one("#anomalies-summary"))
         body = view.query_one("#anomalies-explain")
         await until(pilot, lambda: "fib.delay_s" in text_of(body))
-        assert f"{SLOW_LEN} slow {GROUP} calls (incident #1)" in text_of(body)
+        assert f"{n} slow {GROUP} calls (incident #{inc.id})" in text_of(body)
+        expected = set(inc.tags)
 
         table.focus()
         await pilot.press("enter")
@@ -150,8 +180,13 @@ async def test_timeline_marks_slow_bars_and_jumps_to_the_incident(home: Path) ->
         await pilot.press("A")
         view = scr.query_one(AnomaliesView)
         await until(pilot, lambda: view.selected() is not None)
+        table = view.query_one(DataTable)
+        while (cur := view.selected()) is not None and not expected <= set(cur.tags) \
+                and table.cursor_row < table.row_count - 1:
+            await pilot.press("down")
         inc = view.selected()
-        assert inc is not None
+        assert inc is not None and expected <= set(inc.tags)
+        expected = set(inc.tags)
         await pilot.press("t")
         tl = scr.query_one(Timeline)
         await until(pilot, lambda: scr.query_one(TabbedContent).active == "timeline"
@@ -160,10 +195,10 @@ async def test_timeline_marks_slow_bars_and_jumps_to_the_incident(home: Path) ->
         data = tl.data
         assert data is not None
         acts = scr.model.analysis.actions  # type: ignore[union-attr]
-        marked = data.action[data.code == td.SLOW]
-        assert {str(acts["tag"][i]) for i in marked} == expected
+        marked = {str(acts["tag"][i]) for i in data.action[data.code == td.SLOW]}
+        assert expected <= marked <= expected | raw_really_slow_tags(slow)
         assert not (data.code == td.HUNG).any()
-        assert np.isfinite(data.ratio).sum() == len(expected)
+        assert np.isfinite(data.ratio).sum() == len(marked)
         # The cursor is on the incident's start, in its agent's lane, and the lane shows
         # the slow glyph where the incident is.
         t0 = scr.model.events().t0
