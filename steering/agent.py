@@ -101,6 +101,16 @@ class SteeringAgent(Agent):
         except Exception as exc:  # a broken config must not stop steering
             return f"template ({type(exc).__name__}: {str(exc)[:200]})"
 
+    def _exchange(self) -> str:
+        """The exchange approvals reach this agent over (``steering.exchange``), so the
+        TUI and ``steer --approve`` need not be told."""
+        try:
+            from steering.attach import exchange_url
+
+            return exchange_url(self.agent_exchange_client.factory())
+        except Exception:  # knowing it is a convenience only
+            return ""
+
     async def agent_on_shutdown(self) -> None:
         # Before Academy cancels the loop, which may be in the middle of a poll.
         if not self.stopped:
@@ -117,7 +127,7 @@ class SteeringAgent(Agent):
         o = self.options
         self.audit.emit("start", "steering %s in mode %s (%s)", self.pool_dir, self.mode,
                         self.llm_note, pool=self.pool_dir, summaries=self.llm_note,
-                        targets=self.targets_wanted)
+                        targets=self.targets_wanted, exchange=self._exchange())
         errors = 0
         last_observe = time.monotonic()
         while not shutdown.is_set():

@@ -45,6 +45,25 @@ def exchange_factory(url: str) -> ExchangeFactory[Any]:
                       "http://HOST:PORT (a local exchange lives inside its process)")
 
 
+def exchange_url(factory: Any) -> str:
+    """Where another process reaches the exchange of ``factory``: ``redis://HOST:PORT``,
+    the HTTP exchange's URL, ``local`` (inside its process only) or ``""`` (unknown). No
+    credentials: Redis keyword arguments and HTTP headers are left out."""
+    if isinstance(factory, RedisExchangeFactory):
+        info = factory.redis_info
+        return f"redis://{info.hostname}:{info.port}"
+    if isinstance(factory, HttpExchangeFactory):
+        url = str(getattr(getattr(factory, "_info", None), "url", "") or "")
+        parts = urlsplit(url)
+        if parts.username or parts.password:  # never log credentials
+            url = parts._replace(netloc=parts.hostname or "").geturl() if parts.hostname \
+                else ""
+        return url
+    if type(factory).__name__ == "LocalExchangeFactory":
+        return "local"
+    return ""
+
+
 @dataclass
 class AttachResult:
     """What the attached steering agent did."""
@@ -109,21 +128,52 @@ async def _follow(steer: Any, pool: Path, mine: set[Path], duration_s: float | N
         return "interrupted"
 
 
+def recorded_exchange(run: Any) -> str:
+    """The exchange the run's last steering agent recorded at its start
+    (``steering.exchange`` of its ``start`` event), or ``""``."""
+    ev = run.events()
+    if "steering.exchange" not in ev.store.key_shapes:
+        return ""
+    rows = run.select('steering.kind=start and name="academy_tui.steering" '
+                      'and has:steering.exchange')
+    if not len(rows):
+        return ""
+    return str(ev.column("steering.exchange")[rows[-1]] or "")
+
+
+def steering_agents(run: Any) -> list[str]:
+    """Lower-case uuids of the run's steering agents (from its launch records)."""
+    ag = run.agents()
+    return [str(u).lower() for u, c in zip(ag["uuid"].tolist(), ag["class"].tolist(),
+                                           strict=True) if c == "SteeringAgent" and u]
+
+
 async def call_steering(pool_dir: str | Path, exchange_url: str, action: str,
                         suggestion_id: str, agent: str | None = None,
-                        timeout_s: float = 30.0) -> dict[str, Any]:
+                        timeout_s: float = 30.0,
+                        candidates: list[str] | None = None) -> dict[str, Any]:
     """Call ``approve`` or ``reject`` on the steering agent of the run at ``pool_dir``: the
     one its pool says was launched (``agent``: a uuid prefix to choose among several) and
-    the exchange confirms is a steering agent."""
+    the exchange confirms is a steering agent. An empty ``exchange_url`` means the one the
+    agent recorded in the pool. ``candidates`` (the steering agents' uuids, for a caller that
+    has the run loaded, with ``exchange_url``) saves reading the pool again."""
     if action not in ("approve", "reject"):
         raise AttachError(f"unknown steering action {action!r}")
-    from features.run import Run
+    if candidates is None or not exchange_url:
+        from features.run import Run
 
-    run = Run(Path(pool_dir))
-    run.load()
-    ag = run.agents()
-    found = [str(u).lower() for u, c in zip(ag["uuid"].tolist(), ag["class"].tolist(),
-                                             strict=True) if c == "SteeringAgent" and u]
+        run = Run(Path(pool_dir))
+        run.load()
+        exchange_url = exchange_url or recorded_exchange(run)
+        candidates = steering_agents(run)
+    if not exchange_url:
+        raise AttachError("the steering agent did not record its exchange: give it "
+                          "(redis://HOST:PORT or http://HOST:PORT)")
+    if exchange_url == "local":
+        raise AttachError("the steering agent runs on a local exchange, which only its own "
+                          "process reaches: run the workflow with an HTTP or Redis exchange "
+                          "to approve from elsewhere")
+    found = [c.lower() for c in candidates]
     if agent:
         found = [u for u in found if u.startswith(agent.lower())]
     manager = await Manager.from_exchange_factory(exchange_factory(exchange_url))

@@ -313,7 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      "approve or reject its suggestions")
     s.add_argument("run")
     s.add_argument("--exchange", help="the run's exchange: redis://HOST:PORT or "
-                                      "http://HOST:PORT (attach, approve, reject)")
+                                      "http://HOST:PORT (attach; approve and reject default "
+                                      "to the one the steering agent recorded)")
     s.add_argument("--mode", choices=("suggest", "confirm", "apply"), default="suggest")
     s.add_argument("--targets", help="agents it may steer: uuids or class names, comma "
                                      "separated (default: every agent of the run)")

@@ -2,6 +2,7 @@
 
     academy-tui steer RUN                                  # what steering did (from the pool)
     academy-tui steer RUN --exchange redis://HOST:PORT     # attach a steering agent now
+    academy-tui steer RUN --approve s3          # over the exchange the agent recorded
     academy-tui steer RUN --exchange http://HOST:PORT --approve s3
 """
 
@@ -43,13 +44,9 @@ def steer(args: argparse.Namespace) -> int:
 
 def _decide(args: argparse.Namespace, path: Any) -> int:
     from steering.attach import call_steering
-    from tui.cli import CliError
 
-    if not args.exchange:
-        raise CliError("--approve/--reject talk to the steering agent over the run's "
-                       "exchange: add --exchange redis://HOST:PORT or http://HOST:PORT")
     action, sid = ("approve", args.approve) if args.approve else ("reject", args.reject)
-    res = asyncio.run(call_steering(path, args.exchange, action, sid, args.agent))
+    res = asyncio.run(call_steering(path, args.exchange or "", action, sid, args.agent))
     line = f"{res.get('id')}: {res.get('status')}"
     if res.get("action"):
         line += f" ({res['action']}({_args(res.get('args'))}) on {res.get('target')})"

@@ -22,6 +22,9 @@ def test_straggler_process_http_apply(tmp_path: Path) -> None:
     assert res.ok, res.error
     events = res.steering
     assert events is not None
+    (start,) = kinds(events, "start")
+    # Where approvals reach it, for the TUI and `steer --approve` (no credentials).
+    assert start["exchange"].startswith("http://127.0.0.1:")
     (target,) = kinds(events, "targets")
     assert (target["target_class"], target["source"]) == ("CoordinatorAgent", "describe")
     applied = kinds(events, "apply", phase="after", result="ok")

@@ -1,6 +1,7 @@
 """Attach later, from other processes, over Redis: a straggler run (its own process) is
 joined by ``academy-tui steer RUN --exchange redis://... --mode confirm`` (a second
-process), whose suggestion is approved by ``academy-tui steer RUN --approve ID`` (a third).
+process), whose suggestion is approved by ``academy-tui steer RUN --approve ID`` (a third,
+over the exchange the agent recorded in the pool).
 The attached agent's records land in the run's pool, in a file of its own."""
 
 from __future__ import annotations
@@ -61,8 +62,11 @@ def test_attach_confirm_and_approve_over_redis(tmp_path: Path) -> None:
                     "--idle", "2", "--poll", "0.1"),
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             sugg = wait_suggestion(pool)
-            approve = subprocess.run(cli(home, pool.name, "--exchange", url, "--approve",
-                                         sugg["steering.id"]),
+            # No --exchange: the attached agent recorded where it is reachable.
+            (start,) = [r for r in pool_records_safe(pool)
+                        if r.get("steering.kind") == "start"]
+            assert start["steering.exchange"] == url
+            approve = subprocess.run(cli(home, pool.name, "--approve", sugg["steering.id"]),
                                      capture_output=True, text=True, timeout=60, check=False)
             assert approve.returncode == 0, approve.stdout + approve.stderr
             assert f"{sugg['steering.id']}: applied" in approve.stdout
