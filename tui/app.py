@@ -61,6 +61,8 @@ class HelpScreen(ModalScreen[None]):
                     "p same process.\n")
         text.append("In the anomalies view: enter shows an incident's events, t shows it on "
                     "the timeline. Comparing runs (d): s swaps A and B, esc goes back.\n")
+        text.append("In the steering view (s): enter shows a suggestion's records, y approves "
+                    "and n rejects a pending one over the exchange its agent recorded.\n")
         yield Static(text)
 
 

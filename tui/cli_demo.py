@@ -21,7 +21,10 @@ def demo(args: argparse.Namespace) -> int:
     actions, otherwise open the app on the run while it is written."""
     from tui.cli import CliError
 
-    exchange = args.exchange or ("http" if args.executor == "process" else "local")
+    # confirm: approvals come from another process (the TUI, `steer --approve`), which a
+    # local exchange cannot reach.
+    exchange = args.exchange or ("http" if args.executor == "process"
+                                 or getattr(args, "steer", None) == "confirm" else "local")
     if args.executor == "process" and exchange == "local":
         raise CliError("the local exchange cannot cross processes: use --exchange http "
                        "or redis with --executor process")

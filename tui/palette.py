@@ -22,7 +22,8 @@ def commands(app: App[Any], screen: Screen[Any]) -> Iterable[SystemCommand]:
         return
     s = screen
     for tab, title in (("events", "Events"), ("timeline", "Timeline"),
-                       ("where", "Where the time went"), ("anomalies", "Anomalies")):
+                       ("where", "Where the time went"), ("anomalies", "Anomalies"),
+                       ("steering", "Steering"), ("ask", "Ask")):
         yield SystemCommand(f"View: {title}", f"switch to the {title} view",
                             lambda t=tab: s.action_show_tab(t))
     for fmt in ("csv", "jsonl"):
@@ -34,6 +35,9 @@ def commands(app: App[Any], screen: Screen[Any]) -> Iterable[SystemCommand]:
     yield SystemCommand("Compare with run…", "pick another run: where this one is slower "
                         "(or faster) than it", s.action_compare)
     yield SystemCommand("Filter: clear", "show every event", s.action_clear_filter)
+    yield SystemCommand("Filter: steering trail", "the steering agent's records "
+                        "(name=academy_tui.steering)",
+                        lambda: s.set_filter_text("name=academy_tui.steering"))
     yield SystemCommand("Filter: errors and tracebacks", "levelno>=40 or exc_text!=None",
                         lambda: s.set_filter_text("levelno>=40 or exc_text!=None"))
     a = s.model.analysis

@@ -1,4 +1,4 @@
-"""One run: events, timeline, where the time went and anomalies, live.
+"""One run: events, timeline, where the time went, anomalies and steering, live.
 
 Reading happens in an exclusive thread worker that posts one message per batch; the
 analyses and the slowdown detector run in their own exclusive workers; the screen only
@@ -28,6 +28,7 @@ from tui.widgets.anomalies import AnomaliesDetected, AnomaliesView
 from tui.widgets.ask import AskPane
 from tui.widgets.detail import DetailScreen
 from tui.widgets.event_log import EventLog
+from tui.widgets.steering import SteeringView
 from tui.widgets.timeline import Timeline
 from tui.widgets.where import WhereView
 
@@ -79,6 +80,7 @@ class RunScreen(Screen[None]):
         Binding("l", "show_tab('timeline')", "timeline"),
         Binding("w", "show_tab('where')", "where time went"),
         Binding("A", "show_tab('anomalies')", "anomalies"),
+        Binding("s", "show_tab('steering')", "steering", show=False),
         Binding("a", "show_tab('ask')", "ask"),
         Binding("d", "compare", "compare"),
         Binding("c", "clear_filter", "clear filter", show=False),
@@ -117,6 +119,8 @@ class RunScreen(Screen[None]):
                 yield WhereView(self.model, id="where-view")
             with TabPane("Anomalies", id="anomalies"):
                 yield AnomaliesView(self.model, id="anomalies-view")
+            with TabPane("Steering", id="steering"):
+                yield SteeringView(self.model, id="steering-view")
             with TabPane("Ask", id="ask"):
                 yield AskPane(self.model.run, expected_s=self.model.expected_s,
                               lock=self.model.things_lock, id="ask-pane")
@@ -268,6 +272,11 @@ class RunScreen(Screen[None]):
             self.query_one(Timeline).data_changed()
         elif active == "anomalies":
             self.query_one(AnomaliesView).refresh_view()
+        elif active == "steering":
+            self.query_one(SteeringView).refresh_view()
+        if active != "steering" and "steering.kind" in self.model.events().store.key_shapes:
+            # Hidden, but a suggestion waiting for a person must be announced (throttled).
+            self.query_one(SteeringView).refresh_view(hidden=True)
 
     @on(TabbedContent.TabActivated)
     def _tab_shown(self) -> None:
@@ -311,6 +320,11 @@ class RunScreen(Screen[None]):
     def _drill_incident(self, msg: AnomaliesView.DrillDown) -> None:
         if msg.note:
             self.notify(msg.note)
+        self.set_filter_text(msg.expr, focus_row=msg.row)
+        self.action_show_tab("events")
+
+    @on(SteeringView.DrillDown)
+    def _drill_steering(self, msg: SteeringView.DrillDown) -> None:
         self.set_filter_text(msg.expr, focus_row=msg.row)
         self.action_show_tab("events")
 
@@ -433,7 +447,7 @@ class RunScreen(Screen[None]):
             return
         # Focus follows the tab: a focused widget left in a hidden pane would pull it back.
         target = {"events": "#event-log", "timeline": "#timeline-view",
-                  "anomalies": "#anomalies-table"}.get(tab)
+                  "anomalies": "#anomalies-table", "steering": "#steering-table"}.get(tab)
         if target:
             self.query_one(target).focus()
 

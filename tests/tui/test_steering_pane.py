@@ -1,0 +1,161 @@
+"""The Steering tab: the steering agent's trail read from the pool."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+from textual.widgets import DataTable, Input, Static
+
+from tests.tui.test_app import SIZE, open_run, until
+from tui.app import AcademyApp
+from tui.widgets.prompt import PromptScreen
+from tui.widgets.steering import NO_STEERING, SteeringView
+
+if TYPE_CHECKING:
+    from steering.demo import DemoResult
+
+
+def _raw(pool: Path) -> list[dict]:  # type: ignore[type-arg]
+    out = []
+    for f in sorted(pool.glob("*.jsonlog")):
+        out += [json.loads(ln) for ln in f.read_text().splitlines() if ln.strip()]
+    return [r for r in out if r.get("name") == "academy_tui.steering"]
+
+
+@pytest.fixture
+def steered(tmp_path: Path) -> DemoResult:
+    """A finished run of the fibonacci demo with a steering agent applying its remedy."""
+    # Imported here: importing the demo (Academy, its logging) at collection time would
+    # change what the other test modules of this directory see.
+    from steering.demo import DemoOptions, run_demo
+
+    res = run_demo(DemoOptions(iterations=30, sleep=0.02, slow_at=12, slow_factor=6,
+                               slow_len=30, academy_home=tmp_path, steer="apply",
+                               step_timeout=60))
+    assert res.ok, res.error
+    return res
+
+
+async def test_steering_pane_lists_suggestions_and_drills_down(steered: DemoResult) -> None:
+    res = steered
+    raw = _raw(res.pool_dir)
+    sugg = [r for r in raw if r.get("steering.kind") == "suggestion"]
+    assert sugg
+    app = AcademyApp(str(res.pool_dir))
+    async with app.run_test(size=SIZE) as pilot:
+        scr = await open_run(pilot, app)
+        await pilot.press("s")
+        view = scr.query_one(SteeringView)
+        table = view.query_one(DataTable)
+        await until(pilot, lambda: view.trail is not None and table.row_count == len(sugg))
+        for i, r in enumerate(sugg):
+            row = table.get_row_at(i)
+            assert row[0] == r["steering.id"]
+            assert row[2] == r["steering.target"]
+            assert row[3] == r["steering.action"]
+            assert row[4] == r["steering.args"]
+        sid = sugg[0]["steering.id"]
+        # The state is what the last check or escalation of it said.
+        last = [r for r in raw if r.get("steering.id") == sid
+                and r["steering.kind"] in ("check", "escalation")][-1]
+        state = table.get_row_at(0)[5]
+        if last["steering.kind"] == "check":
+            assert state == f"checked: {last['steering.result']}"
+        else:
+            assert state.startswith(f"escalated: {last['steering.reason'][:20]}")
+        body = str(view.query_one("#steering-records", Static).render())
+        assert "suggestion" in body and "apply" in body
+        n_id = sum(1 for r in _raw(res.pool_dir) if r.get("steering.id") == sid)
+        await pilot.press("enter")
+        await until(pilot, lambda: scr.query_one("#tabs").active == "events"
+                    and scr.model.filter_text == f"steering.id={sid}")
+        await until(pilot, lambda: len(scr.model.view.rows) == n_id)
+
+
+async def test_steering_pane_without_agent(sample) -> None:  # type: ignore[no-untyped-def]
+    app = AcademyApp(str(sample("thread")))
+    async with app.run_test(size=SIZE) as pilot:
+        scr = await open_run(pilot, app)
+        await pilot.press("s")
+        view = scr.query_one(SteeringView)
+        await until(pilot, lambda: view.trail is not None)
+        assert str(view.query_one("#steering-summary", Static).render()) == NO_STEERING
+        assert view.query_one(DataTable).row_count == 0
+
+
+async def test_approve_a_pending_suggestion_from_the_pane(tmp_path: Path) -> None:
+    """Mode confirm, live: a straggler run (its own process, Academy's HTTP exchange) whose
+    steering agent waits for a person; the pane shows the suggestion pending, ``y`` asks
+    over the exchange the agent recorded, and the remedy is applied in the workflow."""
+    home = tmp_path / "home"
+    wf = subprocess.Popen(
+        [sys.executable, "-m", "steering.demo.straggler", "--workers", "3", "--rounds", "90",
+         "--task-s", "0.04", "--slow-after", "20", "--slow-factor", "6", "--exchange", "http",
+         "--steer", "confirm", "--academy-home", str(home)],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert wf.stdout is not None
+        pool = Path(wf.stdout.readline().split("pool: ", 1)[1].strip())
+        deadline = time.monotonic() + 60
+        while not list(pool.glob("*.jsonlog")):
+            assert time.monotonic() < deadline, "the workflow wrote nothing"
+            time.sleep(0.1)
+        app = AcademyApp(str(pool))
+        async with app.run_test(size=SIZE) as pilot:
+            scr = await open_run(pilot, app)
+            view = scr.query_one(SteeringView)
+            table = view.query_one(DataTable)
+
+            # On another tab, a suggestion waiting for a person is announced.
+            def announced() -> bool:
+                return any("waits for approval" in n.message
+                           for n in app._notifications)  # noqa: SLF001
+
+            await until(pilot, announced, timeout=90)
+            assert scr.query_one("#tabs").active == "events"
+            await pilot.press("s")
+
+            def pending() -> str | None:
+                if view.trail is None:
+                    return None
+                return next((k for k, s in view.trail.suggestions.items()
+                             if s.state == "pending" and s.action == "set_weight"), None)
+
+            await until(pilot, lambda: pending() is not None and table.row_count > 0,
+                        timeout=90)
+            sid = pending()
+            assert sid is not None
+            assert view.trail is not None
+            assert view.trail.exchange.startswith("http://127.0.0.1:")
+            summary = str(view.query_one("#steering-summary", Static).render())
+            assert "pending" in summary and view.trail.exchange in summary
+            table.focus()
+            table.move_cursor(row=table.get_row_index(sid))
+            await pilot.press("y")
+            await until(pilot, lambda: isinstance(app.screen, PromptScreen))
+            assert app.screen.query_one(Input).value == view.trail.exchange
+            await pilot.press("enter")
+            await until(pilot, lambda: view.trail is not None
+                        and view.trail.suggestions[sid].state.startswith(
+                            ("applied", "checked")), timeout=60)
+            row = table.get_row(sid)
+            assert row[5].startswith(("applied", "checked"))
+        assert wf.wait(timeout=180) == 0
+    finally:
+        if wf.poll() is None:
+            wf.kill()
+            wf.wait()
+    raw = _raw(pool)
+    (approval,) = [r for r in raw if r.get("steering.kind") == "approval"]
+    assert approval["steering.id"] == sid
+    assert approval["steering.approved_by"].startswith("UserId<")
+    applied = [r for r in raw if r.get("steering.kind") == "apply"
+               and r.get("steering.id") == sid]
+    assert [r["steering.phase"] for r in applied][:2] == ["before", "after"]
+    assert applied[1]["steering.result"] == "ok"
