@@ -18,7 +18,13 @@ import orjson
 from features.columns import FrozenValues
 from features.normalize import infer_numeric, scalar
 from features.parse import FLAG_EXC, FLAG_MSG_CUT, FLAG_REPAIRED
-from features.store import CATEGORICAL_KEYS, INT_KEYS, EventStore, _LazyColumn
+from features.store import (
+    CATEGORICAL_KEYS,
+    INT_KEYS,
+    EventStore,
+    _LazyColumn,
+    _NumericColumn,
+)
 
 PSEUDO_KEYS = ("@file", "@line", "@offset", "@row", "@t", "@repaired")
 """Keys every event has that are not in the record: its location and derived values."""
@@ -126,13 +132,28 @@ class Events:
             if key in self.ints:
                 out[col == -1] = np.nan
             return out
-        vals = [v for v in col if v is not None]
-        if infer_numeric(vals[:5000]) == "str" or infer_numeric(vals) == "str":
+        # Converted once per row: a live run extends the cached floats with its new rows
+        # only (the store's rows are append-only), so a poll costs what arrived.
+        store = self.store
+        cached = store.numeric_get(key)
+        if cached is not None and cached.rows == self.n:
+            return None if cached.values is None else cached.values.copy()
+        start = cached.rows if cached is not None and cached.rows < self.n else 0
+        if cached is not None and start and cached.values is None and cached.seen:
+            return None  # a string among the first rows: never numeric
+        part = col[start:]
+        mask = np.fromiter((v is not None for v in part), dtype=bool, count=len(part))
+        vals = part[mask].tolist()
+        seen = bool(vals) or (cached is not None and start > 0 and cached.seen)
+        if vals and infer_numeric(vals) == "str":
+            store.numeric_put(key, _NumericColumn(self.n, None, True))
             return None
-        out = np.full(len(col), np.nan)
-        mask = np.fromiter((v is not None for v in col), dtype=bool, count=len(col))
-        out[mask] = np.asarray(col[mask], dtype=np.float64)
-        return out
+        out = np.full(self.n, np.nan)
+        if start and cached is not None and cached.values is not None:
+            out[:start] = cached.values[:start]
+        out[start:][mask] = np.asarray(vals, dtype=np.float64)
+        store.numeric_put(key, _NumericColumn(self.n, out if seen else None, seen))
+        return out.copy() if seen else None
 
     def has_key(self, key: str) -> np.ndarray:
         """Boolean mask: the record has ``key`` (with any value, including null)."""

@@ -122,16 +122,31 @@ def _matrix(table: Table, names: Sequence[str]) -> np.ndarray:
 # -- actions ---------------------------------------------------------------------------
 
 
-def action_features(run: Run, vocab: Vocabulary | None = None) -> Features:
+def action_features(run: Run, vocab: Vocabulary | None = None,
+                    only: np.ndarray | Sequence[int] | None = None) -> Features:
     """Features of every action of ``run`` (see :data:`ACTION_FEATURES`), in start order.
 
     ``vocab`` keeps categorical codes stable across calls (a live featurizer passes
-    its own); by default codes follow first appearance in this run."""
+    its own); by default codes follow first appearance in this run. ``only`` (positions
+    in ``run.actions()``) gives the features of those actions alone, in that order, with
+    the same values as the full computation (what depends on other calls, such as
+    ``call_index``, is still computed over all of them): a live featurizer reads and
+    converts only what is new."""
     ev = run.events()
-    acts = run.actions()
+    acts_all = run.actions()
     vocab = vocab if vocab is not None else Vocabulary()
+    n_all = len(acts_all)
+    idx = np.arange(n_all) if only is None else np.asarray(only, dtype=np.int64)
+    acts = acts_all if only is None else acts_all.take(idx)
     n = len(acts)
-    t_start = np.where(np.isnan(acts["t_start"]), acts["t_exec_start"], acts["t_start"])
+    # Columns that depend on other calls: over all actions, then taken.
+    ts_all = np.where(np.isnan(acts_all["t_start"]), acts_all["t_exec_start"],
+                      acts_all["t_start"])
+    gap = _caller_gap(acts_all["caller"], ts_all, acts_all["t_end"])[idx]
+    xs_all = acts_all["t_exec_start"]
+    times, counts = concurrency(xs_all, acts_all["t_exec_end"], ev.t1)
+    call_index = _call_index(acts_all["agent_id"], acts_all["action"])[idx]
+    t_start = ts_all[idx]
     t_done = np.where(np.isnan(acts["t_end"]), acts["t_exec_end"], acts["t_end"])
     cols: dict[str, np.ndarray] = {
         "tag": acts["tag"],
@@ -151,25 +166,24 @@ def action_features(run: Run, vocab: Vocabulary | None = None) -> Features:
     }
     for ph in ("queue_s", "exec_s", "reply_s", "total_s"):
         cols[ph] = np.asarray(acts[ph], dtype=np.float64)
-    cols["caller_gap_s"] = _caller_gap(acts["caller"], t_start, acts["t_end"])
+    cols["caller_gap_s"] = gap
     # Every lazy key the features read, in one pass over the files.
-    xrows, xact, xkeys = _extra_keys(ev, acts)
+    xrows, xact, xkeys = _extra_keys(ev, acts_all, None if only is None else idx)
     ev.prefetch(["academy.action_args", "academy.action_kwargs", "academy.result", *xkeys])
     cols["args_len"] = _lengths(ev, ("academy.action_args", "academy.action_kwargs"),
                                 acts["row_start"])
     cols["result_len"] = _lengths(ev, ("academy.result",),
                                   np.where(acts["status"] == "ok", acts["row_end"], -1))
     xs = acts["t_exec_start"]
-    times, counts = concurrency(xs, acts["t_exec_end"], ev.t1)
     # The count just after the start, so the action itself is one of them.
     running = sample_steps(times, counts, np.nan_to_num(xs)).astype(np.float64)
     running[np.isnan(xs)] = np.nan
     cols["executing_at_start"] = running
     cols["start_offset_s"] = t_start - ev.t0
-    cols["call_index"] = _call_index(acts["agent_id"], acts["action"])
+    cols["call_index"] = call_index
     for code, raw in CATEGORICAL.items():
         cols[code] = vocab.encode(raw, cols[raw])
-    extras = _extras(ev, len(acts), xrows, xact, xkeys)
+    extras = _extras(ev, n, xrows, xact, xkeys)
     cols.update(extras)
     names = [name for name, _ in ACTION_FEATURES] + sorted(extras)
     table = Table(cols, name="action_features")
@@ -261,10 +275,18 @@ def _extra_rows(ev: Events, acts: Table) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(rows_l).astype(np.int64), np.concatenate(act_l).astype(np.int64)
 
 
-def _extra_keys(ev: Events, acts: Table) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def _extra_keys(ev: Events, acts: Table, only: np.ndarray | None = None
+                ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """The actions' records as ``(rows, action index)`` in (action, time) order, and the
-    user keys they carry (candidates for ``extra.<key>``)."""
+    user keys they carry (candidates for ``extra.<key>``). With ``only`` (positions in
+    ``acts``), the records of those actions, indexed by their position in ``only``."""
     rows, act = _extra_rows(ev, acts)
+    if only is not None:
+        pos = np.full(len(acts), -1, dtype=np.int64)
+        pos[only] = np.arange(len(only))
+        act = pos[act]
+        keep = act >= 0
+        rows, act = rows[keep], act[keep]
     if not len(rows):
         return rows, act, []
     order = np.lexsort((ev.created[rows], act))
@@ -307,16 +329,18 @@ class ActionFeaturizer:
     def update(self, run: Run) -> Features:
         """Features of the newly completed actions of ``run`` (refresh it first), in
         completion order."""
-        feats = action_features(run, self.vocab)
-        tab = feats.table
-        done = np.isin(tab["status"], self.include) & np.isfinite(tab["t_done"])
-        new = np.array([bool(d) and t not in self.seen
-                        for d, t in zip(done.tolist(), tab["tag"].tolist(), strict=True)],
-                       dtype=bool)
-        idx = np.flatnonzero(new)
-        idx = idx[np.argsort(tab["t_done"][idx], kind="stable")]
-        self.seen.update(tab["tag"][idx].tolist())
-        return Features(tab.take(idx), feats.X[idx], feats.names)
+        acts = run.actions()
+        t_done = np.where(np.isnan(acts["t_end"]), acts["t_exec_end"], acts["t_end"])
+        done = np.isin(acts["status"], self.include) & np.isfinite(t_done)
+        cand = np.flatnonzero(done)
+        seen = self.seen
+        new = cand[np.fromiter((t not in seen for t in acts["tag"][cand].tolist()),
+                               dtype=bool, count=len(cand))]
+        idx = new[np.argsort(t_done[new], kind="stable")]
+        # Only the new calls are featurised: a poll costs what arrived, not the whole run.
+        feats = action_features(run, self.vocab, only=idx)
+        self.seen.update(feats.table["tag"].tolist())
+        return feats
 
 
 # -- agents and processes --------------------------------------------------------------

@@ -51,6 +51,16 @@ class _LazyColumn:
 
 
 @dataclass
+class _NumericColumn:
+    """A lazy key's values as floats for the first ``rows`` rows; ``values`` is None when
+    the key is not numeric: a string was ``seen``, or (``seen`` False) no value yet."""
+
+    rows: int
+    values: np.ndarray | None
+    seen: bool
+
+
+@dataclass
 class StoreStats:
     records: int = 0
     bad_lines: int = 0
@@ -99,6 +109,7 @@ class EventStore:
         self._ordered = 0
         """Rows merged into :attr:`order`; rows after it are merged by :meth:`sync_order`."""
         self._lazy: dict[str, _LazyColumn] = {}
+        self._numeric: dict[str, _NumericColumn] = {}
         self.defer_order = False
         """While True (a bulk load), appends leave the time order to :meth:`sync_order`."""
         self.listeners: list[Callable[[int, int], None]] = []
@@ -240,6 +251,15 @@ class EventStore:
 
     def lazy_get(self, key: str) -> _LazyColumn | None:
         return self._lazy.get(key)
+
+    def numeric_get(self, key: str) -> _NumericColumn | None:
+        return self._numeric.get(key)
+
+    def numeric_put(self, key: str, col: _NumericColumn) -> None:
+        with self.lock:
+            cur = self._numeric.get(key)
+            if cur is None or cur.rows <= col.rows:
+                self._numeric[key] = col
 
     def lazy_put(self, key: str, col: _LazyColumn) -> None:
         with self.lock:

@@ -390,3 +390,77 @@ def test_report_lists_incidents_with_explanations(slow_run: Run, clean_run: Run)
     clean = to_json(build(clean_run))["anomalies"]
     assert clean["data"]["incidents"] == []
     assert clean["text"][0].startswith("No slowdowns found among")
+
+
+@pytest.mark.parametrize("name", ["pairs", "exception", "thread"])
+def test_features_of_a_subset_equal_the_full_computation(
+        sample: Callable[[str], Path], name: str) -> None:
+    """``action_features(run, only=idx)`` (what the live featurizer computes) gives the
+    same values as the full computation at those positions, context columns included."""
+    run = Run(sample(name))
+    run.load()
+    full = action_features(run)
+    n = len(full.table)
+    idx = np.r_[np.arange(n)[::-3], [n - 1]][::-1] if n else np.arange(0)
+    part = action_features(run, only=idx)
+    assert part.table["tag"].tolist() == full.table["tag"][idx].tolist()
+    codes = {c for c in part.names if c.endswith("_code")}
+    for j, name_ in enumerate(part.names):
+        if name_ in codes:
+            continue  # codes follow first appearance: compared through the raw values
+        assert np.array_equal(part.X[:, j], full.X[idx, full.names.index(name_)],
+                              equal_nan=True), name_
+    for name_ in set(full.names) - set(part.names):  # no value on the subset's calls
+        assert np.isnan(full.X[idx, full.names.index(name_)]).all(), name_
+    for raw in ("action", "agent_class", "status", "agent_id"):
+        assert part.table[raw].tolist() == full.table[raw][idx].tolist()
+
+
+def test_live_featurizer_matches_a_full_pass_as_a_run_grows(
+        sample: Callable[[str], Path], tmp_path: Path) -> None:
+    """A pool written in three goes: each time, what the featurizer hands out (only the
+    new calls) equals a full pass over the run as read so far, at those calls; and the
+    numeric user keys (converted once per row, extended as the run grows) match a
+    fresh read of the same lines."""
+    src = sample("pairs")
+    dst = tmp_path / src.name
+    dst.mkdir()
+    lines = {f.name: f.read_bytes().splitlines(keepends=True) for f in src.glob("*.jsonlog")}
+    fz = ActionFeaturizer()
+    run = Run(dst)
+    tags: list[str] = []
+    for part in range(3):
+        for fname, ls in lines.items():
+            with open(dst / fname, "ab") as fh:
+                fh.writelines(ls[len(ls) * part // 3: len(ls) * (part + 1) // 3])
+        if part == 0:
+            run.load()
+        else:
+            run.refresh()
+        got = fz.update(run)
+        full = action_features(run)
+        pos = {t: i for i, t in enumerate(full.table["tag"].tolist())}
+        rows = [pos[t] for t in got.table["tag"].tolist()]
+        assert len(rows) > 0
+        for j, name_ in enumerate(got.names):
+            if not name_.endswith("_code"):  # codes follow first appearance
+                assert np.array_equal(got.X[:, j], full.X[rows, full.names.index(name_)],
+                                      equal_nan=True), (part, name_)
+        tags += got.table["tag"].tolist()
+        assert _by_line(run, "fib.delay_s") == _by_line(_fresh(dst), "fib.delay_s")
+    assert len(tags) == len(set(tags)) == len(_fresh(dst).actions())
+
+
+def _by_line(run: Run, key: str) -> dict[tuple[str, int], float]:
+    """``key`` as floats by (file, line): row numbers depend on the order of reading."""
+    ev = run.events()
+    vals = ev.numeric(key)
+    assert vals is not None
+    ok = np.flatnonzero(~np.isnan(vals))
+    return {(ev.file_names[int(ev.file[r])], int(ev.line[r])): float(vals[r]) for r in ok}
+
+
+def _fresh(pool: Path) -> Run:
+    run = Run(pool)
+    run.load()
+    return run

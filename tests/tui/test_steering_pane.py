@@ -115,7 +115,7 @@ async def test_approve_a_pending_suggestion_from_the_pane(tmp_path: Path) -> Non
             # On another tab, a suggestion waiting for a person is announced.
             def announced() -> bool:
                 return any("waits for approval" in n.message
-                           for n in app._notifications)  # noqa: SLF001
+                           for n in app._notifications)
 
             await until(pilot, announced, timeout=90)
             assert scr.query_one("#tabs").active == "events"
