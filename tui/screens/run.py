@@ -460,7 +460,8 @@ class RunScreen(Screen[None]):
         parts: list[tuple[str, str]] = [(self.path.name[:8], "bold"), (" · ", "")]
         if m.loading and m.load_total:
             parts.append((f"loading {m.load_done / m.load_total * 100:3.0f}% · ", "yellow bold"))
-        parts.append((f"{ev.n:,} events · {len(ev.file_names)} files ", ""))
+        nf = len(ev.file_names)
+        parts.append((f"{ev.n:,} events · {nf} file{'' if nf == 1 else 's'} ", ""))
         shown = len(m.view.rows)
         if m.filter_text or m.hidden_levels:
             parts.append((f"· {shown:,} shown ", "cyan"))

@@ -57,8 +57,10 @@ class Suggestion:
     """(row, seconds since the run start, kind, message) of every record of it."""
 
     def cells(self) -> list[str]:
+        # The state's word in the table; its reason under the table (``title``).
         return [clean(self.id, 24), f"+{self.time:.3f} s", clean(self.target, 40),
-                clean(self.action, 30), clean(self.args, 60), clean(self.state, 40)]
+                clean(self.action, 30), clean(self.args, 60),
+                clean(self.state.split(":", 1)[0], 30)]
 
 
 @dataclass
@@ -278,7 +280,7 @@ class SteeringView(VerticalScroll):
             title.update("")
             body.update("")
             return
-        title.update(Text(f"Suggestion {clean(sug.id, 24)}: {clean(sug.state, 40)}"))
+        title.update(Text(f"Suggestion {clean(sug.id, 24)}: {clean(sug.state, 300)}"))
         text = Text()
         if sug.summary:
             text.append(clean(sug.summary) + "\n", style="bold")
