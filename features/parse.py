@@ -60,6 +60,8 @@ FLAG_MSG_CUT = 4
 
 _NULLS = (None, "None", "")
 
+_UNSEEN = object()
+
 INT_KEYS = ("levelno", "process")
 """Low-cardinality keys stored as integer columns (-1 when missing)."""
 
@@ -236,7 +238,7 @@ class _Builder:
         if ent is None:
             sh = _shape(keys)
             ent = self.shapes[keys] = (len(self.shapes), sh, sh.cme_get, sh.low_get,
-                                       sh.tag_pat, sh.tag_get)
+                                       sh.tag_pat, sh.tag_get, [None, -1])
         sc, sh = ent[0], ent[1]
         c, m, e = sh.cme_get(d)
         self.created.append(to_float(c))
@@ -379,6 +381,11 @@ def _parse(buf: bytes | memoryview, file: int, base_offset: int, base_line: int)
     nulls = _NULLS
     nan = float("nan")
     p_action, p_message, p_all, p_none = _PAT_ACTION, _PAT_MESSAGE, _PAT_ALL, _PAT_NONE
+    # The last tag value of each kind and its code (a sentinel equal to nothing first).
+    la: Any = _UNSEEN
+    lm: Any = _UNSEEN
+    ll: Any = _UNSEEN
+    lax = lmx = llx = -1
     off = base_offset
     blank = 0
     pending: tuple[bytes, int, BadLine] | None = None
@@ -404,8 +411,8 @@ def _parse(buf: bytes | memoryview, file: int, base_offset: int, base_line: int)
         if ent is None:
             sh = _shape(keys)
             ent = shapes[keys] = (len(shapes), sh, sh.cme_get, sh.low_get, sh.tag_pat,
-                                  sh.tag_get)
-        sc, sh, cme_get, low_get, pat, tag_get = ent
+                                  sh.tag_get, [None, -1])
+        sc, sh, cme_get, low_get, pat, tag_get, memo = ent
         c, m, e = cme_get(d)
         try:
             created_append(float(c))
@@ -424,15 +431,26 @@ def _parse(buf: bytes | memoryview, file: int, base_offset: int, base_line: int)
         else:
             flags_append(0 if e in nulls else FLAG_EXC)
         message_append(m)
-        k = (sc, low_get(d))
-        try:
-            x = combos.get(k)
-        except TypeError:  # a nested value in a typed record
-            k = (sc, tuple(_hashable(v) for v in k[1]))
-            x = combos.get(k)
-        if x is None:
-            x = combos[k] = len(combos)
-        combo_append(x)
+        # Records of one shape mostly repeat the previous combo: comparing with it
+        # costs less than hashing a dozen fresh strings for the dict.
+        low = low_get(d)
+        if low == memo[0]:
+            combo_append(memo[1])
+        else:
+            k = (sc, low)
+            try:
+                x = combos.get(k)
+            except TypeError:  # a nested value in a typed record (not remembered)
+                k = (sc, tuple(_hashable(v) for v in low))
+                x = combos.get(k)
+                if x is None:
+                    x = combos[k] = len(combos)
+            else:
+                if x is None:
+                    x = combos[k] = len(combos)
+                memo[0] = low
+                memo[1] = x
+            combo_append(x)
         try:
             if pat == p_none:
                 ta(-1)
@@ -440,37 +458,49 @@ def _parse(buf: bytes | memoryview, file: int, base_offset: int, base_line: int)
                 tl(-1)
             elif pat == p_action:
                 v = tag_get(d)
-                x = ma.get(v)
-                if x is None:
-                    x = ma[v] = len(ma)
-                ta(x)
+                if v != la:  # one action's records come together: skip the hashing
+                    x = ma.get(v)
+                    if x is None:
+                        x = ma[v] = len(ma)
+                    la, lax = v, x
+                ta(lax)
                 tm(-1)
                 tl(-1)
             elif pat == p_message:
                 v, w = tag_get(d)
                 ta(-1)
-                x = mm.get(v)
-                if x is None:
-                    x = mm[v] = len(mm)
-                tm(x)
-                x = ml.get(w)
-                if x is None:
-                    x = ml[w] = len(ml)
-                tl(x)
+                if v != lm:
+                    x = mm.get(v)
+                    if x is None:
+                        x = mm[v] = len(mm)
+                    lm, lmx = v, x
+                tm(lmx)
+                if w != ll:
+                    x = ml.get(w)
+                    if x is None:
+                        x = ml[w] = len(ml)
+                    ll, llx = w, x
+                tl(llx)
             elif pat == p_all:
                 u, v, w = tag_get(d)
-                x = ma.get(u)
-                if x is None:
-                    x = ma[u] = len(ma)
-                ta(x)
-                x = mm.get(v)
-                if x is None:
-                    x = mm[v] = len(mm)
-                tm(x)
-                x = ml.get(w)
-                if x is None:
-                    x = ml[w] = len(ml)
-                tl(x)
+                if u != la:
+                    x = ma.get(u)
+                    if x is None:
+                        x = ma[u] = len(ma)
+                    la, lax = u, x
+                ta(lax)
+                if v != lm:
+                    x = mm.get(v)
+                    if x is None:
+                        x = mm[v] = len(mm)
+                    lm, lmx = v, x
+                tm(lmx)
+                if w != ll:
+                    x = ml.get(w)
+                    if x is None:
+                        x = ml[w] = len(ml)
+                    ll, llx = w, x
+                tl(llx)
             else:
                 b.add_tags(d)
         except TypeError:  # a nested tag value in a typed record
