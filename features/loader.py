@@ -171,7 +171,8 @@ def load(
 ) -> PollResult:
     """Read everything the pool holds now, in parallel when it pays, then poll once so
     the tails are exactly where a live reader continues. ``local_first=False`` leaves all
-    parsing but the files' heads to the workers (for a process with a UI)."""
+    parsing but the files' heads to the workers, and runs them at a lower priority (for a
+    process with a UI)."""
     result = PollResult()
     reader.scan(result)
     tails = list(reader.tails.values())
@@ -187,8 +188,10 @@ def load(
     executor: Executor | None = None
     if n_workers > 1 and rest >= parallel_min and len(chunks) > 1:
         try:
+            # Only a UI needs its workers to yield: a CLI or notebook waits for them, and
+            # niced, they lose the CPU to any busy process on the machine.
             executor = ProcessPoolExecutor(max_workers=n_workers, mp_context=_context(),
-                                           initializer=_lower_priority)
+                                           initializer=None if local_first else _lower_priority)
         except (OSError, ValueError):
             executor = None  # cannot start workers here: read in this process
     by_index = {t.info.index: t for t in tails}
@@ -235,7 +238,8 @@ def load(
 
 def _lower_priority() -> None:
     """Parse workers yield the CPU to the process that started them (an app must stay
-    responsive while a big run loads); alone on the machine they lose nothing."""
+    responsive while a big run loads); alone on the machine they lose nothing, but any
+    other busy process takes the CPU from them, so only a UI asks for it."""
     with contextlib.suppress(OSError):
         os.nice(5)
 
