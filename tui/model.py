@@ -42,6 +42,34 @@ class Analysis:
     event_agents: np.ndarray
     concurrency: tuple[np.ndarray, np.ndarray]
     computed_s: float = 0.0
+    steering: Table | None = None
+    """The steering agent's decisions (see :func:`steering_marks`), or None."""
+
+
+STEERING_LOGGER = "academy_tui.steering"
+STEERING_MARKED = ("suggestion", "approval", "rejection", "apply", "check", "revert",
+                   "escalation", "expiry")
+"""Kinds of ``steering.*`` records marked on the timeline (observations are not)."""
+
+
+def steering_marks(run: Run) -> Table | None:
+    """One row per steering decision of the run (``row``, ``t`` seconds since the epoch,
+    ``agent_id`` of the steering agent, ``kind``, ``id``, ``message``), from the records
+    of the steering agent's logger; None when the run has none."""
+    ev = run.events()
+    if "steering.kind" not in ev.store.key_shapes:
+        return None
+    rows = run.select(f"has:steering.kind and name={STEERING_LOGGER}")
+    if not len(rows):
+        return None
+    kind = ev.column("steering.kind")[rows]
+    keep = np.isin(np.array([str(k) for k in kind], dtype=object), STEERING_MARKED)
+    rows, kind = rows[keep], kind[keep]
+    ident = (ev.column("steering.id")[rows] if "steering.id" in ev.store.key_shapes
+             else np.full(len(rows), None, dtype=object))
+    return Table({"row": rows.astype(np.int64), "t": ev.created[rows],
+                  "agent_id": ev.column("academy.agent_id")[rows], "kind": kind,
+                  "id": ident, "message": ev.column("message")[rows]}, name="steering")
 
 
 @dataclass
@@ -217,6 +245,7 @@ class RunModel:
                 events=ev.n, actions=acts, agents=run.agents(), processes=run.processes(),
                 breakdown=run.where_time_went(self.expected_s), stats=run.action_stats(),
                 event_agents=run.event_agents(), concurrency=run.concurrency("executing"),
+                steering=steering_marks(run),
             )
         result.computed_s = time.perf_counter() - t
         self.analysis = result

@@ -163,3 +163,48 @@ async def test_approve_a_pending_suggestion_from_the_pane(tmp_path: Path) -> Non
                and r.get("steering.id") == sid]
     assert [r["steering.phase"] for r in applied][:2] == ["before", "after"]
     assert applied[1]["steering.result"] == "ok"
+
+
+MARKED = ("suggestion", "approval", "rejection", "apply", "check", "revert", "escalation",
+          "expiry")
+
+
+async def test_steering_decisions_on_the_timeline(steered: DemoResult) -> None:
+    """Each decision is a ◆ in the steering agent's lane; the readout says what it was,
+    and enter shows the records of its suggestion."""
+    from tui.widgets import timeline_data as td
+    from tui.widgets.timeline import TOP, Timeline
+
+    raw = [r for r in _raw(steered.pool_dir) if r.get("steering.kind") in MARKED]
+    assert raw
+    app = AcademyApp(str(steered.pool_dir))
+    async with app.run_test(size=SIZE) as pilot:
+        scr = await open_run(pilot, app)
+        await pilot.press("l")
+        tl = scr.query_one(Timeline)
+        await until(pilot, lambda: tl.data is not None and tl.data.marks is not None)
+        data = tl.data
+        assert data is not None and data.marks is not None
+        assert len(data.marks) == len(raw)
+        lanes = {int(x) for x in data.marks["lane"]}
+        assert len(lanes) == 1
+        (lane,) = lanes
+        assert data.lanes[lane].cls == "SteeringAgent"
+        assert data.lanes[lane].key == raw[0]["academy.agent_id"]
+        assert int((data.code == td.STEER).sum()) == len(raw)
+        first = raw[0]
+        t = float(first["created"]) - scr.model.events().t0
+        tl._select_lane(lane)
+        tl._put_cursor(t, center=True)
+        await pilot.pause(0.1)
+        pos = next(p for p, r in enumerate(tl.rows) if r[0] == "lane" and r[1] == lane)
+        assert "◆" in tl.render_line(pos - int(tl.scroll_y) + TOP).text
+        readout = tl.readout()
+        assert f"steering {first['steering.kind']}: {first['message'][:40]}" in readout
+        assert "◆steering" in tl.render_line(tl._view()[1] - 1).text  # the legend
+        await pilot.press("enter")
+        sid = first["steering.id"]
+        await until(pilot, lambda: scr.query_one("#tabs").active == "events"
+                    and "steering.id" in scr.model.filter_text)
+        n_id = sum(1 for r in _raw(steered.pool_dir) if r.get("steering.id") == sid)
+        await until(pilot, lambda: len(scr.model.view.rows) == n_id)

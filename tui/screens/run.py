@@ -311,6 +311,11 @@ class RunScreen(Screen[None]):
         self.set_filter_text(f"academy.action_tag={msg.tag}", focus_row=msg.row)
         self.action_show_tab("events")
 
+    @on(Timeline.MarkSelected)
+    def _mark(self, msg: Timeline.MarkSelected) -> None:
+        self.set_filter_text(msg.expr, focus_row=msg.row)
+        self.action_show_tab("events")
+
     @on(WhereView.DrillDown)
     def _drill(self, msg: WhereView.DrillDown) -> None:
         self.set_filter_text(msg.expr, focus_row=msg.row)

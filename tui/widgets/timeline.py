@@ -41,13 +41,14 @@ TOP = 2
 MIN_SPC = 1e-5
 CHARS = {td.EMPTY: " ", td.STARTUP: "┄", td.ALIVE: "─", td.WAIT: "░", td.END: "┤",
          td.OK: "█", td.INFLIGHT: "█", td.SLOW: "▓", td.HUNG: "▒", td.CANCELLED: "█",
-         td.CRASH: "✖", td.EXCEPTION: "█"}
+         td.CRASH: "✖", td.EXCEPTION: "█", td.STEER: "◆"}
 """Slow and hung bars differ by glyph as well as colour, so they read without colour."""
 COMPONENT = {td.STARTUP: "timeline--startup", td.ALIVE: "timeline--alive",
              td.WAIT: "timeline--wait", td.END: "timeline--end", td.OK: "timeline--ok",
              td.INFLIGHT: "timeline--inflight", td.SLOW: "timeline--slow",
              td.HUNG: "timeline--hung", td.CANCELLED: "timeline--cancelled",
-             td.CRASH: "timeline--exception", td.EXCEPTION: "timeline--exception"}
+             td.CRASH: "timeline--exception", td.EXCEPTION: "timeline--exception",
+             td.STEER: "timeline--steer"}
 LEGEND = ((td.OK, "ok"), (td.SLOW, "slow"), (td.HUNG, "hung?"), (td.INFLIGHT, "running"),
           (td.EXCEPTION, "failed"), (td.WAIT, "waits"))
 """The key at the right of the readout line."""
@@ -62,7 +63,7 @@ class Timeline(ScrollView, can_focus=True):
 
     COMPONENT_CLASSES = {
         "timeline--ok", "timeline--exception", "timeline--inflight", "timeline--cancelled",
-        "timeline--slow", "timeline--hung",
+        "timeline--slow", "timeline--hung", "timeline--steer",
         "timeline--startup", "timeline--alive", "timeline--end", "timeline--wait",
         "timeline--cursor", "timeline--label", "timeline--selected", "timeline--group",
         "timeline--axis", "timeline--spark", "timeline--readout",
@@ -75,6 +76,7 @@ class Timeline(ScrollView, can_focus=True):
     Timeline > .timeline--cancelled { color: magenta; }
     Timeline > .timeline--slow { color: #ff5f00; text-style: bold; }
     Timeline > .timeline--hung { color: $error; text-style: bold; }
+    Timeline > .timeline--steer { color: $accent; text-style: bold; }
     Timeline > .timeline--startup { color: $warning 60%; }
     Timeline > .timeline--alive { color: $foreground 40%; }
     Timeline > .timeline--end { color: $foreground 80%; text-style: bold; }
@@ -119,6 +121,15 @@ class Timeline(ScrollView, can_focus=True):
             self.row = row
             """Its execution (or start) event row, to put the event view's cursor on."""
 
+    class MarkSelected(Message):
+        """The user picked a steering decision on the timeline: show its records."""
+
+        def __init__(self, expr: str, row: int) -> None:
+            super().__init__()
+            self.expr = expr
+            """A filter for the suggestion's records (or the one record)."""
+            self.row = row
+
     def __init__(self, model: RunModel, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.model = model
@@ -156,7 +167,7 @@ class Timeline(ScrollView, can_focus=True):
         self._analysis, self._actions, self._detection = a, a.actions, det
         self.data = td.build_lanes(a.agents, a.actions, a.concurrency, ev.t0,
                                    max(ev.t1, ev.t0), ev.created,
-                                   det.flags if det is not None else None)
+                                   det.flags if det is not None else None, a.steering)
         keys = [ln.key for ln in self.data.lanes]
         self.selected = keys.index(key) if key in keys else min(self.selected, len(keys) - 1)
         self.selected = max(self.selected, 0)
@@ -319,7 +330,9 @@ class Timeline(ScrollView, can_focus=True):
         style = self.get_component_rich_style("timeline--readout")
         text = " " + self.readout()
         legend: list[Segment] = []
-        for code, word in LEGEND:
+        marks = self.data is not None and self.data.marks is not None \
+            and len(self.data.marks) > 0
+        for code, word in LEGEND + (((td.STEER, "steering"),) if marks else ()):
             part = self.get_component_rich_style(COMPONENT[code], partial=True)
             legend += [Segment(" " + CHARS[code], style + part), Segment(word, style)]
         room = width - sum(len(s.text) for s in legend) - 1
@@ -339,6 +352,7 @@ class Timeline(ScrollView, can_focus=True):
         ta, tb = cell * self.spc, (cell + 1) * self.spc
         parts = [f"t=+{self.cursor_t:.3f} s"]
         if data.lanes:
+            parts += td.steering_at(data, self.selected, ta, tb)
             parts += td.describe(data, acts, self.selected, ta, tb)
         _, conc = self._rasters.window(cell, 1)
         parts.append(f"{int(conc[0]) if len(conc) else 0} executing at once")
@@ -456,6 +470,10 @@ class Timeline(ScrollView, can_focus=True):
         """Post the action under the cursor in the selected lane (the nearest within a
         few cells when none is exactly there)."""
         if self.data is None or self._actions is None or not self.data.lanes:
+            return
+        mark = td.mark_at(self.data, self.selected, self._cell(), self.spc)
+        if mark is not None:
+            self.post_message(self.MarkSelected(*mark))
             return
         picked = td.pick_action(self.data, self._actions, self.selected, self._cell(),
                                 self.spc)

@@ -23,8 +23,8 @@ from tui.safe import clean
 
 # Cell codes, in paint priority (a higher code hides a lower one in the same cell).
 (EMPTY, STARTUP, ALIVE, WAIT, END, OK, INFLIGHT, SLOW, HUNG, CANCELLED, CRASH,
- EXCEPTION) = range(12)
-NCODES = 12
+ EXCEPTION, STEER) = range(13)
+NCODES = 13
 BAR_CODES = (OK, INFLIGHT, SLOW, HUNG, CANCELLED, EXCEPTION)
 STATUS_CODE = {"ok": OK, "in flight": INFLIGHT, "orphaned": INFLIGHT,
                "cancelled": CANCELLED, "exception": EXCEPTION}
@@ -80,6 +80,9 @@ class Lanes:
     flagged it (slow or possibly hung), else NaN."""
     incident: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
     """Per action row: the incident it belongs to (0: none)."""
+    marks: Table | None = None
+    """The steering agent's decisions (``tui.model.steering_marks``) with ``lane`` and
+    ``t`` relative to the run start, in time order; drawn as :data:`STEER` instants."""
 
     @property
     def conc_max(self) -> int:
@@ -118,7 +121,7 @@ def judge(actions: Table, flags: Table | None) -> tuple[np.ndarray, np.ndarray, 
 
 def build_lanes(agents: Table, actions: Table, concurrency: tuple[np.ndarray, np.ndarray],
                 t0: float, t1: float, created: np.ndarray | None = None,
-                flags: Table | None = None) -> Lanes:
+                flags: Table | None = None, marks: Table | None = None) -> Lanes:
     """Lanes in launch order (non-agent callers first) and their intervals.
 
     Unfinished things (an agent still alive, an action in flight) extend to ``t1``,
@@ -189,6 +192,16 @@ def build_lanes(agents: Table, actions: Table, concurrency: tuple[np.ndarray, np
         # The caller's wait, in its own lane (the driver's lane for user callers).
         add(_lookup(actions["caller"], index), actions["t_start"] - t0,
             actions["t_end"] - t0, WAIT, rows)
+    # Steering decisions: an instant in the steering agent's lane, above everything.
+    lane_marks = None
+    if marks is not None and len(marks):
+        ml = _lookup(marks["agent_id"], index)
+        order = np.argsort(marks["t"], kind="stable")
+        keep = order[ml[order] >= 0]
+        cols = {c: marks[c][keep] for c in marks.columns}
+        cols["lane"], cols["t"] = ml[keep], marks["t"][keep] - t0
+        lane_marks = Table(cols, name="steering")
+        add(cols["lane"], cols["t"], cols["t"], STEER)
     if parts:
         lane_a, s_a, e_a, c_a, a_a = (np.concatenate(x) for x in zip(*parts, strict=True))
     else:
@@ -198,7 +211,7 @@ def build_lanes(agents: Table, actions: Table, concurrency: tuple[np.ndarray, np
     times, counts = concurrency
     return Lanes(lanes, lane_a.astype(np.int64), s_a, e_a, c_a.astype(np.uint8),
                  a_a.astype(np.int64), max(end, 0.0), np.asarray(times, dtype=np.float64) - t0,
-                 np.asarray(counts, dtype=np.int64), ratio, incident)
+                 np.asarray(counts, dtype=np.int64), ratio, incident, lane_marks)
 
 
 def layout_rows(lanes: list[Lane], grouped: bool) -> list[tuple[str, int, str]]:
@@ -301,6 +314,41 @@ def describe(data: Lanes, acts: Table, lane: int, ta: float, tb: float) -> list[
         parts.append(f"{name} waits on {clean(acts['action'][w], 40)} "
                      f"{fmt_s(float(acts['total_s'][w]))}{more}")
     return parts
+
+
+def steering_at(data: Lanes, lane: int, ta: float, tb: float) -> list[str]:
+    """The steering decisions in ``lane`` during ``[ta, tb)`` (cleaned, for the
+    readout): the first one's message, and how many more."""
+    m = data.marks
+    if m is None or not len(m):
+        return []
+    hit = np.flatnonzero((m["lane"] == lane) & (m["t"] >= ta) & (m["t"] < tb))
+    if not len(hit):
+        return []
+    more = f" (+{len(hit) - 1} more)" if len(hit) > 1 else ""
+    return [f"steering {clean(str(m['kind'][hit[0]]), 20)}: "
+            f"{clean(str(m['message'][hit[0]]), 160)}{more}"]
+
+
+def mark_at(data: Lanes, lane: int, cell: int, spc: float) -> tuple[str, int] | None:
+    """``(filter, row)`` of the steering decision in ``lane`` at ``cell``: the filter
+    shows every record of its suggestion (``steering.id``), or the record alone."""
+    m = data.marks
+    if m is None or not len(m):
+        return None
+    hit = np.flatnonzero((m["lane"] == lane) & (np.floor(m["t"] / spc) == cell))
+    if not len(hit):
+        return None
+    i = int(hit[0])
+    row = int(m["row"][i])
+    sid = m["id"][i]
+    if isinstance(sid, str) and sid:
+        return f'steering.id="{_quote(sid)}" and name=academy_tui.steering', row
+    return f"@row={row}", row
+
+
+def _quote(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
 def judged(data: Lanes, row: int, code: int) -> str:
