@@ -54,6 +54,40 @@ def latency(res: StragglerResult, task_s: float) -> tuple[float, float, float]:
     return t_sugg - first_end, first_end, t_sugg
 
 
+def poll_scaling(home: str, sizes: list[int]) -> list[tuple[int, float, float]]:
+    """``(records, CPU seconds of one poll, share of a core)`` of the steering agent's
+    watcher on synthetic pools of ``sizes`` records (``bench/make_pool.py``), each poll
+    after 200 more records arrive: what a poll costs late in a long run. The share
+    assumes the agent's longest pause (1 s) between polls plus the poll itself."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    from steering.watch import Watch
+
+    out = []
+    here = Path(__file__).resolve().parent
+    for n in sizes:
+        pool = Path(home) / "scale" / str(n)
+        subprocess.run([sys.executable, str(here / "make_pool.py"), str(pool), "--records",
+                        str(n), "--files", "4"], check=True, capture_output=True)
+        files = sorted(pool.glob("*.jsonlog"))
+        # The last 2,000 lines of the first file, appended again 200 at a time.
+        tail = files[0].read_bytes().splitlines(keepends=True)[-2000:]
+        watch = Watch(pool)
+        watch.step(set(), set(), [])
+        costs = []
+        for i in range(10):
+            with open(files[0], "ab") as fh:
+                fh.writelines(tail[i * 200:(i + 1) * 200])
+                fh.flush()
+                os.fsync(fh.fileno())
+            costs.append(watch.step(set(), set(), []).cpu_s)
+        step = float(np.median(costs))
+        out.append((n, step, step / (1.0 + step)))
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--rounds", type=int, default=24)
@@ -64,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--load-rounds", type=int, default=60)
     p.add_argument("--load-task-s", type=float, default=0.05)
     p.add_argument("--home", help="Academy home for the runs (default: a temporary dir)")
+    p.add_argument("--scale", type=int, nargs="*", default=[20_000, 100_000, 300_000],
+                   help="pool sizes (records) for the poll-cost-against-run-length lines")
     args = p.parse_args(argv)
     tmp = None
     home = args.home
@@ -116,6 +152,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'records/s while measuring CPU':<52}{rate:>12.0f}  ~1,200")
     print(f"{'steering agent CPU (share of one core)':<52}{cpu:>11.1%}   <= 5% "
           f"{ok(cpu <= 0.05)}")
+    if args.scale:
+        print("\none poll of the steering agent's watcher (CPU, 200 new records) on longer "
+              "runs:")
+        for n, step, ahead in poll_scaling(home, args.scale):
+            hours = n / 1200 / 3600
+            print(f"{f'  {n:,} records (~{hours:.2f} h at 1,200/s)':<52}{step * 1000:>10.1f}ms"
+                  f"  -> {ahead:.1%} of a core at 1,200 records/s with 1 s polls (info)")
     if tmp is None:
         print(f"\npools: {base.pool_dir.parent}")
     else:
