@@ -98,34 +98,59 @@ async def attach(pool_dir: str | Path, exchange_url: str, *, mode: str = "sugges
     with academy_home_env(pool.parent.parent), pool_logging(cfg):
         mine = set(pool.glob("*.jsonlog")) - before
         manager = await Manager.from_exchange_factory(factory, log_config=cfg)
-        async with manager:
-            steer = await launch_steering(manager, log_config=cfg, pool_dir=pool, mode=mode,  # type: ignore[arg-type]
-                                          targets=targets, llm=llm, options=options)
-            out.reason = await _follow(steer, pool, mine, duration_s, idle_s, on_event)
-            out.history = list(await steer.history(None, 100_000))
-            out.stats = dict(await steer.stats())
-            out.suggestions = list(await steer.suggestions())
+        try:
+            async with manager:
+                steer = await launch_steering(manager, log_config=cfg, pool_dir=pool,
+                                              mode=mode,  # type: ignore[arg-type]
+                                              targets=targets, llm=llm, options=options)
+                out.reason, out.history = await _follow(steer, pool, mine, duration_s,
+                                                        idle_s, on_event)
+                if out.reason != CLOSED:  # else nothing reaches the agent any more
+                    out.history = list(await steer.history(None, 100_000))
+                    out.stats = dict(await steer.stats())
+                    out.suggestions = list(await steer.suggestions())
+        except Exception as exc:
+            if out.reason != CLOSED:
+                raise AttachError(f"the exchange at {exchange_url} failed: "
+                                  f"{_line(exc)}") from None
+            # Shutting down needs the exchange that just went away: nothing left to do.
     return out
 
 
+CLOSED = "exchange closed"
+"""Why attaching stopped when the workflow's exchange went away (it usually ends with
+the workflow, as Academy's HTTP exchange does)."""
+
+
+def _line(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0][:300]
+
+
 async def _follow(steer: Any, pool: Path, mine: set[Path], duration_s: float | None,
-                  idle_s: float, on_event: Callable[[dict[str, Any]], None] | None) -> str:
+                  idle_s: float, on_event: Callable[[dict[str, Any]], None] | None
+                  ) -> tuple[str, list[dict[str, Any]]]:
     t0 = time.monotonic()
+    events: list[dict[str, Any]] = []
     seen = 0
     try:
         while True:
             await asyncio.sleep(0.5)
-            events = list(await steer.history(None, 100_000))
+            try:
+                events = list(await asyncio.wait_for(steer.history(None, 100_000), 30))
+            except (KeyboardInterrupt, asyncio.CancelledError):
+                raise
+            except Exception:
+                return CLOSED, events
             if on_event is not None:
                 for e in events[seen:]:
                     on_event(e)
             seen = len(events)
             if duration_s is not None and time.monotonic() - t0 >= duration_s:
-                return "duration"
+                return "duration", events
             if time.monotonic() - t0 >= idle_s and time.time() - _last_write(pool, mine) > idle_s:
-                return "idle"
+                return "idle", events
     except (KeyboardInterrupt, asyncio.CancelledError):
-        return "interrupted"
+        return "interrupted", events
 
 
 def recorded_exchange(run: Any) -> str:

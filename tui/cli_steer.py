@@ -72,6 +72,7 @@ def _attach(args: argparse.Namespace, path: Any) -> int:
         print(f"{stamp} {e['kind']:<12} {e['message']}", flush=True)
 
     targets = [t for t in (args.targets or "").split(",") if t] or None
+    _quiet_closed_loop_noise()
     sys.stderr.write(f"steering {path.name} in mode {args.mode} over {args.exchange} "
                      "(Ctrl-C stops)\n")
     res = asyncio.run(attach(path, args.exchange, mode=args.mode, targets=targets,
@@ -81,10 +82,33 @@ def _attach(args: argparse.Namespace, path: Any) -> int:
     applied = sum(1 for e in res.history if e["kind"] == "apply"
                   and e.get("phase") == "after" and e.get("result") == "ok")
     st = res.stats
-    print(f"stopped ({res.reason}): {len(res.suggestions)} suggestion(s), {applied} applied; "
-          f"read {st.get('records', 0)} records, CPU {st.get('cpu_s', 0.0):.2f}s "
-          f"over {st.get('wall_s', 0.0):.1f}s")
+    suggested = len(res.suggestions) if st else sum(1 for e in res.history
+                                                    if e["kind"] == "suggestion")
+    line = f"stopped ({res.reason}): {suggested} suggestion(s), {applied} applied"
+    if st:
+        line += (f"; read {st.get('records', 0)} records, CPU {st.get('cpu_s', 0.0):.2f}s "
+                 f"over {st.get('wall_s', 0.0):.1f}s")
+    else:  # the workflow's exchange went away (it usually ends with the workflow)
+        line += "; the run's exchange went away, most likely because the workflow ended"
+    print(line)
     return 0
+
+
+def _quiet_closed_loop_noise() -> None:
+    """When the workflow's HTTP exchange goes away, aiohttp responses left inside Academy's
+    client are collected after our event loop closed and print "Exception ignored ...
+    Event loop is closed" tracebacks: harmless teardown noise in this process (ours), so
+    only that one is dropped; anything else reaches the usual hook."""
+    default = sys.unraisablehook
+
+    def hook(u: Any) -> None:
+        where = str(getattr(u.object, "__module__", "")) + type(u.object).__module__
+        if isinstance(u.exc_value, RuntimeError) and "Event loop is closed" in \
+                str(u.exc_value) and "aiohttp" in where:
+            return
+        default(u)
+
+    sys.unraisablehook = hook
 
 
 def _trail(path: Any) -> int:

@@ -222,6 +222,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--exchange", choices=["local", "http", "redis"], default=d.exchange)
     p.add_argument("--redis-host", default=d.redis_host)
     p.add_argument("--redis-port", type=int, default=d.redis_port)
+    p.add_argument("--http-port", type=int, default=None,
+                   help="port of the HTTP exchange on 127.0.0.1 (default: a free one)")
     p.add_argument("--academy-home", default=None)
     p.add_argument("--steer", choices=MODES, default=None)
     p.add_argument("--label", default=d.label)

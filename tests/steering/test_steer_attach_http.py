@@ -1,0 +1,69 @@
+"""Attach later over Academy's HTTP exchange: a straggler run in its own process, with its
+HTTP exchange on a known port, is joined by ``academy-tui steer RUN --exchange http://...
+--mode apply`` from a second process, which moves work away from the slow worker and
+stops cleanly when the exchange ends with the workflow. Its records land in the run's
+pool, in a file of its own."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from steerkit import assert_calls_audited, pool_records
+
+PY = sys.executable
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_attach_apply_over_http(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    wf = subprocess.Popen(
+        [PY, "-m", "steering.demo.straggler", "--workers", "3", "--rounds", "60",
+         "--task-s", "0.04", "--slow-after", "15", "--slow-factor", "6",
+         "--exchange", "http", "--http-port", str(port), "--academy-home", str(home)],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    attach = None
+    try:
+        assert wf.stdout is not None
+        pool = Path(wf.stdout.readline().split("pool: ", 1)[1].strip())
+        attach = subprocess.Popen(
+            [PY, "-m", "tui.cli", "--home", str(home), "steer", pool.name, "--exchange", url,
+             "--mode", "apply", "--no-llm", "--idle", "2", "--poll", "0.1"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert wf.wait(timeout=180) == 0
+        out, err = attach.communicate(timeout=120)
+        assert attach.returncode == 0, err
+        assert "Traceback" not in err, err
+    finally:
+        for p in (wf, attach):
+            if p is not None and p.poll() is None:
+                p.kill()
+                p.wait()
+    # Academy's HTTP exchange ends with the workflow's process: the attached agent stops
+    # on that, says so, and keeps what it did.
+    last = out.splitlines()[-1]
+    assert last.startswith("stopped (exchange closed): ") and "workflow ended" in last
+    assert ", 0 applied" not in last
+
+    steering = assert_calls_audited(pool)
+    (start,) = [r for r in steering if r["steering.kind"] == "start"]
+    assert start["steering.exchange"] == url
+    workflow_pid = {r["process"] for r in pool_records(pool) if r["msg"].startswith("round")}
+    assert {r["process"] for r in steering}.isdisjoint(workflow_pid)
+    applied = [r for r in steering if r["steering.kind"] == "apply"
+               and r["steering.phase"] == "after"]
+    assert applied and applied[0]["steering.result"] == "ok"
+    assert applied[0]["steering.action"] == "set_weight"
+    changes = [r for r in pool_records(pool) if r["msg"].startswith("weight of")]
+    assert changes and float(changes[0]["straggler.weight"]) < 1.0
