@@ -87,7 +87,9 @@ class LocalLLM:
         if reason:
             raise LocalLLMUnavailable(reason)
         self.port = _free_port()
-        threads = str(min(2, os.cpu_count() or 1))
+        # One thread: a 135M model is quick on one core, and llama.cpp threads that must
+        # share two busy cores with the rest of the suite slow down by orders of magnitude.
+        threads = "1"
         self.proc = subprocess.Popen(
             [sys.executable, __file__, str(gguf_path()), str(self.port), str(self.n_ctx), threads],
             stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT)
