@@ -287,3 +287,41 @@ def test_unreadable_file_is_reported_and_the_rest_read(tmp_path: Path) -> None:
         assert "b.jsonlog: cannot read (Permission denied)" in out["notes"]
     finally:
         shutil.rmtree(pool, ignore_errors=True)
+
+
+def test_lazy_values_cut_from_lines_equal_a_full_parse(tmp_path: Path, sample) -> None:  # type: ignore[no-untyped-def]
+    """A lazy key's values are cut out of the lines when that is unambiguous and parsed
+    otherwise; either way they equal ``scalar(json.loads(line)[key])`` for every key, on
+    the samples and on hostile lines: typed values, nested objects, escapes, a key twice,
+    a non-ASCII key, keys inside string values, no spaces after colons."""
+    from features.normalize import scalar
+    from features.run import Run
+
+    base = {"created": "1700000000.0", "msg": "m", "levelno": "20", "name": "x"}
+    lines = [
+        json.dumps({**base, "k": "12", "s": "plain"}),
+        json.dumps({**base, "k": 12.5, "s": 'has "quotes" and \\ slash'}),
+        json.dumps({**base, "k": None, "s": "ünïcode"}),
+        json.dumps({**base, "k": True, "s": {"k": "nested", "inner": 1}}),
+        json.dumps({**base, "k": [1, 2], "s": "x"}),
+        json.dumps({**base, "s": '"k": 99 inside a string', "k": "None"}),
+        json.dumps({**base, "k": "-3", "ключ": "значение", "s": "{not an object}"}),
+        json.dumps({**base, "k": "7"}, separators=(",", ":")),
+        '{"created": "1700000000.0", "msg": "m", "k": "1", "k": "2"}',
+        json.dumps({**base, "k": -0.0, "s": "a\nb"}),
+    ]
+    pool = tmp_path / "pool"
+    pool.mkdir()
+    (pool / "a.jsonlog").write_text("\n".join(lines) + "\n")
+    for p in (pool, sample("pairs"), sample("fork")):
+        run = Run(p)
+        run.load()
+        ev = run.events()
+        for key in ev.store.keys():
+            if not ev.is_lazy(key):
+                continue
+            got = ev.lazy(key)
+            rows = ev.store.rows_with_key(key, ev.n)
+            for r, rec in zip(rows.tolist(), ev.records(rows), strict=True):
+                want = scalar(rec.get(key)) if rec is not None else None
+                assert type(got[r]) is type(want) and got[r] == want, (p.name, key, r)
