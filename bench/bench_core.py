@@ -146,7 +146,12 @@ def main() -> None:
         med = statistics.median(times)
         assert len(rows) == len(first_rows)
         lazy = not ev.has_column(node.key) if hasattr(node, "key") else False
-        note = "  (a key read from the files on first use)" if lazy else ""
+        note = ""
+        if lazy:
+            from features.parse import is_user_key
+
+            note = ("  (a workflow key: its values kept at ingest, converted on first use)"
+                    if is_user_key(node.key) else "  (a key read from the files on first use)")
         print(f"  [{fmt(first <= 0.3)}] {expr:58s} first {first * 1000:7.1f} ms, "
               f"repeat {med * 1000:6.1f} ms {len(rows):>9,} rows{note}")
 

@@ -227,6 +227,12 @@ class Events:
         values = np.empty(self.n, dtype=object)
         if cached is not None:
             values[:start] = cached.values[:start]
+        kept = store.user_values(key, start, self.n)
+        if kept is not None:  # a user key's short values, kept at ingest
+            krows, kvals = kept
+            values[krows] = _scalars(kvals)
+            store.lazy_put(key, _LazyColumn(self.n, values))
+            return values
         rows = store.rows_with_key(key, self.n)
         rows = rows[rows >= start]
         if len(rows):
@@ -336,6 +342,28 @@ def _levelnames(levelno: np.ndarray) -> np.ndarray:
     names = np.array([_LEVELS.get(int(u), f"Level {int(u)}" if u >= 0 else None)
                       for u in uniq], dtype=object)
     return names[inv]
+
+
+def _scalars(vals: list[Any]) -> np.ndarray:
+    """``[scalar(v) for v in vals]`` as an object array, vectorised when every value is
+    a number already, or a string that is exactly an integer's decimal form."""
+    out = np.empty(len(vals), dtype=object)
+    if not vals:
+        return out
+    try:
+        arr = np.array(vals)
+        if arr.dtype.kind in "biuf":  # typed records: numbers are their own scalar
+            out[:] = vals
+            return out
+        if arr.dtype.kind == "U":
+            ints = arr.astype(np.int64)
+            if (ints.astype(arr.dtype) == arr).all():  # "12" but not "012", "+1", " 1"
+                out[:] = ints.tolist()
+                return out
+    except (ValueError, OverflowError, TypeError):
+        pass
+    out[:] = [scalar(v) for v in vals]
+    return out
 
 
 def _loads(raw: bytes) -> dict[str, Any] | None:

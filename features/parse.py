@@ -8,8 +8,10 @@ numpy arrays, lists of strings and tuples.
 The loop is written for speed: the low-cardinality fields of a record are interned
 as one tuple (one dict lookup instead of a dozen), the high-cardinality join keys
 each get their own table, and normalisation runs once per distinct value, later,
-in the store. Everything else in a record stays in the file and is read on demand
-by its byte offset.
+in the store. The workflow's own keys (``fib.iteration``: not Python's LogRecord keys,
+not ``academy.*``) keep their short values as parsed, so the first filter on them does
+not read the files again. Everything else in a record stays in the file and is read on
+demand by its byte offset.
 """
 
 from __future__ import annotations
@@ -59,6 +61,27 @@ FLAG_MSG_CUT = 4
 """``message`` was longer than :data:`MESSAGE_CAP`; read the record for the full text."""
 
 _NULLS = (None, "None", "")
+
+RECORD_KEYS = frozenset({
+    "args", "created", "exc_info", "exc_text", "filename", "funcName", "levelname",
+    "levelno", "lineno", "module", "msecs", "msg", "name", "pathname", "process",
+    "processName", "relativeCreated", "stack_info", "thread", "threadName", "taskName",
+    "message", "formatted", "asctime",
+})
+"""Keys of Python's LogRecord and of Academy's JSON pool records: not user keys."""
+
+USER_CAP = 64
+"""A user key's string values up to this long are kept in memory at ingest (see
+:func:`is_user_key`); one longer value, or a nested one, leaves the key to be read from
+the files on use."""
+
+_CAPTURED_TYPES = (str, int, float, bool, type(None))
+
+
+def is_user_key(key: str) -> bool:
+    """A key the workflow added (``fib.iteration``), not Python's or Academy's: its short
+    values are kept at ingest, so the first filter on it does not read the files."""
+    return key not in RECORD_KEYS and not key.startswith("academy.")
 
 _UNSEEN = object()
 
@@ -144,6 +167,11 @@ class Batch:
     """Lines consumed (records, bad and blank lines)."""
     blank: int = 0
     """Whitespace-only lines skipped."""
+    user: dict[str, tuple[np.ndarray, list[Any]]] = field(default_factory=dict)
+    """User key -> (batch rows, raw values) of every record that has it (see
+    :func:`is_user_key`)."""
+    user_partial: list[str] = field(default_factory=list)
+    """User keys with a value too long or nested to keep: read from the files on use."""
 
     def __len__(self) -> int:
         return len(self.created)
@@ -182,6 +210,9 @@ class _Shape:
     """Which tag keys the shape has: none, action tag only, message tag and label, all
     three, or another mix (the slow path)."""
     tag_get: Callable[[dict[str, Any]], Any] | None
+    user: tuple[str, ...] = ()
+    """User keys of the shape (kept at ingest)."""
+    user_get: Callable[[dict[str, Any]], tuple[Any, ...]] | None = None
 
 
 _SHAPES: dict[tuple[str, ...], _Shape] = {}
@@ -204,7 +235,9 @@ def _shape(keys: tuple[str, ...]) -> _Shape:
             pat, tag_get = _PAT_ALL, itemgetter(_TA, _TM, _TL)
         else:
             pat, tag_get = _PAT_OTHER, None
-        sh = _Shape(keys, low, _getter(list(low)), _cme_getter(kset), pat, tag_get)
+        user = tuple(k for k in keys if is_user_key(k))
+        sh = _Shape(keys, low, _getter(list(low)), _cme_getter(kset), pat, tag_get, user,
+                    _getter(list(user)) if user else None)
         if len(_SHAPES) < 10_000:
             _SHAPES[keys] = sh
     return sh
@@ -224,7 +257,8 @@ class _Builder:
         self.tag_maps: tuple[dict[Any, int], dict[Any, int], dict[Any, int]] = ({}, {}, {})
         self.shape = array.array("i")
         self.shapes: dict[tuple[str, ...], tuple[Any, ...]] = {}
-        """Key set -> (code, shape, its getters...) as the block loop unpacks it."""
+        """Key set -> (code, shape, its getters..., user capture) as the block loop
+        unpacks it; the capture is None or (rows, values, user getter)."""
         self.message: list[str] = []
         self.bad: list[BadLine] = []
         self.repaired: dict[int, bytes] = {}
@@ -236,10 +270,11 @@ class _Builder:
         keys = tuple(d)
         ent = self.shapes.get(keys)
         if ent is None:
-            sh = _shape(keys)
-            ent = self.shapes[keys] = (len(self.shapes), sh, sh.cme_get, sh.low_get,
-                                       sh.tag_pat, sh.tag_get, [None, -1])
+            ent = self.shapes[keys] = _entry(len(self.shapes), _shape(keys))
         sc, sh = ent[0], ent[1]
+        if ent[7] is not None:
+            ent[7][0].append(len(self.created))
+            ent[7][1].append(ent[7][2](d))
         c, m, e = sh.cme_get(d)
         self.created.append(to_float(c))
         if e not in _NULLS:
@@ -298,6 +333,7 @@ class _Builder:
         # Raw tag values differing only in case share a canonical value; the store
         # interns by value, so they end up with one code.
         tag_tables = [[_canon_tag(v) for v in m] for m in self.tag_maps]
+        user, partial = self._user_columns()
         return Batch(
             file=self.file,
             created=np.frombuffer(self.created, dtype=np.float64).copy(),
@@ -316,7 +352,50 @@ class _Builder:
             repaired=self.repaired,
             lines=lines,
             blank=blank,
+            user=user,
+            user_partial=sorted(partial),
         )
+
+    def _user_columns(self) -> tuple[dict[str, tuple[np.ndarray, list[Any]]], set[str]]:
+        """Per user key, the rows and raw values captured over all shapes (in row order);
+        keys with a value too long or nested are dropped and named instead."""
+        parts: dict[str, list[tuple[array.array[int], list[Any]]]] = {}
+        partial: set[str] = set()
+        for ent in self.shapes.values():
+            cap = ent[7]
+            if cap is None or not cap[0]:
+                continue
+            rows, vals = cap[0], cap[1]
+            keys = ent[1].user
+            for j, key in enumerate(keys):
+                if key in partial:
+                    continue
+                col = [v[j] for v in vals] if len(keys) > 1 else [v[0] for v in vals]
+                if any(type(v) not in _CAPTURED_TYPES or (type(v) is str and len(v) > USER_CAP)
+                       for v in col):
+                    partial.add(key)
+                    continue
+                parts.setdefault(key, []).append((rows, col))
+        out: dict[str, tuple[np.ndarray, list[Any]]] = {}
+        for key, ps in parts.items():
+            if key in partial:
+                continue
+            if len(ps) == 1:
+                out[key] = (np.frombuffer(ps[0][0], dtype=np.int32).copy(), ps[0][1])
+                continue
+            rows_all = np.concatenate([np.frombuffer(r, dtype=np.int32) for r, _ in ps])
+            vals_all = [v for _, c in ps for v in c]
+            order = np.argsort(rows_all, kind="stable")
+            out[key] = (rows_all[order], [vals_all[i] for i in order.tolist()])
+        return out, partial
+
+
+def _entry(code: int, sh: _Shape) -> tuple[Any, ...]:
+    """A block's entry for one shape: (code, shape, getters, tag pattern, tag getter,
+    last combo memo, user capture)."""
+    cap: tuple[array.array[int], list[tuple[Any, ...]], Any] | None = (
+        (array.array("i"), [], sh.user_get) if sh.user_get is not None else None)
+    return (code, sh, sh.cme_get, sh.low_get, sh.tag_pat, sh.tag_get, [None, -1], cap)
 
 
 def _hashable(v: Any) -> Any:
@@ -409,10 +488,11 @@ def _parse(buf: bytes | memoryview, file: int, base_offset: int, base_line: int)
         keys = tuple(d)
         ent = shapes.get(keys)
         if ent is None:
-            sh = _shape(keys)
-            ent = shapes[keys] = (len(shapes), sh, sh.cme_get, sh.low_get, sh.tag_pat,
-                                  sh.tag_get, [None, -1])
-        sc, sh, cme_get, low_get, pat, tag_get, memo = ent
+            ent = shapes[keys] = _entry(len(shapes), _shape(keys))
+        sc, _sh, cme_get, low_get, pat, tag_get, memo, ucap = ent
+        if ucap is not None:  # the workflow's own keys: kept, so filters need no file read
+            ucap[0].append(len(b.created))
+            ucap[1].append(ucap[2](d))
         c, m, e = cme_get(d)
         try:
             created_append(float(c))

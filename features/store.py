@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -110,6 +111,11 @@ class EventStore:
         """Rows merged into :attr:`order`; rows after it are merged by :meth:`sync_order`."""
         self._lazy: dict[str, _LazyColumn] = {}
         self._numeric: dict[str, _NumericColumn] = {}
+        self._user: dict[str, tuple[list[np.ndarray], list[list[Any]]]] = {}
+        """User key -> (row arrays, raw value lists) kept at ingest (see
+        ``features.parse.is_user_key``)."""
+        self._user_partial: set[str] = set()
+        """User keys not (all) kept: read from the files on use."""
         self.defer_order = False
         """While True (a bulk load), appends leave the time order to :meth:`sync_order`."""
         self.listeners: list[Callable[[int, int], None]] = []
@@ -167,6 +173,14 @@ class EventStore:
             )
             self.shape.extend(smap[batch.shape])
             self.message.extend(batch.message)
+            for key in batch.user_partial:
+                self._user_partial.add(key)
+                self._user.pop(key, None)
+            for key, (rows, vals) in batch.user.items():
+                if key not in self._user_partial:
+                    ent = self._user.setdefault(key, ([], []))
+                    ent[0].append(rows.astype(np.int64) + start)
+                    ent[1].append(vals)
             for i, raw in batch.repaired.items():
                 self.repaired[start + i] = raw
             if np.isnan(batch.created).any():
@@ -251,6 +265,22 @@ class EventStore:
 
     def lazy_get(self, key: str) -> _LazyColumn | None:
         return self._lazy.get(key)
+
+    def user_values(self, key: str, start: int, n: int) -> tuple[np.ndarray, list[Any]] | None:
+        """Rows in ``[start, n)`` that have the user key ``key`` and their raw values, as
+        kept at ingest; None when the key was not kept (not a user key, or a value too
+        long or nested)."""
+        with self.lock:
+            if key in self._user_partial or key not in self._user:
+                return None
+            row_parts, val_parts = self._user[key]
+            if len(row_parts) > 1:  # compact, so later calls are one slice
+                rows_all = np.concatenate(row_parts)
+                vals_all = [v for part in val_parts for v in part]
+                self._user[key] = ([rows_all], [vals_all])
+            rows, vals = self._user[key][0][0], self._user[key][1][0]
+        lo, hi = np.searchsorted(rows, [start, n])
+        return rows[lo:hi], vals[lo:hi]
 
     def numeric_get(self, key: str) -> _NumericColumn | None:
         return self._numeric.get(key)

@@ -317,7 +317,7 @@ def test_lazy_values_cut_from_lines_equal_a_full_parse(tmp_path: Path, sample) -
         run = Run(p)
         run.load()
         ev = run.events()
-        for key in ev.store.keys():
+        for key in list(ev.store.key_shapes):
             if not ev.is_lazy(key):
                 continue
             got = ev.lazy(key)
