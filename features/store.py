@@ -274,11 +274,16 @@ class EventStore:
             if key in self._user_partial or key not in self._user:
                 return None
             row_parts, val_parts = self._user[key]
-            if len(row_parts) > 1:  # compact, so later calls are one slice
-                rows_all = np.concatenate(row_parts)
-                vals_all = [v for part in val_parts for v in part]
-                self._user[key] = ([rows_all], [vals_all])
-            rows, vals = self._user[key][0][0], self._user[key][1][0]
+            # Parts are in row order: a live reader asks for the newest rows only, so
+            # only the parts from ``start`` on are joined (not the whole history).
+            i = len(row_parts)
+            while i > 0 and (not len(row_parts[i - 1]) or row_parts[i - 1][-1] >= start):
+                i -= 1
+            rows = np.concatenate(row_parts[i:]) if i < len(row_parts) else \
+                np.empty(0, dtype=np.int64)
+            vals = [v for part in val_parts[i:] for v in part]
+            if len(row_parts) > 64 and i == 0:  # many small batches: keep them joined
+                self._user[key] = ([rows], [vals])
         lo, hi = np.searchsorted(rows, [start, n])
         return rows[lo:hi], vals[lo:hi]
 
