@@ -123,7 +123,8 @@ def _matrix(table: Table, names: Sequence[str]) -> np.ndarray:
 
 
 def action_features(run: Run, vocab: Vocabulary | None = None,
-                    only: np.ndarray | Sequence[int] | None = None) -> Features:
+                    only: np.ndarray | Sequence[int] | None = None,
+                    indexer: CallIndexer | None = None) -> Features:
     """Features of every action of ``run`` (see :data:`ACTION_FEATURES`), in start order.
 
     ``vocab`` keeps categorical codes stable across calls (a live featurizer passes
@@ -131,7 +132,8 @@ def action_features(run: Run, vocab: Vocabulary | None = None,
     in ``run.actions()``) gives the features of those actions alone, in that order, with
     the same values as the full computation (what depends on other calls, such as
     ``call_index``, is still computed over all of them): a live featurizer reads and
-    converts only what is new."""
+    converts only what is new. ``indexer`` (a live featurizer's) counts ``call_index``
+    from where its previous call left off."""
     ev = run.events()
     acts_all = run.actions()
     vocab = vocab if vocab is not None else Vocabulary()
@@ -145,7 +147,8 @@ def action_features(run: Run, vocab: Vocabulary | None = None,
     gap = _caller_gap(acts_all["caller"], ts_all, acts_all["t_end"])[idx]
     xs_all = acts_all["t_exec_start"]
     times, counts = concurrency(xs_all, acts_all["t_exec_end"], ev.t1)
-    call_index = _call_index(acts_all["agent_id"], acts_all["action"])[idx]
+    call_index = (indexer(acts_all) if indexer is not None else
+                  _call_index(acts_all["agent_id"], acts_all["action"]))[idx]
     t_start = ts_all[idx]
     t_done = np.where(np.isnan(acts["t_end"]), acts["t_exec_end"], acts["t_end"])
     cols: dict[str, np.ndarray] = {
@@ -212,6 +215,34 @@ def _call_index(agent_id: np.ndarray, action: np.ndarray) -> np.ndarray:
         out[i] = seen.get(key, 0)
         seen[key] = int(out[i]) + 1
     return out
+
+
+class CallIndexer:
+    """``call_index`` over a growing run: the calls of the previous snapshot that are
+    unchanged at the start of this one (same tag, agent and action, in start order) keep
+    their counts, so only the calls after them are counted."""
+
+    def __init__(self) -> None:
+        self.cols: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self.out = np.empty(0, dtype=np.float64)
+        self.seen: dict[tuple[object, object], int] = {}
+
+    def __call__(self, acts: Table) -> np.ndarray:
+        cols = (acts["tag"], acts["agent_id"], acts["action"])
+        m = len(self.out)
+        same = self.cols is not None and m <= len(cols[0]) and all(
+            np.array_equal(new[:m], old) for new, old in zip(cols, self.cols, strict=True))
+        if not same:
+            m, self.out, self.seen = 0, np.empty(0, dtype=np.float64), {}
+        seen = self.seen
+        more = np.empty(len(cols[0]) - m, dtype=np.float64)
+        for i, key in enumerate(zip(cols[1][m:].tolist(), cols[2][m:].tolist(), strict=True)):
+            c = seen.get(key, 0)
+            more[i] = c
+            seen[key] = c + 1
+        self.out = np.concatenate([self.out, more])
+        self.cols = cols
+        return self.out
 
 
 def _lengths(ev: Events, keys: Sequence[str], rows: np.ndarray) -> np.ndarray:
@@ -323,6 +354,7 @@ class ActionFeaturizer:
         self.include = tuple(include)
         """Statuses that count as completed."""
         self.vocab = Vocabulary()
+        self.indexer = CallIndexer()
         self.seen: set[str] = set()
         """Tags already handed out."""
 
@@ -338,7 +370,7 @@ class ActionFeaturizer:
                                dtype=bool, count=len(cand))]
         idx = new[np.argsort(t_done[new], kind="stable")]
         # Only the new calls are featurised: a poll costs what arrived, not the whole run.
-        feats = action_features(run, self.vocab, only=idx)
+        feats = action_features(run, self.vocab, only=idx, indexer=self.indexer)
         self.seen.update(feats.table["tag"].tolist())
         return feats
 
