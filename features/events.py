@@ -191,8 +191,8 @@ class Events:
         store = self.store
         todo: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         for key in dict.fromkeys(keys):
-            if not self.is_lazy(key) or key not in store.key_shapes:
-                continue
+            if not self.is_lazy(key) or key not in store.key_shapes or store.user_kept(key):
+                continue  # kept user keys are built from memory by ``column``
             cached = store.lazy_get(key)
             if cached is not None and cached.rows >= self.n:
                 continue

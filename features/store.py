@@ -266,12 +266,17 @@ class EventStore:
     def lazy_get(self, key: str) -> _LazyColumn | None:
         return self._lazy.get(key)
 
+    def user_kept(self, key: str) -> bool:
+        """Whether every value of ``key`` so far was kept at ingest (see
+        :meth:`user_values`): reading it needs no file."""
+        return key in self._user and key not in self._user_partial
+
     def user_values(self, key: str, start: int, n: int) -> tuple[np.ndarray, list[Any]] | None:
         """Rows in ``[start, n)`` that have the user key ``key`` and their raw values, as
         kept at ingest; None when the key was not kept (not a user key, or a value too
         long or nested)."""
         with self.lock:
-            if key in self._user_partial or key not in self._user:
+            if not self.user_kept(key):
                 return None
             row_parts, val_parts = self._user[key]
             # Parts are in row order: a live reader asks for the newest rows only, so
