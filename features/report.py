@@ -210,15 +210,22 @@ def build(run: Run, expected_s: float | None = None, top: int = 10,
 
 
 STEERING_LOGGER = "academy_tui.steering"
+"""The logger a steering agent writes its ``steering.*`` records to."""
+
+
+def steering_rows(run: Run) -> np.ndarray:
+    """Rows of the steering agent's records (``steering.*`` keys on its logger: the same
+    keys from anyone else are not its), in time order; empty when there are none."""
+    if "steering.kind" not in run.events().store.key_shapes:
+        return np.empty(0, dtype=np.int64)
+    return run.select(f"has:steering.kind and name={STEERING_LOGGER}")
 
 
 def steering_section(run: Run, top: int = 10) -> Section | None:
     """The steering agent's trail (``steering.*`` records of its logger): counts by kind
     and the suggestions, approvals, applied calls, checks and reverts in time order."""
     ev = run.events()
-    if "steering.kind" not in ev.store.key_shapes:
-        return None
-    rows = run.select(f"has:steering.kind and name={STEERING_LOGGER}")
+    rows = steering_rows(run)
     if not len(rows):
         return None
     kinds = ev.column("steering.kind")[rows]

@@ -25,6 +25,7 @@ from academy.logging.configs.jsonpool import JSONPoolLogging
 from academy.manager import Manager
 
 from steering.agent import SteeringOptions, launch_steering
+from steering.audit import LOGGER
 from steering.runenv import academy_home_env, pool_logging
 
 STEERING_CLASS = "steering.agent.SteeringAgent"
@@ -159,8 +160,7 @@ def recorded_exchange(run: Any) -> str:
     ev = run.events()
     if "steering.exchange" not in ev.store.key_shapes:
         return ""
-    rows = run.select('steering.kind=start and name="academy_tui.steering" '
-                      'and has:steering.exchange')
+    rows = run.select(f'steering.kind=start and name="{LOGGER}" and has:steering.exchange')
     if not len(rows):
         return ""
     return str(ev.column("steering.exchange")[rows[-1]] or "")

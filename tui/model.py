@@ -19,6 +19,7 @@ from features import analyses
 from features.events import Events
 from features.query import Node, parse
 from features.query_eval import evaluate
+from features.report import steering_rows
 from features.run import Run
 from features.table import Table
 
@@ -46,7 +47,6 @@ class Analysis:
     """The steering agent's decisions (see :func:`steering_marks`), or None."""
 
 
-STEERING_LOGGER = "academy_tui.steering"
 STEERING_MARKED = ("suggestion", "approval", "rejection", "apply", "check", "revert",
                    "escalation", "expiry")
 """Kinds of ``steering.*`` records marked on the timeline (observations are not)."""
@@ -57,9 +57,7 @@ def steering_marks(run: Run) -> Table | None:
     ``agent_id`` of the steering agent, ``kind``, ``id``, ``message``), from the records
     of the steering agent's logger; None when the run has none."""
     ev = run.events()
-    if "steering.kind" not in ev.store.key_shapes:
-        return None
-    rows = run.select(f"has:steering.kind and name={STEERING_LOGGER}")
+    rows = steering_rows(run)
     if not len(rows):
         return None
     kind = ev.column("steering.kind")[rows]

@@ -11,6 +11,7 @@ from typing import Any
 from textual.app import App, SystemCommand
 from textual.screen import Screen
 
+from features.report import STEERING_LOGGER
 from tui.safe import clean
 
 
@@ -36,8 +37,8 @@ def commands(app: App[Any], screen: Screen[Any]) -> Iterable[SystemCommand]:
                         "(or faster) than it", s.action_compare)
     yield SystemCommand("Filter: clear", "show every event", s.action_clear_filter)
     yield SystemCommand("Filter: steering trail", "the steering agent's records "
-                        "(name=academy_tui.steering)",
-                        lambda: s.set_filter_text("name=academy_tui.steering"))
+                        f"(name={STEERING_LOGGER})",
+                        lambda: s.set_filter_text(f"name={STEERING_LOGGER}"))
     yield SystemCommand("Filter: errors and tracebacks", "levelno>=40 or exc_text!=None",
                         lambda: s.set_filter_text("levelno>=40 or exc_text!=None"))
     a = s.model.analysis

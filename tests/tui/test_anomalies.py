@@ -62,9 +62,9 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _demo(tmp_path_factory.mktemp("tiny"), iterations=3, sleep=0.01)
 
 
-def raw_slow_tags(pool_dir: Path) -> set[str]:
-    """Action tags of the next_item calls whose own step slept longer than asked: the
-    agent's "fib step" record (with ``fib.delay_s``) is written inside the execution."""
+def raw_executions(pool_dir: Path) -> tuple[list[dict[str, Any]], dict[str, dict[str, float]]]:
+    """The raw records, and each next_item call's execute_start / execute_success times
+    by action tag."""
     recs = [json.loads(line) for f in pool_dir.glob("*.jsonlog")
             for line in f.read_text().splitlines()]
     spans: dict[str, dict[str, float]] = defaultdict(dict)
@@ -72,6 +72,13 @@ def raw_slow_tags(pool_dir: Path) -> set[str]:
         if r.get("academy.action") == "next_item" and \
                 r.get("academy.action_state") in ("execute_start", "execute_success"):
             spans[r["academy.action_tag"]][r["academy.action_state"]] = float(r["created"])
+    return recs, spans
+
+
+def raw_slow_tags(pool_dir: Path) -> set[str]:
+    """Action tags of the next_item calls whose own step slept longer than asked: the
+    agent's "fib step" record (with ``fib.delay_s``) is written inside the execution."""
+    recs, spans = raw_executions(pool_dir)
     slow = set()
     for r in recs:
         if "fib.delay_s" in r and float(r["fib.delay_s"]) > 2 * SLEEP:
@@ -85,13 +92,7 @@ def raw_really_slow_tags(pool_dir: Path) -> set[str]:
     """Action tags of next_item calls whose execution (from the raw lines) took more
     than twice the median: on a loaded machine a call the agent did not slow down can
     still be slow, and then the detector is right to flag it."""
-    recs = [json.loads(line) for f in pool_dir.glob("*.jsonlog")
-            for line in f.read_text().splitlines()]
-    spans: dict[str, dict[str, float]] = defaultdict(dict)
-    for r in recs:
-        if r.get("academy.action") == "next_item" and \
-                r.get("academy.action_state") in ("execute_start", "execute_success"):
-            spans[r["academy.action_tag"]][r["academy.action_state"]] = float(r["created"])
+    _, spans = raw_executions(pool_dir)
     dur = {tag: s["execute_success"] - s["execute_start"] for tag, s in spans.items()
            if len(s) == 2}
     med = float(np.median(list(dur.values())))

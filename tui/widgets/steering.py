@@ -20,10 +20,10 @@ from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.widgets import DataTable, Static
 
+from features.report import steering_rows
 from tui.model import RunModel
 from tui.safe import clean
 
-LOGGER = "academy_tui.steering"
 NO_STEERING = ("No steering agent has written to this run (start one with "
                "launch_steering(...) or academy-tui steer RUN --exchange ...)")
 COLUMNS = (("id", "id"), ("time", "time"), ("target", "target"), ("action", "action"),
@@ -82,9 +82,9 @@ def compute_trail(model: RunModel) -> Trail:
     with model.things_lock:
         run = model.run
         ev = run.events()
-        if "steering.kind" not in ev.store.key_shapes:
+        rows = steering_rows(run)
+        if not len(rows):
             return Trail(ev.n, 0, {})
-        rows = run.select(f"has:steering.kind and name={LOGGER}")
         cols = {k: (ev.column(k)[rows] if k in ev.store.key_shapes else [None] * len(rows))
                 for k in KEYS}
         created = ev.created[rows]

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from features import analyses
-from features.report import fmt_s
+from features.query import And, Cmp, to_text
+from features.report import STEERING_LOGGER, fmt_s
 from features.table import Table
 from tui.safe import clean
 
@@ -343,12 +344,9 @@ def mark_at(data: Lanes, lane: int, cell: int, spc: float) -> tuple[str, int] | 
     row = int(m["row"][i])
     sid = m["id"][i]
     if isinstance(sid, str) and sid:
-        return f'steering.id="{_quote(sid)}" and name=academy_tui.steering', row
+        return to_text(And((Cmp("steering.id", "=", sid),
+                            Cmp("name", "=", STEERING_LOGGER)))), row
     return f"@row={row}", row
-
-
-def _quote(text: str) -> str:
-    return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
 def judged(data: Lanes, row: int, code: int) -> str:
