@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import orjson
 import pytest
+from rawspans import raw_really_slow_tags
 from sklearn.base import clone
 
 from features.anomaly import SlowdownDetector
@@ -44,12 +45,26 @@ SLEEP, SLOW_AT, SLOW_LEN, FACTOR, ITERATIONS = 0.05, 20, 3, 4.0, 36
 NEXT = "GeneratorAgent.next_item"
 
 
+ATTEMPTS = 4
+
+
 def _run(home: Path, **kw: Any) -> Run:
-    res = run_demo(DemoOptions(academy_home=home, sleep=SLEEP, **kw))
-    assert res.ok, res.error
-    run = Run(res.pool_dir)
-    run.load()
-    return run
+    """A demo run whose only slow calls are the injected ones. The tests check the
+    detector against that ground truth exactly, so a run in which a busy machine made an
+    unslowed call really slow (over twice the median in the raw lines; CI met one at
+    2.5x) is made again rather than judged: up to ``ATTEMPTS`` runs."""
+    noisy: set[str] = set()
+    for attempt in range(ATTEMPTS):
+        res = run_demo(DemoOptions(academy_home=home / f"attempt-{attempt}", sleep=SLEEP,
+                                   **kw))
+        assert res.ok, res.error
+        noisy = raw_really_slow_tags(Path(res.pool_dir), SLEEP)
+        if not noisy:
+            run = Run(res.pool_dir)
+            run.load()
+            return run
+    raise AssertionError(f"machine too busy: {ATTEMPTS} runs each had calls slow without "
+                         f"injection (last: {len(noisy)})")
 
 
 @pytest.fixture(scope="module")
@@ -359,7 +374,11 @@ def test_live_run_flags_first_slow_action(tmp_path: Path) -> None:
     assert live.flagged_at[onset] - live.position[onset] <= 1
     assert flagged_in[onset] == completed_in[onset]  # judged in the poll it arrived in
     res = live.result(run)
-    assert [i.tags for i in slowdowns(res)] == [[onset]]
+    found = [i.tags for i in slowdowns(res)]
+    assert [onset] in found
+    # Anything else flagged was really slow in the raw lines (a busy machine does that).
+    others = {t for tags in found if tags != [onset] for t in tags}
+    assert others <= raw_really_slow_tags(run.path, sleep), found
     assert not math.isnan(res.now)
 
 

@@ -6,13 +6,13 @@ Which calls were slow is read from the raw .jsonlog lines with json (the agent's
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from rawspans import raw_really_slow_tags, raw_slow_tags
 from textual.pilot import Pilot
 from textual.widgets import DataTable, TabbedContent
 
@@ -62,43 +62,6 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _demo(tmp_path_factory.mktemp("tiny"), iterations=3, sleep=0.01)
 
 
-def raw_executions(pool_dir: Path) -> tuple[list[dict[str, Any]], dict[str, dict[str, float]]]:
-    """The raw records, and each next_item call's execute_start / execute_success times
-    by action tag."""
-    recs = [json.loads(line) for f in pool_dir.glob("*.jsonlog")
-            for line in f.read_text().splitlines()]
-    spans: dict[str, dict[str, float]] = defaultdict(dict)
-    for r in recs:
-        if r.get("academy.action") == "next_item" and \
-                r.get("academy.action_state") in ("execute_start", "execute_success"):
-            spans[r["academy.action_tag"]][r["academy.action_state"]] = float(r["created"])
-    return recs, spans
-
-
-def raw_slow_tags(pool_dir: Path) -> set[str]:
-    """Action tags of the next_item calls whose own step slept longer than asked: the
-    agent's "fib step" record (with ``fib.delay_s``) is written inside the execution."""
-    recs, spans = raw_executions(pool_dir)
-    slow = set()
-    for r in recs:
-        if "fib.delay_s" in r and float(r["fib.delay_s"]) > 2 * SLEEP:
-            t = float(r["created"])
-            slow |= {tag for tag, s in spans.items()
-                     if s["execute_start"] <= t <= s["execute_success"]}
-    return slow
-
-
-def raw_really_slow_tags(pool_dir: Path) -> set[str]:
-    """Action tags of next_item calls whose execution (from the raw lines) took more
-    than twice the median: on a loaded machine a call the agent did not slow down can
-    still be slow, and then the detector is right to flag it."""
-    _, spans = raw_executions(pool_dir)
-    dur = {tag: s["execute_success"] - s["execute_start"] for tag, s in spans.items()
-           if len(s) == 2}
-    med = float(np.median(list(dur.values())))
-    return {tag for tag, d in dur.items() if d > 2 * med}
-
-
 def raw_rows_with_tags(pool_dir: Path, tags: set[str]) -> int:
     return sum(1 for f in pool_dir.glob("*.jsonlog") for line in f.read_text().splitlines()
                if json.loads(line).get("academy.action_tag") in tags)
@@ -128,7 +91,7 @@ def text_of(widget: Any) -> str:
 
 async def test_anomalies_tab_lists_explains_and_drills_down(home: Path) -> None:
     slow = pool(home, "slow")
-    expected = raw_slow_tags(slow)
+    expected = raw_slow_tags(slow, SLEEP)
     assert len(expected) == SLOW_LEN
     app = AcademyApp(str(slow))
     async with app.run_test(size=SIZE) as pilot:
@@ -140,7 +103,7 @@ async def test_anomalies_tab_lists_explains_and_drills_down(home: Path) -> None:
         await until(pilot, lambda: table.row_count >= 1)
         # The injected calls are the first (most severe) incident; anything else flagged
         # must be really slow in the raw lines (a loaded machine makes such calls).
-        allowed = expected | raw_really_slow_tags(slow)
+        allowed = expected | raw_really_slow_tags(slow, SLEEP)
         table.focus()
         while (cur := view.selected()) is not None and not expected <= set(cur.tags) \
                 and table.cursor_row < table.row_count - 1:
@@ -174,7 +137,7 @@ async def test_anomalies_tab_lists_explains_and_drills_down(home: Path) -> None:
 
 async def test_timeline_marks_slow_bars_and_jumps_to_the_incident(home: Path) -> None:
     slow = pool(home, "slow")
-    expected = raw_slow_tags(slow)
+    expected = raw_slow_tags(slow, SLEEP)
     app = AcademyApp(str(slow))
     async with app.run_test(size=SIZE) as pilot:
         scr = await detected(pilot, app)
@@ -197,7 +160,7 @@ async def test_timeline_marks_slow_bars_and_jumps_to_the_incident(home: Path) ->
         assert data is not None
         acts = scr.model.analysis.actions  # type: ignore[union-attr]
         marked = {str(acts["tag"][i]) for i in data.action[data.code == td.SLOW]}
-        assert expected <= marked <= expected | raw_really_slow_tags(slow)
+        assert expected <= marked <= expected | raw_really_slow_tags(slow, SLEEP)
         assert not (data.code == td.HUNG).any()
         assert np.isfinite(data.ratio).sum() == len(marked)
         # The cursor is on the incident's start, in its agent's lane, and the lane shows
