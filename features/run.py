@@ -35,6 +35,8 @@ class Run:
         self.store = self.reader.store
         self._events: Events | None = None
         self._cache: dict[str, Any] = {}
+        self._action_index = things.ActionIndex()
+        """The action join, folded forward as records arrive (see :meth:`actions`)."""
         self.notes: list[str] = []
         """Things the reader noticed (files replaced, deleted, unreadable)."""
         self.file_growth: dict[int, float] = {}
@@ -121,7 +123,7 @@ class Run:
         return self._cached("agents", lambda: things.agents(self.events()))
 
     def actions(self) -> Table:
-        return self._cached("actions", lambda: things.actions(
+        return self._cached("actions", lambda: self._action_index.table(
             self.events(), live=self.live, agents_table=self.agents()))
 
     def processes(self) -> Table:
