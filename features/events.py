@@ -32,6 +32,22 @@ PSEUDO_KEYS = ("@file", "@line", "@offset", "@row", "@t", "@repaired")
 READ_SPAN = 4 * 1024 * 1024
 
 
+def _room(cached: _LazyColumn | None, n: int) -> np.ndarray:
+    """A lazy column's buffer with room for ``n`` rows, holding the rows already read.
+
+    A live run extends its columns a poll at a time: the buffer is shared while it has
+    room (rows below ``cached.rows`` are never written again, and a snapshot reads only
+    its own first rows), and grows by half when it has not, so a poll does not copy the
+    whole column. A first read is sized exactly."""
+    if cached is None:
+        return np.empty(n, dtype=object)
+    if len(cached.values) >= n:
+        return cached.values
+    out = np.empty(n + n // 2, dtype=object)
+    out[: cached.rows] = cached.values[: cached.rows]
+    return out
+
+
 class Events:
     """The first ``n`` events of a store, frozen."""
 
@@ -197,9 +213,7 @@ class Events:
             if cached is not None and cached.rows >= self.n:
                 continue
             start = cached.rows if cached is not None else 0
-            values = np.empty(self.n, dtype=object)
-            if cached is not None:
-                values[:start] = cached.values[:start]
+            values = _room(cached, self.n)
             rows = store.rows_with_key(key, self.n)
             todo[key] = (values, rows[rows >= start])
         if len(todo) < 2:  # one key: the plain path does the same work
@@ -224,22 +238,20 @@ class Events:
         if cached is not None and cached.rows >= self.n:
             return cached.values[: self.n]
         start = cached.rows if cached is not None else 0
-        values = np.empty(self.n, dtype=object)
-        if cached is not None:
-            values[:start] = cached.values[:start]
+        values = _room(cached, self.n)
         kept = store.user_values(key, start, self.n)
         if kept is not None:  # a user key's short values, kept at ingest
             krows, kvals = kept
             values[krows] = _scalars(kvals)
             store.lazy_put(key, _LazyColumn(self.n, values))
-            return values
+            return values[: self.n]
         rows = store.rows_with_key(key, self.n)
         rows = rows[rows >= start]
         if len(rows):
             for row, rec in self._iter_records(rows, progress):
                 values[row] = scalar(rec.get(key)) if rec is not None else None
         store.lazy_put(key, _LazyColumn(self.n, values))
-        return values
+        return values[: self.n]
 
     # -- records -----------------------------------------------------------------------
 

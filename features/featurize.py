@@ -264,26 +264,71 @@ def _lengths(ev: Events, keys: Sequence[str], rows: np.ndarray) -> np.ndarray:
     return out
 
 
-def _extra_rows(ev: Events, acts: Table) -> tuple[np.ndarray, np.ndarray]:
+def codes_of(ev: Events, key: str, values: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Per thing, the code in ``ev.cat(key)`` of its value ``values[i]``: read off
+    ``rows[i]`` (a record that carries it, -1 for none) where that record has the key,
+    looked up by value otherwise (rare: few things lack such a record); -1 when the
+    snapshot does not know the value."""
+    codes, vals = ev.cat(key)
+    out = np.where(rows >= 0, codes[np.maximum(rows, 0)], -1).astype(np.int64)
+    miss = np.flatnonzero(out < 0)
+    if len(miss):
+        cat, lim = ev.store.cats[key], len(vals)
+        for i in miss.tolist():
+            v = values[i]
+            c = cat.lookup(v) if v is not None else -1
+            out[i] = c if 0 <= c < lim else -1
+    return out
+
+
+def action_rows(acts: Table) -> np.ndarray:
+    """Per action, one of its records that carries its tag (start, else execute_start,
+    else end; -1 when it has none of them)."""
+    return np.where(acts["row_start"] >= 0, acts["row_start"],
+                    np.where(acts["row_exec"] >= 0, acts["row_exec"], acts["row_end"]))
+
+
+def _extra_rows(ev: Events, acts: Table, only: np.ndarray | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
     """``(rows, action index)`` of the records that belong to an action: those with its
     tag, and those of its agent (same agent id, same file, no tag) inside its execution
-    window (the action that started last before the record, for concurrent ones)."""
-    tag_pos = {t: i for i, t in enumerate(acts["tag"].tolist())}
+    window (the action that started last before the record, for concurrent ones).
+
+    With ``only`` (positions in ``acts``), the records of those actions alone, found
+    without a pass over the whole run in Python: tags through a code table, and the
+    untagged records only between the first window's opening and the last one's close
+    (each still matched against every window, so the answer is the full one's)."""
+    n_acts = len(acts)
+    sel = np.arange(n_acts) if only is None else np.asarray(only, dtype=np.int64)
     tcodes, tvals = ev.cat("academy.action_tag")
-    lut = np.array([tag_pos.get(v, -1) for v in tvals] + [-1], dtype=np.int64)
+    tag_code = codes_of(ev, "academy.action_tag", acts["tag"], action_rows(acts))
+    lut = np.full(len(tvals) + 1, -1, dtype=np.int64)  # code -1 lands on the last slot
+    known = sel[tag_code[sel] >= 0]
+    lut[tag_code[known]] = known
     act = lut[tcodes]
     rows_l = [np.flatnonzero(act >= 0)]
     act_l = [act[rows_l[0]]]
-    aid_codes, aids = ev.cat("academy.agent_id")
-    free = np.flatnonzero((aid_codes >= 0) & (tcodes < 0)
-                          & (ev.codes["academy.message_tag"] < 0))
-    aid_pos = {v: i for i, v in enumerate(aids)}
-    act_aid = np.array([aid_pos.get(a, -1) for a in acts["agent_id"].tolist()], dtype=np.int64)
+    aid_codes, _ = ev.cat("academy.agent_id")
+    act_aid = codes_of(ev, "academy.agent_id", acts["agent_id"], acts["row_start"])
     rx = acts["row_exec"]
     act_file = np.where(rx >= 0, ev.file[np.maximum(rx, 0)], -1).astype(np.int64)
     xs = acts["t_exec_start"]
     xe = np.nan_to_num(acts["t_exec_end"], nan=np.inf)
-    ok = np.flatnonzero((act_aid >= 0) & (act_file >= 0) & ~np.isnan(xs))
+    has_win = (act_aid >= 0) & (act_file >= 0) & ~np.isnan(xs)
+    ok = np.flatnonzero(has_win)
+    msg_codes = ev.codes["academy.message_tag"]
+    if only is None:
+        free = np.flatnonzero((aid_codes >= 0) & (tcodes < 0) & (msg_codes < 0))
+    else:
+        mine = sel[has_win[sel]]
+        if len(mine):
+            lo, hi = float(xs[mine].min()), float(xe[mine].max())
+            st = ev.sorted_t
+            span = ev.order[np.searchsorted(st, lo, "left"):np.searchsorted(st, hi, "right")]
+            span = np.sort(span[span < ev.n])
+            free = span[(aid_codes[span] >= 0) & (tcodes[span] < 0) & (msg_codes[span] < 0)]
+        else:
+            free = np.empty(0, dtype=np.int64)
     if len(free) and len(ok):
         # One sort of (agent, file, time) over windows and records: each record takes
         # the window that opened last before it, kept if that window is still open.
@@ -311,7 +356,7 @@ def _extra_keys(ev: Events, acts: Table, only: np.ndarray | None = None
     """The actions' records as ``(rows, action index)`` in (action, time) order, and the
     user keys they carry (candidates for ``extra.<key>``). With ``only`` (positions in
     ``acts``), the records of those actions, indexed by their position in ``only``."""
-    rows, act = _extra_rows(ev, acts)
+    rows, act = _extra_rows(ev, acts, only)
     if only is not None:
         pos = np.full(len(acts), -1, dtype=np.int64)
         pos[only] = np.arange(len(only))
@@ -357,20 +402,36 @@ class ActionFeaturizer:
         self.indexer = CallIndexer()
         self.seen: set[str] = set()
         """Tags already handed out."""
+        self._store: object | None = None
+        self._handed = np.zeros(0, dtype=bool)
+        """Tag code (in the run's store) -> handed out: :attr:`seen` without a lookup
+        per call."""
 
     def update(self, run: Run) -> Features:
         """Features of the newly completed actions of ``run`` (refresh it first), in
         completion order."""
+        ev = run.events()
         acts = run.actions()
         t_done = np.where(np.isnan(acts["t_end"]), acts["t_exec_end"], acts["t_end"])
         done = np.isin(acts["status"], self.include) & np.isfinite(t_done)
         cand = np.flatnonzero(done)
-        seen = self.seen
-        new = cand[np.fromiter((t not in seen for t in acts["tag"][cand].tolist()),
-                               dtype=bool, count=len(cand))]
+        codes = codes_of(ev, "academy.action_tag", acts["tag"][cand],
+                         action_rows(acts)[cand])
+        ntag = len(ev.cat("academy.action_tag")[1])
+        if ev.store is not self._store:  # another run: rebuilt from the tags themselves
+            self._store, self._handed = ev.store, np.zeros(0, dtype=bool)
+            cat = ev.store.cats["academy.action_tag"]
+            known = [c for c in (cat.lookup(t) for t in self.seen) if 0 <= c < ntag]
+            self._handed = np.zeros(ntag, dtype=bool)
+            self._handed[known] = True
+        if len(self._handed) < ntag:
+            self._handed = np.concatenate(
+                [self._handed, np.zeros(ntag - len(self._handed), dtype=bool)])
+        new = cand[(codes >= 0) & ~self._handed[np.maximum(codes, 0)]]
         idx = new[np.argsort(t_done[new], kind="stable")]
         # Only the new calls are featurised: a poll costs what arrived, not the whole run.
         feats = action_features(run, self.vocab, only=idx, indexer=self.indexer)
+        self._handed[codes[np.searchsorted(cand, idx)]] = True
         self.seen.update(feats.table["tag"].tolist())
         return feats
 

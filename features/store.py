@@ -48,7 +48,8 @@ class _LazyColumn:
     rows: int
     """How many store rows this column covers (rows appended later are not read yet)."""
     values: np.ndarray
-    """Object array of normalised scalars (``None`` where the key is absent)."""
+    """Object array of normalised scalars (``None`` where the key is absent); it may be
+    longer than ``rows`` (room for the rows a live run appends next)."""
 
 
 @dataclass
@@ -110,6 +111,8 @@ class EventStore:
         self._ordered = 0
         """Rows merged into :attr:`order`; rows after it are merged by :meth:`sync_order`."""
         self._lazy: dict[str, _LazyColumn] = {}
+        self._key_rows: dict[str, tuple[int, int, np.ndarray]] = {}
+        """Key -> (rows scanned, shapes with the key then, rows that have it)."""
         self._numeric: dict[str, _NumericColumn] = {}
         self._user: dict[str, tuple[list[np.ndarray], list[list[Any]]]] = {}
         """User key -> (row arrays, raw value lists) kept at ingest (see
@@ -250,14 +253,27 @@ class EventStore:
     # -- lazy wide keys ----------------------------------------------------------------
 
     def rows_with_key(self, key: str, n: int | None = None) -> np.ndarray:
-        """Rows (among the first ``n``) whose record has ``key``, from the shapes alone."""
-        shapes = self.key_shapes.get(key)
+        """Rows (among the first ``n``) whose record has ``key``, from the shapes alone.
+
+        Remembered per key: a live run's next call scans only the rows appended since
+        (while no new shape with the key appeared; then the whole store again)."""
+        shapes = list(self.key_shapes.get(key, ()))  # appended to by other threads
         sh = self.shape.view(n)
+        n = len(sh)
         if not shapes:
             return np.empty(0, dtype=np.int64)
+        memo = self._key_rows.get(key)
+        if memo is not None and memo[1] == len(shapes):
+            done, _, rows = memo
+            if n <= done:
+                return rows[: np.searchsorted(rows, n)]
+        else:
+            done, rows = 0, np.empty(0, dtype=np.int64)
         has = np.zeros(len(self.shape_keys), dtype=bool)
         has[shapes] = True
-        return np.flatnonzero(has[sh])
+        rows = np.concatenate([rows, done + np.flatnonzero(has[sh[done:]])])
+        self._key_rows[key] = (n, len(shapes), rows)
+        return rows
 
     def keys(self) -> list[str]:
         """Every key seen in any record, in first-seen order."""

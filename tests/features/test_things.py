@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from features import analyses, things
+from features.events import Events
 from features.run import Run
 from features.table import Table
 
@@ -210,3 +211,87 @@ def test_message_things_name_is_not_parsed(sample) -> None:  # type: ignore[no-u
     # whose message merely looks like one must not create an agent.
     rows = things.msg_rows(open_(sample("thread")).events(), "Launched agent (%s; %s)")
     assert len(rows) == 2
+
+
+def _same_tables(a: Table, b: Table) -> None:
+    assert a.columns == b.columns
+    for c in a.columns:
+        x, y = a[c], b[c]
+        if x.dtype.kind == "f":
+            assert np.array_equal(x, y, equal_nan=True), c
+        else:
+            assert x.tolist() == y.tolist(), c
+
+
+@pytest.mark.parametrize("name", ["pairs", "fork", "http", "exception"])
+def test_action_join_folded_forward_equals_a_fresh_join(sample, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                        name: str) -> None:
+    """A pool that arrives in seven uneven goes, each file cut at its own points (one
+    side of a call often lands a poll before the other): after every refresh, the join
+    the run keeps up to date equals a join of the same snapshot from scratch."""
+    src = sample(name)
+    dst = tmp_path / src.name
+    dst.mkdir()
+    parts = {f.name: f.read_bytes().splitlines(keepends=True) for f in src.glob("*.jsonlog")}
+    run = Run(dst)
+    steps = 7
+    for k in range(1, steps + 1):
+        for j, (fname, ls) in enumerate(sorted(parts.items())):
+            # Each file its own cut points, so the two sides of a call drift apart.
+            shift = (j % 3) * 0.3
+            lo, hi = (int(len(ls) * (min(1.0, (i + shift) / steps) if i < steps else 1.0))
+                      for i in (k - 1, k))
+            with open(dst / fname, "ab") as fh:
+                fh.writelines(ls[lo:hi])
+        run.refresh()
+        _same_tables(run.actions(), things.actions(run.events(), live=run.live,
+                                                   agents_table=run.agents()))
+        # Lazy columns and the rows that carry a key, extended a poll at a time, equal
+        # a fresh read of the same lines.
+        # (Row numbers follow the order lines were read in: compared by file and line.)
+        ev, fresh = run.events(), open_(dst).events()
+
+        def at(e: Events, rows: np.ndarray, vals: list[object]) -> dict[object, object]:
+            return {(e.file_names[e.file[r]], int(e.line[r])): v
+                    for r, v in zip(rows.tolist(), vals, strict=True)}
+
+        for key in ("academy.result", "academy.action_args", "academy.message_tag",
+                    "fib.iteration", "exc_info"):
+            mine, theirs = run.store.rows_with_key(key, ev.n), \
+                fresh.store.rows_with_key(key, fresh.n)
+            assert len(mine) == len(theirs) and (np.diff(mine) > 0).all(), (k, key)
+            if key in ev.store.key_shapes:
+                assert at(ev, mine, ev.column(key)[mine].tolist()) == \
+                    at(fresh, theirs, fresh.column(key)[theirs].tolist()), (k, key)
+    assert len(run.actions()) == len(things.actions(open_(src).events()))
+
+
+def test_action_join_takes_the_earliest_record_even_when_it_arrives_later(
+        tmp_path: Path) -> None:
+    """Two records of one call in the same state, the earlier one in a file read a poll
+    later (clocks of two processes, or a resent record): the join keeps the earliest, as
+    a join of everything at once does; records with no time lose to timed ones."""
+    pool = tmp_path / "pool"
+    pool.mkdir()
+
+    def rec(state: str, t: str, **kw: str) -> bytes:
+        d = {"created": t, "academy.action_tag": "T1", "academy.action": "step",
+             "academy.action_state": state, "msg": "x", **kw}
+        return (json.dumps(d) + "\n").encode()
+
+    (pool / "a.jsonlog").write_bytes(rec("start", "10.0") + rec("execute_start", "11.0")
+                                     + rec("success", "None"))
+    run = Run(pool)
+    run.load()
+    first = run.actions()
+    assert first["t_exec_start"].tolist() == [11.0] and np.isnan(first["t_end"][0])
+    (pool / "b.jsonlog").write_bytes(rec("execute_start", "10.5") + rec("success", "13.0")
+                                     + rec("execute_start", "10.5"))
+    run.refresh()
+    got = run.actions()
+    _same_tables(got, things.actions(run.events(), live=run.live, agents_table=run.agents()))
+    assert got["t_exec_start"].tolist() == [10.5] and got["t_end"].tolist() == [13.0]
+    ev = run.events()
+    # The first of the two equal-time records (the lower row) is the evidence.
+    b_rows = np.flatnonzero(ev.file == ev.file_names.index("b.jsonlog"))
+    assert got["row_exec"][0] == b_rows[0]
