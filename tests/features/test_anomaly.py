@@ -507,3 +507,33 @@ def test_call_indexer_counts_on_from_the_previous_snapshot() -> None:
         t = table(snap)
         assert np.array_equal(ix(t), _call_index(t["agent_id"], t["action"])), len(snap)
     assert len(ix(table([]))) == 0
+
+
+def test_caller_gap_equals_a_plain_search() -> None:
+    """The idle gap before each call (one sort over all callers) equals a plain search
+    per call: the latest end of the same caller's calls at or before its start (ties
+    included), NaN where there is none, for many callers and missing values."""
+    from features.featurize import _caller_gap
+
+    rng = np.random.default_rng(7)
+    n = 600
+    caller = np.array([None if rng.random() < 0.05 else f"c{rng.integers(40)}"
+                       for _ in range(n)], dtype=object)
+    t_start = np.round(rng.uniform(0, 50, n), 1)  # coarse: many exact ties
+    t_end = t_start + np.round(rng.uniform(0, 5, n), 1)
+    t_start[rng.random(n) < 0.05] = np.nan
+    t_end[rng.random(n) < 0.1] = np.nan
+    t_end[:5] = t_start[5:10]  # ends exactly at other calls' starts
+    want = np.full(n, np.nan)
+    for i in range(n):
+        if caller[i] is None or np.isnan(t_start[i]):
+            continue
+        ends = [t_end[j] for j in range(n) if caller[j] == caller[i]
+                and np.isfinite(t_end[j]) and t_end[j] <= t_start[i]]
+        if ends:
+            want[i] = t_start[i] - max(ends)
+    assert np.isfinite(want).sum() > n // 2
+    assert np.array_equal(_caller_gap(caller, t_start, t_end), want, equal_nan=True)
+    only = rng.permutation(n)[:77]
+    assert np.array_equal(_caller_gap(caller, t_start, t_end, only), want[only],
+                          equal_nan=True)
