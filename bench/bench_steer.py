@@ -98,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--load-rounds", type=int, default=60)
     p.add_argument("--load-task-s", type=float, default=0.05)
     p.add_argument("--home", help="Academy home for the runs (default: a temporary dir)")
-    p.add_argument("--scale", type=int, nargs="*", default=[20_000, 100_000, 300_000],
+    p.add_argument("--scale", type=int, nargs="*",
+                   default=[20_000, 100_000, 300_000, 1_000_000],
                    help="pool sizes (records) for the poll-cost-against-run-length lines")
     args = p.parse_args(argv)
     tmp = None
