@@ -609,3 +609,20 @@ def test_sparse_and_matches_full_evaluation(tmp_path: Any) -> None:
     b = evaluate(parse("levelno>=30"), ev) & evaluate(parse("fib"), ev)
     assert np.array_equal(a, b)
     assert not math.isnan(float(a.sum()))
+
+
+def test_message_tests_across_slices() -> None:
+    """Messages are tested a slice at a time (so other threads get the GIL): the mask is
+    the same as one test per message, from a start inside a slice to an end inside
+    another, for every kind of message test."""
+    from features.query_eval import _SLICE, _message_test, _tested
+
+    msgs = [f"fib step {i}" if i % 7 else f"Time out at {i}" for i in range(2 * _SLICE + 99)]
+    start, n = _SLICE // 3, len(msgs) - 5
+    for test, want in ((("text", "time out"), lambda m: "time out" in m.lower()),
+                       (("match", "step 1"), lambda m: "step 1" in m),
+                       (("match", r"step \d*7$"), lambda m: m.startswith("fib") and
+                        m.endswith("7")),
+                       (("cmp", "=", "fib step 8"), lambda m: m == "fib step 8")):
+        got = _tested(_message_test(test), msgs, start, n)
+        assert got.tolist() == [want(m) for m in msgs[start:n]], test
