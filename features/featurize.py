@@ -441,7 +441,7 @@ class ActionFeaturizer:
                          action_rows(acts)[cand])
         ntag = len(ev.cat("academy.action_tag")[1])
         if ev.store is not self._store:  # another run: rebuilt from the tags themselves
-            self._store, self._handed = ev.store, np.zeros(0, dtype=bool)
+            self._store = ev.store
             cat = ev.store.cats["academy.action_tag"]
             known = [c for c in (cat.lookup(t) for t in self.seen) if 0 <= c < ntag]
             self._handed = np.zeros(ntag, dtype=bool)

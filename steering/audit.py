@@ -25,7 +25,9 @@ import time
 from collections import deque
 from typing import Any
 
-LOGGER = "academy_tui.steering"
+from features.report import STEERING_LOGGER
+
+LOGGER = STEERING_LOGGER
 KINDS = ("start", "stop", "targets", "observation", "incident", "suggestion", "approval",
          "rejection", "expiry", "apply", "check", "revert", "escalation", "error")
 """Every ``steering.kind``."""
