@@ -19,8 +19,9 @@ from __future__ import annotations
 import array
 import gc
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from itertools import chain
 from operator import itemgetter
 from typing import Any
 
@@ -50,6 +51,9 @@ TAG_KEYS: tuple[str, ...] = ("academy.action_tag", "academy.message_tag", "acade
 
 MESSAGE_CAP = 4096
 """Characters of ``message`` kept in memory; the full value stays readable from the file."""
+
+SUB_BLOCK = 64 * 1024
+"""Bytes of a block split into lines at a time (see :func:`_lines`)."""
 
 MAX_LINE = 256 * 1024 * 1024
 """A line longer than this is recorded as bad instead of being parsed."""
@@ -465,9 +469,7 @@ def parse_block(
 def _parse(buf: bytes | memoryview, file: int, base_offset: int, base_line: int) -> Batch:
     b = _Builder(file)
     data = buf if isinstance(buf, bytes) else bytes(buf)
-    pieces = data.split(b"\n")
-    if pieces and pieces[-1] == b"":
-        pieces.pop()
+    lines = [0]
     loads = orjson.loads
     decode_error = orjson.JSONDecodeError
     cme_append = b.cme.append
@@ -479,7 +481,7 @@ def _parse(buf: bytes | memoryview, file: int, base_offset: int, base_line: int)
     off = base_offset
     blank = 0
     pending: tuple[bytes, int, BadLine] | None = None
-    for raw in pieces:
+    for raw in chain.from_iterable(_lines(data, lines)):
         here = off
         off += len(raw) + 1
         try:
@@ -529,7 +531,25 @@ def _parse(buf: bytes | memoryview, file: int, base_offset: int, base_line: int)
             combo_append(x)
         if keep is not None:
             keep(tag_get(d))
-    return b.finish(data, len(pieces), base_offset, base_line, blank)
+    return b.finish(data, lines[0], base_offset, base_line, blank)
+
+
+def _lines(data: bytes, count: list[int]) -> Iterator[list[bytes]]:
+    """The lines of ``data`` (newlines cut; an unterminated last piece is a line too),
+    :data:`SUB_BLOCK` bytes at a time, counted into ``count[0]``. Split a piece at a
+    time, the lines are still in the CPU's cache when they are parsed; all 8 MB of a
+    chunk at once, they are not (~10% of the parse)."""
+    pos, end = 0, len(data)
+    while pos < end:
+        cut = end if pos + SUB_BLOCK >= end else data.rfind(b"\n", pos, pos + SUB_BLOCK) + 1
+        if cut <= pos:  # a line longer than a sub-block
+            cut = data.find(b"\n", pos + SUB_BLOCK) + 1 or end
+        pieces = data[pos:cut].split(b"\n")
+        if pieces[-1] == b"":
+            pieces.pop()
+        count[0] += len(pieces)
+        yield pieces
+        pos = cut
 
 
 def _floats(cs: list[Any]) -> np.ndarray:

@@ -141,3 +141,31 @@ def test_every_record_knows_its_line_offset_and_length(noise: bool,
         assert b.blank == 2 * 4 and len(b.bad) == 2 * 4
         corrupt = [k for k, t in enumerate(lines) if t in ('{"created": "1", "trunc', "not json")]
         assert sorted(x.line for x in b.bad) == [base_line + k + 1 for k in corrupt]
+
+
+@pytest.mark.parametrize("sub", [1, 97, 1000, 1 << 20])
+def test_splitting_a_block_a_piece_at_a_time_changes_nothing(sub: int,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sub-blocks smaller than a line, cutting through lines, blank lines and bad lines
+    at their edges: the batch equals the one from a single split."""
+    lines = []
+    for i in range(60):
+        r = rec(i, **({TA: U1} if i % 2 else {}))
+        if i % 13 == 5:
+            r["message"] = "y" * 3000  # longer than most sub-blocks
+        lines.append(json.dumps(r))
+        if i % 11 == 3:
+            lines.extend(["", "", "garbage {", "  "])
+    data = ("\n".join(lines) + "\n\n").encode()
+    monkeypatch.setattr("features.parse.SUB_BLOCK", 1 << 30)
+    want = parse_block(data, 0, 7, 3)
+    monkeypatch.setattr("features.parse.SUB_BLOCK", sub)
+    got = parse_block(data, 0, 7, 3)
+    for name in ("created", "line", "offset", "length", "flags", "shape", "combo"):
+        assert getattr(got, name).tolist() == getattr(want, name).tolist(), name
+    assert got.message == want.message
+    assert [tags_of(got, i) for i in range(len(got))] == \
+        [tags_of(want, i) for i in range(len(want))]
+    assert [(x.line, x.offset, x.reason) for x in got.bad] == \
+        [(x.line, x.offset, x.reason) for x in want.bad]
+    assert (got.lines, got.blank) == (want.lines, want.blank) == (len(lines) + 1, 6 * 3 + 1)
