@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import operator
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, overload
 
@@ -92,20 +93,25 @@ class Categorical:
         return c
 
     def intern_all(self, values: Iterable[Any]) -> np.ndarray:
-        """Codes for already normalised values (``None`` -> -1), adding new ones."""
+        """Codes for already normalised values (``None`` -> -1), adding new ones.
+
+        C-level passes, no Python per value: a batch brings thousands of tags."""
+        vals = values if isinstance(values, list) else list(values)
         index = self.index
-        out = []
-        for v in values:
-            if v is None:
-                out.append(-1)
-                continue
-            c = index.get(v)
-            if c is None:
-                c = index[v] = len(self.values)
-                self.values.append(v)
+        codes = list(map(index.get, vals))
+        if None in codes:
+            new = dict.fromkeys(itertools.compress(vals, map(operator.is_, codes,
+                                                             itertools.repeat(None))))
+            new.pop(None, None)
+            if new:
+                # Values first: a code in the index always has its value (readers on
+                # other threads).
+                start = len(self.values)
+                self.values.extend(new)
+                index.update(zip(new, itertools.count(start)))
                 self._array = None
-            out.append(c)
-        return np.array(out, dtype=np.int32)
+            codes = list(map(index.get, vals, itertools.repeat(-1)))
+        return np.array(codes, dtype=np.int32)
 
     def lookup(self, value: Any) -> int:
         """The code of an already normalised value, -1 when absent."""

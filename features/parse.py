@@ -109,6 +109,17 @@ def _canon_tag(v: Any) -> str | None:
     return canonical_id(v)
 
 
+def _canon_tags(vals: list[Any]) -> list[Any]:
+    """:func:`_canon_tag` of each value; for a table of uuid strings (the usual case) in
+    three C-level passes."""
+    if set(map(type, vals)) <= {str} and set(map(len, vals)) <= {36} \
+            and set(map(_NINTH, vals)) <= {"-"}:
+        return list(map(str.lower, vals))
+    return [_canon_tag(v) for v in vals]
+
+
+_NINTH = itemgetter(8)
+
 _NORMALISE: dict[str, Callable[[Any], Any]] = {
     k: (_int_or_missing if k in INT_KEYS else canonical_id if k in ID_KEYS else canonical_str)
     for k in COMBO_KEYS
@@ -342,7 +353,7 @@ class _Builder:
         tags = self._tag_columns(shape, n)
         # Raw tag values differing only in case share a canonical value; the store
         # interns by value, so they end up with one code.
-        tag_tables = [[_canon_tag(v) for v in m] for m in self.tag_maps]
+        tag_tables = [_canon_tags(list(m)) for m in self.tag_maps]
         user, partial = self._user_columns()
         return Batch(
             file=self.file,

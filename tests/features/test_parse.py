@@ -169,3 +169,18 @@ def test_splitting_a_block_a_piece_at_a_time_changes_nothing(sub: int,
     assert [(x.line, x.offset, x.reason) for x in got.bad] == \
         [(x.line, x.offset, x.reason) for x in want.bad]
     assert (got.lines, got.blank) == (want.lines, want.blank) == (len(lines) + 1, 6 * 3 + 1)
+
+
+def test_interning_a_table_keeps_codes_dense_and_stable() -> None:
+    from features.columns import Categorical
+    from features.normalize import canonical_str
+
+    cat = Categorical(canonical_str)
+    first = cat.intern_all(["a", None, "b", "a", "c", "b"])
+    assert first.tolist() == [0, -1, 1, 0, 2, 1]
+    again = cat.intern_all(iter(["c", "d", None, "d", "a", "e"]))
+    assert again.tolist() == [2, 3, -1, 3, 0, 4]
+    assert cat.values == ["a", "b", "c", "d", "e"]
+    assert all(cat.index[v] == i for i, v in enumerate(cat.values))
+    assert cat.intern_all([]).tolist() == [] and cat.intern_all([None]).tolist() == [-1]
+    assert cat.array()[again].tolist() == ["c", "d", None, "d", "a", "e"]
