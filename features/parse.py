@@ -21,7 +21,7 @@ import gc
 import operator
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from itertools import chain
+from itertools import chain, compress, count, repeat
 from operator import itemgetter
 from typing import Any
 
@@ -66,6 +66,7 @@ FLAG_MSG_CUT = 4
 """``message`` was longer than :data:`MESSAGE_CAP`; read the record for the full text."""
 
 _NULLS = (None, "None", "")
+_NULL_SET = frozenset(_NULLS)
 _NUMBERS = frozenset({float, int})
 _FIRST, _SECOND, _THIRD = itemgetter(0), itemgetter(1), itemgetter(2)
 
@@ -82,7 +83,19 @@ USER_CAP = 64
 :func:`is_user_key`); one longer value, or a nested one, leaves the key to be read from
 the files on use."""
 
-_CAPTURED_TYPES = (str, int, float, bool, type(None))
+_CAPTURED_TYPES = frozenset({str, int, float, bool, type(None)})
+
+
+def _capturable(col: list[Any]) -> bool:
+    """Every value plain (no list or object) and every string at most :data:`USER_CAP`
+    long."""
+    types = set(map(type, col))
+    if not types <= _CAPTURED_TYPES:
+        return False
+    if str not in types:
+        return True
+    strs = col if len(types) == 1 else [v for v in col if type(v) is str]
+    return max(map(len, strs)) <= USER_CAP
 
 
 def is_user_key(key: str) -> bool:
@@ -107,6 +120,18 @@ def _canon_tag(v: Any) -> str | None:
     if type(v) is str and len(v) == 36 and v[8] == "-":
         return v.lower()
     return canonical_id(v)
+
+
+def _exc_flags(es: list[Any]) -> np.ndarray:
+    """:data:`FLAG_EXC` where ``exc_text`` is not null. Most records have none: when the
+    distinct values are all null spellings, no per-record test is needed."""
+    try:
+        if set(es) <= _NULL_SET:
+            return np.zeros(len(es), dtype=np.uint8)
+    except TypeError:  # a nested value in a typed record
+        pass
+    nulls = np.fromiter(map(_NULLS.__contains__, es), dtype=bool, count=len(es))
+    return np.where(nulls, 0, FLAG_EXC).astype(np.uint8)
 
 
 def _canon_tags(vals: list[Any]) -> list[Any]:
@@ -330,9 +355,7 @@ class _Builder:
         length = (ends - rel).astype(np.int32)
         n = len(self.cme)
         message = list(map(_SECOND, self.cme))
-        nulls = np.fromiter(map(_NULLS.__contains__, map(_THIRD, self.cme)), dtype=bool,
-                            count=n)
-        flags = np.where(nulls, 0, FLAG_EXC).astype(np.uint8)
+        flags = _exc_flags(list(map(_THIRD, self.cme)))
         if n and (set(map(type, message)) != {str} or max(map(len, message)) > MESSAGE_CAP):
             for i, m in enumerate(message):
                 if type(m) is not str:
@@ -405,9 +428,8 @@ class _Builder:
             for j, key in enumerate(keys):
                 if key in partial:
                     continue
-                col = [v[j] for v in vals] if len(keys) > 1 else [v[0] for v in vals]
-                if any(type(v) not in _CAPTURED_TYPES or (type(v) is str and len(v) > USER_CAP)
-                       for v in col):
+                col = list(map(itemgetter(j), vals))
+                if not _capturable(col):
                     partial.add(key)
                     continue
                 parts.setdefault(key, []).append((rows, col))
@@ -419,9 +441,9 @@ class _Builder:
                 out[key] = (np.frombuffer(ps[0][0], dtype=np.int32).copy(), ps[0][1])
                 continue
             rows_all = np.concatenate([np.frombuffer(r, dtype=np.int32) for r, _ in ps])
-            vals_all = [v for _, c in ps for v in c]
+            vals_all = list(chain.from_iterable(c for _, c in ps))
             order = np.argsort(rows_all, kind="stable")
-            out[key] = (rows_all[order], [vals_all[i] for i in order.tolist()])
+            out[key] = (rows_all[order], list(map(vals_all.__getitem__, order.tolist())))
         return out, partial
 
 
@@ -595,15 +617,10 @@ def _intern_tags(vs: list[Any], m: dict[Any, int]) -> np.ndarray:
         heads = [_hashable(v) for v in heads]
         codes = list(map(m.get, heads))
     if None in codes:
-        for i, v in enumerate(heads):
-            if codes[i] is None:
-                if v is None:
-                    codes[i] = -1
-                    continue
-                x = m.get(v)
-                if x is None:
-                    x = m[v] = len(m)
-                codes[i] = x
+        new = dict.fromkeys(compress(heads, map(operator.is_, codes, repeat(None))))
+        new.pop(None, None)
+        m.update(zip(new, count(len(m))))
+        codes = list(map(m.get, heads, repeat(-1)))
     return np.repeat(np.array(codes, dtype=np.int32), np.diff(np.append(starts, n)))
 
 
