@@ -235,17 +235,6 @@ def _cme_getter(keys: frozenset[str]) -> Callable[[dict[str, Any]], tuple[Any, A
     return lambda d: (d.get("created"), d.get("message"), d.get("exc_text"))
 
 
-_TA, _TM, _TL = TAG_KEYS
-_PAT_NONE, _PAT_ACTION, _PAT_MESSAGE, _PAT_ALL, _PAT_OTHER = range(5)
-_TAG_COLUMNS = {_PAT_ACTION: (0,), _PAT_MESSAGE: (1, 2), _PAT_ALL: (0, 1, 2),
-                _PAT_OTHER: (0, 1, 2)}
-"""Which tag columns the values kept for a tag pattern fill (a single value or a tuple)."""
-
-
-def _all_tags(d: dict[str, Any]) -> tuple[Any, Any, Any]:
-    return d.get(_TA), d.get(_TM), d.get(_TL)
-
-
 @dataclass(slots=True)
 class _Shape:
     """What is known about one distinct key set: which core keys it has, and getters."""
@@ -254,13 +243,13 @@ class _Shape:
     low: tuple[str, ...]
     low_get: Callable[[dict[str, Any]], tuple[Any, ...]]
     cme_get: Callable[[dict[str, Any]], tuple[Any, Any, Any]]
-    tag_pat: int
-    """Which tag keys the shape has: none, action tag only, message tag and label, all
-    three, or another mix (the slow path)."""
-    tag_get: Callable[[dict[str, Any]], Any] | None
-    user: tuple[str, ...] = ()
+    tags: tuple[int, ...]
+    """Which of :data:`TAG_KEYS` the shape has (their indices)."""
+    user: tuple[str, ...]
     """User keys of the shape (kept at ingest)."""
-    user_get: Callable[[dict[str, Any]], tuple[Any, ...]] | None = None
+    extra_get: Callable[[dict[str, Any]], tuple[Any, ...]] | None
+    """The values of the shape's tag keys, then of its user keys, as one tuple (None
+    when it has neither)."""
 
 
 _SHAPES: dict[tuple[str, ...], _Shape] = {}
@@ -271,21 +260,11 @@ def _shape(keys: tuple[str, ...]) -> _Shape:
     if sh is None:
         kset = frozenset(keys)
         low = tuple(k for k in COMBO_KEYS if k in kset)
-        present = tuple(k in kset for k in TAG_KEYS)
-        tag_get: Callable[[dict[str, Any]], Any] | None
-        if present == (False, False, False):
-            pat, tag_get = _PAT_NONE, None
-        elif present == (True, False, False):
-            pat, tag_get = _PAT_ACTION, itemgetter(_TA)
-        elif present == (False, True, True):
-            pat, tag_get = _PAT_MESSAGE, itemgetter(_TM, _TL)
-        elif present == (True, True, True):
-            pat, tag_get = _PAT_ALL, itemgetter(_TA, _TM, _TL)
-        else:
-            pat, tag_get = _PAT_OTHER, _all_tags
+        tags = tuple(j for j, k in enumerate(TAG_KEYS) if k in kset)
         user = tuple(k for k in keys if is_user_key(k))
-        sh = _Shape(keys, low, _getter(list(low)), _cme_getter(kset), pat, tag_get, user,
-                    _getter(list(user)) if user else None)
+        extra = [TAG_KEYS[j] for j in tags] + list(user)
+        sh = _Shape(keys, low, _getter(list(low)), _cme_getter(kset), tags, user,
+                    _getter(extra) if extra else None)
         if len(_SHAPES) < 10_000:
             _SHAPES[keys] = sh
     return sh
@@ -317,11 +296,8 @@ class _Builder:
         if ent is None:
             ent = self.shapes[keys] = _entry(len(self.shapes), _shape(keys))
         sc, sh = ent[0], ent[1]
-        if ent[7] is not None:
-            ent[7][0].append(len(self.cme))
-            ent[7][1].append(ent[7][2](d))
         if ent[4] is not None:
-            ent[4](sh.tag_get(d))
+            ent[4](ent[5](d))
         self.cme.append(sh.cme_get(d))
         self.offset.append(offset)
         self.shape.append(sc)
@@ -373,11 +349,10 @@ class _Builder:
             present = dict(zip(shape_of[sc].low, low, strict=False))
             combo_table.append(
                 tuple(f(present.get(k)) for f, k in zip(norms, COMBO_KEYS, strict=True)))
-        tags = self._tag_columns(shape, n)
+        tags, user, partial = self._extra_columns(shape, n)
         # Raw tag values differing only in case share a canonical value; the store
         # interns by value, so they end up with one code.
         tag_tables = [_canon_tags(list(m)) for m in self.tag_maps]
-        user, partial = self._user_columns()
         return Batch(
             file=self.file,
             created=_floats(list(map(_FIRST, self.cme))),
@@ -397,66 +372,55 @@ class _Builder:
             lines=lines,
             blank=blank,
             user=user,
-            user_partial=sorted(partial),
+            user_partial=partial,
         )
 
-    def _tag_columns(self, shape: np.ndarray, n: int) -> list[np.ndarray]:
-        """The block's tag codes (-1 where missing), from the values each key set kept."""
-        out = [np.full(n, -1, dtype=np.int32) for _ in TAG_KEYS]
-        for ent in self.shapes.values():
-            vals = ent[8]
-            if not vals:
-                continue
-            rows = np.flatnonzero(shape == ent[0]) if len(self.shapes) > 1 else slice(None)
-            cols = _TAG_COLUMNS[ent[1].tag_pat]
-            for k, j in enumerate(cols):
-                col = vals if len(cols) == 1 else list(map(itemgetter(k), vals))
-                out[j][rows] = _intern_tags(col, self.tag_maps[j])
-        return out
-
-    def _user_columns(self) -> tuple[dict[str, tuple[np.ndarray, list[Any]]], set[str]]:
-        """Per user key, the rows and raw values captured over all shapes (in row order);
-        keys with a value too long or nested are dropped and named instead."""
-        parts: dict[str, list[tuple[array.array[int], list[Any]]]] = {}
+    def _extra_columns(self, shape: np.ndarray, n: int) -> tuple[
+            list[np.ndarray], dict[str, tuple[np.ndarray, list[Any]]], list[str]]:
+        """Tag codes (-1 where missing) and user-key columns, from the values each key
+        set kept in row order. A user key with a value too long or nested is left out
+        and named instead (read from the files on use)."""
+        tags = [np.full(n, -1, dtype=np.int32) for _ in TAG_KEYS]
+        parts: dict[str, list[tuple[np.ndarray, list[Any]]]] = {}
         partial: set[str] = set()
         for ent in self.shapes.values():
-            cap = ent[7]
-            if cap is None or not cap[0]:
+            vals = ent[7]
+            if not vals:
                 continue
-            rows, vals = cap[0], cap[1]
-            keys = ent[1].user
-            for j, key in enumerate(keys):
+            sh = ent[1]
+            rows = np.flatnonzero(shape == ent[0])
+            for k, j in enumerate(sh.tags):
+                tags[j][rows] = _intern_tags(list(map(itemgetter(k), vals)), self.tag_maps[j])
+            for k, key in enumerate(sh.user, len(sh.tags)):
                 if key in partial:
                     continue
-                col = list(map(itemgetter(j), vals))
+                col = list(map(itemgetter(k), vals))
                 if not _capturable(col):
                     partial.add(key)
                     continue
                 parts.setdefault(key, []).append((rows, col))
-        out: dict[str, tuple[np.ndarray, list[Any]]] = {}
+        user: dict[str, tuple[np.ndarray, list[Any]]] = {}
         for key, ps in parts.items():
             if key in partial:
                 continue
             if len(ps) == 1:
-                out[key] = (np.frombuffer(ps[0][0], dtype=np.int32).copy(), ps[0][1])
+                user[key] = (ps[0][0].astype(np.int32), ps[0][1])
                 continue
-            rows_all = np.concatenate([np.frombuffer(r, dtype=np.int32) for r, _ in ps])
+            rows_all = np.concatenate([r for r, _ in ps]).astype(np.int32)
             vals_all = list(chain.from_iterable(c for _, c in ps))
             order = np.argsort(rows_all, kind="stable")
-            out[key] = (rows_all[order], list(map(vals_all.__getitem__, order.tolist())))
-        return out, partial
+            user[key] = (rows_all[order], list(map(vals_all.__getitem__, order.tolist())))
+        return tags, user, sorted(partial)
 
 
 def _entry(code: int, sh: _Shape) -> tuple[Any, ...]:
-    """A block's entry for one shape: (code, shape, getters, tag keeper, tag getter,
-    last combo memo, user capture, kept tag values). The keeper appends the record's
-    tag values (None when the shape has no tag key); the capture is None or (rows,
-    values, user getter)."""
-    cap: tuple[array.array[int], list[tuple[Any, ...]], Any] | None = (
-        (array.array("i"), [], sh.user_get) if sh.user_get is not None else None)
-    tags: list[Any] = []
-    keep = tags.append if sh.tag_pat != _PAT_NONE else None
-    return (code, sh, sh.cme_get, sh.low_get, keep, sh.tag_get, [None, -1], cap, tags)
+    """A block's entry for one shape, as the block loop unpacks it: (code, shape, its
+    getters, keeper, extra getter, last combo memo, kept values). The keeper appends
+    the record's tag and user values (:attr:`_Shape.extra_get`) to the kept values; it
+    is None when the shape has neither."""
+    kept: list[tuple[Any, ...]] = []
+    keep = kept.append if sh.extra_get is not None else None
+    return (code, sh, sh.cme_get, sh.low_get, keep, sh.extra_get, [None, -1], kept)
 
 
 def _hashable(v: Any) -> Any:
@@ -535,10 +499,7 @@ def _parse(buf: bytes | memoryview, file: int, base_offset: int, base_line: int)
         ent = shapes.get(keys)
         if ent is None:
             ent = shapes[keys] = _entry(len(shapes), _shape(keys))
-        sc, _sh, cme_get, low_get, keep, tag_get, memo, ucap, _tags = ent
-        if ucap is not None:  # the workflow's own keys: kept, so filters need no file read
-            ucap[0].append(len(b.cme))
-            ucap[1].append(ucap[2](d))
+        sc, _sh, cme_get, low_get, keep, extra_get, memo, _kept = ent
         cme_append(cme_get(d))
         offset_append(here)
         shape_append(sc)
@@ -562,8 +523,8 @@ def _parse(buf: bytes | memoryview, file: int, base_offset: int, base_line: int)
                 memo[0] = low
                 memo[1] = x
             combo_append(x)
-        if keep is not None:
-            keep(tag_get(d))
+        if keep is not None:  # tags, and the workflow's own keys (filters need no read)
+            keep(extra_get(d))
     return b.finish(data, lines[0], base_offset, base_line, blank)
 
 
