@@ -5,10 +5,12 @@
 processes (the parallel first load), so it returns only picklable, small things:
 numpy arrays, lists of strings and tuples.
 
-The loop is written for speed: the low-cardinality fields of a record are interned
-as one tuple (one dict lookup instead of a dozen), the high-cardinality join keys
-each get their own table, and normalisation runs once per distinct value, later,
-in the store. The workflow's own keys (``fib.iteration``: not Python's LogRecord keys,
+The loop is written for speed: per record it runs as little Python as it can (parse,
+find the key set, keep a few raw values in one tuple), and the block's columns are made
+afterwards in C-level passes over those values. The low-cardinality fields of a record
+are interned as one tuple (one dict lookup instead of a dozen), the high-cardinality join
+keys each get their own table, and normalisation runs once per distinct value, later, in
+the store. The workflow's own keys (``fib.iteration``: not Python's LogRecord keys,
 not ``academy.*``) keep their short values as parsed, so the first filter on them does
 not read the files again. Everything else in a record stays in the file and is read on
 demand by its byte offset.
