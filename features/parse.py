@@ -136,6 +136,9 @@ def _exc_flags(es: list[Any]) -> np.ndarray:
     return np.where(nulls, 0, FLAG_EXC).astype(np.uint8)
 
 
+_NINTH = itemgetter(8)
+
+
 def _canon_tags(vals: list[Any]) -> list[Any]:
     """:func:`_canon_tag` of each value; for a table of uuid strings (the usual case) in
     three C-level passes."""
@@ -143,9 +146,6 @@ def _canon_tags(vals: list[Any]) -> list[Any]:
             and set(map(_NINTH, vals)) <= {"-"}:
         return list(map(str.lower, vals))
     return [_canon_tag(v) for v in vals]
-
-
-_NINTH = itemgetter(8)
 
 _NORMALISE: dict[str, Callable[[Any], Any]] = {
     k: (_int_or_missing if k in INT_KEYS else canonical_id if k in ID_KEYS else canonical_str)
