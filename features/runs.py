@@ -9,6 +9,7 @@ warm listing only stats files. Nothing is ever written into the log directory.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+
+from features.normalize import to_float
 
 CACHE_VERSION = 3
 
@@ -58,14 +61,40 @@ def list_pools(home: Path | None = None) -> list[Path]:
         raise RunError(f"cannot list {root}: {e.strerror or e}") from None
 
 
+LATEST_TIE_S = 5.0
+"""Runs last written within this many seconds of the newest are told apart by when they
+started (pools copied from a cluster share their copy time)."""
+
+
 def _newest(pools: list[Path]) -> Path:
-    def mtime(p: Path) -> float:
+    """``latest``: the run written to most recently; among runs written within
+    :data:`LATEST_TIE_S` of it, the one that started last (the catalog's order)."""
+    last = {p: fingerprint(p)[2] for p in pools}
+    top = max(last.values())
+    tied = [p for p in pools if last[p] >= top - LATEST_TIE_S]
+    if len(tied) == 1:
+        return tied[0]
+    return max(tied, key=lambda p: (_first_time(p), last[p], p.name))
+
+
+def _first_time(pool: Path) -> float:
+    """When a run started, from the first record of each of its files (-inf when none
+    can be read): a few small reads, not a load."""
+    best = math.inf
+    try:
+        names = [e.path for e in os.scandir(pool) if e.name.endswith(".jsonlog")]
+    except OSError:
+        return -math.inf
+    for path in names:
         try:
-            files = [e.stat().st_mtime for e in os.scandir(p) if e.name.endswith(".jsonlog")]
-            return max(files) if files else p.stat().st_mtime
-        except OSError:
-            return 0.0
-    return max(pools, key=mtime)
+            with open(path, "rb") as f:
+                head = f.read(1 << 16)
+            t = to_float(orjson.loads(head.split(b"\n", 1)[0]).get("created"))
+        except (OSError, orjson.JSONDecodeError, AttributeError):
+            continue
+        if t < best:  # NaN never is
+            best = t
+    return best if math.isfinite(best) else -math.inf
 
 
 def resolve(arg: str | os.PathLike[str], home: Path | None = None) -> Path:

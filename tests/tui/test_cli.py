@@ -135,6 +135,33 @@ def test_ambiguous_prefix_lists_candidates(tmp_path: Path, sample) -> None:  # t
     assert cli("report", "ABCD0001", home=tmp_path).returncode == 0  # uuids ignore case
 
 
+def test_latest_is_the_run_written_last_and_among_copies_the_one_started_last(
+        tmp_path: Path, sample) -> None:  # type: ignore[no-untyped-def]
+    from features.runs import catalog, resolve
+
+    logs = tmp_path / "logs"
+    names = {"thread": "aaaa0001-0000-4000-8000-000000000000",
+             "http": "aaaa0002-0000-4000-8000-000000000000",
+             "fork": "aaaa0003-0000-4000-8000-000000000000"}
+    for scenario, name in names.items():
+        shutil.copytree(sample(scenario), logs / name)
+    # Copied pools: every file written at nearly the same moment, in copy order.
+    t = 1_800_000_000.0
+    for i, pool in enumerate(sorted(logs.iterdir(), key=lambda p: p.name, reverse=True)):
+        for f in pool.iterdir():
+            os.utime(f, (t + i * 0.5, t + i * 0.5))
+    first = catalog(tmp_path)[0].pool
+    assert resolve("latest", tmp_path).name == first  # the catalog's newest row
+    out = cli("runs", "--format", "json", home=tmp_path)
+    assert json.loads(out.stdout)[0]["pool"] == first
+    assert str(resolve("latest", tmp_path)) in cli("report", "latest", home=tmp_path).stdout
+    # A run written to well after the others is the latest, whenever it started.
+    other = next(p for p in logs.iterdir() if p.name != first)
+    for f in other.iterdir():
+        os.utime(f, (t + 60, t + 60))
+    assert resolve("latest", tmp_path).name == other.name
+
+
 def test_empty_home_and_empty_pool(tmp_path: Path) -> None:
     res = cli("report", "latest", home=tmp_path, check=False)
     assert res.returncode == 2 and "no runs under" in res.stderr
