@@ -283,10 +283,12 @@ def histogram(values: np.ndarray, bins: int = 12, log: bool = True
     if not len(v):
         return np.zeros(0, dtype=np.int64), np.zeros(0)
     lo, hi = float(v.min()), float(v.max())
+    if hi == lo:  # one bin holding them all, not a dozen empty ones
+        return np.array([len(v)], dtype=np.int64), np.array([lo, hi])
     if log and lo > 0 and hi / lo > 10:
         edges = np.geomspace(lo, hi, bins + 1)
     else:
-        edges = np.linspace(lo, hi if hi > lo else lo + 1e-9, bins + 1)
+        edges = np.linspace(lo, hi, bins + 1)
     counts, edges = np.histogram(v, bins=edges)
     return counts, edges
 

@@ -4,7 +4,9 @@ time go?") answered with numbers and evidence, as text, Markdown or JSON."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -37,6 +39,46 @@ def fmt_s(x: float | None) -> str:
     if abs(x) < 120:
         return f"{x:.2f} s"
     return f"{int(x // 60)} min {x % 60:.0f} s"
+
+
+def count(n: int, noun: str) -> str:
+    """``1 call``, ``2 calls``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def fmt_edges(edges: Sequence[float] | np.ndarray) -> list[str]:
+    """Histogram bin edges in one unit, with just enough decimals that neighbouring
+    edges read differently (0.5012 s - 0.5014 s, not 0.501 s - 0.501 s)."""
+    xs = [float(x) for x in edges]
+    top = max((abs(x) for x in xs), default=0.0)
+    if top < 0.1:
+        scale, unit, digits = 1000.0, "ms", 1
+    elif top < 120:
+        scale, unit, digits = 1.0, "s", 3 if top < 1 else 2
+    else:
+        scale, unit, digits = 1 / 60, "min", 1
+    labels: list[str] = []
+    for extra in range(6):
+        labels = [f"{x * scale:.{digits + extra}f} {unit}" for x in xs]
+        if all(a != b for a, b in pairwise(labels)):
+            break
+    return labels
+
+
+def histogram_lines(values: np.ndarray, bins: int, width: int = 30, bar: str = "#",
+                    dash: str = "-") -> list[str]:
+    """A text histogram of durations, a line per bin: edges, count, bar."""
+    counts, edges = analyses.histogram(values, bins=bins)
+    if not len(counts):
+        return []
+    if len(counts) == 1:
+        return [f"  all {int(counts[0])} took {fmt_s(float(edges[0]))}"]
+    labels = fmt_edges(edges)
+    w = max(map(len, labels))
+    peak = max(int(counts.max()), 1)
+    return [f"  {labels[i]:>{w}} {dash} {labels[i + 1]:>{w}}  {int(k):6d} "
+            f"{bar * max(round(k / peak * width), 1 if k else 0)}"
+            for i, k in enumerate(counts)]
 
 
 def evidence(run: Run, row: int) -> str:
@@ -174,16 +216,12 @@ def build(run: Run, expected_s: float | None = None, top: int = 10,
         hist_lines = []
         for name in _top_actions(acts):
             m = acts["action"] == name
-            c, e = analyses.histogram(acts["exec_s"][m], bins=8)
-            if len(c):
-                hist_lines.append(f"{name} execution time ({int(m.sum())} calls):")
-                peak = max(int(c.max()), 1)
-                for i, k in enumerate(c):
-                    bar = "#" * max(round(k / peak * 30), 1 if k else 0)
-                    hist_lines.append(f"  {fmt_s(float(e[i])):>9} - {fmt_s(float(e[i+1])):>9}"
-                                      f"  {int(k):6d} {bar}")
+            lines = histogram_lines(acts["exec_s"][m], bins=8)
+            if lines:
+                hist_lines.append(f"{name} execution time ({count(int(m.sum()), 'call')}):")
+                hist_lines.extend(lines)
         secs.append(Section("How many at once", [
-            f"at most {int(cs['max'])} actions executing at once "
+            f"at most {count(int(cs['max']), 'action')} executing at once "
             f"(at +{cs['t_max'] - ev.t0:.3f} s); on average {cs['mean']:.2f}",
             "", *hist_lines], data=cs))
     err_rows = np.flatnonzero(ev.ints["levelno"] >= 40)

@@ -181,6 +181,26 @@ def test_group_stats_and_histogram(sample) -> None:  # type: ignore[no-untyped-d
     assert counts.sum() == 8 and len(edges) == 5
 
 
+def test_histogram_text_reads_distinct_edges_and_folds_equal_values() -> None:
+    from features.report import count, fmt_edges, histogram_lines
+
+    tight = np.array([0.50100, 0.50112, 0.50125, 0.50137])  # 0.37 ms apart at 0.5 s
+    lines = histogram_lines(tight, bins=3)
+    assert len(lines) == 3
+    edges = [tuple(x.strip() for x in ln.split("  ")[1].split(" - ")) for ln in lines]
+    assert edges[0][0] == "0.5010 s" and edges[-1][1] == "0.5014 s"
+    assert all(a != b for a, b in edges) and [e[1] for e in edges[:-1]] == \
+        [e[0] for e in edges[1:]]
+    assert histogram_lines(np.array([0.0005]), bins=8) == ["  all 1 took 0.5 ms"]
+    assert histogram_lines(np.array([2.0, 2.0, np.nan]), bins=8) == ["  all 2 took 2.00 s"]
+    assert histogram_lines(np.array([np.nan]), bins=8) == []
+    assert fmt_edges([0.001, 0.002, 0.05]) == ["1.0 ms", "2.0 ms", "50.0 ms"]
+    assert fmt_edges([120.0, 180.0, 300.0]) == ["2.0 min", "3.0 min", "5.0 min"]
+    assert fmt_edges([1.0, 1.0]) == ["1.0000000 s", "1.0000000 s"]  # gives up, no loop
+    assert (count(1, "call"), count(0, "call"), count(3, "action")) == \
+        ("1 call", "0 calls", "3 actions")
+
+
 def test_widen_by_function_and_by_join(sample) -> None:  # type: ignore[no-untyped-def]
     run = open_(sample("http"))
     acts = run.actions().widen("slow", lambda r: (r["exec_s"] or 0) > 0.05)

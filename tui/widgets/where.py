@@ -12,7 +12,7 @@ from textual.message import Message
 from textual.widgets import DataTable, Static
 
 from features import analyses
-from features.report import answer, fmt_s
+from features.report import answer, count, fmt_s, histogram_lines
 from tui.model import Analysis, RunModel
 from tui.safe import clean
 
@@ -119,13 +119,10 @@ class WhereView(VerticalScroll):
                                   return_counts=True)
         name = str(names[int(np.argmax(counts))])
         m = acts["action"] == name
-        c, e = analyses.histogram(acts["total_s"][m], bins=10)
-        text.append(f"\n{name}: duration histogram ({int(m.sum())} calls)\n", style="bold")
-        peak = max(int(c.max()) if len(c) else 1, 1)
-        for i, k in enumerate(c):
-            bar = "█" * round(k / peak * 40)
-            text.append(f"{fmt_s(float(e[i])):>9} – {fmt_s(float(e[i + 1])):>9} "
-                        f"{int(k):7d} {bar}\n")
+        text.append(f"\n{name}: duration histogram ({count(int(m.sum()), 'call')})\n",
+                    style="bold")
+        for line in histogram_lines(acts["total_s"][m], bins=10, width=40, bar="█", dash="–"):
+            text.append(line + "\n")
         return text
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
