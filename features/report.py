@@ -120,9 +120,12 @@ def answer(tb: analyses.TimeBreakdown) -> str:
         share = ", ".join(f"{k} {fmt_s(v)} ({v / tb.excess_s * 100:.0f}%)"
                           for k, v in ranked[:3])
         if overhead >= tb.excess_s:
-            parts.append(f"Overhead alone ({fmt_s(overhead)}) covers the whole excess of "
-                         f"{fmt_s(tb.excess_s)}: {share}; the work itself took no longer "
-                         "than expected.")
+            # Shares of the excess would run past 100%: name the parts, not their shares.
+            biggest = ", ".join(f"{k} {fmt_s(v)}" for k, v in ranked[:3])
+            parts.append(f"Overhead alone ({fmt_s(overhead)}, "
+                         f"{overhead / tb.excess_s:.1f}x the excess of "
+                         f"{fmt_s(tb.excess_s)}) covers it: {biggest}; the work itself took "
+                         "no longer than expected.")
         else:
             parts.append(f"Of the excess of {fmt_s(tb.excess_s)}: {share}; the other "
                          f"{fmt_s(tb.excess_s - overhead)} is execution or caller time beyond "

@@ -201,6 +201,26 @@ def test_histogram_text_reads_distinct_edges_and_folds_equal_values() -> None:
         ("1 call", "0 calls", "3 actions")
 
 
+def test_the_answer_names_what_covers_the_excess(sample) -> None:  # type: ignore[no-untyped-def]
+    import re
+
+    from features.report import answer
+
+    run = open_(sample("thread"))
+    s = run.where_time_went().seconds
+    overhead = s["startup"] + s["shutdown"] + s["queue"] + s["reply"] + s["idle"]
+    wall = run.where_time_went().wall_s
+    small = run.where_time_went(expected_s=wall - overhead / 4)  # overhead is 4x the excess
+    text = answer(small)
+    assert re.search(r"Overhead alone \([^)]*, 4\.0x the excess of [^)]*\) covers it: ", text)
+    assert "%)" not in text.split("Overhead alone")[1]  # no shares past 100%
+    big = run.where_time_went(expected_s=(wall - overhead) / 2)
+    text = answer(big)
+    assert "Of the excess of" in text and "is execution or caller time beyond" in text
+    shares = [int(x) for x in re.findall(r"\((\d+)%\)", text.split("Of the excess")[1])]
+    assert shares and all(0 <= x <= 100 for x in shares)
+
+
 def test_widen_by_function_and_by_join(sample) -> None:  # type: ignore[no-untyped-def]
     run = open_(sample("http"))
     acts = run.actions().widen("slow", lambda r: (r["exec_s"] or 0) > 0.05)
