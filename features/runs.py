@@ -124,7 +124,8 @@ def resolve(arg: str | os.PathLike[str], home: Path | None = None) -> Path:
     if len(hits) == 1:
         return hits[0]
     if not hits:
-        raise RunError(f"no run matches {text!r} under {root} ({len(pools)} runs there; "
+        there = "1 run" if len(pools) == 1 else f"{len(pools)} runs"
+        raise RunError(f"no run matches {text!r} under {root} ({there} there; "
                        "'academy-tui runs' lists them)")
     names = ", ".join(sorted(h.name for h in hits)[:8])
     more = f" and {len(hits) - 8} more" if len(hits) > 8 else ""
