@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from features.analyses import CATEGORIES
-from features.report import fmt_s
+from features.report import count, fmt_s
 from features.table import Table
 
 if TYPE_CHECKING:
@@ -116,7 +116,7 @@ def _rows(ga: dict[tuple[str, str], dict[str, np.ndarray]],
 
 
 def _calls(n: int) -> str:
-    return f"{n} call" if n == 1 else f"{n} calls"
+    return count(n, "call")
 
 
 def _group_change(r: dict[str, Any]) -> str:

@@ -145,9 +145,9 @@ def build(run: Run, expected_s: float | None = None, top: int = 10,
         f"pool      {run.uuid}",
         f"path      {run.path}",
         f"status    {st} ({rule})",
-        f"records   {ev.n} in {len(ev.file_names)} files"
-        + (f"; {stats.bad_lines} bad lines ({stats.recovered} records recovered from them)"
-           if stats.bad_lines else ""),
+        f"records   {ev.n} in {count(len(ev.file_names), 'file')}"
+        + (f"; {count(stats.bad_lines, 'bad line')} ({count(stats.recovered, 'record')} "
+           "recovered from them)" if stats.bad_lines else ""),
     ], data={"pool": run.uuid, "path": str(run.path), "status": st, "rule": rule,
              "records": ev.n, "files": len(ev.file_names), "bad_lines": stats.bad_lines,
              "recovered": stats.recovered, "other_files": stats.other_files,
@@ -204,7 +204,7 @@ def build(run: Run, expected_s: float | None = None, top: int = 10,
         gs = run.action_stats()
         secs.append(Section("Actions by agent class", table=gs))
         slow = analyses.slowest(acts, top)
-        secs.append(Section(f"Slowest {len(slow)} actions", table=Table({
+        secs.append(Section(f"Slowest {count(len(slow), 'action')}", table=Table({
             "tag": [t[:8] for t in slow["tag"]], "action": slow["action"],
             "agent": slow["agent_id"], "status": slow["status"],
             "start_s": np.round(slow["t_start"] - ev.t0, 3),

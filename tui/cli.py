@@ -70,10 +70,12 @@ def _progress(done: int, total: int) -> None:
 
 
 def _warn_bad(run: Run) -> None:
+    from features.report import count
+
     st = run.store.stats
     if st.bad_lines:
-        sys.stderr.write(f"academy-tui: {st.bad_lines} bad lines skipped "
-                         f"({st.recovered} records recovered from them)\n")
+        sys.stderr.write(f"academy-tui: {count(st.bad_lines, 'bad line')} skipped "
+                         f"({count(st.recovered, 'record')} recovered from them)\n")
     for note in run.notes:
         sys.stderr.write(f"academy-tui: {note}\n")
 

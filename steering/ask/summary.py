@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from features.report import count
 from steering.ask import insights as A
 from steering.ask import lookups as L
 from steering.ask.refs import act_ref, quote
@@ -66,10 +67,11 @@ def _head(run: Run) -> Lines:
     ev = run.events()
     status, rule = status_of(run, run.last_write())
     st = run.store.stats
-    bad = f"; {st.bad_lines} bad lines" if st.bad_lines else ""
+    bad = f"; {count(st.bad_lines, 'bad line')}" if st.bad_lines else ""
     first, last = L.ev_at(run, ev.order[0]), L.ev_at(run, ev.order[-1])
-    return [(100, f"Run {run.uuid}: {status} ({rule}); {ev.n} records in {len(ev.file_names)} "
-            f"files{bad}; wall time {_s(ev.t1 - ev.t0)} from the first record [{first}] "
+    return [(100, f"Run {run.uuid}: {status} ({rule}); {count(ev.n, 'record')} in "
+            f"{count(len(ev.file_names), 'file')}{bad}; wall time {_s(ev.t1 - ev.t0)} from "
+            f"the first record [{first}] "
             f"to the last [{last}].")]
 
 
@@ -91,7 +93,7 @@ def _actions(run: Run) -> Lines:
     acts = run.actions()
     if not len(acts):
         return [(90, "Actions: none.")]
-    out: Lines = [(90, f"Actions ({len(acts)} calls), per agent class and action:")]
+    out: Lines = [(90, f"Actions ({count(len(acts), 'call')}), per agent class and action:")]
     g = L.group_stats(run, "class_action", "total_s", limit=8)
     for i, grp in enumerate(g["groups"]):
         slow = grp["slowest"]
@@ -111,8 +113,9 @@ def _errors(run: Run) -> Lines:
     warn = int(((lv >= 30) & (lv < 40)).sum())
     acts = run.actions()
     failed = acts.where(acts["status"] == "exception") if len(acts) else acts
-    out: Lines = [(90, f"Errors: {len(err_rows)} ERROR/CRITICAL records, {warn} warnings, "
-                       f"{len(failed)} actions raised.")]
+    out: Lines = [(90, f"Errors: {count(len(err_rows), 'ERROR/CRITICAL record')}, "
+                       f"{count(warn, 'warning')}, "
+                       f"{count(len(failed), 'action')} raised.")]
     for r in failed.head(3).records():
         item = L.action_item(run, r)
         out.append((70, f"- action {quote(r['action'], 60)} [{act_ref(r['tag'])}] raised on "
@@ -142,8 +145,9 @@ def _concurrency(run: Run) -> Lines:
     c = A.concurrency(run, "executing")
     f = A.concurrency(run, "in flight")
     a = A.concurrency(run, "agents")
-    return [(75, f"How many at once: at most {c['max']} actions executing (at +{_s(c['at_s'])}; "
-            f"mean {c['mean']}), {f['max']} calls in flight, {a['max']} agents alive.")]
+    return [(75, f"How many at once: at most {count(c['max'], 'action')} executing (at "
+            f"+{_s(c['at_s'])}; mean {c['mean']}), {count(f['max'], 'call')} in flight, "
+            f"{count(a['max'], 'agent')} alive.")]
 
 
 def _agents(run: Run) -> Lines:

@@ -176,7 +176,7 @@ def test_the_summary_holds_the_numbers_and_fits_its_cap(failed: Run,
     wall = max(float(r["created"]) for r in recs) - min(float(r["created"]) for r in recs)
     text = summarize(failed, expected_s=2.0)
     assert f"wall time {round(wall, 4):g} s" in text and "Expected 2 s: excess" in text
-    assert "1 ERROR/CRITICAL records, 0 warnings, 1 actions raised." in text
+    assert "1 ERROR/CRITICAL record, 0 warnings, 1 action raised." in text
     error = next(r for r in recs if int(r["levelno"]) >= 40)
     assert f"«{error['message']}» [ev:{error['@file'][:8]}:{error['@line']}]" in text
     assert "«GeneratorAgent».«next_item»: 8 calls, 1 raised" in text
