@@ -320,6 +320,11 @@ async def test_expected_time_key_updates_the_breakdown(sample) -> None:  # type:
     app = AcademyApp(str(sample("thread")))
     async with app.run_test(size=SIZE) as pilot:
         scr = await open_run(pilot, app)
+        await until(pilot, lambda: scr.model.analysis is not None)
+        await pilot.press("w")
+        await pilot.pause(0.3)
+        assert "Press x to say how long you expected" in \
+            str(scr.query_one("#where-answer").render())
         await pilot.press("x")
         for ch in "3.2s":
             await pilot.press(ch)
@@ -327,7 +332,8 @@ async def test_expected_time_key_updates_the_breakdown(sample) -> None:  # type:
         await until(pilot, lambda: scr.model.analysis is not None and
                     scr.model.analysis.breakdown.expected_s == 3.2)
         await pilot.pause(0.3)
-        assert "against 3.20 s expected" in str(scr.query_one("#where-answer").render())
+        shown = str(scr.query_one("#where-answer").render())
+        assert "against 3.20 s expected" in shown and "Press x" not in shown
 
 
 async def test_ask_tab_answers_and_its_citation_filters_the_events(sample) -> None:  # type: ignore[no-untyped-def]

@@ -44,7 +44,9 @@ class WhereView(VerticalScroll):
     def __init__(self, model: RunModel, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.model = model
-        self._shown = -1
+        self._shown: Analysis | None = None
+        """The analysis painted last: a new one (more events, or a new expected time)
+        is painted again."""
         self._slow_tags: list[str] = []
         self._stat_keys: list[tuple[str, str]] = []
         self._slow_rows: list[int] = []
@@ -72,15 +74,19 @@ class WhereView(VerticalScroll):
 
     def refresh_view(self) -> None:
         a = self.model.analysis
-        if a is None or a.events == self._shown:
+        if a is None or a is self._shown:
             return
-        self._shown = a.events
+        self._shown = a
         self._paint(a)
 
     def _paint(self, a: Analysis) -> None:
         tb = a.breakdown
         live = " (live: still growing)" if self.model.run.live else ""
-        self.query_one("#where-answer", Static).update(Text(answer(tb) + live))
+        text = Text(answer(tb) + live)
+        if tb.expected_s is None:
+            text.append("\nPress x to say how long you expected it to take: the excess is "
+                        "then explained.", style="dim")
+        self.query_one("#where-answer", Static).update(text)
         cats = self.query_one("#where-cats", DataTable)
         cats.clear()
         for c in analyses.CATEGORIES:
