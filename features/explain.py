@@ -543,8 +543,9 @@ def explain(run: Run, selection: np.ndarray | Sequence[str],
     names = {a for (_, a), s in zip(pairs, sel, strict=True) if s}
     calls = f"{label} {next(iter(names))} calls" if len(names) == 1 else f"{label} calls"
     others = "others of the same action" if np.array_equal(base, same) else "others"
-    what = (f"{groups[0]} calls" if len(groups) == 1 else
-            f"calls of {', '.join(groups)}" if groups else "calls")
+    call = "call" if n1 == 1 else "calls"
+    what = (f"{groups[0]} {call}" if len(groups) == 1 else
+            f"{call} of {', '.join(groups)}" if groups else call)
     header = (f"{n1} {label} {what}"
               f"{f' ({how})' if how else ''} against {n2} {others}.")
     too_small = n1 < MIN_N or n2 < MIN_N

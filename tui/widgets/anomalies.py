@@ -252,6 +252,8 @@ class AnomaliesView(VerticalScroll):
         for ln in lines:
             text.append(clean(ln) + "\n")
         text.append(f"\nCalls ({inc.count}):\n", style="bold")
+        text.append(f"  {'tag':<36} {'agent':<12} {'status':<10} {'ratio':>6}  extra\n",
+                    style="dim")
         for thing in inc.things[:MAX_CALLS]:
             ratio = thing.get("ratio")
             extra = thing.get("excess_s")
