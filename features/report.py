@@ -120,11 +120,11 @@ def answer(tb: analyses.TimeBreakdown) -> str:
         share = ", ".join(f"{k} {fmt_s(v)} ({v / tb.excess_s * 100:.0f}%)"
                           for k, v in ranked[:3])
         if overhead >= tb.excess_s:
-            # Shares of the excess would run past 100%: name the parts, not their shares.
+            # Shares of the excess would run past 100%: name the parts, not their shares
+            # (and no derived ratio: every number an answer gives is one the data holds).
             biggest = ", ".join(f"{k} {fmt_s(v)}" for k, v in ranked[:3])
-            parts.append(f"Overhead alone ({fmt_s(overhead)}, "
-                         f"{overhead / tb.excess_s:.1f}x the excess of "
-                         f"{fmt_s(tb.excess_s)}) covers it: {biggest}; the work itself took "
+            parts.append(f"Overhead alone ({fmt_s(overhead)}) is more than the whole "
+                         f"excess of {fmt_s(tb.excess_s)}: {biggest}; the work itself took "
                          "no longer than expected.")
         else:
             parts.append(f"Of the excess of {fmt_s(tb.excess_s)}: {share}; the other "

@@ -122,6 +122,20 @@ def test_the_expected_time_can_come_from_the_caller(sample: Callable[[str], Path
                              f"(+{fmt_s(w - 2.0)}")
 
 
+@pytest.mark.parametrize("part", [0.25, 4.0])
+def test_both_ways_of_telling_the_excess_invent_no_number(sample: Callable[[str], Path],
+                                                          part: float) -> None:
+    """An excess smaller than the overhead (part 0.25) and one bigger (part 4): each
+    number of the answer is one the data holds."""
+    run = load(sample("thread"))
+    s = run.where_time_went().seconds
+    overhead = s["startup"] + s["shutdown"] + s["queue"] + s["reply"] + s["idle"]
+    a = checked(ask(run, "Where did the time go?",
+                    expected_s=wall(run.path) - overhead * part))
+    assert a.kind == "time"
+    assert ("Overhead alone" in a.text) == (part < 1)
+
+
 def test_an_unknown_question_gets_the_list_of_what_it_can_answer(
         sample: Callable[[str], Path]) -> None:
     a = checked(ask(load(sample("thread")), "Tell me a joke about agents"))
