@@ -336,6 +336,27 @@ async def test_expected_time_key_updates_the_breakdown(sample) -> None:  # type:
         assert "against 3.20 s expected" in shown and "Press x" not in shown
 
 
+async def test_a_costly_analysis_is_not_rerun_back_to_back_but_a_question_is_not_held(
+        sample) -> None:  # type: ignore[no-untyped-def]
+    app = AcademyApp(str(sample("thread")))
+    async with app.run_test(size=SIZE) as pilot:
+        scr = await open_run(pilot, app)
+        await until(pilot, lambda: scr.model.analysis is not None and not scr._analysing)
+        first = scr.model.analysis
+        assert first is not None
+        first.computed_s = 60.0  # as on a run of many millions of records
+        scr._analysis_due = True  # as when more events arrive
+        await pilot.pause(2.5)  # two ticks of the analysis timer
+        assert scr.model.analysis is first and scr._analysis_due
+        await pilot.press("x")
+        for ch in "2s":
+            await pilot.press(ch)
+        await pilot.press("enter")
+        await until(pilot, lambda: scr.model.analysis is not first, timeout=5)
+        assert scr.model.analysis is not None
+        assert scr.model.analysis.breakdown.expected_s == 2.0
+
+
 async def test_ask_tab_answers_and_its_citation_filters_the_events(sample) -> None:  # type: ignore[no-untyped-def]
     from textual.widgets import Input, OptionList, TabbedContent
 

@@ -37,6 +37,12 @@ POLL_BUSY_S = 0.05
 POLL_IDLE_S = 0.25
 """Poll interval after a quiet second."""
 ANALYSE_EVERY_S = 1.0
+"""Shortest interval between two analyses of a growing run; the last analysis's cost
+over :data:`ANALYSE_SHARE` when that is longer."""
+ANALYSE_SHARE = 0.25
+"""Most of a core the analyses of a growing run take: on a run of millions of records
+one analysis takes a second or more, and back to back they would hold the interpreter
+the UI thread needs. What the user asks for (an expected time) is not held back."""
 DETECT_EVERY_S = 3.0
 """Shortest interval between two judgements of a live run; the last judgement's cost
 over :data:`DETECT_SHARE` when that is longer."""
@@ -101,6 +107,9 @@ class RunScreen(Screen[None]):
         self._last_growth = time.monotonic()
         self._analysing = False
         self._analysis_due = True
+        self._analysed_at = 0.0
+        self._analysis_asked = False
+        """The user asked for it (an expected time): not held back by the throttle."""
         self._pending_focus: int | None = None
         self._detecting = False
         self._detect_at = 0.0
@@ -183,6 +192,7 @@ class RunScreen(Screen[None]):
         try:
             a = self.model.analyse()
         finally:
+            self._analysed_at = time.monotonic()
             self._analysing = False
         # What an analysis keeps (tables, their caches, the widgets' data) lives until
         # the next one: out of the cyclic collector's full scans, which took ~55 ms with
@@ -238,8 +248,13 @@ class RunScreen(Screen[None]):
     def _maybe_analyse(self) -> None:
         # Not during the first load: a big run's analysis would compete with reading
         # (and with the UI thread) for the interpreter; it runs once the load is done.
+        a = self.model.analysis
+        if not self._analysis_asked and a is not None and \
+                time.monotonic() - self._analysed_at < max(ANALYSE_EVERY_S,
+                                                           a.computed_s / ANALYSE_SHARE):
+            return  # still due: a later tick runs it
         if self._analysis_due and not self._analysing and not self.model.loading:
-            self._analysis_due = False
+            self._analysis_due = self._analysis_asked = False
             self._analysing = True
             self.analyse()
 
@@ -265,6 +280,8 @@ class RunScreen(Screen[None]):
 
     def on_things_updated(self, msg: ThingsUpdated) -> None:
         self.query_one(EventLog).invalidate()  # the agent column comes from the analysis
+        if self._analysis_asked:  # asked for while this one ran
+            self._maybe_analyse()
         self._repaint_tab()
         self._maybe_detect()
 
@@ -425,7 +442,7 @@ class RunScreen(Screen[None]):
             except CliError as e:
                 self.notify(str(e), severity="error")
                 return
-            self._analysis_due = True
+            self._analysis_due = self._analysis_asked = True
             self._maybe_analyse()
             self.action_show_tab("where")
 
