@@ -115,20 +115,16 @@ def _rows(ga: dict[tuple[str, str], dict[str, np.ndarray]],
     return rows
 
 
-def _calls(n: int) -> str:
-    return count(n, "call")
-
-
 def _group_change(r: dict[str, Any]) -> str:
     """The action whose time in a phase changed most, in words (calls of one action
     overlap others, so their sums are not shares of the wall time)."""
     what = f"{r['action']} {r['phase']}"
     if r["presence"] == "new":
-        return f"where {what} is new ({_calls(r['count_b'])}, {fmt_s(r['sum_b'])} in all)"
+        return f"where {what} is new ({count(r['count_b'], 'call')}, {fmt_s(r['sum_b'])} in all)"
     if r["presence"] == "missing":
-        return f"where {what} is gone ({_calls(r['count_a'])}, {fmt_s(r['sum_a'])} in A)"
+        return f"where {what} is gone ({count(r['count_a'], 'call')}, {fmt_s(r['sum_a'])} in A)"
     return (f"where {what} changed most (per call p50 {_signed(r['p50_change_s'])}, p95 "
-            f"{_signed(r['p95_change_s'])}; {_calls(r['count_b'])} against {r['count_a']}; "
+            f"{_signed(r['p95_change_s'])}; {count(r['count_b'], 'call')} against {r['count_a']}; "
             f"in all {_signed(r['sum_change_s'])})")
 
 
@@ -229,7 +225,7 @@ class RunDiff:
             if r["phase"] != "total" or r["presence"] != "both":
                 continue
             name = f"{r['agent_class']}.{r['action']}"
-            line = (f"{name}: {_calls(r['count_b'])} against {r['count_a']}; per call p50 "
+            line = (f"{name}: {count(r['count_b'], 'call')} against {r['count_a']}; per call p50 "
                     f"{fmt_s(r['p50_b'])} against {fmt_s(r['p50_a'])} "
                     f"({_signed(r['p50_change_s'])}{_signed_pct(r['p50_change_pct'])}), p95 "
                     f"{fmt_s(r['p95_b'])} against {fmt_s(r['p95_a'])} "
