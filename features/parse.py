@@ -568,23 +568,19 @@ def _floats(cs: list[Any]) -> np.ndarray:
 
 def _intern_tags(vs: list[Any], m: dict[Any, int]) -> np.ndarray:
     """Block codes of one key set's values of one tag key (-1 where None), new values
-    added to ``m``. One action's records come together: equal neighbours are compared,
-    not hashed."""
-    n = len(vs)
-    same = np.fromiter(map(operator.eq, vs[1:], vs[:-1]), dtype=bool, count=n - 1)
-    starts = np.flatnonzero(np.concatenate(([True], ~same)))
-    heads = list(map(vs.__getitem__, starts.tolist()))
+    added to ``m`` in order of appearance: C-level passes (a run of equal neighbours
+    is too short here for comparing them first to pay)."""
     try:
-        codes = list(map(m.get, heads))
+        codes = list(map(m.get, vs))
     except TypeError:  # a nested value in a typed record: interned by its JSON text
-        heads = [_hashable(v) for v in heads]
-        codes = list(map(m.get, heads))
+        vs = [_hashable(v) for v in vs]
+        codes = list(map(m.get, vs))
     if None in codes:
-        new = dict.fromkeys(compress(heads, map(operator.is_, codes, repeat(None))))
+        new = dict.fromkeys(compress(vs, map(operator.is_, codes, repeat(None))))
         new.pop(None, None)
         m.update(zip(new, count(len(m))))
-        codes = list(map(m.get, heads, repeat(-1)))
-    return np.repeat(np.array(codes, dtype=np.int32), np.diff(np.append(starts, n)))
+        codes = list(map(m.get, vs, repeat(-1)))
+    return np.array(codes, dtype=np.int32)
 
 
 def _repair(
