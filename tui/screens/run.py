@@ -20,6 +20,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, Static, TabbedContent, TabPane
 
 from features.query import QueryError
+from features.report import count
 from features.run import Run
 from tui.messages import EventsIngested, FilterApplied, LoadProgressed, RunNoted, ThingsUpdated
 from tui.model import LEVELS, RunModel
@@ -492,7 +493,7 @@ class RunScreen(Screen[None]):
         if m.loading and m.load_total:
             parts.append((f"loading {m.load_done / m.load_total * 100:3.0f}% · ", "yellow bold"))
         nf = len(ev.file_names)
-        parts.append((f"{ev.n:,} events · {nf} file{'' if nf == 1 else 's'} ", ""))
+        parts.append((f"{ev.n:,} events · {count(nf, 'file')} ", ""))
         shown = len(m.view.rows)
         if m.filter_text or m.hidden_levels:
             parts.append((f"· {shown:,} shown ", "cyan"))
@@ -502,7 +503,7 @@ class RunScreen(Screen[None]):
             hidden = ",".join(n for n, v in LEVELS if v in m.hidden_levels)
             parts.append((f"hidden: {hidden} ", "magenta"))
         if st.bad_lines:
-            parts.append((f"· {st.bad_lines} bad lines ", "red"))
+            parts.append((f"· {count(st.bad_lines, 'bad line')} ", "red"))
         log = self.query_one(EventLog)
         parts.append(("· following " if log.follow else "· paused (f follows) ", "green"
                       if log.follow else "yellow"))
