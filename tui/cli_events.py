@@ -91,6 +91,7 @@ def print_events(run: Run, args: argparse.Namespace) -> int:
     """Print events in merged time order, optionally filtered and following the run."""
     extra = [k.strip() for k in (args.keys or "").split(",") if k.strip()]
     rows = run.select(args.where)
+    tell_where(run, args.where, len(rows), follow=args.follow)
     if args.format == "table":
         sys.stdout.write(_header(extra, args.absolute) + "\n")
     _emit(run, rows, args, extra)
@@ -114,6 +115,20 @@ def print_events(run: Run, args: argparse.Namespace) -> int:
         printed += len(new)
         sys.stdout.flush()
     return 0
+
+
+def tell_where(run: Run, where: str | None, matched: int, follow: bool = False) -> None:
+    """On stderr, how a filter met the data: a mistyped key (with close matches), a number
+    compared with text..., and that nothing matched (stdout stays clean for jq)."""
+    if not where:
+        return
+    from features import query
+
+    ev = run.events()
+    for note in query.explain(query.parse(where), ev):
+        sys.stderr.write(f"academy-tui: note: {note}\n")
+    if not matched and not follow:
+        sys.stderr.write(f"academy-tui: no event matches {where!r} (of {ev.n:,})\n")
 
 
 def _no_limit(args: argparse.Namespace) -> argparse.Namespace:
@@ -161,6 +176,8 @@ def export(run: Run, args: argparse.Namespace) -> int:
     if bad:
         raise CliError(f"cannot export {', '.join(bad)}: choose from {', '.join(THINGS)}")
     rows = run.select(args.where) if args.where else None
+    if rows is not None:
+        tell_where(run, args.where, len(rows))
     if args.format == "sqlite":
         if not args.output:
             raise CliError("--format sqlite needs -o FILE")

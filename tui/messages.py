@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from textual.message import Message
 
@@ -45,3 +45,6 @@ class FilterApplied(Message):
     expr: str
     matches: int
     seconds: float
+    notes: list[str] = field(default_factory=list)
+    """How the filter meets the data: keys no event has (with close matches), numbers
+    compared with text... (:func:`features.query.explain`)."""

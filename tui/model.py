@@ -153,6 +153,17 @@ class RunModel:
                 self.view = view
         self.update()
 
+    def filter_notes(self, text: str) -> list[str]:
+        """How a filter text meets the current snapshot (unknown keys with close matches,
+        numbers compared with text, ...); empty for an empty or invalid text."""
+        from features.query import QueryError, explain
+
+        try:
+            node = self.parse(text)
+        except QueryError:
+            return []
+        return explain(node, self.snapshot) if node is not None else []
+
     def set_find(self, text: str) -> None:
         """Highlight rows matching ``text`` for ``n``/``N`` (the filter stays). Safe to
         call from a worker."""

@@ -72,6 +72,24 @@ async def test_filter_shows_error_position_then_applies(sample) -> None:  # type
         await until(pilot, lambda: len(scr.model.view.rows) == 209)
 
 
+async def test_a_filter_that_matches_nothing_says_why(sample) -> None:  # type: ignore[no-untyped-def]
+    app = AcademyApp(str(sample("exception")))
+    async with app.run_test(size=SIZE) as pilot:
+        scr = await open_run(pilot, app)
+        await pilot.press("slash")
+        for ch in "fib.iteraton>3":
+            await pilot.press(ch)
+        await pilot.press("enter")
+        help_ = scr.query_one("#filter-help")
+        await until(pilot, lambda: "events shown" in str(help_.render()))
+        shown = str(help_.render())
+        assert shown.startswith("0 events shown")
+        assert "no event has key 'fib.iteraton' (did you mean fib.iteration" in shown
+        # The bar closed on enter: the same words are in a notification.
+        assert any("did you mean fib.iteration" in n.message and n.severity == "warning"
+                   for n in app._notifications)
+
+
 async def test_detail_and_related_jump_to_the_same_action(sample) -> None:  # type: ignore[no-untyped-def]
     app = AcademyApp(str(sample("http")))
     async with app.run_test(size=SIZE) as pilot:

@@ -87,6 +87,18 @@ def test_events_where_filters(samples_home: Path, sample) -> None:  # type: igno
                                                               None}
 
 
+def test_a_mistyped_key_is_named_on_stderr_and_stdout_stays_clean(sample) -> None:  # type: ignore[no-untyped-def]
+    pool = str(sample("exception"))
+    res = cli("events", pool, "--where", "fib.iteraton>3", "--format", "jsonl")
+    assert res.stdout == ""
+    assert "note: no event has key 'fib.iteraton' (did you mean fib.iteration" in res.stderr
+    assert "no event matches 'fib.iteraton>3' (of 209)" in res.stderr
+    res = cli("events", pool, "--where", "fib.iteration>3", "--format", "jsonl")
+    assert res.stdout and "note:" not in res.stderr and "no event matches" not in res.stderr
+    res = cli("export", pool, "--what", "actions", "--format", "csv", "--where", "levelno>=50")
+    assert res.stdout.count("\n") == 1 and "no event matches 'levelno>=50'" in res.stderr
+
+
 def test_export_csv_jsonl_sqlite(tmp_path: Path, sample) -> None:  # type: ignore[no-untyped-def]
     pool = sample("http")
     csv_path = tmp_path / "actions.csv"

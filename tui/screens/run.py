@@ -110,6 +110,8 @@ class RunScreen(Screen[None]):
         self._analysis_due = True
         self._analysed_at = 0.0
         self._analysis_asked = False
+        self._typed_filter: str | None = None
+        """The last filter the user typed (its notes are shown as a notification)."""
         """The user asked for it (an expected time): not held back by the throttle."""
         self._pending_focus: int | None = None
         self._detecting = False
@@ -244,7 +246,8 @@ class RunScreen(Screen[None]):
         else:
             self.model.set_filter(text)
             n = len(self.model.view.rows)
-        self.post_message(FilterApplied(text, n, time.perf_counter() - t))
+        dt = time.perf_counter() - t
+        self.post_message(FilterApplied(text, n, dt, self.model.filter_notes(text)))
 
     def _maybe_analyse(self) -> None:
         # Not during the first load: a big run's analysis would compete with reading
@@ -318,8 +321,16 @@ class RunScreen(Screen[None]):
                 log.cursor = 0
             self._pending_focus = None
         what = "matches" if self.filter_mode == "find" else "events shown"
-        self.query_one("#filter-help", Static).update(
-            f"{msg.matches:,} {what} ({msg.seconds * 1000:.0f} ms)")
+        help_text = Text(f"{msg.matches:,} {what} ({msg.seconds * 1000:.0f} ms)")
+        if msg.notes:  # a mistyped key is why nothing matches, more often than not
+            said = clean("; ".join(msg.notes), 300)
+            help_text.append(" · " + said, style="yellow")
+            # The bar closes on enter: a typed filter's note (or any that matches
+            # nothing) must also be seen where the rows are.
+            if msg.expr == self._typed_filter or not msg.matches:
+                self.notify(said, title=f"filter: {msg.matches:,} {what}", markup=False,
+                            severity="warning" if not msg.matches else "information")
+        self.query_one("#filter-help", Static).update(help_text)
         self._paint_status()
 
     @on(EventLog.FollowChanged)
@@ -399,6 +410,7 @@ class RunScreen(Screen[None]):
                         severity="error")
             return
         self.query_one("#filter-help", Static).update("filtering…")
+        self._typed_filter = event.value
         self.apply_filter(self.filter_mode, event.value)
         self.query_one(FilterBar).remove_class("-open")
         self.query_one(EventLog).focus()
