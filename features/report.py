@@ -41,6 +41,15 @@ def fmt_s(x: float | None) -> str:
     return f"{int(x // 60)} min {x % 60:.0f} s"
 
 
+def fmt_bytes(n: float) -> str:
+    """A size, readable: 512 B, 3.2 MB."""
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"
+
+
 def count(n: int, noun: str) -> str:
     """``1 call``, ``2 calls``."""
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

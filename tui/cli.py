@@ -84,7 +84,7 @@ def _warn_bad(run: Run) -> None:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from features.report import fmt_s
+    from features.report import fmt_bytes, fmt_s
     from features.runs import catalog
 
     rows = catalog(_home(args))
@@ -108,7 +108,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
         "agents": [r.agents for r in rows],
         "errors": [r.errors for r in rows],
         "status": [r.status for r in rows],
-        "size": [_size(r.size) for r in rows],
+        "size": [fmt_bytes(r.size) for r in rows],
         "rule": [r.rule for r in rows],
     }, name="runs")
     if args.format == "csv":
@@ -123,14 +123,6 @@ def cmd_runs(args: argparse.Namespace) -> int:
         return 0
     print(table.format(max_rows=args.limit or 10**9, max_width=60))
     return 0
-
-
-def _size(n: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024  # type: ignore[assignment]
-    return str(n)
 
 
 def cmd_report(args: argparse.Namespace) -> int:

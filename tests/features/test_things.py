@@ -199,6 +199,9 @@ def test_histogram_text_reads_distinct_edges_and_folds_equal_values() -> None:
     assert fmt_edges([1.0, 1.0]) == ["1.0000000 s", "1.0000000 s"]  # gives up, no loop
     assert (count(1, "call"), count(0, "call"), count(3, "action")) == \
         ("1 call", "0 calls", "3 actions")
+    from features.report import fmt_bytes
+    assert [fmt_bytes(x) for x in (512, 1536, 10**9, 5 * 2**40)] == \
+        ["512 B", "1.5 KB", "953.7 MB", "5120.0 GB"]
 
 
 def test_the_answer_names_what_covers_the_excess(sample) -> None:  # type: ignore[no-untyped-def]

@@ -12,7 +12,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
-from features.report import fmt_s
+from features.report import fmt_bytes, fmt_s
 from features.runs import RunSummary, catalog, logs_dir
 from tui.safe import clean
 
@@ -51,7 +51,7 @@ class RunsScreen(Screen[None]):
         self.title = "academy-tui · runs"
         t = self.query_one(DataTable)
         t.add_columns("pool", "start", "duration", "files", "records", "agents", "errors",
-                      "status", "why")
+                      "status", "size", "why")
         t.focus()
         self.load()
         self.set_interval(5.0, self.load)
@@ -75,7 +75,8 @@ class RunsScreen(Screen[None]):
             start = datetime.fromtimestamp(r.start).strftime("%Y-%m-%d %H:%M:%S") \
                 if r.start else "-"
             cells = [r.pool, start, fmt_s(r.duration_s), str(r.files), f"{r.records:,}",
-                     str(r.agents), str(r.errors), r.status, clean(r.rule, 80)]
+                     str(r.agents), str(r.errors), r.status, fmt_bytes(r.size),
+                     clean(r.rule, 80)]
             if self.filter_text and not any(self.filter_text.lower() in c.lower()
                                             for c in cells):
                 continue
