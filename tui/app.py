@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
+from textual.containers import VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Static
 
@@ -28,8 +29,9 @@ class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,q,question_mark", "dismiss", "close")]
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
-    HelpScreen > Static { width: 90; max-height: 90%; border: thick $accent;
-                          background: $panel; padding: 1 2; }
+    HelpScreen > VerticalScroll { width: 90; max-height: 90%; height: auto;
+                                  border: thick $accent; background: $panel; }
+    HelpScreen Static { padding: 1 2; }
     """
 
     def __init__(self, below: Screen[Any]) -> None:
@@ -47,7 +49,9 @@ class HelpScreen(ModalScreen[None]):
             for b in getattr(node, "BINDINGS", []):
                 if not isinstance(b, Binding):
                     continue
-                key = self.app.get_key_display(b)
+                # "plus,equals_sign" reads "+/=": each key of a binding as displayed.
+                key = "/".join(self.app.get_key_display(Binding(k.strip(), b.action))
+                               for k in b.key.split(","))
                 if (key, b.description) in seen or not b.description:
                     continue
                 seen.add((key, b.description))
@@ -63,7 +67,8 @@ class HelpScreen(ModalScreen[None]):
                     "the timeline. Comparing runs (d): s swaps A and B, esc goes back.\n")
         text.append("In the steering view (s): enter shows a suggestion's records, y approves "
                     "and n rejects a pending one over the exchange its agent recorded.\n")
-        yield Static(text)
+        with VerticalScroll():  # longer than a small terminal: arrows and the wheel scroll
+            yield Static(text)
 
 
 FULL_GC_AFTER = 100

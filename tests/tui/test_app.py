@@ -222,6 +222,11 @@ async def test_help_lists_bindings(sample) -> None:  # type: ignore[no-untyped-d
         text = str(app.screen.query_one("Static").render())
         for needle in ("filter", "follow", "detail", "quit", "palette", "timeline"):
             assert needle in text
+        assert "+/=" in text and "equals_sign" not in text  # keys as typed, not their names
+        await pilot.press("end")  # longer than the screen: it scrolls
+        await pilot.pause(0.2)
+        scroller = app.screen.query_one("VerticalScroll")
+        assert scroller.max_scroll_y > 0 and scroller.scroll_offset.y == scroller.max_scroll_y
 
 
 HOSTILE = [
