@@ -105,6 +105,9 @@ async def test_detail_and_related_jump_to_the_same_action(sample) -> None:  # ty
         await until(pilot, lambda: isinstance(app.screen, DetailScreen))
         body = str(app.screen.query_one("#detail-body").render())
         assert "execute_start" in body and "same action" in body
+        from datetime import datetime
+        when = datetime.fromtimestamp(float(ev.created[target])).strftime("%Y-%m-%d %H:%M:%S")
+        assert when in body and f"+{ev.created[target] - ev.t0:.6f} s into the run" in body
         await pilot.press("a")
         await until(pilot, lambda: isinstance(app.screen, RunScreen) and
                     scr.model.filter_text.startswith("academy.action_tag="))

@@ -3,6 +3,8 @@ and the related events one keypress away (the joins)."""
 
 from __future__ import annotations
 
+import math
+from datetime import datetime
 from typing import Any
 
 from rich.text import Text
@@ -77,6 +79,10 @@ class DetailScreen(ModalScreen[str | None]):
             text.append(f"{clean(k, 200):<{width}} ", style="bold cyan")
             text.append(f"{kind:<5} ", style="dim")
             text.append(clean(v if v is not None else "None", 20_000))
+            if k == "created" and isinstance(v, float) and math.isfinite(v):
+                ev = self.model.events()
+                when = datetime.fromtimestamp(v).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+                text.append(f"   {when}, +{v - ev.t0:.6f} s into the run", style="dim")
             text.append("\n")
         agent = self.model.agent_of(self.row)
         if agent and rec.get("academy.agent_id") in (None, "None"):
