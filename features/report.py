@@ -359,7 +359,8 @@ def render_markdown(secs: list[Section]) -> str:
         body = [ln for ln in s.lines]
         if body:
             out.append("\n".join(f"    {ln}" if ln.startswith(("  ", "pool", "path",
-                       "status", "records", "note", "ignored")) else ln for ln in body))
+                       "status", "records", "note", "ignored")) else _md_text(ln)
+                       for ln in body))
             out.append("")
         if s.table is not None:
             t = s.table
@@ -371,12 +372,18 @@ def render_markdown(secs: list[Section]) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
+def _md_text(text: str) -> str:
+    """Prose for Markdown: ``UserId<b3edba02>`` would otherwise be read as an HTML tag and
+    vanish when rendered."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def _md(v: Any) -> str:
     if v is None:
         return ""
     if isinstance(v, float):
         return f"{v:.6g}"
-    return str(v).replace("|", "\\|").replace("\n", " ")
+    return _md_text(str(v)).replace("|", "\\|").replace("\n", " ")
 
 
 def to_json(secs: list[Section]) -> dict[str, Any]:

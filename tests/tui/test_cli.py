@@ -54,6 +54,10 @@ def test_report_text_markdown_json(samples_home: Path) -> None:
     assert "Where the time went" in text and "against 3.20 s expected" in text
     md = cli("report", "08a9", "--format", "markdown", home=samples_home).stdout
     assert "## Where the time went" in md and "| category |" in md
+    # Ids like UserId<b3edba02> would read as HTML tags and vanish once rendered.
+    assert "| UserId&lt;" in md and "| AgentId&lt;" in md
+    assert not any("<" in ln for ln in md.splitlines()
+                   if ln.startswith("|") or not ln.startswith("    "))
     js = json.loads(cli("report", "08a9", "--format", "json", "--expect", "3200ms",
                         home=samples_home).stdout)
     tw = js["where_the_time_went"]["data"]
