@@ -1,5 +1,9 @@
 """Export tables as CSV (a spreadsheet opens it), JSON Lines (for jq) or SQLite (one
-table per kind of thing)."""
+table per kind of thing).
+
+In CSV, text that a spreadsheet would take for a formula (starting with ``=``, ``+``,
+``-``, ``@``, a tab or a carriage return, and not a number) gets a leading ``'``, which
+spreadsheets hide; JSON Lines and SQLite keep every value as it is."""
 
 from __future__ import annotations
 
@@ -18,6 +22,9 @@ from features.table import Table
 FORMATS = ("csv", "jsonl", "sqlite")
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _cell(v: Any) -> Any:
     if v is None:
         return ""
@@ -25,7 +32,19 @@ def _cell(v: Any) -> Any:
         return "" if math.isnan(v) else repr(v)
     if isinstance(v, bool):
         return "true" if v else "false"
+    if isinstance(v, str) and v.startswith(_FORMULA_START) and not _is_number(v):
+        # A spreadsheet would run '=== phase 2' or '@sum(...)' as a formula: a leading
+        # quote keeps it text (and is not shown).
+        return "'" + v
     return v
+
+
+def _is_number(s: str) -> bool:
+    try:
+        float(s)
+    except ValueError:
+        return False
+    return True
 
 
 def write_csv(table: Table, out: IO[str]) -> int:

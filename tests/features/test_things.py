@@ -339,3 +339,27 @@ def test_action_join_takes_the_earliest_record_even_when_it_arrives_later(
     # The first of the two equal-time records (the lower row) is the evidence.
     b_rows = np.flatnonzero(ev.file == ev.file_names.index("b.jsonlog"))
     assert got["row_exec"][0] == b_rows[0]
+
+
+def test_csv_keeps_formula_like_text_as_text_and_numbers_as_numbers(tmp_path: Path) -> None:
+    import csv
+    import io
+    import sqlite3
+
+    from features.export import write_csv, write_jsonl, write_sqlite
+
+    vals = ["=== phase 2 ===", "+ worker", "-- done", "@sum(A1:A9)", "-3", "-1.5e3", "plain",
+            "\tx"]
+    t = Table({"message": np.array(vals, dtype=object), "n": np.arange(len(vals))},
+              name="events")
+    buf = io.StringIO()
+    write_csv(t, buf)
+    cells = [row[0] for row in csv.reader(io.StringIO(buf.getvalue()))][1:]
+    assert cells == ["'=== phase 2 ===", "'+ worker", "'-- done", "'@sum(A1:A9)", "-3",
+                     "-1.5e3", "plain", "'\tx"]
+    out = io.BytesIO()
+    write_jsonl(t.records(), out)  # JSON Lines and SQLite keep the values as they are
+    assert [json.loads(x)["message"] for x in out.getvalue().splitlines()] == vals
+    db = tmp_path / "t.db"
+    write_sqlite([t], str(db))
+    assert [r[0] for r in sqlite3.connect(db).execute("select message from events")] == vals
