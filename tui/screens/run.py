@@ -110,9 +110,9 @@ class RunScreen(Screen[None]):
         self._analysis_due = True
         self._analysed_at = 0.0
         self._analysis_asked = False
+        """The user asked for it (an expected time): not held back by the throttle."""
         self._typed_filter: str | None = None
         """The last filter the user typed (its notes are shown as a notification)."""
-        """The user asked for it (an expected time): not held back by the throttle."""
         self._pending_focus: int | None = None
         self._detecting = False
         self._detect_at = 0.0
