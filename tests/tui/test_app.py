@@ -54,13 +54,18 @@ async def test_open_run_shows_all_events_in_time_order(sample) -> None:  # type:
         assert any("workflow end" in ln for ln in lines)  # following: the end is visible
 
 
+async def type_filter(pilot, text: str) -> None:  # type: ignore[no-untyped-def]
+    """Open the filter bar (/) and type ``text``, a key at a time."""
+    await pilot.press("slash")
+    for ch in text:
+        await pilot.press(ch)
+
+
 async def test_filter_shows_error_position_then_applies(sample) -> None:  # type: ignore[no-untyped-def]
     app = AcademyApp(str(sample("exception")))
     async with app.run_test(size=SIZE) as pilot:
         scr = await open_run(pilot, app)
-        await pilot.press("slash")
-        for ch in "levelno>=":
-            await pilot.press(ch)
+        await type_filter(pilot, "levelno>=")
         err = str(scr.query_one("#filter-error").render())
         assert "missing value" in err and "^" in err
         await pilot.press("4", "0", "enter")
@@ -76,9 +81,7 @@ async def test_a_filter_that_matches_nothing_says_why(sample) -> None:  # type: 
     app = AcademyApp(str(sample("exception")))
     async with app.run_test(size=SIZE) as pilot:
         scr = await open_run(pilot, app)
-        await pilot.press("slash")
-        for ch in "fib.iteraton>3":
-            await pilot.press(ch)
+        await type_filter(pilot, "fib.iteraton>3")
         await pilot.press("enter")
         help_ = scr.query_one("#filter-help")
         await until(pilot, lambda: "events shown" in str(help_.render()))
