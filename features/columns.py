@@ -10,6 +10,27 @@ from typing import Any, overload
 import numpy as np
 
 
+def intern_codes(index: dict[Any, int], vals: list[Any],
+                 values: list[Any] | None = None) -> list[int]:
+    """Codes of ``vals`` in ``index`` (``None`` -> -1), new values given the next codes in
+    order of appearance (and appended to ``values``, before the index learns them: a
+    code in the index always has its value, for readers on other threads). C-level
+    passes, no Python per value: a batch brings thousands of tags. Raises TypeError for
+    an unhashable value."""
+    codes: list[Any] = list(map(index.get, vals))
+    if None in codes:
+        new = dict.fromkeys(itertools.compress(vals, map(operator.is_, codes,
+                                                         itertools.repeat(None))))
+        new.pop(None, None)
+        if new:
+            start = len(index) if values is None else len(values)
+            if values is not None:
+                values.extend(new)
+            index.update(zip(new, itertools.count(start)))
+        codes = list(map(index.get, vals, itertools.repeat(-1)))
+    return codes
+
+
 class Growable:
     """A 1-d numpy array with amortised O(1) appends.
 
@@ -93,24 +114,13 @@ class Categorical:
         return c
 
     def intern_all(self, values: Iterable[Any]) -> np.ndarray:
-        """Codes for already normalised values (``None`` -> -1), adding new ones.
-
-        C-level passes, no Python per value: a batch brings thousands of tags."""
+        """Codes for already normalised values (``None`` -> -1), adding new ones (see
+        :func:`intern_codes`)."""
         vals = values if isinstance(values, list) else list(values)
-        index = self.index
-        codes = list(map(index.get, vals))
-        if None in codes:
-            new = dict.fromkeys(itertools.compress(vals, map(operator.is_, codes,
-                                                             itertools.repeat(None))))
-            new.pop(None, None)
-            if new:
-                # Values first: a code in the index always has its value (readers on
-                # other threads).
-                start = len(self.values)
-                self.values.extend(new)
-                index.update(zip(new, itertools.count(start)))
-                self._array = None
-            codes = list(map(index.get, vals, itertools.repeat(-1)))
+        n = len(self.values)
+        codes = intern_codes(self.index, vals, self.values)
+        if len(self.values) != n:
+            self._array = None
         return np.array(codes, dtype=np.int32)
 
     def lookup(self, value: Any) -> int:

@@ -20,16 +20,16 @@ from __future__ import annotations
 
 import array
 import gc
-import operator
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from itertools import chain, compress, count, repeat
+from itertools import chain
 from operator import itemgetter
 from typing import Any
 
 import numpy as np
 import orjson
 
+from features.columns import intern_codes
 from features.normalize import canonical_id, canonical_str, to_float, to_int
 
 COMBO_KEYS: tuple[str, ...] = (
@@ -568,18 +568,12 @@ def _floats(cs: list[Any]) -> np.ndarray:
 
 def _intern_tags(vs: list[Any], m: dict[Any, int]) -> np.ndarray:
     """Block codes of one key set's values of one tag key (-1 where None), new values
-    added to ``m`` in order of appearance: C-level passes (a run of equal neighbours
-    is too short here for comparing them first to pay)."""
+    added to ``m`` in order of appearance (:func:`~features.columns.intern_codes`; a run
+    of equal neighbours is too short here for comparing them first to pay)."""
     try:
-        codes = list(map(m.get, vs))
+        codes = intern_codes(m, vs)
     except TypeError:  # a nested value in a typed record: interned by its JSON text
-        vs = [_hashable(v) for v in vs]
-        codes = list(map(m.get, vs))
-    if None in codes:
-        new = dict.fromkeys(compress(vs, map(operator.is_, codes, repeat(None))))
-        new.pop(None, None)
-        m.update(zip(new, count(len(m))))
-        codes = list(map(m.get, vs, repeat(-1)))
+        codes = intern_codes(m, [_hashable(v) for v in vs])
     return np.array(codes, dtype=np.int32)
 
 

@@ -126,8 +126,6 @@ def answer(tb: analyses.TimeBreakdown) -> str:
         named = {"start-up": s["startup"], "shutdown": s["shutdown"], "messaging": msg,
                  "idle": s["idle"]}
         ranked = [(k, v) for k, v in sorted(named.items(), key=lambda kv: -kv[1]) if v > 0]
-        share = ", ".join(f"{k} {fmt_s(v)} ({v / tb.excess_s * 100:.0f}%)"
-                          for k, v in ranked[:3])
         if overhead >= tb.excess_s:
             # Shares of the excess would run past 100%: name the parts, not their shares
             # (and no derived ratio: every number an answer gives is one the data holds).
@@ -136,6 +134,8 @@ def answer(tb: analyses.TimeBreakdown) -> str:
                          f"excess of {fmt_s(tb.excess_s)}: {biggest}; the work itself took "
                          "no longer than expected.")
         else:
+            share = ", ".join(f"{k} {fmt_s(v)} ({v / tb.excess_s * 100:.0f}%)"
+                              for k, v in ranked[:3])
             parts.append(f"Of the excess of {fmt_s(tb.excess_s)}: {share}; the other "
                          f"{fmt_s(tb.excess_s - overhead)} is execution or caller time beyond "
                          "what was expected: see the slowest actions.")
