@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import VerticalScroll
+from textual.notifications import SeverityLevel
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Static
 
@@ -145,6 +146,12 @@ class AcademyApp(App[int]):
     def on_unmount(self) -> None:
         if self.demo_proc is not None and self.demo_proc.poll() is None:
             self.demo_proc.terminate()
+
+    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
+               timeout: float | None = None, markup: bool = True) -> None:
+        """Notifications quote pool text (names, ids, notes): plain text, never markup,
+        whichever widget sends one (``Widget.notify`` passes ``markup=True``)."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):

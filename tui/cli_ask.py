@@ -12,7 +12,7 @@ import orjson
 
 from features.run import Run
 from features.runs import resolve
-from tui.safe import clean, clean_block
+from features.safe import clean, clean_block
 
 __all__ = ["AskError", "cmd_ask", "render_text"]
 

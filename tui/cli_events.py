@@ -15,6 +15,7 @@ import orjson
 from features.events import Events
 from features.normalize import scalar
 from features.run import Run
+from features.safe import clean
 from features.table import Table
 
 CHUNK = 5000
@@ -42,16 +43,22 @@ def _table_lines(run: Run, rows: np.ndarray, extra: list[str], absolute: bool) -
             ts = datetime.fromtimestamp(t).strftime("%H:%M:%S.%f")[:-3] if t == t else "-"
         else:
             ts = f"{t - ev.t0:10.4f}" if t == t else "         -"
-        cols = [ts, ev.file_names[ev.file[r]][:8], str(pid[r]), (level[r] or "")[:5].ljust(5),
-                (logger[r] or "")[:24].ljust(24), (agents[r] or "")[:19].ljust(19),
-                (action[r] or "")[:12].ljust(12), (state[r] or "")[:17].ljust(17)]
+        # Each value cleaned: a CR, LF or control inside one value never breaks the line.
+        cols = [ts, _one(ev.file_names[ev.file[r]])[:8], str(pid[r]),
+                _one(level[r])[:5].ljust(5), _one(logger[r])[:24].ljust(24),
+                _one(agents[r])[:19].ljust(19), _one(action[r])[:12].ljust(12),
+                _one(state[r])[:17].ljust(17)]
         for k in extra:
             v = extras[k][r]
-            cols.append("" if v is None or (isinstance(v, float) and v != v) else str(v))
-        msg = ev.message[r].replace("\n", "\\n")
-        cols.append(msg)
+            cols.append("" if v is None or (isinstance(v, float) and v != v) else _one(v))
+        cols.append(_one(ev.message[r]))
         out.append(" ".join(cols))
     return out
+
+
+def _one(value: object) -> str:
+    """A value on one table line, whole: controls visible, a newline as ``⏎``."""
+    return clean(value, sys.maxsize)
 
 
 def _header(extra: list[str], absolute: bool) -> str:

@@ -27,8 +27,9 @@ from features.diff import COLUMNS, RunDiff, diff
 from features.report import fmt_s
 from features.run import Run
 from features.runs import RunError, RunSummary, catalog, resolve
+from features.safe import clean
 from tui.model import RunModel
-from tui.safe import clean
+from tui.text import cell
 
 
 class PickRunScreen(ModalScreen[Path | None]):
@@ -78,8 +79,8 @@ class PickRunScreen(ModalScreen[Path | None]):
                 continue
             start = datetime.fromtimestamp(r.start).strftime("%Y-%m-%d %H:%M:%S") \
                 if r.start else "-"
-            t.add_row(r.pool, start, fmt_s(r.duration_s), f"{r.records:,}", f"{r.actions:,}",
-                      r.status, key=r.path)
+            t.add_row(cell(r.pool), start, fmt_s(r.duration_s), f"{r.records:,}",
+                      f"{r.actions:,}", r.status, key=r.path)
         status = self.query_one("#pick-status", Static)
         status.update(f"{t.row_count} other run(s), newest first (tab: type one instead)")
         if not t.row_count:
@@ -139,7 +140,7 @@ class DiffScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Static(self._runs_text(), id="diff-runs")
         with VerticalScroll():
-            yield Static(f"reading {self.other_path.name}…", id="diff-answer")
+            yield Static(Text(f"reading {clean(self.other_path.name)}…"), id="diff-answer")
             yield Static("", id="diff-lines")
             yield DataTable(id="diff-table", zebra_stripes=True)
         yield Footer()
@@ -199,7 +200,7 @@ class DiffScreen(Screen[None]):
         t = self.query_one(DataTable)
         t.clear()
         for r in d.table().records():
-            t.add_row(*(_cell(c, r[c]) for c in COLUMNS))
+            t.add_row(*(cell(_cell(c, r[c])) for c in COLUMNS))  # a str cell is markup
 
     def action_swap(self) -> None:
         self.swapped = not self.swapped

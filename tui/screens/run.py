@@ -22,9 +22,9 @@ from textual.widgets import Footer, Input, Static, TabbedContent, TabPane
 from features.query import QueryError
 from features.report import count
 from features.run import Run
+from features.safe import clean
 from tui.messages import EventsIngested, FilterApplied, LoadProgressed, RunNoted, ThingsUpdated
 from tui.model import LEVELS, RunModel
-from tui.safe import clean
 from tui.widgets.anomalies import AnomaliesDetected, AnomaliesView
 from tui.widgets.ask import AskPane
 from tui.widgets.detail import DetailScreen

@@ -14,7 +14,8 @@ from textual.widgets import DataTable, Footer, Input, Static
 
 from features.report import fmt_bytes, fmt_s
 from features.runs import RunSummary, catalog, logs_dir
-from tui.safe import clean
+from features.safe import clean
+from tui.text import cell
 
 STATUS_STYLE = {"live": "bold green", "failed": "bold red", "finished": "", "unknown": "yellow"}
 
@@ -74,13 +75,13 @@ class RunsScreen(Screen[None]):
         for r in rows:
             start = datetime.fromtimestamp(r.start).strftime("%Y-%m-%d %H:%M:%S") \
                 if r.start else "-"
-            cells = [r.pool, start, fmt_s(r.duration_s), str(r.files), f"{r.records:,}",
+            cells = [clean(r.pool), start, fmt_s(r.duration_s), str(r.files), f"{r.records:,}",
                      str(r.agents), str(r.errors), r.status, fmt_bytes(r.size),
                      clean(r.rule, 80)]
             if self.filter_text and not any(self.filter_text.lower() in c.lower()
                                             for c in cells):
                 continue
-            t.add_row(*cells, key=r.path)
+            t.add_row(*(cell(c) for c in cells), key=r.path)  # a str cell is markup
         t.move_cursor(row=min(keep, max(t.row_count - 1, 0)))
         live = sum(1 for r in rows if r.status == "live")
         self._info(f"{len(rows)} runs under {logs_dir(self.home)} · {live} live · "

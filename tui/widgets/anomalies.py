@@ -22,8 +22,9 @@ from textual.message import Message
 from textual.widgets import DataTable, Static
 
 from features.report import fmt_s
+from features.safe import clean
 from tui.model import RunModel
-from tui.safe import clean
+from tui.text import cell
 from tui.widgets.timeline_data import short_id
 
 if TYPE_CHECKING:
@@ -191,14 +192,15 @@ class AnomaliesView(VerticalScroll):
 
     @staticmethod
     def _cells(inc: Incident, t0: float) -> list[int | str | Text]:
+        # Record text as Text: a str cell would be read as markup.
         agents = ", ".join(clean(short_id(a), 12) for a in inc.agents[:3])
         if len(inc.agents) > 3:
             agents += f" +{len(inc.agents) - 3}"
         sev = Text(inc.severity, style={"high": "bold red", "medium": "yellow"}.get(
             inc.severity, ""))
-        return [inc.id, sev, inc.kind, clean(inc.group, 60), str(inc.count),
+        return [inc.id, sev, inc.kind, cell(inc.group, 60), str(inc.count),
                 f"{inc.max_ratio:.1f}x", f"{inc.excess_s:.3f}", f"+{inc.start - t0:.3f} s",
-                fmt_s(inc.end - inc.start), agents]
+                fmt_s(inc.end - inc.start), cell(agents)]
 
     # -- the highlighted incident ------------------------------------------------------
 

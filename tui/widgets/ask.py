@@ -26,8 +26,8 @@ from textual.message import Message
 from textual.widgets import Input, OptionList, RichLog, Static
 from textual.widgets.option_list import Option
 
+from features.safe import clean, clean_block
 from steering.ask import Answer, Citation, Conversation, ask
-from tui.safe import clean, clean_block
 
 if TYPE_CHECKING:
     from features.run import Run

@@ -15,8 +15,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Footer, Static
 
 from features.normalize import scalar
+from features.safe import clean, clean_block
 from tui.model import RunModel
-from tui.safe import clean, clean_block
 
 RELATED = (
     ("a", "action", "academy.action_tag", "same action (both sides of the call)"),
@@ -52,7 +52,7 @@ class DetailScreen(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         ev = self.model.events()
         name = ev.file_names[ev.file[self.row]]
-        title = Text.assemble(("event ", "bold"), f"{name}:{int(ev.line[self.row])}",
+        title = Text.assemble(("event ", "bold"), f"{clean(name)}:{int(ev.line[self.row])}",
                               f"  (byte {int(ev.offset[self.row])}, "
                               f"+{ev.created[self.row] - ev.t0:.6f} s)")
         with Vertical():

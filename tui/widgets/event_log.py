@@ -21,8 +21,8 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from features.safe import clean
 from tui.model import RunModel
-from tui.safe import clean
 
 LEVEL_STYLES = {
     10: Style(color="bright_black"),
@@ -105,7 +105,7 @@ class EventLog(ScrollView, can_focus=True):
         """Show a wide key as a column; ``values`` is its full event column."""
         self._extra[key] = values
         if all(c.key != key for c in self.columns):
-            self.columns.append(Column(key, key, max(8, min(len(key), 16))))
+            self.columns.append(Column(key, clean(key), max(8, min(len(key), 16))))
         self.invalidate()
 
     def remove_column(self, key: str) -> None:
@@ -175,7 +175,7 @@ class EventLog(ScrollView, can_focus=True):
                 return datetime.fromtimestamp(t).strftime("%H:%M:%S.%f")[:-3], None
             return f"{t - ev.t0:10.3f}", None
         if k == "@proc":
-            name = ev.file_names[ev.file[row]][:8]
+            name = clean(ev.file_names[ev.file[row]])[:8]
             return f"{name} {ev.ints['process'][row]}", Style(color="blue")
         if k == "levelname":
             lv = int(ev.ints["levelno"][row])

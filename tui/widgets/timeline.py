@@ -26,9 +26,9 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from features.report import fmt_s
+from features.safe import clean
 from features.table import Table
 from tui.model import Analysis, RunModel
-from tui.safe import clean
 from tui.widgets import timeline_data as td
 
 if TYPE_CHECKING:

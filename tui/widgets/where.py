@@ -13,8 +13,9 @@ from textual.widgets import DataTable, Static
 
 from features import analyses
 from features.report import answer, count, fmt_s, histogram_lines
+from features.safe import clean
 from tui.model import Analysis, RunModel
-from tui.safe import clean
+from tui.text import cell
 
 
 def _num(x: float | None, digits: int = 4) -> str:
@@ -100,7 +101,7 @@ class WhereView(VerticalScroll):
         self._stat_keys = []
         for r in a.stats.records():
             self._stat_keys.append((r["agent_class"] or "", r["action"] or ""))
-            stats.add_row(clean(r["agent_class"]), clean(r["action"]), r["count"], r["ok"],
+            stats.add_row(cell(r["agent_class"]), cell(r["action"]), r["count"], r["ok"],
                           r["errors"], r["unfinished"], _num(r["p50_s"]), _num(r["p95_s"]),
                           _num(r["max_s"]), _num(r["mean_queue_s"]), _num(r["mean_exec_s"]),
                           _num(r["mean_reply_s"]))
@@ -111,7 +112,8 @@ class WhereView(VerticalScroll):
         self._slow_tags = [str(t) for t in top["tag"]] if len(top) else []
         self._slow_rows = [int(r) for r in top["row_start"]] if len(top) else []
         for r in top.records():
-            slow.add_row(r["tag"][:8], clean(r["action"]), clean(r["agent_id"]), r["status"],
+            slow.add_row(cell(str(r["tag"])[:8]), cell(r["action"]), cell(r["agent_id"]),
+                         cell(r["status"]),
                          _num((r["t_start"] or t0) - t0, 3), _num(r["total_s"]),
                          _num(r["queue_s"]), _num(r["exec_s"]), _num(r["reply_s"]))
         self.query_one("#where-hist", Static).update(self._histogram(a))
@@ -125,7 +127,7 @@ class WhereView(VerticalScroll):
                                   return_counts=True)
         name = str(names[int(np.argmax(counts))])
         m = acts["action"] == name
-        text.append(f"\n{name}: duration histogram ({count(int(m.sum()), 'call')})\n",
+        text.append(f"\n{clean(name)}: duration histogram ({count(int(m.sum()), 'call')})\n",
                     style="bold")
         for line in histogram_lines(acts["total_s"][m], bins=10, width=40, bar="█", dash="–"):
             text.append(line + "\n")

@@ -1,0 +1,95 @@
+"""The one sanitizer: what each function makes of every kind of dangerous character, in
+one table, and JSON escaping that loses nothing."""
+
+from __future__ import annotations
+
+import json
+
+import orjson
+import pytest
+
+from features.safe import DANGEROUS, clean, clean_block, json_escape, visible
+
+CASES: list[tuple[str, str, str]] = [
+    # (input, clean(input), visible(input))
+    ("\x1b[2J", "\\x1b[2J", "\\x1b[2J"),  # clear screen
+    ("\x1b]0;title\x07", "\\x1b]0;title\\x07", "\\x1b]0;title\\x07"),  # window title
+    ("\x1b]8;;http://x\x1b\\", "\\x1b]8;;http://x\\x1b\\", "\\x1b]8;;http://x\\x1b\\"),  # link
+    ("\x1b[6n", "\\x1b[6n", "\\x1b[6n"),  # the terminal answers on stdin
+    ("a\x00b", "a\\x00b", "a\\x00b"),
+    ("bell\x07", "bell\\x07", "bell\\x07"),
+    ("del\x7f", "del\\x7f", "del\\x7f"),
+    ("\x9b31m", "\\x9b31m", "\\x9b31m"),  # C1 CSI
+    ("\x85next", "\\x85next", "\\x85next"),  # C1 NEL
+    ("abc\u202edcba", "abc\\u202edcba", "abc\\u202edcba"),  # right-to-left override
+    ("\u202a\u202b\u202c\u202d", "\\u202a\\u202b\\u202c\\u202d", "\\u202a\\u202b\\u202c\\u202d"),
+    ("\u2066x\u2067y\u2068z\u2069", "\\u2066x\\u2067y\\u2068z\\u2069",
+     "\\u2066x\\u2067y\\u2068z\\u2069"),  # isolates
+    ("\u200e\u200f\u061c", "\\u200e\\u200f\\u061c", "\\u200e\\u200f\\u061c"),  # marks
+    ("ad\u200bmin", "ad\\u200bmin", "ad\\u200bmin"),  # zero-width space
+    ("\u200c\u200d\u2060", "\\u200c\\u200d\\u2060", "\\u200c\\u200d\\u2060"),
+    ("\ufeffkey", "\\ufeffkey", "\\ufeffkey"),  # byte order mark
+    ("one\u2028two", "one\\u2028two", "one\\u2028two"),  # line separator
+    ("one\u2029two", "one\\u2029two", "one\\u2029two"),  # paragraph separator
+    ("over\rwrite", "over\\rwrite", "over\\rwrite"),
+    ("two\nlines", "two⏎lines", "two\nlines"),
+    ("a\tb", "a b", "a\tb"),
+    ("\x1b[31mred\x1b[0m\r\n", "\\x1b[31mred\\x1b[0m\\r⏎", "\\x1b[31mred\\x1b[0m\\r\n"),
+    ("é ü 日本 😀 [bold]x[/]", "é ü 日本 😀 [bold]x[/]", "é ü 日本 😀 [bold]x[/]"),
+    ("", "", ""),
+]
+
+
+@pytest.mark.parametrize("raw,want_clean,want_visible", CASES)
+def test_clean_and_visible(raw: str, want_clean: str, want_visible: str) -> None:
+    assert clean(raw) == want_clean
+    assert visible(raw) == want_visible
+    # clean_block keeps the lines and cleans each one as clean does.
+    assert clean_block(raw) == "\n".join(clean(ln) for ln in raw.split("\n"))
+    for out in (clean(raw), clean_block(raw), visible(raw)):
+        assert not any(ord(c) in DANGEROUS for c in out if c not in "\n\t")
+    assert visible(visible(raw)) == visible(raw)  # a second pass changes nothing
+
+
+def test_every_dangerous_code_point_is_escaped() -> None:
+    for c in sorted(DANGEROUS):
+        ch = chr(c)
+        assert ch not in clean(ch)
+        if ch not in "\n\t":
+            assert ch not in clean_block(f"x{ch}y")
+            assert ch not in visible(ch) and ch not in json_escape(ch)
+
+
+def test_clean_caps_length_and_handles_non_strings() -> None:
+    assert clean(None) == "" and clean_block(None) == ""
+    assert clean(42) == "42"
+    assert clean("x" * 10, limit=4) == "xxxx… (+6 chars)"
+    assert clean_block("ab\x1b", limit=2).startswith("ab\n… (+1 chars not shown")
+
+
+RECORDS = [
+    {"message": raw, raw or "empty": [raw, {"k": raw}], "n": 1.5} for raw, _, _ in CASES
+] + [{"all": "".join(chr(c) for c in sorted(DANGEROUS)), "del\x7fkey": "\u2028"}]
+
+
+@pytest.mark.parametrize("rec", RECORDS)
+@pytest.mark.parametrize("encoder", ["orjson", "json", "json-ascii", "orjson-indent"])
+def test_json_escape_is_lossless_and_terminal_safe(rec: dict[str, object],
+                                                   encoder: str) -> None:
+    text = {
+        "orjson": lambda: orjson.dumps(rec).decode(),
+        "orjson-indent": lambda: orjson.dumps(rec, option=orjson.OPT_INDENT_2).decode(),
+        "json": lambda: json.dumps(rec, ensure_ascii=False),
+        "json-ascii": lambda: json.dumps(rec),
+    }[encoder]()
+    out = json_escape(text)
+    assert json.loads(out) == json.loads(text) == rec
+    assert orjson.loads(out) == rec
+    assert not any(ord(c) in DANGEROUS for c in out if c not in "\n\t")
+
+
+def test_json_escape_leaves_clean_json_alone() -> None:
+    text = orjson.dumps({"a": "é 日本 \\u202e", "b": [1, 2.5, None]},
+                        option=orjson.OPT_INDENT_2).decode()
+    assert json_escape(text) == text
+    assert json_escape('"\u202e"') == '"\\u202e"' and json_escape('"\x9b"') == '"\\u009b"'
