@@ -57,7 +57,7 @@ def _open(args: argparse.Namespace) -> Run:
     show = sys.stderr.isatty() and not getattr(args, "quiet", False)
     run.load(progress=_progress if show else None)
     if show:
-        sys.stderr.write("\r\x1b[K")
+        _control("\r\x1b[K")
     if run.store.stats.records == 0 and not run.store.files:
         sys.stderr.write(f"academy-tui: note: {path} holds no .jsonlog files yet\n")
     return run
@@ -65,7 +65,7 @@ def _open(args: argparse.Namespace) -> Run:
 
 def _progress(done: int, total: int) -> None:
     if total:
-        sys.stderr.write(f"\rreading {done / total * 100:5.1f}% of {total / 1e6:.0f} MB")
+        _control(f"\rreading {done / total * 100:5.1f}% of {total / 1e6:.0f} MB")
         sys.stderr.flush()
 
 
@@ -310,8 +310,10 @@ def build_parser() -> argparse.ArgumentParser:
                                       "http://HOST:PORT (attach; approve and reject default "
                                       "to the one the steering agent recorded)")
     s.add_argument("--mode", choices=("suggest", "confirm", "apply"), default="suggest")
-    s.add_argument("--targets", help="agents it may steer: uuids or class names, comma "
-                                     "separated (default: every agent of the run)")
+    s.add_argument("--targets", help="attach: agents it may steer, comma separated: "
+                                     "module:Class paths of the workflow's agent classes "
+                                     "(imported here for their @steerable declarations), "
+                                     "class names or uuids")
     s.add_argument("--approve", metavar="ID", help="apply a pending suggestion (mode confirm)")
     s.add_argument("--reject", metavar="ID", help="drop a pending suggestion")
     s.add_argument("--agent", help="uuid prefix of the steering agent, when several run")
@@ -336,16 +338,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     from features.runs import RunError
+    from features.safe import visible
+    from tui.cli_out import guard
 
     try:
         from features.query import QueryError
     except ImportError:  # pragma: no cover
         QueryError = RunError  # type: ignore[misc,assignment]
+    kind = _output_kind(args)
+    restore = guard(kind) if kind else None
     try:
         return int(args.fn(args) or 0)
     except (CliError, RunError, QueryError) as e:
         msg = str(e)
-        sys.stderr.write(f"academy-tui: error: {msg}\n")
+        # visible() here too: the app commands leave the streams to Textual, unguarded.
+        sys.stderr.write(visible(f"academy-tui: error: {msg}\n"))
         return 2
     except KeyboardInterrupt:
         sys.stderr.write("\n")
@@ -356,15 +363,37 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return 0
     except OSError as e:
-        sys.stderr.write(f"academy-tui: error: {e.filename or ''}"
-                         f"{': ' if e.filename else ''}{e.strerror or e}\n")
+        sys.stderr.write(visible(f"academy-tui: error: {e.filename or ''}"
+                                 f"{': ' if e.filename else ''}{e.strerror or e}\n"))
         return 1
     except Exception as e:  # a bug of ours: still one line, with a way to see more
         if os.environ.get("ACADEMY_TUI_DEBUG"):
             raise
-        sys.stderr.write(f"academy-tui: internal error: {type(e).__name__}: {e} "
-                         "(set ACADEMY_TUI_DEBUG=1 to see the traceback)\n")
+        sys.stderr.write(visible(f"academy-tui: internal error: {type(e).__name__}: {e} "
+                                 "(set ACADEMY_TUI_DEBUG=1 to see the traceback)\n"))
         return 1
+    finally:
+        if restore is not None:
+            restore()
+
+
+def _output_kind(args: argparse.Namespace) -> str | None:
+    """How the command's stdout is escaped: ``json`` (JSON and JSONL, losslessly),
+    ``csv`` (exact unless a terminal shows it) or ``text``; ``None`` for the commands
+    that open the app, which paints through its own sanitizer on the real terminal."""
+    if args.command == "tui" or (args.command == "demo" and not args.no_tui):
+        return None
+    fmt = getattr(args, "format", None)
+    if fmt in ("json", "jsonl"):
+        return "json"
+    return "csv" if fmt == "csv" else "text"
+
+
+def _control(text: str) -> None:
+    """Our own terminal control text (the progress line) on stderr, past its escaping."""
+    from tui.cli_out import control
+
+    control(sys.stderr, text)
 
 
 def _first_positional(argv: list[str]) -> int | None:
