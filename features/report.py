@@ -259,40 +259,40 @@ def build(run: Run, expected_s: float | None = None, top: int = 10,
     return secs
 
 
-STEERING_LOGGER = "academy_tui.steering"
-"""The logger a steering agent writes its ``steering.*`` records to."""
-
-
-def steering_rows(run: Run) -> np.ndarray:
-    """Rows of the steering agent's records (``steering.*`` keys on its logger: the same
-    keys from anyone else are not its), in time order; empty when there are none."""
-    if "steering.kind" not in run.events().store.key_shapes:
-        return np.empty(0, dtype=np.int64)
-    return run.select(f"has:steering.kind and name={STEERING_LOGGER}")
-
-
 def steering_section(run: Run, top: int = 10) -> Section | None:
-    """The steering agent's trail (``steering.*`` records of its logger): counts by kind
-    and the suggestions, approvals, applied calls, checks and reverts in time order."""
-    ev = run.events()
-    rows = steering_rows(run)
-    if not len(rows):
+    """The steering agent's trail, from its verified records only (:mod:`features.trail`):
+    counts by kind, the suggestions, approvals, applied calls, checks and reverts in time
+    order, each steering agent's state, and how many records were not counted."""
+    from features.trail import read_trail
+
+    trail = read_trail(run)
+    if not trail.records and not trail.unverified:
         return None
-    kinds = ev.column("steering.kind")[rows]
-    names, counts = np.unique(np.array([str(k) for k in kinds], dtype=object).astype(str),
-                              return_counts=True)
-    lines = ["records by kind: " + ", ".join(f"{n} {c}" for n, c in zip(names, counts,
-                                                                          strict=True))]
-    keep = {"suggestion", "approval", "rejection", "apply", "check", "revert", "escalation"}
-    shown = [int(r) for r, k in zip(rows, kinds, strict=True) if str(k) in keep]
+    ev = run.events()
+    kinds = list(trail.kinds.values())
+    names = sorted(set(kinds))
+    by_kind = {n: kinds.count(n) for n in names}
+    lines = ["records by kind: " + (", ".join(f"{n} {by_kind[n]}" for n in names) or "none")]
+    for st in trail.sessions.values():
+        lines.append(f"steering agent {st.short}: {st.state}" + (f" ({st.why})" if st.why
+                                                                  else ""))
+    keep = {"suggestion", "approval", "rejection", "denied", "apply", "check", "revert",
+            "escalation", "conflict"}
+    shown = [r for r, k in trail.kinds.items() if k in keep]
     for r in shown[:top]:
         lines.append(f"+{ev.created[r] - ev.t0:8.3f} s  {ev.message[r][:160]} "
                      f"[{evidence(run, r)}]")
     if len(shown) > top:
         lines.append(f"... {len(shown) - top} more")
+    if trail.unverified:
+        r, why = trail.unverified[0]
+        lines.append(f"not counted: {count(len(trail.unverified), 'record')} with steering "
+                     f"keys that are not a steering agent's own (first: {why} "
+                     f"[{evidence(run, r)}])")
     return Section("Steering", lines, data={
-        "records": len(rows),
-        "by_kind": {str(n): int(c) for n, c in zip(names, counts, strict=True)}})
+        "records": trail.records, "by_kind": by_kind, "counts": trail.counts(),
+        "agents": {st.session: st.state for st in trail.sessions.values()},
+        "unverified": len(trail.unverified)})
 
 
 def anomalies_section(run: Run, top: int = 10, explain_top: int = 3) -> Section:

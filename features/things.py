@@ -378,6 +378,29 @@ def agents(ev: Events) -> Table:
     }, name="agents")
 
 
+def launch_claims(ev: Events) -> Table:
+    """Every ``Launched agent`` record as a claim: ``agent_id`` (display id), ``uuid`` and
+    ``name`` (from its arguments), ``class`` and ``row``. One row per record, where
+    :func:`agents` keeps one per display id, so records that contradict each other show."""
+    aid_codes, aids = ev.cat("academy.agent_id")
+    rows = msg_rows(ev, MSG_LAUNCHED)
+    rows = rows[aid_codes[rows] >= 0]
+    recs = ev.records(rows.tolist()) if len(rows) else []
+    uuids = np.empty(len(rows), dtype=object)
+    names = np.empty(len(rows), dtype=object)
+    for i, rec in enumerate(recs):
+        m = _AGENT_REPR.search(str(rec.get("args", ""))) if rec else None
+        if m:
+            uuids[i] = m.group(1).lower()
+            names[i] = None if m.group(2) == "None" else m.group(2).strip("'")
+    classes = np.array([class_name(c) for c in _decode(ev, "academy.agent", rows)],
+                       dtype=object)
+    display = np.asarray(aids, dtype=object)[aid_codes[rows]] if len(rows) else \
+        np.empty(0, dtype=object)
+    return Table({"agent_id": display, "uuid": uuids, "name": names, "class": classes,
+                  "row": rows.astype(np.int64)}, name="launch_claims")
+
+
 def processes(ev: Events, live_files: Sequence[bool] | None = None) -> Table:
     """One row per pool file (one process instance).
 

@@ -11,8 +11,13 @@ of the workflow's agents (:mod:`steering.policy`: in-bounds values only, rate li
 acts by mode: ``suggest`` records it, ``confirm`` waits for :meth:`SteeringAgent.approve`,
 ``apply`` calls it. After a call it checks the effect on later calls and reverts or
 escalates when the slowdown did not end (:mod:`steering.steerer`). Every step is an audit
-event (:mod:`steering.audit`) in the run's pool. A failing step is logged and the loop goes
-on; the agent never raises into the workflow.
+event (:mod:`steering.audit`) in the run's pool, signed with the session's secret. A failing
+step is logged and the loop goes on; the agent never raises into the workflow.
+
+Trust (SECURITY.md): at start-up it writes its session file for its user (0600, outside the
+pool: :mod:`features.trust`) with a fresh secret; ``approve``/``reject`` are obeyed only with
+a proof made with that secret over the exact call approved. It speaks JSON only on the
+exchange (:mod:`steering.wire`): it accepts no pickled request and unpickles no reply.
 """
 
 from __future__ import annotations
@@ -31,13 +36,15 @@ from academy.home import get_academy_home
 from academy.manager import Manager
 from academy.runtime import RuntimeConfig
 
+from features.trust import ApprovalCheck, Session, TrustError, create_session
 from steering.audit import Audit
 from steering.llm_config import LLMConfig
 from steering.policy import Remedy
 from steering.steerer import MODES, Mode, Steerer, SteeringOptions, Suggestion
 from steering.summary import Decision, decide, template
-from steering.targets import Targets, normalise_targets
+from steering.targets import Claim, Targets, class_paths, import_class, normalise_targets
 from steering.watch import SteerIncident, Watch
+from steering.wire import JSON_RUNTIME, exchange_url, json_handle
 
 OWN_CLASSES = {"SteeringAgent"}
 
@@ -48,15 +55,19 @@ class SteeringAgent(Agent):
     Args:
         pool_dir: The run's pool directory.
         mode: ``suggest`` (default), ``confirm`` or ``apply``.
-        targets: Agents it may steer (uuids or class names, see
-            :func:`steering.targets.normalise_targets`); default every agent of the run.
+        targets: Agents it may steer (uuids, class names or ``module:Class`` paths, see
+            :func:`steering.targets.normalise_targets`); default every agent of a known
+            class.
         llm: An :class:`LLMConfig`, ``None`` (template only) or ``"auto"`` (load the user's).
         options: :class:`SteeringOptions`.
+        classes: ``module:Class`` paths of agent classes to import here for their
+            declarations (what the launching process had loaded; see ``launch_steering``).
     """
 
     def __init__(self, pool_dir: str, *, mode: Mode = "suggest",
                  targets: list[str] | None = None, llm: LLMConfig | str | None = "auto",
-                 options: SteeringOptions | None = None) -> None:
+                 options: SteeringOptions | None = None,
+                 classes: list[str] | None = None) -> None:
         super().__init__()
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
@@ -65,19 +76,37 @@ class SteeringAgent(Agent):
         self.targets_wanted = normalise_targets(targets)
         self.llm = llm
         self.options = options or SteeringOptions()
+        self.classes = sorted({*(classes or ()),
+                               *(t for t in self.targets_wanted or () if ":" in t)})
 
     # -- lifecycle ---------------------------------------------------------------------
 
     async def agent_on_startup(self) -> None:
         o = self.options
-        me = str(self.agent_id.uid)
-        self.audit = Audit(me[:8], str(self.agent_id), self.mode)
+        me = str(self.agent_id.uid).lower()
+        self.session: Session | None = None
+        self.session_note = ""
+        try:
+            self.session = create_session(me, self.pool_dir, self._exchange(), self.mode)
+        except (TrustError, ValueError) as exc:  # steering goes on; approvals cannot
+            self.session_note = str(exc)
+        secret = self.session.secret if self.session is not None else None
+        self.audit = Audit(me, str(self.agent_id), self.mode, secret=secret)
         self.watch_ = Watch(self.pool_dir, o.hung_every_s, o.stale_s)
-        self.targets_ = Targets(me, self.targets_wanted, o.call_timeout_s, OWN_CLASSES)
-        self.steerer = Steerer(self.audit, self.targets_, o, self.mode, self._decide)
+        loaded, self.class_notes = [], []
+        for path in self.classes:
+            try:
+                loaded.append(import_class(path))
+            except Exception as exc:  # a user's typo must not stop steering
+                self.class_notes.append(f"{path}: {type(exc).__name__}: {exc}"[:200])
+        self.targets_ = Targets(me, self.targets_wanted, o.call_timeout_s, OWN_CLASSES,
+                                loaded)
+        self.steerer = Steerer(self.audit, self.targets_, o, self.mode, self._decide,
+                               ApprovalCheck(me, secret))
         self.steerer.ratio_threshold = float(self.watch_.live.detector.ratio_threshold)
-        self.called: set[str] = {"agent_describe"}
+        self.called: set[str] = set()
         """Actions this agent calls on others (their incidents are not the workflow's)."""
+        self.claims: list[Claim] = []
         self.stats_ = {"polls": 0, "records": 0, "judged": 0, "errors": 0,
                        "step_cpu_s": 0.0, "decide_cpu_s": 0.0, "last_step_cpu_s": 0.0}
         self.client: Any = None
@@ -105,8 +134,6 @@ class SteeringAgent(Agent):
         """The exchange approvals reach this agent over (``steering.exchange``), so the
         TUI and ``steer --approve`` need not be told."""
         try:
-            from steering.attach import exchange_url
-
             return exchange_url(self.agent_exchange_client.factory())
         except Exception:  # knowing it is a convenience only
             return ""
@@ -125,9 +152,17 @@ class SteeringAgent(Agent):
     async def watch(self, shutdown: asyncio.Event) -> None:
         """Poll the pool until shut down; never raises."""
         o = self.options
+        sess = self.session
         self.audit.emit("start", "steering %s in mode %s (%s)", self.pool_dir, self.mode,
                         self.llm_note, pool=self.pool_dir, summaries=self.llm_note,
-                        targets=self.targets_wanted, exchange=self._exchange())
+                        targets=self.targets_wanted, exchange=self._exchange(),
+                        classes=self.classes or None,
+                        session_file=str(sess.path) if sess is not None else None,
+                        approvals="on" if sess is not None else
+                        f"off: {self.session_note}")
+        for note in self.class_notes:
+            self.audit.emit("error", "cannot load agent class %s", note, level=logging.WARNING,
+                            reason=note)
         errors = 0
         last_observe = time.monotonic()
         while not shutdown.is_set():
@@ -167,15 +202,21 @@ class SteeringAgent(Agent):
         st["records"], st["judged"] = res.records, res.judged
         st["step_cpu_s"] += res.cpu_s
         st["last_step_cpu_s"] = res.cpu_s
-        if res.agents is not None:
-            new = await self.targets_.update(self.agent_exchange_client, res.agents)
-            for t in new:
-                self.called.update(t.specs)
-                self.called.update(s.current for s in t.specs.values() if s.current)
-                self.audit.emit("targets", "steerable: %s %s (%s)", t.cls, t.agent_id,
-                                ", ".join(t.specs), target=t.agent_id, target_uuid=t.uuid,
-                                target_class=t.cls, source=t.source,
-                                declarations={k: s.as_dict() for k, s in t.specs.items()})
+        if res.claims is not None:
+            self.claims = [Claim(str(c["agent_id"]), str(c["uuid"]), str(c["class"]),
+                                 int(c["row"])) for c in res.claims if c.get("uuid")]
+        new, conflicts = await self.targets_.update(self.agent_exchange_client, self.claims)
+        for c in conflicts:
+            self.audit.emit("conflict", "not steering %s: %s", c.agent_id, c.reason,
+                            level=logging.WARNING, target=c.agent_id, reason=c.reason,
+                            uuids=list(c.uuids))
+        for t in new:
+            self.called.update(t.specs)
+            self.called.update(s.current for s in t.specs.values() if s.current)
+            self.audit.emit("targets", "steerable: %s %s (%s)", t.cls, t.agent_id,
+                            ", ".join(t.specs), target=t.agent_id, target_uuid=t.uuid,
+                            target_class=t.cls, source=t.source,
+                            declarations={k: s.as_dict() for k, s in t.specs.items()})
         for inc in res.new_incidents:
             await steerer.on_incident(inc)
         for sid, data in res.checks.items():
@@ -219,16 +260,20 @@ class SteeringAgent(Agent):
     # -- actions -----------------------------------------------------------------------
 
     @action(context=True)
-    async def approve(self, suggestion_id: str, *, context: ActionContext) -> dict[str, Any]:
-        """Apply a pending suggestion (mode ``confirm``); returns its new state (``status``
-        ``unknown`` for an id it never made, the current one if it is not pending)."""
-        return await self.steerer.approve(suggestion_id, str(context.source_id))
+    async def approve(self, suggestion_id: str, proof: dict[str, Any] | None = None, *,
+                      context: ActionContext) -> dict[str, Any]:
+        """Apply a pending suggestion (mode ``confirm``) when ``proof`` (made with the
+        session's secret: :func:`features.trust.make_approval`) approves exactly its call;
+        returns its new state (``status`` ``unknown`` for an id it never made, the current
+        one if it is not pending, ``denied`` with the reason when the proof fails)."""
+        return await self.steerer.approve(suggestion_id, str(context.source_id), proof)
 
     @action(context=True)
-    async def reject(self, suggestion_id: str, reason: str = "", *,
+    async def reject(self, suggestion_id: str, reason: str = "",
+                     proof: dict[str, Any] | None = None, *,
                      context: ActionContext) -> dict[str, Any]:
-        """Drop a pending suggestion; returns its new state."""
-        return self.steerer.reject(suggestion_id, str(context.source_id), reason)
+        """Drop a pending suggestion (same proof as ``approve``); returns its new state."""
+        return self.steerer.reject(suggestion_id, str(context.source_id), reason, proof)
 
     @action
     async def suggestions(self) -> list[dict[str, Any]]:
@@ -265,7 +310,11 @@ async def launch_steering(manager: Manager[Any], *, log_config: Any = None,
                           name: str | None = None) -> Handle[SteeringAgent]:
     """Launch a :class:`SteeringAgent` on ``manager`` for the run that ``log_config`` (the
     run's ``JSONPoolLogging``) writes, or for ``pool_dir``; its own records go to the same
-    pool. Loop errors are kept inside the agent, so its failure never fails the workflow."""
+    pool. Loop errors are kept inside the agent, so its failure never fails the workflow.
+
+    The agent learns what it may steer from the agent classes this process has loaded
+    (passed as import paths, so a worker process can import them too) and from ``targets``.
+    The handle returned speaks JSON, the only thing the agent accepts."""
     if pool_dir is None:
         pool_uuid = getattr(log_config, "uuid", None)
         if not pool_uuid:
@@ -273,11 +322,12 @@ async def launch_steering(manager: Manager[Any], *, log_config: Any = None,
                              "or pool_dir")
         pool_dir = get_academy_home() / "logs" / str(pool_uuid)
     agent = SteeringAgent(os.fspath(pool_dir), mode=mode, targets=normalise_targets(targets),
-                          llm=llm, options=options)
+                          llm=llm, options=options, classes=class_paths(skip=OWN_CLASSES))
     config = RuntimeConfig(raise_loop_errors_on_shutdown=False, shutdown_on_loop_error=False,
-                           terminate_on_error=True)
-    return await manager.launch(agent, log_config=log_config, executor=executor, name=name,
-                                config=config)
+                           terminate_on_error=True, **JSON_RUNTIME)
+    handle = await manager.launch(agent, log_config=log_config, executor=executor, name=name,
+                                  config=config)
+    return json_handle(handle.agent_id, manager.exchange_client)
 
 
 __all__ = ["MODES", "SteeringAgent", "SteeringOptions", "Suggestion", "launch_steering"]

@@ -6,63 +6,48 @@ the same pool uuid, the pool's Academy home), so the run's report shows them. On
 exchanges can be reached from here: Redis (``redis://HOST:PORT``) or Academy's HTTP
 exchange (``http://HOST:PORT``); a run on the local exchange is steered from inside, with
 :func:`steering.agent.launch_steering`.
+
+Where to connect and which agent to call never come from the pool (SECURITY.md): an
+approval goes to the steering agent and exchange named in this user's session file
+(:mod:`features.trust`), or to an exchange the user typed, and carries a proof made with
+the session's secret over the call the verified trail shows. All traffic is JSON only
+(:mod:`steering.wire`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-from academy.exchange import ExchangeFactory, HttpExchangeFactory, RedisExchangeFactory
 from academy.identifier import AgentId
 from academy.logging.configs.jsonpool import JSONPoolLogging
 from academy.manager import Manager
 
+from features.trail import Suggestion, read_trail
+from features.trust import (
+    Session,
+    args_json,
+    by_session,
+    load_sessions,
+    make_approval,
+    sessions_dir,
+    suggestion_digest,
+)
 from steering.agent import SteeringOptions, launch_steering
-from steering.audit import LOGGER
 from steering.runenv import academy_home_env, pool_logging
+from steering.wire import WireError, exchange_factory, json_handle, json_only
 
 STEERING_CLASS = "steering.agent.SteeringAgent"
 
 
 class AttachError(Exception):
     """Attaching or calling failed for a reason the user can fix (one line)."""
-
-
-def exchange_factory(url: str) -> ExchangeFactory[Any]:
-    """The exchange at ``url``: ``redis://HOST:PORT`` or ``http(s)://HOST:PORT``."""
-    parts = urlsplit(url)
-    if parts.scheme == "redis":
-        return RedisExchangeFactory(parts.hostname or "127.0.0.1", parts.port or 6379)
-    if parts.scheme in ("http", "https"):
-        return HttpExchangeFactory(url.rstrip("/"))
-    raise AttachError(f"cannot reach an exchange at {url!r}: use redis://HOST:PORT or "
-                      "http://HOST:PORT (a local exchange lives inside its process)")
-
-
-def exchange_url(factory: Any) -> str:
-    """Where another process reaches the exchange of ``factory``: ``redis://HOST:PORT``,
-    the HTTP exchange's URL, ``local`` (inside its process only) or ``""`` (unknown). No
-    credentials: Redis keyword arguments and HTTP headers are left out."""
-    if isinstance(factory, RedisExchangeFactory):
-        info = factory.redis_info
-        return f"redis://{info.hostname}:{info.port}"
-    if isinstance(factory, HttpExchangeFactory):
-        url = str(getattr(getattr(factory, "_info", None), "url", "") or "")
-        parts = urlsplit(url)
-        if parts.username or parts.password:  # never log credentials
-            url = parts._replace(netloc=parts.hostname or "").geturl() if parts.hostname \
-                else ""
-        return url
-    if type(factory).__name__ == "LocalExchangeFactory":
-        return "local"
-    return ""
 
 
 @dataclass
@@ -91,12 +76,15 @@ async def attach(pool_dir: str | Path, exchange_url: str, *, mode: str = "sugges
     pool = Path(pool_dir).resolve()
     if not pool.is_dir():
         raise AttachError(f"no pool directory at {pool}")
-    factory = exchange_factory(exchange_url)
+    try:
+        factory = exchange_factory(exchange_url)
+    except WireError as e:
+        raise AttachError(str(e)) from None
     cfg = JSONPoolLogging()
     cfg.uuid = pool.name  # our records join the run's pool
     out = AttachResult(pool)
     before = set(pool.glob("*.jsonlog"))
-    with academy_home_env(pool.parent.parent), pool_logging(cfg):
+    with academy_home_env(pool.parent.parent), pool_logging(cfg), json_only():
         mine = set(pool.glob("*.jsonlog")) - before
         manager = await Manager.from_exchange_factory(factory, log_config=cfg)
         try:
@@ -154,63 +142,134 @@ async def _follow(steer: Any, pool: Path, mine: set[Path], duration_s: float | N
         return "interrupted", events
 
 
-def recorded_exchange(run: Any) -> str:
-    """The exchange the run's last steering agent recorded at its start
-    (``steering.exchange`` of its ``start`` event), or ``""``."""
-    ev = run.events()
-    if "steering.exchange" not in ev.store.key_shapes:
-        return ""
-    rows = run.select(f'steering.kind=start and name="{LOGGER}" and has:steering.exchange')
-    if not len(rows):
-        return ""
-    return str(ev.column("steering.exchange")[rows[-1]] or "")
+@dataclass
+class Decision:
+    """What a person is about to approve or reject, and where it goes: all from the
+    verified trail and this user's session file, none from the pool's word alone."""
+
+    session: Session
+    suggestion: Suggestion
+    exchange: str
+    digest: str
+
+    def describe(self) -> str:
+        sug = self.suggestion
+        return f"{sug.key}: {sug.action}({_args(sug.args)}) on {sug.target}"
 
 
-def steering_agents(run: Any) -> list[str]:
-    """Lower-case uuids of the run's steering agents (from its launch records)."""
-    ag = run.agents()
-    return [str(u).lower() for u, c in zip(ag["uuid"].tolist(), ag["class"].tolist(),
-                                           strict=True) if c == "SteeringAgent" and u]
+def _args(text: str) -> str:
+    try:
+        args = json.loads(text)
+    except ValueError:
+        return text
+    return ", ".join(f"{k}={v!r}" for k, v in args.items()) if isinstance(args, dict) else text
 
 
-async def call_steering(pool_dir: str | Path, exchange_url: str, action: str,
-                        suggestion_id: str, agent: str | None = None,
-                        timeout_s: float = 30.0,
-                        candidates: list[str] | None = None) -> dict[str, Any]:
-    """Call ``approve`` or ``reject`` on the steering agent of the run at ``pool_dir``: the
-    one its pool says was launched (``agent``: a uuid prefix to choose among several) and
-    the exchange confirms is a steering agent. An empty ``exchange_url`` means the one the
-    agent recorded in the pool. ``candidates`` (the steering agents' uuids, for a caller that
-    has the run loaded, with ``exchange_url``) saves reading the pool again."""
-    if action not in ("approve", "reject"):
-        raise AttachError(f"unknown steering action {action!r}")
-    if candidates is None or not exchange_url:
-        from features.run import Run
-
-        run = Run(Path(pool_dir))
-        run.load()
-        exchange_url = exchange_url or recorded_exchange(run)
-        candidates = steering_agents(run)
-    if not exchange_url:
-        raise AttachError("the steering agent did not record its exchange: give it "
-                          "(redis://HOST:PORT or http://HOST:PORT)")
-    if exchange_url == "local":
+def prepare_decision(run: Any, key: str, agent: str | None = None, exchange: str = "",
+                     sessions: list[Session] | None = None) -> Decision:
+    """The pending suggestion ``key`` (``s3``, or ``<session>/s3``) of the run's verified
+    trail, the session of the steering agent that made it, and the exchange to use (``exchange``
+    if the user gave one, else the session file's). Raises :class:`AttachError` with the
+    reason in one line, without connecting anywhere."""
+    notes: list[str] = []
+    if sessions is None:
+        sessions, notes = load_sessions(run.path.name)
+    trail = read_trail(run, sessions)
+    found = [s for s in trail.suggestions.values() if key in (s.key, s.id)]
+    if agent:
+        found = [s for s in found if s.session.startswith(agent.lower())]
+    if not found:
+        forged = [why for r, why in trail.unverified
+                  if str(run.events().column("steering.id")[r]) == key] \
+            if "steering.id" in run.events().store.key_shapes else []
+        if forged:
+            raise AttachError(f"{key} appears only in records that are not the steering "
+                              f"agent's own ({forged[0]}): nothing to decide")
+        if not sessions:
+            raise AttachError(
+                "no steering session of this run on this machine: only the user who "
+                f"launched its steering agent can approve (its session files are in "
+                f"{sessions_dir()})" + (f"; {notes[0]}" if notes else ""))
+        raise AttachError(f"no suggestion {key} in the run's verified steering trail")
+    if len(found) > 1:
+        raise AttachError(f"{len(found)} steering agents made {key}: choose one with "
+                          "--agent " + ", ".join(s.session[:8] for s in found))
+    sug = found[0]
+    if not sug.pending:
+        state = sug.state.replace(": ", " (", 1) + ")" if ": " in sug.state else sug.state
+        raise AttachError(f"{sug.key} is {state}: nothing was changed")
+    session = by_session(sessions)[sug.session]
+    url = exchange or session.exchange
+    if not url:
+        claimed = trail.sessions[sug.session].exchange if sug.session in trail.sessions \
+            else ""
+        raise AttachError("the steering agent's session names no exchange: pass --exchange "
+                          "redis://HOST:PORT or http://HOST:PORT" +
+                          (f" (its records name {claimed})" if claimed else ""))
+    if url == "local":
         raise AttachError("the steering agent runs on a local exchange, which only its own "
                           "process reaches: run the workflow with an HTTP or Redis exchange "
                           "to approve from elsewhere")
-    found = [c.lower() for c in candidates]
-    if agent:
-        found = [u for u in found if u.startswith(agent.lower())]
-    manager = await Manager.from_exchange_factory(exchange_factory(exchange_url))
-    async with manager:
-        live = {str(a.uid).lower() for a in await asyncio.wait_for(
-            manager.exchange_client.discover(STEERING_CLASS), timeout_s)}
-        found = [u for u in found if u in live]
-        if not found:
-            raise AttachError("no running steering agent of this run is on that exchange")
-        if len(found) > 1:
-            raise AttachError(f"{len(found)} steering agents run: choose one with --agent "
-                              + ", ".join(u[:8] for u in found))
-        handle: Any = manager.get_handle(AgentId(uid=uuid.UUID(found[0]), name=None, role="agent"))
-        result: Any = await asyncio.wait_for(handle.action(action, suggestion_id), timeout_s)
-    return dict(result)
+    return Decision(session, sug, url,
+                    suggestion_digest(sug.target_uuid, sug.action, sug.args))
+
+
+def proof_for(suggestion: dict[str, Any], verb: str = "approve",
+              session: str | None = None) -> dict[str, Any]:
+    """The proof for ``verb`` of a suggestion as the steering agent's ``suggestions()``
+    lists it, made with this user's session file of the agent that made it. For a
+    workflow that approves its own steering agent's suggestions:
+    ``await steer.approve(s["id"], proof_for(s))``."""
+    session = session or suggestion.get("session")
+    sessions, _ = load_sessions()
+    if session:
+        sessions = [s for s in sessions if s.agent_uuid == str(session).lower()]
+    if len(sessions) != 1:
+        raise AttachError(f"{len(sessions)} steering sessions match this suggestion")
+    digest = suggestion_digest(suggestion.get("target_uuid"), suggestion.get("action"),
+                               args_json(suggestion.get("args")))
+    return make_approval(sessions[0], verb, str(suggestion["id"]), digest)
+
+
+async def send_decision(decision: Decision, verb: str, timeout_s: float = 30.0
+                        ) -> dict[str, Any]:
+    """Send ``approve`` or ``reject`` with its proof to the session's steering agent, over
+    JSON only; its answer (a dict of plain values)."""
+    if verb not in ("approve", "reject"):
+        raise AttachError(f"unknown steering action {verb!r}")
+    try:
+        factory = exchange_factory(decision.exchange)
+    except WireError as e:
+        raise AttachError(str(e)) from None
+    uid = decision.session.agent_uuid
+    with json_only():
+        try:
+            manager = await asyncio.wait_for(Manager.from_exchange_factory(factory),
+                                             timeout_s)
+        except Exception as e:
+            raise AttachError(f"cannot reach the exchange at {decision.exchange}: "
+                              f"{_line(e)}") from None
+        try:
+            async with manager:
+                live = {str(a.uid).lower() for a in await asyncio.wait_for(
+                    manager.exchange_client.discover(STEERING_CLASS, allow_subclasses=False),
+                    timeout_s)}
+                if uid not in live:
+                    raise AttachError(f"steering agent {uid[:8]} is not running on "
+                                      f"{decision.exchange} (it stopped, or the workflow "
+                                      "ended): nothing was changed")
+                handle = json_handle(AgentId(uid=uuid.UUID(uid), name=None, role="agent"),
+                                     manager.exchange_client)
+                proof = make_approval(decision.session, verb, decision.suggestion.id,
+                                      decision.digest)
+                args: tuple[Any, ...] = ((decision.suggestion.id, proof) if verb == "approve"
+                                         else (decision.suggestion.id, "", proof))
+                result: Any = await asyncio.wait_for(handle.action(verb, *args), timeout_s)
+        except AttachError:
+            raise
+        except Exception as e:
+            raise AttachError(f"{verb} {decision.suggestion.key} over {decision.exchange} "
+                              f"failed: {_line(e)}") from None
+    if not isinstance(result, dict):
+        raise AttachError(f"the steering agent answered {type(result).__name__}, not a state")
+    return result

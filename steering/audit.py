@@ -6,14 +6,18 @@ writes them into the steering process's own file of the run's pool, next to the 
 records, so ``academy-tui events RUN --where has:steering.kind`` shows them.
 
 Keys on every event: ``steering.kind`` (see :data:`KINDS`), ``steering.session`` (this steering
-agent's run), ``steering.agent`` (its id, also as ``academy.agent_id``), ``steering.mode``,
-``steering.seq``; the others depend
+agent's uuid, which names its session file: :mod:`features.trust`), ``steering.agent`` (its
+id, also as ``academy.agent_id``), ``steering.mode``, ``steering.seq``, ``steering.t`` (when
+it was made) and ``steering.sig`` (an HMAC over the others, the logger and the message, with
+the session's secret: :func:`features.trust.record_mac`); the others depend
 on the kind: ``steering.id`` (a suggestion), ``steering.incident``, ``steering.action``,
 ``steering.args`` (JSON), ``steering.target``, ``steering.phase`` (``before``/``after`` of a
 call), ``steering.result``, ``steering.reason``, ``steering.summary``, ...
 
 The agent never reads these records back: its state lives in memory and approvals arrive
-only as actions over the exchange, so ``steering.*`` keys written by anyone else are inert.
+only as actions over the exchange, with a proof made with the session's secret. Readers
+count a record only when its signature verifies (:mod:`features.trail`), so ``steering.*``
+keys written by anyone else are inert.
 """
 
 from __future__ import annotations
@@ -25,11 +29,13 @@ import time
 from collections import deque
 from typing import Any
 
-from features.report import STEERING_LOGGER
+from features.trail import STEERING_LOGGER
+from features.trust import record_mac
 
 LOGGER = STEERING_LOGGER
-KINDS = ("start", "stop", "targets", "observation", "incident", "suggestion", "approval",
-         "rejection", "expiry", "apply", "check", "revert", "escalation", "error")
+KINDS = ("start", "stop", "targets", "conflict", "observation", "incident", "suggestion",
+         "approval", "rejection", "denied", "expiry", "apply", "check", "revert", "escalation",
+         "error")
 """Every ``steering.kind``."""
 
 log = logging.getLogger(LOGGER)
@@ -45,8 +51,11 @@ def _value(v: Any) -> Any:
 class Audit:
     """Writes steering events and keeps the last ``keep`` in memory (for ``history()``)."""
 
-    def __init__(self, session: str, agent: str, mode: str, keep: int = 2000) -> None:
+    def __init__(self, session: str, agent: str, mode: str, keep: int = 2000,
+                 secret: bytes | None = None) -> None:
         self.session = session
+        self.secret = secret
+        """The session's key: records are signed with it (unsigned without one)."""
         self.agent = agent
         self.mode = mode
         """The mode stamped on each event (the agent updates it)."""
@@ -65,15 +74,20 @@ class Audit:
         with self._lock:
             self._seq += 1
             seq = self._seq
-        extra = {"steering.kind": kind, "steering.session": self.session,
-                 "steering.agent": self.agent, "steering.mode": self.mode,
-                 "steering.seq": seq,
-                 # So the events view and filters put them with the steering agent.
-                 "academy.agent_id": self.agent}
+        now = time.time()
+        extra: dict[str, Any] = {
+            "steering.kind": kind, "steering.session": self.session,
+            "steering.agent": self.agent, "steering.mode": self.mode, "steering.seq": seq,
+            "steering.t": now,
+            # So the events view and filters put them with the steering agent.
+            "academy.agent_id": self.agent}
         extra.update({f"steering.{k}": _value(v) for k, v in fields.items() if v is not None})
+        # Exactly the text the pool will hold as the record's ``message``.
+        message = logging.LogRecord(LOGGER, level, "", 0, msg, args, None).getMessage()
+        if self.secret is not None:
+            extra["steering.sig"] = record_mac(self.secret, extra, LOGGER, message)
         log.log(level, msg, *args, extra=extra)
-        event = {"t": time.time(), "level": logging.getLevelName(level),
-                 "message": msg % args if args else msg,
+        event = {"t": now, "level": logging.getLevelName(level), "message": message,
                  **{k.removeprefix("steering."): v for k, v in extra.items()
                     if k.startswith("steering.")}}
         self.events.append(event)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from steering.steerable import SteerableSpec
-from steering.watch import CheckData, SteerIncident
+from steering.watch import CheckData
 
 
 @dataclass
@@ -30,7 +30,8 @@ class Target:
     cls: str
     specs: dict[str, SteerableSpec]
     source: str
-    """Where the declarations came from: ``class`` (this process) or ``describe``."""
+    """Where the declarations came from: ``class`` (a class loaded in the steering agent's
+    process, whose agents the exchange listed)."""
 
 
 @dataclass
@@ -64,17 +65,17 @@ class Remedy:
                 "bounds": self.spec.params[self.spec.knob].as_dict()}
 
 
-def plans(incident: SteerIncident, agent: str, targets: list[Target]
+def plans(agent: str, agent_uuid: str | None, targets: list[Target]
           ) -> Iterator[tuple[Target, SteerableSpec, str | None, str | None]]:
     """(target, declaration, AgentRef uuid, AgentRef display id) that could act on the slow
-    ``agent`` of the incident: a declaration with an AgentRef on another target, about the
-    agent; one without, on the agent itself."""
-    uid = incident.agent_uuids.get(agent)
+    ``agent`` (display id; ``agent_uuid`` its uuid as the exchange confirmed it, or None): a
+    declaration with an AgentRef on another target, about the agent; one without, on the
+    agent itself."""
     for t in targets:
         for spec in t.specs.values():
             if spec.ref is not None:
-                if uid is not None and uid.lower() != t.uuid.lower():
-                    yield t, spec, uid, agent
+                if agent_uuid is not None and agent_uuid.lower() != t.uuid.lower():
+                    yield t, spec, agent_uuid, agent
             elif t.agent_id == agent:
                 yield t, spec, None, None
 

@@ -12,9 +12,11 @@ A workflow agent opts in per action, with the decorator stacked on ``@action`` (
         @action
         async def get_sleep(self) -> float: ...
 
-or with a class attribute naming the action (same keywords)::
-
-    STEERABLE = {"set_sleep": {"seconds": (0.0, 2.0), "current": "get_sleep"}}
+The declaration holds at the action, for every caller (SECURITY.md): the decorator wraps the
+method, so a call with arguments outside the declaration (a value out of ``lo..hi``, NaN, a
+bool or a string for a number, an unknown keyword) or beyond ``max_per_minute`` (per agent
+and AgentRef value, over the last 60 s) raises :class:`SteeringRefused` and logs a warning
+(logger ``academy_tui.steerable``) without running the method.
 
 A declaration has exactly one numeric *knob* (a :class:`Range`; ``(lo, hi)`` is short for
 ``Range(lo, hi)``) and at most one :class:`AgentRef` parameter, which the steering agent fills
@@ -22,25 +24,32 @@ with the uuid of the slow agent (for an action that moves work away from it). ``
 names an action that returns the knob's value (called with the AgentRef argument, if any),
 so a change can be reverted; ``returns_previous=True`` says the action itself returns it.
 
-Where the steering agent reads them: :func:`declarations` on a class (in its own process), or
-:func:`from_description` on what ``await handle.agent_describe()`` returns (any process): the
-decorator appends one ``steerable-spec: {json}`` line to the action's docstring, which Academy's
-built-in ``agent_describe`` action sends. A class attribute is only seen class-side.
+Where the steering agent reads them: :func:`declarations` on a class loaded in its own process
+(see :mod:`steering.targets`). The decorator also appends one ``steerable-spec: {json}`` line to
+the action's docstring, so a person reading ``agent_describe`` sees the bounds;
+:func:`from_description` reads it back (the steering agent does not: that reply only travels
+pickled).
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
+import logging
 import math
 import re
+import threading
+import time
 import uuid
+import weakref
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
-__all__ = ["MARKER", "AgentRef", "Range", "SteerableSpec", "declarations", "from_description",
-           "steerable"]
+__all__ = ["MARKER", "AgentRef", "Range", "SteerableSpec", "SteeringRefused", "declarations",
+           "from_description", "steerable"]
 
 MARKER = "steerable-spec: "
 """Prefix of the docstring line that carries a declaration to ``agent_describe``."""
@@ -225,21 +234,76 @@ class SteerableSpec:
                    bool(d.get("returns_previous", False)))
 
 
+class SteeringRefused(ValueError):
+    """A call of a steerable action outside its declaration (bounds, types, rate)."""
+
+
+log = logging.getLogger("academy_tui.steerable")
+_calls: weakref.WeakKeyDictionary[Any, dict[tuple[str, Any], deque[float]]] = \
+    weakref.WeakKeyDictionary()
+_calls_lock = threading.Lock()
+
+
+def refusal(spec: SteerableSpec, sig: inspect.Signature, agent: Any, args: tuple[Any, ...],
+            kwargs: dict[str, Any], now: float | None = None) -> str | None:
+    """Why this call of the action may not run (``None``: it may; it is then counted
+    against the rate)."""
+    try:
+        bound = sig.bind(agent, *args, **kwargs)
+    except TypeError as e:
+        return f"bad arguments: {e}"
+    bound.apply_defaults()
+    missing = [k for k in spec.params if k not in bound.arguments]
+    if missing:
+        return f"missing {', '.join(missing)}"
+    why = spec.check({k: bound.arguments[k] for k in spec.params})
+    if why is not None:
+        return why
+    now = time.monotonic() if now is None else now
+    key = (spec.action, bound.arguments[spec.ref] if spec.ref else None)
+    with _calls_lock:
+        per_agent = _calls.setdefault(agent, {})
+        q = per_agent.setdefault(key, deque())
+        while q and now - q[0] >= 60.0:
+            q.popleft()
+        if len(q) >= spec.max_per_minute:
+            return (f"rate limit: {len(q)} calls in the last minute "
+                    f"(at most {spec.max_per_minute:g})")
+        q.append(now)
+    return None
+
+
 def steerable(**kw: Any) -> Callable[[F], F]:
-    """Declare an ``@action`` steerable (see the module docstring). The function is returned
-    as is, with the declaration attached and one marker line appended to its docstring."""
+    """Declare an ``@action`` steerable (see the module docstring): the method is wrapped so
+    every call meets the declaration, with the declaration attached and one marker line
+    appended to its docstring."""
 
     def deco(fn: F) -> F:
         spec = SteerableSpec.build(fn.__name__, **kw)
+        if not inspect.iscoroutinefunction(fn):
+            raise TypeError(f"{fn.__name__}: a steerable action must be an async method")
         sig = inspect.signature(fn)
         missing = [k for k in spec.params if k not in sig.parameters]
         if missing:
             raise TypeError(f"{fn.__name__}: declared parameters {missing} are not in its "
                             "signature")
-        fn.__steerable__ = spec  # type: ignore[attr-defined]
+
+        @functools.wraps(fn)
+        async def guarded(self: Any, *args: Any, **kwargs: Any) -> Any:
+            why = refusal(spec, sig, self, args, kwargs)
+            if why is not None:
+                shown = {k: repr(v)[:80] for k, v in kwargs.items() if k != "context"}
+                log.warning("%s refused: %s", spec.action, why,
+                            extra={"steerable.action": spec.action, "steerable.reason": why,
+                                   "steerable.args": json.dumps([repr(a)[:80] for a in args]),
+                                   "steerable.kwargs": json.dumps(shown)})
+                raise SteeringRefused(f"{spec.action} refused: {why}")
+            return await fn(self, *args, **kwargs)
+
+        guarded.__steerable__ = spec  # type: ignore[attr-defined]
         line = MARKER + json.dumps(spec.as_dict(), sort_keys=True)
-        fn.__doc__ = f"{inspect.cleandoc(fn.__doc__)}\n\n{line}" if fn.__doc__ else line
-        return fn
+        guarded.__doc__ = f"{inspect.cleandoc(fn.__doc__)}\n\n{line}" if fn.__doc__ else line
+        return guarded  # type: ignore[return-value]
 
     return deco
 
@@ -249,20 +313,19 @@ def _is_action(obj: Any) -> bool:
 
 
 def declarations(cls: type) -> dict[str, SteerableSpec]:
-    """The steerable actions of an agent class: decorated methods and ``STEERABLE``.
+    """The steerable actions of an agent class (its ``@steerable`` methods).
 
     Raises ``ValueError`` when a declaration names something that is not an ``@action`` of
-    the class (the action itself, or its ``current`` reader)."""
+    the class (the action itself, or its ``current`` reader), or when the class still has a
+    ``STEERABLE`` attribute: bounds declared there could not be enforced at the action."""
+    if getattr(cls, "STEERABLE", None):
+        raise ValueError(f"{cls.__name__}.STEERABLE is no longer read: declare each action "
+                         "with @steerable(...), which enforces its bounds for every caller")
     out: dict[str, SteerableSpec] = {}
     for name in dir(cls):
         spec = getattr(getattr(cls, name, None), "__steerable__", None)
         if isinstance(spec, SteerableSpec):
             out[name] = spec
-    table = getattr(cls, "STEERABLE", None) or {}
-    if not isinstance(table, Mapping):
-        raise ValueError(f"{cls.__name__}.STEERABLE must be a mapping")
-    for name, kw in table.items():
-        out[str(name)] = SteerableSpec.build(str(name), **dict(kw))
     for name, spec in out.items():
         for needed in (name, spec.current):
             if needed is not None and not _is_action(getattr(cls, needed, None)):

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from features.trust import ApprovalCheck, args_json, suggestion_digest
 from steering.audit import Audit
 from steering.policy import RateLimiter, Remedy, judge, plans, remedy_args
 from steering.summary import Decision
@@ -74,6 +75,8 @@ class Suggestion:
     not_improved, inconclusive."""
     created: float = dataclasses.field(default_factory=time.monotonic)
     t_apply: float = 0.0
+    session: str = ""
+    """The steering agent's session (its uuid)."""
 
     def as_dict(self) -> dict[str, Any]:
         r = self.remedy
@@ -82,15 +85,18 @@ class Suggestion:
                 "status": self.status, "summary": self.decision.summary,
                 "source": self.decision.source, "action": r.spec.action if r else None,
                 "args": r.args if r else None, "target": r.target.agent_id if r else None,
-                "previous": r.previous if r else None}
+                "target_uuid": r.target.uuid if r else None,
+                "previous": r.previous if r else None, "session": self.session}
 
 
 class Steerer:
     """The suggestions of one steering agent and what became of them."""
 
     def __init__(self, audit: Audit, targets: Targets, options: SteeringOptions, mode: Mode,
-                 decide: Decide) -> None:
+                 decide: Decide, approvals: ApprovalCheck | None = None) -> None:
         self.audit = audit
+        self.approvals = approvals
+        """Checks the proof an approval or rejection carries (None: none are accepted)."""
         self.targets_ = targets
         self.options = options
         self.mode = mode
@@ -142,7 +148,8 @@ class Steerer:
         decision = await self.decide(inc, remedies)
         remedy = next((r for r in remedies if r.id == decision.remedy), None)
         sid = f"s{len(self.suggestions_) + 1}"
-        sugg = Suggestion(sid, inc, agent, remedy, decision, "suggested")
+        sugg = Suggestion(sid, inc, agent, remedy, decision, "suggested",
+                          session=self.audit.session)
         self.suggestions_[sid] = sugg
         self.by_key[(inc.group, agent)] = sugg
         fields = remedy.as_fields() if remedy else {"action": "none"}
@@ -185,12 +192,22 @@ class Steerer:
         o = self.options
         out: list[Remedy] = []
         notes: list[str] = []
-        candidates = list(plans(inc, agent, list(self.targets_.found.values())))
-        if not candidates:
+        blocked = self.targets_.blocked(agent)
+        if blocked is not None:
+            return out, [f"{agent} is not steered: {blocked}"]
+        uid, why = await self.targets_.resolve(agent)
+        if uid is None:
+            notes.append(f"no call can be about {agent}: {why}")
+        candidates = list(plans(agent, uid, list(self.targets_.found.values())))
+        if not candidates and uid is not None:
             notes.append(f"no declared steerable action of a known agent fits {inc.group} "
                          f"on {agent}")
         for t, spec, ref, ref_disp in candidates:
             where = f"{spec.action} on {t.agent_id}" + (f" for {ref_disp}" if ref_disp else "")
+            blocked = self.targets_.blocked(t.agent_id)
+            if blocked is not None:
+                notes.append(f"{where}: {t.agent_id} is not steered: {blocked}")
+                continue
             if (t.uuid, spec.action, ref) in self.active:
                 # One change at a time: the last one is still being checked.
                 notes.append(f"{where}: an earlier change is still being checked")
@@ -335,26 +352,48 @@ class Steerer:
                 self.audit.emit("expiry", "suggestion %s expired without approval", s.id,
                                 id=s.id, incident=s.incident.id)
 
-    async def approve(self, suggestion_id: Any, by: str) -> dict[str, Any]:
-        """Apply a pending suggestion (mode ``confirm``); its new state."""
+    async def approve(self, suggestion_id: Any, by: str, proof: Any = None
+                      ) -> dict[str, Any]:
+        """Apply a pending suggestion (mode ``confirm``) when ``proof`` shows the session's
+        user approved exactly its call; its new state (``denied`` says why not)."""
         sugg = self._pending(suggestion_id)
         if isinstance(sugg, dict):
             return sugg
+        why = self._denied("approve", sugg, by, proof)
+        if why is not None:
+            return {**sugg.as_dict(), "denied": why}
         self.audit.emit("approval", "suggestion %s approved by %s", sugg.id, by, id=sugg.id,
                         incident=sugg.incident.id, approved_by=by)
         await self._apply(sugg, by)
         return sugg.as_dict()
 
-    def reject(self, suggestion_id: Any, by: str, reason: str = "") -> dict[str, Any]:
-        """Drop a pending suggestion; its new state."""
+    def reject(self, suggestion_id: Any, by: str, reason: str = "", proof: Any = None
+               ) -> dict[str, Any]:
+        """Drop a pending suggestion (with the same proof as an approval); its new state."""
         sugg = self._pending(suggestion_id)
         if isinstance(sugg, dict):
             return sugg
+        why = self._denied("reject", sugg, by, proof)
+        if why is not None:
+            return {**sugg.as_dict(), "denied": why}
         sugg.status = "rejected"
         self.audit.emit("rejection", "suggestion %s rejected by %s", sugg.id, by, id=sugg.id,
                         incident=sugg.incident.id, rejected_by=by,
                         reason=str(reason)[:200] or None)
         return sugg.as_dict()
+
+    def _denied(self, verb: str, sugg: Suggestion, by: str, proof: Any) -> str | None:
+        """Why ``proof`` does not let ``by`` ``verb`` the suggestion (audited), or None."""
+        r = sugg.remedy
+        digest = suggestion_digest(r.target.uuid, r.spec.action, args_json(r.args)) \
+            if r is not None else ""
+        why = (self.approvals.why_not(verb, sugg.id, digest, proof) if self.approvals
+               is not None else "approvals are off")
+        if why is not None:
+            self.audit.emit("denied", "%s of %s by %s refused: %s", verb, sugg.id, by, why,
+                            level=logging.WARNING, id=sugg.id, incident=sugg.incident.id,
+                            reason=why, caller=by, verb=verb)
+        return why
 
     def _pending(self, suggestion_id: Any) -> Suggestion | dict[str, Any]:
         sugg = self.suggestions_.get(str(suggestion_id)[:32])

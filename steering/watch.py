@@ -20,6 +20,7 @@ import numpy as np
 from features.anomaly import SlowdownDetector
 from features.detect import Incident, LiveDetector
 from features.run import Run
+from features.things import MSG_LAUNCHED, launch_claims, msg_rows
 
 
 @dataclass
@@ -34,7 +35,8 @@ class SteerIncident:
     agents: list[str]
     """Display ids of the agents whose calls were slow."""
     agent_uuids: dict[str, str]
-    """Display id -> full uuid (from the run's ``Launched agent`` records), where known."""
+    """Display id -> full uuid as the run's first ``Launched agent`` record claims it (for
+    showing only: who a call goes to is decided by :class:`steering.targets.Targets`)."""
     start: float
     end: float
     count: int
@@ -101,8 +103,9 @@ class StepResult:
     records: int
     new_incidents: list[SteerIncident] = field(default_factory=list)
     checks: dict[str, CheckData] = field(default_factory=dict)
-    agents: list[dict[str, Any]] | None = None
-    """``uuid``, ``agent_id``, ``class``, ``status`` per agent, when the agents changed."""
+    claims: list[dict[str, Any]] | None = None
+    """``agent_id``, ``uuid``, ``class``, ``row`` of every ``Launched agent`` record (what
+    the pool claims, to be checked against the exchange), when new ones arrived."""
     judged: int = 0
     cpu_s: float = 0.0
     """Thread CPU time this step took."""
@@ -128,7 +131,7 @@ class Watch:
         """Our incident -> the agents it was about."""
         self._n_incidents = 0
         self._last_hung = 0.0
-        self._agents_sig: tuple[Any, ...] = ()
+        self._n_claims = -1
 
     def step(self, ignore_classes: set[str], ignore_actions: set[str],
              checks: list[CheckQuery]) -> StepResult:
@@ -156,7 +159,7 @@ class Watch:
                 mine = self._incident(inc, run, now)
                 if mine is not None:
                     out.new_incidents.append(mine)
-        out.agents = self._agents(run)
+        out.claims = self._claims(run)
         out.checks = {q.key: self._check(run, q) for q in checks}
         out.judged = self.live.completed
         out.cpu_s = time.thread_time() - cpu0
@@ -200,16 +203,13 @@ class Watch:
             median_ratio=_median([t.get("ratio") for t in inc.things]),
             per_agent=_per_agent(inc.things))
 
-    def _agents(self, run: Run) -> list[dict[str, Any]] | None:
-        ag = run.agents()
-        rows = [{"agent_id": a, "uuid": u, "class": c, "status": s}
-                for a, u, c, s in zip(ag["agent_id"].tolist(), ag["uuid"].tolist(),
-                                      ag["class"].tolist(), ag["status"].tolist(), strict=True)]
-        sig = tuple((r["agent_id"], r["status"]) for r in rows)
-        if sig == self._agents_sig:
+    def _claims(self, run: Run) -> list[dict[str, Any]] | None:
+        ev = run.events()
+        n = len(msg_rows(ev, MSG_LAUNCHED))
+        if n == self._n_claims:
             return None
-        self._agents_sig = sig
-        return rows
+        self._n_claims = n
+        return launch_claims(ev).records()
 
     def _check(self, run: Run, q: CheckQuery) -> CheckData:
         acts = run.actions()

@@ -40,9 +40,36 @@ def sample(samples_home: Path):  # type: ignore[no-untyped-def]
     return get
 
 
+LLM_ENV = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "ACADEMY_TUI_MODEL", "ACADEMY_TUI_LLM_TIMEOUT",
+           "ACADEMY_TUI_LLM_MAX_RETRIES", "ACADEMY_TUI_LLM_MAX_TOKENS",
+           "ACADEMY_TUI_LLM_TOKEN_BUDGET", "ACADEMY_TUI_LLM_TEMPERATURE", "ACADEMY_TUI_LLM_MODE",
+           "ACADEMY_TUI_LLM_LOG_CALLS")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_env(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """The same isolation for the whole session, before any module or session fixture runs
+    (they are set up before function fixtures): nothing of the developer's home is read or
+    written, and steering session files made in module fixtures are found by every test."""
+    home = tmp_path_factory.mktemp("session-home")
+    state = tmp_path_factory.mktemp("session-state")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("HOME", str(home))
+    for key, sub in (("XDG_CONFIG_HOME", ".config"), ("XDG_CACHE_HOME", ".cache"),
+                     ("XDG_STATE_HOME", ".local/state")):
+        mp.setenv(key, str(home / sub))
+    mp.setenv("ACADEMY_HOME", str(home / "academy"))
+    mp.setenv("ACADEMY_TUI_STATE_DIR", str(state))
+    mp.delenv("ACADEMY_TUI_CACHE_DIR", raising=False)
+    for key in LLM_ENV:
+        mp.delenv(key, raising=False)
+    yield state
+    mp.undo()
+
+
 @pytest.fixture(autouse=True)
 def _isolated_env(tmp_path_factory: pytest.TempPathFactory,
-                  monkeypatch: pytest.MonkeyPatch) -> None:
+                  monkeypatch: pytest.MonkeyPatch, _session_env: Path) -> None:
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
@@ -50,10 +77,8 @@ def _isolated_env(tmp_path_factory: pytest.TempPathFactory,
     monkeypatch.delenv("ACADEMY_TUI_CACHE_DIR", raising=False)
     monkeypatch.setenv("ACADEMY_HOME", str(home / "academy"))
     monkeypatch.setenv("XDG_STATE_HOME", str(home / ".local" / "state"))
-    monkeypatch.delenv("ACADEMY_TUI_STATE_DIR", raising=False)
-    for key in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "ACADEMY_TUI_MODEL",
-                "ACADEMY_TUI_LLM_TIMEOUT", "ACADEMY_TUI_LLM_MAX_RETRIES",
-                "ACADEMY_TUI_LLM_MAX_TOKENS", "ACADEMY_TUI_LLM_TOKEN_BUDGET",
-                "ACADEMY_TUI_LLM_TEMPERATURE", "ACADEMY_TUI_LLM_MODE",
-                "ACADEMY_TUI_LLM_LOG_CALLS"):
+    # Steering session files (the keys that verify a run's steering trail) live outside
+    # the pools, as for a user; shared by the session so module fixtures' runs verify.
+    monkeypatch.setenv("ACADEMY_TUI_STATE_DIR", str(_session_env))
+    for key in LLM_ENV:
         monkeypatch.delenv(key, raising=False)

@@ -2,8 +2,11 @@
 
     academy-tui steer RUN                                  # what steering did (from the pool)
     academy-tui steer RUN --exchange redis://HOST:PORT     # attach a steering agent now
-    academy-tui steer RUN --approve s3          # over the exchange the agent recorded
+    academy-tui steer RUN --approve s3          # over the exchange in its session file
     academy-tui steer RUN --exchange http://HOST:PORT --approve s3
+
+Only verified records count (``features.trail``); approvals go where this user's session
+file says, with its proof (``steering.attach``), never where a pool record points.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ def steer(args: argparse.Namespace) -> int:
     """Dispatch on the flags (see the module docstring)."""
     from features.runs import resolve
     from steering.attach import AttachError
+    from steering.wire import WireError
     from tui.cli import CliError
 
     path = resolve(args.run, _home(args))
@@ -37,22 +41,60 @@ def steer(args: argparse.Namespace) -> int:
             return _decide(args, path)
         if args.exchange:
             return _attach(args, path)
-    except AttachError as e:
+    except (AttachError, WireError) as e:
         raise CliError(str(e)) from None
     return _trail(path)
 
 
 def _decide(args: argparse.Namespace, path: Any) -> int:
-    from steering.attach import call_steering
+    from features.run import Run
+    from steering.attach import prepare_decision, send_decision
 
-    action, sid = ("approve", args.approve) if args.approve else ("reject", args.reject)
-    res = asyncio.run(call_steering(path, args.exchange or "", action, sid, args.agent))
-    line = f"{res.get('id')}: {res.get('status')}"
+    verb, key = ("approve", args.approve) if args.approve else ("reject", args.reject)
+    run = Run(path)
+    run.load()
+    decision = prepare_decision(run, key, args.agent, args.exchange or "")
+    _quiet_closed_loop_noise()
+    res = run_quietly(send_decision(decision, verb))
+    if res.get("denied"):
+        print(f"{decision.suggestion.key}: {verb} refused by the steering agent: "
+              f"{res['denied']}")
+        return 1
+    line = f"{decision.suggestion.key}: {res.get('status')}"
     if res.get("action"):
         line += f" ({res['action']}({_args(res.get('args'))}) on {res.get('target')})"
     print(line)
-    wanted = {"approve": ("applied", "resolved", "improved"), "reject": ("rejected",)}[action]
+    wanted = {"approve": ("applied", "resolved", "improved"), "reject": ("rejected",)}[verb]
     return 0 if res.get("status") in wanted else 1
+
+
+def run_quietly(coro: Any) -> Any:
+    """``asyncio.run(coro)`` without the event loop's teardown chatter: a connection that
+    failed leaves aiohttp sessions that report themselves as unclosed when collected, which
+    would add lines after our one-line error."""
+    import gc
+    import logging
+
+    def handler(loop: Any, context: dict[str, Any]) -> None:
+        if "Unclosed" in str(context.get("message", "")):
+            return
+        loop.default_exception_handler(context)
+
+    async def main() -> Any:
+        asyncio.get_running_loop().set_exception_handler(handler)
+        try:
+            return await coro
+        finally:
+            gc.collect()  # collect them while our handler is in place
+
+    aio = logging.getLogger("asyncio")
+    level = aio.level
+    try:
+        return asyncio.run(main())
+    finally:
+        aio.setLevel(logging.CRITICAL)  # a last straggler after the loop closed
+        gc.collect()
+        aio.setLevel(level)
 
 
 def _args(args: Any) -> str:
@@ -63,7 +105,8 @@ def _args(args: Any) -> str:
 
 def _attach(args: argparse.Namespace, path: Any) -> int:
     from steering.agent import SteeringOptions
-    from steering.attach import attach, exchange_factory
+    from steering.attach import attach
+    from steering.wire import exchange_factory
 
     exchange_factory(args.exchange)  # a bad address fails before anything starts
 
@@ -71,7 +114,11 @@ def _attach(args: argparse.Namespace, path: Any) -> int:
         stamp = time.strftime("%H:%M:%S", time.localtime(e["t"]))
         print(f"{stamp} {e['kind']:<12} {e['message']}", flush=True)
 
-    targets = [t for t in (args.targets or "").split(",") if t] or None
+    targets = [t.strip() for t in (args.targets or "").split(",") if t.strip()] or None
+    if not any(":" in t for t in targets or ()):
+        sys.stderr.write("academy-tui: note: no agent class named with --targets "
+                         "pkg.module:Class; only classes this process has imported can be "
+                         "steered (the pool never names code to import)\n")
     _quiet_closed_loop_noise()
     sys.stderr.write(f"steering {path.name} in mode {args.mode} over {args.exchange} "
                      "(Ctrl-C stops)\n")
@@ -112,33 +159,36 @@ def _quiet_closed_loop_noise() -> None:
 
 
 def _trail(path: Any) -> int:
+    from features.report import count
     from features.run import Run
+    from features.trail import read_trail
 
     run = Run(path)
     run.load()
-    rows = run.select("has:steering.kind")
-    if not len(rows):
+    trail = read_trail(run)
+    for note in trail.notes:
+        sys.stderr.write(f"academy-tui: {note}\n")
+    if not trail.records and not trail.unverified:
         print(f"no steering events in {path.name}")
         return 0
     ev = run.events()
     cols = {k: ev.column(k) for k in (*TRAIL_KEYS, "message")}
-    for r in rows:
+    for r in trail.verified:
         t = float(ev.created[r]) - ev.t0
         kind = str(cols["steering.kind"][r])
         extra = [str(cols[k][r]) for k in ("steering.id", "steering.phase", "steering.result")
                  if cols[k][r] not in (None, "None")]
         print(f"{t:9.3f}s {kind:<12} {' '.join(extra):<22} {cols['message'][r]}")
-    _summary(cols, rows)
+    for st in trail.sessions.values():
+        print(f"steering agent {st.short}: {st.state}" + (f" ({st.why})" if st.why else ""))
+    if trail.unverified:
+        print(f"not counted: {count(len(trail.unverified), 'record')} with steering keys "
+              "that are not a steering agent's own:")
+        for r, why in trail.unverified[:20]:
+            t = float(ev.created[r]) - ev.t0
+            print(f"{t:9.3f}s {cols['steering.kind'][r]!s:<12} {why}: "
+                  f"{str(cols['message'][r])[:120]}")
+        if len(trail.unverified) > 20:
+            print(f"... {len(trail.unverified) - 20} more")
+    print(json.dumps(trail.counts()))
     return 0
-
-
-def _summary(cols: dict[str, Any], rows: Any) -> None:
-    kinds = [str(cols["steering.kind"][r]) for r in rows]
-    applied = sum(1 for r in rows if cols["steering.kind"][r] == "apply"
-                  and cols["steering.phase"][r] == "after"
-                  and cols["steering.result"][r] == "ok")
-    counts = {k: kinds.count(k) for k in ("incident", "suggestion", "approval", "rejection",
-                                          "check", "escalation")}
-    reverted = sum(1 for r in rows if cols["steering.kind"][r] == "revert"
-                   and cols["steering.phase"][r] == "after")
-    print(json.dumps({**counts, "applied": applied, "reverted": reverted}))

@@ -19,9 +19,9 @@ from features import analyses
 from features.events import Events
 from features.query import Node, parse
 from features.query_eval import evaluate
-from features.report import steering_rows
 from features.run import Run
 from features.table import Table
+from features.trail import verified_rows
 
 if TYPE_CHECKING:
     from features.detect import DetectionResult, Incident
@@ -54,10 +54,10 @@ STEERING_MARKED = ("suggestion", "approval", "rejection", "apply", "check", "rev
 
 def steering_marks(run: Run) -> Table | None:
     """One row per steering decision of the run (``row``, ``t`` seconds since the epoch,
-    ``agent_id`` of the steering agent, ``kind``, ``id``, ``message``), from the records
-    of the steering agent's logger; None when the run has none."""
+    ``agent_id`` of the steering agent, ``kind``, ``id``, ``session``, ``message``), from the
+    steering agents' verified records; None when the run has none."""
     ev = run.events()
-    rows = steering_rows(run)
+    rows = verified_rows(run)
     if not len(rows):
         return None
     kind = ev.column("steering.kind")[rows]
@@ -67,7 +67,8 @@ def steering_marks(run: Run) -> Table | None:
              else np.full(len(rows), None, dtype=object))
     return Table({"row": rows.astype(np.int64), "t": ev.created[rows],
                   "agent_id": ev.column("academy.agent_id")[rows], "kind": kind,
-                  "id": ident, "message": ev.column("message")[rows]}, name="steering")
+                  "id": ident, "session": ev.column("steering.session")[rows],
+                  "message": ev.column("message")[rows]}, name="steering")
 
 
 @dataclass

@@ -11,8 +11,9 @@ from typing import Any
 from textual.app import App, SystemCommand
 from textual.screen import Screen
 
-from features.report import STEERING_LOGGER
-from tui.safe import clean
+from features.safe import clean
+from features.trail import STEERING_LOGGER
+from tui.text import markup
 
 
 def commands(app: App[Any], screen: Screen[Any]) -> Iterable[SystemCommand]:
@@ -45,14 +46,14 @@ def commands(app: App[Any], screen: Screen[Any]) -> Iterable[SystemCommand]:
     if a is not None:
         for r in a.agents.records():
             aid = r["agent_id"]
-            yield SystemCommand(f"Agent: {clean(aid)} ({clean(r['class'])})",
+            yield SystemCommand(f"Agent: {markup(aid)} ({markup(r['class'])})",
                                 f"{r['status']}; show its events",
                                 lambda x=aid: s.set_filter_text(
                                     f'academy.agent_id="{x}" or academy.dest="{x}" or '
                                     f'academy.src="{x}"'))
         names = sorted({x for x in a.actions["action"] if x})
         for name in names:
-            yield SystemCommand(f"Action: {clean(name)}", "show the records of these calls",
+            yield SystemCommand(f"Action: {markup(name)}", "show the records of these calls",
                                 lambda x=name: s.set_filter_text(f'academy.action="{x}"'))
     det = s.model.detection
     if det is not None:
@@ -60,7 +61,7 @@ def commands(app: App[Any], screen: Screen[Any]) -> Iterable[SystemCommand]:
 
         for inc in det.incidents:
             expr, _ = drill_filter(inc)
-            yield SystemCommand(f"Incident: {clean(inc.describe())}",
+            yield SystemCommand(f"Incident: {markup(inc.describe())}",
                                 "show the events of its calls",
                                 lambda x=expr: _show_events(s, x))
     ev = s.model.events()
@@ -69,7 +70,7 @@ def commands(app: App[Any], screen: Screen[Any]) -> Iterable[SystemCommand]:
     for key in sorted(counts):
         if key in shown or key in ("message", "formatted", "created"):
             continue
-        yield SystemCommand(f"Column: add {clean(key)}", f"{counts[key]:,} events have it",
+        yield SystemCommand(f"Column: add {markup(key)}", f"{counts[key]:,} events have it",
                             lambda k=key: add_column(s, k))
     yield from _run_commands(app)
 
@@ -88,7 +89,8 @@ def _run_commands(app: App[Any]) -> Iterable[SystemCommand]:
     except OSError:
         pools = []
     for p in pools:
-        yield SystemCommand(f"Run: open {p.name}", str(p), lambda x=p: _open(app, x))
+        yield SystemCommand(f"Run: open {markup(p.name)}", clean(str(p)),
+                            lambda x=p: _open(app, x))
 
 
 def _open(app: App[Any], path: Path) -> None:
@@ -103,7 +105,7 @@ def add_column(screen: Any, key: str) -> None:
         values = screen.model.run.events().column(key)
         screen.app.call_from_thread(screen.query_one("#event-log").add_column, key, values)
     screen.run_worker(load, thread=True, group="column", exclusive=False)
-    screen.notify(f"loading {key}…")
+    screen.notify(f"loading {clean(key)}…")
 
 
 def export_view(screen: Any, fmt: str) -> Path:

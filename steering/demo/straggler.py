@@ -65,6 +65,10 @@ class StragglerOptions:
     """For the steering agent: an ``LLMConfig``, None (template summaries) or ``auto``."""
     label: str = "straggler"
     step_timeout: float | None = 120.0
+    confirm_wait_s: float = 120.0
+    """With ``steer="confirm"``: after the last round, keep running rounds while a suggestion
+    waits for a person (or its applied change is being checked), up to this long, so there
+    is time to approve it and to see its effect."""
 
     def __post_init__(self) -> None:
         if self.workers < 2:
@@ -187,6 +191,8 @@ async def _run(opts: StragglerOptions, cfg: JSONPoolLogging, pool_dir: Path,
                     if on_round is not None:
                         await on_round(r, steer)
                 makespan = time.perf_counter() - t0
+                if opts.steer == "confirm" and steer is not None:
+                    await _hold_for_a_person(opts, coord, steer, rounds, on_round)
                 weights = await coord.get_weights()
                 steering = await steering_history(steer)
     except Exception as e:
@@ -198,6 +204,36 @@ async def _run(opts: StragglerOptions, cfg: JSONPoolLogging, pool_dir: Path,
     slow_uid = uids[opts.slow_worker] if uids and opts.slow_after is not None else None
     return StragglerResult(pool_dir, cfg.uuid, makespan, error is None, error, rounds, uids,
                            coord_uid, weights, slow_uid, steering)
+
+
+async def _hold_for_a_person(opts: StragglerOptions, coord: Any, steer: Any,
+                             rounds: list[dict[str, Any]], on_round: OnRound | None) -> None:
+    """More rounds while a suggestion waits for approval or its change is being checked
+    (at most ``confirm_wait_s``): a person needs time to read it and press ``y``."""
+    deadline = time.monotonic() + opts.confirm_wait_s
+    waiting = ("pending", "applied")
+    while time.monotonic() < deadline:
+        try:
+            states = [s["status"] for s in await asyncio.wait_for(steer.suggestions(), 10)]
+        except Exception:
+            return  # the steering agent is gone: nothing to wait for
+        if not any(st in waiting for st in states):
+            return
+        r = len(rounds)
+        if any(st == "pending" for st in states) and r % 10 == 0:
+            logger.info("waiting for a person to approve or reject the pending suggestion "
+                        "(at most %.0f s more)", deadline - time.monotonic(),
+                        extra={"straggler.label": opts.label})
+        tasks = list(range(r * opts.per_round, (r + 1) * opts.per_round))
+        t_r = time.perf_counter()
+        counts = await _timed(coord.run_round(tasks), opts.step_timeout)
+        took = time.perf_counter() - t_r
+        rounds.append({"round": r, "counts": counts, "round_s": took, "held": True})
+        logger.info("round %d: %s in %.3fs", r, counts, took,
+                    extra={"straggler.round": r, "straggler.round_s": took,
+                           "straggler.counts": counts, "straggler.held": True})
+        if on_round is not None:
+            await on_round(r, steer)
 
 
 def run_straggler(opts: StragglerOptions, on_pool: Callable[[Path], None] | None = None,
@@ -227,6 +263,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--academy-home", default=None)
     p.add_argument("--steer", choices=MODES, default=None)
     p.add_argument("--label", default=d.label)
+    p.add_argument("--confirm-wait", dest="confirm_wait_s", type=float,
+                   default=d.confirm_wait_s,
+                   help="with --steer confirm: seconds to keep running while a suggestion "
+                        "waits for a person")
     return p
 
 

@@ -39,7 +39,9 @@ def test_attach_apply_over_http(tmp_path: Path) -> None:
         pool = Path(wf.stdout.readline().split("pool: ", 1)[1].strip())
         attach = subprocess.Popen(
             [PY, "-m", "tui.cli", "--home", str(home), "steer", pool.name, "--exchange", url,
-             "--mode", "apply", "--no-llm", "--idle", "2", "--poll", "0.1"],
+             "--mode", "apply", "--no-llm", "--idle", "2", "--poll", "0.1",
+             # The user names the class to steer: the pool never names code to import.
+             "--targets", "steering.demo.straggleragents:CoordinatorAgent"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         assert wf.wait(timeout=180) == 0
         out, err = attach.communicate(timeout=120)

@@ -1,5 +1,6 @@
-"""Steerable declarations: the decorator, the class attribute, the docstring marker read
-back through a real ``agent_describe`` call, bounds, proposals; and the policy's judge."""
+"""Steerable declarations: the decorator, the docstring marker read back through a real
+``agent_describe`` call, bounds, proposals; and the policy's judge. (Bounds held at the
+action are in test_trust_steerable.py.)"""
 
 from __future__ import annotations
 
@@ -24,27 +25,12 @@ from steering.steerable import (
 from steering.watch import CheckData
 
 
-class ByAttribute(Agent):
-    STEERABLE = {"set_rate": {"rate": (1, 10), "max_per_minute": 1, "current": "get_rate"}}
-
-    @action
-    async def set_rate(self, rate: int) -> None:
-        """Set the rate."""
-
-    @action
-    async def get_rate(self) -> int:
-        """The rate."""
-        return 5
-
-
-def test_decorator_and_attribute() -> None:
+def test_decorator() -> None:
     (spec,) = declarations(Knobbed).values()
     assert (spec.action, spec.knob, spec.ref, spec.current) == ("set_knob", "knob", None,
                                                                  "get_knob")
     assert spec.bounds == KNOB
     assert Knobbed.set_knob.__doc__.splitlines()[-1].startswith(MARKER)
-    attr = declarations(ByAttribute)["set_rate"]
-    assert attr.bounds == Range(1, 10) and attr.max_per_minute == 1
 
 
 def test_declarations_are_checked() -> None:
@@ -58,10 +44,25 @@ def test_declarations_are_checked() -> None:
         Range(0, 1, factor=1.5)
 
     class Bad(Agent):
-        STEERABLE = {"missing": {"x": (0, 1)}}
+        @steerable(x=(0, 1), current="missing")
+        @action
+        async def set_x(self, x: float) -> None:
+            """Set x."""
 
     with pytest.raises(ValueError, match="needs an @action"):
         declarations(Bad)
+
+    class Unenforceable(Agent):
+        # Bounds in a class attribute could not hold at the action: refused, not ignored.
+        STEERABLE = {"set_rate": {"rate": (1, 10)}}
+
+    with pytest.raises(ValueError, match="STEERABLE is no longer read"):
+        declarations(Unenforceable)
+    def set_x(self: object, x: float) -> None:
+        """Not async: Academy actions are."""
+
+    with pytest.raises(TypeError, match="async"):
+        steerable(x=(0, 1))(set_x)
 
 
 def test_bounds_and_proposals() -> None:

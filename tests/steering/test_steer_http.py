@@ -1,7 +1,7 @@
 """The straggler workload in spawned worker processes on Academy's HTTP exchange, steered
-by a steering agent in its own process: it learns the coordinator's declarations by asking
-it (``agent_describe``), moves work away from the slow worker, and writes its audit trail
-into its own file of the run's pool."""
+by a steering agent in its own process: it learns the coordinator's declarations from its
+class (which the workflow had loaded; the exchange confirms the agent), moves work away
+from the slow worker, and writes its audit trail into its own file of the run's pool."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def test_straggler_process_http_apply(tmp_path: Path) -> None:
     # Where approvals reach it, for the TUI and `steer --approve` (no credentials).
     assert start["exchange"].startswith("http://127.0.0.1:")
     (target,) = kinds(events, "targets")
-    assert (target["target_class"], target["source"]) == ("CoordinatorAgent", "describe")
+    assert (target["target_class"], target["source"]) == ("CoordinatorAgent", "class")
     applied = kinds(events, "apply", phase="after", result="ok")
     assert applied
     assert applied[0]["action"] == "set_weight"

@@ -25,6 +25,7 @@ from steerkit import (
 )
 
 from steering.agent import launch_steering
+from steering.attach import proof_for
 from steering.demo import DemoOptions, run_demo
 
 
@@ -129,9 +130,12 @@ async def test_confirm_applies_only_what_is_approved(tmp_path: Path) -> None:
         s_no = by_target[str(rejected.agent_id)]
         s_none = by_target[str(ignored.agent_id)]
         assert (await steer.approve("s999"))["status"] == "unknown"
-        ok = await steer.approve(s_ok["id"])
-        no = await steer.reject(s_no["id"], "not now")
-        assert (await steer.approve(s_no["id"]))["status"] == "rejected"  # no second chance
+        # Without a proof from the session's user nothing happens (trust-boundary issue).
+        assert (await steer.approve(s_ok["id"]))["denied"]
+        ok = await steer.approve(s_ok["id"], proof_for(s_ok))
+        no = await steer.reject(s_no["id"], "not now", proof_for(s_no, "reject"))
+        # no second chance
+        assert (await steer.approve(s_no["id"], proof_for(s_no)))["status"] == "rejected"
 
         async def expired() -> bool:
             return bool(kinds(await steer.history("expiry"), "expiry"))

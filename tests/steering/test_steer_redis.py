@@ -1,7 +1,7 @@
 """Attach later, from other processes, over Redis: a straggler run (its own process) is
 joined by ``academy-tui steer RUN --exchange redis://... --mode confirm`` (a second
 process), whose suggestion is approved by ``academy-tui steer RUN --approve ID`` (a third,
-over the exchange the agent recorded in the pool).
+over the exchange named in the attached agent's session file, with its proof).
 The attached agent's records land in the run's pool, in a file of its own."""
 
 from __future__ import annotations
@@ -59,10 +59,11 @@ def test_attach_confirm_and_approve_over_redis(tmp_path: Path) -> None:
             pool = Path(wf.stdout.readline().split("pool: ", 1)[1].strip())
             attach = subprocess.Popen(
                 cli(home, pool.name, "--exchange", url, "--mode", "confirm", "--no-llm",
-                    "--idle", "2", "--poll", "0.1"),
+                    "--idle", "2", "--poll", "0.1",
+                    "--targets", "steering.demo.straggleragents:CoordinatorAgent"),
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             sugg = wait_suggestion(pool)
-            # No --exchange: the attached agent recorded where it is reachable.
+            # No --exchange: the attached agent's session file says where it is reachable.
             (start,) = [r for r in pool_records_safe(pool)
                         if r.get("steering.kind") == "start"]
             assert start["steering.exchange"] == url

@@ -55,7 +55,7 @@ async def test_steering_pane_lists_suggestions_and_drills_down(steered: DemoResu
         table = view.query_one(DataTable)
         await until(pilot, lambda: view.trail is not None and table.row_count == len(sugg))
         for i, r in enumerate(sugg):
-            row = table.get_row_at(i)
+            row = [str(c) for c in table.get_row_at(i)]
             assert row[0] == r["steering.id"]
             assert row[2] == r["steering.target"]
             assert row[3] == r["steering.action"]
@@ -65,7 +65,7 @@ async def test_steering_pane_lists_suggestions_and_drills_down(steered: DemoResu
         last = [r for r in raw if r.get("steering.id") == sid
                 and r["steering.kind"] in ("check", "escalation")][-1]
         # The table shows its word, the title under it the whole state with the reason.
-        state = table.get_row_at(0)[5]
+        state = str(table.get_row_at(0)[5])
         title = str(view.query_one("#steering-title", Static).render())
         if last["steering.kind"] == "check":
             assert state == "checked"
@@ -76,9 +76,11 @@ async def test_steering_pane_lists_suggestions_and_drills_down(steered: DemoResu
         body = str(view.query_one("#steering-records", Static).render())
         assert "suggestion" in body and "apply" in body
         n_id = sum(1 for r in _raw(res.pool_dir) if r.get("steering.id") == sid)
+        session = sugg[0]["steering.session"]
         await pilot.press("enter")
         await until(pilot, lambda: scr.query_one("#tabs").active == "events"
-                    and scr.model.filter_text == f"steering.id={sid}")
+                    and scr.model.filter_text ==
+                    f"steering.session={session} and steering.id={sid}")
         await until(pilot, lambda: len(scr.model.view.rows) == n_id)
 
 
@@ -136,20 +138,23 @@ async def test_approve_a_pending_suggestion_from_the_pane(tmp_path: Path) -> Non
             sid = pending()
             assert sid is not None
             assert view.trail is not None
-            assert view.trail.exchange.startswith("http://127.0.0.1:")
+            (st,) = view.trail.sessions.values()
+            assert st.exchange.startswith("http://127.0.0.1:") and st.state == "running"
             summary = str(view.query_one("#steering-summary", Static).render())
-            assert "pending" in summary and view.trail.exchange in summary
+            assert "1 pending" in summary and "running in mode confirm" in summary
+            # The pending suggestion is under the cursor when it arrives: y acts on it.
+            assert view.selected() is not None and view.selected().key == sid
             table.focus()
-            table.move_cursor(row=table.get_row_index(sid))
             await pilot.press("y")
             await until(pilot, lambda: isinstance(app.screen, PromptScreen))
-            assert app.screen.query_one(Input).value == view.trail.exchange
+            # Pre-filled from this user's session file of that steering agent.
+            assert app.screen.query_one(Input).value == st.exchange
             await pilot.press("enter")
             await until(pilot, lambda: view.trail is not None
                         and view.trail.suggestions[sid].state.startswith(
                             ("applied", "checked")), timeout=60)
             row = table.get_row(sid)
-            assert row[5].startswith(("applied", "checked"))
+            assert str(row[5]).startswith(("applied", "checked"))
         assert wf.wait(timeout=180) == 0
     finally:
         if wf.poll() is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -20,14 +21,16 @@ class PromptScreen(ModalScreen[str | None]):
                               background: $panel; padding: 1 2; }
     """
 
-    def __init__(self, question: str, value: str = "") -> None:
+    def __init__(self, question: str | Text, value: str = "") -> None:
         super().__init__()
         self.question = question
         self.value = value
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Static(self.question)
+            # Never markup: a question may quote names from the pool.
+            yield Static(Text(self.question) if isinstance(self.question, str)
+                         else self.question)
             yield Input(value=self.value, id="prompt-input")
 
     def on_mount(self) -> None:

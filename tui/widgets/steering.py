@@ -1,6 +1,8 @@
-"""Steering: the steering agent's trail read from the pool (``steering.*`` records of the
-``academy_tui.steering`` logger), one row per suggestion with its state, the highlighted
-one's summary and records; ``enter`` shows its events, ``y``/``n`` approve or reject it.
+"""Steering: the steering agent's trail from the pool's verified records
+(:mod:`features.trail`), one row per suggestion with its state, the highlighted one's
+summary and records; records with steering keys that are not a steering agent's own are
+listed apart; ``enter`` shows a suggestion's events, ``y``/``n`` approve or reject it over
+the exchange named in this user's session file, with its proof (:mod:`steering.attach`).
 
 The trail is computed in this view's own worker (``steering`` group, holding the model's
 ``things_lock``), so the UI thread only paints.
@@ -9,7 +11,7 @@ The trail is computed in this view's own worker (``steering`` group, holding the
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from rich.text import Text
@@ -20,118 +22,33 @@ from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.widgets import DataTable, Static
 
-from features.report import steering_rows
+from features.safe import clean
+from features.trail import Suggestion, Trail, read_trail
 from tui.model import RunModel
-from tui.safe import clean
+from tui.text import Cell, cell
 
 NO_STEERING = ("No steering agent has written to this run (start one with "
                "launch_steering(...) or academy-tui steer RUN --exchange ...)")
 COLUMNS = (("id", "id"), ("time", "time"), ("target", "target"), ("action", "action"),
            ("args", "args"), ("state", "state"))
 MAX_RECORDS = 60
+"""Records of the highlighted suggestion listed under its summary."""
 HIDDEN_EVERY_S = 2.0
 """While another tab is shown the trail is read at most this often."""
-"""Records of the highlighted suggestion listed under its summary."""
-KEYS = ("steering.kind", "steering.id", "steering.incident", "steering.action",
-        "steering.args", "steering.target", "steering.phase", "steering.result",
-        "steering.reason", "steering.summary", "steering.mode", "steering.exchange")
+MAX_UNVERIFIED = 20
 
 
-@dataclass
-class Suggestion:
-    """One suggestion and what became of it."""
-
-    id: str
-    time: float
-    """Seconds since the run start."""
-    target: str = ""
-    action: str = ""
-    args: str = ""
-    state: str = "suggested"
-    """suggested (mode suggest), advice only (nothing declared to call), pending (mode
-    confirm, waiting for a person), applying, approved, rejected, expired, applied: …,
-    checked: …, reverted: …, escalated: …"""
-    summary: str = ""
-    incident: str = ""
-    records: list[tuple[int, float, str, str]] = field(default_factory=list)
-    """(row, seconds since the run start, kind, message) of every record of it."""
-
-    def cells(self) -> list[str]:
-        # The state's word in the table; its reason under the table (``title``).
-        return [clean(self.id, 24), f"+{self.time:.3f} s", clean(self.target, 40),
-                clean(self.action, 30), clean(self.args, 60),
-                clean(self.state.split(":", 1)[0], 30)]
-
-
-@dataclass
-class Trail:
-    events: int
-    records: int
-    suggestions: dict[str, Suggestion]
-    mode: str = ""
-    exchange: str = ""
-    """Where the last steering agent said approvals reach it (``local``: nowhere outside)."""
-
-
-def _s(v: Any) -> str:
-    return "" if v is None else str(v)
+def cells(sug: Suggestion) -> list[Cell]:
+    """The table row of a suggestion: the state's word (its reason shows under the table).
+    Cells, never markup strings: an action named ``[/]`` is text."""
+    return [cell(sug.key, 24), cell(f"+{sug.time:.3f} s"), cell(sug.target, 40),
+            cell(sug.action, 30), cell(sug.args, 60), cell(sug.state.split(":", 1)[0], 30)]
 
 
 def compute_trail(model: RunModel) -> Trail:
-    """The suggestions of the run's steering trail (under ``model.things_lock``)."""
+    """The run's verified trail (under ``model.things_lock``)."""
     with model.things_lock:
-        run = model.run
-        ev = run.events()
-        rows = steering_rows(run)
-        if not len(rows):
-            return Trail(ev.n, 0, {})
-        cols = {k: (ev.column(k)[rows] if k in ev.store.key_shapes else [None] * len(rows))
-                for k in KEYS}
-        created = ev.created[rows]
-        msgs = ev.column("message")[rows]
-        t0 = ev.t0
-        n = ev.n
-    out: dict[str, Suggestion] = {}
-    mode = exchange = ""
-    for i, row in enumerate(rows.tolist()):
-        get = {k: _s(cols[k][i]) for k in KEYS}
-        mode = get["steering.mode"] or mode
-        if get["steering.kind"] == "start":
-            exchange = get["steering.exchange"]
-        sid = get["steering.id"]
-        if not sid:
-            continue
-        t = float(created[i]) - t0
-        kind = get["steering.kind"]
-        sug = out.get(sid)
-        if sug is None:
-            sug = out[sid] = Suggestion(sid, t)
-        for attr in ("target", "action", "args", "summary", "incident"):
-            if not getattr(sug, attr) and get[f"steering.{attr}"]:
-                setattr(sug, attr, get[f"steering.{attr}"])
-        result = get["steering.result"]
-        if kind == "suggestion":
-            # What the mode does with it: only confirm waits for a person.
-            sug.state = ("advice only" if not get["steering.action"] else
-                         {"confirm": "pending", "apply": "applying"}.get(
-                             get["steering.mode"], "suggested"))
-        elif kind == "escalation":
-            sug.state = "escalated" + (f": {get['steering.reason']}"
-                                       if get["steering.reason"] else "")
-        elif kind == "approval":
-            sug.state = "approved"
-        elif kind == "rejection":
-            sug.state = "rejected"
-        elif kind == "expiry":
-            sug.state = "expired"
-        elif kind == "apply" and get["steering.phase"] != "before":
-            sug.state = "applied" + (f": {result}" if result else "")
-        elif kind == "check":
-            sug.state = "checked: " + (result or "?")
-        elif kind == "revert" and get["steering.phase"] != "before":
-            sug.state = "reverted" + (f": {result}" if result else "")
-        sug.records.append((int(row), t, kind, _s(msgs[i])))
-    return Trail(n, len(rows), out, mode, exchange)
+        return read_trail(model.run)
 
 
 class SteeringView(VerticalScroll):
@@ -143,8 +60,8 @@ class SteeringView(VerticalScroll):
     SteeringView .section { text-style: bold; color: $accent; margin-top: 1; }
     """
     BINDINGS = [
-        Binding("y", "decide('approve')", "approve", show=False),
-        Binding("n", "decide('reject')", "reject", show=False),
+        Binding("y", "decide('approve')", "approve"),
+        Binding("n", "decide('reject')", "reject"),
     ]
 
     class DrillDown(Message):
@@ -168,8 +85,8 @@ class SteeringView(VerticalScroll):
         self._hidden_at = -HIDDEN_EVERY_S
         self._hidden = True
         self._announced: set[str] = set()
-        self.exchange_url = ""
-        """The exchange last used to approve or reject (asked once per screen)."""
+        self._chosen = False
+        """The person moved the cursor (else it follows the first pending suggestion)."""
 
     def compose(self) -> ComposeResult:
         yield Static("waiting for the run to load…", id="steering-summary")
@@ -226,7 +143,7 @@ class SteeringView(VerticalScroll):
     def _announce(self, trail: Trail) -> None:
         """A toast for each suggestion that starts waiting for approval."""
         for sid, sug in trail.suggestions.items():
-            if sug.state == "pending" and sid not in self._announced:
+            if sug.pending and sid not in self._announced:
                 self._announced.add(sid)
                 self.notify(clean(f"{sid}: {sug.action}({sug.args}) on {sug.target}", 200)
                             + " waits for approval (s: steering, y approves)",
@@ -236,59 +153,101 @@ class SteeringView(VerticalScroll):
 
     def _paint(self, trail: Trail) -> None:
         summary = self.query_one("#steering-summary", Static)
-        if not trail.records:
+        if not trail.records and not trail.unverified:
             summary.update(Text(NO_STEERING))
         else:
             n = len(trail.suggestions)
-            mode = f" in mode {clean(trail.mode, 20)}" if trail.mode else ""
-            pending = sum(1 for s in trail.suggestions.values() if s.state == "pending")
-            where = (" Its exchange is local to the workflow's process: approve there."
-                     if trail.exchange == "local" else
-                     f" Approvals go over {clean(trail.exchange, 80)}." if trail.exchange
-                     else "")
-            summary.update(Text(
-                f"{trail.records:,} steering records{mode}, {n} suggestion"
-                f"{'' if n == 1 else 's'}, {pending} pending (enter: its events, y/n: "
-                f"approve/reject a pending one).{where}"))
+            pending = sum(1 for s in trail.suggestions.values() if s.pending)
+            agents = "; ".join(
+                f"steering agent {st.short} {clean(st.state, 20)}"
+                + (f" in mode {clean(st.mode, 20)}" if st.mode else "")
+                + (" (approve in the workflow's process: local exchange)"
+                   if st.exchange == "local" and st.state == "running" else "")
+                for st in trail.sessions.values())
+            text = (f"{trail.records:,} steering records, {n} suggestion"
+                    f"{'' if n == 1 else 's'}, {pending} pending (enter: its events, y/n: "
+                    f"approve/reject a pending one). {agents}")
+            conflicts = [r for r, k in trail.kinds.items() if k == "conflict"]
+            if conflicts:
+                ev = self.model.events()
+                text += "\nNot steered, launch records contradict each other: " + "; ".join(
+                    clean(ev.message[r], 160) for r in conflicts[:3] if r < ev.n)
+            if trail.unverified:
+                text += (f"\n{len(trail.unverified):,} record(s) with steering keys are not "
+                         "a steering agent's own and are not counted (listed below).")
+            summary.update(Text(text))
         table = self.query_one(DataTable)
+        keep = self._selected_key()
         have = {str(k.value) for k in table.rows}
         for key in have - set(trail.suggestions):
             table.remove_row(key)
         for key, sug in trail.suggestions.items():
-            cells = sug.cells()
+            row = cells(sug)
             if key not in have:
-                table.add_row(*cells, key=key)
+                table.add_row(*row, key=key)
                 continue
-            for (col, _), value in zip(COLUMNS, cells, strict=True):
+            for (col, _), value in zip(COLUMNS, row, strict=True):
                 if table.get_cell(key, col) != value:
                     table.update_cell(key, col, value)
+        self._keep_selection(keep, trail)
         self._highlighted()
+
+    def _selected_key(self) -> str | None:
+        table = self.query_one(DataTable)
+        if not table.row_count:
+            return None
+        try:
+            return str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
+        except Exception:
+            return None
+
+    def _keep_selection(self, key: str | None, trail: Trail) -> None:
+        """The suggestion that was under the cursor stays there through refreshes; with none
+        yet, the cursor goes to the first pending one (what a person acts on), else the
+        first row."""
+        table = self.query_one(DataTable)
+        if not table.row_count:
+            return
+        want = key if self._chosen and key in trail.suggestions else None
+        if want is None:
+            want = next((k for k, s in trail.suggestions.items() if s.pending),
+                        key if key in trail.suggestions else next(iter(trail.suggestions)))
+        idx = table.get_row_index(want)
+        if table.cursor_row != idx:
+            table.move_cursor(row=idx, animate=False)
 
     def selected(self) -> Suggestion | None:
         """The suggestion under the table's cursor."""
-        table = self.query_one(DataTable)
-        if not table.row_count or self.trail is None:
+        key = self._selected_key()
+        if key is None or self.trail is None:
             return None
-        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
-        return self.trail.suggestions.get(str(key.value))
+        return self.trail.suggestions.get(key)
 
     def _highlighted(self) -> None:
         sug = self.selected()
         title = self.query_one("#steering-title", Static)
         body = self.query_one("#steering-records", Static)
+        text = Text()
         if sug is None:
             title.update("")
-            body.update("")
-            return
-        title.update(Text(f"Suggestion {clean(sug.id, 24)}: {clean(sug.state, 300)}"))
-        text = Text()
-        if sug.summary:
-            text.append(clean(sug.summary) + "\n", style="bold")
-        text.append(f"\nRecords ({len(sug.records)}):\n", style="bold")
-        for _, t, kind, message in sug.records[:MAX_RECORDS]:
-            text.append(f"  +{t:8.3f} s  {clean(kind, 12):<12} {clean(message, 300)}\n")
-        if len(sug.records) > MAX_RECORDS:
-            text.append(f"  … {len(sug.records) - MAX_RECORDS} more (enter shows them)\n")
+        else:
+            title.update(Text(f"Suggestion {clean(sug.key, 24)}: {clean(sug.state, 300)}"))
+            if sug.summary:
+                text.append(clean(sug.summary) + "\n", style="bold")
+            text.append(f"\nRecords ({len(sug.records)}):\n", style="bold")
+            for _, t, kind, message in sug.records[:MAX_RECORDS]:
+                text.append(f"  +{t:8.3f} s  {clean(kind, 12):<12} {clean(message, 300)}\n")
+            if len(sug.records) > MAX_RECORDS:
+                text.append(f"  … {len(sug.records) - MAX_RECORDS} more (enter shows them)\n")
+        trail = self.trail
+        if trail is not None and trail.unverified:
+            ev = self.model.events()
+            text.append(f"\nNot counted ({len(trail.unverified):,}): records with steering "
+                        "keys that are not a steering agent's own\n", style="bold")
+            for row, why in trail.unverified[:MAX_UNVERIFIED]:
+                t = float(ev.created[row]) - ev.t0 if row < ev.n else float("nan")
+                text.append(f"  +{t:8.3f} s  {clean(why, 80)}: "
+                            f"{clean(ev.message[row] if row < ev.n else '', 160)}\n")
         body.update(text)
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
@@ -297,66 +256,76 @@ class SteeringView(VerticalScroll):
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
+        self._chosen = True
         if self.trail is None:
             return
         sug = self.trail.suggestions.get(str(event.row_key.value))
         if sug is not None:
-            from tui.widgets.anomalies import _value
+            from features.query import And, Cmp, to_text
 
-            self.post_message(self.DrillDown(f"steering.id={_value(sug.id)}",
-                                             sug.records[0][0] if sug.records else None))
+            expr = to_text(And((Cmp("steering.session", "=", sug.session),
+                                Cmp("steering.id", "=", sug.id))))
+            self.post_message(self.DrillDown(expr, sug.records[0][0] if sug.records else None))
+
+    def on_key(self, event: Any) -> None:
+        if event.key in ("up", "down", "pageup", "pagedown", "home", "end"):
+            self._chosen = True  # the person moved the cursor: keep their choice
 
     # -- approve / reject --------------------------------------------------------------
 
-    def action_decide(self, action: str) -> None:
+    def action_decide(self, verb: str) -> None:
+        from steering.attach import AttachError, prepare_decision
+
         sug = self.selected()
         if sug is None:
             self.notify("no suggestion selected", severity="warning")
             return
-        if sug.state != "pending":
-            self.notify(f"suggestion {clean(sug.id, 24)} is {clean(sug.state, 40)}, "
+        if not sug.pending:
+            self.notify(f"suggestion {clean(sug.key, 24)} is {clean(sug.state, 80)}, "
                         "not pending", severity="warning")
             return
-        recorded = self.trail.exchange if self.trail is not None else ""
-        if recorded == "local" and not self.exchange_url:
-            self.notify("the steering agent runs on a local exchange, which only the "
-                        "workflow's process reaches: approve there (or run the workflow "
-                        "with an HTTP or Redis exchange)", severity="warning", timeout=8)
+        try:
+            with self.model.things_lock:
+                decision = prepare_decision(self.model.run, sug.key)
+        except AttachError as e:
+            self.notify(clean(str(e), 300), severity="warning", timeout=8)
             return
         from tui.widgets.prompt import PromptScreen
 
         def done(url: str | None) -> None:
             if not url or not url.strip():
                 return
-            self.exchange_url = url.strip()
-            self.call_agent(action, sug.id, self.exchange_url)
+            decision.exchange = url.strip()
+            self.call_agent(verb, decision)
 
-        # Asked every time, pre-filled with the exchange the agent recorded: enter confirms.
+        # Asked every time, pre-filled with the exchange of this user's session file.
         self.app.push_screen(PromptScreen(
-            f"{action} {clean(sug.id, 24)} over the exchange (enter confirms, esc cancels)",
-            self.exchange_url or (recorded if recorded != "local" else "")), done)
+            Text(f"{verb} {clean(decision.describe(), 200)}\nover the exchange (enter "
+                 "confirms, esc cancels):"), decision.exchange), done)
 
     @work(thread=True, group="steering-call")
-    def call_agent(self, action: str, sid: str, url: str) -> None:
-        import asyncio
+    def call_agent(self, verb: str, decision: Any) -> None:
+        from steering.attach import send_decision
+        from tui.cli_steer import run_quietly
 
-        from steering.attach import call_steering, steering_agents
-
+        key = decision.suggestion.key
         try:
-            with self.model.things_lock:
-                candidates = steering_agents(self.model.run)
-            result = asyncio.run(call_steering(self.model.run.path, url, action, sid,
-                                               candidates=candidates))
+            result = run_quietly(send_decision(decision, verb))
         except Exception as e:
             line = (str(e).splitlines() or [type(e).__name__])[0]
-            self.app.call_from_thread(self.notify, clean(f"{action} {sid} failed: {line}", 300),
+            self.app.call_from_thread(self.notify, clean(f"{verb} {key} failed: {line}", 300),
                                       severity="error")
+            return
+        if result.get("denied"):
+            self.app.call_from_thread(
+                self.notify, clean(f"{verb} {key} refused: {result['denied']}", 300),
+                severity="error")
             return
         status = result.get("status", "?")
         self.app.call_from_thread(
-            self.notify, clean(f"{action} {sid}: {status}", 300),
+            self.notify, clean(f"{verb} {key}: {status}", 300),
             severity="information" if status in ("applied", "resolved", "improved", "rejected")
             else "warning")
 
 
-__all__ = ["NO_STEERING", "SteeringView", "Suggestion", "compute_trail"]
+__all__ = ["NO_STEERING", "SteeringView", "cells", "compute_trail"]

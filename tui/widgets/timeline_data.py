@@ -18,9 +18,9 @@ import numpy as np
 
 from features import analyses
 from features.query import And, Cmp, to_text
-from features.report import STEERING_LOGGER, fmt_s
+from features.report import fmt_s
+from features.safe import clean
 from features.table import Table
-from tui.safe import clean
 
 # Cell codes, in paint priority (a higher code hides a lower one in the same cell).
 (EMPTY, STARTUP, ALIVE, WAIT, END, OK, INFLIGHT, SLOW, HUNG, CANCELLED, CRASH,
@@ -342,10 +342,10 @@ def mark_at(data: Lanes, lane: int, cell: int, spc: float) -> tuple[str, int] | 
         return None
     i = int(hit[0])
     row = int(m["row"][i])
-    sid = m["id"][i]
-    if isinstance(sid, str) and sid:
-        return to_text(And((Cmp("steering.id", "=", sid),
-                            Cmp("name", "=", STEERING_LOGGER)))), row
+    sid, session = m["id"][i], m["session"][i]
+    if isinstance(sid, str) and sid and isinstance(session, str) and session:
+        return to_text(And((Cmp("steering.session", "=", session),
+                            Cmp("steering.id", "=", sid)))), row
     return f"@row={row}", row
 
 

@@ -1,0 +1,323 @@
+"""The steering trail of a run, from verified records only.
+
+A steering agent writes one record per decision (``steering.*`` keys, logger
+``academy_tui.steering``, see ``steering.audit``) and signs each with its session's secret
+(:mod:`features.trust`). Anyone who can write into the pool can write records that look the
+same, so the trail, the report, ``steer RUN`` and the app count a record only when it is
+the steering agent's own:
+
+- its session (``steering.session``) has a session file of this user (the key),
+- its signature matches its ``steering.*`` values, logger and message,
+- its own time (``steering.t``) matches when it was written (``created``), so a copy moved
+  in time does not count,
+- it is the first record with its (session, ``steering.seq``), and in the same file as the
+  session's other records (one steering agent writes one file).
+
+Every other record with a ``steering.kind`` is *unverified*: listed apart with the reason,
+never counted and never merged by id with verified ones. Suggestions are keyed by session
+and id, so two steering agents' ``s1`` stay two suggestions.
+
+A session that wrote no ``stop`` record is ``running`` while the run is live and it wrote
+within :data:`LOST_AFTER_S`, else ``lost``; its pending suggestions are then ``expired``.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+import weakref
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from features.trust import TIME_SLACK_S, Session, by_session, load_sessions, record_ok
+
+if TYPE_CHECKING:
+    from features.run import Run
+
+STEERING_LOGGER = "academy_tui.steering"
+"""The logger a steering agent writes its ``steering.*`` records to."""
+LOST_AFTER_S = 60.0
+"""A steering agent without a stop record that wrote nothing this long is ``lost`` (it
+writes an observation every 10 s while it runs)."""
+KEYS = ("steering.kind", "steering.id", "steering.incident", "steering.action",
+        "steering.args", "steering.target", "steering.target_uuid", "steering.phase",
+        "steering.result", "steering.reason", "steering.summary", "steering.mode",
+        "steering.exchange", "steering.session", "steering.seq")
+
+
+@dataclass
+class SessionState:
+    """One steering agent as its verified records show it."""
+
+    session: str
+    agent: str = ""
+    mode: str = ""
+    exchange: str = ""
+    """Where it said approvals reach it (signed by it; connect only to the session file's)."""
+    file: int = -1
+    first: float = math.nan
+    last: float = math.nan
+    """Epoch seconds of its first and last verified record."""
+    stopped: bool = False
+    state: str = "running"
+    """running, stopped or lost."""
+    why: str = ""
+
+    @property
+    def short(self) -> str:
+        return self.session[:8]
+
+
+@dataclass
+class Suggestion:
+    """One suggestion and what became of it."""
+
+    key: str
+    """``s1``, or ``<session[:8]>/s1`` when the run had several steering agents."""
+    id: str
+    session: str
+    time: float
+    """Seconds since the run start."""
+    target: str = ""
+    target_uuid: str = ""
+    action: str = ""
+    args: str = ""
+    """The call's arguments as recorded (JSON)."""
+    state: str = "suggested"
+    """suggested (mode suggest), advice only (nothing declared to call), pending (mode
+    confirm, waiting for a person), applying, approved, rejected, expired, applied: …,
+    checked: …, reverted: …, escalated: …, denied: …"""
+    summary: str = ""
+    incident: str = ""
+    records: list[tuple[int, float, str, str]] = field(default_factory=list)
+    """(row, seconds since the run start, kind, message) of every record of it."""
+
+    @property
+    def pending(self) -> bool:
+        return self.state == "pending"
+
+
+@dataclass
+class Trail:
+    """The verified trail of one run, and what was left out."""
+
+    events: int
+    """Records in the run when it was read."""
+    verified: np.ndarray
+    """Rows of verified steering records, in time order."""
+    unverified: list[tuple[int, str]]
+    """(row, why) of every other record with a ``steering.kind``, in time order."""
+    sessions: dict[str, SessionState]
+    suggestions: dict[str, Suggestion]
+    notes: list[str] = field(default_factory=list)
+    kinds: dict[int, str] = field(default_factory=dict)
+    """Row -> ``steering.kind`` of the verified rows."""
+
+    @property
+    def records(self) -> int:
+        return len(self.verified)
+
+    def counts(self) -> dict[str, int]:
+        """Verified decisions by kind, and calls that were really made."""
+        ks = list(self.kinds.values())
+        out = {k: ks.count(k) for k in ("incident", "suggestion", "approval", "rejection",
+                                        "check", "escalation", "denied")}
+        out["applied"] = sum(1 for s in self.suggestions.values()
+                             if s.state.startswith(("applied", "checked", "reverted")))
+        out["reverted"] = sum(1 for s in self.suggestions.values()
+                              if s.state.startswith("reverted"))
+        out["unverified"] = len(self.unverified)
+        return out
+
+
+class _Verdicts:
+    """Per-row signature and time checks of one store (rows never change once read)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.by_row: dict[int, tuple[str, str, int, str]] = {}
+        """row -> (session, why-not or "", seq, kind)."""
+        self.keys: frozenset[tuple[str, bytes]] = frozenset()
+
+
+_CACHE: weakref.WeakKeyDictionary[Any, _Verdicts] = weakref.WeakKeyDictionary()
+
+
+def _s(v: Any) -> str:
+    return "" if v is None or v == "None" else str(v)
+
+
+def _verdict(rec: dict[str, Any] | None, created: float, keys: dict[str, Session]
+             ) -> tuple[str, str, int, str]:
+    if rec is None:
+        return "", "its line cannot be read", -1, ""
+    session = _s(rec.get("steering.session")).lower()
+    kind = _s(rec.get("steering.kind"))
+    try:
+        seq = int(str(rec.get("steering.seq")))
+    except ValueError:
+        seq = -1
+    if _s(rec.get("name")) != STEERING_LOGGER:
+        return session, f"written by logger {_s(rec.get('name'))[:60]!r}", seq, kind
+    s = keys.get(session)
+    if s is None:
+        return session, "no session key for it on this machine", seq, kind
+    if not record_ok(s.secret, rec):
+        return session, "its signature does not match", seq, kind
+    try:
+        t = float(str(rec.get("steering.t")))
+    except ValueError:
+        t = math.nan
+    if not (math.isfinite(t) and abs(t - created) <= TIME_SLACK_S):
+        return session, "its time does not match when it was written", seq, kind
+    return session, "", seq, kind
+
+
+def read_trail(run: Run, sessions: list[Session] | None = None,
+               now: float | None = None) -> Trail:
+    """The run's verified steering trail (``sessions``: default this user's session files
+    for the run's pool)."""
+    ev = run.events()
+    notes: list[str] = []
+    if sessions is None:
+        sessions, notes = load_sessions(run.path.name)
+    keys = by_session(sessions)
+    if "steering.kind" not in ev.store.key_shapes:
+        return Trail(ev.n, np.empty(0, dtype=np.int64), [], {}, {}, notes)
+    rows = run.select("has:steering.kind")
+    cache = _CACHE.setdefault(ev.store, _Verdicts())
+    sig = frozenset((k, s.secret) for k, s in keys.items())
+    with cache.lock:
+        if sig != cache.keys:
+            cache.by_row.clear()
+            cache.keys = sig
+        todo = [int(r) for r in rows if int(r) not in cache.by_row]
+        if todo:
+            for r, rec in zip(todo, ev.records(todo), strict=True):
+                cache.by_row[r] = _verdict(rec, float(ev.created[r]), keys)
+        verdicts = [cache.by_row[int(r)] for r in rows]
+    seen: set[tuple[str, int]] = set()
+    files: dict[str, int] = {}
+    ok: list[int] = []
+    unverified: list[tuple[int, str]] = []
+    for r, (session, why, seq, _) in zip(rows.tolist(), verdicts, strict=True):
+        if not why:
+            f = int(ev.file[r])
+            if (session, seq) in seen:
+                why = f"a copy of its session's record number {seq}"
+            elif files.setdefault(session, f) != f:
+                why = "in another file than its session's other records"
+        if why:
+            unverified.append((r, why))
+            continue
+        seen.add((session, seq))
+        ok.append(r)
+    trail = Trail(ev.n, np.array(ok, dtype=np.int64), unverified, {}, {}, notes)
+    _fold(run, trail, now)
+    return trail
+
+
+def _fold(run: Run, trail: Trail, now: float | None) -> None:
+    """Sessions and suggestions from the verified rows, in time order."""
+    ev = run.events()
+    rows = trail.verified
+    if not len(rows):
+        return
+    cols = {k: (ev.column(k)[rows] if k in ev.store.key_shapes else [None] * len(rows))
+            for k in KEYS}
+    created = ev.created[rows]
+    msgs = ev.column("message")[rows]
+    agents = ev.column("academy.agent_id")[rows] if "academy.agent_id" in \
+        ev.store.key_shapes else [None] * len(rows)
+    several = len({_s(v).lower() for v in cols["steering.session"]}) > 1
+    for i, row in enumerate(rows.tolist()):
+        get = {k: _s(cols[k][i]) for k in KEYS}
+        kind = get["steering.kind"]
+        trail.kinds[row] = kind
+        session = get["steering.session"].lower()
+        st = trail.sessions.get(session)
+        if st is None:
+            st = trail.sessions[session] = SessionState(session, _s(agents[i]),
+                                                        file=int(ev.file[row]),
+                                                        first=float(created[i]))
+        st.last = float(created[i])
+        st.mode = get["steering.mode"] or st.mode
+        if kind == "start":
+            st.exchange = get["steering.exchange"]
+        elif kind == "stop":
+            st.stopped = True
+            st.why = get["steering.reason"]
+        sid = get["steering.id"]
+        if sid:
+            _suggestion(trail, session, sid, several, get, float(created[i]) - ev.t0,
+                        (int(row), float(created[i]) - ev.t0, kind, _s(msgs[i])))
+    _lifecycle(run, trail, now)
+
+
+def _suggestion(trail: Trail, session: str, sid: str, several: bool, get: dict[str, str],
+                t: float, record: tuple[int, float, str, str]) -> None:
+    key = f"{session[:8]}/{sid}" if several else sid
+    sug = trail.suggestions.get(key)
+    if sug is None:
+        sug = trail.suggestions[key] = Suggestion(key, sid, session, t)
+    kind = get["steering.kind"]
+    if kind == "suggestion":
+        # What it proposed is fixed by its suggestion record; later records only add state.
+        sug.target, sug.target_uuid = get["steering.target"], get["steering.target_uuid"]
+        sug.action, sug.args = get["steering.action"], get["steering.args"]
+        sug.summary, sug.incident = get["steering.summary"], get["steering.incident"]
+        sug.state = ("advice only" if not get["steering.action"]
+                     or get["steering.action"] == "none" else
+                     {"confirm": "pending", "apply": "applying"}.get(
+                         get["steering.mode"], "suggested"))
+    result = get["steering.result"]
+    reason = get["steering.reason"]
+    if kind == "escalation":
+        sug.state = "escalated" + (f": {reason}" if reason else "")
+    elif kind == "approval":
+        sug.state = "approved"
+    elif kind == "rejection":
+        sug.state = "rejected"
+    elif kind == "expiry":
+        sug.state = "expired"
+    elif kind == "denied":
+        if sug.state == "pending":
+            sug.state = "pending"  # a refused approval leaves it waiting
+    elif kind == "apply" and get["steering.phase"] != "before":
+        sug.state = "applied" + (f": {result}" if result else "")
+    elif kind == "check":
+        sug.state = "checked: " + (result or "?")
+    elif kind == "revert" and get["steering.phase"] != "before":
+        sug.state = "reverted" + (f": {result}" if result else "")
+    sug.records.append(record)
+
+
+def _lifecycle(run: Run, trail: Trail, now: float | None) -> None:
+    now = time.time() if now is None else now
+    live = run.live
+    for st in trail.sessions.values():
+        if st.stopped:
+            st.state = "stopped"
+        elif live and now - st.last <= LOST_AFTER_S:
+            st.state = "running"
+        else:
+            st.state = "lost"
+            st.why = ("its process ended without a stop record" if not live else
+                      f"it wrote nothing for {now - st.last:.0f} s")
+    for sug in trail.suggestions.values():
+        owner = trail.sessions.get(sug.session)
+        if sug.pending and owner is not None and owner.state != "running":
+            sug.state = ("expired: the steering agent stopped" if owner.state == "stopped"
+                         else "expired: the steering agent is gone (lost)")
+
+
+def verified_rows(run: Run) -> np.ndarray:
+    """Rows of the run's verified steering records, in time order."""
+    return read_trail(run).verified
+
+
+__all__ = ["LOST_AFTER_S", "STEERING_LOGGER", "SessionState", "Suggestion", "Trail",
+           "read_trail", "verified_rows"]
