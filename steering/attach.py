@@ -111,6 +111,14 @@ CLOSED = "exchange closed"
 the workflow, as Academy's HTTP exchange does)."""
 
 
+def _unreachable(url: str, exc: BaseException) -> str:
+    """One plain line for an exchange that did not answer."""
+    if isinstance(exc, OSError | asyncio.TimeoutError) or "Connect" in type(exc).__name__:
+        return (f"cannot reach the exchange at {url}: nothing answers there (the workflow "
+                "and its exchange have probably ended); nothing was changed")
+    return f"cannot reach the exchange at {url}: {_line(exc)}"
+
+
 def _line(exc: BaseException) -> str:
     return (str(exc).splitlines() or [type(exc).__name__])[0][:300]
 
@@ -247,8 +255,7 @@ async def send_decision(decision: Decision, verb: str, timeout_s: float = 30.0
             manager = await asyncio.wait_for(Manager.from_exchange_factory(factory),
                                              timeout_s)
         except Exception as e:
-            raise AttachError(f"cannot reach the exchange at {decision.exchange}: "
-                              f"{_line(e)}") from None
+            raise AttachError(_unreachable(decision.exchange, e)) from None
         try:
             async with manager:
                 live = {str(a.uid).lower() for a in await asyncio.wait_for(
