@@ -115,6 +115,8 @@ class Trail:
     notes: list[str] = field(default_factory=list)
     kinds: dict[int, str] = field(default_factory=dict)
     """Row -> ``steering.kind`` of the verified rows."""
+    calls: dict[str, int] = field(default_factory=lambda: {"applied": 0, "reverted": 0})
+    """Calls really made (``apply``/``revert`` records of phase ``after``, result ``ok``)."""
 
     @property
     def records(self) -> int:
@@ -125,10 +127,7 @@ class Trail:
         ks = list(self.kinds.values())
         out = {k: ks.count(k) for k in ("incident", "suggestion", "approval", "rejection",
                                         "check", "escalation", "denied")}
-        out["applied"] = sum(1 for s in self.suggestions.values()
-                             if s.state.startswith(("applied", "checked", "reverted")))
-        out["reverted"] = sum(1 for s in self.suggestions.values()
-                              if s.state.startswith("reverted"))
+        out.update(self.calls)
         out["unverified"] = len(self.unverified)
         return out
 
@@ -283,15 +282,14 @@ def _suggestion(trail: Trail, session: str, sid: str, several: bool, get: dict[s
         sug.state = "rejected"
     elif kind == "expiry":
         sug.state = "expired"
-    elif kind == "denied":
-        if sug.state == "pending":
-            sug.state = "pending"  # a refused approval leaves it waiting
     elif kind == "apply" and get["steering.phase"] != "before":
         sug.state = "applied" + (f": {result}" if result else "")
+        trail.calls["applied"] += result == "ok"
     elif kind == "check":
         sug.state = "checked: " + (result or "?")
     elif kind == "revert" and get["steering.phase"] != "before":
         sug.state = "reverted" + (f": {result}" if result else "")
+        trail.calls["reverted"] += result == "ok"
     sug.records.append(record)
 
 

@@ -103,7 +103,9 @@ async def test_approve_a_pending_suggestion_from_the_pane(tmp_path: Path) -> Non
     wf = subprocess.Popen(
         [sys.executable, "-m", "steering.demo.straggler", "--workers", "3", "--rounds", "90",
          "--task-s", "0.04", "--slow-after", "20", "--slow-factor", "6", "--exchange", "http",
-         "--steer", "confirm", "--academy-home", str(home)],
+         "--steer", "confirm", "--academy-home", str(home),
+         # The demo holds up to 2 minutes for a person; this test approves, then ends.
+         "--confirm-wait", "15"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         assert wf.stdout is not None
