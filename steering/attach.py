@@ -86,7 +86,12 @@ async def attach(pool_dir: str | Path, exchange_url: str, *, mode: str = "sugges
     before = set(pool.glob("*.jsonlog"))
     with academy_home_env(pool.parent.parent), pool_logging(cfg), json_only():
         mine = set(pool.glob("*.jsonlog")) - before
-        manager = await Manager.from_exchange_factory(factory, log_config=cfg)
+        try:
+            manager = await asyncio.wait_for(
+                Manager.from_exchange_factory(factory, log_config=cfg), 60)
+        except Exception as e:
+            raise AttachError(_unreachable(exchange_url, e).replace(
+                "; nothing was changed", "")) from None
         try:
             async with manager:
                 steer = await launch_steering(manager, log_config=cfg, pool_dir=pool,

@@ -122,7 +122,7 @@ def _attach(args: argparse.Namespace, path: Any) -> int:
     _quiet_closed_loop_noise()
     sys.stderr.write(f"steering {path.name} in mode {args.mode} over {args.exchange} "
                      "(Ctrl-C stops)\n")
-    res = asyncio.run(attach(path, args.exchange, mode=args.mode, targets=targets,
+    res = run_quietly(attach(path, args.exchange, mode=args.mode, targets=targets,
                              llm=None if args.no_llm else "auto",
                              options=SteeringOptions(poll_s=args.poll),
                              duration_s=args.duration, idle_s=args.idle, on_event=show))

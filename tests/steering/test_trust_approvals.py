@@ -225,3 +225,15 @@ async def test_the_steering_agent_takes_json_and_proofs_only(tmp_path: Path) -> 
     denied = kinds(events, "denied")
     assert len(denied) == 3 and all(d["verb"] == "approve" for d in denied)
     assert [c for c in steering_calls(str(target.agent_id.uid)) if c[0] == "set_knob"]
+
+
+@pytest.mark.parametrize("scheme", ["http", "redis"])
+def test_attaching_to_a_dead_exchange_is_one_error_line(tmp_path: Path, scheme: str) -> None:
+    with steering_session(tmp_path) as (pool, _, audit):
+        suggest(audit)
+    res = cli(tmp_path, pool.name, "--exchange", f"{scheme}://127.0.0.1:{free_port()}",
+              "--mode", "apply", "--targets", "steering.demo.straggleragents:CoordinatorAgent")
+    assert res.returncode == 2
+    errors = [ln for ln in res.stderr.splitlines() if "error" in ln]
+    assert len(errors) == 1 and "nothing answers there" in errors[0], res.stderr
+    assert "Traceback" not in res.stderr and "Unclosed" not in res.stderr
