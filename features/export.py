@@ -1,8 +1,8 @@
 """Export tables as CSV (a spreadsheet opens it), JSON Lines (for jq) or SQLite (one
 table per kind of thing).
 
-Log records are untrusted input: any key and any value can appear. An export never fails
-as a whole because of one odd key or value; every record goes out.
+Log records are untrusted input (SECURITY.md R7): any key and any value can appear. An
+export never fails as a whole because of one odd key or value; every record goes out.
 
 CSV: a field holding a comma, a quote or a line break of any kind (a bare carriage return
 too) is quoted, so each record is exactly one row. Text that a spreadsheet would take for

@@ -1,4 +1,4 @@
-"""Log text is data: the one sanitizer for everything shown from a pool.
+"""Log text is data: the one sanitizer for everything shown from a pool (SECURITY.md R7).
 
 Any value of a record may hold terminal control sequences (``ESC[2J``, ``ESC]0;title BEL``,
 ``ESC[6n``, which makes a terminal type into the shell), C1 controls (``U+009B`` is CSI on

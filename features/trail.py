@@ -1,4 +1,4 @@
-"""The steering trail of a run, from verified records only.
+"""The steering trail of a run, from verified records only (SECURITY.md R6, R8).
 
 A steering agent writes one record per decision (``steering.*`` keys, logger
 ``academy_tui.steering``, see ``steering.audit``) and signs each with its session's secret

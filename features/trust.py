@@ -1,9 +1,9 @@
 """What academy-tui trusts, in code: the steering sessions of this user, kept outside the pool.
 
-Every record of a pool is untrusted (SECURITY.md): anyone who can write a file into the pool
-directory can write any record. What a steering agent must be able to prove, where to reach
-it and with which key, therefore lives in a *session file* that the steering agent writes
-for its own user when it starts:
+Every record of a pool is untrusted (SECURITY.md, R1, R3, R6): anyone who can write a file
+into the pool directory can write any record. What a steering agent must be able to prove,
+where to reach it and with which key, therefore lives in a *session file* that the steering
+agent writes for its own user when it starts:
 
     $ACADEMY_TUI_STATE_DIR/steering/<agent-uuid>.json      (directory 0700, file 0600)
     (else $XDG_STATE_HOME/academy-tui/..., else ~/.local/state/academy-tui/...)

@@ -14,10 +14,11 @@ escalates when the slowdown did not end (:mod:`steering.steerer`). Every step is
 event (:mod:`steering.audit`) in the run's pool, signed with the session's secret. A failing
 step is logged and the loop goes on; the agent never raises into the workflow.
 
-Trust (SECURITY.md): at start-up it writes its session file for its user (0600, outside the
-pool: :mod:`features.trust`) with a fresh secret; ``approve``/``reject`` are obeyed only with
-a proof made with that secret over the exact call approved. It speaks JSON only on the
-exchange (:mod:`steering.wire`): it accepts no pickled request and unpickles no reply.
+Trust (SECURITY.md R2, R3, R6): at start-up it writes its session file for its user (0600,
+outside the pool: :mod:`features.trust`) with a fresh secret; ``approve``/``reject`` are
+obeyed only with a proof made with that secret over the exact call approved. It speaks JSON
+only on the exchange (:mod:`steering.wire`): it accepts no pickled request and unpickles no
+reply.
 """
 
 from __future__ import annotations

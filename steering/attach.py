@@ -7,7 +7,7 @@ exchanges can be reached from here: Redis (``redis://HOST:PORT``) or Academy's H
 exchange (``http://HOST:PORT``); a run on the local exchange is steered from inside, with
 :func:`steering.agent.launch_steering`.
 
-Where to connect and which agent to call never come from the pool (SECURITY.md): an
+Where to connect and which agent to call never come from the pool (SECURITY.md R1, R2, R3, R8): an
 approval goes to the steering agent and exchange named in this user's session file
 (:mod:`features.trust`), or to an exchange the user typed, and carries a proof made with
 the session's secret over the call the verified trail shows. All traffic is JSON only

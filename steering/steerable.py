@@ -12,7 +12,7 @@ A workflow agent opts in per action, with the decorator stacked on ``@action`` (
         @action
         async def get_sleep(self) -> float: ...
 
-The declaration holds at the action, for every caller (SECURITY.md): the decorator wraps the
+The declaration holds at the action, for every caller (SECURITY.md R5): the decorator wraps the
 method, so a call with arguments outside the declaration (a value out of ``lo..hi``, NaN, a
 bool or a string for a number, an unknown keyword) or beyond ``max_per_minute`` (per agent
 and AgentRef value, over the last 60 s) raises :class:`SteeringRefused` and logs a warning

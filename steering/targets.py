@@ -1,6 +1,6 @@
 """Which workflow agents the steering agent may steer, who they are, and what each declared.
 
-Nothing here is taken from the pool's word alone (SECURITY.md):
+Nothing here is taken from the pool's word alone (SECURITY.md R2, R4):
 
 - **Declarations** come from agent classes loaded in the steering agent's own process: the
   classes the launching workflow had imported (:func:`class_paths`, passed along by

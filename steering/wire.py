@@ -3,7 +3,7 @@
 Academy serializes a request's arguments and its reply with a strategy named in the message
 itself, pickle by default, and a reply's strategy is chosen by whoever answers. Unpickling
 a reply runs code of the sender's choosing, and any client that reaches a Redis server or an
-HTTP exchange can answer in an agent's name (SECURITY.md). So everything academy-tui sends
+HTTP exchange can answer in an agent's name (SECURITY.md R2). So everything academy-tui sends
 is JSON, and every reply it reads must be JSON: :func:`json_only` sets academy-py's
 ``default_serializer`` and ``allowed_deserializers`` for the calling context, and
 :data:`JSON_RUNTIME` does the same for the steering agent's own runtime (the requests it
