@@ -16,17 +16,41 @@ from features.table import Table
 
 # Categories of wall-clock time, highest priority first: an instant in which some action
 # executes counts as execution even if another call is in transit at the same time.
-CATEGORIES = ("execution", "queue", "reply", "caller", "startup", "shutdown", "idle")
+CATEGORIES = ("execution", "agent_startup", "stalled", "queue", "reply", "caller", "startup",
+              "shutdown", "idle")
+CATEGORY_WORDS = {
+    "execution": "execution", "agent_startup": "agent start-up",
+    "stalled": "stalled on a lost agent", "queue": "messaging (requests)",
+    "reply": "messaging (replies)", "caller": "callers between calls",
+    "startup": "run start-up", "shutdown": "shutdown", "idle": "idle",
+}
+"""How people call each category (the keys stay stable for code)."""
 CATEGORY_HELP = {
     "execution": "an action was executing in an agent",
-    "queue": "a request was queued or in transit (sent, not yet executing: includes "
-             "waiting for the agent to start)",
+    "agent_startup": "a request waited for its agent to start (its process, imports and "
+                     "the agent's own start-up), from the call until the agent was running",
+    "stalled": "a request waited on an agent that had crashed, whose process had ended, or "
+               "that never started: it never ran",
+    "queue": "a request was in transit to a running agent (sent, not yet executing)",
     "reply": "a result was on its way back to the caller",
     "caller": "between a caller's consecutive calls (the caller's own work or sleep)",
-    "startup": "before the first action started (process and agent start-up)",
-    "shutdown": "after the last action ended (shutdown and teardown)",
-    "idle": "no action in flight and no caller between calls",
+    "startup": "before the first call (process start, imports, exchange, executor and "
+               "manager start-up)",
+    "shutdown": "after the last call ended (shutdown and teardown)",
+    "idle": "no call in flight and no caller between calls",
 }
+
+
+def process_kind(process_name: Any, same_as_launcher: bool) -> str:
+    """What kind of process an agent ran in, from its ``processName``."""
+    name = str(process_name or "")
+    if name.startswith("HTEX-Worker") or "parsl" in name.lower():
+        return "a Parsl HTEX worker process"
+    if name.startswith(("SpawnProcess", "ForkProcess", "ForkServerProcess", "Process-")):
+        return "a worker process"
+    if same_as_launcher:
+        return "a thread of the process that launched it"
+    return f"another process ({name})" if name else "an unknown process"
 
 
 @dataclass
@@ -47,6 +71,18 @@ class TimeBreakdown:
     callers: list[dict[str, Any]] = field(default_factory=list)
     """Per caller: calls, busy span, time in calls, time between calls."""
     notes: list[str] = field(default_factory=list)
+    startups: list[dict[str, Any]] = field(default_factory=list)
+    """Per agent that calls waited for: ``agent_id``, ``class``, ``process`` (file),
+    ``process_kind``, ``t_launched``, ``t_running``, ``startup_s`` (launch to running),
+    ``waited_s`` (time calls waited for it, overlaps counted once), ``calls`` waiting,
+    ``row`` (evidence: the first waiting call's start record)."""
+    stalls: list[dict[str, Any]] = field(default_factory=list)
+    """Per agent that calls waited on in vain: ``agent_id``, ``status``, ``reason``,
+    ``t_gone``, ``stalled_s``, ``calls``, ``row``."""
+
+    def words(self, category: str) -> str:
+        """The category's name for people."""
+        return CATEGORY_WORDS.get(category, category)
 
     @property
     def excess_s(self) -> float | None:
@@ -78,57 +114,71 @@ def _union_length(starts: np.ndarray, ends: np.ndarray) -> float:
 
 
 def where_time_went(actions: Table, t0: float, t1: float,
-                    expected_s: float | None = None) -> TimeBreakdown:
-    """Attribute every instant of ``[t0, t1]`` to one category.
+                    expected_s: float | None = None, agents: Table | None = None,
+                    processes: Table | None = None) -> TimeBreakdown:
+    """Attribute every instant of ``[t0, t1]`` to one category (see :data:`CATEGORIES`).
 
-    Intervals per action: queue (``t_sending``->``t_exec_start``), execution
-    (``t_exec_start``->``t_exec_end``) and reply (``t_exec_end``->``t_end``); per caller,
-    the gaps between its consecutive calls. Elementary segments between all interval
-    boundaries take the highest-priority category active in them; what precedes the first
-    action is start-up and what follows the last one is shutdown."""
+    A call is in flight from its send to its end (success, exception, cancel, or the end
+    of the run), executed or not. While it waits, it waits for something: for its agent to
+    start (``agent_startup``, until the agent's ``Running agent`` record), on an agent that
+    crashed, whose process ended or that never started (``stalled``), or in transit to a
+    running agent (``queue``). Then execution, then the reply. Per caller, the gaps between
+    its consecutive calls. Elementary segments between all interval boundaries take the
+    highest-priority category active in them; what precedes the first call is run start-up
+    and what follows the last one is shutdown. ``agents`` (``Run.agents()``) and
+    ``processes`` (``Run.processes()``) name who was waited for; without them waiting is
+    all ``queue``."""
     wall = max(t1 - t0, 0.0)
     ivs: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {c: [] for c in CATEGORIES}
     n = len(actions)
     callers: list[dict[str, Any]] = []
+    startups: list[dict[str, Any]] = []
+    stalls: list[dict[str, Any]] = []
     first_t = last_t = None
     if n:
         ts = actions["t_start"]
         send = np.where(np.isnan(actions["t_sending"]), ts, actions["t_sending"])
         xs, xe, te = actions["t_exec_start"], actions["t_exec_end"], actions["t_end"]
-        ivs["queue"].append((send, xs))
+        open_call = ~np.isnan(send) & np.isnan(te)
+        call_end = np.where(np.isnan(te), t1, te)
+        known, ready, gone, never = _agent_times(actions, agents)
+        # Waiting for the agent to start: from the send until it runs (or executes this
+        # call, or the call ends). An agent with no running record that executed calls
+        # was ready: only calls that did not execute wait on it.
+        wait_end = np.fmin(np.fmin(np.where(np.isnan(ready), np.inf, ready), call_end),
+                           np.where(np.isnan(xs), np.inf, xs))
+        waiting = ~np.isnan(send) & ~never & (
+            (ready > send) | (known & np.isnan(ready) & np.isnan(xs)))
+        su_s = np.where(waiting, send, np.nan)
+        su_e = np.where(waiting, np.fmin(wait_end, np.where(np.isnan(gone), np.inf, gone)),
+                        np.nan)
+        ivs["agent_startup"].append((su_s, su_e))
+        # Stalled: on an agent that never started, or after its crash or process end.
+        stall_from = np.where(never, send, np.fmax(send, gone))
+        stall_to = np.where(np.isnan(xs), call_end,
+                            np.where(np.isnan(xe) & ~np.isnan(gone), call_end, np.nan))
+        stalled = ~np.isnan(send) & (never | ~np.isnan(gone)) & (stall_to > stall_from)
+        st_s = np.where(stalled, stall_from, np.nan)
+        st_e = np.where(stalled, stall_to, np.nan)
+        ivs["stalled"].append((st_s, st_e))
+        ivs["queue"].append((send, np.where(np.isnan(xs), np.where(open_call, t1, np.nan),
+                                            xs)))
         ivs["execution"].append((xs, xe))
         ivs["reply"].append((xe, te))
-        # In-flight or orphaned calls: the caller waited from send to the run's end.
-        open_call = ~np.isnan(send) & np.isnan(te)
-        waiting_end = np.where(open_call & np.isnan(xs), t1, np.nan)
-        ivs["queue"].append((send, waiting_end))
-        exec_open = open_call & ~np.isnan(xs) & np.isnan(xe)
+        exec_open = ~np.isnan(xs) & np.isnan(xe)
         ivs["execution"].append((np.where(exec_open, xs, np.nan),
-                                 np.where(exec_open, t1, np.nan)))
+                                 np.where(exec_open, np.fmin(
+                                     t1, np.where(np.isnan(gone), np.inf, gone)), np.nan)))
         starts_any = np.fmin(np.fmin(ts, send), xs)
         ends_any = np.fmax(np.fmax(te, xe), np.where(open_call, t1, np.nan))
         if np.isfinite(starts_any).any():
             first_t = float(np.nanmin(starts_any))
         if np.isfinite(ends_any).any():
             last_t = float(np.nanmax(ends_any))
-        caller_col = actions["caller"]
-        for caller in sorted({c for c in caller_col if c is not None}):
-            m = (caller_col == caller) & ~np.isnan(starts_any)
-            cs, ce = starts_any[m], ends_any[m]
-            order = np.argsort(cs)
-            cs, ce = cs[order], ce[order]
-            reach = np.maximum.accumulate(np.nan_to_num(ce, nan=-np.inf))
-            gap_s = cs[1:]
-            gap_e = reach[:-1]
-            # A gap runs from the end of everything before to the next call's start.
-            g_start, g_end = gap_e, gap_s
-            ivs["caller"].append((g_start, g_end))
-            span = float(np.nanmax(ce) - cs[0]) if len(cs) else 0.0
-            in_calls = _union_length(cs, ce)
-            callers.append({
-                "caller": caller, "calls": int(m.sum()), "span_s": span,
-                "in_calls_s": in_calls, "between_calls_s": max(span - in_calls, 0.0),
-            })
+        callers = _callers(actions, starts_any, ends_any, ivs)
+        if agents is not None and len(agents):
+            startups = _startups(actions, agents, processes, su_s, su_e)
+            stalls = _stalls(actions, agents, st_s, st_e)
     seconds = _attribute(ivs, t0, t1, first_t, last_t)
     phase = {
         "queue": float(np.nansum(actions["queue_s"])) if n else 0.0,
@@ -139,7 +189,102 @@ def where_time_went(actions: Table, t0: float, t1: float,
     if n == 0:
         notes.append("no actions in this run: all time is start-up or idle")
     return TimeBreakdown(t0, t1, wall, expected_s, seconds, phase, n, first_t, last_t,
-                         callers, notes)
+                         callers, notes, startups, stalls)
+
+
+def _agent_times(actions: Table, agents: Table | None
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per call: whether its agent is known, the agent's running time, the time it
+    stopped answering (crash or its process's end; NaN if it did not) and whether it never
+    started."""
+    n = len(actions)
+    nan = np.full(n, np.nan)
+    if agents is None or not len(agents):
+        no = np.zeros(n, dtype=bool)
+        return no, nan, nan.copy(), no.copy()
+    first: dict[Any, int] = {}
+    for i, a in enumerate(agents["agent_id"].tolist()):
+        first.setdefault(a, i)
+    idx = np.array([first.get(a, -1) for a in actions["agent_id"].tolist()], dtype=np.int64)
+    has = idx >= 0
+    safe = np.maximum(idx, 0)
+    ready = np.where(has, agents["t_running"][safe], np.nan)
+    status = np.asarray(agents["status"], dtype=object)
+    t_crash = np.asarray(agents["t_crash"], dtype=np.float64)
+    crashed = np.asarray(status == "crashed")
+    gone = np.where(has & crashed[safe], t_crash[safe], np.nan)
+    never = has & np.asarray(status == "never started")[safe]
+    return has, ready, gone, never
+
+
+def _callers(actions: Table, starts_any: np.ndarray, ends_any: np.ndarray,
+             ivs: dict[str, list[tuple[np.ndarray, np.ndarray]]]) -> list[dict[str, Any]]:
+    callers = []
+    caller_col = actions["caller"]
+    for caller in sorted({c for c in caller_col if c is not None}):
+        m = (caller_col == caller) & ~np.isnan(starts_any)
+        cs, ce = starts_any[m], ends_any[m]
+        order = np.argsort(cs)
+        cs, ce = cs[order], ce[order]
+        reach = np.maximum.accumulate(np.nan_to_num(ce, nan=-np.inf))
+        # A gap runs from the end of everything before to the next call's start.
+        ivs["caller"].append((reach[:-1], cs[1:]))
+        span = float(np.nanmax(ce) - cs[0]) if len(cs) else 0.0
+        in_calls = _union_length(cs, ce)
+        callers.append({
+            "caller": caller, "calls": int(m.sum()), "span_s": span,
+            "in_calls_s": in_calls, "between_calls_s": max(span - in_calls, 0.0),
+        })
+    return callers
+
+
+def _startups(actions: Table, agents: Table, processes: Table | None, su_s: np.ndarray,
+              su_e: np.ndarray) -> list[dict[str, Any]]:
+    names: dict[Any, Any] = {}
+    if processes is not None and len(processes):
+        names = dict(zip(processes["file"].tolist(), processes["processName"].tolist(),
+                         strict=True))
+    out = []
+    target = actions["agent_id"]
+    rows = actions["row_start"]
+    for i, a in enumerate(agents["agent_id"].tolist()):
+        m = (target == a) & ~np.isnan(su_s) & (su_e > su_s)
+        if not m.any():
+            continue
+        f, lf = agents["file"][i], agents["launch_file"][i]
+        first = int(np.flatnonzero(m)[np.argmin(su_s[m])])
+        out.append({
+            "agent_id": a, "class": agents["class"][i], "process": f,
+            "process_kind": process_kind(names.get(f), f is not None and f == lf)
+            if f is not None else "a process that never logged",
+            "t_launched": float(agents["t_launched"][i]),
+            "t_running": float(agents["t_running"][i]),
+            "startup_s": float(agents["t_running"][i] - agents["t_launched"][i]),
+            "waited_s": _union_length(su_s[m], su_e[m]), "calls": int(m.sum()),
+            "row": int(rows[first]),
+        })
+    out.sort(key=lambda d: -d["waited_s"])
+    return out
+
+
+def _stalls(actions: Table, agents: Table, st_s: np.ndarray, st_e: np.ndarray
+            ) -> list[dict[str, Any]]:
+    out = []
+    target = actions["agent_id"]
+    rows = actions["row_start"]
+    for i, a in enumerate(agents["agent_id"].tolist()):
+        m = (target == a) & ~np.isnan(st_s) & (st_e > st_s)
+        if not m.any():
+            continue
+        first = int(np.flatnonzero(m)[np.argmin(st_s[m])])
+        out.append({"agent_id": a, "class": agents["class"][i],
+                    "status": agents["status"][i], "reason": agents["crash_reason"][i]
+                    if "crash_reason" in agents.columns else None,
+                    "t_gone": float(agents["t_crash"][i]),
+                    "stalled_s": _union_length(st_s[m], st_e[m]), "calls": int(m.sum()),
+                    "row": int(rows[first])})
+    out.sort(key=lambda d: -d["stalled_s"])
+    return out
 
 
 def _attribute(ivs: dict[str, list[tuple[np.ndarray, np.ndarray]]], t0: float, t1: float,

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from features.analyses import CATEGORIES
+from features.analyses import CATEGORIES, CATEGORY_WORDS
 from features.report import count, fmt_s
 from features.table import Table
 
@@ -27,9 +27,6 @@ if TYPE_CHECKING:
 
 PHASES = (("total", "total_s"), ("queue", "queue_s"), ("execution", "exec_s"),
           ("reply", "reply_s"))
-CATEGORY_WORDS = {"startup": "start-up", "shutdown": "shutdown", "execution": "execution",
-                  "queue": "queue and transit", "reply": "replies",
-                  "caller": "callers between calls", "idle": "idle"}
 CATEGORY_PHASE = {"execution": "execution", "queue": "queue", "reply": "reply"}
 """Categories of wall time that one phase of the actions explains."""
 COLUMNS = ("agent_class", "action", "phase", "presence", "count_a", "count_b", "p50_a",

@@ -4,7 +4,7 @@ time go?") answered with numbers and evidence, as text, Markdown or JSON."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any
@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from features import analyses
+from features.causes import Cause, causes, excess_sentence
 from features.run import Run
 from features.runs import status_of
 from features.table import Table
@@ -98,10 +99,12 @@ def evidence(run: Run, row: int) -> str:
     return f"{short_file(ev.file_names[ev.file[row]])}:{int(ev.line[row])}"
 
 
-def answer(tb: analyses.TimeBreakdown) -> str:
-    """The one-paragraph answer to "where did the time go?"."""
+def answer(tb: analyses.TimeBreakdown, found: list[Cause] | None = None,
+           cite: Callable[[int], str] | None = None) -> str:
+    """The one-paragraph answer to "where did the time go?": the categories, then the
+    excess named by its causes (:mod:`features.causes`; from ``tb`` alone when ``found``
+    is not given, which names agents waited for but no slow calls)."""
     s = tb.seconds
-    msg = s["queue"] + s["reply"]
     parts = []
     if tb.expected_s is not None and tb.excess_s is not None:
         pct = tb.excess_s / tb.expected_s * 100 if tb.expected_s else float("nan")
@@ -113,32 +116,21 @@ def answer(tb: analyses.TimeBreakdown) -> str:
     if tb.actions == 0:
         parts.append("No action was called, so all of it is start-up or idle time.")
         return " ".join(parts)
-    overhead = s["startup"] + s["shutdown"] + msg + s["idle"]
-    parts.append(
-        f"Start-up before the first action took {fmt_s(s['startup'])}, shutdown after the "
-        f"last one {fmt_s(s['shutdown'])}, and messages in transit (queue and reply, not "
-        f"overlapped by any execution) {fmt_s(msg)}: {fmt_s(overhead)} of overhead in all "
-        f"({overhead / tb.wall_s * 100 if tb.wall_s else 0:.0f}% of the run)."
-    )
+    msg = s["queue"] + s["reply"]
+    waits = []
+    if s["agent_startup"] > 0:
+        waits.append(f"calls waited {fmt_s(s['agent_startup'])} for their agents to start")
+    if s["stalled"] > 0:
+        waits.append(f"{fmt_s(s['stalled'])} on agents that had crashed or never started")
+    parts.append(f"Run start-up before the first call took {fmt_s(s['startup'])}, "
+                 + "".join(w + ", " for w in waits)
+                 + f"messages were in transit for {fmt_s(msg)} (not overlapped by any "
+                 f"execution) and shutdown after the last call took {fmt_s(s['shutdown'])}.")
     parts.append(f"Actions were executing for {fmt_s(s['execution'])} and callers were "
                  f"between calls (their own work or sleep) for {fmt_s(s['caller'])}.")
-    if tb.excess_s is not None and tb.excess_s > 0:
-        named = {"start-up": s["startup"], "shutdown": s["shutdown"], "messaging": msg,
-                 "idle": s["idle"]}
-        ranked = [(k, v) for k, v in sorted(named.items(), key=lambda kv: -kv[1]) if v > 0]
-        if overhead >= tb.excess_s:
-            # Shares of the excess would run past 100%: name the parts, not their shares
-            # (and no derived ratio: every number an answer gives is one the data holds).
-            biggest = ", ".join(f"{k} {fmt_s(v)}" for k, v in ranked[:3])
-            parts.append(f"Overhead alone ({fmt_s(overhead)}) is more than the whole "
-                         f"excess of {fmt_s(tb.excess_s)}: {biggest}; the work itself took "
-                         "no longer than expected.")
-        else:
-            share = ", ".join(f"{k} {fmt_s(v)} ({v / tb.excess_s * 100:.0f}%)"
-                              for k, v in ranked[:3])
-            parts.append(f"Of the excess of {fmt_s(tb.excess_s)}: {share}; the other "
-                         f"{fmt_s(tb.excess_s - overhead)} is execution or caller time beyond "
-                         "what was expected: see the slowest actions.")
+    why = excess_sentence(tb, causes(tb) if found is None else found, cite)
+    if why:
+        parts.append(why)
     return " ".join(parts)
 
 
@@ -170,11 +162,15 @@ def build(run: Run, expected_s: float | None = None, top: int = 10,
         head.lines.append("The pool holds no records yet.")
         return secs
     tb = run.where_time_went(expected_s)
-    wt = Section("Where the time went", [answer(tb), ""], data=tb.as_dict())
+    found = causes(tb, run, run.detection() if anomalies else None)
+    data = tb.as_dict()
+    data["causes"] = [c.as_dict() for c in found]
+    wt = Section("Where the time went",
+                 [answer(tb, found, lambda r: evidence(run, r)), ""], data=data)
     rows = []
     for cat in analyses.CATEGORIES:
         v = tb.seconds[cat]
-        rows.append({"category": cat, "seconds": round(v, 6),
+        rows.append({"category": tb.words(cat), "seconds": round(v, 6),
                      "share": f"{v / tb.wall_s * 100:.1f}%" if tb.wall_s else "-",
                      "meaning": analyses.CATEGORY_HELP[cat]})
     rows.append({"category": "wall", "seconds": round(tb.wall_s, 6), "share": "100%",
@@ -200,11 +196,13 @@ def build(run: Run, expected_s: float | None = None, top: int = 10,
     }, name="processes")))
     ag = run.agents()
     if len(ag):
+        waited = {d["agent_id"]: d["waited_s"] for d in tb.startups}
         secs.append(Section("Agents", table=Table({
             "agent_id": ag["agent_id"], "class": ag["class"],
             "process": [short_file(f) if f else "-" for f in ag["file"]],
             "launched_s": np.round(ag["t_launched"] - ev.t0, 3),
             "startup_s": np.round(ag["t_running"] - ag["t_launched"], 3),
+            "waited_for_s": [round(waited.get(a, 0.0), 3) for a in ag["agent_id"]],
             "shutdown_s": np.round(ag["t_shutdown"] - ev.t0, 3),
             "status": ag["status"],
         }, name="agents")))

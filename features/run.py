@@ -120,7 +120,11 @@ class Run:
     # -- things ------------------------------------------------------------------------
 
     def agents(self) -> Table:
-        return self._cached("agents", lambda: things.agents(self.events()))
+        """One row per agent (see :func:`features.things.agents`), with what its process's
+        file says: an agent of a process killed mid-run is ``crashed``, one that never ran
+        in a finished run ``never started`` (:func:`features.things.mark_process_ends`)."""
+        return self._cached("agents", lambda: things.mark_process_ends(
+            things.agents(self.events()), self.processes(), self.live))
 
     def actions(self) -> Table:
         return self._cached("actions", lambda: self._action_index.table(
@@ -198,7 +202,15 @@ class Run:
 
     def where_time_went(self, expected_s: float | None = None) -> analyses.TimeBreakdown:
         ev = self.events()
-        return analyses.where_time_went(self.actions(), ev.t0, ev.t1, expected_s)
+        return analyses.where_time_went(self.actions(), ev.t0, ev.t1, expected_s,
+                                        agents=self.agents(), processes=self.processes())
+
+    def detection(self) -> Any:
+        """:func:`features.detect.detect` of the run (slowdowns, hangs...), cached until the
+        run grows (imported here: scikit-learn is a heavy import)."""
+        from features.detect import detect
+
+        return self._cached("detection", lambda: detect(self))
 
     def action_stats(self) -> Table:
         return analyses.group_stats(self.actions())

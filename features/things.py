@@ -10,6 +10,7 @@ Times are absolute seconds since the epoch (``created``); durations are seconds.
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 from collections.abc import Sequence
@@ -297,7 +298,8 @@ def agents(ev: Events) -> Table:
 
     Columns: ``agent_id`` (display id), ``uuid`` (from the ``Launched agent`` record's
     arguments, when logged), ``name``, ``class``, ``file`` and ``pid`` of the process it
-    ran in (where ``Running agent`` was logged), ``t_launched``, ``t_starting``,
+    ran in (where ``Running agent`` was logged), ``launch_file`` (where it was launched
+    from), ``t_launched``, ``t_starting``,
     ``t_running``, ``t_shutting_down``, ``t_shutdown``, ``t_crash`` (the crash record),
     ``expected_shutdown``,
     ``crashed``, ``status`` (launched | running | shut down | crashed) and the evidence
@@ -355,12 +357,14 @@ def agents(ev: Events) -> Table:
     status[p["running"] >= 0] = "running"
     status[p["shutdown"] >= 0] = "shut down"
     status[crashed] = "crashed"
+    lf = np.where(p["launched"] >= 0, ev.file[np.maximum(p["launched"], 0)], -1)
     return Table({
         "agent_id": np.asarray(aids, dtype=object)[idx] if n else np.empty(0, dtype=object),
         "uuid": uuids,
         "name": names,
         "class": classes,
         "file": file_names[hf],
+        "launch_file": file_names[lf],
         "pid": pid,
         "t_launched": _at(ev.created, p["launched"]),
         "t_starting": _at(ev.created, p["starting"]),
@@ -376,6 +380,42 @@ def agents(ev: Events) -> Table:
         "row_shutdown": p["shutdown"],
         "row_crash": p["crash"],
     }, name="agents")
+
+
+def mark_process_ends(agents_table: Table, procs: Table, live: bool) -> Table:
+    """The agents table with what their processes say: an agent still ``launched`` or
+    ``running`` whose process's file ended abruptly (no closing record, not written
+    lately: a kill or a crash) is ``crashed`` from that file's last record on
+    (``t_crash``, ``crash_reason``); in a finished run, an agent that was launched but never
+    ran is ``never started``. Adds ``t_gone``: when the agent stopped being able to answer
+    (shutdown, crash or its process's end; NaN while it may still)."""
+    n = len(agents_table)
+    status = np.array(agents_table["status"], dtype=object).copy()
+    t_crash = np.array(agents_table["t_crash"], dtype=np.float64).copy()
+    crashed = np.array(agents_table["crashed"], dtype=bool).copy()
+    reason = np.empty(n, dtype=object)
+    reason[crashed] = "it raised or its shutdown was not expected"
+    ends = dict(zip(procs["file"].tolist(), zip(procs["end"].tolist(),
+                                                 procs["t_last"].tolist(), strict=True),
+                    strict=True))
+    files = agents_table["file"].tolist()
+    for i in range(n):
+        if status[i] not in ("launched", "running"):
+            continue
+        end, t_last = ends.get(files[i], (None, math.nan))
+        if end == "abrupt":
+            status[i] = "crashed"
+            crashed[i] = True
+            t_crash[i] = t_last if math.isnan(t_crash[i]) else t_crash[i]
+            reason[i] = "its process's log stops without a closing record (killed or crashed)"
+        elif not live and status[i] == "launched" and files[i] is None:
+            status[i] = "never started"
+            reason[i] = "no record of it running in any process"
+    gone = np.fmin(np.array(agents_table["t_shutdown"], dtype=np.float64), t_crash)
+    cols = {c: agents_table[c] for c in agents_table.columns}
+    cols.update(status=status, t_crash=t_crash, crashed=crashed, crash_reason=reason,
+                t_gone=gone)
+    return Table(cols, name=agents_table.name)
 
 
 def launch_claims(ev: Events) -> Table:
