@@ -19,8 +19,10 @@ from typing import Any
 import numpy as np
 
 from features import analyses, things
-from features.events import Events
+from features.events import Events, typed
 from features.loader import load as bulk_load
+from features.normalize import is_null, to_int
+from features.parse import FLAG_RAW_INT, INT_KEYS
 from features.reader import PollResult, PoolReader
 from features.runs import LIVE_WINDOW_S, resolve
 from features.table import Table
@@ -41,6 +43,8 @@ class Run:
         """Things the reader noticed (files replaced, deleted, unreadable)."""
         self.file_growth: dict[int, float] = {}
         """File index -> wall time it was last seen growing (for liveness)."""
+        self._time_note: str | None = None
+        """The note on records left out of the run's bounds, as last said."""
 
     @property
     def uuid(self) -> str:
@@ -54,6 +58,7 @@ class Run:
         :func:`features.loader.load` for ``local_first``)."""
         res = bulk_load(self.reader, progress=progress, workers=workers,
                         local_first=local_first)
+        self._settle(res)
         self.notes.extend(res.notes)
         self._mark_growth()
         return res
@@ -62,12 +67,32 @@ class Run:
         """Read what was appended since the last call (new files included)."""
         before = [f.size for f in self.store.files]
         res = self.reader.poll()
+        self._settle(res)
         self.notes.extend(res.notes)
         now = time.time()
         for i, f in enumerate(self.store.files):
             if i >= len(before) or f.size != before[i]:
                 self.file_growth[i] = now
         return res
+
+    def _settle(self, res: PollResult) -> None:
+        """After a read: once the run is over (no file written within the live window),
+        take the unterminated last lines that no writer will complete (a crash, or a
+        write cut short); while it is live they are held and retried. Then say which
+        records' times are left out of the run's bounds, when that changed."""
+        if self.reader.pending_bytes() and not self.live:
+            more = self.reader.finish()
+            res.records += more.records
+            res.bad += more.bad
+            res.batches += more.batches
+            res.notes.extend(more.notes)
+        note = self.store.time_note()
+        if note != self._time_note:
+            if self._time_note in self.notes:
+                self.notes.remove(self._time_note)
+            self._time_note = note
+            if note is not None:
+                res.notes.append(note)
 
     def _mark_growth(self) -> None:
         for i, f in enumerate(self.store.files):
@@ -196,6 +221,7 @@ class Run:
         for k in keys:
             col = ev.column(k)
             cols[k] = col[rows]
+        _raw_ints(ev, rows, cols)
         return Table(cols, name="events")
 
     # -- analyses ----------------------------------------------------------------------
@@ -223,11 +249,37 @@ class Run:
         if what == "agents":
             ag = self.agents()
             start = np.where(np.isnan(ag["t_running"]), ag["t_launched"], ag["t_running"])
-            return analyses.concurrency(start, ag["t_shutdown"], t_end)
+            return analyses.concurrency(start, ag["t_gone"], t_end)
         acts = self.actions()
         if what == "in flight":
             return analyses.concurrency(acts["t_start"], acts["t_end"], t_end)
-        return analyses.concurrency(acts["t_exec_start"], acts["t_exec_end"], t_end)
+        # An execution still open when its agent crashed (or its process died) ended there.
+        ag = self.agents()
+        gone = dict(zip(ag["agent_id"].tolist(), ag["t_gone"].tolist(), strict=True))
+        died = np.array([gone.get(a, np.nan) for a in acts["agent_id"].tolist()],
+                        dtype=np.float64)
+        ends = np.where(np.isnan(acts["t_exec_end"]) & ~np.isnan(died), died,
+                        acts["t_exec_end"])
+        return analyses.concurrency(acts["t_exec_start"], ends, t_end)
+
+
+def _raw_ints(ev: Events, rows: np.ndarray, cols: dict[str, Any]) -> None:
+    """Put back, as written, the values the integer columns could not hold (-1 there;
+    :data:`~features.parse.FLAG_RAW_INT`): the rows keep them, not a made-up -1."""
+    keys = [k for k in INT_KEYS if k in cols]
+    if not keys or not len(rows):
+        return
+    pos = np.flatnonzero((ev.flags[rows] & FLAG_RAW_INT) != 0)
+    if not len(pos):
+        return
+    recs = ev.records(rows[pos])
+    for k in keys:
+        col = cols[k].astype(object)
+        for p, rec in zip(pos.tolist(), recs, strict=True):
+            v = None if rec is None else rec.get(k)
+            if col[p] == -1 and not is_null(v) and to_int(v) != -1:
+                col[p] = typed(v)
+        cols[k] = col
 
 
 def default_event_keys(ev: Events, rows: np.ndarray) -> list[str]:

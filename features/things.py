@@ -400,7 +400,7 @@ def mark_process_ends(agents_table: Table, procs: Table, live: bool) -> Table:
                     strict=True))
     files = agents_table["file"].tolist()
     for i in range(n):
-        if status[i] not in ("launched", "running"):
+        if status[i] not in ("launched", "running", "crashed"):
             continue
         end, t_last = ends.get(files[i], (None, math.nan))
         if end == "abrupt":

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -188,8 +189,17 @@ def build_lanes(agents: Table, actions: Table, concurrency: tuple[np.ndarray, np
         st = np.fromiter((STATUS_CODE.get(s, INFLIGHT) for s in actions["status"]), np.uint8, n)
         for f, (plain, marked) in JUDGED.items():
             st[(flag == f) & (st == plain)] = marked
+        # An execution still open when its agent crashed or its process died ends there.
+        gone: dict[Any, float] = {}
+        if "t_gone" in agents.columns:
+            gone = dict(zip(agents["agent_id"].tolist(), agents["t_gone"].tolist(),
+                            strict=True))
+        died = np.array([gone.get(a, np.nan) for a in actions["agent_id"].tolist()],
+                        dtype=np.float64)
+        xe = np.where(np.isnan(actions["t_exec_end"]) & ~np.isnan(died), died,
+                      actions["t_exec_end"])
         add(_lookup(actions["agent_id"], index), actions["t_exec_start"] - t0,
-            actions["t_exec_end"] - t0, st, rows)
+            xe - t0, st, rows)
         # The caller's wait, in its own lane (the driver's lane for user callers).
         add(_lookup(actions["caller"], index), actions["t_start"] - t0,
             actions["t_end"] - t0, WAIT, rows)
