@@ -177,6 +177,31 @@ def _call_cause(run: Run, t: dict[str, Any], kind: str) -> Cause:
                  f"{t.get('agent_id')}{took}{times}", int(row) if row is not None else -1)
 
 
+def per_call(run: Run, expected: dict[str, float]) -> list[Cause]:
+    """For each action with an expected duration per call (``{"next_item": 0.5}``): how
+    its calls compare (caller's view, start to end), as a cause with the seconds beyond
+    what was expected (summed over the calls that took longer)."""
+    acts = run.actions()
+    out = []
+    for action, want in expected.items():
+        m = (acts["action"] == action) & np.isfinite(acts["total_s"])
+        if not m.any():
+            out.append(Cause("expected per call", 0.0,
+                             f"no finished {action} call to compare with {_fmt(want)}"))
+            continue
+        d = acts["total_s"][m]
+        over = float(np.clip(d - want, 0, None).sum())
+        med = float(np.median(d))
+        n = int(m.sum())
+        worst = int(np.flatnonzero(m)[np.argmax(d)])
+        out.append(Cause(
+            "expected per call", over,
+            f"{action}: {n} call{'s' if n != 1 else ''} took {_fmt(med)} each (median, "
+            f"{_fmt(float(d.max()))} at most) against {_fmt(want)} expected, "
+            f"+{_fmt(over)} in all beyond it", int(acts["row_start"][worst])))
+    return out
+
+
 def excess_sentence(tb: TimeBreakdown, found: list[Cause],
                     cite: Callable[[int], str] | None = None) -> str | None:
     """"Of the excess of X, by cause: ...", or None without an expected time or excess;
@@ -211,4 +236,4 @@ def excess_sentence(tb: TimeBreakdown, found: list[Cause],
     return out
 
 
-__all__ = ["Cause", "causes", "excess_sentence"]
+__all__ = ["Cause", "causes", "excess_sentence", "per_call"]

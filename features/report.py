@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from features import analyses
-from features.causes import Cause, causes, excess_sentence
+from features.causes import Cause, causes, excess_sentence, per_call
 from features.run import Run
 from features.runs import status_of
 from features.table import Table
@@ -135,9 +135,11 @@ def answer(tb: analyses.TimeBreakdown, found: list[Cause] | None = None,
 
 
 def build(run: Run, expected_s: float | None = None, top: int = 10,
-          anomalies: bool = True) -> list[Section]:
+          anomalies: bool = True, expected_calls: dict[str, float] | None = None
+          ) -> list[Section]:
     """Compute every section of the report (``anomalies=False`` leaves out the slowdown
-    detection, the one part whose cost grows with a model fit)."""
+    detection, the one part whose cost grows with a model fit; ``expected_calls`` gives
+    an expected duration per call of some actions, ``{"next_item": 0.5}``)."""
     ev = run.events()
     secs: list[Section] = []
     stats = run.store.stats
@@ -163,6 +165,9 @@ def build(run: Run, expected_s: float | None = None, top: int = 10,
         return secs
     tb = run.where_time_went(expected_s)
     found = causes(tb, run, run.detection() if anomalies else None)
+    if expected_calls:
+        # Compared like with like: these replace the detector's "slow call" guesses.
+        found = per_call(run, expected_calls) + [c for c in found if c.kind != "slow call"]
     data = tb.as_dict()
     data["causes"] = [c.as_dict() for c in found]
     wt = Section("Where the time went",
@@ -177,6 +182,11 @@ def build(run: Run, expected_s: float | None = None, top: int = 10,
                  "meaning": "first record to last record"})
     wt.table = Table({k: [r[k] for r in rows] for k in rows[0]}, name="time")
     secs.append(wt)
+    if expected_calls:
+        secs.append(Section("Expected per call", [
+            c.text + (f" [{evidence(run, c.row)}]" if c.row >= 0 else "")
+            for c in found if c.kind == "expected per call"],
+            data={k: v for k, v in expected_calls.items()}))
     if tb.callers:
         secs.append(Section("Callers", table=Table({
             "caller": [c["caller"] for c in tb.callers],

@@ -44,6 +44,17 @@ def parse_duration(text: str) -> float:
     return h * 3600 + mi * 60 + s + ms / 1000
 
 
+def parse_expect_calls(items: Sequence[str]) -> dict[str, float]:
+    """``["next_item=0.5s"]`` -> ``{"next_item": 0.5}``."""
+    out: dict[str, float] = {}
+    for item in items:
+        action, sep, dur = item.partition("=")
+        if not sep or not action.strip():
+            raise CliError(f"cannot read --expect-call {item!r} (try next_item=0.5s)")
+        out[action.strip()] = parse_duration(dur)
+    return out
+
+
 def _home(args: argparse.Namespace) -> Path | None:
     return Path(args.home).expanduser() if getattr(args, "home", None) else None
 
@@ -131,9 +142,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     from features import report
 
     expected = parse_duration(args.expect) if args.expect else None
+    per_call = parse_expect_calls(args.expect_call)
     run = _open(args)
     secs = report.build(run, expected_s=expected, top=args.top,
-                        anomalies=not args.no_anomalies)
+                        anomalies=not args.no_anomalies, expected_calls=per_call)
     if args.format == "json":
         sys.stdout.write(orjson.dumps(report.to_json(secs), option=orjson.OPT_INDENT_2
                                       | orjson.OPT_SERIALIZE_NUMPY, default=str).decode())
@@ -234,6 +246,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--top", type=int, default=10, help="rows in the 'slowest' lists")
     s.add_argument("--no-anomalies", action="store_true",
                    help="leave out slowdown detection (faster on very large runs)")
+    s.add_argument("--expect-call", action="append", default=[], metavar="ACTION=TIME",
+                   help="what one call of an action should take, e.g. next_item=0.5s "
+                        "(repeatable): the excess is then compared like with like")
     s.set_defaults(fn=cmd_report)
 
     s = sub.add_parser("events", help="print merged events in time order")
@@ -293,9 +308,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fib: seconds per sleep (x2 per step, default 0.5); straggler: "
                         "seconds per task (default 0.1)")
     s.add_argument("--pairs", type=int, default=1, help="launcher/generator pairs")
-    s.add_argument("--executor", choices=("thread", "process"), default="thread")
+    s.add_argument("--executor", choices=("thread", "process", "parsl"), default="thread",
+                   help="parsl: a Parsl HighThroughputExecutor on this machine (the "
+                        "[parsl] extra)")
     s.add_argument("--exchange", choices=("local", "http", "redis"), default=None,
-                   help="default: local for threads, http for processes")
+                   help="default: local for threads, http for processes and parsl")
     s.add_argument("--slow-at", type=int, default=None, help="iteration to slow down")
     s.add_argument("--slow-factor", type=float, default=3.0)
     s.add_argument("--slow-len", type=int, default=1, help="how many iterations are slow")
