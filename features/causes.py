@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -45,10 +45,12 @@ class Cause:
     """For people: what, who, how long (numbers the data holds)."""
     row: int = -1
     """Evidence: an event row (-1 when none)."""
+    facts: dict[str, float] = field(default_factory=dict)
+    """The numbers ``text`` writes (ratio, median...), as numbers."""
 
     def as_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "seconds": self.seconds, "text": self.text,
-                "row": self.row}
+                "row": self.row, "facts": dict(self.facts)}
 
 
 def _fmt(x: float) -> str:
@@ -70,13 +72,16 @@ def causes(tb: TimeBreakdown, run: Run | None = None,
         out.append(Cause("agent start-up", s["waited_s"],
                          f"agent start-up {_fmt(s['waited_s'])}: {s['class']} "
                          f"{s['agent_id']} {started}, in {s['process_kind']}{proc}, and "
-                         f"{calls} waited for it", s["row"]))
+                         f"{calls} waited for it", s["row"],
+                         {"waited_s": s["waited_s"], "startup_s": s["startup_s"],
+                          "calls": float(s["calls"])}))
     for s in tb.stalls[:top]:
         why = f" ({s['reason']})" if s.get("reason") else ""
         calls = "1 call" if s["calls"] == 1 else f"{s['calls']} calls"
         out.append(Cause("stalled", s["stalled_s"],
                          f"stalled {_fmt(s['stalled_s'])}: {calls} waited on {s['class']} "
-                         f"{s['agent_id']}, {s['status']}{why}, and never ran", s["row"]))
+                         f"{s['agent_id']}, {s['status']}{why}, and never ran", s["row"],
+                         {"stalled_s": s["stalled_s"], "calls": float(s["calls"])}))
     if run is not None:
         out += _slow_calls(run, detection, top)
     sec = tb.seconds
@@ -93,7 +98,9 @@ def causes(tb: TimeBreakdown, run: Run | None = None,
     if msg > 0 and tb.actions:
         out.append(Cause("messaging", msg,
                          f"messaging {_fmt(msg)} ({tb.actions} calls, "
-                         f"{_fmt(msg / tb.actions)} each on average)"))
+                         f"{_fmt(msg / tb.actions)} each on average)",
+                         facts={"messaging_s": msg, "calls": float(tb.actions),
+                                "per_call_s": msg / tb.actions}))
     return out
 
 
@@ -173,8 +180,12 @@ def _call_cause(run: Run, t: dict[str, Any], kind: str) -> Cause:
     times = f", {float(ratio):.1f}x its median {_fmt(base)}" if \
         isinstance(ratio, int | float) and math.isfinite(ratio) and math.isfinite(base) else ""
     took = f" took {_fmt(float(dur))}" if isinstance(dur, int | float) else ""
+    facts = {k: float(v) for k, v in (("extra_s", extra), ("ratio", ratio),
+                                       ("median_s", base), ("took_s", dur))
+             if isinstance(v, int | float) and math.isfinite(v)}
     return Cause(kind, extra, f"{kind} +{_fmt(extra)}: {action} {str(t.get('tag'))[:8]} on "
-                 f"{t.get('agent_id')}{took}{times}", int(row) if row is not None else -1)
+                 f"{t.get('agent_id')}{took}{times}", int(row) if row is not None else -1,
+                 facts)
 
 
 def per_call(run: Run, expected: dict[str, float]) -> list[Cause]:
@@ -198,7 +209,9 @@ def per_call(run: Run, expected: dict[str, float]) -> list[Cause]:
             "expected per call", over,
             f"{action}: {n} call{'s' if n != 1 else ''} took {_fmt(med)} each (median, "
             f"{_fmt(float(d.max()))} at most) against {_fmt(want)} expected, "
-            f"+{_fmt(over)} in all beyond it", int(acts["row_start"][worst])))
+            f"+{_fmt(over)} in all beyond it", int(acts["row_start"][worst]),
+            {"calls": float(n), "median_s": med, "max_s": float(d.max()),
+             "expected_s": want, "beyond_s": over}))
     return out
 
 

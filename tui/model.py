@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from features import analyses
+from features.causes import Cause, causes
 from features.events import Events
 from features.query import Node, parse
 from features.query_eval import evaluate
@@ -45,6 +46,8 @@ class Analysis:
     computed_s: float = 0.0
     steering: Table | None = None
     """The steering agent's decisions (see :func:`steering_marks`), or None."""
+    causes: list[Cause] = field(default_factory=list)
+    """What the excess went to (:func:`features.causes.causes`)."""
 
 
 STEERING_MARKED = ("suggestion", "approval", "rejection", "apply", "check", "revert",
@@ -251,11 +254,16 @@ class RunModel:
         with self.things_lock:
             ev = run.events()
             acts = run.actions()
+            tb = run.where_time_went(self.expected_s)
             result = Analysis(
                 events=ev.n, actions=acts, agents=run.agents(), processes=run.processes(),
-                breakdown=run.where_time_went(self.expected_s), stats=run.action_stats(),
+                breakdown=tb, stats=run.action_stats(),
                 event_agents=run.event_agents(), concurrency=run.concurrency("executing"),
                 steering=steering_marks(run),
+                # The detector's incidents when it has judged this snapshot; else each
+                # call far beyond its group's median (cheap).
+                causes=causes(tb, run, self.detection if self.detected_events == ev.n
+                              else None),
             )
         result.computed_s = time.perf_counter() - t
         self.analysis = result

@@ -36,10 +36,12 @@ __all__ = ["anomalies", "concurrency", "diff_run", "events_at", "where_time_went
 def where_time_went(run: Run, expected_s: float | None = None) -> dict[str, Any]:
     """Wall time split into categories that add up to it, the answer sentence, callers
     and the evidence of the first and last action."""
-    from features.analyses import CATEGORIES, CATEGORY_HELP
+    from features.analyses import CATEGORIES, CATEGORY_HELP, CATEGORY_WORDS
+    from features.causes import causes
     from features.report import answer
 
     tb = run.where_time_went(expected_s)
+    found = causes(tb, run, detection(run))
     wall = tb.wall_s
     acts = run.actions()
     out: dict[str, Any] = {
@@ -49,12 +51,19 @@ def where_time_went(run: Run, expected_s: float | None = None) -> dict[str, Any]
         "share_pct": {c: num(tb.seconds[c] / wall * 100, 1) if wall else None
                       for c in CATEGORIES},
         "meaning": {c: CATEGORY_HELP[c] for c in CATEGORIES},
+        "words": {c: CATEGORY_WORDS[c] for c in CATEGORIES},
+        "causes": [{"kind": c.kind, "seconds": num(c.seconds), "text": c.text,
+                    **{k: num(v) for k, v in c.facts.items()}} for c in found[:8]],
+        "agents_waited_for": [{"agent": agent_ref(d["agent_id"]), "class": d["class"],
+                               "process_kind": d["process_kind"],
+                               "startup_s": num(d["startup_s"]),
+                               "waited_s": num(d["waited_s"])} for d in tb.startups[:5]],
         "first_action_s": rel(run, tb.first_action_t),
         "last_action_end_s": rel(run, tb.last_action_t),
         "callers": [{"caller": agent_ref(c["caller"]), "calls": c["calls"],
                      "in_calls_s": num(c["in_calls_s"]),
                      "between_calls_s": num(c["between_calls_s"])} for c in tb.callers[:5]],
-        "answer": answer(tb),
+        "answer": answer(tb, found),
     }
     if len(acts):
         out["first_action"] = action_item(run, acts.row(0))

@@ -71,10 +71,9 @@ def ev_at(run: Run, row: Any) -> str | None:
 
 
 def detection(run: Run) -> DetectionResult:
-    """:func:`features.detect.detect` of the run, cached until the run grows."""
-    from features.detect import detect
-
-    result: DetectionResult = run._cached("ask.detect", lambda: detect(run))
+    """:func:`features.detect.detect` of the run, cached until the run grows (shared with
+    the report: ``Run.detection``)."""
+    result: DetectionResult = run.detection()
     return result
 
 

@@ -12,7 +12,7 @@ from textual.message import Message
 from textual.widgets import DataTable, Static
 
 from features import analyses
-from features.report import answer, count, fmt_s, histogram_lines
+from features.report import answer, count, evidence, fmt_s, histogram_lines
 from features.safe import clean
 from tui.model import Analysis, RunModel
 from tui.text import cell
@@ -83,7 +83,8 @@ class WhereView(VerticalScroll):
     def _paint(self, a: Analysis) -> None:
         tb = a.breakdown
         live = " (live: still growing)" if self.model.run.live else ""
-        text = Text(answer(tb) + live)
+        run = self.model.run
+        text = Text(answer(tb, a.causes, lambda r: evidence(run, r)) + live)
         if tb.expected_s is None:
             text.append("\nPress x to say how long you expected it to take: the excess is "
                         "then explained.", style="dim")
@@ -93,7 +94,7 @@ class WhereView(VerticalScroll):
         for c in analyses.CATEGORIES:
             v = tb.seconds[c]
             share = f"{v / tb.wall_s * 100:5.1f}%" if tb.wall_s else "-"
-            cats.add_row(c, _num(v), share, analyses.CATEGORY_HELP[c], key=c)
+            cats.add_row(tb.words(c), _num(v), share, analyses.CATEGORY_HELP[c], key=c)
         exp = "" if tb.expected_s is None else f" (expected {fmt_s(tb.expected_s)})"
         cats.add_row("wall", _num(tb.wall_s), "100%", f"first to last record{exp}", key="wall")
         stats = self.query_one("#where-stats", DataTable)
