@@ -9,6 +9,7 @@ read from the files, but only for the records whose key set contains it, and cac
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -77,13 +78,14 @@ class Events:
             self.cat_n = {k: len(c.values) for k, c in store.cats.items()}
             """Distinct values per key at snapshot time (codes in the snapshot are below)."""
             self.file_paths = [f.path for f in store.files]
-        # The sorted times give the span in O(1); they only differ from ``created`` for
-        # records without a time (placed by their neighbours), which is close enough.
-        st = self.sorted_t
-        self.t0 = float(st[0]) if len(st) else 0.0
-        """Time of the first event (run start), seconds since the epoch."""
-        self.t1 = float(st[-1]) if len(st) else 0.0
-        """Time of the last event."""
+            # The sorted times give the span in a few steps from each end, past the
+            # records whose time is left out (far from their file's neighbours, or none).
+            t0, t1 = store.time_bounds(self.order[:n], self.sorted_t[:n], self.created)
+        self.t0 = t0
+        """The run's start, seconds since the epoch: the first event's time, not counting
+        records whose time is far off (see :meth:`EventStore.time_flags`)."""
+        self.t1 = t1
+        """The run's end: the last event's time, on the same terms as :attr:`t0`."""
 
     def __len__(self) -> int:
         return self.n
@@ -162,8 +164,12 @@ class Events:
         vals = part[mask].tolist()
         seen = bool(vals) or (cached is not None and start > 0 and cached.seen)
         if vals and infer_numeric(vals) == "str":
-            store.numeric_put(key, _NumericColumn(self.n, None, True))
-            return None
+            # An integer kept as text because no int64 holds it is still a number.
+            nums = _big_int_texts(vals)
+            if nums is None:
+                store.numeric_put(key, _NumericColumn(self.n, None, True))
+                return None
+            vals = nums
         out = np.full(self.n, np.nan)
         if start and cached is not None and cached.values is not None:
             out[:start] = cached.values[:start]
@@ -227,7 +233,7 @@ class Events:
                 continue
             for key, values in items:
                 if key in rec:
-                    values[row] = scalar(rec[key])
+                    values[row] = typed(rec[key])
         for key, (values, _) in todo.items():
             store.lazy_put(key, _LazyColumn(self.n, values))
 
@@ -249,7 +255,7 @@ class Events:
         rows = rows[rows >= start]
         if len(rows):
             for row, rec in self._iter_records(rows, progress):
-                values[row] = scalar(rec.get(key)) if rec is not None else None
+                values[row] = typed(rec.get(key)) if rec is not None else None
         store.lazy_put(key, _LazyColumn(self.n, values))
         return values[: self.n]
 
@@ -356,15 +362,57 @@ def _levelnames(levelno: np.ndarray) -> np.ndarray:
     return names[inv]
 
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+def typed(value: Any) -> Any:
+    """One raw value, typed as :func:`~features.normalize.scalar` types it, except an
+    integer no int64 holds (``"99999999999999999999"``, a typed 2**64-1): that stays
+    text, as written, so that no consumer (numpy, SQLite, JSON) overflows on it."""
+    v = scalar(value)
+    if type(v) is int and not INT64_MIN <= v <= INT64_MAX:
+        return value if isinstance(value, str) else str(value)
+    return v
+
+
+def _fit_int64(vals: list[Any]) -> bool:
+    """Every int among ``vals`` (numbers) fits in int64."""
+    if int not in set(map(type, vals)):
+        return True
+    ints = [v for v in vals if type(v) is int]
+    return min(ints) >= INT64_MIN and max(ints) <= INT64_MAX
+
+
+def _big_int_texts(vals: list[Any]) -> list[Any] | None:
+    """``vals`` with the integers :func:`typed` kept as text turned into floats, when
+    every other value is a number; None when some text is not such an integer."""
+    out: list[Any] = []
+    for v in vals:
+        if isinstance(v, bool):
+            return None
+        if isinstance(v, str):
+            if _INT_TEXT.match(v) is None:
+                return None
+            v = float(v)
+        out.append(v)
+    return out
+
+
+_INT_TEXT = re.compile(r"^[+-]?[0-9]{19,}$")
+"""An integer too long for int64 might be (see :func:`typed`)."""
+
+
 def _scalars(vals: list[Any]) -> np.ndarray:
-    """``[scalar(v) for v in vals]`` as an object array, vectorised when every value is
+    """``[typed(v) for v in vals]`` as an object array, vectorised when every value is
     a number already, or a string that is exactly an integer's decimal form."""
     out = np.empty(len(vals), dtype=object)
     if not vals:
         return out
     try:
         arr = np.array(vals)
-        if arr.dtype.kind in "biuf":  # typed records: numbers are their own scalar
+        # Typed records: numbers are their own scalar, but for integers past int64
+        # (numpy makes [1, 2**64-1] floats, and 2**64-1 alone unsigned).
+        if arr.dtype.kind in "bi" or (arr.dtype.kind == "f" and _fit_int64(vals)):
             out[:] = vals
             return out
         if arr.dtype.kind == "U":
@@ -374,7 +422,7 @@ def _scalars(vals: list[Any]) -> np.ndarray:
                 return out
     except (ValueError, OverflowError, TypeError):
         pass
-    out[:] = [scalar(v) for v in vals]
+    out[:] = [typed(v) for v in vals]
     return out
 
 

@@ -30,7 +30,7 @@ import numpy as np
 import orjson
 
 from features.columns import intern_codes
-from features.normalize import canonical_id, canonical_str, to_float, to_int
+from features.normalize import NULL_STRINGS, canonical_id, canonical_str, to_float, to_int
 
 COMBO_KEYS: tuple[str, ...] = (
     "name",
@@ -66,6 +66,18 @@ FLAG_REPAIRED = 2
 """The record was recovered from a bad line (interleaved write or invalid UTF-8)."""
 FLAG_MSG_CUT = 4
 """``message`` was longer than :data:`MESSAGE_CAP`; read the record for the full text."""
+FLAG_RAW_INT = 8
+"""An integer column (:data:`INT_KEYS`) could not hold the record's value (out of the
+column's range, or not an integer): the column says -1 (missing) and the value stays
+as written in the record (see :meth:`features.run.Run.events_table`)."""
+
+TIME_MIN = -62135510400.0
+"""``created`` below this (0001-01-02) or at or above :data:`TIME_MAX` (9999-12-31) is not
+a usable time: no date can show it (``datetime`` raises). Such a value (``1e999``,
+``-inf``, ``NaN``, a huge number) is read as a missing time (NaN) and counted."""
+TIME_MAX = 253402214400.0
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+"""The range of the integer columns (:data:`INT_KEYS`)."""
 
 _NULLS = (None, "None", "")
 _NULL_SET = frozenset(_NULLS)
@@ -113,8 +125,10 @@ ID_KEYS = frozenset({"academy.agent_id", "academy.src", "academy.dest", *TAG_KEY
 
 
 def _int_or_missing(v: Any) -> int:
+    """The value of an integer column: -1 when missing, and also when the column cannot
+    hold it (:data:`FLAG_RAW_INT` marks those records)."""
     i = to_int(v)
-    return -1 if i is None else i
+    return -1 if i is None or not INT32_MIN <= i <= INT32_MAX else i
 
 
 def _canon_tag(v: Any) -> str | None:
@@ -215,6 +229,9 @@ class Batch:
     :func:`is_user_key`)."""
     user_partial: list[str] = field(default_factory=list)
     """User keys with a value too long or nested to keep: read from the files on use."""
+    odd_times: list[int] = field(default_factory=list)
+    """Batch rows whose ``created`` is there but is no usable time (see :func:`_times`):
+    their ``created`` here is NaN."""
 
     def __len__(self) -> int:
         return len(self.created)
@@ -343,26 +360,33 @@ class _Builder:
                     flags[i] |= FLAG_MSG_CUT
         for i in self.repaired:
             flags[i] |= FLAG_REPAIRED
+        created, odd_times = _times(list(map(_FIRST, self.cme)))
         shape = np.frombuffer(self.shape, dtype=np.int32).copy()
         shape_of = [e[1] for e in sorted(self.shapes.values(), key=lambda e: e[0])]
         norms = [_NORMALISE[k] for k in COMBO_KEYS]
         combo_table = []
-        for sc, low in self.combos:
+        raw_int: list[int] = []
+        for x, (sc, low) in enumerate(self.combos):
             present = dict(zip(shape_of[sc].low, low, strict=False))
-            combo_table.append(
-                tuple(f(present.get(k)) for f, k in zip(norms, COMBO_KEYS, strict=True)))
+            t = tuple(f(present.get(k)) for f, k in zip(norms, COMBO_KEYS, strict=True))
+            combo_table.append(t)
+            if -1 in t and _raw_int(present):
+                raw_int.append(x)
+        combo = np.frombuffer(self.combo, dtype=np.int32).copy()
+        if raw_int:
+            flags[np.isin(combo, raw_int)] |= FLAG_RAW_INT
         tags, user, partial = self._extra_columns(shape, n)
         # Raw tag values differing only in case share a canonical value; the store
         # interns by value, so they end up with one code.
         tag_tables = [_canon_tags(list(m)) for m in self.tag_maps]
         return Batch(
             file=self.file,
-            created=_floats(list(map(_FIRST, self.cme))),
+            created=created,
             line=line,
             offset=offset,
             length=length,
             flags=flags,
-            combo=np.frombuffer(self.combo, dtype=np.int32).copy(),
+            combo=combo,
             combo_table=combo_table,
             tags=tags,
             tag_tables=tag_tables,
@@ -375,6 +399,7 @@ class _Builder:
             blank=blank,
             user=user,
             user_partial=partial,
+            odd_times=odd_times,
         )
 
     def _extra_columns(self, shape: np.ndarray, n: int) -> tuple[
@@ -546,6 +571,35 @@ def _lines(data: bytes, count: list[int]) -> Iterator[list[bytes]]:
         count[0] += len(pieces)
         yield pieces
         pos = cut
+
+
+def _raw_int(present: dict[str, Any]) -> bool:
+    """Whether a combo holds a value of an integer key that its column cannot hold (not
+    null, and not an integer in range): the record keeps it as written."""
+    for k in INT_KEYS:
+        v = present.get(k)
+        if v is None or (type(v) is str and v in NULL_STRINGS):
+            continue
+        i = to_int(v)
+        if i is None or not INT32_MIN <= i <= INT32_MAX:
+            return True
+    return False
+
+
+def _times(cs: list[Any]) -> tuple[np.ndarray, list[int]]:
+    """Raw ``created`` values as float seconds, and the rows whose value is there but is
+    no usable time (not a number, or outside [:data:`TIME_MIN`, :data:`TIME_MAX`]: ``1e999``,
+    ``-inf``, ``NaN``): those become NaN (a missing time) and are named. One vectorised
+    range check per block; only a block with such a value looks at its rows again."""
+    t = _floats(cs)
+    with np.errstate(invalid="ignore"):
+        ok = (t >= TIME_MIN) & (t < TIME_MAX)
+    if ok.all():
+        return t, []
+    odd = [i for i in np.flatnonzero(~ok).tolist()
+           if not (cs[i] is None or (type(cs[i]) is str and cs[i] in NULL_STRINGS))]
+    t[~ok] = np.nan
+    return t, odd
 
 
 def _floats(cs: list[Any]) -> np.ndarray:

@@ -16,11 +16,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from features.parse import MAX_LINE, BadLine, Batch, parse_block
+from features.parse import FLAG_REPAIRED, MAX_LINE, BadLine, Batch, parse_block
 from features.store import EventStore, FileInfo
 
 READ_BLOCK = 16 * 1024 * 1024
 """Bytes read per call while catching up on a file."""
+
+UNTERMINATED = "unterminated last line (its writer is gone)"
+"""Why a file's last line without a newline, taken when the run is over, is a bad line."""
 
 
 @dataclass
@@ -124,13 +127,24 @@ class FileTail:
             os.close(fd)
 
     def flush_partial(self) -> Batch | None:
-        """Parse a held unterminated last line (the writer is known to be gone)."""
+        """Take a held unterminated last line, once: call when its writer is known to be
+        gone (a live writer completes it). It is a bad line (file, line, why), and when
+        it holds a whole record (only the newline missing), that record is recovered, as
+        records are from other bad lines (``@repaired``)."""
         if not self.pending:
             return None
         block = self.pending
-        batch = parse_block(block, self.info.index, self.offset, self.lines)
-        if len(batch) == 0 and not batch.bad:
-            return None
+        info = self.info
+        batch = parse_block(block, info.index, self.offset, self.lines)
+        if len(batch) == 1 and not batch.bad:
+            batch.flags[0] |= FLAG_REPAIRED
+            batch.repaired[0] = block
+            batch.bad.append(BadLine(info.index, int(batch.line[0]), self.offset, len(block),
+                                     UNTERMINATED, block[:200].decode("utf-8", "replace"),
+                                     recovered=1))
+        else:
+            for bad in batch.bad:
+                bad.reason = f"{UNTERMINATED}: {bad.reason}"
         self.offset += len(block)
         self.lines += batch.lines
         self.pending = b""
@@ -216,6 +230,7 @@ def _drop_head(batch: Batch, k: int) -> Batch:
         repaired={i - k: v for i, v in batch.repaired.items() if i >= k},
         lines=batch.lines,
         blank=batch.blank,
+        odd_times=[i - k for i in batch.odd_times if i >= k],
     )
 
 
@@ -277,12 +292,18 @@ class PoolReader:
                 self._store(batch, result)
                 if on_batch is not None:
                     on_batch(batch)
+            if tail.pending and tail.info.status == "deleted":
+                # Nothing will complete it for us: take what was read of it.
+                last = tail.flush_partial()
+                if last is not None:
+                    self._store(last, result)
         store.stats.unreadable = sum(
             1 for t in self.tails.values() if t.info.status == "unreadable")
         return result
 
     def finish(self) -> PollResult:
-        """Parse unterminated last lines too: call when the run is known to be over."""
+        """Read what is new, then take unterminated last lines too (see
+        :meth:`FileTail.flush_partial`): call when the run is known to be over."""
         result = self.poll()
         for tail in self.tails.values():
             batch = tail.flush_partial()

@@ -20,7 +20,7 @@ import orjson
 
 from features.normalize import to_float
 
-CACHE_VERSION = 3
+CACHE_VERSION = 4
 
 
 class RunError(Exception):
@@ -89,12 +89,35 @@ def _first_time(pool: Path) -> float:
         try:
             with open(path, "rb") as f:
                 head = f.read(1 << 16)
-            t = to_float(orjson.loads(head.split(b"\n", 1)[0]).get("created"))
-        except (OSError, orjson.JSONDecodeError, AttributeError):
+        except OSError:
             continue
+        t = _head_start(head)
         if t < best:  # NaN never is
             best = t
     return best if math.isfinite(best) else -math.inf
+
+
+def _head_start(head: bytes) -> float:
+    """A file's start from its first complete lines (NaN when none has a time): the
+    earliest of their times, not counting one out of line with the others (the rule of
+    :func:`features.store._outliers` at a file's head, on five records)."""
+    from features.parse import TIME_MAX, TIME_MIN
+    from features.store import FAR_S, OUTLIER_S
+
+    times = []
+    for line in head.split(b"\n")[:5]:
+        try:
+            t = to_float(orjson.loads(line).get("created"))
+        except (orjson.JSONDecodeError, AttributeError):
+            continue
+        if TIME_MIN <= t < TIME_MAX:
+            times.append(t)
+    if not times:
+        return math.nan
+    mid = sorted(times)[len(times) // 2]
+    if len(times) >= 3:
+        times = [t for t in times if -FAR_S <= t - mid <= OUTLIER_S]
+    return min(times)
 
 
 def resolve(arg: str | os.PathLike[str], home: Path | None = None) -> Path:

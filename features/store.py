@@ -7,6 +7,7 @@ moment stays valid while more records arrive.
 
 from __future__ import annotations
 
+import bisect
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +26,31 @@ CORE_KEYS: frozenset[str] = frozenset(
     {"created", "message", "exc_text", *COMBO_KEYS, *TAG_KEYS}
 )
 """Record keys held in memory; any other key is read from the files on demand."""
+
+OUTLIER_S = 3600.0
+"""A record whose time is this far from the median of its neighbourhood in its own file
+(itself and the two records before and after it) is an outlier: kept, shown, but left
+out of the run's start and end. One file is one process (or forked children on one
+host): one clock, written in order. Legitimate disorder inside a file is a record
+waiting for the handler's lock or the GIL (milliseconds, a few seconds at worst) or an
+NTP step (seconds to minutes, and every later record moves with it, which a median
+follows); an hour is ~1000x that. Garbage times are years off (``0``, ``1.0``,
+milliseconds written as seconds). A median of five ordered values is the middle one,
+so records in order are never outliers, however sparse (a heartbeat every 3 hours)."""
+
+FAR_S = 7 * 86400.0
+"""A file's first and last two records have no neighbours on one side, and one that
+is earlier than the records after it (later than those before it) is in order: a
+process may log at start and then wait for hours. Such a record is an outlier only
+when it is more than a week from the median of the file's first (last) five records:
+runs last seconds to days, garbage is years off. The same bound judges the records of
+files too small to judge alone (:data:`SMALL_FILE`), against the pool's median time."""
+
+SMALL_FILE = 5
+"""Files with fewer records with a time than this are judged against the pool."""
+
+_CTX = 6
+"""Records of a file kept to judge the next batch's records (see :meth:`_judge`)."""
 
 
 @dataclass
@@ -71,7 +97,20 @@ class StoreStats:
     files: int = 0
     other_files: int = 0
     unreadable: int = 0
+    time_outliers: int = 0
+    """Records left out of the run's start and end: a time far from the records around
+    them in their file, or no usable time (see :meth:`EventStore.time_bounds`)."""
     errors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _FileTimes:
+    """What a file's next batch is judged with: its last records with a time."""
+
+    rows: np.ndarray
+    times: np.ndarray
+    count: int = 0
+    """Records with a time the file has delivered."""
 
 
 class EventStore:
@@ -123,6 +162,19 @@ class EventStore:
         """While True (a bulk load), appends leave the time order to :meth:`sync_order`."""
         self.listeners: list[Callable[[int, int], None]] = []
         """Called as ``f(first_row, end_row)`` after each append, under the lock."""
+        self.outliers: dict[int, str] = {}
+        """Row -> why its time is left out of the run's start and end, for the files
+        judged alone (records of small files are judged in :meth:`time_flags`)."""
+        self.no_time: list[int] = []
+        """Rows whose ``created`` is there but is no usable time (NaN in the column),
+        in row order."""
+        self._times: dict[int, _FileTimes] = {}
+        self._small: set[int] = set()
+        """Files with fewer than :data:`SMALL_FILE` records with a time."""
+        self._flag_gen = 0
+        """Counts changes of :attr:`outliers` and of the small files' records."""
+        self._small_memo: tuple[np.ndarray, np.ndarray] | None = None
+        self._flags_memo: tuple[tuple[int, int], np.ndarray] | None = None
 
     def __len__(self) -> int:
         return len(self.created)
@@ -190,6 +242,8 @@ class EventStore:
                 tk = _fill_times(batch.created, self._last_time())
                 for k in np.flatnonzero(np.isnan(batch.created)).tolist():
                     self.time_fill[start + k] = float(tk[k])
+            self.no_time.extend(start + k for k in batch.odd_times)
+            self._judge(batch.file, start, batch.created)
             if not self.defer_order:
                 self.sync_order()
             self.stats.records = len(self.created)
@@ -197,6 +251,105 @@ class EventStore:
             for f in self.listeners:
                 f(start, end)
             return start, end
+
+    # -- the run's bounds ---------------------------------------------------------------
+
+    def _judge(self, f: int, start: int, t: np.ndarray) -> None:
+        """Judge the times of a batch of file ``f`` (rows from ``start``) against their
+        neighbours in the file, with the file's last records before them; those are
+        judged again, now that they have neighbours after them."""
+        fin = np.isfinite(t)
+        if fin.all():
+            rows, tt = np.arange(start, start + len(t), dtype=np.int64), t
+        else:
+            idx = np.flatnonzero(fin)
+            rows, tt = idx.astype(np.int64) + start, t[idx]
+        if not len(tt):
+            return
+        ft = self._times.get(f)
+        if ft is None:
+            ft = self._times[f] = _FileTimes(np.empty(0, np.int64), np.empty(0))
+        seq_t = np.concatenate([ft.times, tt])
+        seq_r = np.concatenate([ft.rows, rows])
+        before, total = ft.count, ft.count + len(tt)
+        ft.count = total
+        if total < SMALL_FILE or f in self._small:
+            self._flag_gen += 1  # the small files' records change
+            self._small_memo = None
+        if total < SMALL_FILE:
+            ft.rows, ft.times = seq_r, seq_t
+            self._small.add(f)
+            return
+        self._small.discard(f)
+        base = before - len(ft.times)  # the file position of seq_t[0]
+        k0 = 0 if before < SMALL_FILE else max(0, len(ft.times) - 3)
+        ft.rows, ft.times = seq_r[-_CTX:], seq_t[-_CTX:]
+        if self.outliers:
+            for r in seq_r[k0 : len(seq_r) - len(rows)].tolist():
+                if self.outliers.get(r) == _FAR:
+                    del self.outliers[r]
+                    self._flag_gen += 1
+        far = _outliers(seq_t, base, k0)
+        if far is not None:
+            self._flag_gen += 1
+            for r in seq_r[k0:][far].tolist():
+                self.outliers[r] = _FAR
+
+    def time_flags(self) -> np.ndarray:
+        """Rows whose (finite) time is left out of the run's start and end, sorted: the
+        outliers of the files judged alone, and the records of small files more than
+        :data:`FAR_S` from the pool's median time. (Records with no usable time have
+        none to leave out: see :attr:`no_time`.)"""
+        with self.lock:
+            n = self._ordered
+            key = (n, self._flag_gen)
+            if self._flags_memo is not None and self._flags_memo[0] == key:
+                return self._flags_memo[1]
+            rows = [r for r in self.outliers if r < n]
+            if self._small and n:
+                if self._small_memo is None:
+                    fts = [self._times[f] for f in self._small]
+                    self._small_memo = (np.concatenate([ft.rows for ft in fts]),
+                                        np.concatenate([ft.times for ft in fts]))
+                s_rows, s_times = self._small_memo
+                mid = float(self._sorted_t[n // 2])
+                rows.extend(s_rows[(np.abs(s_times - mid) > FAR_S) & (s_rows < n)].tolist())
+            out = np.array(sorted(rows), dtype=np.int64)
+            self._flags_memo = (key, out)
+            self.stats.time_outliers = len(out) + bisect.bisect_left(self.no_time, n)
+            return out
+
+    def time_bounds(self, order: np.ndarray, sorted_t: np.ndarray,
+                    created: np.ndarray) -> tuple[float, float]:
+        """The run's start and end among rows ``order`` (time-sorted, sort times
+        ``sorted_t``): the first and last times that are not left out (see
+        :meth:`time_flags`) and are the record's own ``created`` (not a filled gap).
+        Falls back to the plain span when no such record exists."""
+        if not len(order):
+            return 0.0, 0.0
+        flagged = self.time_flags()
+        lo = _first_good(order, created, flagged, 1)
+        hi = _first_good(order, created, flagged, -1)
+        if lo is None or hi is None:
+            return float(sorted_t[0]), float(sorted_t[-1])
+        return float(sorted_t[lo]), float(sorted_t[hi])
+
+    def time_note(self) -> str | None:
+        """A sentence naming the records left out of the run's bounds, or None."""
+        flagged = self.time_flags()
+        n = self.stats.time_outliers
+        if not n:
+            return None
+        lines = self.line.view()
+        names = [f.name for f in self.files]
+        file_of = self.file.view()
+        first = sorted([*flagged[:3].tolist(), *self.no_time[:3]])[:3]
+        where = [f"{names[file_of[r]]}:{lines[r]}" for r in first]
+        more = f" and {n - 3} more" if n > 3 else ""
+        them, their, are = ("them", "their", "are") if n != 1 else ("it", "its", "is")
+        return (f"{n} record{'s' if n != 1 else ''} with a time far from the records "
+                f"around {them} in {their} file, or with no usable time, {are} left out of "
+                f"the run's start and end: {', '.join(where)}{more}")
 
     def _last_time(self) -> float:
         """The latest known time, to place records that lack ``created``."""
@@ -322,6 +475,70 @@ class EventStore:
             cur = self._lazy.get(key)
             if cur is None or cur.rows <= col.rows:
                 self._lazy[key] = col
+
+
+_FAR = "far from the records around it in its file"
+
+
+def _outliers(t: np.ndarray, base: int, k0: int) -> np.ndarray | None:
+    """Which of ``t[k0:]`` (times of one file in file order, ``t[0]`` at file position
+    ``base``, at least :data:`SMALL_FILE` of them) are outliers; None when none is.
+
+    A record is compared with the median of the five records centred on it. The first
+    two and last two records of what is known have no such window: they are compared
+    with the median of the first (last) five, by :data:`OUTLIER_S` when out of order
+    (later than what follows, earlier than what precedes), else by :data:`FAR_S`.
+    Records in order are never outliers. Usually one pass decides: no two records within
+    four places of each other are :data:`OUTLIER_S` / 4 apart, so none is."""
+    m = len(t)
+    gaps = np.abs(np.diff(t[max(k0 - 4, 0):]))
+    if not len(gaps) or gaps.max() <= OUTLIER_S / 4:
+        return None
+    pos = np.arange(k0, m)
+    out = np.zeros(m - k0, dtype=bool)
+    mid = (pos + base >= 2) & (pos <= m - 3)
+    if mid.any():
+        med = np.median(np.lib.stride_tricks.sliding_window_view(t, 5), axis=1)
+        p = pos[mid]
+        out[mid] = np.abs(t[p] - med[p - 2]) > OUTLIER_S
+    head = pos + base < 2
+    if head.any():  # base is 0: the file's first records
+        late = t[pos[head]] - float(np.median(t[:5]))
+        out[head] = (late > OUTLIER_S) | (-late > FAR_S)
+    tail = ~mid & ~head
+    if tail.any():
+        early = float(np.median(t[m - 5 :])) - t[pos[tail]]
+        out[tail] = (early > OUTLIER_S) | (-early > FAR_S)
+    return out if out.any() else None
+
+
+def _first_good(order: np.ndarray, created: np.ndarray, flagged: np.ndarray,
+                step: int) -> int | None:
+    """The first index into ``order`` (from the end when ``step`` is -1) whose row has
+    its own finite time and is not flagged; a few steps, then one vectorised pass."""
+    n = len(order)
+    idx = range(n) if step > 0 else range(n - 1, -1, -1)
+    for k, i in enumerate(idx):
+        if k == 64:
+            break
+        r = order[i]
+        t = created[r]
+        if t == t and not (len(flagged) and _has(flagged, r)):
+            return i
+    else:
+        return None
+    good = ~np.isnan(created[order])
+    if len(flagged):
+        good &= ~np.isin(order, flagged)
+    hits = np.flatnonzero(good)
+    if not len(hits):
+        return None
+    return int(hits[0] if step > 0 else hits[-1])
+
+
+def _has(sorted_rows: np.ndarray, r: int) -> bool:
+    k = int(np.searchsorted(sorted_rows, r))
+    return k < len(sorted_rows) and int(sorted_rows[k]) == r
 
 
 def _fill_times(created: np.ndarray, before: float) -> np.ndarray:
