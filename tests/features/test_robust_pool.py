@@ -188,6 +188,10 @@ def test_integers_beyond_64_bits_stay_text_and_every_command_reads_the_pool(
     cli(capsys, "--home", home, "report", HTTP[:8])
     out, _ = cli(capsys, "--home", home, "events", HTTP[:8])
     assert len(out.splitlines()) == records + 3 and "big ints" in out  # header + rows
+    out, _ = cli(capsys, "--home", home, "events", HTTP[:8], "--format", "jsonl")
+    big = [json.loads(ln) for ln in out.splitlines() if "big ints" in ln]
+    assert len(out.splitlines()) == records + 2 and big
+    assert big[0]["process"] == "99999999999999999999"  # kept as written: text
     db = tmp_path / "out.db"
     cli(capsys, "--home", home, "export", HTTP[:8], "--format", "sqlite", "-o", str(db))
     con = sqlite3.connect(db)
