@@ -1,5 +1,5 @@
-# Every target sets up .venv (the project and its test extras) when it is missing or
-# pyproject.toml changed, so a fresh clone needs nothing but Python 3.11.
+# Every target sets up .venv (the project, its test extras and the parsl extra) when it
+# is missing or pyproject.toml changed, so a fresh clone needs nothing but Python 3.11.
 PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-stamp
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,parsl]'
 	@touch $(STAMP)
 
 setup: $(STAMP)

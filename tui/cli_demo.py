@@ -23,11 +23,11 @@ def demo(args: argparse.Namespace) -> int:
 
     # confirm: approvals come from another process (the TUI, `steer --approve`), which a
     # local exchange cannot reach.
-    exchange = args.exchange or ("http" if args.executor == "process"
+    exchange = args.exchange or ("http" if args.executor != "thread"
                                  or getattr(args, "steer", None) == "confirm" else "local")
-    if args.executor == "process" and exchange == "local":
+    if args.executor != "thread" and exchange == "local":
         raise CliError("the local exchange cannot cross processes: use --exchange http "
-                       "or redis with --executor process")
+                       f"or redis with --executor {args.executor}")
     host, _, port = args.redis.rpartition(":")
     redis = (host or "127.0.0.1", int(port or 6379))
     try:
@@ -71,6 +71,8 @@ def _fib(args: argparse.Namespace, exchange: str, redis: tuple[str, int]) -> int
                      f"{exchange} exchange\n")
     result = run_demo(opts)
     print(f"pool: {result.pool_dir}")
+    if result.parsl_dir is not None:
+        print(f"parsl: {result.parsl_dir}")
     run = Run(result.pool_dir)
     run.load()
     sys.stdout.write(report.render_text(report.build(run, expected_s=naive)))

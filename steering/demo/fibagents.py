@@ -57,6 +57,9 @@ class GeneratorAgent(Agent):
         slow_factor: Multiplier applied to the sleep during the slowdown.
         slow_len: Number of consecutive iterations the slowdown lasts.
         fail_at: Iteration index at which ``next_item`` raises ``RuntimeError``, or ``None``.
+        drift: The sleep grows steadily (geometrically) from 1x at the first iteration to
+            ``drift`` times at iteration ``drift_len - 1`` (and stays there), or ``None``.
+        drift_len: Iterations the drift takes.
     """
 
     def __init__(
@@ -67,6 +70,8 @@ class GeneratorAgent(Agent):
         slow_factor: float = 3.0,
         slow_len: int = 1,
         fail_at: int | None = None,
+        drift: float | None = None,
+        drift_len: int = 1,
     ) -> None:
         super().__init__()
         self.sleep = validate_sleep(sleep)
@@ -79,6 +84,10 @@ class GeneratorAgent(Agent):
         self.slow_factor = float(slow_factor)
         self.slow_len = slow_len
         self.fail_at = fail_at
+        if drift is not None and not (math.isfinite(drift) and drift > 0):
+            raise ValueError(f'drift must be a positive number, got {drift!r}')
+        self.drift = drift
+        self.drift_len = max(int(drift_len), 1)
         self.iteration = 0
         """Index of the next item to produce."""
         self._prev, self._cur = 0, 1
@@ -86,7 +95,10 @@ class GeneratorAgent(Agent):
     def delay_for(self, iteration: int) -> float:
         """Seconds ``next_item`` sleeps at ``iteration`` with the current sleep and slowdown."""
         slow = self.slow_at is not None and self.slow_at <= iteration < self.slow_at + self.slow_len
-        return self.sleep * self.slow_factor if slow else self.sleep
+        base = self.sleep
+        if self.drift is not None and self.drift_len > 1:
+            base *= self.drift ** (min(iteration, self.drift_len - 1) / (self.drift_len - 1))
+        return base * self.slow_factor if slow else base
 
     @action
     async def next_item(self) -> int:
@@ -161,6 +173,8 @@ class FibonacciLauncher(Agent):
         slow_factor: float = 3.0,
         slow_len: int = 1,
         fail_at: int | None = None,
+        drift: float | None = None,
+        drift_len: int = 1,
     ) -> Handle[GeneratorAgent]:
         """Launch a generator with these options in this agent's event loop; return its handle.
 
@@ -175,14 +189,18 @@ class FibonacciLauncher(Agent):
             slow_factor=slow_factor,
             slow_len=slow_len,
             fail_at=fail_at,
+            drift=drift,
+            drift_len=drift_len,
         )
         logger.info(
-            'launching generator (sleep=%s, slow_at=%s, slow_factor=%s, slow_len=%s, fail_at=%s)',
+            'launching generator (sleep=%s, slow_at=%s, slow_factor=%s, slow_len=%s, fail_at=%s, '
+            'drift=%s)',
             sleep,
             slow_at,
             slow_factor,
             slow_len,
             fail_at,
+            drift,
             extra={'academy.agent_id': self.agent_id},
         )
         return await self.agent_launch_alongside(generator)

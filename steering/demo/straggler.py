@@ -30,6 +30,7 @@ from academy.home import get_academy_home
 from academy.logging.configs.jsonpool import JSONPoolLogging
 from academy.manager import Manager
 
+from steering.demo.running import agent_executor, run_terminable
 from steering.demo.straggleragents import CoordinatorAgent, WorkerAgent
 from steering.demo.workflow import _exchange_factory, _timed, start_steering, steering_history
 from steering.runenv import academy_home_env, pool_logging
@@ -77,13 +78,20 @@ class StragglerOptions:
             raise ValueError(f"rounds must be >= 1, got {self.rounds!r}")
         if not 0 <= self.slow_worker < self.workers:
             raise ValueError(f"slow_worker must be within 0..{self.workers - 1}")
-        if self.executor not in ("thread", "process"):
-            raise ValueError(f"executor must be 'thread' or 'process', got {self.executor!r}")
+        if self.executor not in ("thread", "process", "parsl"):
+            raise ValueError("executor must be 'thread', 'process' or 'parsl', got "
+                             f"{self.executor!r}")
         if self.exchange not in ("local", "http", "redis"):
             raise ValueError(f"exchange must be local, http or redis, got {self.exchange!r}")
-        if self.executor == "process" and self.exchange == "local":
+        if self.executor != "thread" and self.exchange == "local":
             raise ValueError("the local exchange cannot reach worker processes: use "
-                             "exchange='http' or 'redis' with executor='process'")
+                             f"exchange='http' or 'redis' with executor={self.executor!r}")
+        if self.executor == "parsl":
+            from steering.demo.htex import parsl_missing
+
+            missing = parsl_missing()
+            if missing is not None:
+                raise ValueError(missing)
         if self.steer not in (None, *MODES):
             raise ValueError(f"steer must be one of {', '.join(MODES)}, got {self.steer!r}")
         if self.task_s < 0 or self.slow_factor < 0:
@@ -116,9 +124,13 @@ class StragglerResult:
     """The steering agent's audit events, oldest first."""
 
 
-def _executor(opts: StragglerOptions) -> Executor:
+def _workers(opts: StragglerOptions) -> int:
     # Workers, the coordinator and a steering agent each hold one worker for their life.
-    n = opts.workers + 2
+    return opts.workers + 2
+
+
+def _executor(opts: StragglerOptions) -> Executor:
+    n = _workers(opts)
     if opts.executor == "thread":
         return ThreadPoolExecutor(max_workers=n, thread_name_prefix="straggler-agent")
     return ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("spawn"))
@@ -160,8 +172,12 @@ async def _run(opts: StragglerOptions, cfg: JSONPoolLogging, pool_dir: Path,
     error = None
     makespan = 0.0
     try:
-        async with _exchange_factory(opts) as factory:
-            manager = await Manager.from_exchange_factory(factory, executors=_executor(opts),
+        async with (
+            _exchange_factory(opts) as factory,
+            agent_executor(opts.executor, _workers(opts), pool_dir,
+                           lambda: _executor(opts)) as executor,
+        ):
+            manager = await Manager.from_exchange_factory(factory, executors=executor,
                                                           log_config=cfg)
             async with manager:
                 steer = await start_steering(manager, cfg, pool_dir, opts.steer,
@@ -254,8 +270,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--slow-worker", type=int, default=d.slow_worker)
     p.add_argument("--slow-after", type=int, default=d.slow_after)
     p.add_argument("--slow-factor", type=float, default=d.slow_factor)
-    p.add_argument("--executor", choices=["thread", "process"], default=d.executor)
-    p.add_argument("--exchange", choices=["local", "http", "redis"], default=d.exchange)
+    p.add_argument("--executor", choices=["thread", "process", "parsl"], default=d.executor)
+    p.add_argument("--exchange", choices=["local", "http", "redis"], default=None,
+                   help="default: local for threads, http for processes and parsl")
     p.add_argument("--redis-host", default=d.redis_host)
     p.add_argument("--redis-port", type=int, default=d.redis_port)
     p.add_argument("--http-port", type=int, default=None,
@@ -273,12 +290,19 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run, print the pool path (first, as soon as it exists) and the makespan."""
     args = _parser().parse_args(argv)
+    if args.exchange is None:
+        args.exchange = "local" if args.executor == "thread" else "http"
     try:
         opts = StragglerOptions(**vars(args))
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    result = run_straggler(opts, on_pool=lambda p: print(f"pool: {p}", flush=True))
+    try:
+        result = run_terminable(run_straggler_async(
+            opts, on_pool=lambda p: print(f"pool: {p}", flush=True)))
+    except asyncio.CancelledError:
+        print("terminated", file=sys.stderr)
+        return 143
     print(f"makespan {result.makespan_s:.2f}s; " + ("ok" if result.ok else
                                                      f"FAILED: {result.error}"))
     print(result.pool_dir)

@@ -8,6 +8,9 @@ run time of a pair is ``2 * sleep * iterations``. Pairs run concurrently.
     python -m steering.demo.workflow --iterations 8 --sleep 0.05 --executor process \\
         --exchange http --academy-home /tmp/x
 
+With ``--executor parsl`` the agents run on Parsl's HighThroughputExecutor on this machine
+(:mod:`steering.demo.htex`); Parsl's files go to ``parsl/`` in the pool directory.
+
 Process-global side effects, for callers embedding this in a larger program: while a run is in
 progress ``os.environ['ACADEMY_HOME']`` is set (when ``academy_home`` is given) and Academy's JSON
 handler sits on the root logger at DEBUG; both are undone when the run ends.
@@ -39,13 +42,14 @@ from academy.logging.configs.jsonpool import JSONPoolLogging
 from academy.manager import Manager
 
 from steering.demo.fibagents import FibonacciLauncher, validate_sleep
+from steering.demo.running import PARSL_DIR, agent_executor, run_terminable
 from steering.runenv import academy_home_env, pool_logging
 
 # Under `python -m` this module is `__main__`; keep the records under the name readers filter on.
 logger = logging.getLogger('steering.demo.workflow' if __name__ == '__main__' else __name__)
 
 T = TypeVar('T')
-Executors = Literal['thread', 'process']
+Executors = Literal['thread', 'process', 'parsl']
 Exchanges = Literal['local', 'http', 'redis']
 
 
@@ -62,6 +66,13 @@ class DemoOptions:
     slow_factor: float = 3.0
     slow_len: int = 1
     fail_at: int | None = None
+    drift: float | None = None
+    """The generators' sleep grows steadily (geometrically) to this many times its start over
+    the iterations; None: no drift."""
+    set_sleep_at: int | None = None
+    """Before this iteration the driver calls ``set_sleep(set_sleep_to)`` on its generator (a
+    deliberate change, as a steering agent makes); None: never."""
+    set_sleep_to: float | None = None
     redis_host: str = '127.0.0.1'
     redis_port: int = 6379
     http_port: int | None = None
@@ -73,21 +84,34 @@ class DemoOptions:
     """Seconds to wait for one agent call (the first includes worker start-up); None: no limit."""
     steer: str | None = None
     """Run a steering agent alongside: ``suggest``, ``confirm`` or ``apply``; None: no steering."""
+    parsl_poll_s: float = 5.0
+    """``parsl``: Parsl's scaling poll (``strategy_period``, Parsl's default 5 s); the worker
+    block is submitted at the first poll after the executor has started."""
 
     def __post_init__(self) -> None:
         self.validate()
 
     def validate(self) -> None:
         """Raise ``ValueError`` if the options cannot describe a run."""
-        if self.executor not in ('thread', 'process'):
-            raise ValueError(f"executor must be 'thread' or 'process', got {self.executor!r}")
+        if self.executor not in ('thread', 'process', 'parsl'):
+            raise ValueError(
+                f"executor must be 'thread', 'process' or 'parsl', got {self.executor!r}",
+            )
         if self.exchange not in ('local', 'http', 'redis'):
             raise ValueError(f"exchange must be 'local', 'http' or 'redis', got {self.exchange!r}")
-        if self.executor == 'process' and self.exchange == 'local':
+        if self.executor != 'thread' and self.exchange == 'local':
             raise ValueError(
                 'the local exchange lives in one process and cannot reach agents in worker '
-                "processes: use exchange='http' or 'redis' with executor='process'",
+                f"processes: use exchange='http' or 'redis' with executor={self.executor!r}",
             )
+        if self.executor == 'parsl':
+            from steering.demo.htex import parsl_missing
+
+            missing = parsl_missing()
+            if missing is not None:
+                raise ValueError(missing)
+            if not self.parsl_poll_s > 0:
+                raise ValueError(f'parsl_poll_s must be > 0, got {self.parsl_poll_s!r}')
         if self.iterations < 0:
             raise ValueError(f'iterations must be >= 0, got {self.iterations!r}')
         if self.pairs < 1:
@@ -97,6 +121,12 @@ class DemoOptions:
             raise ValueError(f'slow_len must be >= 1, got {self.slow_len!r}')
         if self.slow_factor < 0:
             raise ValueError(f'slow_factor must be >= 0, got {self.slow_factor!r}')
+        if self.drift is not None and not self.drift > 0:
+            raise ValueError(f'drift must be > 0, got {self.drift!r}')
+        if self.set_sleep_at is not None:
+            if self.set_sleep_to is None:
+                raise ValueError('set_sleep_at needs set_sleep_to (the new sleep, seconds)')
+            validate_sleep(self.set_sleep_to)
         if self.step_timeout is not None and self.step_timeout <= 0:
             raise ValueError(f'step_timeout must be > 0, got {self.step_timeout!r}')
         if self.steer not in (None, 'suggest', 'confirm', 'apply'):
@@ -157,6 +187,8 @@ class DemoResult:
     results: list[PairResult]
     steering: list[dict[str, Any]] | None = None
     """The steering agent's audit events (``DemoOptions.steer``), oldest first."""
+    parsl_dir: Path | None = None
+    """``parsl``: Parsl's run directory (``000/parsl.log`` ..., ``monitoring.db``)."""
 
 
 async def _timed(aw: Awaitable[T], timeout: float | None) -> T:
@@ -208,10 +240,16 @@ async def _exchange_factory(opts: ExchangeOptions) -> AsyncIterator[ExchangeFact
             await asyncio.to_thread(cm.__exit__, None, None, None)
 
 
+def _workers(opts: DemoOptions) -> int:
+    # An HTEX worker is a process that imports Parsl: start no spare one unless a steering
+    # agent will take it.
+    return opts.pairs + (1 if opts.executor != 'parsl' or opts.steer is not None else 0)
+
+
 def _executor(opts: DemoOptions) -> Executor:
     # Each launcher holds one worker for its whole life (generators run in their launcher's
     # loop); one spare worker leaves room for a steering agent in the same manager.
-    workers = opts.pairs + 1
+    workers = _workers(opts)
     if opts.executor == 'thread':
         return ThreadPoolExecutor(max_workers=workers, thread_name_prefix='demo-agent')
     # spawn, not fork: forked writers share one pool file and interleave large records.
@@ -237,6 +275,8 @@ async def _drive_pair(
                 slow_factor=opts.slow_factor,
                 slow_len=opts.slow_len,
                 fail_at=opts.fail_at,
+                **({'drift': opts.drift, 'drift_len': opts.iterations}
+                   if opts.drift is not None else {}),
             ),
             opts.step_timeout,
         )
@@ -257,6 +297,8 @@ async def _drive_pair(
         t_iter = time.perf_counter()
         try:
             for i in range(opts.iterations):
+                if i == opts.set_sleep_at:
+                    await _timed(gen.set_sleep(opts.set_sleep_to), opts.step_timeout)
                 value = await _timed(gen.next_item(), opts.step_timeout)
                 result.values.append(value)
                 logger.info(
@@ -332,10 +374,14 @@ async def _run(
     steering: list[dict[str, Any]] | None = None
     error: str | None = None
     try:
-        async with _exchange_factory(opts) as factory:
+        async with (
+            _exchange_factory(opts) as factory,
+            agent_executor(opts.executor, _workers(opts), pool_dir, lambda: _executor(opts),
+                           opts.parsl_poll_s) as executor,
+        ):
             manager = await Manager.from_exchange_factory(
                 factory,
-                executors=_executor(opts),
+                executors=executor,
                 log_config=cfg,
             )
             timings['mgr_ready_s'] = time.perf_counter() - t0
@@ -386,6 +432,7 @@ async def _run(
         error=error,
         results=results,
         steering=steering,
+        parsl_dir=pool_dir / PARSL_DIR if opts.executor == 'parsl' else None,
     )
 
 
@@ -434,13 +481,20 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument('--iterations', type=int, default=d.iterations)
     p.add_argument('--sleep', type=float, default=d.sleep, help='seconds (agent and driver)')
-    p.add_argument('--executor', choices=['thread', 'process'], default=d.executor)
-    p.add_argument('--exchange', choices=['local', 'http', 'redis'], default=d.exchange)
+    p.add_argument('--executor', choices=['thread', 'process', 'parsl'], default=d.executor,
+                   help='parsl: a Parsl HighThroughputExecutor on this machine')
+    p.add_argument('--exchange', choices=['local', 'http', 'redis'], default=None,
+                   help='default: local for threads, http for processes and parsl')
     p.add_argument('--pairs', type=int, default=d.pairs)
     p.add_argument('--slow-at', type=int, default=None, help='iteration where a slowdown starts')
     p.add_argument('--slow-factor', type=float, default=d.slow_factor)
     p.add_argument('--slow-len', type=int, default=d.slow_len)
     p.add_argument('--fail-at', type=int, default=None, help='iteration that raises')
+    p.add_argument('--drift', type=float, default=None,
+                   help='the sleep grows steadily to this many times its start over the run')
+    p.add_argument('--set-sleep-at', type=int, default=None,
+                   help='iteration before which the driver calls set_sleep(--set-sleep-to)')
+    p.add_argument('--set-sleep-to', type=float, default=None)
     p.add_argument('--redis-host', default=d.redis_host)
     p.add_argument('--redis-port', type=int, default=d.redis_port)
     p.add_argument('--http-port', type=int, default=None, help='default: a free port')
@@ -449,18 +503,27 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument('--step-timeout', type=float, default=None)
     p.add_argument('--steer', choices=['suggest', 'confirm', 'apply'], default=None,
                    help='run a steering agent alongside in this mode')
+    p.add_argument('--parsl-poll', dest='parsl_poll_s', type=float, default=d.parsl_poll_s,
+                   help="parsl: seconds between Parsl's scaling polls (its strategy_period)")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point: run the demo, print the pool path; 0 if the run was ok."""
     args = _parser().parse_args(argv)
+    if args.exchange is None:
+        args.exchange = 'local' if args.executor == 'thread' else 'http'
     try:
         opts = DemoOptions(**vars(args))
     except ValueError as e:
         print(f'error: {e}', file=sys.stderr)
         return 2
-    result = run_demo(opts, on_pool=lambda path: print(f'pool: {path}', flush=True))
+    try:
+        result = run_terminable(run_demo_async(
+            opts, on_pool=lambda path: print(f'pool: {path}', flush=True)))
+    except asyncio.CancelledError:
+        print('terminated', file=sys.stderr)
+        return 143
     print(
         f'wall {result.wall_s:.2f}s (naive {result.naive_s:.2f}s per pair); '
         + ('ok' if result.ok else f'FAILED: {result.error}'),
