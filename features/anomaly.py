@@ -64,7 +64,7 @@ DURATIONS = ("exec_s", "total_s", "queue_s", "reply_s")
 SCORED = ("ok", "exception", "cancelled", "orphaned")
 """Statuses of calls that are judged (a call still in flight is judged for hanging)."""
 _CARRIED = ("tag", "agent_class", "action", "agent_id", "status", "t_start", "t_done",
-            "call_index", "row_start", "row_exec", "row_end")
+            "call_index", "row_start", "row_exec", "row_end", "total_s")
 """Columns of the features table repeated in the flags table."""
 EMPTY_ACTIONS = Table({c: np.empty(0, dtype=object if c in ("tag", "agent_class", "action",
                                                             "agent_id", "status") else None)
@@ -255,10 +255,17 @@ class SlowdownDetector(BaseEstimator):
             b.note = f"not enough data (n={b.n})"
         self.baselines_[g] = b
 
-    def _is_slow(self, x: np.ndarray, med: float, scale: float) -> np.ndarray:
-        ratio = x / med if med > 0 else np.where(x > 0, np.inf, 1.0)
-        return ((ratio >= self.ratio_threshold) & ((x - med) / scale >= self.z_threshold)
-                & (x - med >= self.min_excess_s))
+    def _is_slow(self, x: np.ndarray, med: float | np.ndarray,
+                 scale: float | np.ndarray) -> np.ndarray:
+        """Slow against ``med`` and ``scale`` (one baseline, or one per call)."""
+        x, med, scale = np.broadcast_arrays(*(np.asarray(v, dtype=np.float64)
+                                              for v in (x, med, scale)))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(med > 0, x / np.where(med > 0, med, 1.0),
+                             np.where(x > 0, np.inf, 1.0))
+            z = (x - med) / scale
+        return (ratio >= self.ratio_threshold) & (z >= self.z_threshold) \
+            & (x - med >= self.min_excess_s)
 
     def _learn_matrix(self, feats: Features, done: np.ndarray) -> None:
         if not self.multivariate:
@@ -304,8 +311,9 @@ class SlowdownDetector(BaseEstimator):
 
     def assess(self, X: Features | Table) -> Table:
         """Per call: ``flag`` (``slow``, ``ok``, ``warm-up``, ``not enough data``, ``in
-        flight``, ``no duration``), the duration it was decided on, its ``ratio`` to the
-        group median, robust ``z`` and ``excess_s``, the ratio of every duration
+        flight``, ``no duration``), the duration it was decided on (``decided_on``, its
+        value ``duration_s``), its ``ratio`` to the group median (``baseline_s``, spread
+        ``scale_s``), robust ``z`` and ``excess_s``, the ratio of every duration
         (``ratio.exec_s``...), and the multivariate ``mv_score`` (lower: more unusual)
         and ``mv_outlier``."""
         feats = _as_features(X)
@@ -315,6 +323,7 @@ class SlowdownDetector(BaseEstimator):
         flag[:] = "in flight"
         decided = np.empty(n, dtype=object)
         num = {k: np.full(n, np.nan) for k in ("ratio", "z", "excess_s", "baseline_s",
+                                               "scale_s", "duration_s",
                                                *("ratio." + d for d in DURATIONS))}
         baselines = getattr(self, "baselines_", {})
         groups = _groups(t)
@@ -322,6 +331,8 @@ class SlowdownDetector(BaseEstimator):
         for i in range(n):
             if not done[i]:
                 continue
+            num["duration_s"][i] = next((v for d in self.decide_on
+                                         if math.isfinite(v := float(t[d][i]))), math.nan)
             b = baselines.get(groups[i])
             if b is None or not b.enough:
                 flag[i] = "not enough data"
@@ -340,6 +351,8 @@ class SlowdownDetector(BaseEstimator):
             num["z"][i] = (x - med) / scale
             num["excess_s"][i] = x - med
             num["baseline_s"][i] = med
+            num["scale_s"][i] = scale
+            num["duration_s"][i] = x
             slow = bool(self._is_slow(np.array([x]), med, scale)[0])
             warm = b.warmup and float(t["call_index"][i]) < self.warmup
             flag[i] = "warm-up" if warm else ("slow" if slow else "ok")

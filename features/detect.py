@@ -1,4 +1,6 @@
-"""Slowdown incidents of a run, finished or live, from :class:`SlowdownDetector` flags.
+"""Incidents of a run, finished or live: slowdowns from :class:`SlowdownDetector` flags,
+level shifts, speed-ups and drift (:mod:`features.shifts`), and hangs
+(:mod:`features.hangs`); see :mod:`features.incident` for the kinds and their words.
 
 >>> from features.detect import detect
 >>> result = detect(run)                 # fit on the whole run, judge every action
@@ -7,77 +9,43 @@
 
 Live: ``live = LiveDetector()``; after each ``run.refresh()`` call ``live.update(run)``:
 the actions that completed since are judged at once against the baseline learnt so far
-(then join it if not slow); ``live.result(run)`` gives incidents and hung calls now.
+(then join it if not slow), and the series they joined are searched for change points;
+``live.result(run)`` gives every incident now, hung calls included.
 
-An incident is a run of slow calls of one group (agent class, action) in start order,
-allowing ``max_gap`` (1) normal call between two slow ones: one slowdown seen across two
-generators that interleave, or with one lucky call inside, is one incident.
+A slowdown incident is a run of slow calls of one group (agent class, action) in start
+order, allowing ``max_gap`` (:data:`MAX_GAP`, 1) normal call between two slow ones: one
+slowdown seen across two generators that interleave, or with one lucky call inside, is one
+incident. Where a group's calls changed level, each call is judged against its own
+stretch of calls, not against the whole run's (a run made faster half way is not a
+slowdown of its first half).
 """
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sklearn.base import clone
 
+from features import hangs, shifts
 from features.anomaly import EMPTY_ACTIONS, SlowdownDetector
 from features.baseline import group_name, jsonable
 from features.featurize import DONE, ActionFeaturizer, Features, action_features
+from features.hangs import HUNG_FLAG
+from features.incident import HUNG, KINDS, Incident, severity
 from features.table import Table
 
 if TYPE_CHECKING:
     from features.baseline import GroupBaseline
     from features.run import Run
 
-HUNG = "possibly hung"
-
-
-@dataclass
-class Incident:
-    """Consecutive slow (or hung) calls of one group."""
-
-    id: int
-    kind: str
-    """``slowdown`` or ``possibly hung``."""
-    group: str
-    agent_class: str
-    action: str
-    start: float
-    """Start of the first call (seconds since the epoch)."""
-    end: float
-    """End of the last call (for hung calls: the time judged at)."""
-    count: int
-    max_ratio: float
-    """Largest ratio of a call's duration (for hung calls: time in flight so far) to the
-    group's median."""
-    excess_s: float
-    """Seconds the calls took beyond the group's median, summed."""
-    severity: str
-    """``high`` (5x or more, or 5+ calls), ``medium`` (3.5x, or 3+ calls) or ``low``."""
-    tags: list[str]
-    agents: list[str]
-    evidence_rows: list[int]
-    """Event rows of the calls' start, execute_start and end records."""
-    things: list[dict[str, Any]] = field(default_factory=list)
-    """Per call: tag, agent, status, duration, baseline, ratio, z, mv_score."""
-
-    def describe(self) -> str:
-        """One sentence for people."""
-        what = "slow call" if self.kind == "slowdown" else "call possibly hung"
-        plural = "s" if self.count > 1 and self.kind == "slowdown" else ""
-        return (f"#{self.id} {self.severity}: {self.count} {what}{plural} of {self.group}, "
-                f"up to {self.max_ratio:.1f}x its median, {self.excess_s:.3f}s extra "
-                f"over {self.end - self.start:.3f}s")
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready (NaN as None)."""
-        d = asdict(self)
-        d["description"] = self.describe()
-        return jsonable(d)
+MAX_GAP = 1
+"""Normal calls allowed between two slow calls of one slowdown incident."""
+LIVE_WINDOW = 1000
+"""Latest calls of a group searched for change points on each live update."""
 
 
 @dataclass
@@ -92,6 +60,8 @@ class DetectionResult:
     notes: list[str]
     live: bool
     now: float
+    t0: float = math.nan
+    """Start of the run (what ``+12.3 s`` in the words counts from)."""
 
     @property
     def too_little_data(self) -> list[str]:
@@ -101,7 +71,7 @@ class DetectionResult:
     def lines(self) -> list[str]:
         """A plain summary."""
         if not self.incidents:
-            out = ["No slowdowns found."]
+            out = ["No slowdowns, level shifts, drift or hangs found."]
         else:
             out = [f"{len(self.incidents)} incident(s):"]
             out += ["  " + i.describe() for i in self.incidents]
@@ -117,20 +87,15 @@ class DetectionResult:
             "too_little_data": self.too_little_data,
             "live": self.live,
             "now": jsonable(self.now),
+            "t0": jsonable(self.t0),
         }
 
 
-def _severity(max_ratio: float, count: int) -> str:
-    if max_ratio >= 5 or count >= 5:
-        return "high"
-    if max_ratio >= 3.5 or count >= 3:
-        return "medium"
-    return "low"
-
-
-def incidents(flags: Table, max_gap: int = 1) -> list[Incident]:
+def incidents(flags: Table, max_gap: int = MAX_GAP, t0: float = math.nan
+              ) -> list[Incident]:
     """Group the slow calls of ``flags`` (from :meth:`SlowdownDetector.assess`) into
-    incidents, and the possibly hung ones into one incident per group."""
+    slowdown incidents, and the hung ones into one incident per group and way of hanging
+    (in flight, cancelled, process stopped); numbered by start."""
     out: list[Incident] = []
     if not len(flags):
         return out
@@ -138,6 +103,8 @@ def incidents(flags: Table, max_gap: int = 1) -> list[Incident]:
     by_group: dict[str, list[int]] = {}
     for i in order.tolist():
         by_group.setdefault(flags["group"][i], []).append(i)
+    how = flags["hung_how"] if "hung_how" in flags else np.full(len(flags), None)
+    where = flags["hung_file"] if "hung_file" in flags else np.full(len(flags), None)
     runs: list[tuple[str, list[int]]] = []
     for rows in by_group.values():
         current: list[int] = []
@@ -154,58 +121,68 @@ def incidents(flags: Table, max_gap: int = 1) -> list[Incident]:
                     current, gap = [], 0
         if current:
             runs.append(("slowdown", current))
-        hung = [i for i in rows if flags["flag"][i] == HUNG]
-        if hung:
-            runs.append((HUNG, hung))
+        hung: dict[tuple[Any, Any], list[int]] = {}
+        for i in rows:
+            if flags["flag"][i] == HUNG_FLAG:
+                hung.setdefault((how[i] or "in flight", where[i]), []).append(i)
+        runs += [(HUNG, r) for r in hung.values()]
     runs.sort(key=lambda r: float(flags["t_start"][r[1][0]]))
     for k, (kind, rows) in enumerate(runs, start=1):
-        out.append(_incident(flags, k, kind, rows))
+        out.append(_incident(flags, k, kind, rows, t0))
     return out
 
 
-def _incident(flags: Table, k: int, kind: str, rows: list[int]) -> Incident:
+def _incident(flags: Table, k: int, kind: str, rows: list[int], t0: float) -> Incident:
     idx = np.array(rows)
     ratio = flags["ratio"][idx]
     excess = flags["excess_s"][idx]
     ends = flags["t_done"][idx]
     end = float(np.nanmax(ends)) if np.isfinite(ends).any() else float(
-        np.nanmax(flags["t_start"][idx] + np.nan_to_num(flags["elapsed_s"][idx])))
+        np.nanmax(flags["t_start"][idx] + np.nan_to_num(flags["elapsed_s"][idx]
+                                                        if "elapsed_s" in flags else 0.0)))
     max_ratio = float(np.nanmax(ratio)) if np.isfinite(ratio).any() else math.nan
     ev_rows = sorted({int(r) for c in ("row_start", "row_exec", "row_end")
                       for r in flags[c][idx] if r >= 0})
-    things = [{c: jsonable(flags[c][i]) for c in ("tag", "agent_id", "status", "flag",
-                                                "decided_on", "baseline_s", "ratio", "z",
-                                                "excess_s", "elapsed_s", "mv_score")}
+    things = [{c: jsonable(flags[c][i]) if c in flags else None
+               for c in ("tag", "agent_id", "status", "flag", "decided_on", "duration_s",
+                         "baseline_s", "ratio", "z", "excess_s", "elapsed_s", "mv_score")}
               for i in rows]
     return Incident(
         id=k, kind=kind, group=str(flags["group"][rows[0]]),
         agent_class=str(flags["agent_class"][rows[0]]), action=str(flags["action"][rows[0]]),
         start=float(flags["t_start"][rows[0]]), end=end, count=len(rows),
         max_ratio=max_ratio, excess_s=float(np.nansum(excess)),
-        severity=_severity(max_ratio if math.isfinite(max_ratio) else 0.0, len(rows)),
+        severity="high" if kind == HUNG else severity(
+            max_ratio if math.isfinite(max_ratio) else 0.0, len(rows)),
         tags=[str(t) for t in flags["tag"][idx]],
         agents=sorted({str(a) for a in flags["agent_id"][idx] if a is not None}),
-        evidence_rows=ev_rows, things=things)
+        evidence_rows=ev_rows, things=things,
+        detail=hangs.detail(flags, rows, t0) if kind == HUNG else {})
 
 
 def _finish(det: SlowdownDetector, flags: Table, inflight: Features | None, now: float,
-            live: bool, max_gap: int) -> DetectionResult:
-    """Judge the ``inflight`` calls for hanging at ``now``, add them to ``flags``, group
-    the incidents and write the notes."""
+            live: bool, max_gap: int, run: Run | None = None,
+            causes: dict[Any, tuple[list[str], list[int]]] | None = None) -> DetectionResult:
+    """Judge the ``inflight`` calls for hanging at ``now``, add them to ``flags``, judge
+    the calls of groups that changed level against their own stretch, group the incidents
+    (with what happened around each change, when ``run`` is given; ``causes`` keeps them
+    from one call to the next) and write the notes."""
     notes: list[str] = []
     n_done = len(flags)
     if inflight is not None and len(inflight.table):
         extra = det.assess(inflight)
         hung, thr = det.hung(inflight, now)
         flag = np.array(extra["flag"], dtype=object)
-        flag[hung] = HUNG
+        flag[hung] = HUNG_FLAG
         elapsed = now - np.asarray(inflight.table["t_start"], dtype=np.float64)
         # How long it has been in flight, against the group's typical call.
         base = getattr(det, "baselines_", {})
         med = np.array([base[g].median.get("total_s", math.nan) if g in base else math.nan
                         for g in zip(extra["agent_class"], extra["action"], strict=True)])
+        how = np.full(len(flag), None, dtype=object)
+        how[hung] = "in flight"
         extra = extra.with_column("flag", flag).with_column("elapsed_s", elapsed) \
-            .with_column("hung_threshold_s", thr) \
+            .with_column("hung_threshold_s", thr).with_column("hung_how", how) \
             .with_column("ratio", np.where(hung, elapsed / med, np.nan)) \
             .with_column("excess_s", np.where(hung, elapsed - med, np.nan)) \
             .with_column("baseline_s", np.where(hung, med, np.nan))
@@ -215,16 +192,41 @@ def _finish(det: SlowdownDetector, flags: Table, inflight: Features | None, now:
     else:
         extra = None
     flags = flags.with_column("elapsed_s", np.full(n_done, np.nan)) \
-        .with_column("hung_threshold_s", np.full(n_done, np.nan))
+        .with_column("hung_threshold_s", np.full(n_done, np.nan)) \
+        .with_column("hung_how", np.full(n_done, None, dtype=object))
     if extra is not None:
         flags = Table({c: np.concatenate([flags[c], extra[c]]) for c in flags.columns},
                       name=flags.name)
-    found = incidents(flags, max_gap)
+    flags = hangs.mark(flags, det, run)
+    t0 = _t0(run, flags)
+    analyses = shifts.analyse_flags(flags)
+    flags = shifts.rejudge(flags, det, analyses)
+    found = incidents(flags, max_gap, t0)
+    changes = shifts.incidents(flags, shifts.shifts(analyses), t0)
+    if run is not None:
+        from features.around import causes as around
+
+        for inc, grp in changes:
+            key = (tuple(s.key for s in grp), inc.kind, inc.tags[0])
+            got = causes.get(key) if causes is not None else None
+            if got is None:
+                got = around(run, flags, grp)
+                if causes is not None:
+                    causes[key] = got
+            inc.cause, more = list(got[0]), got[1]
+            inc.evidence_rows += [r for r in more if r not in inc.evidence_rows]
+        found += hangs.shutdowns(run, now, live, det)
+    found += [inc for inc, _ in changes]
+    found.sort(key=lambda i: (i.start, KINDS.index(i.kind)))
     inc_of = np.zeros(len(flags), dtype=np.int64)
     pos = {t: i for i, t in enumerate(flags["tag"].tolist())}
-    for inc in found:
+    # A call in a slowdown or a hang as well as in a change is marked with the former.
+    for k, inc in sorted(enumerate(found, start=1),
+                         key=lambda ki: ki[1].kind in ("slowdown", HUNG)):
+        inc.id = k
         for t in inc.tags:
-            inc_of[pos[t]] = inc.id
+            if t in pos:
+                inc_of[pos[t]] = k
     flags = flags.with_column("incident", inc_of)
     baselines = list(getattr(det, "baselines_", {}).values())
     for b in baselines:
@@ -232,7 +234,15 @@ def _finish(det: SlowdownDetector, flags: Table, inflight: Features | None, now:
             notes.append(f"{b.group}: not enough data (n={b.n}: {b.n_baseline} usable "
                          f"past warm-up and errors, {det.min_n} needed)")
     notes.extend(getattr(det, "notes_", []))
-    return DetectionResult(found, baselines, flags, notes, live, now)
+    return DetectionResult(found, baselines, flags, notes, live, now, t0)
+
+
+def _t0(run: Run | None, flags: Table) -> float:
+    """The run's first record, else the first call's start."""
+    if run is not None and run.events().n:
+        return float(run.events().t0)
+    t = flags["t_start"] if len(flags) else np.zeros(0)
+    return float(np.nanmin(t)) if np.isfinite(t).any() else math.nan
 
 
 def _split(feats: Features) -> tuple[Features, Features]:
@@ -255,7 +265,7 @@ def _now(run: Run, now: float | None) -> tuple[float, bool]:
 
 
 def detect(run: Run, detector: SlowdownDetector | None = None, now: float | None = None,
-           max_gap: int = 1) -> DetectionResult:
+           max_gap: int = MAX_GAP) -> DetectionResult:
     """Fit a detector (a clone of ``detector``, default settings otherwise) on all the
     completed actions of ``run`` and judge every action; in-flight calls are judged for
     hanging at ``now`` (default: the clock for a live run, the last event otherwise)."""
@@ -263,7 +273,7 @@ def detect(run: Run, detector: SlowdownDetector | None = None, now: float | None
     det = clone(detector) if detector is not None else SlowdownDetector()
     det.fit(done)
     now, live = _now(run, now)
-    return _finish(det, det.assess(done), inflight, now, live, max_gap)
+    return _finish(det, det.assess(done), inflight, now, live, max_gap, run)
 
 
 class LiveDetector:
@@ -273,7 +283,8 @@ class LiveDetector:
     workflow); otherwise each group's baseline forms once it has ``min_n`` calls, and the
     calls seen before that are judged then, retroactively."""
 
-    def __init__(self, detector: SlowdownDetector | None = None, max_gap: int = 1) -> None:
+    def __init__(self, detector: SlowdownDetector | None = None,
+                 max_gap: int = MAX_GAP) -> None:
         self.detector = detector if detector is not None else SlowdownDetector()
         self.max_gap = max_gap
         self.featurizer = ActionFeaturizer()
@@ -283,9 +294,16 @@ class LiveDetector:
         """Tag -> how many calls had completed when it completed (itself included)."""
         self.flagged_at: dict[str, int] = {}
         """Tag -> how many calls had completed when it was first judged slow."""
+        self.changed_at: dict[tuple[Any, ...], int] = {}
+        """(series, kind, tag of its first call) -> how many calls had completed when
+        that change point was first found."""
+        self.new_changes = 0
+        """Change points found since the last :meth:`result`."""
         self._rows: dict[str, dict[str, Any]] = {}
+        self._by_group: dict[str, list[str]] = {}
         self._pending: dict[str, list[Features]] = {}
         self._template: Table | None = None
+        self._causes: dict[Any, tuple[list[str], list[int]]] = {}
 
     def update(self, run: Run) -> list[str]:
         """Judge the actions of ``run`` (refreshed by the caller) that completed since the
@@ -315,12 +333,35 @@ class LiveDetector:
         for g in now_ready:
             for one in self._pending.pop(group_name(g), []):
                 self._keep(det.assess(one), 0, newly)
+        self._changes({str(g) for g in flags["group"].tolist()})
         return newly
+
+    _SERIES_COLS = ("tag", "agent_class", "action", "agent_id", "status", "t_start",
+                    "duration_s", "call_index")
+
+    def _changes(self, groups: set[str]) -> None:
+        """Search the latest calls of ``groups`` for change points; count the new ones."""
+        for g in groups:
+            tags = self._by_group.get(g, [])[-LIVE_WINDOW:]
+            if len(tags) < 2 * shifts.MIN_SEG:
+                continue
+            rows = [self._rows[t] for t in tags]
+            t = Table({c: np.array([r[c] for r in rows],
+                                   dtype=object if c in ("tag", "agent_class", "action",
+                                                         "agent_id", "status") else None)
+                       for c in self._SERIES_COLS}, name="series")
+            for s in shifts.shifts(shifts.analyse_flags(t)):
+                key = (s.key, s.change.kind, str(t["tag"][s.rows[s.change.at]]))
+                if key not in self.changed_at:
+                    self.changed_at[key] = self.completed
+                    self.new_changes += 1
 
     def _keep(self, flags: Table, i: int, newly: list[str]) -> None:
         if self._template is None:
             self._template = flags
         tag = flags["tag"][i]
+        if tag not in self._rows:
+            self._by_group.setdefault(str(flags["group"][i]), []).append(tag)
         self._rows[tag] = {c: flags[c][i] for c in flags.columns}
         if flags["flag"][i] == "slow" and tag not in self.flagged_at:
             self.flagged_at[tag] = self.completed
@@ -339,15 +380,21 @@ class LiveDetector:
             cols[c] = arr
         return Table(cols, name="action_flags")
 
-    def result(self, run: Run | None = None, now: float | None = None) -> DetectionResult:
-        """Incidents so far; with ``run``, also its in-flight calls judged for hanging."""
+    def result(self, run: Run | None = None, now: float | None = None,
+               hangs: bool = True) -> DetectionResult:
+        """Incidents so far; with ``run``, what happened around each change, hung
+        shutdowns and (``hangs``) its in-flight calls judged for hanging."""
         inflight = None
         live = False
         when = time.time() if now is None else now
         if run is not None:
             when, live = _now(run, now)
-            inflight = _split(action_features(run))[1]
-        return _finish(self.detector, self.flags(), inflight, when, live, self.max_gap)
+            if hangs:
+                inflight = _split(action_features(run))[1]
+        self.new_changes = 0
+        return _finish(self.detector, self.flags(), inflight, when, live, self.max_gap,
+                       run, self._causes)
 
 
-__all__ = ["DetectionResult", "Incident", "LiveDetector", "detect", "incidents"]
+__all__ = ["HUNG", "HUNG_FLAG", "KINDS", "MAX_GAP", "DetectionResult", "Incident",
+           "LiveDetector", "detect", "incidents"]

@@ -607,6 +607,90 @@ def explain_slowest(run: Run, group: tuple[str, str] | None = None, fraction: fl
     return explain(run, sel, base & ~sel, top, symptoms=DURATIONS, label="slow", how=how)
 
 
+# -- around a change point ----------------------------------------------------------------
+
+CONTEXT_FIELDS = frozenset({"start_s", "executing_at_start", "in_flight_at_start",
+                            "caller.processName"})
+
+
+def _user_fields(fields: Table) -> list[str]:
+    """The fields of :func:`action_fields` that are user keys of the calls' own records
+    (``fib.delay_s``), not Academy's, the logging module's, the agent's or our own."""
+    return [c for c in fields.columns
+            if not (c in OWN or c in STANDARD_KEYS or c in CONTEXT_FIELDS
+                    or c.startswith(("academy.", "agent.", "caller.")))]
+
+
+def _key(v: Any) -> Any:
+    if isinstance(v, float | np.floating):
+        return None if v != v else float(f"{float(v):.9g}")
+    return None if v is None else str(v)
+
+
+def value_changes(run: Run, before: Sequence[str], after: Sequence[str],
+                  share: float = 0.8) -> list[tuple[str, Any, Any]]:
+    """User keys of the calls' own records that held one value on (nearly: ``share``) all
+    the calls ``before`` and another on (nearly) all those ``after`` (action tags): what
+    was set differently, as ``(key, value before, value after)``. A key that counts up
+    (an iteration, a timestamp) has no one value on either side and is left out."""
+    if not before or not after:
+        return []
+    fields = action_fields(run)  # row for row with run.actions()
+    pos = {t: i for i, t in enumerate(run.actions()["tag"].tolist())}
+    ib = [pos[t] for t in before if t in pos]
+    ia = [pos[t] for t in after if t in pos]
+    out: list[tuple[str, Any, Any]] = []
+    for name in _user_fields(fields):
+        col = fields[name]
+        modes = []
+        for idx in (ib, ia):
+            vals = [_key(v) for v in col[idx].tolist()]
+            present = [v for v in vals if v is not None]
+            if not present:
+                break
+            best = max(set(present), key=present.count)
+            if present.count(best) < share * len(idx):
+                break
+            modes.append(best)
+        if len(modes) == 2 and modes[0] != modes[1]:
+            out.append((name, modes[0], modes[1]))
+    return out
+
+
+def moved_keys(run: Run, tags: Sequence[str], durations: np.ndarray,
+               edge: int = 5) -> list[tuple[str, float, float]]:
+    """Numeric user keys of the calls ``tags`` (in order, with their ``durations``) that
+    moved with the durations: rank correlation at least 0.9, and from the first ``edge``
+    calls to the last by about the same factor (within 2x of the durations' own), so an
+    iteration counter that merely grows alongside is left out. As ``(key, median of the
+    first calls, median of the last)``."""
+    from scipy.stats import spearmanr
+
+    fields = action_fields(run)
+    pos = {t: i for i, t in enumerate(run.actions()["tag"].tolist())}
+    keep = [(pos[t], d) for t, d in zip(tags, durations.tolist(), strict=True) if t in pos]
+    if len(keep) < 2 * edge:
+        return []
+    idx = [i for i, _ in keep]
+    dur = np.array([d for _, d in keep])
+    d_ratio = float(np.median(dur[-edge:]) / np.median(dur[:edge]))
+    out: list[tuple[str, float, float]] = []
+    for name in _user_fields(fields):
+        num = _numeric(name, fields[name][idx])
+        if num is None or np.isnan(num).mean() > 0.2:
+            continue
+        ok = ~np.isnan(num)
+        a, b = float(np.median(num[ok][:edge])), float(np.median(num[ok][-edge:]))
+        if a <= 0 or b <= 0 or len(np.unique(num[ok])) < 3:
+            continue
+        rho = spearmanr(num[ok], dur[ok]).statistic
+        if not rho >= 0.9:
+            continue
+        if 0.5 <= (b / a) / d_ratio <= 2:
+            out.append((name, a, b))
+    return out
+
+
 def _plain(v: Any) -> Any:
     if isinstance(v, np.generic):
         v = v.item()

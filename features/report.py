@@ -304,27 +304,34 @@ def steering_section(run: Run, top: int = 10) -> Section | None:
 
 
 def anomalies_section(run: Run, top: int = 10, explain_top: int = 3) -> Section:
-    """Slowdown incidents (``features.detect``), each with what differs about its calls
-    (``features.explain``) and the evidence of its first call."""
+    """The detector's incidents (``features.detect``): slowdowns with what differs about
+    their calls (``features.explain``), level shifts, speed-ups and drift with what
+    happened around them, and hangs; each with the evidence of its first record."""
     # Imported here: scikit-learn is a heavy import, and only the report needs it.
     from features.detect import detect
     from features.explain import DURATIONS, explain
 
-    ev = run.events()
     res = detect(run)
     lines: list[str] = []
     data: dict[str, Any] = {"incidents": [], "notes": list(res.notes),
                             "too_little_data": res.too_little_data, "live": res.live}
     if not res.incidents:
         judged = int(np.isin(res.flags["flag"], ("slow", "ok")).sum()) if len(res.flags) else 0
-        lines.append(f"No slowdowns found among {judged} judged actions." if judged else
-                     "No action could be judged yet.")
+        lines.append(f"No slowdowns, level shifts, drift or hangs found among {judged} "
+                     "judged actions." if judged else "No action could be judged yet.")
     for inc in res.incidents[:top]:
-        start = f"+{inc.start - ev.t0:.3f} s"
-        cite = (f" [{evidence(run, int(inc.evidence_rows[0]))}]"
-                if inc.evidence_rows else "")
-        lines.append(f"{inc.describe()}, from {start}{cite}")
+        cites = [evidence(run, int(r)) for r in inc.evidence_rows[:6]]
+        cite = f" [{cites[0]}]" if cites else ""
+        if inc.kind == "slowdown":
+            lines.append(f"{inc.headline()}, from +{inc.start - res.t0:.3f} s{cite}")
+        elif inc.kind == "hung" and len(cites) > 1 and not inc.tags:
+            lines.append(f"{inc.headline()} [{', '.join(cites[:3])}]")
+        else:
+            lines.append(f"{inc.headline()}{cite}")
+        lines.extend(f"    {'around it: ' if k == 0 else '           '}{c}"
+                     for k, c in enumerate(inc.cause))
         d = inc.as_dict()
+        d["evidence"] = cites
         if inc.kind == "slowdown":
             e = explain(run, inc.tags, top=explain_top, symptoms=DURATIONS, label="slow",
                         how=f"incident #{inc.id}")

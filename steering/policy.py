@@ -109,26 +109,39 @@ class RateLimiter:
         self._calls.setdefault(key, deque()).append(time.monotonic() if now is None else now)
 
 
+RESOLVED_WITHIN = 1.5
+"""A change resolved an incident when the later calls' median is back within this factor of
+what a call took before the incident. Clean calls' medians stay within 1.2x of it (jitter:
+3+ calls, ``features.anomaly``); 2.5x, the detector's threshold for one slow call, is
+still a slowdown when it lasts: a change that brought a 4x slowdown down to 2.4x helped,
+but it did not resolve it."""
+
+
 def judge(data: CheckData, ref_remedy: bool, ratio_threshold: float,
-          incident_ratio: float = math.nan, min_calls: int = 3) -> tuple[str | None, str]:
+          incident_ratio: float = math.nan, min_calls: int = 3,
+          resolved_within: float = RESOLVED_WITHIN) -> tuple[str | None, str]:
     """``resolved``, ``improved`` or ``not_improved`` with a reason, or ``None`` (wait).
 
-    Resolved: the later calls on the slow agents take less than ``ratio_threshold`` times
-    the baseline. Improved (kept, but a person should look): still slow, but at most 3/4 of
-    the incident's median ratio. For a change that moves work away from an agent, judged by
-    that agent's share of the group's later calls against its share during the incident:
-    resolved at 3/4 or less, improved below 95%."""
+    ``data.baseline_s`` is what a call took before the incident. Resolved: the later calls
+    on the slow agents are back near it (median within ``resolved_within``, 1.5x).
+    Improved (kept, but a person should look): still slower than that, but at most 3/4 of
+    the incident's median ratio (without one: below the detector's ``ratio_threshold``).
+    For a change that moves work away from an agent, judged by that agent's share of the
+    group's later calls against its share during the incident: resolved at 3/4 or less,
+    improved below 95%."""
     base = data.baseline_s
     on = data.later_on
     if base and len(on) >= min_calls:
         ratio = statistics.median(on) / base
-        said = f"{len(on)} later call(s) on the slow agent(s): median {ratio:.1f}x the usual " \
-               f"{base:.3f}s"
-        if ratio < ratio_threshold:
+        said = f"{len(on)} later call(s) on the slow agent(s): median {ratio:.1f}x the " \
+               f"{base:.3f}s before the incident"
+        if ratio <= resolved_within:
             return "resolved", said
         if not ref_remedy:
             if math.isfinite(incident_ratio) and ratio <= 0.75 * incident_ratio:
                 return "improved", f"{said}, down from {incident_ratio:.1f}x"
+            if not math.isfinite(incident_ratio) and ratio < ratio_threshold:
+                return "improved", f"{said}: below {ratio_threshold:g}x, not back to normal"
             return "not_improved", said
     if ref_remedy:
         n_after = len(on) + len(data.later_others)

@@ -297,9 +297,10 @@ class Steerer:
         if sugg is None or sugg.remedy is None:
             return
         r = sugg.remedy
-        # Against the baseline as it was when the incident was seen: the live one may have
-        # drifted towards the slow calls since.
-        data.baseline_s = sugg.incident.baseline_s or data.baseline_s
+        # Against what a call took before the incident (the watch's median of the calls
+        # before it, else the level the incident was seen against): the live baseline
+        # re-learns a lasting change, and "resolved" means back near normal.
+        data.baseline_s = data.baseline_s or sugg.incident.baseline_s
         verdict, why = judge(data, r.spec.ref is not None, self.ratio_threshold,
                              sugg.incident.median_ratio, self.options.check_calls)
         if verdict is None:

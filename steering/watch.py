@@ -22,6 +22,9 @@ from features.detect import Incident, LiveDetector
 from features.run import Run
 from features.things import MSG_LAUNCHED, launch_claims, msg_rows
 
+CHANGES = ("level_shift", "drift")
+"""Detector kinds the steering agent acts on as slowdowns (a lasting one)."""
+
 
 @dataclass
 class SteerIncident:
@@ -48,11 +51,16 @@ class SteerIncident:
     evidence: list[str]
     """``FILE:LINE`` of a few of its records."""
     baseline_s: float | None
-    """The group's median duration (what a normal call takes) when the incident was seen."""
+    """What a normal call of the group took before the incident (median)."""
     median_ratio: float
     """Median of its calls' ratios to ``baseline_s`` (NaN when unknown)."""
     per_agent: dict[str, tuple[int, float]] = field(default_factory=dict)
     """Display id -> (slow calls, largest ratio) of each agent."""
+    change: str | None = None
+    """The detector's kind when the calls changed level (``level_shift``, ``drift``): the
+    steering agent treats it as a slowdown (``kind``), against the level before it."""
+    cause: list[str] = field(default_factory=list)
+    """What happened around the change (``features.around``), for the summary."""
 
     @property
     def group(self) -> str:
@@ -61,6 +69,7 @@ class SteerIncident:
     def as_fields(self) -> dict[str, Any]:
         """The audit fields of the incident."""
         return {"incident": self.id, "incident_kind": self.kind, "group": self.group,
+                "change": self.change, "cause": self.cause or None,
                 "agents": self.agents, "count": self.count,
                 "max_ratio": round(self.max_ratio, 3) if math.isfinite(self.max_ratio) else None,
                 "excess_s": round(self.excess_s, 4), "severity": self.severity,
@@ -125,8 +134,10 @@ class Watch:
         # and adds context, and scoring it on every poll (and once per call judged late)
         # costs several times the CPU a watcher may spend.
         self.live = LiveDetector(SlowdownDetector(multivariate=False))
-        self._tag_owner: dict[str, str] = {}
-        """Call tag -> the first incident of ours it was part of."""
+        self._tag_owner: dict[tuple[str, str], str] = {}
+        """(family, call tag) -> the first incident of ours it was part of: calls (slow or
+        hung) and changes (level shifts, drift) are two families, so a level shift whose
+        first calls were a slowdown is still said once."""
         self._reported: dict[str, set[str]] = {}
         """Our incident -> the agents it was about."""
         self._n_incidents = 0
@@ -149,13 +160,18 @@ class Watch:
         newly = self.live.update(run)
         now = time.time()
         hung_due = now - self._last_hung >= self.hung_every_s
-        if newly or hung_due:
+        changed = self.live.new_changes > 0
+        if newly or hung_due or changed:
             if hung_due:
                 self._last_hung = now
-            res = self.live.result(run if hung_due else None)
+            # The run for what happened around a change and for hangs; in-flight calls are
+            # featurised (a pass over the run) only every hung_every_s.
+            res = self.live.result(run if hung_due or changed else None, hangs=hung_due)
             for inc in res.incidents:
                 if inc.agent_class in ignore_classes or inc.action in ignore_actions:
                     continue
+                if inc.kind in ("speedup", "drift") and inc.max_ratio < 1:
+                    continue  # faster: nothing to fix
                 mine = self._incident(inc, run, now)
                 if mine is not None:
                     out.new_incidents.append(mine)
@@ -169,15 +185,17 @@ class Watch:
         """Ours, if ``inc`` is new (no tag of it was seen in an earlier incident) or grew to
         agents no earlier incident was about (then about those agents only), and not stale;
         its tags are remembered either way."""
-        owners = {self._tag_owner[t] for t in inc.tags if t in self._tag_owner}
+        family = "change" if inc.kind in CHANGES else "calls"
+        keys = [(family, t) for t in inc.tags] or [(family, f"{inc.group}@{inc.start}")]
+        owners = {self._tag_owner[k] for k in keys if k in self._tag_owner}
         known: set[str] = set().union(*(self._reported[o] for o in owners))
         fresh = [a for a in inc.agents if a not in known]
         if owners and not fresh:
             return None
         self._n_incidents += 1
         ident = f"i{self._n_incidents}"
-        for t in inc.tags:
-            self._tag_owner.setdefault(t, ident)
+        for k in keys:
+            self._tag_owner.setdefault(k, ident)
         self._reported[ident] = set(fresh)
         if now - inc.end > self.stale_s:
             return None
@@ -187,21 +205,26 @@ class Watch:
         ev = run.events()
         evidence = [f"{ev.file_names[int(ev.file[r])]}:{int(ev.line[r])}"
                     for r in inc.evidence_rows[:6]]
-        base = getattr(self.live.detector, "baselines_", {}).get((inc.agent_class, inc.action))
         med = None
-        if base is not None:
+        if inc.kind in CHANGES:  # the level before the change
+            m = float(inc.detail.get("before_s") or math.nan)
+            med = m if math.isfinite(m) else None
+        base = getattr(self.live.detector, "baselines_", {}).get((inc.agent_class, inc.action))
+        if med is None and base is not None:
             m = base.median.get("exec_s", math.nan)
             if not math.isfinite(m):
                 m = base.median.get("total_s", math.nan)
             med = float(m) if math.isfinite(m) else None
         return SteerIncident(
-            id=ident, kind=inc.kind, agent_class=inc.agent_class, action=inc.action,
+            id=ident, kind="slowdown" if inc.kind in CHANGES else inc.kind,
+            agent_class=inc.agent_class, action=inc.action,
             agents=fresh, agent_uuids={a: uuids[a] for a in fresh if a in uuids},
             start=inc.start, end=inc.end, count=inc.count, max_ratio=inc.max_ratio,
             excess_s=inc.excess_s, severity=inc.severity, description=inc.describe(),
             tags=list(inc.tags), evidence=evidence, baseline_s=med,
             median_ratio=_median([t.get("ratio") for t in inc.things]),
-            per_agent=_per_agent(inc.things))
+            per_agent=_per_agent(inc.things),
+            change=inc.kind if inc.kind in CHANGES else None, cause=list(inc.cause))
 
     def _claims(self, run: Run) -> list[dict[str, Any]] | None:
         ev = run.events()
@@ -219,15 +242,35 @@ class Watch:
         done = acts["status"] == "ok"
         later = grp & done & (acts["t_start"] >= q.t_apply) & np.isfinite(dur)
         before = grp & (acts["t_start"] >= q.t_from) & (acts["t_start"] < q.t_apply)
+        med = pre_incident(dur, grp & done & np.isfinite(dur), on, acts["t_start"], q.t_from)
         base = getattr(self.live.detector, "baselines_", {}).get((q.agent_class, q.action))
-        med = None
-        if base is not None and base.enough:
+        if med is None and base is not None and base.enough:
             m = base.median.get("exec_s", math.nan)
             med = float(m) if math.isfinite(m) else None
         return CheckData(later_on=dur[later & on].tolist(),
                          later_others=dur[later & ~on].tolist(),
                          before_on=int((before & on).sum()), before_all=int(before.sum()),
                          baseline_s=med)
+
+
+PRE_CALLS = 50
+"""Calls before an incident whose median is what "back to normal" means."""
+
+
+def pre_incident(dur: np.ndarray, usable: np.ndarray, on: np.ndarray, t_start: np.ndarray,
+                 t_from: float) -> float | None:
+    """The median of the last :data:`PRE_CALLS` usable calls that started before
+    ``t_from`` on the slow agents (on the whole group when those have fewer than 3): what
+    a call took before the incident, whatever the live baseline learnt since (it
+    re-baselines a lasting change, and would call a change that halved a 4x slowdown
+    back to normal)."""
+    before = usable & (t_start < t_from)
+    for mask in (before & on, before):
+        idx = np.flatnonzero(mask)
+        if len(idx) >= 3:
+            idx = idx[np.argsort(t_start[idx], kind="stable")][-PRE_CALLS:]
+            return float(np.median(dur[idx]))
+    return None
 
 
 def _median(values: list[Any]) -> float:

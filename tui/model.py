@@ -7,7 +7,6 @@ No widget code here: views read this object and workers update it.
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -287,10 +286,8 @@ class RunModel:
         from features.explain import DURATIONS, explain
 
         if inc.kind != "slowdown":
-            ratio = (f" for up to {inc.max_ratio:.1f}x the group's median call"
-                     if math.isfinite(inc.max_ratio) else "")
-            return [f"{inc.count} call(s) of {inc.group} in flight{ratio}: what differs "
-                    "about them can be told once they finish."]
+            # Hangs, level shifts, drift and speed-ups say what happened and around it.
+            return [inc.describe()]
         with self.things_lock:
             e = explain(self.run, inc.tags, top=top, symptoms=DURATIONS, label="slow",
                         how=f"incident #{inc.id}")

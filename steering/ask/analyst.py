@@ -276,10 +276,10 @@ def hung(tb: Toolbox, question: str) -> str:
     if not res.ok:
         return _failed(res)
     d = res.data
-    stuck = [i for i in d["incidents"] if i["kind"] != "slowdown"]
+    stuck = [i for i in d["incidents"] if i["kind"] == "hung"]
     lines = []
     for inc in stuck:
-        lines.append(f"Possibly hung: {inc['description']} {_cite(*inc['acts'][:3])}.")
+        lines.append(f"Hung: {inc['description']} {_cite(*inc['acts'][:3])}.")
     if d["unfinished_count"]:
         lines.append(f"{d['unfinished_count']} call(s) never completed: " + "; ".join(
             f"{_act(a)} ({a['status']}, since {_t(a['start_s'])}) {_cite(a['act'])}"

@@ -23,7 +23,7 @@ from rawspans import raw_really_slow_tags
 from sklearn.base import clone
 
 from features.anomaly import SlowdownDetector
-from features.detect import HUNG, DetectionResult, LiveDetector, detect
+from features.detect import HUNG, HUNG_FLAG, DetectionResult, LiveDetector, detect, incidents
 from features.featurize import (
     ACTION_FEATURES,
     AGENT_FEATURES,
@@ -293,7 +293,7 @@ def test_possibly_hung(sample: Callable[[str], Path], tmp_path: Path) -> None:
     assert run.live
     res = detect(run)
     row = res.flags["tag"].tolist().index(last)
-    assert res.flags["flag"][row] == HUNG
+    assert res.flags["flag"][row] == HUNG_FLAG
     [inc] = [i for i in res.incidents if i.kind == HUNG]
     assert inc.tags == [last]
     # Judged just after it started, the same call is merely in flight.
@@ -320,8 +320,9 @@ def test_replay_matches_finished_run(slow_run: Run) -> None:
 
 
 def test_lasting_change_is_rebaselined(tmp_path: Path) -> None:
-    """A slowdown that does not end (20 of 36 calls) is a new normal for a live detector
-    after ``shift_after`` slow calls in a row, not an incident without end."""
+    """A slowdown that lasts (20 of 36 calls) is a new normal for a live detector after
+    ``shift_after`` slow calls in a row, not an incident without end; and it is said as
+    what it is: a level shift from call 10 that went back at call 30, not 6 slow calls."""
     run = _run(tmp_path, iterations=36, slow_at=10, slow_len=20, slow_factor=FACTOR)
     feats = action_features(run)
     t = feats.table
@@ -330,8 +331,17 @@ def test_lasting_change_is_rebaselined(tmp_path: Path) -> None:
         live.update_features(Features(t.take([i]), feats.X[[i]], feats.names))
     assert iterations_of(run, list(live.flagged_at)) == list(range(10, 16))
     res = live.result()
-    assert [i.count for i in slowdowns(res)] == [6]
     assert any("re-baselined" in n for n in res.notes)
+    for found in (res, detect(run)):
+        [inc] = [i for i in found.incidents if i.kind == "level_shift"]
+        assert iterations_of(run, inc.tags) == list(range(10, 30)), found.lines()
+        assert re.fullmatch(r"#\d+ high: from \+\d+\.\d s \(call 10\) GeneratorAgent\."
+                            r"next_item takes 0\.\d\d s, [34]\.\dx its earlier \d+\.\d ms "
+                            r"\(a level shift over 20 calls, until \+\d+\.\d s \(call 30\) "
+                            r"when it went back\)(; around it: .*)?", inc.describe()), \
+            inc.describe()
+        # Its calls are the shift, not slow calls as well.
+        assert not {tg for i in slowdowns(found) for tg in i.tags} & set(inc.tags)
 
 
 def test_live_run_flags_first_slow_action(tmp_path: Path) -> None:
@@ -410,7 +420,8 @@ def test_report_lists_incidents_with_explanations(slow_run: Run, clean_run: Run)
     assert "fib.delay_s" in section and "## Anomalies" in render_markdown(secs)
     clean = to_json(build(clean_run))["anomalies"]
     assert clean["data"]["incidents"] == []
-    assert clean["text"][0].startswith("No slowdowns found among")
+    assert clean["text"][0].startswith("No slowdowns, level shifts, drift or hangs found "
+                                       "among")
 
 
 @pytest.mark.parametrize("name", ["pairs", "exception", "thread"])
@@ -537,3 +548,70 @@ def test_caller_gap_equals_a_plain_search() -> None:
     only = rng.permutation(n)[:77]
     assert np.array_equal(_caller_gap(caller, t_start, t_end, only), want[only],
                           equal_nan=True)
+
+
+# -- the thresholds, pinned (a hand mutation of each must fail a test) -----------------
+
+
+def _calls(durations: list[float], group: tuple[str, str] = ("Gen", "step"),
+           t0: float = 1000.0) -> Table:
+    """A features table of successful calls of one agent, one after another (a call of
+    0.1 s every 0.2 s), with the given execution times; no warm-up call."""
+    n = len(durations)
+    x = np.asarray(durations, dtype=np.float64)
+    start = t0 + 0.2 * np.arange(n)
+
+    def obj(v: Any) -> np.ndarray:
+        return np.array([v] * n, dtype=object)
+
+    return Table({
+        "tag": np.array([f"{group[1]}-{t0:.0f}-{i:04d}" for i in range(n)], dtype=object),
+        "agent_class": obj(group[0]), "action": obj(group[1]), "agent_id": obj("AgentId<a1>"),
+        "status": obj("ok"), "t_start": start, "t_done": start + x + 0.002,
+        "call_index": np.arange(1, n + 1, dtype=np.float64),
+        "row_start": np.full(n, -1), "row_exec": np.full(n, -1), "row_end": np.full(n, -1),
+        "exec_s": x, "total_s": x + 0.002, "queue_s": np.full(n, 0.001),
+        "reply_s": np.full(n, 0.001)}, name="action_features")
+
+
+def test_a_call_past_the_ratio_but_within_the_noise_of_its_group_is_not_slow() -> None:
+    """The z-score pins noisy groups: with calls spread evenly over 50-250 ms (median
+    150 ms, robust spread 74 ms), a 400 ms call is 2.7x the median but only 3.4 spreads
+    above it: not slow. A 550 ms call (3.7x, 5.4 spreads) is."""
+    rng = np.random.default_rng(3)
+    base = list(rng.permutation(np.linspace(0.05, 0.25, 41)))
+    det = SlowdownDetector(multivariate=False).fit(_calls(base))
+    b = det.baselines_[("Gen", "step")]
+    assert b.median["exec_s"] == pytest.approx(0.15)
+    assert b.scale["exec_s"] == pytest.approx(1.4826 * 0.05, rel=0.02)
+    flags = det.assess(_calls([0.40, 0.55], t0=2000.0))
+    assert flags["flag"].tolist() == ["ok", "slow"]
+    assert flags["ratio"][0] >= det.ratio_threshold and flags["z"][0] < det.z_threshold
+    [inc] = incidents(flags)
+    assert inc.describe() == ("#1 medium: 1 slow call of Gen.step, up to 3.7x its median, "
+                              "0.400s extra over 0.552s")
+
+
+def test_slow_calls_one_normal_call_apart_are_one_incident_two_apart_two() -> None:
+    """The incident gap, pinned: slow, normal, slow is one incident of 2 calls (one lucky
+    call inside a slowdown); slow, normal, normal, slow is two. Through the default of
+    :func:`incidents` and of a live detector's result alike."""
+    normal, slow = 0.05, 0.3
+    pattern = [slow, normal, slow] + [normal] * 4 + [slow, normal, normal, slow] + [normal] * 3
+    feats = _calls([normal] * 20 + pattern)
+    live = LiveDetector(SlowdownDetector(multivariate=False))
+    for i in range(len(feats)):
+        live.update_features(Features(feats.take([i]), np.empty((1, 0)), []))
+    res = live.result()
+    found = slowdowns(res)
+    assert [i.count for i in found] == [2, 1, 1], res.lines()
+    assert found[0].describe().startswith("#1 high: 2 slow calls of Gen.step, up to 6.0x "
+                                          "its median, 0.500s extra over ")
+    assert [i.count for i in slowdowns_of(incidents(res.flags))] == [2, 1, 1]
+    # The same calls judged after the fact (fit on all of them).
+    det = SlowdownDetector(multivariate=False).fit(feats)
+    assert [i.count for i in slowdowns_of(incidents(det.assess(feats)))] == [2, 1, 1]
+
+
+def slowdowns_of(incs: list[Any]) -> list[Any]:
+    return [i for i in incs if i.kind == "slowdown"]

@@ -50,7 +50,9 @@ def test_without_the_detector_the_slow_call_is_still_named(one_slow: Run) -> Non
     tb = one_slow.where_time_went(expected_s=2.0)
     found = causes(tb, one_slow)
     slow = [c for c in found if c.kind == "slow call"]
-    assert len(slow) == 1 and slow[0].seconds > 0.7 and slow[0].row >= 0
+    # The injected call first (a loaded machine may add one a little past 3x its median).
+    assert slow and slow[0].seconds > 0.7 and slow[0].row >= 0
+    assert all(c.seconds < slow[0].seconds / 3 for c in slow[1:])
 
 
 def test_an_expected_time_per_call(one_slow: Run, capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,6 +1,7 @@
-"""Anomalies: the slowdown detector's incidents, what differs about their calls, and the
-groups it could not judge. Every incident drills down to its events or its time on the
-timeline.
+"""Anomalies: the detector's incidents (slowdowns, level shifts, speed-ups, drift, hangs),
+what differs about a slowdown's calls, what happened around a change, a hang's evidence,
+and the groups it could not judge. Every incident drills down to its events or its time on
+the timeline.
 
 The detection runs in the run screen's worker; the explanation of the highlighted
 incident in this view's own (``explain`` group), so the UI thread only paints.
@@ -21,7 +22,7 @@ from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.widgets import DataTable, Static
 
-from features.report import fmt_s
+from features.report import evidence, fmt_s
 from features.safe import clean
 from tui.model import RunModel
 from tui.text import cell
@@ -38,6 +39,9 @@ COLUMNS = (("id", "#"), ("severity", "severity"), ("kind", "kind"), ("group", "g
            ("count", "calls"), ("ratio", "max ratio"), ("excess", "extra s"),
            ("start", "start"), ("lasted", "lasted"), ("agents", "agents"))
 _PLAIN = re.compile(r"[0-9A-Za-z_.:-]+")
+KIND_WORDS = {"slowdown": "slowdown", "level_shift": "level shift", "speedup": "speed-up",
+              "drift": "drift", "hung": "hung"}
+"""The kind column, in words."""
 
 
 @dataclass
@@ -49,12 +53,14 @@ class AnomaliesDetected(Message):
 
 def incident_key(inc: Incident) -> str:
     """A row key that survives re-detection (ids are renumbered as incidents appear)."""
-    return f"{inc.kind}:{inc.tags[0] if inc.tags else inc.id}"
+    return f"{inc.kind}:{inc.tags[0] if inc.tags else f'{inc.group}@{inc.start:.6f}'}"
 
 
 def drill_filter(inc: Incident, limit: int = MAX_DRILL) -> tuple[str, str]:
     """The event filter showing the calls of ``inc`` (the first ``limit`` of them) and a
     note saying what was left out (``""`` when nothing)."""
+    if not inc.tags:  # a shutdown: its records
+        return " or ".join(f"@row={int(r)}" for r in inc.evidence_rows[:limit]), ""
     tags = inc.tags[:limit]
     expr = " or ".join(f"academy.action_tag={_value(t)}" for t in tags)
     note = (f"showing the first {len(tags)} of {len(inc.tags)} calls of incident "
@@ -151,8 +157,8 @@ class AnomaliesView(VerticalScroll):
         judged = int(np.isin(flags["flag"], ("slow", "ok")).sum()) if len(flags) else 0
         live = " Live: judged again as the run grows." if det.live else ""
         if not det.incidents:
-            head = (f"No slowdowns found among {judged:,} judged calls." if judged
-                    else "No call could be judged yet.")
+            head = (f"No slowdowns, level shifts, drift or hangs found among {judged:,} "
+                    "judged calls." if judged else "No call could be judged yet.")
             return head + live
         n = len(det.incidents)
         return (f"{n} incident{'s' if n > 1 else ''} among {judged:,} judged calls "
@@ -198,8 +204,10 @@ class AnomaliesView(VerticalScroll):
             agents += f" +{len(inc.agents) - 3}"
         sev = Text(inc.severity, style={"high": "bold red", "medium": "yellow"}.get(
             inc.severity, ""))
-        return [inc.id, sev, inc.kind, cell(inc.group, 60), str(inc.count),
-                f"{inc.max_ratio:.1f}x", f"{inc.excess_s:.3f}", f"+{inc.start - t0:.3f} s",
+        r = inc.max_ratio
+        ratio = "-" if r != r else f"{r:.1f}x" if r >= 1 else f"{1 / r:.1f}x faster"
+        return [inc.id, sev, KIND_WORDS.get(inc.kind, inc.kind), cell(inc.group, 60),
+                str(inc.count), ratio, f"{inc.excess_s:.3f}", f"+{inc.start - t0:.3f} s",
                 fmt_s(inc.end - inc.start), cell(agents)]
 
     # -- the highlighted incident ------------------------------------------------------
@@ -219,6 +227,10 @@ class AnomaliesView(VerticalScroll):
         if inc is None:
             title.update("")
             body.update("")
+            return
+        if inc.kind != "slowdown":  # its own words and evidence: nothing to compute
+            title.update(Text(f"Incident #{inc.id}: {KIND_WORDS.get(inc.kind, inc.kind)}"))
+            body.update(self._own_words(inc))
             return
         title.update(Text(f"Incident #{inc.id}: what differs about its calls"))
         key = (self.model.detected_events, incident_key(inc))
@@ -248,6 +260,46 @@ class AnomaliesView(VerticalScroll):
             self.query_one("#anomalies-explain", Static).update(
                 self._explanation(inc, msg.lines))
 
+    def _own_words(self, inc: Incident) -> Text:
+        """A change with what happened around it, or a hang with its evidence."""
+        text = Text()
+        text.append(clean(inc.headline(), 2000) + "\n", style="bold")
+        if inc.cause:
+            text.append("\nAround it:\n", style="bold")
+            for c in inc.cause:
+                text.append(f"  {clean(c, 400)}\n")
+        elif inc.kind in ("level_shift", "speedup", "drift"):
+            text.append("\nNothing recorded around it explains it (no action on the "
+                        "agent, no steering change, no key that changed value, no new "
+                        "process).\n")
+        d = inc.detail
+        if inc.kind in ("level_shift", "speedup", "drift"):
+            text.append(f"\nbefore {fmt_s(d.get('before_s'))}, after "
+                        f"{fmt_s(d.get('after_s'))}, {inc.count} calls; p = "
+                        f"{d.get('p_value', float('nan')):.2g}\n", style="dim")
+        if inc.evidence_rows:
+            cites = ", ".join(evidence(self.model.run, int(r)) for r in inc.evidence_rows[:6])
+            text.append(f"\nEvidence: {clean(cites, 400)} (enter shows the records)\n")
+        if inc.things:
+            text.append(f"\nCalls ({inc.count}):\n", style="bold")
+            text.append(f"  {'tag':<36} {'agent':<12} {'status':<10} {'ratio':>6}  extra\n",
+                        style="dim")
+            for thing in inc.things[:MAX_CALLS]:
+                text.append(self._call_line(thing))
+            if inc.count > MAX_CALLS:
+                text.append(f"  … {inc.count - MAX_CALLS} more (enter shows their events)\n")
+        return text
+
+    @staticmethod
+    def _call_line(thing: dict[str, object]) -> str:
+        ratio = thing.get("ratio")
+        extra = thing.get("excess_s")
+        return (f"  {clean(thing.get('tag'), 36):<36} "
+                f"{clean(short_id(str(thing.get('agent_id'))), 12):<12} "
+                f"{clean(thing.get('status'), 10):<10} "
+                + (f"{ratio:6.1f}x " if isinstance(ratio, float) else "      - ")
+                + (f"+{fmt_s(extra)}" if isinstance(extra, float) else "") + "\n")
+
     def _explanation(self, inc: Incident, lines: list[str]) -> Text:
         text = Text()
         text.append(clean(inc.describe()) + "\n", style="bold")
@@ -257,13 +309,7 @@ class AnomaliesView(VerticalScroll):
         text.append(f"  {'tag':<36} {'agent':<12} {'status':<10} {'ratio':>6}  extra\n",
                     style="dim")
         for thing in inc.things[:MAX_CALLS]:
-            ratio = thing.get("ratio")
-            extra = thing.get("excess_s")
-            text.append(f"  {clean(thing.get('tag'), 36):<36} "
-                        f"{clean(short_id(str(thing.get('agent_id'))), 12):<12} "
-                        f"{clean(thing.get('status'), 10):<10} "
-                        + (f"{ratio:6.1f}x " if isinstance(ratio, float) else "      - ")
-                        + (f"+{fmt_s(extra)}" if isinstance(extra, float) else "") + "\n")
+            text.append(self._call_line(thing))
         if inc.count > MAX_CALLS:
             text.append(f"  … {inc.count - MAX_CALLS} more (enter shows their events)\n")
         return text

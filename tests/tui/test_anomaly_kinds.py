@@ -1,0 +1,91 @@
+"""The Anomalies tab shows the detector's other kinds in words: a speed-up (not a slowdown
+of the calls before it) with what happened around it and its evidence, on a real demo run
+whose driver calls set_sleep half way; and a hang without calls drills down to its
+records."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.pilot import Pilot
+from textual.widgets import DataTable, TabbedContent
+
+from features.detect import HUNG, Incident
+from steering.demo import DemoOptions, run_demo
+from tui.app import AcademyApp
+from tui.screens.run import RunScreen
+from tui.widgets.anomalies import AnomaliesView, drill_filter, incident_key
+
+SIZE = (150, 40)
+
+
+@pytest.fixture(scope="module")
+def speedup(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    res = run_demo(DemoOptions(academy_home=tmp_path_factory.mktemp("speedup"),
+                               iterations=24, sleep=0.1, set_sleep_at=8, set_sleep_to=0.02))
+    assert res.ok, res.error
+    return Path(res.pool_dir)
+
+
+async def until(pilot: Pilot[Any], cond: Callable[[], bool], timeout: float = 20.0) -> None:
+    waited = 0.0
+    while not cond():
+        await pilot.pause(0.05)
+        waited += 0.05
+        if waited > timeout:
+            raise AssertionError("condition not reached in time")
+
+
+def text_of(widget: Any) -> str:
+    return str(widget.render())
+
+
+async def test_a_speedup_is_shown_in_words_with_what_happened_around_it(
+        speedup: Path) -> None:
+    app = AcademyApp(str(speedup))
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, RunScreen))
+        scr = app.screen
+        assert isinstance(scr, RunScreen)
+        await until(pilot, lambda: scr.model.detection is not None)
+        await pilot.press("A")
+        view = scr.query_one(AnomaliesView)
+        table = view.query_one(DataTable)
+        await until(pilot, lambda: table.row_count >= 1)
+        table.focus()
+        while (cur := view.selected()) is not None and cur.kind != "speedup" \
+                and table.cursor_row < table.row_count - 1:
+            await pilot.press("down")
+        inc = view.selected()
+        assert inc is not None and inc.kind == "speedup"
+        row = table.get_row_at(table.cursor_row)
+        assert row[2] == "speed-up" and row[3] == "GeneratorAgent.next_item"
+        assert re.fullmatch(r"\d\.\dx faster", str(row[5])), row
+        body = view.query_one("#anomalies-explain")
+        shown = text_of(body)
+        assert "(call 8) GeneratorAgent.next_item takes " in shown
+        assert "faster than its earlier 0.10 s (a speed-up over 16 calls)" in shown
+        assert "Around it:" in shown and "GeneratorAgent.set_sleep(0.02) called on" in shown
+        assert "fib.delay_s was 0.100 on the calls before and 0.020 after" in shown
+        assert re.search(r"Evidence: [0-9a-f]{8}:\d+", shown)
+        await pilot.press("enter")
+        await until(pilot, lambda: scr.query_one(TabbedContent).active == "events"
+                    and scr.model.filter_text == drill_filter(inc)[0])
+        await until(pilot, lambda: len(scr.model.view.rows) > 0)
+        tags = scr.model.events().strings("academy.action_tag")
+        assert {tags[r] for r in scr.model.view.rows.tolist()} == set(inc.tags)
+
+
+def test_a_hang_without_calls_drills_down_to_its_records() -> None:
+    inc = Incident(id=3, kind=HUNG, group="Worker shutdown", agent_class="Worker",
+                   action="shutdown", start=10.0, end=12.5, count=1, max_ratio=float("nan"),
+                   excess_s=2.5, severity="high", tags=[], agents=["AgentId<ab12cd34>"],
+                   evidence_rows=[41, 97], detail={"how": "shutdown", "waited_s": 2.5})
+    assert drill_filter(inc) == ("@row=41 or @row=97", "")
+    assert incident_key(inc) == "hung:Worker shutdown@10.000000"
+    assert inc.describe() == ("#3 high: Worker AgentId<ab12cd34> hung in shutdown: 2.50 s "
+                              "from 'Shutting down agent'")
