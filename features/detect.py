@@ -215,7 +215,7 @@ def _finish(det: SlowdownDetector, flags: Table, inflight: Features | None, now:
                     causes[key] = got
             inc.cause, more = list(got[0]), got[1]
             inc.evidence_rows += [r for r in more if r not in inc.evidence_rows]
-        found += hangs.shutdowns(run, now, live, det)
+        found += hangs.shutdowns(run, now, live, det.hung_min_s)
     found += [inc for inc, _ in changes]
     found.sort(key=lambda i: (i.start, KINDS.index(i.kind)))
     inc_of = np.zeros(len(flags), dtype=np.int64)

@@ -115,9 +115,9 @@ def detail(flags: Table, rows: list[int], t0: float) -> dict[str, Any]:
     return jsonable(out)
 
 
-def shutdowns(run: Run, now: float, live: bool, det: SlowdownDetector) -> list[Incident]:
+def shutdowns(run: Run, now: float, live: bool, hung_min_s: float = 1.0) -> list[Incident]:
     """Agents (by class) whose shutdown hung, and a run whose shutdown ran into a
-    TimeoutError; numbered 0."""
+    TimeoutError; numbered 0. Needs no fitted detector (the run catalog asks it)."""
     ev = run.events()
     ag = run.agents()
     out: list[Incident] = []
@@ -135,7 +135,7 @@ def shutdowns(run: Run, now: float, live: bool, det: SlowdownDetector) -> list[I
     hung: dict[str, list[tuple[int, dict[str, Any]]]] = {}
     for i in np.flatnonzero(np.isfinite(dur)).tolist():
         d = float(dur[i])
-        if d < det.hung_min_s:
+        if d < hung_min_s:
             continue
         others = dur[np.isfinite(dur) & finished & (np.arange(len(dur)) != i)]
         med = float(np.median(others)) if len(others) else math.nan

@@ -223,7 +223,7 @@ def status_of(run: Any, last_write: float, now: float | None = None) -> tuple[st
     if ev.n == 0:
         return "unknown", "no records"
     if crashed or failed_actions or errors:
-        parts = []
+        parts = _hangs(run, now)
         if crashed:
             parts.append(f"{crashed} agent(s) crashed")
         if failed_actions:
@@ -239,6 +239,32 @@ def status_of(run: Any, last_write: float, now: float | None = None) -> tuple[st
         return "unknown", (f"no 'Closed manager' record and nothing written for "
                            f"{_age(age)}: stopped or killed?")
     return "failed", f"{abrupt} process(es) stopped without closing (file just ends)"
+
+
+def _hangs(run: Any, now: float) -> list[str]:
+    """What hung, first in a failed run's rule: shutdowns that took many times the others'
+    or ran into a TimeoutError, and calls their callers gave up on after waiting long
+    (cheap: no detector fit)."""
+    import numpy as np
+
+    from features.hangs import shutdowns
+    from features.report import fmt_s
+
+    out = []
+    for inc in shutdowns(run, now, False):
+        d = inc.detail or {}
+        who = inc.agents[0] if inc.agents else "the run"
+        out.append(f"shutdown of {who} hung {fmt_s(float(d.get('waited_s', inc.excess_s)))}"
+                   + (" until a TimeoutError" if d.get("timeout") else ""))
+    acts = run.actions()
+    if len(acts):
+        gave_up = (acts["status"] == "cancelled") & (acts["total_s"] >= 10.0)
+        if gave_up.any():
+            i = int(np.flatnonzero(gave_up)[np.argmax(acts["total_s"][gave_up])])
+            out.append(f"{int(gave_up.sum())} call(s) cancelled after waiting "
+                       f"(up to {fmt_s(float(acts['total_s'][i]))} for "
+                       f"{acts['action'][i]})")
+    return out
 
 
 def _age(seconds: float) -> str:

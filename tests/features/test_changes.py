@@ -346,3 +346,16 @@ def test_process_whose_log_stops_mid_call(shift_run: Run, tmp_path: Path) -> Non
     assert re.fullmatch(rf"#\d+ high: the log of process {f.name[:8]} stopped at \+\d+\.\d{{3}} "
                         r"s in the middle of 1 call of GeneratorAgent\.next_item: hung or "
                         r"killed", inc.describe()), inc.describe()
+
+
+def test_the_run_catalog_says_what_hung(tmp_path: Path) -> None:
+    """``runs`` leads a hung run's rule with the hang, not only "crashed"."""
+    from features.runs import status_of
+
+    pool = asyncio.run(_stuck_shutdown(tmp_path))
+    run = Run(pool)
+    run.load()
+    st, rule = status_of(run, run.last_write(), now=run.last_write() + 3600)
+    assert st == "failed"
+    assert re.match(r"shutdown of AgentId<[0-9a-f]{8}> hung 2\.\d\d s until a TimeoutError",
+                    rule), rule
