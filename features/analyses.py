@@ -73,7 +73,8 @@ class TimeBreakdown:
     notes: list[str] = field(default_factory=list)
     startups: list[dict[str, Any]] = field(default_factory=list)
     """Per agent that calls waited for: ``agent_id``, ``class``, ``process`` (file),
-    ``process_kind``, ``t_launched``, ``t_running``, ``startup_s`` (launch to running),
+    ``process_kind``, ``t_launched``, ``t_process_first`` (its process's first record),
+    ``t_running``, ``startup_s`` (launch to running),
     ``waited_s`` (time calls waited for it, overlaps counted once), ``calls`` waiting,
     ``row`` (evidence: the first waiting call's start record)."""
     stalls: list[dict[str, Any]] = field(default_factory=list)
@@ -241,9 +242,12 @@ def _callers(actions: Table, starts_any: np.ndarray, ends_any: np.ndarray,
 def _startups(actions: Table, agents: Table, processes: Table | None, su_s: np.ndarray,
               su_e: np.ndarray) -> list[dict[str, Any]]:
     names: dict[Any, Any] = {}
+    firsts: dict[Any, float] = {}
     if processes is not None and len(processes):
         names = dict(zip(processes["file"].tolist(), processes["processName"].tolist(),
                          strict=True))
+        firsts = dict(zip(processes["file"].tolist(), processes["t_first"].tolist(),
+                          strict=True))
     out = []
     target = actions["agent_id"]
     rows = actions["row_start"]
@@ -258,6 +262,7 @@ def _startups(actions: Table, agents: Table, processes: Table | None, su_s: np.n
             "process_kind": process_kind(names.get(f), f is not None and f == lf)
             if f is not None else "a process that never logged",
             "t_launched": float(agents["t_launched"][i]),
+            "t_process_first": float(firsts.get(f, np.nan)) if f is not None else np.nan,
             "t_running": float(agents["t_running"][i]),
             "startup_s": float(agents["t_running"][i] - agents["t_launched"][i]),
             "waited_s": _union_length(su_s[m], su_e[m]), "calls": int(m.sum()),

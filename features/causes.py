@@ -69,6 +69,11 @@ def causes(tb: TimeBreakdown, run: Run | None = None,
         calls = "1 call" if s["calls"] == 1 else f"{s['calls']} calls"
         started = (f"ran {_fmt(s['startup_s'])} after its launch" if
                    math.isfinite(s["startup_s"]) else "had not started")
+        first = s.get("t_process_first", math.nan) - s["t_launched"]
+        if math.isfinite(first) and first > 0.05 * max(s["startup_s"], 1e-9) and \
+                s.get("process_kind", "").startswith(("a Parsl", "a worker")):
+            # How much of it was the process itself starting: the seed's HTEX question.
+            started += f" (its process wrote its first record {_fmt(first)} after the launch)"
         out.append(Cause("agent start-up", s["waited_s"],
                          f"agent start-up {_fmt(s['waited_s'])}: {s['class']} "
                          f"{s['agent_id']} {started}, in {s['process_kind']}{proc}, and "

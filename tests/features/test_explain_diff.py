@@ -27,6 +27,9 @@ from steering.demo import DemoOptions, run_demo
 ROOT = Path(__file__).resolve().parents[2]
 # A 10x slowdown: a scheduling hiccup on a loaded machine must not outdo it.
 SLEEP, SLOW_AT, SLOW_LEN, FACTOR = 0.02, 10, 3, 10.0
+SLOW_SLEEP = 0.05
+"""The slow-pairs run's sleep: its slow calls (0.5 s) stay the slowest on a loaded machine,
+where a 0.02 s call was once seen to take longer than 0.2 s."""
 AB_SLOW = 4
 """Slowed calls of run B (20x): ~1.5 s more execution, well above start-up jitter on a
 busy machine (with 2 calls, ~0.76 s, the share of the difference could drift out)."""
@@ -69,7 +72,7 @@ def raw_calls(run: Run, action: str) -> dict[str, dict[str, Any]]:
 @pytest.fixture(scope="module")
 def slow_pairs(tmp_path_factory: pytest.TempPathFactory) -> Run:
     """Two generators in threads; in both, iterations 10..12 sleep 10x longer."""
-    return _run(tmp_path_factory.mktemp("slow"), iterations=30, sleep=SLEEP, pairs=2,
+    return _run(tmp_path_factory.mktemp("slow"), iterations=30, sleep=SLOW_SLEEP, pairs=2,
                 slow_at=SLOW_AT, slow_len=SLOW_LEN, slow_factor=FACTOR)
 
 
@@ -109,16 +112,16 @@ def test_slowest_calls_differ_in_the_delay_the_agent_logged(slow_pairs: Run) -> 
     assert not e.too_small and e.differences
     top = e.differences[0]
     assert top.field == "fib.delay_s" and top.kind == "number" and top.score == 1.0
-    assert top.median_selection == pytest.approx(SLEEP * FACTOR)
-    assert top.median_baseline == pytest.approx(SLEEP)
-    assert top.sentence == ("fib.delay_s is 0.200 in the slow next_item calls (median) "
-                            "against 0.020 in the others (10.0x).")
+    assert top.median_selection == pytest.approx(SLOW_SLEEP * FACTOR)
+    assert top.median_baseline == pytest.approx(SLOW_SLEEP)
+    assert top.sentence == ("fib.delay_s is 0.500 in the slow next_item calls (median) "
+                            "against 0.050 in the others (10.0x).")
     # The durations defined the selection: context, never an explanation.
     assert not {d.field for d in e.differences + e.candidates} & set(DURATIONS)
     assert e.symptoms == list(DURATIONS)
     lines = e.lines()
     assert lines[0].startswith("6 slow GeneratorAgent.next_item calls")
-    assert "execution 0.20" in lines[1] and top.sentence in lines[3]
+    assert "execution 0.50" in lines[1] and top.sentence in lines[3]
     js = json.loads(json.dumps(e.as_dict(), allow_nan=False))
     assert js["differences"][0]["field"] == "fib.delay_s" and js["lines"] == lines
     # The two generators are slow alike: the agent is no explanation.
@@ -130,7 +133,8 @@ def test_widened_fields_carry_the_agent_side_records(slow_pairs: Run) -> None:
     acts = slow_pairs.actions()
     assert len(f) == len(acts)
     nxt = acts["action"] == "next_item"
-    assert np.isin(f["fib.delay_s"][nxt].astype(float), [SLEEP, SLEEP * FACTOR]).all()
+    assert np.isin(f["fib.delay_s"][nxt].astype(float),
+                   [SLOW_SLEEP, SLOW_SLEEP * FACTOR]).all()
     # iteration logged by the agent inside the call = the call's rank for its agent
     for agent in set(acts["agent_id"][nxt]):
         mine = nxt & (acts["agent_id"] == agent)

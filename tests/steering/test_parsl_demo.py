@@ -207,8 +207,9 @@ def test_the_seed_question_names_the_htex_worker_start_up(parsl_run: ParslRun) -
     why = para.split("Of the excess of", 1)[1]
     (su,) = [s for s in tb.startups if s["class"] == "FibonacciLauncher"]
     assert (f"agent start-up {report.fmt_s(su['waited_s'])}: FibonacciLauncher "
-            f"{su['agent_id']} ran {report.fmt_s(su['startup_s'])} after its launch, in a "
-            "Parsl HTEX worker process") in why
+            f"{su['agent_id']} ran {report.fmt_s(su['startup_s'])} after its launch (its "
+            "process wrote its first record ") in why
+    assert "after the launch), in a Parsl HTEX worker process" in why
     # Messaging is not among the causes named before the rest.
     assert "messaging" not in why.split(". ")[0]
 
