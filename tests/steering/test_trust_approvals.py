@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -120,7 +122,7 @@ def test_a_pickled_reply_is_never_unpickled(tmp_path: Path) -> None:
     port = free_port()
     fake = subprocess.Popen([sys.executable, str(HERE / "fake_steering.py"), str(marker),
                              str(port)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                            text=True)
+                            text=True, start_new_session=True)
     try:
         assert fake.stdout is not None
         line = fake.stdout.readline()
@@ -142,7 +144,8 @@ def test_a_pickled_reply_is_never_unpickled(tmp_path: Path) -> None:
             asyncio.run(send_decision(prepare_decision(run, "s1"), "reject"))
         assert not marker.exists()
     finally:
-        fake.kill()
+        # Its whole group: the HTTP exchange it spawned too (else it outlives the test).
+        os.killpg(fake.pid, signal.SIGKILL)
         fake.wait()
 
 
