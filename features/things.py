@@ -412,8 +412,7 @@ def mark_process_ends(agents_table: Table, procs: Table, live: bool) -> Table:
             status[i] = "never started"
             reason[i] = "no record of it running in any process"
     never_ran = crashed & np.isnan(np.array(agents_table["t_running"], dtype=np.float64))
-    for i in np.flatnonzero(never_ran):
-        reason[i] = "it never ran: it failed while starting"
+    reason[never_ran] = "it never ran: it failed while starting"
     gone = np.fmin(np.array(agents_table["t_shutdown"], dtype=np.float64), t_crash)
     cols = {c: agents_table[c] for c in agents_table.columns}
     cols.update(status=status, t_crash=t_crash, crashed=crashed, crash_reason=reason,

@@ -307,17 +307,51 @@ class Toolbox:
         return result
 
     def _fit(self, result: ToolResult) -> ToolResult:
-        """Drop list items (from the longest list's end) until the JSON fits the cap."""
+        """Make the JSON fit the cap, never failing for size: first drop the help texts
+        (:data:`HELP_KEYS`), then list items (from the longest list's end), then shorten
+        the longest strings. A small model's small cap still gets the numbers."""
+        data = result.data
+        for key in HELP_KEYS:
+            if len(result.to_json()) <= self.result_chars:
+                return result
+            if isinstance(data, dict) and key in data:
+                del data[key]
+                result.truncated = True
         while len(result.to_json()) > self.result_chars:
-            lists = list(_lists(result.data))
-            lists = [lst for lst in lists if lst]
-            if not lists:
+            lists = [lst for lst in _lists(data) if lst]
+            if lists:
+                longest = max(lists, key=lambda lst: len(json.dumps(lst, default=str)))
+                longest.pop()
+            elif not _shorten_longest_string(data):
                 return ToolResult(result.tool, result.arguments, False,
                                   error="the result is too large to show; narrow it down")
-            longest = max(lists, key=lambda lst: len(json.dumps(lst, default=str)))
-            longest.pop()
             result.truncated = True
         return result
+
+
+HELP_KEYS = ("meaning", "words")
+"""Keys of results that explain rather than report (dropped first when space is short)."""
+
+
+def _shorten_longest_string(obj: Any) -> bool:
+    """Halve the longest string (over 80 characters) inside ``obj``; False when none."""
+    best: tuple[int, Any, Any] | None = None
+    stack = [obj]
+    while stack:
+        cur = stack.pop()
+        items = cur.items() if isinstance(cur, dict) else enumerate(cur) \
+            if isinstance(cur, list) else ()
+        for k, v in items:
+            if isinstance(v, str) and len(v) > 80 and (best is None or len(v) > best[0]):
+                best = (len(v), cur, k)
+            elif isinstance(v, dict | list):
+                stack.append(v)
+    if best is None:
+        return False
+    _, holder, key = best
+    text = holder[key]
+    holder[key] = text[: max(40, len(text) // 2)] + "…"  # always shorter: len > 80
+    return True
 
 
 def _lists(obj: Any) -> Any:

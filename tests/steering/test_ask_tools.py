@@ -122,6 +122,22 @@ def test_results_are_capped_by_dropping_list_items(sample: Callable[[str], Path]
     assert "truncated" in json.loads(res.to_json())
 
 
+@pytest.mark.parametrize("cap", [1200, 2000])
+def test_a_small_models_cap_still_gets_the_breakdown(sample: Callable[[str], Path],
+                                                     cap: int) -> None:
+    """Every model plan that called where_time_went used to get "the result is too large
+    to show" at a small model's cap (issue 14): help texts go first, then long strings are
+    shortened; the numbers stay."""
+    run = Run(sample("thread"))
+    run.load(workers=1)
+    tb = Toolbox(run, result_chars=cap, expected_s=3.0)
+    res = tb.call("where_time_went", {})
+    assert res.ok and res.truncated and len(res.to_json()) <= cap
+    assert "meaning" not in res.data
+    full = Toolbox(run, expected_s=3.0).call("where_time_went", {}).data
+    assert res.data["seconds"] == full["seconds"] and res.data["wall_s"] == full["wall_s"]
+
+
 def test_every_evidence_id_in_every_result_exists(failed: Run) -> None:
     tb = Toolbox(failed)
     calls: list[tuple[str, dict[str, Any]]] = [
