@@ -11,45 +11,19 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from features.report import fmt_s
-from steering.ask import questions
-from steering.ask.tools import Toolbox, ToolResult
+from steering.ask import narrative, questions
+from steering.ask.phrasing import act as _act
+from steering.ask.phrasing import at as _t
+from steering.ask.phrasing import cite as _cite
+from steering.ask.phrasing import dur as _d
+from steering.ask.phrasing import failed as _failed
+from steering.ask.phrasing import phases as _phases
+from steering.ask.tools import Toolbox
 
 __all__ = ["CAPABILITIES", "answer"]
 
 CAPABILITIES = "I can answer: " + "; ".join(questions.KINDS.values()) + "."
 EXAMPLES = "what was AgentId<...> doing at 1.5 s?"
-
-
-def _t(x: float | None) -> str:
-    """A time point since the run's start."""
-    return "+?" if x is None else f"+{x:.3f} s"
-
-
-def _d(x: float | None) -> str:
-    return fmt_s(x)
-
-
-def _cite(*refs: Any) -> str:
-    return " ".join(f"[{r}]" for r in refs if r)
-
-
-def _act(item: dict[str, Any]) -> str:
-    """``next_item 18268d60 on AgentId<2c1ec60a>``."""
-    tag = str(item["act"]).removeprefix("act:")
-    agent = str(item.get("agent") or "").removeprefix("agent:")
-    return f"{item['action']} {tag}" + (f" on {agent}" if agent else "")
-
-
-def _phases(item: dict[str, Any]) -> str:
-    parts = [f"{name} {_d(item[k])}" for name, k in
-             (("queue", "queue_s"), ("execution", "exec_s"), ("reply", "reply_s"))
-             if item.get(k) is not None]
-    return f" ({', '.join(parts)})" if parts else ""
-
-
-def _failed(res: ToolResult) -> str:
-    return f"I could not look that up: {res.error}"
 
 
 # -- one function per kind -----------------------------------------------------------------
@@ -155,6 +129,12 @@ def errors(tb: Toolbox, question: str) -> str:
         return _failed(next(r for r in (failed, recs, warns) if not r.ok))
     n_failed, n_recs = failed.data["matching"], recs.data["count"]
     n_warn = warns.data["count"]
+    facts = tb.call("run_facts", {})
+    crashes = [f"- {c['class']} {str(c['agent']).removeprefix('agent:')} crashed at "
+               f"{_t(c['at_s'])}: {c['why']} {_cite(c['agent'], c['ev'])}."
+               for c in (facts.data["crashed_agents"][:5] if facts.ok else [])]
+    if not n_failed and not n_recs and crashes:
+        return "No action raised and no record is an error, but:\n" + "\n".join(crashes)
     if not n_failed and not n_recs:
         last = tb.call("list_things", {"kind": "processes", "sort": "end_s", "limit": 1})
         cite = _cite(last.data["items"][0]["ev"]) if last.ok and last.data["items"] else ""
@@ -163,13 +143,19 @@ def errors(tb: Toolbox, question: str) -> str:
                 + (f" The first: {_event(warns.data['events'][0])}." if n_warn else ""))
     lines = [f"{n_failed} action(s) raised and {n_recs} record(s) are errors or carry a "
              f"traceback; {n_warn} warnings."]
+    if crashes and re.search(r"crash|died|killed|dead", question, re.I):
+        lines[1:1] = crashes  # asked about crashes: those first
+        crashes = []
     for a in failed.data["items"]:
-        lines.append(f"- {_act(a)} raised at {_t(a['start_s'])} {_cite(a['act'], a['ev'])}.")
+        # When it raised (its end), not when it was sent.
+        when = a.get("end_s") if a.get("end_s") is not None else a["start_s"]
+        lines.append(f"- {_act(a)}, called at {_t(a['start_s'])}, raised at {_t(when)} "
+                     f"{_cite(a['act'], a['ev'])}.")
     for e in recs.data["events"]:
         lines.append(f"- {_event(e)}.")
     if n_recs > len(recs.data["events"]):
         lines.append(f"({n_recs - len(recs.data['events'])} more records not shown.)")
-    return "\n".join(lines)
+    return "\n".join(lines + crashes)
 
 
 def _event(e: dict[str, Any]) -> str:
@@ -319,6 +305,9 @@ def unknown(tb: Toolbox, question: str) -> str:
 ANSWERS: dict[str, Callable[[Toolbox, str], str]] = {
     "slowest": slowest, "time": time, "errors": errors, "agent_at": agent_at,
     "concurrency": concurrency, "compare": compare, "hung": hung,
+    "story": narrative.story, "counts": narrative.counts, "abnormal": narrative.abnormal,
+    "steering": narrative.steering, "changes": narrative.changes,
+    "durations": narrative.durations,
 }
 
 

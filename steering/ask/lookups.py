@@ -178,6 +178,8 @@ def action_item(run: Run, r: dict[str, Any]) -> dict[str, Any]:
             "agent_class": r["agent_class"], "status": r["status"],
             "start_s": rel(run, r["t_start"] if r["t_start"] is not None
                            else r["t_exec_start"]),
+            "end_s": rel(run, r["t_end"] if r["t_end"] is not None and r["t_end"] == r["t_end"]
+                         else r["t_exec_end"]),
             "total_s": num(r["total_s"]), "queue_s": num(r["queue_s"]),
             "exec_s": num(r["exec_s"]), "reply_s": num(r["reply_s"]),
             "ev": ev_at(run, row)}

@@ -16,6 +16,12 @@ if TYPE_CHECKING:
 __all__ = ["KINDS", "agent_in", "classify", "expected_in", "run_refs_in", "time_in"]
 
 KINDS: dict[str, str] = {
+    "story": "what happened to this run (status, crashes, hangs, slowdowns, steering)",
+    "counts": "how many agents, calls (by outcome), processes, errors or records",
+    "abnormal": "whether anything was abnormal",
+    "steering": "what the steering agent suggested or changed, and when",
+    "changes": "what changed in how long calls take (\"why are the first calls slower?\")",
+    "durations": "how long an action's calls take (typical, p95, longest)",
     "slowest": "which actions (or agents) were slowest, and slowdowns",
     "time": "where the time went (say \"I expected 16 s\" to explain the excess)",
     "errors": "errors and exceptions",
@@ -39,9 +45,17 @@ _AT_TIME = re.compile(
     + r"\s*(?:" + _UNIT + r")?|" + _NUM + r"\s*" + _UNIT
     + r"\s+(?:into|after\s+the\s+start)", re.IGNORECASE)
 _AGENT_ID = re.compile(r"AgentId<([^<>\s]{1,64})>")
+_COMPARE = re.compile(r"\b(compare\w*|comparison|diff\w*|versus|vs\.?|other\s+run|"
+                      r"previous\s+run)\b", re.I)
 _HEX = re.compile(r"\b[0-9a-f]{6,}(?:-[0-9a-f]{4,})*\b", re.IGNORECASE)
 
 _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
+    ("changes", re.compile(
+        r"(what\s+changed|\bchang\w*\s+(at|after|from|in\s+(speed|duration|time))|level\s+"
+        r"shift|\bdrift\w*|speed\w*\s*up|sped\s+up|(get|gets|got|getting)\s+(faster|slower)|became\s+(faster|"
+        r"slower)|(first|early|earlier|initial|later|last)\b[^?]{0,60}\b(slower|faster|longer|"
+        r"quicker)\s+than\b[^?]{0,40}\b(later|last|first|earlier|rest|others|ones))", re.I)),
+    ("steering", re.compile(r"\b(steer\w*|remed\w*|knob\w*|approv\w*|suggest\w*)\b", re.I)),
     ("compare", re.compile(r"\b(compare\w*|comparison|diff\w*|versus|vs\.?|(slower|faster|"
                            r"longer|quicker|shorter)\s+than|than\s+(run|the\s+"
                            r"other|the\s+previous|last\s+time|before|yesterday)|other\s+run|"
@@ -49,17 +63,35 @@ _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("hung", re.compile(r"\b(hung|hang\w*|stuck|frozen|freez\w*|deadlock\w*|never\s+"
                         r"(finish|return|complet|end)\w*|still\s+(running|waiting)|"
                         r"unfinished|in\s+flight|orphan\w*|not\s+finish\w*)\b", re.I)),
+    ("abnormal", re.compile(r"\b(abnormal\w*|anomal\w*|unusual|odd|strange|weird|out\s+of\s+"
+                            r"the\s+ordinary|anything\s+(wrong|off|bad)|suspicious|healthy|"
+                            r"look\w*\s+(ok|fine|normal|right))\b", re.I)),
     ("errors", re.compile(r"\b(errors?|exceptions?|fail\w*|crash\w*|rais\w*|traceback\w*|"
                           r"went\s+wrong|broken|problems?|warnings?)\b", re.I)),
     ("concurrency", re.compile(r"(at\s+once|at\s+the\s+same\s+time|concurren\w*|parallel\w*|"
                                r"simultaneous\w*|in\s+parallel|overlap\w*|how\s+many\s+\w+\s+"
                                r"(were\s+)?(running|executing|active|alive))", re.I)),
+    ("counts", re.compile(r"\b(how\s+many|number\s+of|count\s+of|count\s+the|total\s+"
+                          r"(number|count))\b", re.I)),
+    ("story", re.compile(r"(what\s+(happened|went\s+on|is\s+going\s+on|did\s+(this|the)\s+run"
+                         r"\s+do)|summar\w*|overview|tell\s+me\s+about|in\s+short|in\s+a\s+"
+                         r"nutshell|\bstory\b|describe\s+(this|the)\s+run)", re.I)),
     ("time", re.compile(r"(where\b.*\btime|time\s+go|took\s+so\s+long|take\s+so\s+long|"
                         r"why\b.*\b(slow|long|took|take|late)|expect\w*|breakdown|overhead|wall|"
                         r"how\s+long|duration|spent|excess|longer\s+than)", re.I)),
     ("slowest", re.compile(r"\b(slow\w*|longest|bottleneck\w*|most\s+time|took\s+the\s+most|"
                            r"take\s+the\s+most|fastest|quickest)\b", re.I)),
 ]
+
+
+_DURATION = re.compile(r"(how\s+long\s+(does|do|did|is|are)\b|typical\w*|usually|normally|"
+                       r"median|p95|percentile|average|on\s+average|how\s+fast|how\s+slow)",
+                       re.I)
+
+
+def _names_action(question: str, run: Run) -> bool:
+    names = {str(a) for a in run.actions()["action"].tolist() if a}
+    return bool(names & set(re.findall(r"[A-Za-z_]\w*", question)))
 
 
 def classify(question: str, run: Run | None = None) -> str | None:
@@ -74,8 +106,10 @@ def classify(question: str, run: Run | None = None) -> str | None:
                                              q, re.I)
             or (run is not None and agent_in(q, run) is not None)):
         return "agent_at"
-    if expected_in(q) is not None and not _PATTERNS[0][1].search(q):
+    if expected_in(q) is not None and not _COMPARE.search(q):
         return "time"
+    if run is not None and _DURATION.search(q) and _names_action(q, run):
+        return "durations"
     for kind, pattern in _PATTERNS:
         if pattern.search(q):
             if kind == "time" and re.search(r"\bslowest\b|\blongest\b", q, re.I) \

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from steering.ask import insights, lookups
+from steering.ask import facts, insights, lookups
 from steering.ask.lookups import ToolArgError
 from steering.ask.schema import errors as schema_errors
 
@@ -88,6 +88,8 @@ BRIEF = {
     "concurrency": "how many actions at once",
     "diff_run": "compare with another run",
     "events_at": "what an agent was doing at a time",
+    "run_facts": "status and counts: agents, calls by outcome, errors, crashes",
+    "steering": "what the steering agent suggested and changed, and when",
 }
 """A few words per tool, for plan prompts to small models."""
 
@@ -115,7 +117,7 @@ def _filter_schema() -> dict[str, Any]:
 
 
 def _tools() -> list[Tool]:
-    L, A = lookups, insights
+    L, A, F = lookups, insights, facts
     return [
         Tool("query_events", "Events matching a filter: how many, per level, and the first "
              "(or last) of them with their evidence ids.",
@@ -170,6 +172,17 @@ def _tools() -> list[Tool]:
              "uuid prefix or 'latest'): wall time, where the difference went, per action.",
              _obj({"other": {"type": "string", "minLength": 1, "maxLength": 64}}, ["other"]),
              lambda tb, a: A.diff_run(tb.run, tb.other_run(a["other"]))),
+        Tool("run_facts", "The run's status (and the rule that decided it), wall time, and "
+             "counts with what they count: records, files, processes (ended abruptly), "
+             "agents launched and by status, calls by outcome and by action, error and "
+             "warning records, incidents by kind, crashed agents with when and why, "
+             "steering counts.",
+             _obj({}), lambda tb, a: F.run_facts(tb.run)),
+        Tool("steering", "What the steering agents did, from their verified records only: "
+             "each suggestion (when, target, call, state, summary), each agent's state, and "
+             "how many records with steering keys were not counted.",
+             _obj({"limit": _limit(10, 30)}),
+             lambda tb, a: F.steering_facts(tb.run, a.get("limit") or 10)),
         Tool("events_at", "What one agent was doing at a time (seconds since the run "
              "started): its state, the action it executed, the calls before and after, "
              "its nearest events.",

@@ -37,7 +37,9 @@ def test_builtin_text_answer_with_evidence(samples_home: Path) -> None:
     res = cli("2ecb", "What failed?", home=samples_home)
     out = res.stdout
     assert out.startswith("1 action(s) raised and 2 record(s) are errors")
-    assert "- next_item 1b0601a6 on AgentId<25664cb3> raised at +1.930 s [act:1b0601a6]" in out
+    # When it raised, not when it was called (issue 14: the send time was given as the raise).
+    assert "- next_item 1b0601a6 on AgentId<25664cb3>, called at +1.930 s, raised at " \
+        "+2.037 s [act:1b0601a6]" in out
     assert "\nEvidence:\n  [act:1b0601a6]  action next_item 1b0601a6 on AgentId<25664cb3> " \
            "(exception)" in out
     assert "(Answered by the built-in analyst: no LLM is configured" in out

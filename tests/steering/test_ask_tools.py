@@ -46,7 +46,7 @@ def test_every_string_in_every_schema_is_bounded(failed: Run) -> None:
     specs = tb.specs()
     assert [s["function"]["name"] for s in specs] == [
         "query_events", "list_things", "group_stats", "where_time_went", "anomalies",
-        "concurrency", "diff_run", "events_at"]
+        "concurrency", "diff_run", "run_facts", "steering", "events_at"]
     for spec in specs:
         assert unbounded_strings(spec["function"]["parameters"]) == [], spec["function"]["name"]
     plan = tb.plan_schema(3)
