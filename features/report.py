@@ -3,7 +3,6 @@ time go?") answered with numbers and evidence, as text, Markdown or JSON."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
@@ -13,6 +12,7 @@ import numpy as np
 
 from features import analyses
 from features.causes import Cause, causes, excess_sentence, per_call
+from features.facts import fmt_dur
 from features.run import Run
 from features.runs import status_of
 from features.table import Table
@@ -33,13 +33,7 @@ def short_file(name: str | None) -> str:
 
 def fmt_s(x: float | None) -> str:
     """Seconds, readable: 0.012 s, 1.25 s, 3 min 4 s."""
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "-"
-    if abs(x) < 1:
-        return f"{x * 1000:.1f} ms" if abs(x) < 0.1 else f"{x:.3f} s"
-    if abs(x) < 120:
-        return f"{x:.2f} s"
-    return f"{int(x // 60)} min {x % 60:.0f} s"
+    return fmt_dur(x)
 
 
 def fmt_bytes(n: float) -> str:

@@ -11,12 +11,14 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from features.facts import current
 from steering.ask import narrative, questions
 from steering.ask.phrasing import act as _act
 from steering.ask.phrasing import at as _t
 from steering.ask.phrasing import cite as _cite
 from steering.ask.phrasing import dur as _d
 from steering.ask.phrasing import failed as _failed
+from steering.ask.phrasing import n as _n
 from steering.ask.phrasing import phases as _phases
 from steering.ask.tools import Toolbox
 
@@ -61,17 +63,22 @@ def slowest(tb: Toolbox, question: str) -> str:
     if not items:
         return "No action of this run has finished, so none can be timed yet."
     top, *rest = items
-    lines.append(f"The slowest action was {_act(top)}: {_d(top['total_s'])} in all"
+    lines.append(f"The slowest action was {_act(top)}: "
+                 f"{_d(top['total_s'], 'the slowest call, in all')} in all"
                  f"{_phases(top)}, started at {_t(top['start_s'])} "
                  f"{_cite(top['act'], top['ev'])}.")
     if rest:
         lines.append("Next slowest: " + "; ".join(
-            f"{_act(r)} {_d(r['total_s'])} {_cite(r['act'])}" for r in rest) + ".")
+            f"{_act(r)} {_d(r['total_s'], 'a slow call, in all')} {_cite(r['act'])}"
+            for r in rest) + ".")
     stats = tb.call("group_stats", {"by": "class_action", "value": "total_s", "limit": 5})
     if stats.ok and stats.data["groups"]:
         lines.append("Typical calls: " + "; ".join(
-            f"{g['agent_class']}.{g['action']} p50 {_d(g['p50_s'])}, p95 {_d(g['p95_s'])} "
-            f"over {g['count']} calls" for g in stats.data["groups"]
+            f"{g['agent_class']}.{g['action']} p50 "
+            f"{_d(g['p50_s'], 'median of ' + g['action'])}, p95 "
+            f"{_d(g['p95_s'], 'p95 of ' + g['action'])} over "
+            f"{_n(g['count'], 'call', what='calls of ' + g['action'])}"
+            for g in stats.data["groups"]
             if not named or g["action"] == named) + ".")
     return "\n".join(lines)
 
@@ -85,11 +92,14 @@ def _incidents(tb: Toolbox) -> list[str]:
     if not slow:
         return ["No slowdown was found: no call was slow against the other calls of its "
                 "action."]
-    out = [f"{len(slow)} slowdown(s) found:"]
+    out = [f"{_n(len(slow), 'slowdown')} found:"]
     for inc in slow:
-        out.append(f"- {inc['calls']} slow call(s) of {inc['group']}, up to "
-                   f"{inc['max_ratio']}x its median, {_d(inc['excess_s'])} extra, from "
-                   f"{_t(inc['start_s'])} {_cite(*inc['acts'][:4])}.")
+        r = current().ratio(inc["max_ratio"], f"slowest call of {inc['group']} against its "
+                                              "median")
+        out.append(f"- {_n(inc['calls'], 'slow call', what='slow calls of ' + inc['group'])} "
+                   f"of {inc['group']}, up to {r} its median, "
+                   f"{_d(inc['excess_s'], 'time beyond the median')} extra, from "
+                   f"{_t(inc['start_s'], 'start of the slowdown')} {_cite(*inc['acts'][:4])}.")
         out.extend(f"  {line}" for line in inc.get("explanation", [])[1:3] if line)
     return out
 
@@ -139,10 +149,11 @@ def errors(tb: Toolbox, question: str) -> str:
         last = tb.call("list_things", {"kind": "processes", "sort": "end_s", "limit": 1})
         cite = _cite(last.data["items"][0]["ev"]) if last.ok and last.data["items"] else ""
         return (f"No errors: no action raised and no record is an ERROR or has a traceback "
-                f"{cite}. There are {n_warn} warnings."
+                f"{cite}. There are {_n(n_warn, 'warning', what='warning records')}."
                 + (f" The first: {_event(warns.data['events'][0])}." if n_warn else ""))
-    lines = [f"{n_failed} action(s) raised and {n_recs} record(s) are errors or carry a "
-             f"traceback; {n_warn} warnings."]
+    lines = [f"{_n(n_failed, 'call', what='calls that raised')} raised and "
+             f"{_n(n_recs, 'record', what='error records (or with a traceback)')} are errors "
+             f"or carry a traceback; {_n(n_warn, 'warning', what='warning records')}."]
     if crashes and re.search(r"crash|died|killed|dead", question, re.I):
         lines[1:1] = crashes  # asked about crashes: those first
         crashes = []
@@ -154,7 +165,9 @@ def errors(tb: Toolbox, question: str) -> str:
     for e in recs.data["events"]:
         lines.append(f"- {_event(e)}.")
     if n_recs > len(recs.data["events"]):
-        lines.append(f"({n_recs - len(recs.data['events'])} more records not shown.)")
+        more = n_recs - len(recs.data["events"])
+        lines.append(f"({_n(more, 'more record', 'more records', 'error records not shown')} "
+                     "not shown.)")
     return "\n".join(lines + crashes)
 
 
@@ -206,8 +219,9 @@ def agent_at(tb: Toolbox, question: str) -> str:
                   "shut down": d["shutdown_s"]}.get(d["state"])
         since = f" (since {_t(when_s)})" if when_s is not None else ""
         line = f"{head} was {d['state']}{since} {_cite(d['agent'])}."
-    lines = [line, f"It executed {d['calls_before']} call(s) before and "
-                   f"{d['calls_after']} after that time."]
+    lines = [line, f"It executed {_n(d['calls_before'], 'call', what='calls before then')} "
+                   f"before and {_n(d['calls_after'], 'call', what='calls after then')} after "
+                   "that time."]
     if d["events_near"]:
         lines.append("Its events nearest to that time: " + "; ".join(
             _event(e) for e in d["events_near"][:3]) + ".")
@@ -223,10 +237,17 @@ def concurrency(tb: Toolbox, question: str) -> str:
         return _failed(next(r for r in (ex, fl, ag) if not r.ok))
     e = ex.data
     cites = _cite(*(a["act"] for a in e.get("at_max", [])[:4]))
-    return (f"At most {e['max']} action(s) were executing at once, first at {_t(e['at_s'])} "
-            f"{cites}; on average {e['mean']} were executing.\n"
-            f"At most {fl.data['max']} call(s) were in flight at once (sent, not yet "
-            f"answered) and at most {ag.data['max']} agent(s) were alive at once.")
+    current().add(e["mean"], "count", "calls executing on average", f"{e['mean']}")
+    def were(k: int) -> str:
+        return "was" if k == 1 else "were"
+
+    return (f"At most {_n(e['max'], 'call', what='calls executing at once')} {were(e['max'])} "
+            f"executing at once, first at {_t(e['at_s'])} {cites}; on average {e['mean']} "
+            f"were executing.\nAt most "
+            f"{_n(fl.data['max'], 'call', what='calls in flight at once')} {were(fl.data['max'])}"
+            f" in flight at once (sent, not yet answered) and at most "
+            f"{_n(ag.data['max'], 'agent', what='agents alive at once')} {were(ag.data['max'])} "
+            "alive at once.")
 
 
 def compare(tb: Toolbox, question: str) -> str:
@@ -249,8 +270,10 @@ def compare(tb: Toolbox, question: str) -> str:
         slow = tb.call("list_things", {"kind": "actions", "action": top["action"],
                                        "sort": "total_s", "limit": 1})
         cite = _cite(slow.data["items"][0]["act"]) if slow.ok and slow.data["items"] else ""
-        lines.append(f"{top['agent_class']}.{top['action']}: {top['count_b']} calls in B "
-                     f"against {top['count_a']} in A, p50 {_d(top['p50_b'])} against "
+        lines.append(f"{top['agent_class']}.{top['action']}: "
+                     f"{_n(top['count_b'], 'call', what='calls in B')} in B against "
+                     f"{_n(top['count_a'], 'call', what='calls in A')} in A, "
+                     f"p50 {_d(top['p50_b'])} against "
                      f"{_d(top['p50_a'])}, p95 {_d(top['p95_b'])} against {_d(top['p95_a'])}"
                      f"; its slowest call in this run: {cite}.")
     return "\n".join(lines)
@@ -267,7 +290,8 @@ def hung(tb: Toolbox, question: str) -> str:
     for inc in stuck:
         lines.append(f"Hung: {inc['description']} {_cite(*inc['acts'][:3])}.")
     if d["unfinished_count"]:
-        lines.append(f"{d['unfinished_count']} call(s) never completed: " + "; ".join(
+        lines.append(f"{_n(d['unfinished_count'], 'call', what='calls never completed')} "
+                     "never completed: " + "; ".join(
             f"{_act(a)} ({a['status']}, since {_t(a['start_s'])}) {_cite(a['act'])}"
             for a in d["unfinished_actions"]) + ".")
     if d["crashed_agents"]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from steering.ask.phrasing import act, at, cite, dur, failed
+from steering.ask.phrasing import act, at, cite, dur, failed, n
 from steering.ask.tools import Toolbox
 
 __all__ = ["abnormal", "changes", "counts", "durations", "steering", "story"]
@@ -17,13 +17,18 @@ __all__ = ["abnormal", "changes", "counts", "durations", "steering", "story"]
 CHANGE_KINDS = ("level_shift", "drift", "speedup")
 
 
-def _n(n: int, noun: str, plural: str | None = None) -> str:
-    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+def _n(count: int, noun: str, plural: str | None = None, what: str = "") -> str:
+    return n(count, noun, plural, what)
 
 
-def _by(d: dict[str, int], order: tuple[str, ...] = ()) -> str:
+def _by(d: dict[str, int], order: tuple[str, ...] = (), noun: str = "call") -> str:
+    """``3 shut down, 1 crashed``: each count a fact ("agents shut down")."""
     keys = [k for k in order if k in d] + sorted(k for k in d if k not in order)
-    return ", ".join(f"{d[k]} {k}" for k in keys)
+    out = []
+    for k in keys:
+        n(d[k], noun, what=f"{noun}s {k}")
+        out.append(f"{d[k]} {k}")
+    return ", ".join(out)
 
 
 OUTCOMES = ("ok", "exception", "cancelled", "in flight", "orphaned")
@@ -36,16 +41,17 @@ def _calls_line(f: dict[str, Any]) -> str:
              "cancelled": ("was cancelled", "were cancelled"),
              "in flight": ("is in flight", "are in flight"),
              "orphaned": ("never finished", "never finished")}
-    parts = [f"{c['by_outcome'][k]} {words[k][c['by_outcome'][k] != 1]}"
-             for k in OUTCOMES if k in c["by_outcome"]]
-    return f"{_n(c['count'], 'call')} of actions" + (f": {', '.join(parts)}" if parts
-                                                       else "")
+    parts = [f"{_n(c['by_outcome'][k], 'call', what=f'calls that {words[k][1]}')} "
+             f"{words[k][c['by_outcome'][k] != 1]}" for k in OUTCOMES if k in c["by_outcome"]]
+    head = f"{_n(c['count'], 'call', what='calls of actions')} of actions"
+    return head + (f": {', '.join(parts)}" if parts else "")
 
 
 def _agents_line(f: dict[str, Any]) -> str:
     a = f["agents"]
-    return (f"{_n(a['launched'], 'agent')} launched ({_n(a['count'], 'agent')} seen in all: "
-            f"{_by(a['by_status'], STATUSES)})")
+    return (f"{_n(a['launched'], 'agent', what='agents launched')} launched "
+            f"({_n(a['count'], 'agent', what='agents seen')} seen in all: "
+            f"{_by(a['by_status'], STATUSES, 'agent')})")
 
 
 def counts(tb: Toolbox, question: str) -> str:
@@ -61,16 +67,20 @@ def counts(tb: Toolbox, question: str) -> str:
     if re.search(r"action|call|succe|fail|raise|cancel", q):
         lines.append(_calls_line(f) + ".")
         if f["calls"]["by_action"]:
-            lines.append("By action: " + _by(f["calls"]["by_action"]) + ".")
+            lines.append("By action: " + ", ".join(
+                f"{_n(v, 'call', what=f'calls of {k}')} of {k}"
+                for k, v in sorted(f["calls"]["by_action"].items())) + ".")
     if re.search(r"process|worker", q):
         p = f["processes"]
-        lines.append(f"{_n(p['count'], 'process', 'processes')} wrote to the pool "
-                     f"({_n(p['ended_abruptly'], 'process', 'processes')} ended abruptly).")
+        lines.append(f"{_n(p['count'], 'process', 'processes', 'processes')} wrote to the pool "
+                     f"({_n(p['ended_abruptly'], 'process', 'processes', 'abrupt ends')} "
+                     "ended abruptly).")
     if re.search(r"error|exception|warning", q):
         lines.append(f"{_n(f['error_records'], 'error record')} and "
                      f"{_n(f['warning_records'], 'warning record')}.")
     if re.search(r"record|event|line|file", q) or not lines:
-        lines.append(f"{_n(f['records'], 'record')} in {_n(f['files'], 'file')}.")
+        lines.append(f"{_n(f['records'], 'record', what='records (log lines)')} in "
+                     f"{_n(f['files'], 'file', what='log files')}.")
         if len(lines) == 1:
             lines += [_agents_line(f) + ".", _calls_line(f) + "."]
     e = f["ev"]
@@ -85,7 +95,8 @@ def story(tb: Toolbox, question: str) -> str:
     if not res.ok:
         return failed(res)
     f = res.data
-    out = [f"The run {f['status']} ({f['status_rule']}) after {dur(f['wall_s'])}: "
+    out = [f"The run {f['status']} ({f['status_rule']}) after "
+           f"{dur(f['wall_s'], 'wall time of the run')}: "
            f"{_agents_line(f)}, and {_calls_line(f)} "
            f"{cite(f['ev']['first_launch'], f['ev']['first_call'])}."]
     wt = tb.call("where_time_went", {})
@@ -93,12 +104,14 @@ def story(tb: Toolbox, question: str) -> str:
         waited = wt.data.get("agents_waited_for") or []
         if waited:
             w = waited[0]
-            out.append(f"Calls waited {dur(w['waited_s'])} for {w['class']} "
+            out.append(f"Calls waited {dur(w['waited_s'], 'waiting for an agent to start')} "
+                       f"for {w['class']} "
                        f"{str(w['agent']).removeprefix('agent:')} to start, in "
                        f"{w['process_kind']} {cite(w['agent'])}.")
     for c in f["crashed_agents"][:3]:
         out.append(f"{c['class']} {str(c['agent']).removeprefix('agent:')} crashed at "
-                   f"{at(c['at_s'])}: {c['why']} {cite(c['agent'], c['ev'])}.")
+                   f"{at(c['at_s'], 'when an agent crashed')}: {c['why']} "
+                   f"{cite(c['agent'], c['ev'])}.")
     if f["incidents"]:
         an = tb.call("anomalies", {"limit": 5})
         if an.ok:
@@ -128,9 +141,11 @@ def abnormal(tb: Toolbox, question: str) -> str:
              for inc in a["incidents"]]
     for c in f["crashed_agents"][:3]:
         lines.append(f"{c['class']} {str(c['agent']).removeprefix('agent:')} crashed at "
-                     f"{at(c['at_s'])}: {c['why']} {cite(c['agent'], c['ev'])}.")
+                     f"{at(c['at_s'], 'when an agent crashed')}: {c['why']} "
+                     f"{cite(c['agent'], c['ev'])}.")
     if a["unfinished_count"]:
-        lines.append(f"{_n(a['unfinished_count'], 'call')} never finished: " + "; ".join(
+        unf = _n(a["unfinished_count"], "call", what="calls never finished")
+        lines.append(f"{unf} never finished: " + "; ".join(
             f"{act(x)} {cite(x['act'])}" for x in a["unfinished_actions"][:3]) + ".")
     if f["error_records"]:
         lines.append(f"{_n(f['error_records'], 'error record')} in the pool, the first "
@@ -173,7 +188,8 @@ def steering(tb: Toolbox, question: str) -> str:
         out.append(f"Steering agent {a['agent']} is {a['state']}"
                    + (f" ({a['why']})" if a["why"] else "") + ".")
     if d["not_counted"]:
-        out.append(f"{_n(d['not_counted'], 'record')} with steering keys are not a steering "
+        out.append(f"{_n(d['not_counted'], 'record', what='records not counted')} with "
+                   "steering keys are not a steering "
                    f"agent's own and were not counted ({'; '.join(d['not_counted_why'])}).")
     return " ".join(out)
 
@@ -206,8 +222,10 @@ def durations(tb: Toolbox, question: str) -> str:
     lines = []
     for g in named:
         slow = g.get("slowest") or {}
-        lines.append(f"{g.get('action')}: {_n(int(g['count']), 'call')}, typically "
-                     f"{dur(g.get('p50_s'))} (median), {dur(g.get('p95_s'))} at p95, "
-                     f"{dur(g.get('max_s'))} at most"
+        a = g.get("action")
+        lines.append(f"{a}: {_n(int(g['count']), 'call', what=f'calls of {a}')}, typically "
+                     f"{dur(g.get('p50_s'), f'median of {a}')} (median), "
+                     f"{dur(g.get('p95_s'), f'p95 of {a}')} at p95, "
+                     f"{dur(g.get('max_s'), f'longest {a}')} at most"
                      + (f" {cite(slow.get('act'))}" if slow.get("act") else "") + ".")
     return " ".join(lines) if lines else "No finished calls to time."

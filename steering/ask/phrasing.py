@@ -1,23 +1,31 @@
-"""How the built-in analyst writes times, durations, citations and calls (shared by its
-modules)."""
+"""How the built-in analyst writes times, durations, counts, citations and calls (shared by
+its modules). Times, durations and counts are facts: written through the answer's
+:class:`~features.facts.FactSheet` (see :func:`features.facts.sheet_scope`), so a model
+phrasing the answer refers to them and every number of the answer traces to one."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from features.report import fmt_s
+from features.facts import current
 from steering.ask.tools import ToolResult
 
-__all__ = ["act", "at", "cite", "dur", "failed", "phases"]
+__all__ = ["act", "at", "cite", "dur", "failed", "n", "phases"]
 
 
-def at(x: float | None) -> str:
-    """A time point since the run's start."""
-    return "+?" if x is None else f"+{x:.3f} s"
+def at(x: float | None, what: str = "a time since the run's start") -> str:
+    """A time point since the run's start: ``+3.200 s``."""
+    return current().at(x, what)
 
 
-def dur(x: float | None) -> str:
-    return fmt_s(x)
+def dur(x: float | None, what: str = "a duration") -> str:
+    """A duration: ``12.0 ms``, ``0.512 s``."""
+    return current().dur(x, what)
+
+
+def n(count: int, noun: str, plural: str | None = None, what: str = "") -> str:
+    """A count with its noun: ``1 agent``, ``4 agents``."""
+    return current().count(int(count), noun, plural, what=what)
 
 
 def cite(*refs: Any) -> str:
@@ -32,7 +40,8 @@ def act(item: dict[str, Any]) -> str:
 
 
 def phases(item: dict[str, Any]) -> str:
-    parts = [f"{name} {dur(item[k])}" for name, k in
+    call = str(item.get("act", "")).removeprefix("act:")
+    parts = [f"{name} {dur(item[k], f'{name} of call {call}')}" for name, k in
              (("queue", "queue_s"), ("execution", "exec_s"), ("reply", "reply_s"))
              if item.get(k) is not None]
     return f" ({', '.join(parts)})" if parts else ""

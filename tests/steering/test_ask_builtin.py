@@ -70,9 +70,9 @@ def test_slowdowns_name_the_slowed_calls(slowed: Run) -> None:
     slow = sorted(calls, key=lambda t: calls[t]["success"] - calls[t]["start"])[-2:]
     assert a.kind == "slowest"
     first = a.text.splitlines()[0]
-    assert first.startswith("1 slowdown(s) found:"), a.text
+    assert first.startswith("1 slowdown found:"), a.text
     incident = a.text.splitlines()[1]
-    assert "slow call(s) of GeneratorAgent.next_item" in incident
+    assert "slow calls of GeneratorAgent.next_item" in incident
     assert all(f"[act:{t[:8]}]" in incident for t in slow)
 
 
@@ -97,7 +97,7 @@ def test_hung_names_the_calls_a_killed_run_never_finished(sample: Callable[[str]
     assert len(open_tags) == 1
     a = checked(ask(load(pool), "Is anything stuck?"))
     assert a.kind == "hung"
-    assert "1 call(s) never completed" in a.text and f"[act:{open_tags[0][:8]}]" in a.text
+    assert "1 call never completed" in a.text and f"[act:{open_tags[0][:8]}]" in a.text
     assert "(orphaned, since" in a.text
     # Its process's log stops mid-call: the agents in it crashed (issue 13), not "running".
     assert "Crashed agents: " in a.text

@@ -36,7 +36,7 @@ def server() -> Iterator[FakeOpenAI]:
 def test_builtin_text_answer_with_evidence(samples_home: Path) -> None:
     res = cli("2ecb", "What failed?", home=samples_home)
     out = res.stdout
-    assert out.startswith("1 action(s) raised and 2 record(s) are errors")
+    assert out.startswith("1 call raised and 2 records are errors")
     # When it raised, not when it was called (issue 14: the send time was given as the raise).
     assert "- next_item 1b0601a6 on AgentId<25664cb3>, called at +1.930 s, raised at " \
         "+2.037 s [act:1b0601a6]" in out
@@ -95,7 +95,7 @@ def test_a_failing_llm_falls_back_and_never_shows_the_key(samples_home: Path,
     res = cli("2ecb", "What failed?", "--mode", "plan", home=samples_home, env=env)
     assert res.stderr == ("academy-tui: note: the LLM failed (auth): HTTP 401: Incorrect API "
                           "key provided: ***; the built-in analyst answered\n")
-    assert res.stdout.startswith("1 action(s) raised")
+    assert res.stdout.startswith("1 call raised")
     assert "(Answered by the built-in analyst: the LLM failed (auth)" in res.stdout
     js = cli("2ecb", "What failed?", "--format", "json", home=samples_home, env=env).stdout
     assert KEY not in res.stdout + res.stderr + js

@@ -68,7 +68,7 @@ def test_counts_come_with_their_nouns(sample: Callable[[str], Path]) -> None:
     calls = {r["academy.action_tag"] for r in recs
              if r.get("academy.action_state") == "success"}
     a = checked(ask(run, "How many actions succeeded?"))
-    assert a.text.startswith(f"{len(calls)} calls of actions: {len(calls)} succeeded.")
+    assert a.text.startswith(f"{len(calls)} calls of actions: {len(calls)} calls succeeded.")
     a = checked(ask(run, "How many records are there?"))
     assert a.text.startswith(f"{len(recs)} records in 9 files.")
 

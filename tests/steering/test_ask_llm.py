@@ -118,7 +118,7 @@ def test_a_model_that_never_answers_falls_back(server: FakeOpenAI, failed: Run) 
     assert a.backend == "builtin" and a.kind == "concurrency"
     assert a.fallback_reason == ("the LLM failed (bad_response): the model still asked for "
                                  "tools after 1 rounds and wrote no answer")
-    assert "At most 1 action(s) were executing at once" in a.text
+    assert "At most 1 call was executing at once" in a.text
 
 
 def test_a_conversation_gives_the_earlier_questions(server: FakeOpenAI, failed: Run) -> None:
@@ -202,7 +202,7 @@ def test_server_errors_then_the_built_in_analyst_says_why(server: FakeOpenAI,
     assert a.backend == "builtin" and a.kind == "errors"
     assert a.fallback_reason == ("the LLM failed (server): HTTP 500 after 2 attempts: "
                                  "upstream exploded; key=***")
-    assert a.text.startswith("1 action(s) raised")
+    assert a.text.startswith("1 call raised")
     assert progress[-1] == ("restart", "")
     assert KEY not in json.dumps(a.as_dict())
 
