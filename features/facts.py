@@ -12,7 +12,7 @@ the question) is *invented*; one that is a fact's value but followed by another 
 >>> sheet = FactSheet()
 >>> sheet.count(4, "agent", what="agents launched")
 '4 agents'
->>> sheet.render("The run launched {F1}.")[0]
+>>> sheet.render("The run launched {F1}.").text
 'The run launched 4 agents.'
 """
 
@@ -26,7 +26,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Fact", "FactSheet", "NumberIssue", "current", "fmt_at", "fmt_dur", "sheet_scope"]
+__all__ = ["Fact", "FactSheet", "NumberIssue", "Rendered", "current", "fmt_at", "fmt_dur",
+           "sheet_scope"]
 
 
 def fmt_dur(x: float | None) -> str:
@@ -65,6 +66,19 @@ class Fact:
 
 
 @dataclass(frozen=True)
+class Rendered:
+    """A writer's text with its fact references filled in."""
+
+    text: str
+    used: list[Fact]
+    """The facts referred to, in order (repeats kept)."""
+    bad: list[str]
+    """References that name no fact (removed from the text)."""
+    spans: list[tuple[int, int]]
+    """Where the facts' texts are in :attr:`text`."""
+
+
+@dataclass(frozen=True)
 class NumberIssue:
     """A number a writer typed that is not a fact as written."""
 
@@ -83,17 +97,22 @@ _NUM = re.compile(r"(?<![\w.<>:/#@$+-])(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?"
 _SCALE = {"ms": 1e-3, "min": 60.0}
 # Nouns that say what a number counts: a number followed by one of these must be a fact
 # with the same noun (a record count is no number of agents).
-COUNT_NOUNS = ("agent", "call", "action", "process", "record", "file", "error", "warning",
-               "event", "line", "suggestion", "slowdown", "incident", "worker", "run",
-               "exception", "message", "thread")
+COUNT_NOUNS = ("agent", "call", "process", "record", "file", "error", "warning", "event",
+               "line", "suggestion", "slowdown", "incident", "run", "exception", "message")
+# Words that name the same thing in Academy: a call of an action is "an action" too.
+SAME = {"action": "call", "invocation": "call", "task": "call", "log": "record",
+        "entry": "record", "entrie": "record", "traceback": "error", "failure": "error",
+        "agents": "agent"}
 
 
 def _stem(word: str) -> str:
     w = word.lower()
     for suffix in ("es", "s"):
-        if w.endswith(suffix) and w[: -len(suffix)] in COUNT_NOUNS:
-            return w[: -len(suffix)]
-    return w
+        base = w[: -len(suffix)]
+        if w.endswith(suffix) and (base in COUNT_NOUNS or base in SAME):
+            w = base
+            break
+    return SAME.get(w, w)
 
 
 @dataclass
@@ -169,21 +188,29 @@ class FactSheet:
         out = [f"{f.id} = {f.text} ({f.noun})" for f in self.facts[:limit]]
         return "\n".join(out)
 
-    def render(self, template: str) -> tuple[str, list[Fact], list[str]]:
-        """``template`` with every ``{F3}`` replaced by its fact's text: the text, the facts
-        used, and the references that name no fact (removed)."""
+    def render(self, template: str) -> Rendered:
+        """``template`` with every ``{F3}`` replaced by its fact's text; references that
+        name no fact are removed (and listed)."""
+        out: list[str] = []
         used: list[Fact] = []
         bad: list[str] = []
-
-        def put(m: re.Match[str]) -> str:
+        spans: list[tuple[int, int]] = []
+        pos = size = 0
+        for m in _REF.finditer(template):
+            piece = template[pos:m.start()]
+            out.append(piece)
+            size += len(piece)
             f = self.get(m.group(1))
             if f is None:
                 bad.append(m.group(1))
-                return ""
-            used.append(f)
-            return f.text
-
-        return _REF.sub(put, template), used, bad
+            else:
+                used.append(f)
+                out.append(f.text)
+                spans.append((size, size + len(f.text)))
+                size += len(f.text)
+            pos = m.end()
+        out.append(template[pos:])
+        return Rendered("".join(out), used, bad, spans)
 
     def check(self, text: str, question: str = "",
               skip: Sequence[tuple[int, int]] = ()) -> list[NumberIssue]:

@@ -48,8 +48,8 @@ __all__ = [
 log = logging.getLogger("academy_tui.llm")
 log.addHandler(logging.NullHandler())  # no "last resort" stderr lines under a TUI
 
-Mode = Literal["auto", "tools", "plan"]
-MODES: tuple[str, ...] = ("auto", "tools", "plan")
+Mode = Literal["auto", "tools", "plan", "kinds"]
+MODES: tuple[str, ...] = ("auto", "tools", "plan", "kinds")
 
 ENV: dict[str, str] = {
     "api_key": "OPENAI_API_KEY",
@@ -140,7 +140,9 @@ class LLMConfig:
     """Sampling temperature; 0 keeps answers repeatable."""
     mode: Mode = "auto"
     """``"tools"``: a tool-calling loop; ``"plan"``: one structured-output (JSON schema) plan,
-    then an answer; ``"auto"``: see :attr:`resolved_mode`."""
+    then an answer; ``"kinds"``: the model picks the question's kind from an enum (only when
+    the built-in analyst cannot tell) and phrases the analyst's facts by reference;
+    ``"auto"``: see :attr:`resolved_mode`."""
     log_calls: bool = True
     """Append a line per call (sizes and hashes, no content) to the call log file."""
 
@@ -172,15 +174,15 @@ class LLMConfig:
         return _is_local(self.base_url)
 
     @property
-    def resolved_mode(self) -> Literal["tools", "plan"]:
-        """The mode to use: ``mode`` unless it is ``"auto"``, which means ``"plan"`` when the
+    def resolved_mode(self) -> Literal["tools", "plan", "kinds"]:
+        """The mode to use: ``mode`` unless it is ``"auto"``, which means ``"kinds"`` when the
         model name looks small (``135m``, ``0.5b``..``3b``, ``gguf``, SmolLM, TinyLlama) or the
         server is on this machine (llama.cpp-style servers parse tool calls unreliably), and
         ``"tools"`` otherwise. Set ``mode`` explicitly to override."""
         if self.mode != "auto":
             return self.mode
         small = bool(_SMALL_MODEL.search(self.model))
-        return "plan" if small or self.is_local else "tools"
+        return "kinds" if small or self.is_local else "tools"
 
     def replace(self, **changes: Any) -> LLMConfig:
         """A copy with ``changes`` applied (validated like the constructor)."""

@@ -17,6 +17,8 @@ EXPECTED = {
     "ask_plan": {"question", "summary", "tools", "max_calls"},
     "ask_answer": {"question", "summary", "results"},
     "steer_summary": {"incident", "remedies"},
+    "ask_route": {"kinds", "actions", "agents", "question"},
+    "ask_phrase": {"question", "facts"},
 }
 """Every prompt the ask feature and the steering agent use, with its variables."""
 
@@ -92,6 +94,8 @@ def test_values_are_rendered_with_str() -> None:
     ("ask_answer", "summary", "RUN SUMMARY"),
     ("ask_plan", "summary", "RUN SUMMARY"),
     ("steer_summary", "incident", "INCIDENT"),
+    ("ask_route", "actions", "RUN NAMES"),
+    ("ask_phrase", "facts", "FACTS"),
 ])
 def test_untrusted_data_is_fenced_and_cannot_close_its_fence(name: str, var: str,
                                                              fence: str) -> None:

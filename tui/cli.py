@@ -284,9 +284,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("run")
     s.add_argument("question", help='e.g. "I expected 16 s: where did the time go?"')
     s.add_argument("--model", help="model name (default: $ACADEMY_TUI_MODEL or gpt-4o-mini)")
-    s.add_argument("--mode", choices=("auto", "tools", "plan"), default=None,
-                   help="tools: a tool-calling loop; plan: a JSON plan, then an answer "
-                        "(small local models); auto (default) picks by model and server")
+    s.add_argument("--mode", choices=("auto", "tools", "plan", "kinds"), default=None,
+                   help="tools: a tool-calling loop; plan: a JSON plan, then an answer; "
+                        "kinds: the model picks the question's kind and phrases the "
+                        "built-in analyst's facts (small local models); auto (default) "
+                        "picks by model and server")
     s.add_argument("--compare", metavar="RUN_B", help="another run to compare with")
     s.add_argument("--expect", help="the time you expected the run to take, e.g. 16s")
     s.add_argument("--format", choices=("text", "json"), default="text")

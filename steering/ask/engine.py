@@ -17,12 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from steering.ask import analyst, questions
+from features.facts import Fact, FactSheet, sheet_scope
+from steering.ask import analyst, kinds_mode, questions
 from steering.ask.llm_paths import AskLimits, Progress, plan_answer, tools_answer
 from steering.ask.refs import Citation, EvidenceIndex
 from steering.ask.summary import summarize
 from steering.ask.tools import Toolbox
-from steering.ask.verify import NumberCheck, verify
+from steering.ask.verify import NumberCheck, Verified, verify
 from steering.llm_config import LLMConfig, LLMError, redact
 
 if TYPE_CHECKING:
@@ -64,6 +65,9 @@ class Answer:
     """Tool calls made for this answer: tool, arguments, ok, error."""
     usage: dict[str, int] = field(default_factory=dict)
     """Tokens spent (LLM answers): prompt, completion, calls."""
+    facts: list[Fact] = field(default_factory=list)
+    """The facts the answer was made of (built-in and ``kinds`` answers): each number with
+    its unit, what it counts and its evidence."""
 
     @property
     def valid_citations(self) -> list[Citation]:
@@ -87,7 +91,8 @@ class Answer:
                 "fallback_reason": self.fallback_reason, "kind": self.kind,
                 "citations": [c.as_dict() for c in self.citations],
                 "numbers": [n.as_dict() for n in self.numbers], "notes": self.notes,
-                "steps": self.steps, "usage": self.usage}
+                "steps": self.steps, "usage": self.usage,
+                "facts": [f.as_dict() for f in self.facts]}
 
 
 @dataclass
@@ -115,27 +120,81 @@ def _steps(toolbox: Toolbox) -> list[dict[str, Any]]:
             for r in toolbox.results]
 
 
-def builtin_answer(run: Run, question: str, *, reason: str | None = None,
-                   others: Sequence[Run] = (), home: Path | None = None,
-                   expected_s: float | None = None) -> Answer:
-    """The built-in analyst's answer, verified like any other; ``reason`` says why it
-    answers (default: no LLM configured)."""
+@dataclass
+class _Built:
+    """The built-in analyst's answer before it is dressed: what it was asked, its text,
+    its facts and the verification."""
+
+    toolbox: Toolbox
+    asked: str
+    body: str
+    kind: str
+    sheet: FactSheet
+    checked: Verified
+
+
+def _analyst(run: Run, question: str, others: Sequence[Run], home: Path | None,
+             expected_s: float | None, kind: str | None = None) -> _Built:
     toolbox = Toolbox(run, others=others, home=home, expected_s=expected_s)
-    kind = questions.classify(question, run) or ("compare" if others else None)
+    kind = kind or questions.classify(question, run) or ("compare" if others else None)
     asked = question
     if expected_s is not None and questions.expected_in(question) is None:
         # --expect: the analyst reads the expected time from the question.
         asked = f"{question} (expected {expected_s:g} s)"
         kind = kind or "time"
-    body, kind = analyst.answer(toolbox, asked, kind)
+    with sheet_scope() as sheet:
+        body, kind = analyst.answer(toolbox, asked, kind)
     # The analyst's own fixed wording (its examples) is not log data but may hold numbers.
     sources = "\n".join([*(r.to_json() for r in toolbox.results), analyst.CAPABILITIES,
-                         analyst.EXAMPLES])
+                         analyst.EXAMPLES, *(f.text for f in sheet)])
     checked = verify(body, EvidenceIndex(run), sources, asked)
+    return _Built(toolbox, asked, body, kind, sheet, checked)
+
+
+def builtin_answer(run: Run, question: str, *, reason: str | None = None,
+                   others: Sequence[Run] = (), home: Path | None = None,
+                   expected_s: float | None = None) -> Answer:
+    """The built-in analyst's answer, verified like any other; ``reason`` says why it
+    answers (default: no LLM configured)."""
+    b = _analyst(run, question, others, home, expected_s)
     why = reason or NO_LLM
-    text = f"{checked.text}\n\n(Answered by the built-in analyst: {why}.)"
-    return Answer(question, text, body, "builtin", "builtin", checked.citations,
-                  checked.numbers, checked.notes, None, why, kind, _steps(toolbox))
+    text = f"{b.checked.text}\n\n(Answered by the built-in analyst: {why}.)"
+    return Answer(question, text, b.body, "builtin", "builtin", b.checked.citations,
+                  b.checked.numbers, b.checked.notes, None, why, b.kind, _steps(b.toolbox),
+                  facts=list(b.sheet))
+
+
+def kinds_answer(run: Run, question: str, llm: LLMClient, config: LLMConfig, *,
+                 others: Sequence[Run], home: Path | None, expected_s: float | None,
+                 report: Progress, route_all: bool = False) -> Answer:
+    """The ``kinds`` mode: the analyst reads the question's kind (the model picks it from
+    an enum only when the analyst cannot tell, or always with ``route_all``), the analyst
+    computes the facts, the model phrases them by reference, and the analyst's answer with
+    its evidence follows. Raises :class:`LLMError` when a model call fails."""
+    kind = None if route_all else questions.classify(question, run)
+    r = kinds_mode.Route(kind)
+    if kind is None and not (others and not route_all):
+        r = kinds_mode.route(llm, run, question, report)
+    b = _analyst(run, kinds_mode.asked_with(question, r), others, home, expected_s, r.kind)
+    notes = [f"The question's kind ({b.kind}) was chosen by "
+             f"{'the model' if r.by == 'model' else 'the built-in analyst'}."]
+    notes += [f"Route: {n}." for n in r.notes]
+    text, raw, dropped = b.checked.text, b.body, None
+    facts = list(b.sheet)
+    if b.kind != "unknown" and facts:
+        report("restart", "")
+        ph = kinds_mode.phrase(llm, question, b.sheet, report)
+        notes += ph.notes
+        if ph.dropped:
+            dropped = f"the model's phrasing was not shown: {ph.dropped}"
+            notes.append(f"The built-in analyst's answer is shown alone: {ph.dropped}.")
+            report("restart", "")
+        else:
+            text = f"{ph.text}\n\n{b.checked.text}"
+            raw = f"{ph.raw}\n\n{b.body}"
+    return Answer(question, text, raw, "llm", "kinds", b.checked.citations, b.checked.numbers,
+                  notes + b.checked.notes, config.model, dropped, b.kind, _steps(b.toolbox),
+                  facts=facts)
 
 
 def ask(run: Run, question: str, config: LLMConfig | None = None, *,
@@ -172,11 +231,6 @@ def ask(run: Run, question: str, config: LLMConfig | None = None, *,
     if not config.configured:
         return builtin_answer(run, question, others=others, home=home, expected_s=expected)
     mode = config.resolved_mode
-    limits = limits or (AskLimits.compact() if mode == "plan" else AskLimits())
-    toolbox = Toolbox(run, others=others, home=home, expected_s=expected,
-                      result_chars=limits.result_chars)
-    summary = summarize(run, expected, limits.summary_chars)
-    notes: list[str] = []
     own = client is None
     try:
         from steering.llm import LLMClient
@@ -186,12 +240,14 @@ def ask(run: Run, question: str, config: LLMConfig | None = None, *,
         return builtin_answer(run, question, reason=f"the LLM client cannot start: {exc}",
                               others=others, home=home, expected_s=expected)
     budget = llm.new_budget()
-    history = conversation.messages() if conversation and mode == "tools" else []
     try:
-        if mode == "tools":
-            got = tools_answer(llm, toolbox, question, summary, history, limits, report)
-        else:
-            got = plan_answer(llm, toolbox, question, summary, limits, report, notes)
+        if mode == "kinds":
+            got_kinds = kinds_answer(run, question, llm, config, others=others, home=home,
+                                     expected_s=expected, report=report)
+            got_kinds.usage = _usage(budget)
+            return got_kinds
+        return _model_answer(run, question, llm, config, mode, limits, others, home,
+                             expected, report, conversation, budget)
     except LLMError as exc:
         reason = redact(f"the LLM failed ({exc.kind}): {exc.message}", config.api_key)
         log.warning("ask: %s; the built-in analyst answers", reason)
@@ -201,12 +257,57 @@ def ask(run: Run, question: str, config: LLMConfig | None = None, *,
     finally:
         if own:
             llm.close()
+
+
+def _usage(budget: Any) -> dict[str, int]:
+    return {"prompt_tokens": budget.prompt_tokens,
+            "completion_tokens": budget.completion_tokens, "calls": budget.calls}
+
+
+def _model_answer(run: Run, question: str, llm: LLMClient, config: LLMConfig, mode: str,
+                  limits: AskLimits | None, others: Sequence[Run], home: Path | None,
+                  expected: float | None, report: Progress,
+                  conversation: Conversation | None, budget: Any) -> Answer:
+    """``tools`` or ``plan``: the model answers from tool results; its answer is verified,
+    and when it loses facts (numbers not in the data, a number on the wrong noun, no
+    evidence) the built-in analyst's answer follows it, with the reason."""
+    limits = limits or (AskLimits.compact() if mode == "plan" else AskLimits())
+    toolbox = Toolbox(run, others=others, home=home, expected_s=expected,
+                      result_chars=limits.result_chars)
+    summary = summarize(run, expected, limits.summary_chars)
+    notes: list[str] = []
+    history = conversation.messages() if conversation and mode == "tools" else []
+    if mode == "tools":
+        got = tools_answer(llm, toolbox, question, summary, history, limits, report)
+    else:
+        got = plan_answer(llm, toolbox, question, summary, limits, report, notes)
     if got.cut:
         notes.append("The model's answer stopped at its token limit: it may be incomplete.")
     sources = f"{summary}\n{got.seen}"
     checked = verify(got.text, EvidenceIndex(run), sources, question)
-    return Answer(question, checked.text, got.text, "llm", mode, checked.citations,
-                  checked.numbers, notes + checked.notes, config.model, None,
-                  questions.classify(question, run), _steps(toolbox),
-                  {"prompt_tokens": budget.prompt_tokens,
-                   "completion_tokens": budget.completion_tokens, "calls": budget.calls})
+    b = _analyst(run, question, others, home, expected)
+    # A number the data holds, put on another noun ("799 agents" when 799 counts records).
+    misplaced = [i for i in b.sheet.check(checked.text, question) if i.why == "misplaced"]
+    text = checked.text
+    for i in sorted(misplaced, key=lambda i: -i.start):
+        text = text[:i.start] + kinds_mode.MARK + text[i.end:]
+    if misplaced:
+        notes.append("A number was put on the wrong noun, replaced by "
+                     f"{kinds_mode.MARK}: " + "; ".join(i.detail for i in misplaced[:4]) + ".")
+    lost = []
+    unsupported = sum(1 for n in checked.numbers if not n.supported)
+    if unsupported:
+        lost.append(f"{unsupported} number(s) are not in the data")
+    if misplaced:
+        lost.append(f"{len(misplaced)} number(s) are on the wrong noun")
+    if not checked.valid_citations:
+        lost.append("it cites no evidence")
+    reason = None
+    if lost and b.kind != "unknown":
+        reason = "the model's answer lost facts (" + "; ".join(lost) + ")"
+        text = (f"{text}\n\nThe built-in analyst's answer ({reason}):\n{b.checked.text}")
+    return Answer(question, text, got.text, "llm", mode,
+                  checked.citations + (b.checked.citations if reason else []),
+                  checked.numbers, notes + checked.notes, config.model, reason,
+                  questions.classify(question, run), _steps(toolbox), _usage(budget),
+                  facts=list(b.sheet) if reason else [])

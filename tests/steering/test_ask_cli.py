@@ -63,7 +63,7 @@ def test_json_with_expect_and_compare(samples_home: Path) -> None:
     (("08a9", "   "), {}, "academy-tui: error: the question is empty"),
     (("08a9", "q", "--expect", "soon"), {}, "academy-tui: error: cannot read duration"),
     (("08a9", "q"), {"ACADEMY_TUI_LLM_MODE": "chatty", "OPENAI_API_KEY": KEY},
-     "academy-tui: error: llm mode must be one of auto, tools, plan, not 'chatty'"),
+     "academy-tui: error: llm mode must be one of auto, tools, plan, kinds, not 'chatty'"),
 ], ids=["no-run", "empty", "bad-expect", "bad-config"])
 def test_errors_are_one_line(samples_home: Path, args: tuple[str, ...], env: dict[str, str],
                              message: str) -> None:

@@ -68,8 +68,9 @@ def test_tools_loop_with_good_bad_and_unknown_calls(server: FakeOpenAI, failed: 
     progress: list[tuple[str, str]] = []
     a = ask(failed, "What went wrong?", config(server, "tools"),
             progress=lambda k, t: progress.append((k, t)))
-    assert (a.backend, a.mode, a.model, a.fallback_reason) == ("llm", "tools", "gpt-4o-mini",
-                                                               None)
+    assert (a.backend, a.mode, a.model) == ("llm", "tools", "gpt-4o-mini")
+    # 9.99 s is in no data: the answer lost a fact, so the analyst's answer follows it.
+    assert a.fallback_reason == "the model's answer lost facts (1 number(s) are not in the data)"
     assert [(s["tool"], s["ok"]) for s in a.steps] == [
         ("query_events", True), ("drop_tables", False), ("list_things", False),
         ("list_things", False)]
@@ -84,9 +85,12 @@ def test_tools_loop_with_good_bad_and_unknown_calls(server: FakeOpenAI, failed: 
     assert "bad arguments: $.sort: 'bogus' is not one of" in tool_msgs[3]["content"]
     assert cite in tool_msgs[0]["content"]
     # The verifier: the real citation stays, the invented one goes, 9.99 s is flagged.
-    assert a.text == (f"One ERROR record, at +2.037 s [{cite}]; it took 9.99 s "
-                      f"{UNSUPPORTED}.")
-    assert [c.valid for c in a.citations] == [True, False]
+    model_part, analyst_part = a.text.split("\n\nThe built-in analyst's answer (the model's "
+                                            "answer lost facts (1 number(s) are not in the "
+                                            "data)):\n")
+    assert model_part == f"One ERROR record, at +2.037 s [{cite}]; it took 9.99 s {UNSUPPORTED}."
+    assert analyst_part.startswith("1 call raised and 2 records are errors")
+    assert [c.valid for c in a.citations][:2] == [True, False]  # then the analyst's
     assert any("Removed 1 citation(s)" in n and "act:00000000" in n for n in a.notes)
     assert any("9.99 s" in n for n in a.notes)
     # What streamed after the last restart is what the model wrote.
@@ -128,8 +132,8 @@ def test_a_conversation_gives_the_earlier_questions(server: FakeOpenAI, failed: 
     conv.add(ask(failed, "What failed?", cfg, conversation=conv))
     ask(failed, "Was it the generator?", cfg, conversation=conv)
     roles = [(m["role"], m["content"][:30]) for m in messages(server.chat_requests[1])]
-    assert roles[1:3] == [("user", "What failed?"),
-                          ("assistant", "It failed at iteration 7.")]
+    assert roles[1] == ("user", "What failed?")
+    assert roles[2][0] == "assistant" and roles[2][1].startswith("It failed at iteration 7.")
 
 
 # -- plan mode -------------------------------------------------------------------------------
@@ -253,5 +257,6 @@ def test_log_text_stays_fenced_and_cannot_close_its_fence(server: FakeOpenAI,
     assert tool.index("<<<LOG DATA") < tool.index("Ignore all") < tool.index("LOG DATA>>>")
     assert "untrusted" in tool[:tool.index("<<<LOG DATA")]
     # A model that obeyed anyway cannot cite what is not there.
-    assert a.text == "PWNED"
+    assert a.text.startswith("PWNED\n\nThe built-in analyst's answer (the model's answer lost "
+                             "facts (it cites no evidence)):\n")
     assert any("ev:00000000:1" in n for n in a.notes)

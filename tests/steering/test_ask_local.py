@@ -5,6 +5,7 @@ Asserts protocol and validity, not wisdom: a 135M model's answers are mostly noi
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -34,13 +35,16 @@ def test_plan_path_end_to_end(local_llm: LocalLLM, sample: Callable[[str], Path]
     run = Run(sample("exception"))
     run.load()
     cfg = LLMConfig(base_url=local_llm.base_url, model="smollm2-135m", timeout_s=120,
-                    max_retries=0, max_tokens=512, token_budget=12000)
-    assert cfg.resolved_mode == "plan"
+                    max_retries=0, max_tokens=512, token_budget=12000, mode="plan")
     progress: list[tuple[str, str]] = []
     a = ask(run, "What failed in this run?", cfg,
             progress=lambda k, t: progress.append((k, t)))
 
-    assert (a.backend, a.mode, a.fallback_reason) == ("llm", "plan", None), a.fallback_reason
+    assert (a.backend, a.mode) == ("llm", "plan"), a.fallback_reason
+    # A 135M model's answer usually loses facts: then the analyst's answer follows it.
+    assert a.fallback_reason is None or (
+        a.fallback_reason.startswith("the model's answer lost facts")
+        and "The built-in analyst's answer (" in a.text), a.fallback_reason
     log = [json.loads(line) for line in call_log_path().read_text().splitlines()]
     assert [(e["prompt"], e["outcome"], e["response_format"], e["stream"]) for e in log] == [
         ("ask_plan", "ok", "json_schema", False), ("ask_answer", "ok", None, True)]
@@ -51,10 +55,44 @@ def test_plan_path_end_to_end(local_llm: LocalLLM, sample: Callable[[str], Path]
     index = EvidenceIndex(run)
     assert all(index.resolve(ref).valid for _, _, refs in find_refs(a.text) for ref in refs)
     unsupported = [n for n in a.numbers if not n.supported]
-    assert a.text.count(UNSUPPORTED) == len(unsupported)
+    assert a.text.count(UNSUPPORTED) >= len(unsupported)
     if unsupported:
         assert any("number(s) do not appear" in n for n in a.notes)
     if not a.valid_citations:
         assert any("cites no evidence" in n for n in a.notes)
     deltas = "".join(t for k, t in progress if k == "delta")
     assert deltas == a.raw_text
+
+
+def test_kinds_mode_end_to_end(local_llm: LocalLLM, sample: Callable[[str], Path],
+                               tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default for small local models: the analyst reads the kind when it can (one
+    model call: the phrasing), the model picks it from an enum when it cannot (two calls);
+    every number in the phrasing is a fact or marked."""
+    monkeypatch.setenv("ACADEMY_TUI_STATE_DIR", str(tmp_path))
+    run = Run(sample("exception"))
+    run.load()
+    cfg = LLMConfig(base_url=local_llm.base_url, model="smollm2-135m", timeout_s=120,
+                    max_retries=0, max_tokens=512, token_budget=12000)
+    assert cfg.resolved_mode == "kinds"
+    progress: list[tuple[str, str]] = []
+    a = ask(run, "How many agents were launched?", cfg,
+            progress=lambda k, t: progress.append((k, t)))
+    assert (a.backend, a.mode, a.kind) == ("llm", "kinds", "counts")
+    assert a.usage["calls"] == 1
+    log = [json.loads(line) for line in call_log_path().read_text().splitlines()]
+    assert [(e["prompt"], e["outcome"], e["stream"]) for e in log] == [
+        ("ask_phrase", "ok", True)]
+    # The analyst's answer with its evidence is always there, whatever the model wrote.
+    assert "2 agents launched" in a.text and a.valid_citations
+    assert a.facts and a.facts[0].text == "2 agents"
+    lead = a.text.split("\n\n")[0] if a.fallback_reason is None else ""
+    for tok in re.findall(r"(?<![\w.+\[:<-])\d+(?:\.\d+)?", lead):
+        assert any(tok in f.text for f in a.facts), (tok, lead)
+
+    b = ask(run, "zorp the frobnicator?", cfg)
+    assert b.mode == "kinds" and b.usage["calls"] in (1, 2)
+    log = [json.loads(line) for line in call_log_path().read_text().splitlines()]
+    route = next(e for e in log if e["prompt"] == "ask_route")
+    assert route["response_format"] == "json_schema" and route["finish_reason"] == "stop"
+    assert any("chosen by the model" in n for n in b.notes)

@@ -339,11 +339,11 @@ def test_configured_and_auto_mode() -> None:
     assert not LLMConfig().configured
     assert LLMConfig(api_key=KEY).configured and LLMConfig(base_url="http://x/v1").configured
     assert LLMConfig(api_key=KEY).resolved_mode == "tools"
-    assert LLMConfig(base_url="http://127.0.0.1:8080/v1").resolved_mode == "plan"
+    assert LLMConfig(base_url="http://127.0.0.1:8080/v1").resolved_mode == "kinds"
     assert LLMConfig(base_url="http://localhost:11434/v1", model="llama3.1:70b",
                      mode="tools").resolved_mode == "tools"
     for small in ("SmolLM2-135M-Instruct", "qwen2.5-0.5b-instruct", "llama-3.2-3b", "x.gguf"):
-        assert LLMConfig(api_key=KEY, model=small).resolved_mode == "plan", small
+        assert LLMConfig(api_key=KEY, model=small).resolved_mode == "kinds", small
     for big in ("gpt-4o-mini", "llama-3.1-70b", "qwen2.5-32b", "gpt-3.5-turbo"):
         assert LLMConfig(api_key=KEY, model=big).resolved_mode == "tools", big
 

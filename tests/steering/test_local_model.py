@@ -84,7 +84,7 @@ def client(local_llm: LocalLLM, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("ACADEMY_TUI_STATE_DIR", str(tmp_path))
     cfg = LLMConfig(base_url=local_llm.base_url, model="smollm2-135m", timeout_s=60,
                     max_retries=0, max_tokens=256, token_budget=4000)
-    assert cfg.configured and cfg.resolved_mode == "plan"
+    assert cfg.configured and cfg.resolved_mode == "kinds"
     with LLMClient(cfg) as c:
         yield c
 
