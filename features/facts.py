@@ -216,7 +216,14 @@ class FactSheet:
               skip: Sequence[tuple[int, int]] = ()) -> list[NumberIssue]:
         """Numbers in ``text`` (outside the ``skip`` spans: rendered facts, citations) that
         are no fact: invented, or a fact's value put on another noun."""
+        return self.audit(text, question, skip)[1]
+
+    def audit(self, text: str, question: str = "", skip: Sequence[tuple[int, int]] = ()
+              ) -> tuple[list[Fact], list[NumberIssue]]:
+        """The facts that numbers typed in ``text`` trace to, and the numbers that trace to
+        none (see :meth:`check`)."""
         asked = {v for v, _ in _numbers(question)}
+        traced: list[Fact] = []
         issues = []
         for m in _NUM.finditer(text):
             if any(s <= m.start() < e for s, e in skip):
@@ -238,7 +245,9 @@ class FactSheet:
                 issues.append(NumberIssue(
                     f"{token} {word}", "misplaced",
                     f"{token} counts {same[0].noun}, not {word}", m.start(), end))
-        return issues
+            else:
+                traced.append(next((f for f in same if noun and noun in _nouns(f)), same[0]))
+        return traced, issues
 
 
 def _nouns(f: Fact) -> set[str]:

@@ -169,8 +169,9 @@ def kinds_answer(run: Run, question: str, llm: LLMClient, config: LLMConfig, *,
                  report: Progress, route_all: bool = False) -> Answer:
     """The ``kinds`` mode: the analyst reads the question's kind (the model picks it from
     an enum only when the analyst cannot tell, or always with ``route_all``), the analyst
-    computes the facts, the model phrases them by reference, and the analyst's answer with
-    its evidence follows. Raises :class:`LLMError` when a model call fails."""
+    computes the facts, and (with ``config.phrase``) the model phrases them by reference
+    before the analyst's answer with its evidence. Raises :class:`LLMError` when a model
+    call fails."""
     kind = None if route_all else questions.classify(question, run)
     r = kinds_mode.Route(kind)
     if kind is None and not (others and not route_all):
@@ -179,21 +180,31 @@ def kinds_answer(run: Run, question: str, llm: LLMClient, config: LLMConfig, *,
     notes = [f"The question's kind ({b.kind}) was chosen by "
              f"{'the model' if r.by == 'model' else 'the built-in analyst'}."]
     notes += [f"Route: {n}." for n in r.notes]
-    text, raw, dropped = b.checked.text, b.body, None
+    text, raw, reason = b.checked.text, b.body, None
     facts = list(b.sheet)
-    if b.kind != "unknown" and facts:
+    phrased = False
+    if config.phrase and b.kind != "unknown" and facts:
         report("restart", "")
         ph = kinds_mode.phrase(llm, question, b.sheet, report)
         notes += ph.notes
         if ph.dropped:
-            dropped = f"the model's phrasing was not shown: {ph.dropped}"
+            reason = f"the model's phrasing was not shown: {ph.dropped}"
             notes.append(f"The built-in analyst's answer is shown alone: {ph.dropped}.")
             report("restart", "")
         else:
+            phrased = True
             text = f"{ph.text}\n\n{b.checked.text}"
             raw = f"{ph.raw}\n\n{b.body}"
+    if r.by == "analyst" and not phrased:
+        # No model call: say so, as for any answer of the built-in analyst.
+        reason = reason or ("the built-in analyst read this question (kinds mode asks the "
+                            "model only for questions it cannot read)")
+        return Answer(question, f"{text}\n\n(Answered by the built-in analyst: {reason}.)",
+                      raw, "builtin", "kinds", b.checked.citations, b.checked.numbers,
+                      notes + b.checked.notes, config.model, reason, b.kind,
+                      _steps(b.toolbox), facts=facts)
     return Answer(question, text, raw, "llm", "kinds", b.checked.citations, b.checked.numbers,
-                  notes + b.checked.notes, config.model, dropped, b.kind, _steps(b.toolbox),
+                  notes + b.checked.notes, config.model, reason, b.kind, _steps(b.toolbox),
                   facts=facts)
 
 

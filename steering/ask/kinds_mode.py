@@ -138,7 +138,8 @@ class Phrased:
     """Facts filled in, typed numbers that are no fact replaced by ``[?]``."""
     raw: str
     used: int = 0
-    """Fact references filled in."""
+    """Facts in the text: references filled in, and numbers typed that are a fact's value
+    with its noun."""
     issues: list[NumberIssue] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     dropped: str | None = None
@@ -170,10 +171,10 @@ def check_phrasing(raw: str, question: str, sheet: FactSheet) -> Phrased:
     """Render ``raw``'s fact references and mark the numbers it typed that are no fact."""
     got = sheet.render(raw)
     text = got.text
-    issues = sheet.check(text, question, skip=got.spans)
+    typed, issues = sheet.audit(text, question, skip=got.spans)
     for i in sorted(issues, key=lambda i: -i.start):
         text = text[:i.start] + MARK + text[i.end:]
-    out = Phrased(text.strip(), raw, len(got.used), issues)
+    out = Phrased(text.strip(), raw, len(got.used) + len(typed), issues)
     if got.bad:
         out.notes.append(f"Removed {len(got.bad)} reference(s) to facts that do not exist: "
                          + ", ".join(got.bad[:5]) + ".")
@@ -189,7 +190,7 @@ def check_phrasing(raw: str, question: str, sheet: FactSheet) -> Phrased:
     if not raw:
         out.dropped = "the model wrote nothing"
     elif not out.used and sheet.facts:
-        out.dropped = "the model's phrasing referred to no fact"
+        out.dropped = "the model's phrasing holds no fact"
     elif len(issues) > out.used:
         out.dropped = (f"the model typed {len(issues)} number(s) that are no fact, against "
                        f"{out.used} fact(s) referred to")

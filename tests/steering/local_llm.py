@@ -65,7 +65,11 @@ class LocalLLM:
     """The server process: :meth:`start` waits until ``/health`` says 200, :meth:`stop`
     ends it by pid."""
 
-    def __init__(self, n_ctx: int = 2048, start_timeout_s: float = 60.0) -> None:
+    def __init__(self, n_ctx: int = 2048, start_timeout_s: float = 60.0,
+                 gguf: Path | None = None, threads: int = 1) -> None:
+        self.gguf = gguf
+        """Another model file (the eval's Qwen 0.5B); default: SmolLM2-135M."""
+        self.threads = threads
         self.n_ctx = n_ctx
         self.start_timeout_s = start_timeout_s
         self.port = 0
@@ -83,15 +87,17 @@ class LocalLLM:
 
     def start(self) -> LocalLLM:
         """Start the server and wait for it; :class:`LocalLLMUnavailable` if it cannot run."""
-        reason = unavailable()
+        reason = unavailable() if self.gguf is None else (
+            None if self.gguf.is_file() else f"{self.gguf} not found")
         if reason:
             raise LocalLLMUnavailable(reason)
         self.port = _free_port()
-        # One thread: a 135M model is quick on one core, and llama.cpp threads that must
-        # share two busy cores with the rest of the suite slow down by orders of magnitude.
-        threads = "1"
+        # One thread by default: a 135M model is quick on one core, and llama.cpp threads
+        # that must share two busy cores with the suite slow down by orders of magnitude.
+        model = str(self.gguf or gguf_path())
         self.proc = subprocess.Popen(
-            [sys.executable, __file__, str(gguf_path()), str(self.port), str(self.n_ctx), threads],
+            [sys.executable, __file__, model, str(self.port), str(self.n_ctx),
+             str(self.threads)],
             stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + self.start_timeout_s
         while time.monotonic() < deadline:

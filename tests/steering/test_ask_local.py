@@ -66,19 +66,23 @@ def test_plan_path_end_to_end(local_llm: LocalLLM, sample: Callable[[str], Path]
 
 def test_kinds_mode_end_to_end(local_llm: LocalLLM, sample: Callable[[str], Path],
                                tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The default for small local models: the analyst reads the kind when it can (one
-    model call: the phrasing), the model picks it from an enum when it cannot (two calls);
-    every number in the phrasing is a fact or marked."""
+    """The default for small local models: the analyst reads the kind when it can (no model
+    call), the model picks it from an enum when it cannot; asked to phrase, every number of
+    the phrasing is a fact or marked."""
     monkeypatch.setenv("ACADEMY_TUI_STATE_DIR", str(tmp_path))
     run = Run(sample("exception"))
     run.load()
     cfg = LLMConfig(base_url=local_llm.base_url, model="smollm2-135m", timeout_s=120,
                     max_retries=0, max_tokens=512, token_budget=12000)
-    assert cfg.resolved_mode == "kinds"
+    assert cfg.resolved_mode == "kinds" and not cfg.phrase
+    plain = ask(run, "How many agents were launched?", cfg)
+    assert (plain.backend, plain.mode, plain.kind, plain.usage.get("calls", 0)) == (
+        "builtin", "kinds", "counts", 0)
+    assert not call_log_path().exists()
     progress: list[tuple[str, str]] = []
-    a = ask(run, "How many agents were launched?", cfg,
+    a = ask(run, "How many agents were launched?", cfg.replace(phrase=True),
             progress=lambda k, t: progress.append((k, t)))
-    assert (a.backend, a.mode, a.kind) == ("llm", "kinds", "counts")
+    assert (a.mode, a.kind) == ("kinds", "counts")
     assert a.usage["calls"] == 1
     log = [json.loads(line) for line in call_log_path().read_text().splitlines()]
     assert [(e["prompt"], e["outcome"], e["stream"]) for e in log] == [
