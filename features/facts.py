@@ -147,6 +147,13 @@ class FactSheet:
         self._by_text[key] = f
         return f
 
+    def merged(self, other: FactSheet) -> FactSheet:
+        """A new sheet: these facts (same ids), then ``other``'s that are not already here."""
+        out = FactSheet()
+        for f in [*self.facts, *other.facts]:
+            out.add(f.value, f.unit, f.noun, f.text, f.ev)
+        return out
+
     # -- writing facts ---------------------------------------------------------------------
 
     def count(self, n: int, noun: str, plural: str | None = None, *, what: str = "",

@@ -120,6 +120,11 @@ def _steps(toolbox: Toolbox) -> list[dict[str, Any]]:
             for r in toolbox.results]
 
 
+EVERY_COUNT = "how many agents, calls, processes, errors and records"
+"""The question whose answer holds every count of a run (a model's numbers are checked
+against their nouns)."""
+
+
 @dataclass
 class _Built:
     """The built-in analyst's answer before it is dressed: what it was asked, its text,
@@ -185,7 +190,8 @@ def kinds_answer(run: Run, question: str, llm: LLMClient, config: LLMConfig, *,
     phrased = False
     if config.phrase and b.kind != "unknown" and facts:
         report("restart", "")
-        ph = kinds_mode.phrase(llm, question, b.sheet, report)
+        every = _analyst(run, EVERY_COUNT, (), None, None, "counts").sheet
+        ph = kinds_mode.phrase(llm, question, b.sheet, report, known=every)
         notes += ph.notes
         if ph.dropped:
             reason = f"the model's phrasing was not shown: {ph.dropped}"
@@ -297,8 +303,12 @@ def _model_answer(run: Run, question: str, llm: LLMClient, config: LLMConfig, mo
     sources = f"{summary}\n{got.seen}"
     checked = verify(got.text, EvidenceIndex(run), sources, question)
     b = _analyst(run, question, others, home, expected)
-    # A number the data holds, put on another noun ("799 agents" when 799 counts records).
-    misplaced = [i for i in b.sheet.check(checked.text, question) if i.why == "misplaced"]
+    # A number the data holds, put on another noun ("799 agents" when 799 counts records):
+    # against this answer's facts and the run's counts of everything.
+    every = _analyst(run, EVERY_COUNT, (), None, None, "counts").sheet
+    for f in b.sheet:
+        every.add(f.value, f.unit, f.noun, f.text, f.ev)
+    misplaced = [i for i in every.check(checked.text, question) if i.why == "misplaced"]
     text = checked.text
     for i in sorted(misplaced, key=lambda i: -i.start):
         text = text[:i.start] + kinds_mode.MARK + text[i.end:]

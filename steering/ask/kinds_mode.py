@@ -147,9 +147,11 @@ class Phrased:
 
 
 def phrase(client: LLMClient, question: str, sheet: FactSheet, progress: Progress,
-           max_tokens: int = 160) -> Phrased:
+           max_tokens: int = 160, known: FactSheet | None = None) -> Phrased:
     """One to three sentences over the sheet's facts (streamed to ``progress`` with facts
-    filled in), checked. Raises :class:`LLMError` when the model fails."""
+    filled in), checked (typed numbers also against ``known``: the run's other counts, so
+    a record count put on agents is called misplaced). Raises :class:`LLMError` when the
+    model fails."""
     p = prompts.load("ask_phrase")
     progress("status", "phrasing the facts…")
     stream = RefStream(sheet, progress)
@@ -164,14 +166,17 @@ def phrase(client: LLMClient, question: str, sheet: FactSheet, progress: Progres
             result = item
     stream.close()
     raw = (result.content if result is not None else "").strip()
-    return check_phrasing(raw, question, sheet)
+    return check_phrasing(raw, question, sheet, known)
 
 
-def check_phrasing(raw: str, question: str, sheet: FactSheet) -> Phrased:
-    """Render ``raw``'s fact references and mark the numbers it typed that are no fact."""
+def check_phrasing(raw: str, question: str, sheet: FactSheet,
+                   known: FactSheet | None = None) -> Phrased:
+    """Render ``raw``'s fact references and mark the numbers it typed that are no fact (of
+    ``sheet`` or ``known``) or a fact's value on another noun."""
     got = sheet.render(raw)
     text = got.text
-    typed, issues = sheet.audit(text, question, skip=got.spans)
+    typed, issues = (sheet.merged(known) if known else sheet).audit(text, question,
+                                                                    skip=got.spans)
     for i in sorted(issues, key=lambda i: -i.start):
         text = text[:i.start] + MARK + text[i.end:]
     out = Phrased(text.strip(), raw, len(got.used) + len(typed), issues)
