@@ -175,8 +175,9 @@ def _event(e: dict[str, Any]) -> str:
     from steering.ask.refs import quote
 
     who = f" on {e['agent']}" if e.get("agent") else ""
+    raised = f", raised {quote(e['exception'], 120)}" if e.get("exception") else ""
     return (f"{e.get('level', '?')} at {_t(e.get('t_s'))} from {e.get('logger', '?')}{who}: "
-            f"{quote(e.get('message', ''), 160)} {_cite(e.get('ev'))}")
+            f"{quote(e.get('message', ''), 160)}{raised} {_cite(e.get('ev'))}")
 
 
 def agent_at(tb: Toolbox, question: str) -> str:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from features.parse import FLAG_EXC
 from steering.ask.refs import act_ref, agent_ref, ev_ref
 
 if TYPE_CHECKING:
@@ -90,8 +91,20 @@ def event_item(run: Run, row: int) -> dict[str, Any]:
             "action": _cat(run, "academy.action", row),
             "act": act_ref(tag) if tag else None,
             "state": _cat(run, "academy.action_state", row),
-            "message": clip(ev.message[row])}
+            "message": clip(ev.message[row]),
+            "exception": _exception(run, row)}
     return {k: v for k, v in item.items() if v is not None}
+
+
+def _exception(run: Run, row: int) -> str | None:
+    """The last line of the record's traceback ("TimeoutError", "RuntimeError: ..."): what
+    was raised, which the message often leaves out."""
+    ev = run.events()
+    if not (ev.flags[row] & FLAG_EXC):
+        return None
+    text = ev.lazy("exc_text")[row]
+    lines = [ln for ln in str(text or "").splitlines() if ln.strip()]
+    return clip(lines[-1].strip(), 160) if lines else None
 
 
 def _cat(run: Run, key: str, row: int) -> str | None:

@@ -34,7 +34,10 @@ _NUMBER = re.compile(
     r"(?<![\w.<>:/#@$-])(?P<sign>[-+−])?(?P<int>\d{1,3}(?:,\d{3})+|\d+)(?P<frac>\.\d+)?"
     r"(?:\s?(?P<unit>ms|milliseconds?|µs|us|seconds?|secs?|s|minutes?|mins?|min|hours?|h|x|×|%))?"
     r"(?![\w<>]|\.\d)")
-_SOURCE_NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?(?![\w.]*[A-Za-z_])")
+# A number in the data, also with its unit glued on ("0.265s", "4.9x" in detector wording),
+# but not the digits that start an id ("8b46bb7c").
+_SOURCE_NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?"
+                            r"(?=(?:ms|s|x|%)?(?![\w.]*[A-Za-z_]))")
 _SCALE = {"ms": 1e-3, "millisecond": 1e-3, "milliseconds": 1e-3, "µs": 1e-6, "us": 1e-6,
           "min": 60.0, "mins": 60.0, "minute": 60.0, "minutes": 60.0, "h": 3600.0,
           "hour": 3600.0, "hours": 3600.0, "%": 0.01}
