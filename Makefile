@@ -33,6 +33,7 @@ bench: $(STAMP)
 eval: $(STAMP)
 	$(BIN)/python bench/eval_anomaly.py
 	$(BIN)/python bench/eval_ask.py
+	$(BIN)/python bench/eval_ask_runs.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -186,6 +186,9 @@ def kinds_answer(run: Run, question: str, llm: LLMClient, config: LLMConfig, *,
              f"{'the model' if r.by == 'model' else 'the built-in analyst'}."]
     notes += [f"Route: {n}." for n in r.notes]
     text, raw, reason = b.checked.text, b.body, None
+    if r.read_as:
+        # The model's reading is a guess a person should see before the answer.
+        text = f'Read as "{r.read_as}" (the model\'s reading of the question):\n{text}'
     facts = list(b.sheet)
     phrased = False
     if config.phrase and b.kind != "unknown" and facts:

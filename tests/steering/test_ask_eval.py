@@ -35,3 +35,27 @@ def test_facts_match_numbers_in_either_unit() -> None:
     assert not fact.found("18268d60 [ev:f03f8efc:103]")
     assert eval_ask.N(6).found("At most 6 action(s)") and not eval_ask.N(6).found("6%")
     assert eval_ask.T("No errors").found("no errors at all")
+
+
+def test_the_runs_eval_grades_by_what_a_person_concludes(tmp_path: Path) -> None:
+    """bench/eval_ask_runs.py on a few of its runs, made here: the built-in analyst gets
+    every question right, refuses none, and every number traces to the data; the grader
+    itself calls a refusal a refusal and a forbidden claim wrong."""
+    import eval_ask_runs as ear
+    from ask_runs import make_runs
+
+    runs = make_runs(tmp_path, {"failed", "shutdown", "shift"})
+    cases = [c for c in ear.CASES if c.run in runs]
+    assert len(cases) >= 12
+    graded = ear.evaluate(runs, cases, lambda r, q: ear.ask(r, q, builtin=True))
+    assert {g.case.question: g.grade for g in graded if g.grade != "correct"} == {}
+    assert sum(g.untraced for g in graded) == 0
+    hang = next(g for g in graded if g.case.run == "shutdown"
+                and g.case.question == "Did anything hang?")
+    fake = ear.Answer(hang.case.question, "Nothing looks hung.", "", "builtin", "builtin",
+                      kind="hung")
+    truth = ear.Truth(runs["shutdown"])
+    assert ear.grade(hang.case, truth, fake, 0.0).grade == "wrong"
+    refused = ear.Answer("x", "I cannot tell what kind of question that is.", "", "builtin",
+                         "builtin", kind="unknown")
+    assert ear.grade(hang.case, truth, refused, 0.0).grade == "refused"

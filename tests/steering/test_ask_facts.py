@@ -170,25 +170,29 @@ def test_the_model_routes_only_what_the_analyst_cannot_read(server: FakeOpenAI,
     assert "kinds mode asks the model only for questions it cannot read" in a.text
     # A question the analyst cannot read: the model picks from enums; its action must be one
     # of the run's, the time a number.
-    server.script(completion(json.dumps({"kind": "durations", "action": "next_item",
-                                         "agent": "", "time_s": -1})))
+    server.script(completion(json.dumps({"same_as": "How long does an action usually take?",
+                                         "action": "next_item", "agent": "", "time_s": -1})))
     b = ask(pairs, "zorp the next_item frobnication numbers", config(server))
     (req,) = server.chat_requests
     schema = req.body["response_format"]["json_schema"]["schema"]
     assert schema["properties"]["action"]["enum"] == ["", "calc_fibs", "next_item"]
-    assert "other" in schema["properties"]["kind"]["enum"]
+    assert "None of these" in schema["properties"]["same_as"]["enum"]
     assert (b.backend, b.kind) == ("llm", "durations")
-    assert re.match(r"next_item: 648 calls, typically [\d.]+ ms \(median\)", b.text), b.text
+    # The model's reading is shown first: it is a guess.
+    head, rest = b.text.split("\n", 1)
+    assert head == ('Read as "How long does an action usually take?" (the model\'s reading '
+                    'of the question):')
+    assert re.match(r"next_item: 648 calls, typically [\d.]+ ms \(median\)", rest), b.text
     assert any("chosen by the model" in n for n in b.notes)
 
 
 def test_a_route_outside_its_enum_is_refused_not_followed(server: FakeOpenAI,
                                                           pairs: Run) -> None:
-    server.script(completion(json.dumps({"kind": "drop_tables", "action": "rm -rf",
+    server.script(completion(json.dumps({"same_as": "drop_tables", "action": "rm -rf",
                                          "agent": "", "time_s": 5})))
     a = ask(pairs, "zorp the frobnicator", config(server))
     assert a.kind == "unknown" and a.text.startswith("I cannot tell what kind of question")
-    assert any("'drop_tables' is not one of the kinds" in n for n in a.notes)
+    assert any("'drop_tables' is not one of the questions" in n for n in a.notes)
     server.script(completion("{not json"))
     b = ask(pairs, "zorp the frobnicator", config(server))
     assert b.backend == "builtin" and b.fallback_reason is not None
