@@ -225,11 +225,11 @@ def status_of(run: Any, last_write: float, now: float | None = None) -> tuple[st
     if crashed or failed_actions or errors:
         parts = _hangs(run, now)
         if crashed:
-            parts.append(f"{crashed} agent{'s' if crashed != 1 else ''} crashed")
+            parts.append(f"{crashed} agent(s) crashed")
         if failed_actions:
-            parts.append(f"{failed_actions} call{'s' if failed_actions != 1 else ''} raised")
+            parts.append(f"{failed_actions} action(s) raised")
         if errors:
-            parts.append(f"{errors} ERROR record{'s' if errors != 1 else ''}")
+            parts.append(f"{errors} ERROR record(s)")
         return "failed", ", ".join(parts)
     managers = len(run.msg_rows("Closed manager (%s)"))
     if all_closed:
