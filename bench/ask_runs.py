@@ -27,7 +27,7 @@ from academy.exchange import LocalExchangeFactory
 from academy.logging.configs.jsonpool import JSONPoolLogging
 from academy.manager import Manager
 
-__all__ = ["RUNS", "make_runs"]
+__all__ = ["RUNS", "Worker", "crash_run", "make_runs", "stuck_shutdown"]
 
 
 def _demo(home: Path, fails: bool = False, **kw: Any) -> Path:
@@ -57,13 +57,15 @@ class Worker(Agent):
         await asyncio.sleep(self.stuck_s)
 
 
-async def _stuck_shutdown(home: Path) -> Path:
+async def stuck_shutdown(home: Path, logger: str = "eval.shutdown") -> Path:
+    """Three workers, three steps each; the third takes 2.5 s to shut down while the
+    manager waits 1 s for them (a TimeoutError is logged on ``logger``). The pool."""
     from academy.home import get_academy_home
 
     from steering.runenv import academy_home_env, pool_logging
 
     cfg = JSONPoolLogging()
-    log = logging.getLogger("eval.shutdown")
+    log = logging.getLogger(logger)
     with academy_home_env(home), pool_logging(cfg):
         pool = get_academy_home() / "logs" / cfg.uuid
         async with await Manager.from_exchange_factory(
@@ -93,8 +95,9 @@ def _records(pool: Path) -> list[dict[str, Any]]:
     return out
 
 
-def _crash(home: Path) -> Path:
-    """A worker process SIGKILLed while it executes a call (process pool, HTTP exchange)."""
+def crash_run(home: Path) -> tuple[Path, float]:
+    """A worker process SIGKILLed while it executes a call (process pool, HTTP exchange):
+    the pool (its files aged an hour, read as a finished run) and the kill time."""
     wf = subprocess.Popen(
         [sys.executable, "-m", "steering.demo.workflow", "--iterations", "40", "--sleep", "0.3",
          "--executor", "process", "--exchange", "http", "--academy-home", str(home),
@@ -120,6 +123,7 @@ def _crash(home: Path) -> Path:
             if gen and done >= 3 and states.count("execute_start") > done:
                 break
             time.sleep(0.02)
+        t_kill = time.time()
         os.kill(int(gen[0]["process"]), signal.SIGKILL)
         wf.wait(timeout=120)
     finally:
@@ -129,7 +133,7 @@ def _crash(home: Path) -> Path:
     old = time.time() - 3600  # read later, as a finished run
     for f in pool.glob("*.jsonlog"):
         os.utime(f, (old, old))
-    return pool
+    return pool, t_kill
 
 
 def _steered(home: Path) -> Path:
@@ -171,9 +175,9 @@ RUNS: dict[str, Callable[[Path], Path]] = {
                                set_sleep_to=0.02),
     "hung_call": lambda h: _demo(h, True, iterations=14, sleep=0.05, slow_at=12, slow_factor=50.0,
                                  step_timeout=1.5),
-    "shutdown": lambda h: asyncio.run(_stuck_shutdown(h)),
+    "shutdown": lambda h: asyncio.run(stuck_shutdown(h)),
     "failed": lambda h: _demo(h, True, iterations=10, sleep=0.05, fail_at=5),
-    "crash": _crash,
+    "crash": lambda h: crash_run(h)[0],
     "steered": _steered,
     "parsl": _parsl,
     "processes": lambda h: _demo(h, iterations=8, sleep=0.05, executor="process",

@@ -3,12 +3,15 @@ developer's real home, config, cache or Academy logs."""
 
 from __future__ import annotations
 
+import sys
 import tarfile
 from pathlib import Path
 
 import pytest
 
 DATA = Path(__file__).parent / "data"
+# The eval's run makers (bench/ask_runs.py) make the tests' runs too.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
 SAMPLE = {
     "thread": "08a98d9a-187e-463f-8012-cdac8e694d8f",

@@ -9,22 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import os
 import re
 import shutil
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import orjson
 import pytest
-from academy.agent import Agent, action
-from academy.exchange import LocalExchangeFactory
-from academy.home import get_academy_home
-from academy.logging.configs.jsonpool import JSONPoolLogging
-from academy.manager import Manager
+from ask_runs import stuck_shutdown
 from rawspans import raw_executions, raw_really_slow_tags
 
 from features.changepoint import MIN_SEG
@@ -32,7 +26,6 @@ from features.detect import HUNG, HUNG_FLAG, LiveDetector, detect
 from features.featurize import Features, action_features
 from features.run import Run
 from steering.demo import DemoOptions, run_demo
-from steering.runenv import academy_home_env, pool_logging
 
 NEXT = "GeneratorAgent.next_item"
 SLEEP = 0.05
@@ -260,46 +253,8 @@ def test_call_cancelled_by_its_callers_timeout_is_hung(tmp_path: Path) -> None:
     assert raw_line(run.path, cite.group(1))["academy.action_tag"] == tag
 
 
-class Worker(Agent):
-    """One quick action; ``stuck_s`` seconds in its shutdown hook."""
-
-    def __init__(self, stuck_s: float = 0.0) -> None:
-        super().__init__()
-        self.stuck_s = stuck_s
-
-    @action
-    async def step(self) -> int:
-        """One step."""
-        await asyncio.sleep(0.01)
-        return 1
-
-    async def agent_on_shutdown(self) -> None:
-        await asyncio.sleep(self.stuck_s)
-
-
-async def _stuck_shutdown(home: Path) -> Path:
-    cfg = JSONPoolLogging()
-    log = logging.getLogger("tests.shutdown")
-    with academy_home_env(home), pool_logging(cfg):
-        pool = get_academy_home() / "logs" / cfg.uuid
-        async with await Manager.from_exchange_factory(
-                LocalExchangeFactory(), executors=ThreadPoolExecutor(4), log_config=cfg) as m:
-            hs = [await m.launch(Worker, kwargs={"stuck_s": s}, log_config=cfg)
-                  for s in (0.0, 0.0, 2.5)]
-            for _ in range(3):
-                for h in hs:
-                    await h.step()
-            for h in hs:
-                await h.shutdown()
-            try:
-                await m.wait(hs, timeout=1.0)
-            except TimeoutError:
-                log.exception("agents did not shut down in time")
-    return pool
-
-
 def test_shutdown_that_takes_many_times_the_others_is_hung(tmp_path: Path) -> None:
-    pool = asyncio.run(_stuck_shutdown(tmp_path))
+    pool = asyncio.run(stuck_shutdown(tmp_path, "tests.shutdown"))
     run = Run(pool)
     run.load()
     res = detect(run)
@@ -352,7 +307,7 @@ def test_the_run_catalog_says_what_hung(tmp_path: Path) -> None:
     """``runs`` leads a hung run's rule with the hang, not only "crashed"."""
     from features.runs import status_of
 
-    pool = asyncio.run(_stuck_shutdown(tmp_path))
+    pool = asyncio.run(stuck_shutdown(tmp_path, "tests.shutdown"))
     run = Run(pool)
     run.load()
     st, rule = status_of(run, run.last_write(), now=run.last_write() + 3600)

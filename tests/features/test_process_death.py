@@ -6,15 +6,11 @@ waited is stalled on a lost agent, not idle or messaging."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from ask_runs import crash_run
 
 from features import report
 from features.run import Run
@@ -35,42 +31,7 @@ def _records(pool: Path) -> list[dict[str, Any]]:
 def killed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, float]:
     """The pool of a run whose generator's process was killed while it executed a call,
     and the kill time."""
-    home = tmp_path_factory.mktemp("killed")
-    wf = subprocess.Popen(
-        [sys.executable, "-m", "steering.demo.workflow", "--iterations", "40", "--sleep", "0.3",
-         "--executor", "process", "--exchange", "http", "--academy-home", str(home),
-         "--step-timeout", "3"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 120
-        pool = None
-        while pool is None:
-            assert time.monotonic() < deadline, "no pool"
-            logs = home / "logs"
-            pool = next(iter(logs.iterdir()), None) if logs.exists() else None
-            time.sleep(0.05)
-        while True:
-            assert time.monotonic() < deadline, "the generator never executed 3 calls"
-            recs = _records(pool)
-            gen = [r for r in recs if r.get("msg", "").startswith("Running agent")
-                   and "GeneratorAgent" in r.get("message", "")]
-            states = [r.get("academy.action_state") for r in recs
-                      if r.get("academy.action") == "next_item"]
-            done = states.count("execute_success")
-            # Mid-execution: one more start than ends, after a few normal calls.
-            if gen and done >= 3 and states.count("execute_start") > done:
-                break
-            time.sleep(0.02)
-        t_kill = time.time()
-        os.kill(int(gen[0]["process"]), signal.SIGKILL)
-        wf.wait(timeout=120)
-    finally:
-        if wf.poll() is None:
-            wf.kill()
-            wf.wait()
-    old = time.time() - 3600  # read later, as a finished run
-    for f in pool.glob("*.jsonlog"):
-        os.utime(f, (old, old))
-    return pool, t_kill
+    return crash_run(tmp_path_factory.mktemp("killed"))
 
 
 def test_the_killed_process_agents_crashed_and_its_call_ended_there(
