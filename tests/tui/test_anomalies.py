@@ -6,12 +6,12 @@ Which calls were slow is read from the raw .jsonlog lines with json (the agent's
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from pilotkit import text_of, until
 from rawspans import raw_really_slow_tags, raw_slow_tags
 from textual.pilot import Pilot
 from textual.widgets import DataTable, TabbedContent
@@ -67,15 +67,6 @@ def raw_rows_with_tags(pool_dir: Path, tags: set[str]) -> int:
                if json.loads(line).get("academy.action_tag") in tags)
 
 
-async def until(pilot: Pilot[Any], cond: Callable[[], bool], timeout: float = 20.0) -> None:
-    waited = 0.0
-    while not cond():
-        await pilot.pause(0.05)
-        waited += 0.05
-        if waited > timeout:
-            raise AssertionError("condition not reached in time")
-
-
 async def detected(pilot: Pilot[Any], app: AcademyApp) -> RunScreen:
     """The run screen once loaded, analysed and judged."""
     await until(pilot, lambda: isinstance(app.screen, RunScreen))
@@ -83,10 +74,6 @@ async def detected(pilot: Pilot[Any], app: AcademyApp) -> RunScreen:
     assert isinstance(scr, RunScreen)
     await until(pilot, lambda: scr.model.detection is not None)
     return scr
-
-
-def text_of(widget: Any) -> str:
-    return str(widget.render())
 
 
 async def test_anomalies_tab_lists_explains_and_drills_down(home: Path) -> None:

@@ -6,12 +6,10 @@ records."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
-from textual.pilot import Pilot
+from pilotkit import text_of, until
 from textual.widgets import DataTable, TabbedContent
 
 from features.detect import HUNG, Incident
@@ -29,19 +27,6 @@ def speedup(tmp_path_factory: pytest.TempPathFactory) -> Path:
                                iterations=24, sleep=0.1, set_sleep_at=8, set_sleep_to=0.02))
     assert res.ok, res.error
     return Path(res.pool_dir)
-
-
-async def until(pilot: Pilot[Any], cond: Callable[[], bool], timeout: float = 20.0) -> None:
-    waited = 0.0
-    while not cond():
-        await pilot.pause(0.05)
-        waited += 0.05
-        if waited > timeout:
-            raise AssertionError("condition not reached in time")
-
-
-def text_of(widget: Any) -> str:
-    return str(widget.render())
 
 
 async def test_a_speedup_is_shown_in_words_with_what_happened_around_it(

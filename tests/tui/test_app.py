@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from pilotkit import until
 
 from tui.app import AcademyApp
 from tui.screens.run import RunScreen
@@ -15,15 +16,6 @@ from tui.widgets.detail import DetailScreen
 from tui.widgets.event_log import EventLog
 
 SIZE = (150, 40)
-
-
-async def until(pilot, cond, timeout: float = 15.0) -> None:  # type: ignore[no-untyped-def]
-    waited = 0.0
-    while not cond():
-        await pilot.pause(0.05)
-        waited += 0.05
-        if waited > timeout:
-            raise AssertionError("condition not reached in time")
 
 
 def screen_text(widget: EventLog) -> list[str]:

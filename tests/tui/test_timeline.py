@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+from pilotkit import until
 from textual.message import Message
 from textual.widgets import TabbedContent
 
@@ -17,15 +18,6 @@ from tui.widgets import timeline_data as td
 from tui.widgets.timeline import LABEL, TOP, Timeline
 
 SIZE = (140, 40)
-
-
-async def until(pilot, cond, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
-    waited = 0.0
-    while not cond():
-        await pilot.pause(0.1)
-        waited += 0.1
-        if waited > timeout:
-            raise AssertionError("condition not reached in time")
 
 
 async def open_timeline(pilot, app) -> tuple[RunScreen, Timeline]:  # type: ignore[no-untyped-def]

@@ -281,13 +281,7 @@ class AnomaliesView(VerticalScroll):
             cites = ", ".join(evidence(self.model.run, int(r)) for r in inc.evidence_rows[:6])
             text.append(f"\nEvidence: {clean(cites, 400)} (enter shows the records)\n")
         if inc.things:
-            text.append(f"\nCalls ({inc.count}):\n", style="bold")
-            text.append(f"  {'tag':<36} {'agent':<12} {'status':<10} {'ratio':>6}  extra\n",
-                        style="dim")
-            for thing in inc.things[:MAX_CALLS]:
-                text.append(self._call_line(thing))
-            if inc.count > MAX_CALLS:
-                text.append(f"  … {inc.count - MAX_CALLS} more (enter shows their events)\n")
+            self._calls_table(text, inc)
         return text
 
     @staticmethod
@@ -305,6 +299,11 @@ class AnomaliesView(VerticalScroll):
         text.append(clean(inc.describe()) + "\n", style="bold")
         for ln in lines:
             text.append(clean(ln) + "\n")
+        self._calls_table(text, inc)
+        return text
+
+    def _calls_table(self, text: Text, inc: Incident) -> None:
+        """The incident's calls, one line each, at most :data:`MAX_CALLS`."""
         text.append(f"\nCalls ({inc.count}):\n", style="bold")
         text.append(f"  {'tag':<36} {'agent':<12} {'status':<10} {'ratio':>6}  extra\n",
                     style="dim")
@@ -312,7 +311,6 @@ class AnomaliesView(VerticalScroll):
             text.append(self._call_line(thing))
         if inc.count > MAX_CALLS:
             text.append(f"  … {inc.count - MAX_CALLS} more (enter shows their events)\n")
-        return text
 
     # -- drill-downs -------------------------------------------------------------------
 
