@@ -40,6 +40,8 @@ def run_facts(run: Run) -> dict[str, Any]:
                             "at_s": rel(run, r["t_crash"]),
                             "why": clip(r.get("crash_reason"), 120),
                             "ev": ev_at(run, r["row_crash"])})
+    # First crash first: later ones are often its consequence (a caller losing its callee).
+    crashed.sort(key=lambda c: (c["at_s"] is None, c["at_s"] or 0.0))
     trail = _trail(run)
     err = np.flatnonzero(lv >= 40) if ev.n else np.zeros(0, dtype=np.int64)
     launch: list[int] = [int(r) for r in ag["row_launched"] if r >= 0] if len(ag) else []
