@@ -20,6 +20,7 @@ from steering.ask.phrasing import dur as _d
 from steering.ask.phrasing import failed as _failed
 from steering.ask.phrasing import n as _n
 from steering.ask.phrasing import phases as _phases
+from steering.ask.questions import Reading
 from steering.ask.tools import Toolbox
 
 __all__ = ["CAPABILITIES", "answer"]
@@ -43,16 +44,15 @@ def _slowest_agents(tb: Toolbox) -> str:
     return "\n".join(lines)
 
 
-def slowest(tb: Toolbox, question: str) -> str:
+def slowest(tb: Toolbox, r: Reading) -> str:
     """The slowest calls (or agents' start-up), with the typical call for comparison."""
-    q = question.lower()
+    q = r.said.lower()
     if "agent" in q and re.search(r"start|launch|boot|up\b", q):
         return _slowest_agents(tb)
     lines: list[str] = []
     if re.search(r"slowdown|anomal|unusual|outlier|spike|regress", q):
         lines += _incidents(tb)
-    names = {str(a) for a in tb.run.actions()["action"].tolist() if a}
-    named = next((n for n in names if re.search(rf"\b{re.escape(n)}\b", question)), None)
+    named = r.action
     args: dict[str, Any] = {"kind": "actions", "sort": "total_s", "limit": 5}
     if named:
         args["action"] = named
@@ -104,9 +104,9 @@ def _incidents(tb: Toolbox) -> list[str]:
     return out
 
 
-def time(tb: Toolbox, question: str) -> str:
+def time(tb: Toolbox, r: Reading) -> str:
     """Where the time went, against the expected time when there is one."""
-    expected = questions.expected_in(question)
+    expected = r.expected_s
     args = {"expected_s": expected} if expected is not None else {}
     res = tb.call("where_time_went", args)
     if not res.ok:
@@ -129,7 +129,7 @@ def time(tb: Toolbox, question: str) -> str:
     return "\n".join(lines)
 
 
-def errors(tb: Toolbox, question: str) -> str:
+def errors(tb: Toolbox, r: Reading) -> str:
     """Failed actions and ERROR/CRITICAL records (or tracebacks), with evidence."""
     failed = tb.call("list_things", {"kind": "actions", "status": "exception",
                                      "sort": "start_s", "descending": False, "limit": 5})
@@ -154,7 +154,7 @@ def errors(tb: Toolbox, question: str) -> str:
     lines = [f"{_n(n_failed, 'call', what='calls that raised')} raised and "
              f"{_n(n_recs, 'record', what='error records (or with a traceback)')} are errors "
              f"or carry a traceback; {_n(n_warn, 'warning', what='warning records')}."]
-    if crashes and re.search(r"crash|died|killed|dead", question, re.I):
+    if crashes and re.search(r"crash|died|killed|dead", r.said, re.I):
         lines[1:1] = crashes  # asked about crashes: those first
         crashes = []
     for a in failed.data["items"]:
@@ -180,10 +180,9 @@ def _event(e: dict[str, Any]) -> str:
             f"{quote(e.get('message', ''), 160)}{raised} {_cite(e.get('ev'))}")
 
 
-def agent_at(tb: Toolbox, question: str) -> str:
+def agent_at(tb: Toolbox, r: Reading) -> str:
     """What one agent was doing at one time."""
-    when = questions.time_in(question)
-    who = questions.agent_in(question, tb.run)
+    when, who = r.time_s, r.agent
     if when is None or who is None:
         ag = tb.call("list_things", {"kind": "agents", "sort": "launched_s",
                                      "descending": False, "limit": 10})
@@ -229,7 +228,7 @@ def agent_at(tb: Toolbox, question: str) -> str:
     return "\n".join(lines)
 
 
-def concurrency(tb: Toolbox, question: str) -> str:
+def concurrency(tb: Toolbox, r: Reading) -> str:
     """How many actions executed at once, calls were in flight, agents were alive."""
     ex = tb.call("concurrency", {"what": "executing"})
     fl = tb.call("concurrency", {"what": "in flight"})
@@ -251,9 +250,9 @@ def concurrency(tb: Toolbox, question: str) -> str:
             "alive at once.")
 
 
-def compare(tb: Toolbox, question: str) -> str:
+def compare(tb: Toolbox, r: Reading) -> str:
     """This run against another one (``--compare`` or a uuid named in the question)."""
-    names = questions.run_refs_in(question, tb.run)
+    names = r.run_refs
     other = names[0] if names else (tb.others[0].uuid if tb.others else None)
     if other is None:
         return ("Which run should I compare with? Name its uuid (or a prefix) in the "
@@ -280,7 +279,7 @@ def compare(tb: Toolbox, question: str) -> str:
     return "\n".join(lines)
 
 
-def hung(tb: Toolbox, question: str) -> str:
+def hung(tb: Toolbox, r: Reading) -> str:
     """Hung or unfinished calls, crashed or never stopped agents, abrupt processes."""
     res = tb.call("anomalies", {})
     if not res.ok:
@@ -317,7 +316,7 @@ def hung(tb: Toolbox, question: str) -> str:
             f"process stopped abruptly.{tail}")
 
 
-def unknown(tb: Toolbox, question: str) -> str:
+def unknown(tb: Toolbox, r: Reading) -> str:
     """An honest list of what the analyst can answer, and one line about the run."""
     res = tb.call("where_time_went", {})
     line = f"\nAbout this run: {res.data['answer']}" if res.ok else ""
@@ -327,7 +326,7 @@ def unknown(tb: Toolbox, question: str) -> str:
     return f"I cannot tell what kind of question that is. {CAPABILITIES}{line}"
 
 
-ANSWERS: dict[str, Callable[[Toolbox, str], str]] = {
+ANSWERS: dict[str, Callable[[Toolbox, Reading], str]] = {
     "slowest": slowest, "time": time, "errors": errors, "agent_at": agent_at,
     "concurrency": concurrency, "compare": compare, "hung": hung,
     "story": narrative.story, "counts": narrative.counts, "abnormal": narrative.abnormal,
@@ -336,9 +335,8 @@ ANSWERS: dict[str, Callable[[Toolbox, str], str]] = {
 }
 
 
-def answer(tb: Toolbox, question: str, kind: str | None = None) -> tuple[str, str]:
-    """``(text, kind)``: the built-in answer to ``question`` (``kind`` from
-    :func:`steering.ask.questions.classify` unless given; ``unknown`` when none fits)."""
-    kind = kind or questions.classify(question, tb.run) or "unknown"
-    fn = ANSWERS.get(kind, unknown)
-    return fn(tb, question), kind if kind in ANSWERS else "unknown"
+def answer(tb: Toolbox, r: Reading) -> tuple[str, str]:
+    """``(text, kind)``: the built-in answer to the question ``r`` read (``unknown`` when
+    it is of no kind the analyst answers)."""
+    kind = r.kind if r.kind in ANSWERS else "unknown"
+    return ANSWERS.get(kind, unknown)(tb, r), kind

@@ -127,64 +127,74 @@ against their nouns)."""
 
 @dataclass
 class _Built:
-    """The built-in analyst's answer before it is dressed: what it was asked, its text,
-    its facts and the verification."""
+    """The built-in analyst's answer before it is dressed: its text, its facts and the
+    verification."""
 
     toolbox: Toolbox
-    asked: str
     body: str
     kind: str
     sheet: FactSheet
     checked: Verified
 
 
-def _analyst(run: Run, question: str, others: Sequence[Run], home: Path | None,
-             expected_s: float | None, kind: str | None = None) -> _Built:
-    toolbox = Toolbox(run, others=others, home=home, expected_s=expected_s)
-    kind = kind or questions.classify(question, run) or ("compare" if others else None)
-    asked = question
-    if expected_s is not None and questions.expected_in(question) is None:
-        # --expect: the analyst reads the expected time from the question.
-        asked = f"{question} (expected {expected_s:g} s)"
-        kind = kind or "time"
+def _analyst(run: Run, r: questions.Reading, others: Sequence[Run] = (),
+             home: Path | None = None) -> _Built:
+    """The analyst's answer to the reading ``r``: its facts computed once, its text
+    verified against the tool results it was written from."""
+    toolbox = Toolbox(run, others=others, home=home, expected_s=r.expected_s)
     with sheet_scope() as sheet:
-        body, kind = analyst.answer(toolbox, asked, kind)
+        body, kind = analyst.answer(toolbox, r)
     # The analyst's own fixed wording (its examples) is not log data but may hold numbers.
-    sources = "\n".join([*(r.to_json() for r in toolbox.results), analyst.CAPABILITIES,
+    sources = "\n".join([*(t.to_json() for t in toolbox.results), analyst.CAPABILITIES,
                          analyst.EXAMPLES, *(f.text for f in sheet)])
-    checked = verify(body, EvidenceIndex(run), sources, asked)
-    return _Built(toolbox, asked, body, kind, sheet, checked)
+    if r.expected_s is not None:
+        sources += f"\nexpected {r.expected_s:g} s"
+    checked = verify(body, EvidenceIndex(run), sources, r.said)
+    return _Built(toolbox, body, kind, sheet, checked)
 
 
-def builtin_answer(run: Run, question: str, *, reason: str | None = None,
+def _every_count(run: Run) -> FactSheet:
+    """Every count of the run (agents, calls, processes, errors, records) as facts: a
+    model's numbers are checked against their nouns."""
+    return _analyst(run, questions.Reading(EVERY_COUNT, "counts")).sheet
+
+
+def builtin_answer(run: Run, question: str | questions.Reading, *, reason: str | None = None,
                    others: Sequence[Run] = (), home: Path | None = None,
                    expected_s: float | None = None) -> Answer:
     """The built-in analyst's answer, verified like any other; ``reason`` says why it
-    answers (default: no LLM configured)."""
-    b = _analyst(run, question, others, home, expected_s)
+    answers (default: no LLM configured). ``question`` is the text or its reading."""
+    r = (question if isinstance(question, questions.Reading)
+         else questions.read(question, run, others=others, expected_s=expected_s))
+    b = _analyst(run, r, others, home)
     why = reason or NO_LLM
     text = f"{b.checked.text}\n\n(Answered by the built-in analyst: {why}.)"
-    return Answer(question, text, b.body, "builtin", "builtin", b.checked.citations,
+    return Answer(r.text, text, b.body, "builtin", "builtin", b.checked.citations,
                   b.checked.numbers, b.checked.notes, None, why, b.kind, _steps(b.toolbox),
                   facts=list(b.sheet))
 
 
-def kinds_answer(run: Run, question: str, llm: LLMClient, config: LLMConfig, *,
-                 others: Sequence[Run], home: Path | None, expected_s: float | None,
-                 report: Progress, route_all: bool = False) -> Answer:
+def kinds_answer(run: Run, question: str | questions.Reading, llm: LLMClient,
+                 config: LLMConfig, *, others: Sequence[Run] = (), home: Path | None = None,
+                 expected_s: float | None = None, report: Progress = lambda k, t: None,
+                 route_all: bool = False) -> Answer:
     """The ``kinds`` mode: the analyst reads the question's kind (the model picks it from
     an enum only when the analyst cannot tell, or always with ``route_all``), the analyst
     computes the facts, and (with ``config.phrase``) the model phrases them by reference
     before the analyst's answer with its evidence. Raises :class:`LLMError` when a model
     call fails."""
-    kind = None if route_all else questions.classify(question, run)
-    r = kinds_mode.Route(kind)
-    if kind is None and not (others and not route_all):
-        r = kinds_mode.route(llm, run, question, report)
-    b = _analyst(run, kinds_mode.asked_with(question, r), others, home, expected_s, r.kind)
+    r = (question if isinstance(question, questions.Reading)
+         else questions.read(question, run, others=others, expected_s=expected_s))
+    route_notes: tuple[str, ...] = ()
+    if route_all or (r.kind is None and not others):
+        got = kinds_mode.route(llm, run, r.text, report)
+        route_notes = got.notes
+        r = r.routed(got.kind, action=got.action, agent=got.agent, time_s=got.time_s,
+                     read_as=got.read_as)
+    b = _analyst(run, r, others, home)
     notes = [f"The question's kind ({b.kind}) was chosen by "
              f"{'the model' if r.by == 'model' else 'the built-in analyst'}."]
-    notes += [f"Route: {n}." for n in r.notes]
+    notes += [f"Route: {n}." for n in route_notes]
     text, raw, reason = b.checked.text, b.body, None
     if r.read_as:
         # The model's reading is a guess a person should see before the answer.
@@ -193,8 +203,7 @@ def kinds_answer(run: Run, question: str, llm: LLMClient, config: LLMConfig, *,
     phrased = False
     if config.phrase and b.kind != "unknown" and facts:
         report("restart", "")
-        every = _analyst(run, EVERY_COUNT, (), None, None, "counts").sheet
-        ph = kinds_mode.phrase(llm, question, b.sheet, report, known=every)
+        ph = kinds_mode.phrase(llm, r.text, b.sheet, report, known=_every_count(run))
         notes += ph.notes
         if ph.dropped:
             reason = f"the model's phrasing was not shown: {ph.dropped}"
@@ -208,11 +217,11 @@ def kinds_answer(run: Run, question: str, llm: LLMClient, config: LLMConfig, *,
         # No model call: say so, as for any answer of the built-in analyst.
         reason = reason or ("the built-in analyst read this question (kinds mode asks the "
                             "model only for questions it cannot read)")
-        return Answer(question, f"{text}\n\n(Answered by the built-in analyst: {reason}.)",
+        return Answer(r.text, f"{text}\n\n(Answered by the built-in analyst: {reason}.)",
                       raw, "builtin", "kinds", b.checked.citations, b.checked.numbers,
                       notes + b.checked.notes, config.model, reason, b.kind,
                       _steps(b.toolbox), facts=facts)
-    return Answer(question, text, raw, "llm", "kinds", b.checked.citations, b.checked.numbers,
+    return Answer(r.text, text, raw, "llm", "kinds", b.checked.citations, b.checked.numbers,
                   notes + b.checked.notes, config.model, reason, b.kind, _steps(b.toolbox),
                   facts=facts)
 
@@ -234,22 +243,22 @@ def ask(run: Run, question: str, config: LLMConfig | None = None, *,
     mode contexts have no room for them). Never raises for LLM
     trouble: the built-in analyst answers and :attr:`Answer.fallback_reason` says why.
     """
-    question = " ".join(question.split())
-    if not question:
+    if not question.split():
         raise ValueError("empty question")
-    expected = expected_s if expected_s is not None else questions.expected_in(question)
+    # Read once: every path below takes this reading, none reads the text again.
+    r = questions.read(question, run, others=others, expected_s=expected_s)
     report = progress or (lambda kind, text: None)
     if builtin:
-        return builtin_answer(run, question, reason="the built-in analyst was asked for",
-                              others=others, home=home, expected_s=expected)
+        return builtin_answer(run, r, reason="the built-in analyst was asked for",
+                              others=others, home=home)
     if config is None:
         try:
             config = LLMConfig.load()
         except ValueError as exc:
-            return builtin_answer(run, question, reason=f"the LLM settings are unusable: {exc}",
-                                  others=others, home=home, expected_s=expected)
+            return builtin_answer(run, r, reason=f"the LLM settings are unusable: {exc}",
+                                  others=others, home=home)
     if not config.configured:
-        return builtin_answer(run, question, others=others, home=home, expected_s=expected)
+        return builtin_answer(run, r, others=others, home=home)
     mode = config.resolved_mode
     own = client is None
     try:
@@ -257,23 +266,22 @@ def ask(run: Run, question: str, config: LLMConfig | None = None, *,
 
         llm = client if client is not None else LLMClient(config)
     except Exception as exc:  # a broken openai install must not break the question
-        return builtin_answer(run, question, reason=f"the LLM client cannot start: {exc}",
-                              others=others, home=home, expected_s=expected)
+        return builtin_answer(run, r, reason=f"the LLM client cannot start: {exc}",
+                              others=others, home=home)
     budget = llm.new_budget()
     try:
         if mode == "kinds":
-            got_kinds = kinds_answer(run, question, llm, config, others=others, home=home,
-                                     expected_s=expected, report=report)
+            got_kinds = kinds_answer(run, r, llm, config, others=others, home=home,
+                                     report=report)
             got_kinds.usage = _usage(budget)
             return got_kinds
-        return _model_answer(run, question, llm, config, mode, limits, others, home,
-                             expected, report, conversation, budget)
+        return _model_answer(run, r, llm, config, mode, limits, others, home, report,
+                             conversation, budget)
     except LLMError as exc:
         reason = redact(f"the LLM failed ({exc.kind}): {exc.message}", config.api_key)
         log.warning("ask: %s; the built-in analyst answers", reason)
         report("restart", "")
-        return builtin_answer(run, question, reason=reason, others=others, home=home,
-                              expected_s=expected)
+        return builtin_answer(run, r, reason=reason, others=others, home=home)
     finally:
         if own:
             llm.close()
@@ -284,34 +292,34 @@ def _usage(budget: Any) -> dict[str, int]:
             "completion_tokens": budget.completion_tokens, "calls": budget.calls}
 
 
-def _model_answer(run: Run, question: str, llm: LLMClient, config: LLMConfig, mode: str,
-                  limits: AskLimits | None, others: Sequence[Run], home: Path | None,
-                  expected: float | None, report: Progress,
+def _model_answer(run: Run, r: questions.Reading, llm: LLMClient, config: LLMConfig,
+                  mode: str, limits: AskLimits | None, others: Sequence[Run],
+                  home: Path | None, report: Progress,
                   conversation: Conversation | None, budget: Any) -> Answer:
     """``tools`` or ``plan``: the model answers from tool results; its answer is verified,
     and when it loses facts (numbers not in the data, a number on the wrong noun, no
     evidence) the built-in analyst's answer follows it, with the reason."""
     limits = limits or (AskLimits.compact() if mode == "plan" else AskLimits())
-    toolbox = Toolbox(run, others=others, home=home, expected_s=expected,
+    toolbox = Toolbox(run, others=others, home=home, expected_s=r.expected_s,
                       result_chars=limits.result_chars)
-    summary = summarize(run, expected, limits.summary_chars)
+    summary = summarize(run, r.expected_s, limits.summary_chars)
     notes: list[str] = []
     history = conversation.messages() if conversation and mode == "tools" else []
     if mode == "tools":
-        got = tools_answer(llm, toolbox, question, summary, history, limits, report)
+        got = tools_answer(llm, toolbox, r, summary, history, limits, report)
     else:
-        got = plan_answer(llm, toolbox, question, summary, limits, report, notes)
+        got = plan_answer(llm, toolbox, r, summary, limits, report, notes)
     if got.cut:
         notes.append("The model's answer stopped at its token limit: it may be incomplete.")
     sources = f"{summary}\n{got.seen}"
-    checked = verify(got.text, EvidenceIndex(run), sources, question)
-    b = _analyst(run, question, others, home, expected)
+    checked = verify(got.text, EvidenceIndex(run), sources, r.text)
+    b = _analyst(run, r, others, home)
     # A number the data holds, put on another noun ("799 agents" when 799 counts records):
     # against this answer's facts and the run's counts of everything.
-    every = _analyst(run, EVERY_COUNT, (), None, None, "counts").sheet
+    every = _every_count(run)
     for f in b.sheet:
         every.add(f.value, f.unit, f.noun, f.text, f.ev)
-    misplaced = [i for i in every.check(checked.text, question) if i.why == "misplaced"]
+    misplaced = [i for i in every.check(checked.text, r.text) if i.why == "misplaced"]
     text = checked.text
     for i in sorted(misplaced, key=lambda i: -i.start):
         text = text[:i.start] + kinds_mode.MARK + text[i.end:]
@@ -330,8 +338,8 @@ def _model_answer(run: Run, question: str, llm: LLMClient, config: LLMConfig, mo
     if lost and b.kind != "unknown":
         reason = "the model's answer lost facts (" + "; ".join(lost) + ")"
         text = (f"{text}\n\nThe built-in analyst's answer ({reason}):\n{b.checked.text}")
-    return Answer(question, text, got.text, "llm", mode,
+    return Answer(r.text, text, got.text, "llm", mode,
                   checked.citations + (b.checked.citations if reason else []),
                   checked.numbers, notes + checked.notes, config.model, reason,
-                  questions.classify(question, run), _steps(toolbox), _usage(budget),
+                  r.kind, _steps(toolbox), _usage(budget),
                   facts=list(b.sheet) if reason else [])

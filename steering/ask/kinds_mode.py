@@ -14,20 +14,18 @@ A small model never plans tool calls and never computes here. Its two decisions 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import prompts
 from features.facts import FactSheet, NumberIssue
-from steering.ask import questions
 from steering.llm import LLMClient, LLMError, json_schema_format
 
 if TYPE_CHECKING:
     from features.run import Run
 
-__all__ = ["Phrased", "RefStream", "Route", "asked_with", "phrase", "route", "route_schema"]
+__all__ = ["Phrased", "RefStream", "Route", "phrase", "route", "route_schema"]
 
 Progress = Callable[[str, str], None]
 MARK = "[?]"
@@ -122,18 +120,6 @@ def route(client: LLMClient, run: Run, question: str, progress: Progress) -> Rou
     time_s = float(t) if isinstance(t, int | float) and 0 <= t < 1e7 else None
     return Route(kind, str(action), str(agent), time_s, "model", tuple(notes),
                  str(same) if kind else "")
-
-
-def asked_with(question: str, r: Route) -> str:
-    """The question with the route's arguments written in, as the analyst reads them."""
-    extra = [r.read_as] if r.read_as else []
-    if r.action and not re.search(rf"\b{re.escape(r.action)}\b", question):
-        extra.append(r.action)
-    if r.agent and r.agent not in question:
-        extra.append(r.agent)
-    if r.time_s is not None and questions.time_in(question) is None:
-        extra.append(f"at {r.time_s:g} s")
-    return f"{question} ({', '.join(extra)})" if extra else question
 
 
 class RefStream:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import prompts
-from steering.ask import questions
+from steering.ask.questions import Reading
 from steering.ask.schema import errors as schema_errors
 from steering.ask.tools import Toolbox, ToolResult
 from steering.llm import ChatResult, LLMClient, LLMError, Message, json_schema_format
@@ -88,7 +88,7 @@ def _tool_message(call_id: str, result: ToolResult) -> Message:
             "content": p.render(tool=result.tool, result=result.to_json())}
 
 
-def tools_answer(client: LLMClient, toolbox: Toolbox, question: str, summary: str,
+def tools_answer(client: LLMClient, toolbox: Toolbox, r: Reading, summary: str,
                  history: Sequence[Message] = (), limits: AskLimits = AskLimits(),
                  progress: Progress = _quiet) -> ModelAnswer:
     """The tool-calling loop: the model calls tools (at most ``limits.max_calls`` over
@@ -96,7 +96,7 @@ def tools_answer(client: LLMClient, toolbox: Toolbox, question: str, summary: st
     system, user = prompts.load("ask_system"), prompts.load("ask_tools")
     messages: list[Message] = [
         {"role": "system", "content": system.render()}, *history,
-        {"role": "user", "content": user.render(question=question, summary=summary,
+        {"role": "user", "content": user.render(question=r.text, summary=summary,
                                                 max_calls=limits.max_calls)}]
     specs = toolbox.specs()
     calls = 0
@@ -134,11 +134,10 @@ def tools_answer(client: LLMClient, toolbox: Toolbox, question: str, summary: st
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def default_calls(question: str, toolbox: Toolbox) -> list[tuple[str, dict[str, Any]]]:
+def default_calls(r: Reading, toolbox: Toolbox) -> list[tuple[str, dict[str, Any]]]:
     """The tool calls the built-in analyst would make for this kind of question: used
     when a model's plan gives nothing usable."""
-    kind = questions.classify(question, toolbox.run)
-    expected = questions.expected_in(question)
+    kind, expected = r.kind, r.expected_s
     if kind == "slowest":
         return [("list_things", {"kind": "actions", "sort": "total_s", "limit": 5}),
                 ("group_stats", {})]
@@ -150,11 +149,11 @@ def default_calls(question: str, toolbox: Toolbox) -> list[tuple[str, dict[str, 
     if kind == "hung":
         return [("anomalies", {})]
     if kind == "agent_at":
-        who, when = questions.agent_in(question, toolbox.run), questions.time_in(question)
+        who, when = r.agent, r.time_s
         if who is not None and when is not None:
             return [("events_at", {"agent": who, "time_s": when})]
     if kind == "compare":
-        names = questions.run_refs_in(question, toolbox.run)
+        names = r.run_refs
         other = names[0] if names else (toolbox.others[0].uuid if toolbox.others else None)
         if other:
             return [("diff_run", {"other": other})]
@@ -162,7 +161,7 @@ def default_calls(question: str, toolbox: Toolbox) -> list[tuple[str, dict[str, 
     return [("where_time_went", args), ("anomalies", {})]
 
 
-def plan_answer(client: LLMClient, toolbox: Toolbox, question: str, summary: str,
+def plan_answer(client: LLMClient, toolbox: Toolbox, r: Reading, summary: str,
                 limits: AskLimits = AskLimits(), progress: Progress = _quiet,
                 notes: list[str] | None = None) -> ModelAnswer:
     """A plan of tool calls as structured output (JSON schema), run here, then an answer
@@ -175,7 +174,7 @@ def plan_answer(client: LLMClient, toolbox: Toolbox, question: str, summary: str
     progress("status", "planning…")
     res = client.chat(
         [{"role": "system", "content": system.render()},
-         {"role": "user", "content": plan_p.render(question=question, summary=summary,
+         {"role": "user", "content": plan_p.render(question=r.text, summary=summary,
                                                    tools=toolbox.describe(
                                                        brief=limits.brief_tools),
                                                    max_calls=limits.plan_calls)}],
@@ -199,13 +198,13 @@ def plan_answer(client: LLMClient, toolbox: Toolbox, question: str, summary: str
         if plan["calls"]:
             notes.append("None of the model's planned tool calls worked; the answer uses "
                          "the tools the built-in analyst would use.")
-        for name, args in default_calls(question, toolbox):
+        for name, args in default_calls(r, toolbox):
             toolbox.call(name, args)
     results = _joined(toolbox.results, limits.results_chars)
     progress("restart", "")
     out = _stream(client, [
         {"role": "system", "content": system.render()},
-        {"role": "user", "content": answer_p.render(question=question, summary=summary,
+        {"role": "user", "content": answer_p.render(question=r.text, summary=summary,
                                                     results=results)}],
         progress, prompt=(answer_p.name, answer_p.hash), max_tokens=limits.answer_tokens)
     if not out.content.strip():

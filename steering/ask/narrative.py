@@ -10,6 +10,7 @@ import re
 from typing import Any
 
 from steering.ask.phrasing import act, at, cite, dur, failed, n
+from steering.ask.questions import Reading
 from steering.ask.tools import Toolbox
 
 __all__ = ["abnormal", "changes", "counts", "durations", "steering", "story"]
@@ -54,13 +55,13 @@ def _agents_line(f: dict[str, Any]) -> str:
             f"{_by(a['by_status'], STATUSES, 'agent')})")
 
 
-def counts(tb: Toolbox, question: str) -> str:
+def counts(tb: Toolbox, r: Reading) -> str:
     """How many agents, calls, processes, errors or records, with what each counts."""
     res = tb.call("run_facts", {})
     if not res.ok:
         return failed(res)
     f = res.data
-    q = question.lower()
+    q = r.said.lower()
     lines = []
     if re.search(r"agent", q):
         lines.append(_agents_line(f) + ".")
@@ -88,7 +89,7 @@ def counts(tb: Toolbox, question: str) -> str:
                                         or e["first_record"])
 
 
-def story(tb: Toolbox, question: str) -> str:
+def story(tb: Toolbox, r: Reading) -> str:
     """What happened to the run, in a few sentences: status, agents, calls, start-up,
     crashes, hangs, slowdowns and changes, errors, steering."""
     res = tb.call("run_facts", {})
@@ -129,7 +130,7 @@ def story(tb: Toolbox, question: str) -> str:
     return " ".join(out)
 
 
-def abnormal(tb: Toolbox, question: str) -> str:
+def abnormal(tb: Toolbox, r: Reading) -> str:
     """Anything out of the ordinary: incidents of every kind, crashes, unfinished calls,
     errors; or what was checked and found normal."""
     res = tb.call("run_facts", {})
@@ -175,7 +176,7 @@ def _steering_line(d: dict[str, Any]) -> str:
             + "; ".join(parts) + (f" (and {more} more)" if more > 0 else "") + ".")
 
 
-def steering(tb: Toolbox, question: str) -> str:
+def steering(tb: Toolbox, r: Reading) -> str:
     """What the steering agents suggested and changed, and when (verified records only)."""
     res = tb.call("steering", {"limit": 10})
     if not res.ok:
@@ -194,7 +195,7 @@ def steering(tb: Toolbox, question: str) -> str:
     return " ".join(out)
 
 
-def changes(tb: Toolbox, question: str) -> str:
+def changes(tb: Toolbox, r: Reading) -> str:
     """What changed in how long calls take: level shifts, drift, speed-ups, with what
     happened around them."""
     an = tb.call("anomalies", {"limit": 10})
@@ -211,14 +212,13 @@ def changes(tb: Toolbox, question: str) -> str:
             "or speed-up)." + tail)
 
 
-def durations(tb: Toolbox, question: str) -> str:
+def durations(tb: Toolbox, r: Reading) -> str:
     """How long an action's calls take: typical (median), p95 and the longest."""
     res = tb.call("group_stats", {"by": "action", "value": "total_s", "limit": 30})
     if not res.ok:
         return failed(res)
     groups = res.data.get("groups") or []
-    words = set(re.findall(r"[A-Za-z_]\w*", question))
-    named = [g for g in groups if str(g.get("action")) in words] or groups[:3]
+    named = [g for g in groups if str(g.get("action")) in r.actions] or groups[:3]
     lines = []
     for g in named:
         slow = g.get("slowest") or {}

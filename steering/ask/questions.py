@@ -8,12 +8,15 @@ breakdown whichever backend answers.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from features.run import Run
 
-__all__ = ["KINDS", "agent_in", "classify", "expected_in", "run_refs_in", "time_in"]
+__all__ = ["KINDS", "Reading", "agent_in", "classify", "expected_in", "read", "run_refs_in",
+           "time_in"]
 
 KINDS: dict[str, str] = {
     "story": "what happened to this run (status, crashes, hangs, slowdowns, steering)",
@@ -89,9 +92,18 @@ _DURATION = re.compile(r"(how\s+long\s+(does|do|did|is|are)\b|typical\w*|usually
                        re.I)
 
 
-def _names_action(question: str, run: Run) -> bool:
+def _actions_named(question: str, run: Run) -> tuple[str, ...]:
+    """The run's actions the question names, in the order it names them."""
     names = {str(a) for a in run.actions()["action"].tolist() if a}
-    return bool(names & set(re.findall(r"[A-Za-z_]\w*", question)))
+    out: list[str] = []
+    for w in re.findall(r"[A-Za-z_]\w*", question):
+        if w in names and w not in out:
+            out.append(w)
+    return tuple(out)
+
+
+def _names_action(question: str, run: Run) -> bool:
+    return bool(_actions_named(question, run))
 
 
 def classify(question: str, run: Run | None = None) -> str | None:
@@ -188,3 +200,66 @@ def run_refs_in(question: str, run: Run) -> list[str]:
         if len(low) >= 6 and not own.startswith(low) and low not in ids:
             out.append(low)
     return out
+
+
+@dataclass(frozen=True)
+class Reading:
+    """A question read once, with everything the answer needs from its words.
+
+    :func:`steering.ask.engine.ask` reads the question here and hands this on; the analyst,
+    the model paths and the fallbacks take what they need from it and never read the text
+    again (one pass: question -> kind -> facts -> rendered answer)."""
+
+    text: str
+    """The question as asked (whitespace collapsed)."""
+    kind: str | None
+    """A key of :data:`KINDS`, or ``None`` when the question fits none."""
+    expected_s: float | None = None
+    """The expected run time: from the question ("I expected 16 s") or ``--expect``."""
+    time_s: float | None = None
+    """A time since the run's start the question names ("at 1.5 s")."""
+    agent: str | None = None
+    """An agent the question names (as :func:`steering.ask.lookups.find_agent` takes it)."""
+    actions: tuple[str, ...] = ()
+    """Actions of the run the question names."""
+    run_refs: tuple[str, ...] = ()
+    """Hex tokens that could name another run."""
+    by: str = "analyst"
+    """Who chose :attr:`kind`: ``analyst`` (its own reading) or ``model`` (a route)."""
+    read_as: str = ""
+    """The question a model took this one to mean, when it routed it."""
+
+    @property
+    def said(self) -> str:
+        """The words an answer's wording choices go by: the question and, when a model
+        routed it, the question it was read as."""
+        return f"{self.text} ({self.read_as})" if self.read_as else self.text
+
+    @property
+    def action(self) -> str | None:
+        return self.actions[0] if self.actions else None
+
+    def routed(self, kind: str | None, *, action: str = "", agent: str = "",
+               time_s: float | None = None, read_as: str = "") -> Reading:
+        """This reading with a model's route: its kind, and the arguments the question did
+        not give itself (what the question says wins over the model's pick)."""
+        actions = self.actions or ((action,) if action else ())
+        return replace(self, kind=kind, by="model", read_as=read_as, actions=actions,
+                       agent=self.agent or agent or None,
+                       time_s=self.time_s if self.time_s is not None else time_s)
+
+
+def read(question: str, run: Run, *, others: Sequence[object] = (),
+         expected_s: float | None = None) -> Reading:
+    """Read ``question`` about ``run`` once. ``others`` are runs passed to compare with (a
+    question of no known kind is then a comparison); ``expected_s`` (``--expect``) wins
+    over a time in the question, and makes a question of no known kind a time question."""
+    text = " ".join(question.split())
+    expected = expected_s if expected_s is not None else expected_in(text)
+    kind = classify(text, run)
+    if kind is None and others:
+        kind = "compare"
+    if kind is None and expected_s is not None:
+        kind = "time"
+    return Reading(text, kind, expected, time_in(text), agent_in(text, run),
+                   _actions_named(text, run), tuple(run_refs_in(text, run)))
