@@ -39,6 +39,7 @@ from academy.runtime import RuntimeConfig
 
 from features.trust import ApprovalCheck, Session, TrustError, create_session
 from steering.audit import Audit
+from steering.knobs import as_data, knobs_of, parse_knobs
 from steering.llm_config import LLMConfig
 from steering.policy import Remedy
 from steering.steerer import MODES, Mode, Steerer, SteeringOptions, Suggestion
@@ -63,12 +64,14 @@ class SteeringAgent(Agent):
         options: :class:`SteeringOptions`.
         classes: ``module:Class`` paths of agent classes to import here for their
             declarations (what the launching process had loaded; see ``launch_steering``).
+        knobs: Declarations from outside the workflow's code (:mod:`steering.knobs`): a
+            knobs file's path, or its parsed form.
     """
 
     def __init__(self, pool_dir: str, *, mode: Mode = "suggest",
                  targets: list[str] | None = None, llm: LLMConfig | str | None = "auto",
                  options: SteeringOptions | None = None,
-                 classes: list[str] | None = None) -> None:
+                 classes: list[str] | None = None, knobs: Any = None) -> None:
         super().__init__()
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
@@ -79,6 +82,9 @@ class SteeringAgent(Agent):
         self.options = options or SteeringOptions()
         self.classes = sorted({*(classes or ()),
                                *(t for t in self.targets_wanted or () if ":" in t)})
+        # Checked here, in the launching process (a bad file fails the launch, with the line
+        # that is wrong); travels as plain data.
+        self.knobs = as_data(knobs_of(knobs))
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -101,7 +107,7 @@ class SteeringAgent(Agent):
             except Exception as exc:  # a user's typo must not stop steering
                 self.class_notes.append(f"{path}: {type(exc).__name__}: {exc}"[:200])
         self.targets_ = Targets(me, self.targets_wanted, o.call_timeout_s, OWN_CLASSES,
-                                loaded)
+                                loaded, parse_knobs(self.knobs))
         self.steerer = Steerer(self.audit, self.targets_, o, self.mode, self._decide,
                                ApprovalCheck(me, secret))
         self.steerer.ratio_threshold = float(self.watch_.live.detector.ratio_threshold)
@@ -157,7 +163,7 @@ class SteeringAgent(Agent):
         self.audit.emit("start", "steering %s in mode %s (%s)", self.pool_dir, self.mode,
                         self.llm_note, pool=self.pool_dir, summaries=self.llm_note,
                         targets=self.targets_wanted, exchange=self._exchange(),
-                        classes=self.classes or None,
+                        classes=self.classes or None, knobs=self.knobs or None,
                         session_file=str(sess.path) if sess is not None else None,
                         approvals="on" if sess is not None else
                         f"off: {self.session_note}")
@@ -222,7 +228,7 @@ class SteeringAgent(Agent):
             await steerer.on_incident(inc)
         for sid, data in res.checks.items():
             await steerer.on_check(sid, data)
-        steerer.expire()
+        await steerer.tick()
 
     def _observe(self) -> None:
         st = self._stats()
@@ -308,13 +314,16 @@ async def launch_steering(manager: Manager[Any], *, log_config: Any = None,
                           pool_dir: str | os.PathLike[str] | None = None,
                           llm: LLMConfig | str | None = "auto",
                           options: SteeringOptions | None = None, executor: str | None = None,
-                          name: str | None = None) -> Handle[SteeringAgent]:
+                          name: str | None = None, knobs: Any = None
+                          ) -> Handle[SteeringAgent]:
     """Launch a :class:`SteeringAgent` on ``manager`` for the run that ``log_config`` (the
     run's ``JSONPoolLogging``) writes, or for ``pool_dir``; its own records go to the same
     pool. Loop errors are kept inside the agent, so its failure never fails the workflow.
 
     The agent learns what it may steer from the agent classes this process has loaded
-    (passed as import paths, so a worker process can import them too) and from ``targets``.
+    (passed as import paths, so a worker process can import them too), from ``targets`` and
+    from ``knobs`` (a knobs file or its parsed form, :mod:`steering.knobs`: the setters a
+    workflow already has, undecorated).
     The handle returned speaks JSON, the only thing the agent accepts."""
     if pool_dir is None:
         pool_uuid = getattr(log_config, "uuid", None)
@@ -323,7 +332,8 @@ async def launch_steering(manager: Manager[Any], *, log_config: Any = None,
                              "or pool_dir")
         pool_dir = get_academy_home() / "logs" / str(pool_uuid)
     agent = SteeringAgent(os.fspath(pool_dir), mode=mode, targets=normalise_targets(targets),
-                          llm=llm, options=options, classes=class_paths(skip=OWN_CLASSES))
+                          llm=llm, options=options, classes=class_paths(skip=OWN_CLASSES),
+                          knobs=knobs)
     config = RuntimeConfig(raise_loop_errors_on_shutdown=False, shutdown_on_loop_error=False,
                            terminate_on_error=True, **JSON_RUNTIME)
     handle = await manager.launch(agent, log_config=log_config, executor=executor, name=name,

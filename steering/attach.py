@@ -70,9 +70,11 @@ def _last_write(pool_dir: Path, mine: set[Path]) -> float:
 async def attach(pool_dir: str | Path, exchange_url: str, *, mode: str = "suggest",
                  targets: Any = None, llm: Any = "auto", options: SteeringOptions | None = None,
                  duration_s: float | None = None, idle_s: float = 10.0,
-                 on_event: Callable[[dict[str, Any]], None] | None = None) -> AttachResult:
+                 on_event: Callable[[dict[str, Any]], None] | None = None,
+                 knobs: Any = None) -> AttachResult:
     """Run a steering agent for the run at ``pool_dir`` until ``duration_s`` passed or the
-    run's other files were not written for ``idle_s``; ``on_event`` sees each audit event."""
+    run's other files were not written for ``idle_s``; ``on_event`` sees each audit event.
+    ``knobs``: declarations from outside the workflow's code (:mod:`steering.knobs`)."""
     pool = Path(pool_dir).resolve()
     if not pool.is_dir():
         raise AttachError(f"no pool directory at {pool}")
@@ -96,7 +98,8 @@ async def attach(pool_dir: str | Path, exchange_url: str, *, mode: str = "sugges
             async with manager:
                 steer = await launch_steering(manager, log_config=cfg, pool_dir=pool,
                                               mode=mode,  # type: ignore[arg-type]
-                                              targets=targets, llm=llm, options=options)
+                                              targets=targets, llm=llm, options=options,
+                                              knobs=knobs)
                 out.reason, out.history = await _follow(steer, pool, mine, duration_s,
                                                         idle_s, on_event)
                 if out.reason != CLOSED:  # else nothing reaches the agent any more

@@ -46,50 +46,68 @@ class Remedy:
     """The knob's value before (None when unknown: then it cannot be reverted)."""
     ref_agent: str | None = None
     """Display id of the agent the call is about (the AgentRef argument's agent)."""
+    knob: str = ""
+    """Which of the declaration's knobs it moves (default: its first)."""
+    step: int = 1
+    """1 for the first change of this knob for an incident, 2 for the next step, ..."""
+
+    def __post_init__(self) -> None:
+        self.knob = self.knob or self.spec.knob
 
     @property
-    def key(self) -> tuple[str, str, str | None]:
-        """What the rate limit and the one-change-at-a-time rule are per."""
+    def key(self) -> tuple[str, str, str | None, str]:
+        """What the one-change-at-a-time rule is per: one knob (of one agent)."""
+        return (*self.rate_key, self.knob)
+
+    @property
+    def rate_key(self) -> tuple[str, str, str | None]:
+        """What the rate limit is per: the action (and the agent it is about), as the
+        action itself counts its calls (:func:`steering.steerable.refusal`)."""
         ref = self.args.get(self.spec.ref) if self.spec.ref else None
         return (self.target.uuid, self.spec.action, ref)
 
+    @property
+    def value(self) -> Any:
+        return self.spec.value_in(self.args, self.knob)
+
     def describe(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.args.items())
-        was = f" (now {self.previous:g})" if self.previous is not None else ""
+        was = f" ({self.knob} now {self.previous:g})" if self.previous is not None else ""
         return f"{self.spec.action}({args}) on {self.target.agent_id}{was}"
 
     def as_fields(self) -> dict[str, Any]:
         return {"action": self.spec.action, "args": self.args, "target": self.target.agent_id,
                 "target_uuid": self.target.uuid, "target_class": self.target.cls,
-                "previous": self.previous, "about": self.ref_agent,
-                "bounds": self.spec.params[self.spec.knob].as_dict()}
+                "previous": self.previous, "about": self.ref_agent, "knob": self.knob,
+                "step": self.step, "bounds": self.spec.range_of(self.knob).as_dict()}
 
 
 def plans(agent: str, agent_uuid: str | None, targets: list[Target]
-          ) -> Iterator[tuple[Target, SteerableSpec, str | None, str | None]]:
-    """(target, declaration, AgentRef uuid, AgentRef display id) that could act on the slow
-    ``agent`` (display id; ``agent_uuid`` its uuid as the exchange confirmed it, or None): a
-    declaration with an AgentRef on another target, about the agent; one without, on the
-    agent itself."""
+          ) -> Iterator[tuple[Target, SteerableSpec, str, str | None, str | None]]:
+    """(target, declaration, knob, AgentRef uuid, AgentRef display id) that could act on
+    the slow ``agent`` (display id; ``agent_uuid`` its uuid as the exchange confirmed it, or
+    None): a declaration with an AgentRef on another target, about the agent; one without,
+    on the agent itself; each of its knobs."""
     for t in targets:
         for spec in t.specs.values():
-            if spec.ref is not None:
-                if agent_uuid is not None and agent_uuid.lower() != t.uuid.lower():
-                    yield t, spec, agent_uuid, agent
-            elif t.agent_id == agent:
-                yield t, spec, None, None
+            for knob in spec.knobs:
+                if spec.ref is not None:
+                    if agent_uuid is not None and agent_uuid.lower() != t.uuid.lower():
+                        yield t, spec, knob, agent_uuid, agent
+                elif t.agent_id == agent:
+                    yield t, spec, knob, None, None
 
 
-def remedy_args(spec: SteerableSpec, current: Any, ref: str | None) -> dict[str, Any] | None:
-    """The arguments of the call that moves the knob from ``current`` as declared, or
-    ``None`` when nothing would change or the result would break the declaration."""
-    new = spec.bounds.propose(current)
+def remedy_args(spec: SteerableSpec, current: Any, ref: str | None, knob: str | None = None,
+                others: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """The arguments of the call that moves ``knob`` (default the first) from ``current``
+    as declared (the action's other Range knobs at ``others``), or ``None`` when nothing
+    would change or the result would break the declaration."""
+    knob = knob or spec.knob
+    new = spec.range_of(knob).propose(current)
     if new is None:
         return None
-    args: dict[str, Any] = {spec.knob: new}
-    if spec.ref is not None:
-        args[spec.ref] = ref
-    return args if spec.check(args) is None else None
+    return spec.args_for(knob, new, ref, others)
 
 
 @dataclass

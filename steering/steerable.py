@@ -18,11 +18,16 @@ bool or a string for a number, an unknown keyword) or beyond ``max_per_minute`` 
 and AgentRef value, over the last 60 s) raises :class:`SteeringRefused` and logs a warning
 (logger ``academy_tui.steerable``) without running the method.
 
-A declaration has exactly one numeric *knob* (a :class:`Range`; ``(lo, hi)`` is short for
-``Range(lo, hi)``) and at most one :class:`AgentRef` parameter, which the steering agent fills
-with the uuid of the slow agent (for an action that moves work away from it). ``current``
-names an action that returns the knob's value (called with the AgentRef argument, if any),
-so a change can be reverted; ``returns_previous=True`` says the action itself returns it.
+A declaration's *knobs* are its :class:`Range` parameters (``(lo, hi)`` is short for
+``Range(lo, hi)``; with several, a change moves one and passes the others at the values
+``current`` returns as a mapping) or the names of one :class:`Named` parameter, for the
+``set_param(name, value)`` setter a workflow already has, each name with its own range; at
+most one :class:`AgentRef` parameter more, which the steering agent fills with the uuid of
+the slow agent (for an action that moves work away from it). ``current`` names an action
+that returns the knob's value (called with the AgentRef argument and the knob's name, if
+any), so a change can be reverted; ``returns_previous=True`` says the action itself returns
+it. The declarations themselves are plain data (:mod:`steering.knobspec`); a knobs file
+gives them for actions that are not decorated (:mod:`steering.knobs`).
 
 Where the steering agent reads them: :func:`declarations` on a class loaded in its own process
 (see :mod:`steering.targets`). The decorator also appends one ``steerable-spec: {json}`` line to
@@ -37,201 +42,21 @@ import functools
 import inspect
 import json
 import logging
-import math
-import re
 import threading
 import time
-import uuid
 import weakref
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
-__all__ = ["MARKER", "AgentRef", "Range", "SteerableSpec", "SteeringRefused", "declarations",
-           "from_description", "steerable"]
+from steering.knobspec import AgentRef, Named, Range, SteerableSpec
+
+__all__ = ["MARKER", "AgentRef", "Named", "Range", "SteerableSpec", "SteeringRefused",
+           "declarations", "from_description", "steerable"]
 
 MARKER = "steerable-spec: "
 """Prefix of the docstring line that carries a declaration to ``agent_describe``."""
-OnSlow = Literal["decrease", "increase", "min", "max"]
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
-_SPECIAL = ("max_per_minute", "current", "returns_previous")
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _number(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-
-
-@dataclass(frozen=True)
-class Range:
-    """A numeric parameter: allowed values ``lo..hi`` and which way to move it on a slowdown.
-
-    ``decrease``/``increase`` multiply/divide the current value by ``factor`` (0 < factor < 1);
-    ``min``/``max`` jump to a bound. Every proposal is clamped into ``lo..hi``."""
-
-    lo: float
-    hi: float
-    on_slow: OnSlow = "decrease"
-    factor: float = 0.5
-    integer: bool = False
-
-    def __post_init__(self) -> None:
-        if not (_number(self.lo) and _number(self.hi)) or self.lo > self.hi:
-            raise ValueError(f"bounds must be finite numbers with lo <= hi, got "
-                             f"{self.lo!r}..{self.hi!r}")
-        if self.on_slow not in ("decrease", "increase", "min", "max"):
-            raise ValueError(f"on_slow must be decrease, increase, min or max, "
-                             f"got {self.on_slow!r}")
-        if not (_number(self.factor) and 0 < self.factor < 1):
-            raise ValueError(f"factor must be within (0, 1), got {self.factor!r}")
-
-    def contains(self, value: Any) -> bool:
-        """Whether ``value`` is a number (not a bool) within the bounds."""
-        if not _number(value) or not self.lo <= value <= self.hi:
-            return False
-        return not self.integer or float(value).is_integer()
-
-    def propose(self, current: Any) -> float | None:
-        """The value to set on a slowdown, or ``None`` when nothing would change (already at
-        the bound) or ``current`` is not a number."""
-        if self.on_slow == "min":
-            new = self.lo
-        elif self.on_slow == "max":
-            new = self.hi
-        elif not _number(current):
-            return None
-        elif self.on_slow == "decrease":
-            new = current * self.factor
-        else:
-            new = current / self.factor if current else self.factor * self.hi
-        new = min(self.hi, max(self.lo, float(new)))
-        if self.integer:
-            new = float(round(new))
-        if _number(current) and math.isclose(new, float(current), rel_tol=1e-9, abs_tol=1e-12):
-            return None
-        return new
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"kind": "range", "lo": self.lo, "hi": self.hi, "on_slow": self.on_slow,
-                "factor": self.factor, "integer": self.integer}
-
-
-@dataclass(frozen=True)
-class AgentRef:
-    """A parameter naming another agent by its uuid string; filled with the slow agent."""
-
-    def contains(self, value: Any) -> bool:
-        """Whether ``value`` is a uuid string."""
-        if not isinstance(value, str) or len(value) > 64:
-            return False
-        try:
-            uuid.UUID(value)
-        except ValueError:
-            return False
-        return True
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"kind": "agent"}
-
-
-Param = Range | AgentRef
-
-
-@dataclass(frozen=True)
-class SteerableSpec:
-    """One steerable action: its parameters' bounds and how often it may be called."""
-
-    action: str
-    params: Mapping[str, Param]
-    max_per_minute: float = 6.0
-    current: str | None = None
-    """Action returning the knob's current value (takes the AgentRef argument, if any)."""
-    returns_previous: bool = False
-    """The action returns the knob's previous value."""
-    knob: str = field(init=False)
-    """Name of the numeric parameter."""
-    ref: str | None = field(init=False)
-    """Name of the AgentRef parameter, if any."""
-
-    def __post_init__(self) -> None:
-        if not _NAME.match(self.action):
-            raise ValueError(f"bad action name {self.action!r}")
-        ranges = [k for k, v in self.params.items() if isinstance(v, Range)]
-        refs = [k for k, v in self.params.items() if isinstance(v, AgentRef)]
-        if len(ranges) != 1 or len(refs) > 1 or len(ranges) + len(refs) != len(self.params):
-            raise ValueError(f"{self.action}: a steerable action takes exactly one Range and "
-                             f"at most one AgentRef parameter, got {dict(self.params)!r}")
-        if not all(_NAME.match(k) for k in self.params):
-            raise ValueError(f"{self.action}: bad parameter name in {list(self.params)!r}")
-        if not (_number(self.max_per_minute) and self.max_per_minute > 0):
-            raise ValueError(f"{self.action}: max_per_minute must be > 0, "
-                             f"got {self.max_per_minute!r}")
-        if self.current is not None and not _NAME.match(self.current):
-            raise ValueError(f"{self.action}: bad current action name {self.current!r}")
-        object.__setattr__(self, "params", dict(self.params))
-        object.__setattr__(self, "knob", ranges[0])
-        object.__setattr__(self, "ref", refs[0] if refs else None)
-
-    @property
-    def bounds(self) -> Range:
-        """The knob's range."""
-        rng = self.params[self.knob]
-        assert isinstance(rng, Range)
-        return rng
-
-    def check(self, args: Mapping[str, Any]) -> str | None:
-        """Why ``args`` may not be sent (``None`` when they may): exactly the declared
-        parameters, each within its bounds."""
-        if set(args) != set(self.params):
-            return f"arguments {sorted(args)} are not the declared {sorted(self.params)}"
-        for k, p in self.params.items():
-            if not p.contains(args[k]):
-                return f"{k}={args[k]!r} is outside {p.as_dict()}"
-        return None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"action": self.action, "params": {k: v.as_dict() for k, v in self.params.items()},
-                "max_per_minute": self.max_per_minute, "current": self.current,
-                "returns_previous": self.returns_previous}
-
-    @classmethod
-    def build(cls, action: str, **kw: Any) -> SteerableSpec:
-        """From the decorator's keywords: parameters as :class:`Range`, :class:`AgentRef` or
-        ``(lo, hi)``, plus ``max_per_minute``, ``current``, ``returns_previous``."""
-        special = {k: kw.pop(k) for k in _SPECIAL if k in kw}
-        params: dict[str, Param] = {}
-        for k, v in kw.items():
-            if isinstance(v, Range | AgentRef):
-                params[k] = v
-            elif isinstance(v, tuple | list) and len(v) == 2:
-                params[k] = Range(*v)
-            else:
-                raise ValueError(f"{action}.{k}: expected Range, AgentRef or (lo, hi), got {v!r}")
-        return cls(action, params, **special)
-
-    @classmethod
-    def from_dict(cls, d: Any) -> SteerableSpec:
-        """Strictly from :meth:`as_dict` output (what came over the exchange)."""
-        if not isinstance(d, dict) or not isinstance(d.get("params"), dict):
-            raise ValueError("not a steerable declaration")
-        params: dict[str, Param] = {}
-        for k, p in d["params"].items():
-            if not isinstance(p, dict):
-                raise ValueError(f"parameter {k!r}: not an object")
-            if p.get("kind") == "agent":
-                params[str(k)] = AgentRef()
-            elif p.get("kind") == "range":
-                lo: Any = p.get("lo")
-                hi: Any = p.get("hi")
-                params[str(k)] = Range(lo, hi, p.get("on_slow", "decrease"),
-                                       p.get("factor", 0.5), bool(p.get("integer", False)))
-            else:
-                raise ValueError(f"parameter {k!r}: unknown kind")
-        current = d.get("current")
-        return cls(str(d.get("action")), params, d.get("max_per_minute", 6.0),
-                   current if isinstance(current, str) else None,
-                   bool(d.get("returns_previous", False)))
 
 
 class SteeringRefused(ValueError):
@@ -253,10 +78,10 @@ def refusal(spec: SteerableSpec, sig: inspect.Signature, agent: Any, args: tuple
     except TypeError as e:
         return f"bad arguments: {e}"
     bound.apply_defaults()
-    missing = [k for k in spec.params if k not in bound.arguments]
+    missing = [k for k in sorted(spec.arg_names) if k not in bound.arguments]
     if missing:
         return f"missing {', '.join(missing)}"
-    why = spec.check({k: bound.arguments[k] for k in spec.params})
+    why = spec.check({k: bound.arguments[k] for k in spec.arg_names})
     if why is not None:
         return why
     now = time.monotonic() if now is None else now
@@ -283,7 +108,7 @@ def steerable(**kw: Any) -> Callable[[F], F]:
         if not inspect.iscoroutinefunction(fn):
             raise TypeError(f"{fn.__name__}: a steerable action must be an async method")
         sig = inspect.signature(fn)
-        missing = [k for k in spec.params if k not in sig.parameters]
+        missing = [k for k in sorted(spec.arg_names) if k not in sig.parameters]
         if missing:
             raise TypeError(f"{fn.__name__}: declared parameters {missing} are not in its "
                             "signature")

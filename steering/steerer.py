@@ -16,6 +16,7 @@ from typing import Any, Literal
 from features.trust import ApprovalCheck, args_json, suggestion_digest
 from steering.audit import Audit
 from steering.policy import RateLimiter, Remedy, judge, plans, remedy_args
+from steering.steerable import SteerableSpec
 from steering.summary import Decision
 from steering.targets import Targets
 from steering.watch import CheckData, CheckQuery, SteerIncident, severity
@@ -77,6 +78,8 @@ class Suggestion:
     t_apply: float = 0.0
     session: str = ""
     """The steering agent's session (its uuid)."""
+    previous: str = ""
+    """The suggestion whose change this one takes a step further."""
 
     def as_dict(self) -> dict[str, Any]:
         r = self.remedy
@@ -86,7 +89,9 @@ class Suggestion:
                 "source": self.decision.source, "action": r.spec.action if r else None,
                 "args": r.args if r else None, "target": r.target.agent_id if r else None,
                 "target_uuid": r.target.uuid if r else None,
-                "previous": r.previous if r else None, "session": self.session}
+                "previous": r.previous if r else None, "session": self.session,
+                "knob": r.knob if r else None, "step": r.step if r else None,
+                "continues": self.previous or None}
 
 
 class Steerer:
@@ -107,9 +112,12 @@ class Steerer:
         self.suggestions_: dict[str, Suggestion] = {}
         self.checks: dict[str, Suggestion] = {}
         """Applied suggestions whose effect is being checked."""
-        self.active: set[tuple[str, str, str | None]] = set()
+        self.active: set[tuple[str, str, str | None, str]] = set()
         """Remedy keys with a change being checked (one change at a time per knob)."""
-        self.reverted: dict[tuple[str, str, str | None], float] = {}
+        self.reverted: dict[tuple[str, str, str | None, str], float] = {}
+        self.again: dict[str, tuple[Suggestion, str]] = {}
+        """Suggestions that helped but did not resolve, waiting for the rate limit to allow
+        the next step (id -> (suggestion, the check's reason))."""
         self.by_key: dict[tuple[str, str], Suggestion] = {}
         """(group, slow agent) -> the latest suggestion about it."""
         self.minor: dict[tuple[str, str], list[tuple[float, int]]] = {}
@@ -202,41 +210,50 @@ class Steerer:
         if not candidates and uid is not None:
             notes.append(f"no declared steerable action of a known agent fits {inc.group} "
                          f"on {agent}")
-        for t, spec, ref, ref_disp in candidates:
+        for t, spec, knob, ref, ref_disp in candidates:
             where = f"{spec.action} on {t.agent_id}" + (f" for {ref_disp}" if ref_disp else "")
+            if len(spec.knobs) > 1:
+                where += f" ({knob})"
             blocked = self.targets_.blocked(t.agent_id)
             if blocked is not None:
                 notes.append(f"{where}: {t.agent_id} is not steered: {blocked}")
                 continue
-            if (t.uuid, spec.action, ref) in self.active:
+            if (t.uuid, spec.action, ref, knob) in self.active:
                 # One change at a time: the last one is still being checked.
                 notes.append(f"{where}: an earlier change is still being checked")
                 continue
-            reverted = self.reverted.get((t.uuid, spec.action, ref))
+            reverted = self.reverted.get((t.uuid, spec.action, ref, knob))
             if reverted is not None and time.monotonic() - reverted < o.revert_cooldown_s:
                 notes.append(f"{where}: the same change was reverted recently")
                 continue
-            current = await self._current(t.uuid, spec.current, spec.ref, ref)
-            args = remedy_args(spec, current, ref)
+            current, others = await self._current(t.uuid, spec, knob, ref)
+            args = remedy_args(spec, current, ref, knob, others)
             if args is None:
                 notes.append(f"{where}: nothing to change from {current!r}")
                 continue
             prev = float(current) if isinstance(current, int | float) else None
-            out.append(Remedy(f"r{len(out) + 1}", t, spec, args, prev, ref_disp))
+            out.append(Remedy(f"r{len(out) + 1}", t, spec, args, prev, ref_disp, knob))
         return out, notes
 
-    async def _current(self, uid: str, getter: str | None, ref_name: str | None,
-                       ref: str | None) -> Any:
-        if getter is None:
-            return None
-        kwargs = {ref_name: ref} if ref_name else {}
+    async def _current(self, uid: str, spec: SteerableSpec, knob: str, ref: str | None
+                       ) -> tuple[Any, dict[str, Any]]:
+        """The knob's value now (``None`` when unknown) and, for an action with several
+        Range knobs, every knob's value (its getter returns a mapping)."""
+        if spec.current is None:
+            return None, {}
         try:
-            value: Any = await asyncio.wait_for(self.targets_.handle(uid).action(getter, **kwargs),
-                                           self.options.call_timeout_s)
+            value: Any = await asyncio.wait_for(
+                self.targets_.handle(uid).action(spec.current, **spec.getter_args(knob, ref)),
+                self.options.call_timeout_s)
         except Exception:
-            return None
-        return value if isinstance(value, int | float) and not isinstance(value, bool) \
-            else None
+            return None, {}
+        others: dict[str, Any] = {}
+        if isinstance(value, dict):
+            others = {k: v for k, v in value.items() if k in spec.knobs}
+            value = value.get(knob)
+        if not (isinstance(value, int | float) and not isinstance(value, bool)):
+            return None, others
+        return value, others
 
     async def _apply(self, sugg: Suggestion, by: str | None) -> None:
         r = sugg.remedy
@@ -244,7 +261,7 @@ class Steerer:
         why = r.spec.check(r.args)
         if why is None and r.key in self.active:
             why = "another change of this knob is still being checked"
-        if why is None and not self.limiter.allowed(r.key, r.spec.max_per_minute):
+        if why is None and not self.limiter.allowed(r.rate_key, r.spec.max_per_minute):
             why = f"rate limit ({r.spec.max_per_minute:g} per minute)"
         if why is not None:
             sugg.status = "refused"
@@ -252,7 +269,7 @@ class Steerer:
                             level=logging.WARNING, id=sugg.id, incident=sugg.incident.id,
                             reason=why, **r.as_fields())
             return
-        self.limiter.record(r.key)
+        self.limiter.record(r.rate_key)
         self.active.add(r.key)
         ok = await self._call("apply", sugg, r.args, by)
         if not ok:
@@ -313,13 +330,16 @@ class Steerer:
                         level=logging.INFO if verdict == "resolved" else logging.WARNING,
                         id=sid, incident=sugg.incident.id, result=verdict, reason=why,
                         later_calls=len(data.later_on), **r.as_fields())
+        self.active.discard(r.key)
         if verdict == "not_improved":
             await self._revert(sugg)
-        elif verdict in ("improved", "inconclusive"):
-            self._escalate(sugg, "the change helped but the calls are still slow"
-                           if verdict == "improved" else "too few later calls to tell "
-                           "whether the change helped")
-        self.active.discard(r.key)
+        elif verdict == "improved":
+            # Helped, not fixed: the next step within the declared range (when the rate
+            # allows: until then it waits, see tick()).
+            self.again[sugg.id] = (sugg, why)
+            await self.tick()
+        elif verdict == "inconclusive":
+            self._escalate(sugg, "too few later calls to tell whether the change helped")
 
     async def _revert(self, sugg: Suggestion) -> None:
         r = sugg.remedy
@@ -327,10 +347,10 @@ class Steerer:
         if r.previous is None:
             self._escalate(sugg, "the change did not help and its previous value is unknown")
             return
-        args = dict(r.args)
-        args[r.spec.knob] = r.previous
-        why = r.spec.check(args)
-        if why is not None:
+        args = r.spec.args_for(r.knob, r.previous, r.args.get(r.spec.ref or ""), r.args)
+        why = None if args is not None else \
+            f"{r.knob}={r.previous!r} is outside {r.spec.range_of(r.knob).as_dict()}"
+        if args is None or why is not None:
             self._escalate(sugg, f"the change did not help and reverting is not allowed: {why}")
             return
         self.reverted[r.key] = time.monotonic()
@@ -344,6 +364,65 @@ class Steerer:
         self.audit.emit("escalation", "suggestion %s needs a person: %s", sugg.id, why,
                         level=logging.WARNING, id=sugg.id, incident=sugg.incident.id,
                         reason=why)
+
+    async def tick(self) -> None:
+        """Once per poll: take the next step for changes that helped but did not resolve
+        (as soon as the action's rate allows), and expire old pending suggestions."""
+        for sid, (sugg, why) in list(self.again.items()):
+            r = sugg.remedy
+            if r is None or r.key in self.active:
+                continue
+            if not self.limiter.allowed(r.rate_key, r.spec.max_per_minute):
+                continue
+            del self.again[sid]
+            await self._step_again(sugg, why)
+        self.expire()
+
+    async def _step_again(self, sugg: Suggestion, why: str) -> None:
+        """The next step of a knob whose last change helped without resolving: from its
+        value now (its getter, else what was set), further the declared way; escalate with
+        what was tried when the range is exhausted."""
+        r = sugg.remedy
+        assert r is not None
+        ref = r.args.get(r.spec.ref) if r.spec.ref else None
+        current, others = await self._current(r.target.uuid, r.spec, r.knob, ref)
+        if current is None:
+            current, others = r.value, {k: r.args.get(k) for k in r.spec.knobs}
+        args = remedy_args(r.spec, current, ref, r.knob, others or dict(r.args))
+        tried = self._tried(sugg)
+        if args is None:
+            self._escalate(sugg, f"the calls are still slow ({why}) and {r.knob} is at the end "
+                           f"of its declared range ({current!r}); tried {tried}")
+            return
+        prev = float(current) if isinstance(current, int | float) else None
+        nxt = Remedy(r.id, r.target, r.spec, args, prev, r.ref_agent, r.knob, r.step + 1)
+        sid = f"s{len(self.suggestions_) + 1}"
+        decision = Decision(f"step {nxt.step} for incident {sugg.incident.id}: the last change "
+                            f"helped but the calls are still slow ({why}); tried {tried}.",
+                            nxt.id, "the declared range allows a further step", "policy")
+        new = Suggestion(sid, sugg.incident, sugg.agent, nxt, decision, "suggested",
+                         session=self.audit.session, previous=sugg.id)
+        self.suggestions_[sid] = new
+        self.by_key[(sugg.incident.group, sugg.agent)] = new
+        self.audit.emit("suggestion", "suggestion %s for incident %s on %s: %s (step %d)",
+                        sid, sugg.incident.id, sugg.agent, nxt.describe(), nxt.step, id=sid,
+                        incident=sugg.incident.id, agent_slow=sugg.agent,
+                        summary=decision.summary, why=decision.why, source=decision.source,
+                        continues=[sugg.id], alternatives=1, **nxt.as_fields())
+        if self.mode == "confirm":
+            new.status = "pending"
+        elif self.mode == "apply":
+            await self._apply(new, None)
+
+    def _tried(self, sugg: Suggestion) -> str:
+        """The changes made for this knob and incident so far, oldest first."""
+        chain: list[Suggestion] = []
+        s: Suggestion | None = sugg
+        while s is not None:
+            chain.append(s)
+            s = self.suggestions_.get(s.previous) if s.previous else None
+        return ", ".join(f"{c.remedy.knob}={c.remedy.value!r} ({c.status})"
+                         for c in reversed(chain) if c.remedy is not None)
 
     def expire(self) -> None:
         now = time.monotonic()

@@ -32,8 +32,9 @@ from academy.handle import Handle
 from academy.identifier import AgentId
 from academy.serialize import SerializationStrategy
 
+from steering.knobs import Knobs
 from steering.policy import Target
-from steering.steerable import declarations
+from steering.steerable import SteerableSpec, declarations
 
 RETRY_S = 10.0
 """Seconds before the exchange is asked again about a class."""
@@ -153,7 +154,8 @@ class Targets:
     """The steerable agents found so far (one instance per steering agent)."""
 
     def __init__(self, own_uuid: str, wanted: list[str] | None, call_timeout_s: float,
-                 ignore_classes: set[str], classes: Iterable[type] = ()) -> None:
+                 ignore_classes: set[str], classes: Iterable[type] = (),
+                 knobs: Knobs | None = None) -> None:
         self.own_uuid = own_uuid.lower()
         self.wanted = wanted
         self.wanted_uuids = {w.lower() for w in wanted or () if _is_uuid(w)}
@@ -162,6 +164,9 @@ class Targets:
         self.ignore_classes = ignore_classes
         self.extra_classes = list(classes)
         """Classes named by the user or the launching process (imported here)."""
+        self.knobs: Knobs = dict(knobs or {})
+        """Declarations given from outside the workflow's code (``module.Class`` ->
+        action -> declaration): their classes need not be importable here."""
         self.found: dict[str, Target] = {}
         """uuid -> target."""
         self.conflicts: dict[str, Conflict] = {}
@@ -187,25 +192,37 @@ class Targets:
                                        exception_serializer=JSON)
         return self.handles[uid]
 
-    def _classes(self) -> list[type]:
+    def _classes(self) -> list[tuple[str, str, dict[str, SteerableSpec], str]]:
+        """(exchange path ``module.Class``, class name, declarations, source) of every
+        class with declarations: decorated classes loaded here (``class``) and the knobs
+        given from outside (``knobs``; a decorated action wins over a knob of the same
+        name: its bounds hold at the action)."""
         seen: dict[str, type] = {}
         for classes in agent_classes(Agent).values():
             for cls in classes:
                 seen[_path(cls)] = cls
         for cls in self.extra_classes:
             seen[_path(cls)] = cls
-        out = []
+        found: dict[str, tuple[str, dict[str, SteerableSpec], str]] = {}
         for cls in seen.values():
-            if cls.__name__ in self.ignore_classes:
-                continue
-            if self.wanted is not None and not self.wanted_uuids and \
-                    cls.__name__.lower() not in self.wanted_classes:
-                continue
             try:
-                if declarations(cls):
-                    out.append(cls)
+                specs = declarations(cls)
             except ValueError:
                 continue
+            if specs:
+                path = str(cls._agent_mro()[0])  # type: ignore[attr-defined]
+                found[path] = (cls.__name__, specs, "class")
+        for path, specs in self.knobs.items():
+            name, have, _ = found.get(path, (path.rsplit(".", 1)[-1], {}, ""))
+            found[path] = (name, {**specs, **have}, "knobs" if not have else "class+knobs")
+        out = []
+        for path, (name, specs, source) in found.items():
+            if name in self.ignore_classes:
+                continue
+            if self.wanted is not None and not self.wanted_uuids and \
+                    name.lower() not in self.wanted_classes:
+                continue
+            out.append((path, name, specs, source))
         return out
 
     async def update(self, exchange: Any, claims: list[Claim]
@@ -223,8 +240,7 @@ class Targets:
         self.conflicts.update(fresh)
         now = time.monotonic()
         new: list[Target] = []
-        for cls in self._classes():
-            path = str(cls._agent_mro()[0])  # type: ignore[attr-defined]
+        for path, name, specs, source in self._classes():
             last = self._asked.get(path)
             if last is not None and not self._dirty and now - last < RETRY_S:
                 continue
@@ -240,10 +256,10 @@ class Targets:
                 if uid == self.own_uuid or uid in self.found:
                     continue
                 if self.wanted is not None and uid not in self.wanted_uuids and \
-                        cls.__name__.lower() not in self.wanted_classes:
+                        name.lower() not in self.wanted_classes:
                     continue
                 disp = self.display(uid)
-                t = Target(uid, disp, cls.__name__, declarations(cls), "class")
+                t = Target(uid, disp, name, dict(specs), source)
                 self.found[uid] = t
                 new.append(t)
         self._dirty = False

@@ -333,6 +333,10 @@ def build_parser() -> argparse.ArgumentParser:
                                      "module:Class paths of the workflow's agent classes "
                                      "(imported here for their @steerable declarations), "
                                      "class names or uuids")
+    s.add_argument("--knobs", metavar="FILE",
+                   help="attach: knobs declared outside the workflow's code (TOML or JSON: "
+                        "the setters it already has, e.g. set_param(name, value) with a "
+                        "range per name; see steering/knobs.py)")
     s.add_argument("--approve", metavar="ID", help="apply a pending suggestion (mode confirm)")
     s.add_argument("--reject", metavar="ID", help="drop a pending suggestion")
     s.add_argument("--agent", help="uuid prefix of the steering agent, when several run")

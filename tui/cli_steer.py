@@ -32,6 +32,7 @@ def steer(args: argparse.Namespace) -> int:
     """Dispatch on the flags (see the module docstring)."""
     from features.runs import resolve
     from steering.attach import AttachError
+    from steering.knobs import KnobsError
     from steering.wire import WireError
     from tui.cli import CliError
 
@@ -41,7 +42,7 @@ def steer(args: argparse.Namespace) -> int:
             return _decide(args, path)
         if args.exchange:
             return _attach(args, path)
-    except (AttachError, WireError) as e:
+    except (AttachError, WireError, KnobsError) as e:
         raise CliError(str(e)) from None
     return _trail(path)
 
@@ -106,16 +107,22 @@ def _args(args: Any) -> str:
 def _attach(args: argparse.Namespace, path: Any) -> int:
     from steering.agent import SteeringOptions
     from steering.attach import attach
+    from steering.knobs import load_knobs
     from steering.wire import exchange_factory
 
     exchange_factory(args.exchange)  # a bad address fails before anything starts
+    knobs = load_knobs(args.knobs) if args.knobs else None  # so does a bad knobs file
 
     def show(e: dict[str, Any]) -> None:
         stamp = time.strftime("%H:%M:%S", time.localtime(e["t"]))
         print(f"{stamp} {e['kind']:<12} {e['message']}", flush=True)
 
     targets = [t.strip() for t in (args.targets or "").split(",") if t.strip()] or None
-    if not any(":" in t for t in targets or ()):
+    if knobs:
+        n = sum(len(s.knobs) for a in knobs.values() for s in a.values())
+        sys.stderr.write(f"knobs from {args.knobs}: {n} knob(s) of "
+                         f"{', '.join(sorted(knobs))}\n")
+    elif not any(":" in t for t in targets or ()):
         sys.stderr.write("academy-tui: note: no agent class named with --targets "
                          "pkg.module:Class; only classes this process has imported can be "
                          "steered (the pool never names code to import)\n")
@@ -125,7 +132,8 @@ def _attach(args: argparse.Namespace, path: Any) -> int:
     res = run_quietly(attach(path, args.exchange, mode=args.mode, targets=targets,
                              llm=None if args.no_llm else "auto",
                              options=SteeringOptions(poll_s=args.poll),
-                             duration_s=args.duration, idle_s=args.idle, on_event=show))
+                             duration_s=args.duration, idle_s=args.idle, on_event=show,
+                             knobs=knobs))
     applied = sum(1 for e in res.history if e["kind"] == "apply"
                   and e.get("phase") == "after" and e.get("result") == "ok")
     st = res.stats

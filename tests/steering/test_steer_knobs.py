@@ -1,0 +1,210 @@
+"""Steering a workflow that was not shaped for it (issue 15): the knobs it already has
+(``set_param(name, value)`` with a range per name), declared from outside its code with a
+knobs file; a steering agent attached from another process keeps stepping while the calls
+stay slower than before the slowdown, escalates when the range runs out, and the run stays
+"finished". The workflow is bench/paramwf.py: no academy-tui import, no docstring on two of
+its actions, spawned worker processes on Academy's HTTP exchange."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import paramwf
+import pytest
+from academy.agent import Agent, action
+from steerkit import assert_calls_audited, local_run, pool_records
+
+from features.run import Run
+from features.runs import status_of
+from steering.knobs import KnobsError, load_knobs, parse_knobs
+from steering.knobspec import Named, Range, SteerableSpec
+from steering.steerable import SteeringRefused, steerable
+from tui.cli import main
+
+PY = sys.executable
+BENCH = Path(paramwf.__file__).resolve().parent
+
+
+class Tuned(Agent):
+    """A named setter, decorated: each name's own range holds at the action."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.params = {"scale": 1.0, "batch": 16.0}
+
+    @action
+    @steerable(name=Named("value", scale=Range(0.1, 1.0), batch=Range(1, 64, integer=True)),
+               current="get_param")
+    async def set_param(self, name: str, value: float) -> float:
+        old, self.params[name] = self.params[name], value
+        return old
+
+    @action
+    async def get_param(self, name: str) -> float:
+        return self.params[name]
+
+
+def test_a_named_knob_moves_one_name_within_its_own_range() -> None:
+    spec = SteerableSpec.build("set_param", name=Named("value", scale=Range(0.1, 1.0),
+                                                       batch=(1, 64)))
+    assert spec.knobs == ("scale", "batch") and spec.arg_names == {"name", "value"}
+    assert spec.args_for("scale", 0.5, None) == {"name": "scale", "value": 0.5}
+    assert spec.args_for("scale", 5.0, None) is None  # outside scale's range
+    assert spec.check({"name": "batch", "value": 5.0}) is None
+    assert "outside" in str(spec.check({"name": "scale", "value": 5.0}))
+    assert "outside" in str(spec.check({"name": "other", "value": 0.5}))
+    assert spec.getter_args("batch", None) == {"name": "batch"}
+    assert SteerableSpec.from_dict(spec.as_dict()) == spec
+
+
+def test_several_range_knobs_on_one_action_pass_the_others_unchanged() -> None:
+    spec = SteerableSpec.build("tune", delay=(0.0, 2.0), batch=Range(1, 64, integer=True))
+    assert spec.knobs == ("delay", "batch")
+    assert spec.args_for("delay", 0.5, None, {"batch": 8}) == {"delay": 0.5, "batch": 8}
+    assert spec.args_for("delay", 0.5, None, {}) is None  # batch unknown: no call
+    with pytest.raises(ValueError, match="exactly one Named"):
+        SteerableSpec.build("f", a=(0, 1), n=Named("v", x=(0, 1)))
+
+
+async def test_named_bounds_hold_at_the_action(tmp_path: Path) -> None:
+    async with local_run(tmp_path) as (m, cfg, _):
+        h = await m.launch(Tuned, log_config=cfg)
+        for args in [("scale", 5.0), ("batch", 0.5), ("other", 1.0), ("scale", "x")]:
+            with pytest.raises(SteeringRefused):
+                await h.set_param(*args)
+        assert await h.set_param("batch", 32) == 16.0
+        assert await h.get_param("batch") == 32
+
+
+def test_knobs_files_and_their_errors(tmp_path: Path) -> None:
+    good = tmp_path / "knobs.toml"
+    good.write_text(paramwf.KNOBS)
+    (spec,) = load_knobs(good)["paramwf.Worker"].values()
+    assert (spec.action, spec.named, spec.current, spec.knobs) == \
+        ("set_param", "name", "get_param", ("scale",))
+    assert spec.range_of("scale") == Range(0.05, 1.0, "decrease", 0.5)
+    as_json = tmp_path / "knobs.json"
+    as_json.write_text(json.dumps({"knob": [{"agent": "m:C", "action": "set_x",
+                                             "params": {"x": {"lo": 0, "hi": 1}}}]}))
+    assert list(load_knobs(as_json)) == ["m.C"]
+    bad: list[tuple[Any, str]] = [
+        ({"knob": [{"agent": "Worker", "action": "a", "params": {"x": {"lo": 0, "hi": 1}}}]},
+         "module.Class"),
+        ({"knob": [{"agent": "m.W", "action": "a", "params": {"x": {"lo": 2, "hi": 1}}}]},
+         "lo <= hi"),
+        ({"knob": [{"agent": "m.W", "action": "a", "paramz": {}}]}, "unknown keys"),
+        ({"knob": [{"agent": "m.W", "action": "a", "named": "n"}]}, "needs 'named'"),
+        ({"knob": [{"agent": "m.W", "action": "a", "params": {"x": {"lo": 0, "hi": 1,
+                                                                  "step": 2}}}]},
+         "unknown keys"),
+    ]
+    for data, why in bad:
+        with pytest.raises(KnobsError, match=why):
+            parse_knobs(data)
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[[knob]\nagent=")
+    with pytest.raises(KnobsError, match="not valid TOML"):
+        load_knobs(broken)
+
+
+def test_a_bad_knobs_file_is_one_line_and_nothing_starts(tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]
+                                                         ) -> None:
+    pool = tmp_path / "logs" / "0f97b63c-0000-4000-8000-000000000000"
+    pool.mkdir(parents=True)
+    (pool / "a.jsonlog").write_text("")
+    bad = tmp_path / "k.toml"
+    bad.write_text('[[knob]]\nagent = "m.W"\naction = "a"\nparams.x = { lo = 3, hi = 1 }\n')
+    assert main(["--home", str(tmp_path), "steer", pool.name, "--exchange",
+                 "http://127.0.0.1:9", "--knobs", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "knob 1 (m.W.a)" in err and "lo <= hi" in err, err
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def steered_run(tmp: Path, knobs: str, calls: int = 60) -> tuple[Path, str, str]:
+    """bench/paramwf.py in its own process, ``steer --knobs`` attached from another one:
+    (pool, the workflow's output, the attached agent's output)."""
+    home, port = tmp / "home", _free_port()
+    (tmp / "knobs.toml").write_text(knobs)
+    wf = subprocess.Popen([PY, str(BENCH / "paramwf.py"), "--home", str(home), "--port",
+                           str(port), "--calls", str(calls)],
+                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    at = None
+    try:
+        assert wf.stdout is not None
+        pool = Path(wf.stdout.readline().split("pool: ", 1)[1].strip())
+        at = subprocess.Popen(
+            [PY, "-m", "tui.cli", "--home", str(home), "steer", pool.name, "--exchange",
+             f"http://127.0.0.1:{port}", "--mode", "apply", "--no-llm", "--idle", "2",
+             "--poll", "0.1", "--knobs", str(tmp / "knobs.toml")],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        wf_out = wf.stdout.read()
+        assert wf.wait(timeout=240) == 0
+        out, err = at.communicate(timeout=120)
+        assert at.returncode == 0 and "Traceback" not in err, err
+    finally:
+        for p in (wf, at):
+            if p is not None and p.poll() is None:
+                p.kill()
+                p.wait()
+    return pool, wf_out, out
+
+
+def _steering(pool: Path) -> list[dict[str, Any]]:
+    return [r for r in assert_calls_audited(pool)]
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_it_keeps_stepping_until_the_calls_are_back_to_normal(tmp_path: Path) -> None:
+    pool, _, out = steered_run(tmp_path, paramwf.KNOBS)
+    recs = _steering(pool)
+    targets = [r for r in recs if r["steering.kind"] == "targets"]
+    assert {r["steering.source"] for r in targets} == {"knobs"} and len(targets) == 2
+    applied = [json.loads(r["steering.args"]) for r in recs if r["steering.kind"] == "apply"
+               and r["steering.phase"] == "after" and r["steering.result"] == "ok"]
+    # Halving the scale left the calls ~2.5x slower: it stepped again, to a quarter.
+    assert applied[:2] == [{"name": "scale", "value": 0.5}, {"name": "scale", "value": 0.25}]
+    checks = [(r["steering.id"], r["steering.result"]) for r in recs
+              if r["steering.kind"] == "check"]
+    assert checks[0] == ("s1", "improved") and checks[-1][1] == "resolved", checks
+    s2 = next(r for r in recs if r["steering.kind"] == "suggestion" and
+              r["steering.id"] == "s2")
+    assert json.loads(s2["steering.continues"]) == ["s1"] and str(s2["steering.step"]) == "2"
+    resolved = next(r for r in recs if r["steering.kind"] == "check"
+                    and r["steering.result"] == "resolved")
+    ratio = float(resolved["steering.reason"].split("median ")[1].split("x")[0])
+    assert ratio <= 1.5
+    # The workflow saw its own setter called, with its own names.
+    changes = [r for r in pool_records(pool) if r.get("paramwf.param") == "scale"]
+    assert [float(r["paramwf.value"]) for r in changes][:2] == [0.5, 0.25]
+    # Attaching left the run as it was: finished (the attached process's own exchange
+    # errors after the workflow ended are said, not counted).
+    run = Run(pool)
+    run.load()
+    state, rule = status_of(run, run.last_write(), now=run.last_write() + 3600)
+    assert state == "finished", rule
+    assert "stopped (exchange closed)" in out.splitlines()[-1]
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_when_the_range_runs_out_it_escalates_with_what_it_tried(tmp_path: Path) -> None:
+    knobs = paramwf.KNOBS.replace("lo = 0.05", "lo = 0.5")
+    pool, _, _ = steered_run(tmp_path, knobs, calls=45)
+    recs = _steering(pool)
+    applied = [json.loads(r["steering.args"]) for r in recs if r["steering.kind"] == "apply"
+               and r["steering.phase"] == "after" and r["steering.result"] == "ok"]
+    assert applied == [{"name": "scale", "value": 0.5}]
+    esc = [r["steering.reason"] for r in recs if r["steering.kind"] == "escalation"]
+    assert any("end of its declared range" in e and "scale=0.5 (improved)" in e
+               for e in esc), esc
