@@ -42,6 +42,7 @@ from steering.audit import Audit
 from steering.knobs import as_data, knobs_of, parse_knobs
 from steering.llm_config import LLMConfig
 from steering.policy import Remedy
+from steering.recovery import Orphan, orphans
 from steering.steerer import MODES, Mode, Steerer, SteeringOptions, Suggestion
 from steering.summary import Decision, decide, template
 from steering.targets import Claim, Targets, class_paths, import_class, normalise_targets
@@ -114,6 +115,8 @@ class SteeringAgent(Agent):
         self.called: set[str] = set()
         """Actions this agent calls on others (their incidents are not the workflow's)."""
         self.claims: list[Claim] = []
+        self.orphans_: list[Orphan] | None = None
+        """Unchecked changes of earlier steering agents still to adopt (None: not read)."""
         self.stats_ = {"polls": 0, "records": 0, "judged": 0, "errors": 0,
                        "step_cpu_s": 0.0, "decide_cpu_s": 0.0, "last_step_cpu_s": 0.0}
         self.client: Any = None
@@ -224,6 +227,12 @@ class SteeringAgent(Agent):
                             ", ".join(t.specs), target=t.agent_id, target_uuid=t.uuid,
                             target_class=t.cls, source=t.source,
                             declarations={k: s.as_dict() for k, s in t.specs.items()})
+        if self.orphans_ is None and self.watch_.run is not None:
+            # Once: changes an earlier steering agent of this run applied and never checked.
+            self.orphans_ = await asyncio.to_thread(orphans, self.watch_.run,
+                                                    self.audit.session)
+        if self.orphans_:
+            self.orphans_ = [o for o in self.orphans_ if not steerer.adopt(o)]
         for inc in res.new_incidents:
             await steerer.on_incident(inc)
         for sid, data in res.checks.items():

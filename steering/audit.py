@@ -35,7 +35,7 @@ from features.trust import record_mac
 LOGGER = STEERING_LOGGER
 KINDS = ("start", "stop", "targets", "conflict", "observation", "incident", "suggestion",
          "approval", "rejection", "denied", "expiry", "apply", "check", "revert", "escalation",
-         "error")
+         "error", "recovery")
 """Every ``steering.kind``."""
 
 log = logging.getLogger(LOGGER)

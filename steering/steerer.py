@@ -16,6 +16,7 @@ from typing import Any, Literal
 from features.trust import ApprovalCheck, args_json, suggestion_digest
 from steering.audit import Audit
 from steering.policy import RateLimiter, Remedy, judge, plans, remedy_args
+from steering.recovery import Orphan, incident_fields
 from steering.steerable import SteerableSpec
 from steering.summary import Decision
 from steering.targets import Targets
@@ -413,6 +414,40 @@ class Steerer:
             new.status = "pending"
         elif self.mode == "apply":
             await self._apply(new, None)
+
+    def adopt(self, o: Orphan) -> bool:
+        """Check an earlier steering agent's applied, never checked change as if it were
+        this one's (reverting it when it did not help); ``False`` while its target is not
+        known yet (ask again after the next poll)."""
+        t = self.targets_.found.get(o.target_uuid)
+        if t is None:
+            return False
+        spec = t.specs.get(o.action)
+        if spec is None:
+            self.audit.emit("escalation", "cannot check %s's change %s: %s declares no %s "
+                            "now", o.session[:8], o.id, t.agent_id, o.action,
+                            level=logging.WARNING, recovered=o.key, target=t.agent_id,
+                            reason=f"{o.action} is not declared now")
+            return True
+        knob = o.knob if o.knob in spec.knobs else spec.knob_of(o.args)
+        r = Remedy("r1", t, spec, dict(o.args), o.previous, o.about, knob)
+        inc = SteerIncident(**incident_fields(o))
+        agent = inc.agents[0] if inc.agents else t.agent_id
+        sid = f"s{len(self.suggestions_) + 1}"
+        decision = Decision(f"{o.key} ({o.session[:8]}'s suggestion {o.id}) applied "
+                            f"{r.describe()} and stopped before checking it.", r.id,
+                            "an earlier steering agent's change, never checked", "recovery")
+        sugg = Suggestion(sid, inc, agent, r, decision, "applied",
+                          session=self.audit.session)
+        sugg.t_apply = o.t_apply
+        self.suggestions_[sid] = sugg
+        self.checks[sid] = sugg
+        self.active.add(r.key)
+        self.by_key[(inc.group, agent)] = sugg
+        self.audit.emit("recovery", "checking %s: %s, applied by steering agent %s and never "
+                        "checked", sid, r.describe(), o.session[:8], id=sid, recovered=o.key,
+                        incident=inc.id, summary=decision.summary, **r.as_fields())
+        return True
 
     def _tried(self, sugg: Suggestion) -> str:
         """The changes made for this knob and incident so far, oldest first."""

@@ -242,7 +242,10 @@ class Reading:
     def routed(self, kind: str | None, *, action: str = "", agent: str = "",
                time_s: float | None = None, read_as: str = "") -> Reading:
         """This reading with a model's route: its kind, and the arguments the question did
-        not give itself (what the question says wins over the model's pick)."""
+        not give itself (what the question says wins over the model's pick). A route with
+        no kind ("none of these") leaves the analyst's own reading as it was."""
+        if kind is None:
+            return self
         actions = self.actions or ((action,) if action else ())
         return replace(self, kind=kind, by="model", read_as=read_as, actions=actions,
                        agent=self.agent or agent or None,

@@ -73,3 +73,10 @@ def test_expected_time_from_the_caller_makes_a_time_question(
     assert (r.kind, r.expected_s) == ("time", 1.0)
     a = checked(builtin_answer(run, r))
     assert a.kind == "time" and "expected" in a.text
+
+
+def test_a_route_without_a_kind_keeps_the_analysts_reading(
+        sample: Callable[[str], Path]) -> None:
+    run = load(sample("thread"))
+    r = read("Were there exceptions?", run)
+    assert r.routed(None, agent="AgentId<3443a474>") is r and r.kind == "errors"

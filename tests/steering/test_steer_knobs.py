@@ -208,3 +208,64 @@ def test_when_the_range_runs_out_it_escalates_with_what_it_tried(tmp_path: Path)
     esc = [r["steering.reason"] for r in recs if r["steering.kind"] == "escalation"]
     assert any("end of its declared range" in e and "scale=0.5 (improved)" in e
                for e in esc), esc
+
+
+def _applied_in(pool: Path) -> bool:
+    for f in pool.glob("*.jsonlog"):
+        for line in f.read_text(errors="replace").splitlines():
+            if '"steering.kind": "apply"' in line and '"steering.phase": "after"' in line:
+                return True
+    return False
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_a_restarted_steering_agent_checks_the_change_a_killed_one_left(tmp_path: Path
+                                                                       ) -> None:
+    """The first steering agent is killed (SIGKILL) right after its call, before it could
+    check it; a second one attached to the same run finds the change in the verified trail
+    (its session file says the first one's process is gone) and checks it as its own."""
+    import time
+
+    home, port = tmp_path / "home", _free_port()
+    (tmp_path / "knobs.toml").write_text(paramwf.KNOBS)
+    wf = subprocess.Popen([PY, str(BENCH / "paramwf.py"), "--home", str(home), "--port",
+                           str(port), "--calls", "40", "--call-s", "0.2", "--slow-from", "10"],
+                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    cmd = [PY, "-m", "tui.cli", "--home", str(home), "steer", "", "--exchange",
+           f"http://127.0.0.1:{port}", "--mode", "apply", "--no-llm", "--idle", "2",
+           "--poll", "0.1", "--knobs", str(tmp_path / "knobs.toml")]
+    procs: list[subprocess.Popen[str]] = [wf]
+    try:
+        assert wf.stdout is not None
+        pool = Path(wf.stdout.readline().split("pool: ", 1)[1].strip())
+        cmd[6] = pool.name
+        first = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        procs.append(first)  # type: ignore[arg-type]
+        deadline = time.monotonic() + 90
+        while not _applied_in(pool) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        first.kill()
+        first.wait()
+        second = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True)
+        procs.append(second)
+        assert wf.wait(timeout=240) == 0
+        _, err = second.communicate(timeout=120)
+        assert second.returncode == 0 and "Traceback" not in err, err
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    recs = sorted(assert_calls_audited(pool), key=lambda r: float(r["created"]))
+    sessions = list(dict.fromkeys(r["steering.session"] for r in recs))
+    assert len(sessions) == 2
+    old, new = ([r for r in recs if r["steering.session"] == s] for s in sessions)
+    assert not [r for r in old if r["steering.kind"] in ("check", "stop")]
+    (rec,) = [r for r in new if r["steering.kind"] == "recovery"]
+    assert rec["steering.recovered"] == f"{sessions[0][:8]}/s1"
+    assert json.loads(rec["steering.args"]) == {"name": "scale", "value": 0.5}
+    checked = [r for r in new if r["steering.kind"] == "check"
+               and r["steering.id"] == rec["steering.id"]]
+    assert checked and checked[0]["steering.result"] in ("improved", "resolved",
+                                                         "not_improved")
