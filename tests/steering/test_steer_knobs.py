@@ -8,7 +8,6 @@ its actions, spawned worker processes on Academy's HTTP exchange."""
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 import paramwf
 import pytest
 from academy.agent import Agent, action
+from steer_runs import free_port, paramwf_run
 from steerkit import assert_calls_audited, local_run, pool_records
 
 from features.run import Run
@@ -126,39 +126,11 @@ def test_a_bad_knobs_file_is_one_line_and_nothing_starts(tmp_path: Path,
     assert err.count("\n") == 1 and "knob 1 (m.W.a)" in err and "lo <= hi" in err, err
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def steered_run(tmp: Path, knobs: str, calls: int = 60) -> tuple[Path, str, str]:
+def steered_run(tmp: Path, knobs: str, calls: int = 60) -> tuple[Path, str]:
     """bench/paramwf.py in its own process, ``steer --knobs`` attached from another one:
-    (pool, the workflow's output, the attached agent's output)."""
-    home, port = tmp / "home", _free_port()
-    (tmp / "knobs.toml").write_text(knobs)
-    wf = subprocess.Popen([PY, str(BENCH / "paramwf.py"), "--home", str(home), "--port",
-                           str(port), "--calls", str(calls)],
-                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    at = None
-    try:
-        assert wf.stdout is not None
-        pool = Path(wf.stdout.readline().split("pool: ", 1)[1].strip())
-        at = subprocess.Popen(
-            [PY, "-m", "tui.cli", "--home", str(home), "steer", pool.name, "--exchange",
-             f"http://127.0.0.1:{port}", "--mode", "apply", "--no-llm", "--idle", "2",
-             "--poll", "0.1", "--knobs", str(tmp / "knobs.toml")],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        wf_out = wf.stdout.read()
-        assert wf.wait(timeout=240) == 0
-        out, err = at.communicate(timeout=120)
-        assert at.returncode == 0 and "Traceback" not in err, err
-    finally:
-        for p in (wf, at):
-            if p is not None and p.poll() is None:
-                p.kill()
-                p.wait()
-    return pool, wf_out, out
+    (pool, the attached agent's output)."""
+    res = paramwf_run(tmp / "home", knobs, calls)
+    return res.pool, res.steer_out
 
 
 def _steering(pool: Path) -> list[dict[str, Any]]:
@@ -167,7 +139,7 @@ def _steering(pool: Path) -> list[dict[str, Any]]:
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_it_keeps_stepping_until_the_calls_are_back_to_normal(tmp_path: Path) -> None:
-    pool, _, out = steered_run(tmp_path, paramwf.KNOBS)
+    pool, out = steered_run(tmp_path, paramwf.KNOBS)
     recs = _steering(pool)
     targets = [r for r in recs if r["steering.kind"] == "targets"]
     assert {r["steering.source"] for r in targets} == {"knobs"} and len(targets) == 2
@@ -200,7 +172,7 @@ def test_it_keeps_stepping_until_the_calls_are_back_to_normal(tmp_path: Path) ->
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_when_the_range_runs_out_it_escalates_with_what_it_tried(tmp_path: Path) -> None:
     knobs = paramwf.KNOBS.replace("lo = 0.05", "lo = 0.5")
-    pool, _, _ = steered_run(tmp_path, knobs, calls=45)
+    pool, _ = steered_run(tmp_path, knobs, calls=45)
     recs = _steering(pool)
     applied = [json.loads(r["steering.args"]) for r in recs if r["steering.kind"] == "apply"
                and r["steering.phase"] == "after" and r["steering.result"] == "ok"]
@@ -226,7 +198,7 @@ def test_a_restarted_steering_agent_checks_the_change_a_killed_one_left(tmp_path
     (its session file says the first one's process is gone) and checks it as its own."""
     import time
 
-    home, port = tmp_path / "home", _free_port()
+    home, port = tmp_path / "home", free_port()
     (tmp_path / "knobs.toml").write_text(paramwf.KNOBS)
     wf = subprocess.Popen([PY, str(BENCH / "paramwf.py"), "--home", str(home), "--port",
                            str(port), "--calls", "40", "--call-s", "0.2", "--slow-from", "10"],
