@@ -245,10 +245,28 @@ class PoolReader:
         self.tails: dict[str, FileTail] = {}
         self.other_files: list[str] = []
         self._dir_mtime_ns = -1
+        self.extra: list[tuple[str, str, str]] = []
+        """(path, name, source kind) of files read beside the pool's (other sources'
+        events, :mod:`features.sources`); read after the pool's files."""
+
+    def add_extra(self, path: str, name: str, source: str) -> None:
+        """Read ``path`` too, as file ``name`` (from the next scan on)."""
+        if name not in self.tails and all(n != name for _, n, _ in self.extra):
+            self.extra.append((path, name, source))
 
     def scan(self, result: PollResult | None = None) -> list[FileTail]:
         """Find pool files not seen before (sorted by name, so file ids are stable)."""
         result = result if result is not None else PollResult()
+        new = self._scan_pool(result)
+        for path, name, source in self.extra:
+            if name not in self.tails:
+                tail = FileTail(self.store.add_file(path, name, source))
+                self.tails[name] = tail
+                new.append(tail)
+                result.new_files.append(name)
+        return new
+
+    def _scan_pool(self, result: PollResult) -> list[FileTail]:
         try:
             st = os.stat(self.pool_dir)
             if st.st_mtime_ns == self._dir_mtime_ns:

@@ -210,6 +210,9 @@ def build(run: Run, expected_s: float | None = None, top: int = 10,
             "shutdown_s": np.round(ag["t_shutdown"] - ev.t0, 3),
             "status": ag["status"],
         }, name="agents")))
+        pst = _parsl_startup_section(run)
+        if pst is not None:
+            secs.append(pst)
     acts = run.actions()
     if len(acts):
         gs = run.action_stats()
@@ -408,3 +411,22 @@ def to_json(secs: list[Section]) -> dict[str, Any]:
             ent["rows"] = s.table.records()
         out[key] = ent
     return out
+
+
+def _parsl_startup_section(run: Run) -> Section | None:
+    """Agent start-up broken into its Parsl parts, when Parsl's monitoring is joined on."""
+    if "parsl.status" not in run.events().store.key_shapes:
+        return None
+    from features.parsl_startup import STEPS, parsl_startup
+
+    t = parsl_startup(run)
+    if not len(t):
+        return None
+    lines = []
+    for i in range(len(t)):
+        parts = [f"{name} {fmt_s(float(t[name][i]))}" for name in STEPS
+                 if np.isfinite(t[name][i])]
+        lines.append(f"{t['agent_id'][i]} ({t['class'][i]}, Parsl task {t['task'][i]}, "
+                     f"block {t['block'][i]}): {fmt_s(float(t['total_s'][i]))} from launch "
+                     f"to running: " + ", ".join(parts) + ".")
+    return Section("Agent start-up on Parsl", lines, data=t)

@@ -31,7 +31,10 @@ from features.table import Table
 class Run:
     """A pool being read: events, things and analyses, refreshed on demand."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], sources: Sequence[Any] = (),
+                 discover: bool = True) -> None:
+        """``sources``: other sources to join (paths or :class:`features.sources.Source`s:
+        Parsl's ``monitoring.db``...); ``discover``: also those the pool names itself."""
         self.path = Path(path)
         self.reader = PoolReader(str(self.path))
         self.store = self.reader.store
@@ -45,6 +48,10 @@ class Run:
         """File index -> wall time it was last seen growing (for liveness)."""
         self._time_note: str | None = None
         """The note on records left out of the run's bounds, as last said."""
+        self._sources: Any = None
+        """Their events files (:class:`features.sources.SourceFiles`), once one is added."""
+        self._pending_sources = list(sources)
+        self._discover = discover
 
     @property
     def uuid(self) -> str:
@@ -59,13 +66,56 @@ class Run:
         res = bulk_load(self.reader, progress=progress, workers=workers,
                         local_first=local_first)
         self._settle(res)
+        self._join_sources(res)
         self.notes.extend(res.notes)
         self._mark_growth()
         return res
 
+    # -- other sources -----------------------------------------------------------------
+
+    def add_source(self, source: Any) -> str:
+        """Join another source onto the run (a path, its kind found from the content, or a
+        :class:`features.sources.Source`) and read it; its events file's name. Raises
+        :class:`features.sources.SourceError` for a path that is no source."""
+        from features.sources import Source, SourceFiles, open_source
+
+        src = source if isinstance(source, Source) else open_source(source)
+        if self._sources is None:
+            self._sources = SourceFiles(self)
+        out = self._sources.add(src)
+        if out is not None:
+            self.reader.add_extra(str(out), src.label, src.kind)
+            self.notes.extend(self._sources.sync(self))
+            self.refresh()
+        return src.label
+
+    def sources(self) -> list[Any]:
+        """The sources joined onto the run."""
+        return [s for s, _ in self._sources.sources] if self._sources is not None else []
+
+    def _join_sources(self, res: PollResult) -> None:
+        pending, self._pending_sources = self._pending_sources, []
+        for s in pending:
+            self.add_source(s)
+        if self._discover:
+            from features.sources import discover
+
+            self._discover = False
+            try:
+                found = discover(self)
+            except Exception as exc:  # discovery is a convenience: never lose the run
+                found = []
+                res.notes.append(f"looking for the run's other sources failed: {exc}"[:300])
+            for s in found:
+                if all(s.path.resolve() != o.path.resolve() for o in self.sources()):
+                    self.add_source(s)
+                    res.notes.append(f"joined {s.kind} source {s.path} (named by the pool)")
+
     def refresh(self) -> PollResult:
         """Read what was appended since the last call (new files included)."""
         before = [f.size for f in self.store.files]
+        if self._sources is not None:
+            self.notes.extend(self._sources.sync(self))
         res = self.reader.poll()
         self._settle(res)
         self.notes.extend(res.notes)
@@ -103,6 +153,8 @@ class Run:
         """The latest modification time of any pool file."""
         times = []
         for f in self.store.files:
+            if f.source is not None:
+                continue
             try:
                 times.append(os.stat(f.path).st_mtime)
             except OSError:
@@ -114,6 +166,9 @@ class Run:
         now = time.time() if now is None else now
         out = []
         for f in self.store.files:
+            if f.source is not None:  # another source's events, written by this process
+                out.append(False)
+                continue
             try:
                 out.append(now - os.stat(f.path).st_mtime < LIVE_WINDOW_S)
             except OSError:

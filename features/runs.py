@@ -225,7 +225,7 @@ def status_of(run: Any, last_write: float, now: float | None = None) -> tuple[st
     crashed = int((ags["crashed"] & ~np.isin(ags["file"], list(side))).sum()) if ev.n else 0
     ends = [e for f, e in zip(procs["file"], procs["end"], strict=True) if f not in side] \
         if len(procs) else []
-    all_closed = bool(ends) and all(e in ("clean", "empty") for e in ends)
+    all_closed = bool(ends) and all(e in ("clean", "empty", "source") for e in ends)
     if age < LIVE_WINDOW_S and not all_closed:
         return "live", f"a file was written {age:.0f} s ago (live window {LIVE_WINDOW_S:.0f} s)"
     if ev.n == 0:

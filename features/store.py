@@ -67,6 +67,9 @@ class FileInfo:
     bad: int = 0
     blank: int = 0
     error: str | None = None
+    source: str | None = None
+    """The kind of source whose events file this is (:mod:`features.sources`), or ``None``
+    for a file of the pool (a process of the run)."""
 
 
 @dataclass
@@ -181,10 +184,10 @@ class EventStore:
 
     # -- files -------------------------------------------------------------------------
 
-    def add_file(self, path: str, name: str) -> FileInfo:
-        """Register a pool file and return its record."""
+    def add_file(self, path: str, name: str, source: str | None = None) -> FileInfo:
+        """Register a pool file (or a source's events file) and return its record."""
         with self.lock:
-            info = FileInfo(index=len(self.files), path=path, name=name)
+            info = FileInfo(index=len(self.files), path=path, name=name, source=source)
             self.files.append(info)
             self.stats.files = len(self.files)
             return info

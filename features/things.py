@@ -449,7 +449,8 @@ def processes(ev: Events, live_files: Sequence[bool] | None = None) -> Table:
     ``end`` is ``clean`` when the file holds a closing record (``Closed manager``,
     ``Shutdown agent`` or ``Closed exchange client``) with no ERROR record after it,
     else ``live`` when the file was written recently (``live_files``), else
-    ``abrupt`` (the file just stops: a crash, a kill, or a process that never closed)."""
+    ``abrupt`` (the file just stops: a crash, a kill, or a process that never closed);
+    ``source`` for a file of another source's events (every record has a ``source`` key)."""
     nfiles = len(ev.file_names)
     f = ev.file
     counts = np.bincount(f, minlength=nfiles)
@@ -498,6 +499,13 @@ def processes(ev: Events, live_files: Sequence[bool] | None = None) -> Table:
         end[np.asarray(live_files, dtype=bool)[:nfiles]] = "live"
     end[clean] = "clean"
     end[counts == 0] = "empty"
+    # A file every record of which names its ``source`` (Parsl's database, a process
+    # sampler, Slurm: features.sources) is not a process of the run: it has no closing
+    # record to miss.
+    src_rows = ev.store.rows_with_key("source", ev.n)
+    if len(src_rows):
+        from_source = np.bincount(f[src_rows], minlength=nfiles)
+        end[(from_source == counts) & (counts > 0)] = "source"
     bad = np.zeros(nfiles, dtype=np.int64)
     for b in ev.store.bad:
         if b.file < nfiles:

@@ -88,7 +88,8 @@ class AcademyApp(App[int]):
     ]
 
     def __init__(self, run: str | None = None, home: Path | None = None,
-                 expected_s: float | None = None, demo: DemoOptions | None = None) -> None:
+                 expected_s: float | None = None, demo: DemoOptions | None = None,
+                 sources: tuple[Any, ...] = ()) -> None:
         super().__init__()
         from features.loader import prestart
 
@@ -103,6 +104,8 @@ class AcademyApp(App[int]):
         self.run_arg = run
         self.home = home
         self.expected_s = expected_s
+        self.sources = sources
+        """Other sources to join onto the run opened (``--with``)."""
         self.demo = demo
         self.demo_proc: subprocess.Popen[bytes] | None = None
 
@@ -119,7 +122,8 @@ class AcademyApp(App[int]):
             self.push_screen(RunScreen(path, expected_s=2 * self.demo.sleep *
                                        self.demo.iterations))
         elif self.run_arg:
-            self.push_screen(RunScreen(resolve(self.run_arg, self.home), self.expected_s))
+            self.push_screen(RunScreen(resolve(self.run_arg, self.home), self.expected_s,
+                                       sources=self.sources))
         else:
             self.push_screen(RunsScreen(self.home))
 
@@ -187,11 +191,13 @@ def demo_args(opts: DemoOptions) -> list[str]:
     return args
 
 
-def run_app(run: str | None, home: Path | None = None, expected_s: float | None = None) -> int:
-    """Open the app on a run (or the catalog); returns the exit status."""
+def run_app(run: str | None, home: Path | None = None, expected_s: float | None = None,
+            sources: tuple[Any, ...] = ()) -> int:
+    """Open the app on a run (or the catalog), ``sources`` joined onto it; returns the exit
+    status."""
     if run is not None:
         resolve(run, home)  # fail before the screen switches to the app
-    return AcademyApp(run, home, expected_s).run() or 0
+    return AcademyApp(run, home, expected_s, sources=sources).run() or 0
 
 
 def run_demo_app(opts: DemoOptions) -> int:

@@ -14,7 +14,7 @@ import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from features.run import Run
@@ -64,7 +64,7 @@ def _open(args: argparse.Namespace) -> Run:
     from features.runs import resolve
 
     path = resolve(args.run, _home(args))
-    run = Run(path)
+    run = Run(path, sources=with_sources(args))
     show = sys.stderr.isatty() and not getattr(args, "quiet", False)
     run.load(progress=_progress if show else None)
     if show:
@@ -72,6 +72,17 @@ def _open(args: argparse.Namespace) -> Run:
     if run.store.stats.records == 0 and not run.store.files:
         sys.stderr.write(f"academy-tui: note: {path} holds no .jsonlog files yet\n")
     return run
+
+
+def with_sources(args: argparse.Namespace) -> tuple[Any, ...]:
+    """The sources ``--with`` names, opened (their kinds found from the content) before
+    anything is read: a path that is no source is one line and exit status 2."""
+    from features.sources import SourceError, open_source
+
+    try:
+        return tuple(open_source(p) for p in getattr(args, "with_", None) or ())
+    except SourceError as exc:
+        raise CliError(str(exc)) from None
 
 
 def _progress(done: int, total: int) -> None:
@@ -212,7 +223,8 @@ def cmd_tui(args: argparse.Namespace) -> int:
         raise CliError("the terminal app is not available in this build; use "
                        "'academy-tui report RUN' or 'academy-tui events RUN'") from None
     expected = parse_duration(args.expect) if args.expect else None
-    return int(run_app(args.run, home=_home(args), expected_s=expected) or 0)
+    return int(run_app(args.run, home=_home(args), expected_s=expected,
+                       sources=with_sources(args)) or 0)
 
 
 # -- parser ------------------------------------------------------------------------------
@@ -232,6 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("tui", help="open the terminal app (the default command)")
     s.add_argument("run", nargs="?", help="run to open (default: the run catalog)")
     s.add_argument("--expect", help="the time you expected the run to take, e.g. 16s")
+    s.add_argument("--with", dest="with_", action="append", default=[], metavar="PATH",
+                   help="join another source onto the run: Parsl's monitoring.db or its run "
+                        "directory (repeatable; sources the pool names are joined anyway)")
     s.set_defaults(fn=cmd_tui)
 
     s = sub.add_parser("runs", help="list runs, newest first")
@@ -249,6 +264,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--expect-call", action="append", default=[], metavar="ACTION=TIME",
                    help="what one call of an action should take, e.g. next_item=0.5s "
                         "(repeatable): the excess is then compared like with like")
+    s.add_argument("--with", dest="with_", action="append", default=[], metavar="PATH",
+                   help="join another source onto the run: Parsl's monitoring.db or its run "
+                        "directory (repeatable; sources the pool names are joined anyway)")
     s.set_defaults(fn=cmd_report)
 
     s = sub.add_parser("events", help="print merged events in time order")
@@ -262,6 +280,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--absolute", action="store_true", help="table: absolute times")
     s.add_argument("-f", "--follow", action="store_true",
                    help="keep printing new events as the run writes them (Ctrl-C stops)")
+    s.add_argument("--with", dest="with_", action="append", default=[], metavar="PATH",
+                   help="join another source onto the run: Parsl's monitoring.db or its run "
+                        "directory (repeatable; sources the pool names are joined anyway)")
     s.set_defaults(fn=cmd_events)
 
     s = sub.add_parser("export", help="export events or things as CSV, JSONL or SQLite")
@@ -272,6 +293,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--format", choices=("csv", "jsonl", "sqlite"), default="csv")
     s.add_argument("--where", help="filter events (and things by their events' rows)")
     s.add_argument("-o", "--output", help="file to write (default stdout; required for sqlite)")
+    s.add_argument("--with", dest="with_", action="append", default=[], metavar="PATH",
+                   help="join another source onto the run: Parsl's monitoring.db or its run "
+                        "directory (repeatable; sources the pool names are joined anyway)")
     s.set_defaults(fn=cmd_export)
 
     s = sub.add_parser("diff", help="compare two runs of one workflow: where is B slower?")
@@ -294,6 +318,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--format", choices=("text", "json"), default="text")
     s.add_argument("--builtin", action="store_true",
                    help="answer with the built-in analyst even when an LLM is configured")
+    s.add_argument("--with", dest="with_", action="append", default=[], metavar="PATH",
+                   help="join another source onto the run: Parsl's monitoring.db or its run "
+                        "directory (repeatable; sources the pool names are joined anyway)")
     s.set_defaults(fn=cmd_ask)
 
     s = sub.add_parser("demo", help="run a demo workflow (fibonacci, straggler) on real "

@@ -17,8 +17,8 @@ from features.safe import clean, clean_block
 __all__ = ["AskError", "cmd_ask", "render_text"]
 
 
-def _load(arg: str, home: Path | None) -> Run:
-    run = Run(resolve(arg, home))
+def _load(arg: str, home: Path | None, sources: tuple[Any, ...] = ()) -> Run:
+    run = Run(resolve(arg, home), sources=sources)
     run.load()
     return run
 
@@ -44,7 +44,13 @@ def cmd_ask(args: argparse.Namespace, expected: float | None = None) -> int:
             config = LLMConfig.load(model=args.model, mode=args.mode)
         except ValueError as exc:
             raise AskError(str(exc)) from None
-    run = _load(args.run, home)
+    from features.sources import SourceError, open_source
+
+    try:
+        sources = tuple(open_source(p) for p in getattr(args, "with_", None) or ())
+    except SourceError as exc:
+        raise AskError(str(exc)) from None
+    run = _load(args.run, home, sources)
     if run.events().n == 0:
         raise AskError(f"{run.path} holds no records yet")
     others = [_load(args.compare, home)] if args.compare else []

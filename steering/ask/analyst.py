@@ -113,6 +113,13 @@ def time(tb: Toolbox, r: Reading) -> str:
         return _failed(res)
     d = res.data
     lines = [d["answer"]]
+    for p in d.get("parsl_startup") or []:
+        cls = p["class"]
+        steps = ", ".join(f"{name} {_d(s, f'{name} of {cls}')}"
+                          for name, s in p["steps"].items() if s is not None)
+        lines.append(f"On Parsl, {p['class']} {str(p['agent']).removeprefix('agent:')} took "
+                     f"{_d(p['total_s'], 'launch to running on Parsl')} from its launch to "
+                     f"running: {steps} {_cite(p['agent'], *p['ev'][:4])}.")
     ranked = sorted(((c, s) for c, s in d["seconds"].items() if s), key=lambda cs: -cs[1])
     lines.append("Largest parts of the wall time: " + ", ".join(
         f"{c} {_d(s)} ({d['share_pct'][c]}%)" for c, s in ranked[:4]) + ".")

@@ -23,7 +23,7 @@ from steering.ask.lookups import (
     num,
     rel,
 )
-from steering.ask.refs import act_ref, agent_ref
+from steering.ask.refs import act_ref, agent_ref, ev_ref
 
 if TYPE_CHECKING:
     from features.run import Run
@@ -69,7 +69,25 @@ def where_time_went(run: Run, expected_s: float | None = None) -> dict[str, Any]
         out["first_action"] = action_item(run, acts.row(0))
         ends = np.nan_to_num(acts["t_end"], nan=-np.inf)
         out["last_action"] = action_item(run, acts.row(int(np.argmax(ends))))
+    out["parsl_startup"] = parsl_startup(run)
     return out
+
+
+def parsl_startup(run: Run) -> list[dict[str, Any]]:
+    """Agents' start-up broken into its Parsl parts, when Parsl's monitoring is joined on
+    (:mod:`features.parsl_startup`): seconds per step, with evidence."""
+    if "parsl.status" not in run.events().store.key_shapes:
+        return []
+    from features.parsl_startup import STEPS
+    from features.parsl_startup import parsl_startup as breakdown
+
+    t = breakdown(run)
+    return [{"agent": agent_ref(str(t["agent_id"][i])), "class": str(t["class"][i]),
+             "task": t["task"][i], "block": t["block"][i], "total_s": num(t["total_s"][i]),
+             "steps": {s: num(t[s][i]) for s in STEPS},
+             "ev": [ev_ref(e.rsplit(":", 1)[0], int(e.rsplit(":", 1)[1]))
+                    for e in t["evidence"][i]]}
+            for i in range(len(t))]
 
 
 def anomalies(run: Run, limit: int = 5) -> dict[str, Any]:

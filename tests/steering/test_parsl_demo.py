@@ -135,7 +135,8 @@ def test_run_finished_ok(parsl_run: ParslRun) -> None:
     assert result.results[0].values == FIBS
     status, rule = status_of(run, run.last_write(), now=run.last_write() + 3600)
     assert status == "finished", rule
-    assert {p["end"] for p in run.processes().records()} == {"clean"}
+    # Every process closed cleanly; Parsl's monitoring.db, joined on, is a source.
+    assert {p["end"] for p in run.processes().records()} == {"clean", "source"}
 
 
 @needs_parsl
@@ -285,3 +286,44 @@ def test_cli_without_parsl_is_one_line(tmp_path: Path) -> None:
     assert "pip install 'academy-tui[parsl]'" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "logs").exists()
+
+
+@needs_parsl
+def test_parsl_monitoring_is_joined_and_breaks_down_the_start_up(parsl_run: ParslRun) -> None:
+    """The run's records name Parsl's run directory: its monitoring.db is joined without
+    --with, and the launcher's start-up splits into steps that agree with the database
+    (read here with sqlite3) to 50 ms; `ask` names them."""
+    from datetime import UTC, datetime
+
+    from features.parsl_startup import STEPS, parsl_startup
+    from steering.ask import ask
+
+    def epoch(s: str) -> float:
+        return datetime.fromisoformat(s).replace(tzinfo=UTC).timestamp()
+
+    run = parsl_run.run
+    assert [s.kind for s in run.sources()] == ["parsl"]
+    assert len(run.select("source=parsl and name=parsl.monitoring.block")) >= 2
+    db = parsl_run.result.parsl_dir / "monitoring.db"
+    with sqlite3.connect(db) as c:
+        pending = min(epoch(t) for (t,) in c.execute(
+            "select timestamp from block where status='PENDING'"))
+        registered = min(epoch(t) for (t,) in c.execute("select timestamp from node"))
+        (running,) = [epoch(t) for (t,) in c.execute("select task_try_time_running from try")]
+    launcher = by_class(run)["FibonacciLauncher"]
+    t = parsl_startup(run)
+    assert t["class"].tolist() == ["FibonacciLauncher"]
+    steps = dict(zip(STEPS, (float(t[s][0]) for s in STEPS), strict=True))
+    start = max(float(launcher["t_launched"]), pending)
+    assert steps["waiting for a block"] == pytest.approx(
+        max(pending - float(launcher["t_launched"]), 0.0), abs=0.05)
+    assert steps["block launch to manager registration"] == pytest.approx(
+        registered - start, abs=0.05)
+    assert steps["task dispatch and worker start"] == pytest.approx(running - registered,
+                                                                    abs=0.05)
+    assert float(t["total_s"][0]) == pytest.approx(
+        float(launcher["t_running"] - launcher["t_launched"]), abs=0.05)
+    a = ask(run, "Why did the first action take so long?", builtin=True)
+    assert "On Parsl, FibonacciLauncher" in a.text and "block launch to manager " \
+        "registration" in a.text
+    assert any(c.ref.startswith("ev:parsl-") for c in a.valid_citations)

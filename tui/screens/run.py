@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import time
 from pathlib import Path
+from typing import Any
 
 from rich.text import Text
 from textual import on, work
@@ -99,10 +100,10 @@ class RunScreen(Screen[None]):
     ]
 
     def __init__(self, path: Path, expected_s: float | None = None,
-                 from_catalog: bool = False) -> None:
+                 from_catalog: bool = False, sources: tuple[Any, ...] = ()) -> None:
         super().__init__()
         self.path = Path(path)
-        self.model = RunModel(Run(self.path), expected_s)
+        self.model = RunModel(Run(self.path, sources=sources), expected_s)
         self.from_catalog = from_catalog
         self.filter_mode = "filter"
         self._last_growth = time.monotonic()

@@ -1,0 +1,180 @@
+"""Other sources of a run's events, joined onto its pool: each a translator into wide events
+plus the keys that join them (the seed talk's point: events from every part of the system,
+related by their keys; not a universal monitoring system).
+
+A source reads something the run left beside its pool (Parsl's ``monitoring.db``, Parsl's
+text logs, Slurm's ``sacct --json``) and writes what is new since its last :meth:`sync` as
+JSON lines shaped like Academy's records (``created`` in epoch seconds, ``name``,
+``levelname``/``levelno``, ``msg`` (a fixed template per kind of event, so events group by
+it), ``message``, ``source`` and namespaced keys such as ``parsl.block``). The run's reader
+reads that file like one of the pool's (:meth:`features.run.Run.add_source`), so the query
+language, things, timeline, report, export and ``ask`` see every source at once. The files
+live in a temporary directory of the process that reads the run (the pool is the
+workflow's, and two readers must not share a file they both append to); a file of a source
+is not a process of the run (``processes().end == "source"``).
+
+Sources are found from the content of a path (:func:`open_source`) or from the pool itself
+(:func:`discover`: a Parsl driver's records say ``Parsl run initializing in rundir: …``).
+Everything a source reads is untrusted like the pool: values are typed when read, and
+nothing read names code to run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import weakref
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+if TYPE_CHECKING:
+    from features.run import Run
+
+__all__ = ["Source", "SourceError", "discover", "event", "open_source", "register"]
+
+
+class SourceError(ValueError):
+    """A path that is no source we can read (one line: which path, and why)."""
+
+
+def event(created: float, source: str, name: str, msg: str, args: tuple[Any, ...] = (),
+          level: int = 20, keys: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One wide event as a source emits it: Academy's record shape, ``msg % args`` as its
+    message, ``None`` keys left out."""
+    try:
+        message = msg % args if args else msg
+    except (TypeError, ValueError):
+        message = f"{msg} {args!r}"
+    rec: dict[str, Any] = {"created": created, "name": name, "msg": msg, "message": message,
+                           "levelname": {10: "DEBUG", 20: "INFO", 30: "WARNING", 40: "ERROR",
+                                         50: "CRITICAL"}.get(level, "INFO"),
+                           "levelno": level, "source": source}
+    rec.update((k, v) for k, v in (keys or {}).items() if v is not None)
+    return rec
+
+
+class Source(ABC):
+    """One source: what it reads, and how to translate what is new."""
+
+    kind: str = ""
+    """Short name (``parsl``, ``parsl-logs``, ``slurm``): the events' ``source`` key."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @property
+    def label(self) -> str:
+        """The name of its events file in the run, stable, as evidence cites it: its first
+        8 characters (``parsl-4d``) name it in ``[ev:parsl-4d:12]``."""
+        h = hashlib.sha1(str(self.path.resolve()).encode()).hexdigest()[:8]
+        return f"{self.kind}-{h}-{self.path.name}.jsonlog"
+
+    @abstractmethod
+    def new_events(self, run: Run | None) -> Iterator[dict[str, Any]]:
+        """Events not emitted before (``run``: the pool read so far, for calibration)."""
+
+    def sync(self, out: Path, run: Run | None = None) -> int:
+        """Append the new events to ``out``; how many."""
+        n = 0
+        with open(out, "ab") as fh:
+            for rec in self.new_events(run):
+                fh.write(orjson.dumps(rec, default=str) + b"\n")
+                n += 1
+        return n
+
+
+_KINDS: list[tuple[Callable[[Path], bool], Callable[[Path], Source]]] = []
+
+
+def register(sniff: Callable[[Path], bool], make: Callable[[Path], Source]) -> None:
+    """A kind of source: ``sniff(path)`` says from its content whether it is one."""
+    _KINDS.append((sniff, make))
+
+
+def _load_kinds() -> None:
+    if not _KINDS:
+        from features import parsl_db  # noqa: F401  (registers itself)
+
+
+def open_source(path: str | os.PathLike[str]) -> Source:
+    """The source at ``path``, its kind found from the content (a directory is searched
+    for a known file). Raises :class:`SourceError`."""
+    _load_kinds()
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise SourceError(f"--with {p}: no such file or directory")
+    candidates = [p] if p.is_file() else sorted(
+        q for q in p.rglob("*") if q.is_file() and q.stat().st_size)[:2000]
+    for q in candidates:
+        for sniff, make in _KINDS:
+            try:
+                if sniff(q):
+                    return make(q)
+            except OSError:
+                continue
+    raise SourceError(f"--with {p}: not a source academy-tui reads (Parsl's monitoring.db "
+                      "or its run directory)")
+
+
+def discover(run: Run) -> list[Source]:
+    """Sources the pool itself names: a Parsl driver's ``Parsl run initializing in rundir:
+    DIR`` (its ``monitoring.db`` is in DIR or DIR's parent, Parsl's default)."""
+    import numpy as np
+
+    found: list[Source] = []
+    ev = run.events()
+    if not ev.n or "name" not in ev.codes:
+        return found
+    codes, names = ev.cat("name")
+    dfk = [i for i, n in enumerate(names) if str(n).startswith("parsl.dataflow")]
+    rows = np.flatnonzero(np.isin(codes, dfk)) if dfk else np.empty(0, dtype=np.int64)
+    prefix = "Parsl run initializing in rundir: "
+    dirs = {m[len(prefix):].strip() for m in ev.column("message")[rows]
+            if isinstance(m, str) and m.startswith(prefix)}
+    for d in sorted(dirs):
+        for cand in (Path(d) / "monitoring.db", Path(d).parent / "monitoring.db"):
+            try:
+                if cand.is_file():
+                    found.append(open_source(cand))
+                    break
+            except (OSError, SourceError):
+                continue
+    return found
+
+
+class SourceFiles:
+    """The events files of one run's sources, in a directory removed with the run."""
+
+    def __init__(self, owner: object) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="academy-tui-sources-"))
+        weakref.finalize(owner, shutil.rmtree, str(self.dir), True)
+        self.sources: list[tuple[Source, Path]] = []
+
+    def add(self, source: Source) -> Path | None:
+        """The events file of ``source`` (``None`` when it is attached already)."""
+        if any(s.path.resolve() == source.path.resolve() for s, _ in self.sources):
+            return None
+        out = self.dir / source.label
+        out.touch()
+        self.sources.append((source, out))
+        return out
+
+    def sync(self, run: Run | None) -> list[str]:
+        """Translate what is new in every source; notes on sources that failed."""
+        notes = []
+        for s, out in self.sources:
+            try:
+                s.sync(out, run)
+            except Exception as exc:  # one broken source must not lose the run
+                notes.append(f"{s.kind} {s.path}: {type(exc).__name__}: {exc}"[:300])
+        return notes
+
+
+def paths_of(sources: Iterable[Source]) -> list[str]:
+    return [str(s.path) for s in sources]
