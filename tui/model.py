@@ -17,6 +17,7 @@ import numpy as np
 from features import analyses
 from features.causes import Cause, causes
 from features.events import Events
+from features.infra import infra_spans, process_series
 from features.query import Node, parse
 from features.query_eval import evaluate
 from features.run import Run
@@ -47,6 +48,10 @@ class Analysis:
     """The steering agent's decisions (see :func:`steering_marks`), or None."""
     causes: list[Cause] = field(default_factory=list)
     """What the excess went to (:func:`features.causes.causes`)."""
+    infra: Table | None = None
+    """Parsl blocks and managers (:func:`features.infra.infra_spans`), when joined on."""
+    series: dict[int, Any] = field(default_factory=dict)
+    """CPU and memory samples per pid (:func:`features.infra.process_series`)."""
 
 
 STEERING_MARKED = ("suggestion", "approval", "rejection", "apply", "check", "revert",
@@ -258,7 +263,8 @@ class RunModel:
                 events=ev.n, actions=acts, agents=run.agents(), processes=run.processes(),
                 breakdown=tb, stats=run.action_stats(),
                 event_agents=run.event_agents(), concurrency=run.concurrency("executing"),
-                steering=steering_marks(run),
+                steering=steering_marks(run), infra=infra_spans(run),
+                series=process_series(run),
                 # The detector's incidents when it has judged this snapshot; else each
                 # call far beyond its group's median (cheap).
                 causes=causes(tb, run, self.detection if self.detected_events == ev.n

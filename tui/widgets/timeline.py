@@ -167,7 +167,8 @@ class Timeline(ScrollView, can_focus=True):
         self._analysis, self._actions, self._detection = a, a.actions, det
         self.data = td.build_lanes(a.agents, a.actions, a.concurrency, ev.t0,
                                    max(ev.t1, ev.t0), ev.created,
-                                   det.flags if det is not None else None, a.steering)
+                                   det.flags if det is not None else None, a.steering,
+                                   a.infra)
         keys = [ln.key for ln in self.data.lanes]
         self.selected = keys.index(key) if key in keys else min(self.selected, len(keys) - 1)
         self.selected = max(self.selected, 0)
@@ -312,17 +313,42 @@ class Timeline(ScrollView, can_focus=True):
                           Segment(text[cur], style + self._style(CURSOR)),
                           Segment(text[cur + 1:], style)])
         if kind == "group":
-            label = self._label(f"▾ {clean(name)} ({i})", "timeline--group")
+            spark, top = self._cpu_spark(name, sx, tw)
+            # With the CPU line, its scale takes the place of the lane count.
+            label = self._label(f"▾ {clean(name)} " + (f"cpu≤{top:.0f}%" if spark
+                                                       else f"({i})"), "timeline--group")
+            if spark:
+                return Strip([label, Segment(spark, self.get_component_rich_style(
+                    "timeline--spark"))])
             return Strip([label, *self._cells(mark)])
         lane = self.data.lanes[i]
         text = clean(td.short_id(lane.key)) + " " + clean(lane.cls)
         if lane.kind == "caller":
             text = clean(lane.key) + " waits"
+        elif lane.kind == "infra":
+            text = clean(lane.key)
         prefix = "▶" if selected else " "
         comp = "timeline--selected" if selected else (
             "timeline--exception" if lane.crashed else "timeline--label")
         segs = self._cells(codes[i].astype(np.int64) + mark)
         return Strip([self._label(prefix + text, comp), *segs])
+
+    def _cpu_spark(self, group: str, sx: int, tw: int) -> tuple[str, float]:
+        """CPU % of the group's process per cell, from Parsl's resource samples or the
+        process sampler, scaled to its peak over the run (at least 10 %; the label says
+        it); ``("", 0)`` when it was not sampled."""
+        a = self._analysis
+        pid = group.rsplit(" ", 1)[-1]
+        if a is None or not a.series or not pid.isdigit() or int(pid) not in a.series:
+            return "", 0.0
+        s = a.series[int(pid)]
+        finite = s.cpu_pct[np.isfinite(s.cpu_pct)]
+        top = max(10.0, float(finite.max()) if len(finite) else 0.0)
+        t0 = self.model.events().t0
+        cells = td.series_cells(s.t - t0, s.cpu_pct, self.spc, sx, tw)
+        text = td.sparkline(np.nan_to_num(cells, nan=0.0) / top * 100, 100)
+        return "".join(" " if np.isnan(c) else ch
+                       for c, ch in zip(cells, text, strict=True)), top
 
     def _readout_strip(self, width: int) -> Strip:
         """The readout, and the legend at the right unless that leaves the readout

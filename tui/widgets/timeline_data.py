@@ -54,11 +54,14 @@ class Lane:
     key: str
     """The agent or caller id (raw log text: clean it before painting)."""
     kind: str
-    """``agent`` or ``caller``."""
+    """``agent``, ``caller`` or ``infra`` (a Parsl block or manager: features.infra)."""
     cls: str = ""
     group: str = ""
-    """Process of an agent: file prefix and pid (raw log text)."""
+    """Process of an agent: file prefix and pid (raw log text); for an infra lane, the
+    group of the process it hosts (``Parsl`` when none of the run's is known)."""
     crashed: bool = False
+    note: str = ""
+    """What an infra lane's readout says (its states and times)."""
 
 
 @dataclass
@@ -123,7 +126,8 @@ def judge(actions: Table, flags: Table | None) -> tuple[np.ndarray, np.ndarray, 
 
 def build_lanes(agents: Table, actions: Table, concurrency: tuple[np.ndarray, np.ndarray],
                 t0: float, t1: float, created: np.ndarray | None = None,
-                flags: Table | None = None, marks: Table | None = None) -> Lanes:
+                flags: Table | None = None, marks: Table | None = None,
+                infra: Table | None = None) -> Lanes:
     """Lanes in launch order (non-agent callers first) and their intervals.
 
     Unfinished things (an agent still alive, an action in flight) extend to ``t1``,
@@ -152,6 +156,9 @@ def build_lanes(agents: Table, actions: Table, concurrency: tuple[np.ndarray, np
         if isinstance(a, str) and a not in index:  # called, but never seen starting
             index[a] = len(lanes)
             lanes.append(Lane(a, "agent", "", "unknown process"))
+    infra_lanes = _infra_lanes(infra, lanes, t0) if infra is not None and len(infra) else []
+    first_infra = len(lanes)
+    lanes.extend(ln for ln, _ in infra_lanes)
 
     parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
 
@@ -203,6 +210,11 @@ def build_lanes(agents: Table, actions: Table, concurrency: tuple[np.ndarray, np
         # The caller's wait, in its own lane (the driver's lane for user callers).
         add(_lookup(actions["caller"], index), actions["t_start"] - t0,
             actions["t_end"] - t0, WAIT, rows)
+    # Blocks and managers: submitted (start-up shade), running (alive line), an end mark.
+    for k, (_, iv) in enumerate(infra_lanes):
+        lane_k = np.array([first_infra + k], dtype=np.int64)
+        for s, e, code in iv:
+            add(lane_k, np.array([s]), np.array([e]), code)
     # Steering decisions: an instant in the steering agent's lane, above everything.
     lane_marks = None
     if marks is not None and len(marks):
@@ -225,15 +237,51 @@ def build_lanes(agents: Table, actions: Table, concurrency: tuple[np.ndarray, np
                  np.asarray(counts, dtype=np.int64), ratio, incident, lane_marks)
 
 
+def _infra_lanes(infra: Table, lanes: list[Lane], t0: float
+                 ) -> list[tuple[Lane, list[tuple[float, float, int]]]]:
+    """A lane per block and manager, in the group of the process it hosted, with its
+    intervals (seconds since the run start; NaN ends extend to the run's end)."""
+    group_of_pid: dict[str, str] = {}
+    for ln in lanes:
+        if ln.kind == "agent" and ln.group and ln.group != "unknown process":
+            pid = ln.group.rsplit(" ", 1)[-1]
+            group_of_pid.setdefault(pid, ln.group)
+    out = []
+    for i in range(len(infra)):
+        pids = [p for p in str(infra["pids"][i] or "").split(",") if p]
+        group = next((group_of_pid[p] for p in pids if p in group_of_pid), "Parsl")
+        sub, run_t, end_t = (float(infra[c][i]) - t0 for c in ("t_submitted", "t_running",
+                                                                "t_end"))
+        kind, state = str(infra["kind"][i]), str(infra["state"][i])
+        iv: list[tuple[float, float, int]] = []
+        if kind == "block":
+            iv.append((sub, run_t if math.isfinite(run_t) else end_t, STARTUP))
+            note = (f"submitted +{sub:.3f} s, running "
+                    + (f"+{run_t:.3f} s" if math.isfinite(run_t) else "not yet"))
+        else:
+            note = f"registered +{sub:.3f} s"
+        iv.append((run_t, end_t, ALIVE))
+        if math.isfinite(end_t):
+            iv.append((end_t, end_t, END))
+            note += f", {state.lower()} +{end_t:.3f} s"
+        if pids:
+            note += f"; hosted pid {', '.join(pids)}"
+        out.append((Lane(str(infra["key"][i]), "infra", kind, group, state == "FAILED",
+                         note), iv))
+    return out
+
+
 def layout_rows(lanes: list[Lane], grouped: bool) -> list[tuple[str, int, str]]:
     """The scrolling lines: ``("lane", index, "")``, callers first; grouped by process,
-    each group led by ``("group", agents in it, process)``."""
+    each group led by ``("group", lanes in it, process)``. Blocks and managers lead the
+    group of the process they hosted (ungrouped: after the callers)."""
     rows = [("lane", i, "") for i, ln in enumerate(lanes) if ln.kind == "caller"]
+    infra = [i for i, ln in enumerate(lanes) if ln.kind == "infra"]
     agents = [i for i, ln in enumerate(lanes) if ln.kind == "agent"]
     if not grouped:
-        return rows + [("lane", i, "") for i in agents]
+        return rows + [("lane", i, "") for i in infra + agents]
     groups: dict[str, list[int]] = {}
-    for i in agents:
+    for i in infra + agents:
         groups.setdefault(lanes[i].group, []).append(i)
     for name, members in groups.items():
         rows.append(("group", len(members), name))
@@ -307,6 +355,8 @@ def actions_at(data: Lanes, lane: int, ta: float, tb: float) -> tuple[np.ndarray
 def describe(data: Lanes, acts: Table, lane: int, ta: float, tb: float) -> list[str]:
     """What ``lane`` does during ``[ta, tb)``: its worst execution, its wait, or idle
     (log text cleaned, for the readout line)."""
+    if data.lanes[lane].kind == "infra":
+        return [f"{clean(data.lanes[lane].key, 40)}: {clean(data.lanes[lane].note, 200)}"]
     bars, waits = actions_at(data, lane, ta, tb)
     name = clean(short_id(data.lanes[lane].key), 40)
     parts = []
@@ -487,3 +537,23 @@ def sparkline(conc: np.ndarray, top: int) -> str:
         return " " * len(conc)
     level = np.ceil(np.clip(conc, 0, top) / top * 8).astype(np.int64)
     return "".join(SPARK[v] for v in level)
+
+
+def series_cells(t: np.ndarray, v: np.ndarray, spc: float, c0: int, width: int) -> np.ndarray:
+    """A sampled series (times since the run start) per cell ``[c0, c0 + width)``: the
+    largest sample in the cell, else the last one before it (a step), NaN before the
+    first sample and after the last."""
+    out = np.full(width, np.nan)
+    ok = np.isfinite(t) & np.isfinite(v)
+    t, v = t[ok], v[ok]
+    if not len(t):
+        return out
+    edges = (c0 + np.arange(width)) * spc
+    i = np.searchsorted(t, edges, side="right") - 1
+    inside = (i >= 0) & (edges <= t[-1])
+    out[inside] = v[i[inside]]
+    cells = np.floor(t / spc).astype(np.int64) - c0
+    m = (cells >= 0) & (cells < width)
+    if m.any():
+        np.fmax.at(out, cells[m], v[m])
+    return out
