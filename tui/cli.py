@@ -181,6 +181,10 @@ def cmd_events(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from tui.cli_events import export
 
+    if args.format == "otlp" or args.otlp_endpoint:  # a bad URL fails before the read
+        from tui.cli_otlp import check_args
+
+        check_args(args)
     run = _open(args)
     rc = export(run, args)
     _warn_bad(run)
@@ -285,14 +289,19 @@ def build_parser() -> argparse.ArgumentParser:
                         "directory (repeatable; sources the pool names are joined anyway)")
     s.set_defaults(fn=cmd_events)
 
-    s = sub.add_parser("export", help="export events or things as CSV, JSONL or SQLite")
+    s = sub.add_parser("export", help="export events or things as CSV, JSONL or SQLite; "
+                                      "actions as an OpenTelemetry trace (otlp)")
     s.add_argument("run")
     s.add_argument("--what", default=None,
                    help="events (default for csv/jsonl), actions, agents, processes, messages,"
                         " loops, bad_lines, stats, or all (default for sqlite); comma separated")
-    s.add_argument("--format", choices=("csv", "jsonl", "sqlite"), default="csv")
+    s.add_argument("--format", choices=("csv", "jsonl", "sqlite", "otlp"), default="csv",
+                   help="otlp: OTLP/JSON, one trace, a span per action")
     s.add_argument("--where", help="filter events (and things by their events' rows)")
     s.add_argument("-o", "--output", help="file to write (default stdout; required for sqlite)")
+    s.add_argument("--otlp-endpoint", metavar="URL",
+                   help="otlp: POST to this OTLP/HTTP collector (e.g. http://127.0.0.1:4318; "
+                        "/v1/traces is added to a bare host) instead of printing")
     s.add_argument("--with", dest="with_", action="append", default=[], metavar="PATH",
                    help="join another source onto the run: Parsl's monitoring.db or its run "
                         "directory (repeatable; sources the pool names are joined anyway)")
@@ -434,7 +443,7 @@ def _output_kind(args: argparse.Namespace) -> str | None:
     if args.command == "tui" or (args.command == "demo" and not args.no_tui):
         return None
     fmt = getattr(args, "format", None)
-    if fmt in ("json", "jsonl"):
+    if fmt in ("json", "jsonl", "otlp"):
         return "json"
     return "csv" if fmt == "csv" else "text"
 

@@ -174,6 +174,10 @@ def export(run: Run, args: argparse.Namespace) -> int:
     from features.export import write_sqlite
     from tui.cli import CliError
 
+    if args.format == "otlp":
+        from tui.cli_otlp import export_otlp
+
+        return export_otlp(run, args)
     what = args.what or ("all" if args.format == "sqlite" else "events")
     kinds = [w.strip() for w in what.split(",") if w.strip()]
     if kinds == ["all"]:
