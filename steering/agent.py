@@ -115,6 +115,9 @@ class SteeringAgent(Agent):
         self.called: set[str] = set()
         """Actions this agent calls on others (their incidents are not the workflow's)."""
         self.claims: list[Claim] = []
+        self.claims_seen_ = 0
+        self.unsteerable_: set[str] = set()
+        """Agent classes already said to have nothing to steer."""
         self.orphans_: list[Orphan] | None = None
         """Unchecked changes of earlier steering agents still to adopt (None: not read)."""
         self.stats_ = {"polls": 0, "records": 0, "judged": 0, "errors": 0,
@@ -227,6 +230,7 @@ class SteeringAgent(Agent):
                             ", ".join(t.specs), target=t.agent_id, target_uuid=t.uuid,
                             target_class=t.cls, source=t.source,
                             declarations={k: s.as_dict() for k, s in t.specs.items()})
+        self._say_unsteerable()
         if self.orphans_ is None and self.watch_.run is not None:
             # Once: changes an earlier steering agent of this run applied and never checked.
             self.orphans_ = await asyncio.to_thread(orphans, self.watch_.run,
@@ -238,6 +242,30 @@ class SteeringAgent(Agent):
         for sid, data in res.checks.items():
             await steerer.on_check(sid, data)
         await steerer.tick()
+
+    def _say_unsteerable(self) -> None:
+        """Say once per agent class which launched agents have nothing to steer (no
+        declaration here: neither a loaded @steerable class nor a knob given), so a person
+        reading the trail knows what attaching found, agent by agent."""
+        if len(self.claims) == self.claims_seen_:
+            return
+        self.claims_seen_ = len(self.claims)
+        declared = {name for _, name, _, _ in self.targets_.classes()}
+        found = {t.uuid for t in self.targets_.found.values()}
+        by_cls: dict[str, list[str]] = {}
+        for c in self.claims:
+            if c.cls in OWN_CLASSES or c.cls in declared or c.uuid.lower() in found:
+                continue
+            by_cls.setdefault(c.cls, []).append(c.agent_id)
+        for cls, ids in sorted(by_cls.items()):
+            if cls in self.unsteerable_ or len(self.unsteerable_) >= 50:
+                continue
+            self.unsteerable_.add(cls)
+            self.audit.emit("targets", "not steerable: %s (%d agent(s): %s): no knob is "
+                            "declared for it (decorate an action with @steerable, or give "
+                            "a knobs file)", cls, len(ids), ", ".join(ids[:4]),
+                            target_class=cls, target=ids[0], source="none",
+                            agents=ids[:20])
 
     def _observe(self) -> None:
         st = self._stats()

@@ -192,7 +192,7 @@ class Targets:
                                        exception_serializer=JSON)
         return self.handles[uid]
 
-    def _classes(self) -> list[tuple[str, str, dict[str, SteerableSpec], str]]:
+    def classes(self) -> list[tuple[str, str, dict[str, SteerableSpec], str]]:
         """(exchange path ``module.Class``, class name, declarations, source) of every
         class with declarations: decorated classes loaded here (``class``) and the knobs
         given from outside (``knobs``; a decorated action wins over a knob of the same
@@ -240,7 +240,7 @@ class Targets:
         self.conflicts.update(fresh)
         now = time.monotonic()
         new: list[Target] = []
-        for path, name, specs, source in self._classes():
+        for path, name, specs, source in self.classes():
             last = self._asked.get(path)
             if last is not None and not self._dirty and now - last < RETRY_S:
                 continue

@@ -25,8 +25,12 @@ def test_straggler_process_http_apply(tmp_path: Path) -> None:
     (start,) = kinds(events, "start")
     # Where approvals reach it, for the TUI and `steer --approve` (no credentials).
     assert start["exchange"].startswith("http://127.0.0.1:")
-    (target,) = kinds(events, "targets")
-    assert (target["target_class"], target["source"]) == ("CoordinatorAgent", "class")
+    (target,) = kinds(events, "targets", source="class")
+    assert target["target_class"] == "CoordinatorAgent"
+    # What attaching found, agent by agent: the workers declare nothing to steer.
+    (none,) = kinds(events, "targets", source="none")
+    assert none["target_class"] == "WorkerAgent" and len(json.loads(none["agents"])) == 2
+    assert "not steerable: WorkerAgent (2 agent(s)" in none["message"]
     applied = kinds(events, "apply", phase="after", result="ok")
     assert applied
     assert applied[0]["action"] == "set_weight"

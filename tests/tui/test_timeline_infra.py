@@ -30,7 +30,7 @@ async def test_blocks_and_managers_lead_the_process_they_hosted(parsl_sample: Pa
     app = AcademyApp(run=str(parsl_sample / "pool" / POOL),
                      sources=(open_source(parsl_sample / "parsl"),))
     async with app.run_test(size=SIZE) as pilot:
-        scr, tl = await open_timeline(pilot, app)
+        _, tl = await open_timeline(pilot, app)
         keys = [(ln.kind, ln.key) for ln in tl.data.lanes]
         assert ("infra", "block 0") in keys and ("infra", "manager a29224de") in keys
         # Grouped by process: the worker process's group holds the block, the manager,
