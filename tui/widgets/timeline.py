@@ -313,9 +313,9 @@ class Timeline(ScrollView, can_focus=True):
                           Segment(text[cur], style + self._style(CURSOR)),
                           Segment(text[cur + 1:], style)])
         if kind == "group":
-            spark, top = self._cpu_spark(name, sx, tw)
+            spark, peak = self._cpu_spark(name, sx, tw)
             # With the CPU line, its scale takes the place of the lane count.
-            label = self._label(f"▾ {clean(name)} " + (f"cpu≤{top:.0f}%" if spark
+            label = self._label(f"▾ {clean(name)} " + (f"cpu≤{peak:.0f}%" if spark
                                                        else f"({i})"), "timeline--group")
             if spark:
                 return Strip([label, Segment(spark, self.get_component_rich_style(
