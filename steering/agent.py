@@ -41,6 +41,7 @@ from features.trust import ApprovalCheck, Session, TrustError, create_session
 from steering.audit import Audit
 from steering.knobs import as_data, knobs_of, parse_knobs
 from steering.llm_config import LLMConfig
+from steering.offloop import OffLoop
 from steering.policy import Remedy
 from steering.recovery import Orphan, orphans
 from steering.steerer import MODES, Mode, Steerer, SteeringOptions, Suggestion
@@ -129,6 +130,8 @@ class SteeringAgent(Agent):
         self.llm_note = self._make_client()
 
     def _make_client(self) -> str:
+        self.offloop = OffLoop()
+        """Runs the model calls: bounded, given up on stop (see :mod:`steering.offloop`)."""
         cfg = self.llm
         try:
             if cfg == "auto":
@@ -152,7 +155,13 @@ class SteeringAgent(Agent):
             return ""
 
     async def agent_on_shutdown(self) -> None:
-        # Before Academy cancels the loop, which may be in the middle of a poll.
+        # Before Academy cancels the loop, which may be in the middle of a poll or waiting
+        # for the model: that wait ends now (its decision takes the template, recorded
+        # within 0.5 s), and the model's thread is left to end alone: joining it made a
+        # stop wait out the model's whole time-out (30 s of 30 s, steering.offloop).
+        offloop = getattr(self, "offloop", None)
+        if offloop is not None:
+            await offloop.stop(grace_s=0.5)
         if not self.stopped:
             self.stopped = True
             self._observe()
@@ -278,8 +287,13 @@ class SteeringAgent(Agent):
     # -- incidents and remedies --------------------------------------------------------
 
     async def _decide(self, inc: SteerIncident, remedies: list[Remedy]) -> Decision:
+        """The model's decision within ``llm_timeout_s`` (+2 s for the explanation), or the
+        template's, saying why; never waits past a stop. When the agent stops while the
+        model thinks, a decision in modes ``confirm`` and ``apply`` names no remedy: nobody
+        would be left to approve or check the change."""
         if self.client is None:
             return template(inc, remedies)
+        limit = self.options.llm_timeout_s
 
         def work() -> tuple[Decision, float]:
             c0 = time.thread_time()
@@ -291,15 +305,28 @@ class SteeringAgent(Agent):
                 lines = explain(run, inc.tags).lines() if run is not None else None
             return decide(self.client, inc, remedies, lines), time.thread_time() - c0
 
+        t0 = time.monotonic()
         try:
-            decision, cpu = await asyncio.wait_for(asyncio.to_thread(work),
-                                                   self.options.llm_timeout_s + 2.0)
+            outcome, got = await self.offloop.run(work, limit + 2.0)
+        except Exception as exc:  # the model call broke in a way decide() did not catch
+            fallback = template(inc, remedies)
+            fallback.error = f"{type(exc).__name__}: {exc}; template used"[:300]
+            return fallback
+        if outcome == "done" and got is not None:
+            decision, cpu = got
             self.stats_["decide_cpu_s"] += cpu
             return decision
-        except Exception as exc:  # timed out (the thread finishes on its own) or broke
+        waited = time.monotonic() - t0
+        if outcome == "stopped":
+            stopped = "steering stopped" if self.mode != "suggest" else None
+            fallback = template(inc, remedies, none_why=stopped)
+            fallback.error = (f"the model did not answer within {waited:.1f} s (steering "
+                              "stopped); template used")
+        else:
             fallback = template(inc, remedies)
-            fallback.error = f"{type(exc).__name__}: {exc}"[:300]
-            return fallback
+            fallback.error = f"the model did not answer within {limit:g} s; template used"
+        fallback.llm_s = waited
+        return fallback
 
     # -- actions -----------------------------------------------------------------------
 

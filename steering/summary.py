@@ -1,19 +1,24 @@
-"""An incident in words, and the choice among the allowed remedies: by the LLM when one is
-configured, by a template otherwise or whenever the LLM fails, is slow or answers garbage.
+"""An incident in words, and the choice among the allowed remedies: by the model when one
+is configured, by a template otherwise or whenever the model fails, is slow or answers
+garbage.
 
-The model sees the incident as fenced, untrusted data (``prompts/steer_summary.txt``) and
-may only pick a remedy id from the list it is given, or ``none``; its summary is stored as
-text and never acted on. Blocking: the agent calls :func:`decide` in a worker thread.
+What people read (``steering.summary``) is always the fact-built sentence of
+:mod:`steering.factsummary`; the model picks a remedy id from the list it is given (or
+``none``) and may phrase the facts, by reference (``{F3}``). Its words are appended only
+when they pass :func:`steering.factsummary.vet` (every number a fact, no log text
+repeated unquoted); its ``why`` likewise. It sees the facts and the incident as fenced,
+untrusted data (``prompts/steer_summary.txt``), and nothing it writes is acted on.
+Blocking: the agent calls :func:`decide` off its loop (:mod:`steering.offloop`).
 """
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import prompts
+from steering.factsummary import IncidentFacts, incident_facts, summary, vet
 from steering.llm_config import LLMError, TokenBudget
 from steering.policy import Remedy
 from steering.watch import SteerIncident
@@ -23,6 +28,8 @@ if TYPE_CHECKING:
 
 SUMMARY_MAX = 400
 WHY_MAX = 120
+MAX_FACTS = 30
+"""Facts shown to the model (the incident's come first, then the remedies' values)."""
 
 
 @dataclass
@@ -33,30 +40,28 @@ class Decision:
     remedy: str
     why: str
     source: str
-    """``llm`` or ``template``."""
+    """``llm`` (the model's choice of remedy) or ``template``."""
     error: str | None = None
-    """Why the LLM's answer was not used (one line, key-free)."""
+    """Why the model's answer, or its words, were not used (one line, key-free)."""
     llm_s: float | None = None
 
 
-def _clock(t: float) -> str:
-    return time.strftime("%H:%M:%S", time.localtime(t)) + f".{int((t % 1) * 10)}"
-
-
 def incident_text(inc: SteerIncident, explanation: list[str] | None = None) -> str:
-    """The incident as data for the prompt: numbers, ids and evidence references."""
-    base = f", usual {inc.baseline_s:.3f}s" if inc.baseline_s else ""
-    ratio = f"{inc.max_ratio:.1f}x" if math.isfinite(inc.max_ratio) else "?"
+    """The incident's ids and the log-derived lines, for the fenced block of the prompt
+    (its numbers are in the facts)."""
+    change = f" ({inc.change.replace('_', ' ')})" if inc.change else ""
     lines = [
-        f"incident {inc.id}: {inc.kind}, severity {inc.severity}",
-        f"group: {inc.group}; {inc.count} call(s), up to {ratio} the group's median{base}; "
-        f"{inc.excess_s:.3f}s extra; from {_clock(inc.start)} to {_clock(inc.end)}",
+        f"incident {inc.id}: {inc.kind}{change}, severity {inc.severity}",
+        f"group: {inc.group}",
         "agents: " + ", ".join(f"[agent:{a}]" for a in inc.agents),
         "calls: " + " ".join(f"[act:{t[:8]}]" for t in inc.tags[:8]),
         "evidence: " + " ".join(f"[ev:{e}]" for e in inc.evidence),
     ]
+    if inc.cause:
+        lines.append("what happened around it (log data):")
+        lines += [f"  {c[:200]}" for c in inc.cause[:4]]
     if explanation:
-        lines.append("what differs about the slow calls:")
+        lines.append("what differs about the slow calls (log data):")
         lines += [f"  {ln[:200]}" for ln in explanation[:8]]
     return "\n".join(lines)
 
@@ -67,14 +72,19 @@ def remedies_text(remedies: list[Remedy]) -> str:
     return "\n".join(f"- {r.id}: {r.describe()}" for r in remedies)
 
 
-def template(inc: SteerIncident, remedies: list[Remedy]) -> Decision:
-    """The built-in summary: the detector's sentence, the agents, the first remedy."""
-    who = ", ".join(inc.agents) or "unknown agents"
-    summary = f"{inc.description} on {who}, since {_clock(inc.start)}."
-    if remedies:
-        return Decision(summary, remedies[0].id,
-                        f"declared remedy for {inc.group}", "template")
-    return Decision(summary, "none", "no declared steerable action fits", "template")
+def template(inc: SteerIncident, remedies: list[Remedy],
+             facts: IncidentFacts | None = None, *, none_why: str | None = None) -> Decision:
+    """The built-in decision: the fact-built summary, the first remedy (none, for the
+    reason ``none_why``, when that is given)."""
+    facts = facts or incident_facts(inc, remedies)
+    first = remedies[0] if remedies and none_why is None else None
+    if none_why is not None:
+        return Decision(summary(inc, facts, None, len(remedies)), "none", none_why,
+                        "template")
+    text = summary(inc, facts, first, len(remedies))
+    if first is not None:
+        return Decision(text, first.id, "the first declared remedy that fits", "template")
+    return Decision(text, "none", "no declared steerable action fits", "template")
 
 
 def _schema(ids: list[str]) -> dict[str, object]:
@@ -98,9 +108,10 @@ def _clean(text: str, limit: int) -> str:
 
 def decide(client: LLMClient | None, inc: SteerIncident, remedies: list[Remedy],
            explanation: list[str] | None = None) -> Decision:
-    """Ask the LLM (one call, the client's time-out, no retries beyond its own); fall back
-    to :func:`template` on any failure or on a reply that breaks the contract."""
-    fallback = template(inc, remedies)
+    """Ask the model (one call, the client's time-out, no retries beyond its own); fall
+    back to :func:`template` on any failure or on a reply that breaks the contract."""
+    facts = incident_facts(inc, remedies)
+    fallback = template(inc, remedies, facts)
     if client is None:
         return fallback
     from steering.llm import json_schema_format
@@ -109,7 +120,8 @@ def decide(client: LLMClient | None, inc: SteerIncident, remedies: list[Remedy],
     ids = [r.id for r in remedies]
     try:
         prompt = prompts.load("steer_summary")
-        text = prompt.render(incident=incident_text(inc, explanation),
+        text = prompt.render(facts=facts.sheet.lines(MAX_FACTS),
+                             incident=incident_text(inc, explanation),
                              remedies=remedies_text(remedies))
         res = client.chat([{"role": "user", "content": text}],
                           response_format=json_schema_format("steer_summary", _schema(ids)),
@@ -118,17 +130,28 @@ def decide(client: LLMClient | None, inc: SteerIncident, remedies: list[Remedy],
         data = res.json()
         if not isinstance(data, dict):
             raise LLMError("bad_response", "reply is not a JSON object")
-        summary, remedy, why = data.get("summary"), data.get("remedy"), data.get("why", "")
-        if not isinstance(summary, str) or not _clean(summary, SUMMARY_MAX):
+        said, remedy, why = data.get("summary"), data.get("remedy"), data.get("why", "")
+        if not isinstance(said, str) or not _clean(said, SUMMARY_MAX):
             raise LLMError("bad_response", "reply has no summary")
         if remedy not in [*ids, "none"]:
             raise LLMError("bad_response", f"remedy {str(remedy)[:40]!r} is not in the list")
-        return Decision(_clean(summary, SUMMARY_MAX), str(remedy),
-                        _clean(why if isinstance(why, str) else "", WHY_MAX), "llm",
-                        llm_s=time.monotonic() - t0)
     except LLMError as exc:
-        fallback.error = f"{exc.kind}: {exc.message}"[:300]
+        fallback.error = (f"the model did not answer within {client.config.timeout_s:g} s"
+                          if exc.kind == "timeout" else f"{exc.kind}: {exc.message}")
+        fallback.error = f"{fallback.error[:280]}; template used"
+        fallback.llm_s = time.monotonic() - t0
+        return fallback
     except (ValueError, TypeError, KeyError) as exc:
-        fallback.error = f"{type(exc).__name__}: {exc}"[:300]
-    fallback.llm_s = time.monotonic() - t0
-    return fallback
+        fallback.error = f"{type(exc).__name__}: {exc}"[:280] + "; template used"
+        fallback.llm_s = time.monotonic() - t0
+        return fallback
+    chosen = next((r for r in remedies if r.id == remedy), None)
+    sources = [*(explanation or ()), *inc.cause]
+    words, left_out = vet(_clean(said, SUMMARY_MAX), facts, sources)
+    reason, _ = vet(_clean(why, WHY_MAX), facts, sources, need_fact=False) \
+        if isinstance(why, str) else (None, None)
+    told = summary(inc, facts, chosen, len(remedies))
+    return Decision(told + (f" In the model's words: {words}" if words else ""), str(remedy),
+                    reason or ("chosen by the model" if chosen else "the model chose none"),
+                    "llm", f"the model's words were left out: {left_out}" if left_out else None,
+                    llm_s=time.monotonic() - t0)

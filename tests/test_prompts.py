@@ -16,7 +16,7 @@ EXPECTED = {
     "ask_system": set(),
     "ask_plan": {"question", "summary", "tools", "max_calls"},
     "ask_answer": {"question", "summary", "results"},
-    "steer_summary": {"incident", "remedies"},
+    "steer_summary": {"facts", "incident", "remedies"},
     "ask_route": {"kinds", "actions", "agents", "question"},
     "ask_phrase": {"question", "facts"},
 }
@@ -94,6 +94,7 @@ def test_values_are_rendered_with_str() -> None:
     ("ask_answer", "summary", "RUN SUMMARY"),
     ("ask_plan", "summary", "RUN SUMMARY"),
     ("steer_summary", "incident", "INCIDENT"),
+    ("steer_summary", "facts", "FACTS"),
     ("ask_route", "actions", "RUN NAMES"),
     ("ask_phrase", "facts", "FACTS"),
 ])

@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-__all__ = ["FakeOpenAI", "Recorded", "Reply", "completion", "error", "malformed", "slow",
-           "tool_call"]
+__all__ = ["FakeOpenAI", "Recorded", "Reply", "completion", "error", "hang", "malformed",
+           "slow", "tool_call"]
 
 
 @dataclass
@@ -94,6 +94,12 @@ def slow(delay_s: float, then: Reply | None = None) -> Reply:
     """``then`` (default ``completion()``), after ``delay_s`` seconds of silence."""
     reply = then or completion()
     return Reply(reply.status, reply.body, reply.headers, delay_s)
+
+
+def hang() -> Reply:
+    """A request that is read and never answered while the server runs: a model server
+    that stopped responding (its handler is released when the server stops)."""
+    return Reply(delay_s=24 * 3600.0)
 
 
 def _sse_chunks(body: dict[str, Any], include_usage: bool) -> list[dict[str, Any]]:

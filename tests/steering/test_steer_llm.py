@@ -57,7 +57,11 @@ def test_llm_summary_and_choice(server: FakeOpenAI) -> None:
     server.script(completion(json.dumps(GOOD)))
     d = decide(client(server.base_url), INC, [REMEDY])
     assert (d.source, d.remedy, d.error) == ("llm", "r1", None)
-    assert d.summary == GOOD["summary"]
+    # The facts first, then the model's words (their one number is a fact).
+    assert d.summary.startswith("Incident i1 (high): Knobbed.step on AgentId<1234abcd>, "
+                                "3 slow calls, up to 8.1x the usual 20.0 ms, 0.420 s extra")
+    assert "Remedy: set_knob(knob=0.5)" in d.summary
+    assert d.summary.endswith(" In the model's words: " + GOOD["summary"])
     body = server.chat_requests[0].body
     assert body["response_format"]["json_schema"]["schema"]["properties"]["remedy"]["enum"] \
         == ["r1", "none"]
@@ -77,15 +81,16 @@ def test_garbage_falls_back_to_the_template(server: FakeOpenAI, reply: object,
     d = decide(client(server.base_url), INC, [REMEDY])
     assert d.source == "template"
     assert d.remedy == "r1"
-    assert d.summary.startswith(INC.description)
-    assert d.error is not None and why in d.error
+    assert d.summary.startswith("Incident i1 (high): Knobbed.step")
+    assert d.error is not None and why in d.error and d.error.endswith("; template used")
 
 
 def test_slow_and_down_fall_back_quickly(server: FakeOpenAI) -> None:
     server.script(slow(5.0, completion(json.dumps(GOOD))))
     t0 = time.monotonic()
     d = decide(client(server.base_url, timeout_s=0.3), INC, [REMEDY])
-    assert d.source == "template" and d.error is not None and "timeout" in d.error
+    assert (d.source, d.error) == ("template",
+                                   "the model did not answer within 0.3 s; template used")
     down = decide(client(f"http://127.0.0.1:{closed_port()}/v1"), INC, [REMEDY])
     assert down.source == "template" and down.error is not None
     assert "connection" in down.error
@@ -96,7 +101,7 @@ async def test_agent_keeps_running_through_llm_failures(tmp_path: Path,
                                                         server: FakeOpenAI) -> None:
     # First incident: the LLM never answers in time; second: garbage; third: a good reply.
     server.script(slow(3.0), malformed(), completion(json.dumps(
-        {**GOOD, "summary": "third time lucky"})))
+        {**GOOD, "summary": "third time lucky: {F1}"})))
     llm = LLMConfig(base_url=server.base_url, api_key="sk-test", model="m1", timeout_s=5.0)
     opts = replace(FAST, llm_timeout_s=0.5)
     async with local_run(tmp_path) as (m, cfg, _):
@@ -114,6 +119,9 @@ async def test_agent_keeps_running_through_llm_failures(tmp_path: Path,
     sources = [(e["source"], e.get("llm_error") is not None)
                for e in kinds(events, "suggestion")]
     assert sources == [("template", True), ("template", True), ("llm", False)]
-    assert kinds(events, "suggestion")[2]["summary"] == "third time lucky"
+    first, _, third = kinds(events, "suggestion")
+    assert first["llm_error"] == "the model did not answer within 0.5 s; template used"
+    assert third["summary"].startswith("Incident ")
+    assert " In the model's words: third time lucky: " in third["summary"]
     assert stats["errors"] == 0
     assert not kinds(events, "error")
