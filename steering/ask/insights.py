@@ -69,7 +69,9 @@ def where_time_went(run: Run, expected_s: float | None = None) -> dict[str, Any]
         out["first_action"] = action_item(run, acts.row(0))
         ends = np.nan_to_num(acts["t_end"], nan=-np.inf)
         out["last_action"] = action_item(run, acts.row(int(np.argmax(ends))))
-    out["parsl_startup"] = parsl_startup(run)
+    parsl = parsl_startup(run)
+    if parsl:  # only when Parsl's monitoring is joined on: small models' caps are tight
+        out["parsl_startup"] = parsl
     return out
 
 

@@ -243,9 +243,9 @@ class Reading:
                time_s: float | None = None, read_as: str = "") -> Reading:
         """This reading with a model's route: its kind, and the arguments the question did
         not give itself (what the question says wins over the model's pick). A route with
-        no kind ("none of these") leaves the analyst's own reading as it was."""
-        if kind is None:
-            return self
+        no kind ("none of these") leaves the analyst's own kind and arguments as they were."""
+        if kind is None:  # the model read it as none of the kinds
+            return replace(self, by="model")
         actions = self.actions or ((action,) if action else ())
         return replace(self, kind=kind, by="model", read_as=read_as, actions=actions,
                        agent=self.agent or agent or None,

@@ -79,4 +79,5 @@ def test_a_route_without_a_kind_keeps_the_analysts_reading(
         sample: Callable[[str], Path]) -> None:
     run = load(sample("thread"))
     r = read("Were there exceptions?", run)
-    assert r.routed(None, agent="AgentId<3443a474>") is r and r.kind == "errors"
+    routed = r.routed(None, agent="AgentId<3443a474>")
+    assert (routed.kind, routed.agent, routed.by) == ("errors", r.agent, "model")
