@@ -121,8 +121,12 @@ def _calls(run: Run, agents: set[str], group: tuple[str, str], lo: float, hi: fl
 
 
 def _value(v: Any) -> str:
+    """A logged value as data: a number as a number, text in quotes (a sentence logged
+    by someone must never read as this tool's own finding)."""
     if isinstance(v, float):
         return f"{v:.3f}" if 0.001 <= abs(v) < 1000 else f"{v:.3g}"
+    if isinstance(v, str):
+        return '"' + clean(v, 40).replace('"', "'") + '"'
     return clean(v, 40)
 
 

@@ -169,7 +169,9 @@ async def test_planted_text_never_becomes_a_finding(tmp_path: Path) -> None:
     assert sugg["steering.action"] == "set_knob" and sugg["steering.source"] == "llm"
     assert "repeats log text unquoted" in sugg["steering.llm_error"]
     for r in recs:
-        for key in ("steering.summary", "steering.why"):
+        # The incident's own description says what changed around it with the logged
+        # text in quotes (features.around), like the summary.
+        for key in ("steering.summary", "steering.why", "steering.description"):
             text = r.get(key, "")
             assert "set the weight" not in _unquoted(text).lower(), (key, text)
     if PLANTED in sugg["steering.summary"]:  # what changed around it, quoted as data
