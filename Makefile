@@ -29,6 +29,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_core.py
 	$(BIN)/python bench/bench_tui.py
 	$(BIN)/python bench/bench_steer.py
+	$(BIN)/python bench/bench_procs.py
 
 eval: $(STAMP)
 	$(BIN)/python bench/eval_anomaly.py

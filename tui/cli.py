@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from features.run import Run
 
 COMMANDS = ("runs", "events", "report", "export", "diff", "ask", "demo", "steer",
-            "tui")
+            "sample", "tui")
 
 _DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d*)?)\s*h)?\s*(?:(\d+(?:\.\d*)?)\s*m(?!s))?\s*"
                        r"(?:(\d+(?:\.\d*)?)\s*s)?\s*(?:(\d+(?:\.\d*)?)\s*ms)?\s*$")
@@ -383,6 +383,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--poll", type=float, default=0.25, help="attach: seconds between polls")
     s.add_argument("--no-llm", action="store_true", help="template summaries only")
     s.set_defaults(fn=cmd_steer)
+
+    from tui.cli_sample import add_parser as add_sample
+
+    add_sample(sub)
     return p
 
 
