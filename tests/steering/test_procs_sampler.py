@@ -4,6 +4,7 @@ the two readers against each other; a finished run left as it was."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -101,10 +102,16 @@ def test_sampler_follows_the_run_and_stops_when_its_logs_close(tmp_path: Path,
         th.join(15)
         assert not th.is_alive()
     finally:
-        drv.kill()
-        stranger.kill()
-        stranger.wait()
-        drv.wait()
+        with contextlib.suppress(OSError):  # the driver kills its children, then ends
+            drv.stdin.write("quit\n")  # type: ignore[union-attr]
+            drv.stdin.flush()  # type: ignore[union-attr]
+        try:
+            drv.wait(10)
+        finally:
+            drv.kill()
+            stranger.kill()
+            stranger.wait()
+            drv.wait()
     assert result == ["no process of the run has held a file of the pool open for 1 s: "
                       "the run is over"]
     recs = _records(pool)
@@ -157,12 +164,13 @@ def test_a_finished_run_is_left_as_it_was(tmp_path: Path, capsys: pytest.Capture
 @pytest.mark.skipif(not LINUX, reason="/proc is Linux's")
 def test_proc_and_psutil_readers_agree() -> None:
     busy = ("import time\nwhile time.process_time() < 0.3: pass\n"
-            "open('/dev/null').read()\ntime.sleep(60)\n")
-    p = subprocess.Popen([sys.executable, "-c", busy])
+            "open('/dev/null').read()\nprint('idle', flush=True)\ntime.sleep(60)\n")
+    p = subprocess.Popen([sys.executable, "-c", busy], stdout=subprocess.PIPE, text=True)
     try:
-        time.sleep(0.8)
+        assert p.stdout is not None and p.stdout.readline() == "idle\n"
         a, b = ProcReader(), PsutilReader()
         ct = a.create_time(p.pid)
+        _until(lambda: a.read(p.pid, ct).status == "sleeping")  # into its sleep
         assert b.create_time(p.pid) == pytest.approx(ct, abs=0.02)
         ra, rb = a.read(p.pid, ct), b.read(p.pid, ct)
         assert (ra.pid, ra.ppid, ra.status, ra.threads, ra.fds) == \
