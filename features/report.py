@@ -414,17 +414,18 @@ def to_json(secs: list[Section]) -> dict[str, Any]:
 
 
 def _parsl_startup_section(run: Run) -> Section | None:
-    """Agent start-up broken into its Parsl parts, when Parsl's monitoring is joined on."""
+    """Agent start-up broken into its Parsl parts, when Parsl's monitoring database or its
+    text logs are joined on."""
     if "parsl.status" not in run.events().store.key_shapes:
         return None
-    from features.parsl_startup import STEPS, parsl_startup
+    from features.parsl_startup import parsl_startup, step_columns
 
     t = parsl_startup(run)
     if not len(t):
         return None
     lines = []
     for i in range(len(t)):
-        parts = [f"{name} {fmt_s(float(t[name][i]))}" for name in STEPS
+        parts = [f"{name} {fmt_s(float(t[name][i]))}" for name in step_columns(t)
                  if np.isfinite(t[name][i])]
         lines.append(f"{t['agent_id'][i]} ({t['class'][i]}, Parsl task {t['task'][i]}, "
                      f"block {t['block'][i]}): {fmt_s(float(t['total_s'][i]))} from launch "

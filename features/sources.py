@@ -89,30 +89,36 @@ class Source(ABC):
         return n
 
 
-_KINDS: list[tuple[Callable[[Path], bool], Callable[[Path], Source]]] = []
+_KINDS: list[tuple[int, Callable[[Path], bool], Callable[[Path], Source]]] = []
 
 
-def register(sniff: Callable[[Path], bool], make: Callable[[Path], Source]) -> None:
-    """A kind of source: ``sniff(path)`` says from its content whether it is one."""
-    _KINDS.append((sniff, make))
+def register(sniff: Callable[[Path], bool], make: Callable[[Path], Source],
+             rank: int = 0) -> None:
+    """A kind of source: ``sniff(path)`` says from its content whether it is one (a file,
+    or a directory given as a whole). Where several kinds are in one directory the lowest
+    ``rank`` is opened (Parsl's database before its text logs, which say less)."""
+    _KINDS.append((rank, sniff, make))
+    _KINDS.sort(key=lambda k: k[0])
 
 
 def _load_kinds() -> None:
-    if not _KINDS:
-        from features import parsl_db  # noqa: F401  (registers itself)
+    # Each kind registers itself when first imported (importing again registers nothing).
+    from features import parsl_db, parsl_logs  # noqa: F401
 
 
 def open_source(path: str | os.PathLike[str]) -> Source:
     """The source at ``path``, its kind found from the content (a directory is searched
-    for a known file). Raises :class:`SourceError`."""
+    for a known file, kind by kind: ``--with runinfo`` opens Parsl's ``monitoring.db``
+    when there is one, its text logs otherwise; ``--with runinfo/000`` the logs). Raises
+    :class:`SourceError`."""
     _load_kinds()
     p = Path(path).expanduser()
     if not p.exists():
         raise SourceError(f"--with {p}: no such file or directory")
-    candidates = [p] if p.is_file() else sorted(
-        q for q in p.rglob("*") if q.is_file() and q.stat().st_size)[:2000]
-    for q in candidates:
-        for sniff, make in _KINDS:
+    candidates = [p] if p.is_file() else [p, *sorted(
+        q for q in p.rglob("*") if q.is_file() and q.stat().st_size)[:2000]]
+    for _, sniff, make in _KINDS:
+        for q in candidates:
             try:
                 if sniff(q):
                     return make(q)
@@ -124,7 +130,8 @@ def open_source(path: str | os.PathLike[str]) -> Source:
 
 def discover(run: Run) -> list[Source]:
     """Sources the pool itself names: a Parsl driver's ``Parsl run initializing in rundir:
-    DIR`` (its ``monitoring.db`` is in DIR or DIR's parent, Parsl's default)."""
+    DIR`` (its ``monitoring.db`` is in DIR or DIR's parent, Parsl's default; without one,
+    the text logs in DIR: Parsl writes them whether monitoring is on or not)."""
     import numpy as np
 
     found: list[Source] = []
@@ -138,7 +145,8 @@ def discover(run: Run) -> list[Source]:
     dirs = {m[len(prefix):].strip() for m in ev.column("message")[rows]
             if isinstance(m, str) and m.startswith(prefix)}
     for d in sorted(dirs):
-        for cand in (Path(d) / "monitoring.db", Path(d).parent / "monitoring.db"):
+        for cand in (Path(d) / "monitoring.db", Path(d).parent / "monitoring.db",
+                     Path(d) / "parsl.log"):
             try:
                 if cand.is_file():
                     found.append(open_source(cand))

@@ -76,17 +76,18 @@ def where_time_went(run: Run, expected_s: float | None = None) -> dict[str, Any]
 
 
 def parsl_startup(run: Run) -> list[dict[str, Any]]:
-    """Agents' start-up broken into its Parsl parts, when Parsl's monitoring is joined on
-    (:mod:`features.parsl_startup`): seconds per step, with evidence."""
+    """Agents' start-up broken into its Parsl parts, when Parsl's monitoring database or
+    its text logs are joined on (:mod:`features.parsl_startup`): seconds per step (those
+    the sources mark), with evidence."""
     if "parsl.status" not in run.events().store.key_shapes:
         return []
-    from features.parsl_startup import STEPS
     from features.parsl_startup import parsl_startup as breakdown
+    from features.parsl_startup import step_columns
 
     t = breakdown(run)
     return [{"agent": agent_ref(str(t["agent_id"][i])), "class": str(t["class"][i]),
              "task": t["task"][i], "block": t["block"][i], "total_s": num(t["total_s"][i]),
-             "steps": {s: num(t[s][i]) for s in STEPS},
+             "steps": {s: num(t[s][i]) for s in step_columns(t)},
              "ev": [ev_ref(e.rsplit(":", 1)[0], int(e.rsplit(":", 1)[1]))
                     for e in t["evidence"][i]]}
             for i in range(len(t))]

@@ -327,3 +327,71 @@ def test_parsl_monitoring_is_joined_and_breaks_down_the_start_up(parsl_run: Pars
     assert "On Parsl, FibonacciLauncher" in a.text and "block launch to manager " \
         "registration" in a.text
     assert any(c.ref.startswith("ev:parsl-") for c in a.valid_citations)
+
+
+@needs_parsl
+def test_parsl_text_logs_split_the_start_up_finer(parsl_run: ParslRun) -> None:
+    """The run's Parsl logs joined beside its database (``--with parsl/000``), then alone
+    (``discover=False``): the launcher's steps agree with the log lines, read here with
+    string operations, to 50 ms, and add up to its launch-to-running time."""
+    import itertools
+    import re
+
+    from features.parsl_startup import parsl_startup, step_columns
+
+    logs = parsl_run.result.parsl_dir / "000"
+
+    def lines(p: Path) -> list[tuple[float, str]]:
+        return [(float(m[1]), ln) for ln in p.read_text().splitlines()
+                if (m := re.match(r"^(\d+\.\d+) \d{4}-", ln))]
+
+    def at(p: Path, text: str) -> float:
+        return next(t for t, ln in lines(p) if text in ln)
+
+    (xid,) = {m[1] for _, ln in lines(logs / "parsl.log")
+              if (m := re.search(r"Parsl task \d+ try 0 launched on executor \S+ with "
+                                 r"executor id (\d+)", ln))}
+    (wlog,) = [p for p in logs.glob("*/block-*/*/worker_*.log")
+               if f"Received executor task {xid}" in p.read_text()]
+    block = re.match(r"block-(\d+)", wlog.parent.parent.name)[1]  # type: ignore[index]
+    marks = {"block": at(logs / "parsl.log", f"Launched block {block} with job ID"),
+             "manager": lines(wlog.parent / "manager.log")[0][0],
+             "registered": at(wlog.parent.parent.parent / "interchange.log",
+                              f"Registered manager b'{wlog.parent.name}'"),
+             "worker": at(wlog, "started"),
+             "received": at(wlog, f"Received executor task {xid}")}
+    launcher = by_class(parsl_run.run)["FibonacciLauncher"]
+    launched, running = float(launcher["t_launched"]), float(launcher["t_running"])
+    worker_first = worker_files(parsl_run.run)[launcher["file"]]["t_first"]
+
+    both = Run(parsl_run.result.pool_dir, sources=[logs])
+    both.load()
+    assert sorted(s.kind for s in both.sources()) == ["parsl", "parsl-logs"]
+    t = parsl_startup(both)
+    assert t["class"].tolist() == ["FibonacciLauncher"]
+    got = {s: float(t[s][0]) for s in step_columns(t)}
+    assert list(got) == ["waiting for a block", "block launch to manager start",
+                         "manager registration", "worker start", "task dispatch",
+                         "unpacking the task", "the task wrapper", "Academy's agent start"]
+    start = max(launched, marks["block"])
+    assert got["block launch to manager start"] == pytest.approx(marks["manager"] - start,
+                                                                 abs=0.05)
+    assert got["worker start"] == pytest.approx(max(marks["worker"], marks["registered"]) -
+                                                marks["registered"], abs=0.05)
+    assert got["task dispatch"] == pytest.approx(
+        marks["received"] - max(marks["worker"], marks["registered"]), abs=0.05)
+    assert sum(got.values()) == pytest.approx(running - launched, abs=1e-6)
+
+    alone = Run(parsl_run.result.pool_dir, sources=[logs], discover=False)
+    alone.load()
+    assert [s.kind for s in alone.sources()] == ["parsl-logs"]
+    t = parsl_startup(alone)
+    got = {s: float(t[s][0]) for s in step_columns(t)}
+    bounds = [launched, *marks.values(), worker_first, running]
+    for i in range(1, len(bounds)):  # a mark before the one before counts from that one
+        bounds[i] = max(bounds[i], bounds[i - 1])
+    want = dict(zip(["waiting for a block", "block launch to manager start",
+                     "manager registration", "worker start", "task dispatch",
+                     "unpacking and the task wrapper", "Academy's agent start"],
+                    (b - a for a, b in itertools.pairwise(bounds)), strict=True))
+    assert got == pytest.approx(want, abs=0.05)
