@@ -103,7 +103,7 @@ def register(sniff: Callable[[Path], bool], make: Callable[[Path], Source],
 
 def _load_kinds() -> None:
     # Each kind registers itself when first imported (importing again registers nothing).
-    from features import parsl_db, parsl_logs  # noqa: F401
+    from features import parsl_db, parsl_logs, slurm  # noqa: F401
 
 
 def open_source(path: str | os.PathLike[str]) -> Source:
@@ -125,7 +125,7 @@ def open_source(path: str | os.PathLike[str]) -> Source:
             except OSError:
                 continue
     raise SourceError(f"--with {p}: not a source academy-tui reads (Parsl's monitoring.db "
-                      "or its run directory)")
+                      "or its run directory, Slurm's `sacct --json` or `squeue --json` output)")
 
 
 def discover(run: Run) -> list[Source]:
