@@ -129,15 +129,11 @@ def answer(tb: analyses.TimeBreakdown, found: list[Cause] | None = None,
 
 
 def build(run: Run, expected_s: float | None = None, top: int = 10,
-          anomalies: bool = True, expected_calls: dict[str, float] | None = None,
-          ranking: bool = True) -> list[Section]:
+          anomalies: bool = True, expected_calls: dict[str, float] | None = None
+          ) -> list[Section]:
     """Compute every section of the report (``anomalies=False`` leaves out the slowdown
     detection, the one part whose cost grows with a model fit; ``expected_calls`` gives
-    an expected duration per call of some actions, ``{"next_item": 0.5}``;
-    ``ranking=False`` leaves out the detector's multivariate forest, which never decides
-    what is slow and only scores calls as context (``mv_score`` of an incident's calls in
-    the JSON): the text and Markdown reports never show it, and it costs scikit-learn's
-    import (1-2 s) and a fit)."""
+    an expected duration per call of some actions, ``{"next_item": 0.5}``)."""
     ev = run.events()
     secs: list[Section] = []
     stats = run.store.stats
@@ -162,8 +158,7 @@ def build(run: Run, expected_s: float | None = None, top: int = 10,
         head.lines.append("The pool holds no records yet.")
         return secs
     tb = run.where_time_went(expected_s)
-    detection = _detection(run, ranking) if anomalies else None
-    found = causes(tb, run, detection)
+    found = causes(tb, run, run.detection() if anomalies else None)
     if expected_calls:
         # Compared like with like: these replace the detector's "slow call" guesses.
         found = per_call(run, expected_calls) + [c for c in found if c.kind != "slow call"]
@@ -234,8 +229,8 @@ def build(run: Run, expected_s: float | None = None, top: int = 10,
             "exec_s": np.round(slow["exec_s"], 4), "reply_s": np.round(slow["reply_s"], 4),
             "evidence": [evidence(run, int(r)) for r in slow["row_start"]],
         }, name="slowest")))
-        if detection is not None:
-            secs.append(anomalies_section(run, top, result=detection))
+        if anomalies:
+            secs.append(anomalies_section(run, top))
         times, counts = run.concurrency("executing")
         cs = analyses.concurrency_stats(times, counts)
         hist_lines = []
@@ -308,26 +303,15 @@ def steering_section(run: Run, top: int = 10) -> Section | None:
         "unverified": len(trail.unverified)})
 
 
-def _detection(run: Run, ranking: bool) -> Any:
-    """The run's detection: the run's own (cached, shared with the app and ``ask``) with
-    the ranking forest, else one fitted on the baselines alone (the same incidents)."""
-    if ranking:
-        return run.detection()
-    from features.anomaly import SlowdownDetector
+def anomalies_section(run: Run, top: int = 10, explain_top: int = 3) -> Section:
+    """The detector's incidents (``features.detect``): slowdowns with what differs about
+    their calls (``features.explain``), level shifts, speed-ups and drift with what
+    happened around them, and hangs; each with the evidence of its first record."""
+    # Imported here: scikit-learn is a heavy import, and only the report needs it.
     from features.detect import detect
-
-    return detect(run, SlowdownDetector(multivariate=False))
-
-
-def anomalies_section(run: Run, top: int = 10, explain_top: int = 3,
-                      result: Any = None) -> Section:
-    """The detector's incidents (``features.detect``; ``result``: a detection of the run,
-    default :meth:`Run.detection`): slowdowns with what differs about their calls
-    (``features.explain``), level shifts, speed-ups and drift with what happened around
-    them, and hangs; each with the evidence of its first record."""
     from features.explain import DURATIONS, explain
 
-    res = run.detection() if result is None else result
+    res = detect(run)
     lines: list[str] = []
     data: dict[str, Any] = {"incidents": [], "notes": list(res.notes),
                             "too_little_data": res.too_little_data, "live": res.live}
