@@ -46,11 +46,11 @@ normal), the multivariate part is refitted every ``refit_every`` calls, and afte
 
 from __future__ import annotations
 
+import inspect
 import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sklearn.base import BaseEstimator
 
 from features.baseline import Group, GroupBaseline, group_name, robust
 from features.featurize import ACTION_FEATURES, EXTRA_PREFIX, Features
@@ -88,7 +88,52 @@ def _groups(t: Table) -> list[Group]:
                     [str(a) for a in t["action"].tolist()], strict=True))
 
 
-class SlowdownDetector(BaseEstimator):
+class Params:
+    """scikit-learn's parameter protocol (``get_params``, ``set_params``, the repr) without
+    importing scikit-learn: that import takes 1-2 s, and every report, ``steer RUN`` and
+    the app make a detector, while only fitting the multivariate forest needs the library.
+    ``sklearn.base.clone`` takes it as it takes a ``BaseEstimator``."""
+
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        sig = inspect.signature(cls.__init__)
+        return sorted(p.name for p in sig.parameters.values()
+                      if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD))
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor's parameters (``deep``: with those of nested estimators as
+        ``name__param``)."""
+        out: dict[str, Any] = {}
+        for name in self._param_names():
+            value = getattr(self, name)
+            if deep and hasattr(value, "get_params") and not isinstance(value, type):
+                out.update((f"{name}__{k}", v) for k, v in value.get_params().items())
+            out[name] = value
+        return out
+
+    def set_params(self, **params: Any) -> Params:
+        """Set parameters (``name__param`` reaches a nested estimator); returns ``self``."""
+        names = self._param_names()
+        for key, value in params.items():
+            name, _, sub = key.partition("__")
+            if name not in names:
+                raise ValueError(f"invalid parameter {name!r} for {type(self).__name__}: "
+                                 f"choose from {', '.join(names)}")
+            if sub:
+                getattr(self, name).set_params(**{sub: value})
+            else:
+                setattr(self, name, value)
+        return self
+
+    def __repr__(self) -> str:
+        defaults = {p.name: p.default for p in
+                    inspect.signature(type(self).__init__).parameters.values()}
+        changed = [f"{k}={v!r}" for k, v in self.get_params(deep=False).items()
+                   if defaults.get(k, inspect.Parameter.empty) != v]
+        return f"{type(self).__name__}({', '.join(changed)})"
+
+
+class SlowdownDetector(Params):
     """Robust per-(agent class, action) duration baselines that find slow actions,
     with an IsolationForest score for ranking and context. See the module docstring.
 

@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sklearn.base import clone
 
 from features import hangs, shifts
 from features.anomaly import EMPTY_ACTIONS, SlowdownDetector
@@ -270,7 +269,9 @@ def detect(run: Run, detector: SlowdownDetector | None = None, now: float | None
     completed actions of ``run`` and judge every action; in-flight calls are judged for
     hanging at ``now`` (default: the clock for a live run, the last event otherwise)."""
     done, inflight = _split(action_features(run))
-    det = clone(detector) if detector is not None else SlowdownDetector()
+    # Its parameters, not its state (sklearn.base.clone, without importing scikit-learn).
+    det = type(detector)(**detector.get_params(deep=False)) if detector is not None \
+        else SlowdownDetector()
     det.fit(done)
     now, live = _now(run, now)
     return _finish(det, det.assess(done), inflight, now, live, max_gap, run)

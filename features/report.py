@@ -3,6 +3,8 @@ time go?") answered with numbers and evidence, as text, Markdown or JSON."""
 
 from __future__ import annotations
 
+import re
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
@@ -129,11 +131,15 @@ def answer(tb: analyses.TimeBreakdown, found: list[Cause] | None = None,
 
 
 def build(run: Run, expected_s: float | None = None, top: int = 10,
-          anomalies: bool = True, expected_calls: dict[str, float] | None = None
-          ) -> list[Section]:
+          anomalies: bool = True, expected_calls: dict[str, float] | None = None,
+          ranking: bool = True) -> list[Section]:
     """Compute every section of the report (``anomalies=False`` leaves out the slowdown
     detection, the one part whose cost grows with a model fit; ``expected_calls`` gives
-    an expected duration per call of some actions, ``{"next_item": 0.5}``)."""
+    an expected duration per call of some actions, ``{"next_item": 0.5}``;
+    ``ranking=False`` leaves out the detector's multivariate forest, which never decides
+    what is slow and only scores calls as context (``mv_score`` of an incident's calls in
+    the JSON): the text and Markdown reports never show it, and it costs scikit-learn's
+    import (1-2 s) and a fit)."""
     ev = run.events()
     secs: list[Section] = []
     stats = run.store.stats
@@ -158,7 +164,8 @@ def build(run: Run, expected_s: float | None = None, top: int = 10,
         head.lines.append("The pool holds no records yet.")
         return secs
     tb = run.where_time_went(expected_s)
-    found = causes(tb, run, run.detection() if anomalies else None)
+    detection = _detection(run, ranking) if anomalies else None
+    found = causes(tb, run, detection)
     if expected_calls:
         # Compared like with like: these replace the detector's "slow call" guesses.
         found = per_call(run, expected_calls) + [c for c in found if c.kind != "slow call"]
@@ -229,8 +236,8 @@ def build(run: Run, expected_s: float | None = None, top: int = 10,
             "exec_s": np.round(slow["exec_s"], 4), "reply_s": np.round(slow["reply_s"], 4),
             "evidence": [evidence(run, int(r)) for r in slow["row_start"]],
         }, name="slowest")))
-        if anomalies:
-            secs.append(anomalies_section(run, top))
+        if detection is not None:
+            secs.append(anomalies_section(run, top, result=detection))
         times, counts = run.concurrency("executing")
         cs = analyses.concurrency_stats(times, counts)
         hist_lines = []
@@ -303,15 +310,26 @@ def steering_section(run: Run, top: int = 10) -> Section | None:
         "unverified": len(trail.unverified)})
 
 
-def anomalies_section(run: Run, top: int = 10, explain_top: int = 3) -> Section:
-    """The detector's incidents (``features.detect``): slowdowns with what differs about
-    their calls (``features.explain``), level shifts, speed-ups and drift with what
-    happened around them, and hangs; each with the evidence of its first record."""
-    # Imported here: scikit-learn is a heavy import, and only the report needs it.
+def _detection(run: Run, ranking: bool) -> Any:
+    """The run's detection: the run's own (cached, shared with the app and ``ask``) with
+    the ranking forest, else one fitted on the baselines alone (the same incidents)."""
+    if ranking:
+        return run.detection()
+    from features.anomaly import SlowdownDetector
     from features.detect import detect
+
+    return detect(run, SlowdownDetector(multivariate=False))
+
+
+def anomalies_section(run: Run, top: int = 10, explain_top: int = 3,
+                      result: Any = None) -> Section:
+    """The detector's incidents (``features.detect``; ``result``: a detection of the run,
+    default :meth:`Run.detection`): slowdowns with what differs about their calls
+    (``features.explain``), level shifts, speed-ups and drift with what happened around
+    them, and hangs; each with the evidence of its first record."""
     from features.explain import DURATIONS, explain
 
-    res = detect(run)
+    res = run.detection() if result is None else result
     lines: list[str] = []
     data: dict[str, Any] = {"incidents": [], "notes": list(res.notes),
                             "too_little_data": res.too_little_data, "live": res.live}
@@ -355,27 +373,36 @@ def _top_actions(acts: Table, n: int = 2) -> list[str]:
     return [str(names[i]) for i in order[:n] if names[i]]
 
 
-def render_text(secs: list[Section]) -> str:
+def render_text(secs: list[Section], width: int | None = 40) -> str:
+    """The report as plain text: table cells longer than ``width`` are cut with ``…``
+    (for a terminal); ``width=None`` prints every value whole (for a pipe or a file,
+    where a cut value is lost for good)."""
     out = []
     for s in secs:
         out.append(s.title)
         out.append("=" * len(s.title))
         out.extend(s.lines)
         if s.table is not None:
-            out.append(s.table.format(max_rows=60))
+            out.append(s.table.format(max_rows=60, max_width=width or sys.maxsize))
         out.append("")
     return "\n".join(out).rstrip() + "\n"
 
 
 def render_markdown(secs: list[Section]) -> str:
+    """The report as Markdown: aligned lines (indented, key-value, ``+ t`` records) in
+    fenced code blocks, prose as paragraphs, tables as tables. Text that Markdown would
+    read as HTML (``UserId<b3edba02>``) sits in code spans, so the raw text reads as it
+    will render, without entities."""
     out = []
     for s in secs:
         out.append(f"## {s.title}\n")
-        body = [ln for ln in s.lines]
-        if body:
-            out.append("\n".join(f"    {ln}" if ln.startswith(("  ", "pool", "path",
-                       "status", "records", "note", "ignored")) else _md_text(ln)
-                       for ln in body))
+        for kind, lines in _md_blocks(s.lines):
+            if kind == "code":
+                fence = "`" * max(3, _longest_backticks("\n".join(lines)) + 1)
+                out.append("\n".join([fence + "text", *lines, fence]))
+            else:
+                out.append(("\n" if kind == "list" else "\n\n").join(
+                    _md_text(ln) for ln in lines))
             out.append("")
         if s.table is not None:
             t = s.table
@@ -387,10 +414,62 @@ def render_markdown(secs: list[Section]) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
+_ALIGNED = ("  ", "+ ", "pool ", "path ", "status ", "records ", "note", "ignored ")
+"""Starts of the lines that are columns or key-value pairs, kept as they are."""
+
+
+def _md_blocks(lines: list[str]) -> list[tuple[str, list[str]]]:
+    """Consecutive lines grouped as ``code`` (aligned), ``list`` (``- ...``) or ``prose``;
+    an empty line ends a group."""
+    blocks: list[tuple[str, list[str]]] = []
+    last = ""
+    for ln in lines:
+        if not ln.strip():
+            last = ""
+            continue
+        kind = "code" if ln.startswith(_ALIGNED) else "list" if ln.startswith("- ") \
+            else "prose"
+        if kind == last:
+            blocks[-1][1].append(ln)
+        else:
+            blocks.append((kind, [ln]))
+        last = kind
+    return blocks
+
+
+_HTMLISH = re.compile(r"<[^\s<]|&#?\w+;|`")
+"""What Markdown may read as a tag, an entity or a code span (``Id<0a>`` is no tag, but
+``Id<f8>`` is: both are spans, so like values look alike)."""
+_EDGE = "([{\"'"
+_TAIL = ".,;:!?)]}\"'"
+
+
+def _longest_backticks(text: str) -> int:
+    return max((len(m) for m in re.findall(r"`+", text)), default=0)
+
+
+def _code_span(text: str) -> str:
+    ticks = "`" * (_longest_backticks(text) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{ticks}{pad}{text}{pad}{ticks}"
+
+
 def _md_text(text: str) -> str:
-    """Prose for Markdown: ``UserId<b3edba02>`` would otherwise be read as an HTML tag and
-    vanish when rendered."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """Prose for Markdown: a word holding ``<tag``, ``&name;`` or a backtick becomes a
+    code span (``UserId<b3edba02>`` would otherwise be read as an HTML tag and vanish);
+    punctuation around it stays outside."""
+    def word(m: re.Match[str]) -> str:
+        w = m.group(0)
+        if not _HTMLISH.search(w):
+            return w
+        core = w.lstrip(_EDGE)
+        head = w[: len(w) - len(core)]
+        body = core.rstrip(_TAIL)
+        tail = core[len(body):]
+        if not body or not _HTMLISH.search(body):
+            body, head, tail = w, "", ""
+        return head + _code_span(body) + tail
+    return re.sub(r"\S+", word, text)
 
 
 def _md(v: Any) -> str:
@@ -398,7 +477,7 @@ def _md(v: Any) -> str:
         return ""
     if isinstance(v, float):
         return f"{v:.6g}"
-    return _md_text(str(v)).replace("|", "\\|").replace("\n", " ")
+    return _md_text(str(v).replace("\n", " ")).replace("|", "\\|")
 
 
 def to_json(secs: list[Section]) -> dict[str, Any]:

@@ -155,8 +155,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     expected = parse_duration(args.expect) if args.expect else None
     per_call = parse_expect_calls(args.expect_call)
     run = _open(args)
+    # The ranking forest only adds each incident call's mv_score, which only JSON shows.
     secs = report.build(run, expected_s=expected, top=args.top,
-                        anomalies=not args.no_anomalies, expected_calls=per_call)
+                        anomalies=not args.no_anomalies, expected_calls=per_call,
+                        ranking=args.format == "json")
     if args.format == "json":
         sys.stdout.write(orjson.dumps(report.to_json(secs), option=orjson.OPT_INDENT_2
                                       | orjson.OPT_SERIALIZE_NUMPY, default=str).decode())
@@ -164,7 +166,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     elif args.format == "markdown":
         sys.stdout.write(report.render_markdown(secs))
     else:
-        sys.stdout.write(report.render_text(secs))
+        # A pipe or a file gets every value whole; a terminal, cells cut with "…".
+        sys.stdout.write(report.render_text(secs, width=40 if sys.stdout.isatty() else None))
     _warn_bad(run)
     return 0
 
