@@ -375,6 +375,31 @@ def typed(value: Any) -> Any:
     return v
 
 
+_TYPED: dict[str, Any] = {}
+_MISS = object()
+
+
+def typed_record(rec: dict[str, Any]) -> dict[str, Any]:
+    """``{k: typed(v)}`` for one record, with each text typed once per process (bounded):
+    most of a record's ~26 values repeat from record to record (levels, loggers, states,
+    names), and one function call per value was most of ``events --format jsonl``."""
+    memo = _TYPED
+    out: dict[str, Any] = {}
+    for k, v in rec.items():
+        if v.__class__ is str:
+            t = memo.get(v, _MISS)
+            if t is _MISS:
+                t = typed(v)
+                if len(v) <= 40:
+                    if len(memo) >= 1 << 16:
+                        memo.clear()
+                    memo[v] = t
+            out[k] = t
+        else:
+            out[k] = typed(v)
+    return out
+
+
 def _fit_int64(vals: list[Any]) -> bool:
     """Every int among ``vals`` (numbers) fits in int64."""
     if int not in set(map(type, vals)):

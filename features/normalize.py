@@ -90,22 +90,51 @@ def canonical_str(value: Any) -> str | None:
     return str(value)
 
 
+_NUM_START = frozenset("+-.0123456789iInN")
+"""First characters of the text forms :data:`_INT_RE` and :data:`_FLOAT_RE` accept."""
+_ID_START = frozenset("0123456789abcdefABCDEFU")
+"""First characters of a uuid or a display id (``AgentId<…>``, ``UserId<…>``)."""
+_MEMO: dict[str, Any] = {}
+_MEMO_MAX = 1 << 16
+
+
+def _scalar_text(value: str) -> Any:
+    c = value[0]
+    if c in _NUM_START:
+        if _INT_RE.match(value):
+            return int(value)
+        if _FLOAT_RE.match(value):
+            return float(value)
+    if c in _ID_START and (len(value) == 36 or value[-1:] == ">"):
+        return canonical_id(value)
+    return value
+
+
 def scalar(value: Any) -> Any:
     """One wide value, typed: numbers stay numbers, numeric strings become numbers,
     null spellings become ``None``, uuid-shaped strings are lower-cased, anything nested
-    becomes its JSON-ish string."""
+    becomes its JSON-ish string.
+
+    Text is typed by its first character before any regex (a logger name or a thread
+    name is never a number or an id), and short texts that repeat (levels, loggers,
+    function names, states) are typed once: a record has ~26 values and most of them
+    repeat, so this is what ``events --format jsonl`` and the exports spend their time on
+    (0.66 s of 1.0 s on the 11k-record sample before)."""
     if value is None or isinstance(value, bool | int | float):
         return value
     if isinstance(value, str):
         if value in NULL_STRINGS:
             return None
-        if len(value) <= 40:
-            if _INT_RE.match(value):
-                return int(value)
-            if _FLOAT_RE.match(value):
-                return float(value)
-            return canonical_id(value)
-        return value
+        if len(value) > 40:
+            return value
+        got = _MEMO.get(value, _MEMO)
+        if got is not _MEMO:
+            return got
+        got = _scalar_text(value)
+        if len(_MEMO) >= _MEMO_MAX:
+            _MEMO.clear()
+        _MEMO[value] = got
+        return got
     return str(value)
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from features.events import Events, typed
+from features.events import Events, typed_record
 from features.run import Run
 from features.safe import clean
 from features.table import Table
@@ -73,7 +73,7 @@ def _jsonl(ev: Events, rows: np.ndarray, raw: bool) -> bytes:
         if rec is None:
             rec = {"message": ev.message[r], "@unreadable": True}
         elif not raw:
-            rec = {k: typed(v) for k, v in rec.items()}
+            rec = typed_record(rec)
         rec["@file"] = ev.file_names[ev.file[r]]
         rec["@line"] = int(ev.line[r])
         if not raw:
