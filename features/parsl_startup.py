@@ -62,6 +62,9 @@ STEPS = ("waiting for a block", "block launch to manager registration",
 """The steps from the monitoring database alone."""
 _NAMES = {
     ("launched", "block"): "waiting for a block",
+    ("block", "job_start"): "queued in Slurm",
+    ("job_start", "manager_start"): "job start to manager start",
+    ("job_start", "registered"): "job start to manager registration",
     ("block", "manager_start"): "block launch to manager start",
     ("manager_start", "registered"): "manager registration",
     ("block", "registered"): "block launch to manager registration",
@@ -74,7 +77,9 @@ _NAMES = {
     ("registered", "first_record"): "task dispatch, worker start and the task wrapper",
     ("first_record", "agent_running"): "Academy's agent start",
 }
-ALL_STEPS = ("waiting for a block", "block launch to manager start", "manager registration",
+ALL_STEPS = ("waiting for a block", "queued in Slurm", "job start to manager start",
+             "job start to manager registration",
+             "block launch to manager start", "manager registration",
              "block launch to manager registration", "worker start", "task dispatch",
              "task dispatch and worker start", "unpacking the task",
              "task dispatch, worker start and the task wrapper",
@@ -82,7 +87,7 @@ ALL_STEPS = ("waiting for a block", "block launch to manager start", "manager re
 """Every step a breakdown can have, in time order (a row has one path through them)."""
 _KEYS = ("source", "name", "parsl.task", "parsl.status", "parsl.event", "parsl.block",
          "parsl.manager", "parsl.func", "parsl.executor", "parsl.executor_task",
-         "parsl.worker")
+         "parsl.worker", "parsl.job_id")
 NAN = (math.nan, -1)
 
 
@@ -122,6 +127,10 @@ class _Marks:
         self.start_m: dict[str, tuple[float, int]] = {}
         self.start_b: dict[tuple[str | None, str], tuple[float, int]] = {}
         self.worker: dict[tuple[Any, ...], tuple[float, int]] = {}
+        self.job_of: dict[tuple[str | None, str], str] = {}
+        """(executor, block) -> the batch system's job id (a block's ``parsl.job_id``)."""
+        self.slurm: dict[str, tuple[float, float]] = {}
+        """Slurm job id -> (submitted, started), when Slurm's accounting is joined on."""
         self.received: dict[tuple[Any, ...], tuple[float, int, str, str, str]] = {}
         block_of: dict[str, tuple[str | None, str]] = {}
         logs_reg: list[tuple[str, tuple[float, int]]] = []
@@ -146,6 +155,8 @@ class _Marks:
                         or what == "block launched":
                     self._both(self.block, ex, str(blk), at)
                     self.first_block.setdefault(ex, str(blk))
+                    if g["parsl.job_id"] is not None:
+                        self._both(self.job_of, ex, str(blk), g["parsl.job_id"])
                 elif what == "registered" and man is not None:
                     if src == "parsl" and blk is not None:
                         self._both(self.reg_b, ex, blk, at)
@@ -166,6 +177,10 @@ class _Marks:
         for man, at in logs_reg:  # interchange.log names the manager; its files, the block
             if man in block_of:
                 self._both(self.reg_b, *block_of[man], at)
+        if "slurm.job_id" in ev.store.key_shapes:
+            from features.slurm import slurm_queue
+
+            self.slurm = {str(k): v for k, v in slurm_queue(run).items()}
 
     @staticmethod
     def _both(d: dict[tuple[str | None, str], Any], ex: str | None, blk: str, v: Any) -> None:
@@ -191,6 +206,9 @@ class _Marks:
         reg = (self.reg_m.get(man) if man else None) or self.get(self.reg_b, ex, blk) or NAN
         pts: list[tuple[str, tuple[float, int]]] = [
             ("launched", (launch, -1)), ("block", self.get(self.block, ex, blk) or NAN)]
+        job = self.get(self.job_of, ex, blk)
+        if job is not None and str(job) in self.slurm:  # the block's job, in Slurm's queue
+            pts.append(("job_start", (self.slurm[str(job)][1], -1)))
         start = (self.start_m.get(man) if man else None) or \
             self.get(self.start_b, ex, blk) or NAN
         if self.has_logs and (math.isfinite(start[0]) or not math.isfinite(reg[0])):

@@ -331,6 +331,14 @@ class EventStore:
         if not len(order):
             return 0.0, 0.0
         flagged = self.time_flags()
+        src = [f.index for f in self.files if f.source is not None]
+        if src and len(src) < len(self.files):
+            # Other sources' events do not stretch the run: a Slurm queue of 12 h before
+            # the pool's first record is the run's prehistory, said by its source, not
+            # 12 h of the workflow's wall time.
+            mine = ~np.isin(self.file.view()[order], src)
+            if mine.any():
+                order, sorted_t = order[mine], sorted_t[mine]
         lo = _first_good(order, created, flagged, 1)
         hi = _first_good(order, created, flagged, -1)
         if lo is None or hi is None:

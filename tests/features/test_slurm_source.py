@@ -414,3 +414,31 @@ def test_a_real_slurm_job(sample, tmp_path: Path) -> None:  # type: ignore[no-un
     run = Run(sample("thread"), sources=[path])
     run.load()
     assert len(run.select(f"source=slurm and slurm.job_id={jid}")) >= 4
+
+
+def test_the_start_up_breakdown_names_the_slurm_queue(tmp_path: Path) -> None:
+    """Block 0 of the Parsl sample as Slurm job 32312, started by Slurm 0.788 s after
+    Parsl submitted it (+5.721 s) and 1.68 s before its manager registered (+8.189 s):
+    the breakdown splits 'block launch to manager registration' there."""
+    from features.parsl_startup import parsl_startup, step_columns
+
+    root = tmp_path / "p"
+    with tarfile.open(DATA / "parsl-sample.tar.xz") as tar:
+        tar.extractall(root, filter="data")
+    sample = root / "parsl" / "A1-parsl-monitoring"
+    pool = sample / "pool" / "7ea557a4-c126-4292-b558-94a130940b3f"
+    doc = sacct_old()
+    job = doc["jobs"][0]
+    job["job_id"], job["steps"] = 32312, []
+    job["time"].update(submission=1796519310, eligible=1796519310, start=1796519311,
+                       end=1796519321)
+    doc["jobs"] = [job]
+    run = Run(pool, sources=[sample / "parsl", write(tmp_path / "sacct.json", doc)])
+    run.load()
+    t = parsl_startup(run)
+    steps = {s: float(t[s][0]) for s in step_columns(t)}
+    assert steps["queued in Slurm"] == pytest.approx(1796519311 - 1796519310.211965, abs=1e-3)
+    assert steps["job start to manager registration"] == pytest.approx(
+        1796519312.679468 - 1796519311, abs=1e-3)
+    assert "block launch to manager registration" not in steps
+    assert float(t["total_s"][0]) == pytest.approx(sum(steps.values()), abs=1e-3)
