@@ -39,12 +39,16 @@ async def test_blocks_and_managers_lead_the_process_they_hosted(parsl_sample: Pa
         await until(pilot, lambda: any(r[0] == "group" for r in tl.rows))
         rows = tl.rows
         g = next(k for k, r in enumerate(rows) if r[0] == "group" and "32359" in r[2])
-        members = [tl.data.lanes[r[1]].key for r in rows[g + 1:g + 5]]
+        # Under the header: the process's memory line, then its lanes.
+        assert rows[g + 1] == ("memory", 32359, rows[g][2])
+        members = [tl.data.lanes[r[1]].key for r in rows[g + 2:g + 6]]
         assert members[:2] == ["block 0", "manager a29224de"]
         assert set(members[2:]) == {"AgentId<4db67cbd>", "AgentId<e407babf>"}
         text = lines(tl)
         header = next(t for t in text if "32359" in t and "▾" in t)
         assert " cpu≤10%" in header and any(ch in header for ch in "▂▃▄▅▆▇█")
+        memory = text[text.index(header) + 1]
+        assert memory.lstrip().startswith("rss≤184.2 MB") and "█" in memory
         # Selecting the block lane: the readout says when it was submitted and ran.
         block = next(i for i, ln in enumerate(tl.data.lanes) if ln.key == "block 0")
         tl._select_lane(block)

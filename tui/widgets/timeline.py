@@ -25,7 +25,7 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from features.report import fmt_s
+from features.report import fmt_bytes, fmt_s
 from features.safe import clean
 from features.table import Table
 from tui.model import Analysis, RunModel
@@ -177,7 +177,15 @@ class Timeline(ScrollView, can_focus=True):
 
     def _layout_rows(self) -> None:
         assert self.data is not None
-        self.rows = td.layout_rows(self.data.lanes, self.grouped)
+        rows = td.layout_rows(self.data.lanes, self.grouped)
+        series = self._analysis.series if self._analysis is not None else {}
+        out = []
+        for r in rows:  # a sampled process's memory line under its group's CPU line
+            out.append(r)
+            pid = r[2].rsplit(" ", 1)[-1] if r[0] == "group" else ""
+            if pid.isdigit() and int(pid) in series:
+                out.append(("memory", int(pid), r[2]))
+        self.rows = out
 
     def _view(self) -> tuple[int, int]:
         """Visible time cells and lines (scrollbars excluded)."""
@@ -312,6 +320,11 @@ class Timeline(ScrollView, can_focus=True):
             return Strip([label, Segment(text[:cur], style),
                           Segment(text[cur], style + self._style(CURSOR)),
                           Segment(text[cur + 1:], style)])
+        if kind == "memory":
+            mem, top_b = self._memory_spark(i, sx, tw)
+            label = self._label(f"  rss≤{fmt_bytes(top_b)}", "timeline--group")
+            return Strip([label, Segment(mem, self.get_component_rich_style(
+                "timeline--spark"))])
         if kind == "group":
             spark, peak = self._cpu_spark(name, sx, tw)
             # With the CPU line, its scale takes the place of the lane count.
@@ -347,6 +360,19 @@ class Timeline(ScrollView, can_focus=True):
         t0 = self.model.events().t0
         cells = td.series_cells(s.t - t0, s.cpu_pct, self.spc, sx, tw)
         text = td.sparkline(np.nan_to_num(cells, nan=0.0) / top * 100, 100)
+        return "".join(" " if np.isnan(c) else ch
+                       for c, ch in zip(cells, text, strict=True)), top
+
+    def _memory_spark(self, pid: int, sx: int, tw: int) -> tuple[str, float]:
+        """Resident memory of process ``pid`` per cell, scaled to its peak over the run."""
+        a = self._analysis
+        if a is None or pid not in a.series:
+            return "", 0.0
+        s = a.series[pid]
+        finite = s.rss_bytes[np.isfinite(s.rss_bytes)]
+        top = float(finite.max()) if len(finite) else 0.0
+        cells = td.series_cells(s.t - self.model.events().t0, s.rss_bytes, self.spc, sx, tw)
+        text = td.sparkline(np.nan_to_num(cells, nan=0.0) / max(top, 1.0) * 100, 100)
         return "".join(" " if np.isnan(c) else ch
                        for c, ch in zip(cells, text, strict=True)), top
 
