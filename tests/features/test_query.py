@@ -41,12 +41,17 @@ from features.query import (
 )
 from features.reader import PoolReader
 
-LOGS = "/work/shared/samples/academy_home/logs"
-BIG = os.path.join(LOGS, "f56a2ad5-c530-4226-ae69-12187b3ca52a")  # 10,943 records
-FAIL = os.path.join(LOGS, "2ecb7d3e-da4b-40f9-9d11-3c78d4b53842")  # two tracebacks
 
-needs_samples = pytest.mark.skipif(not os.path.isdir(BIG) or not os.path.isdir(FAIL),
-                                   reason="sample pools not present")
+@pytest.fixture
+def BIG(sample: Any) -> str:
+    """10,943 records (the sample pools ship with the tests: no path of this machine)."""
+    return str(sample("pairs"))
+
+
+@pytest.fixture
+def FAIL(sample: Any) -> str:
+    """Two tracebacks."""
+    return str(sample("exception"))
 
 
 # -- parsing ---------------------------------------------------------------------------
@@ -363,8 +368,7 @@ def n_rows(ev: Events, text: str) -> int:
     return int(evaluate(parse(text), ev).sum())
 
 
-@needs_samples
-def test_eval_big_pool() -> None:
+def test_eval_big_pool(BIG: str) -> None:
     ev, recs = pool(BIG)
     n = len(recs)
     assert n_rows(ev, "academy.action=next_item") == count(
@@ -419,8 +423,7 @@ def test_eval_big_pool() -> None:
             > 100))
 
 
-@needs_samples
-def test_eval_traceback_pool() -> None:
+def test_eval_traceback_pool(FAIL: str) -> None:
     ev, recs = pool(FAIL)
     n = len(recs)
     has_tb = count(recs, lambda r: val(r, "exc_text") is not None)
@@ -438,8 +441,7 @@ def test_eval_traceback_pool() -> None:
     assert n_rows(ev, "injected") == count(recs, lambda r: "injected" in r["message"].lower())
 
 
-@needs_samples
-def test_select_is_in_time_order() -> None:
+def test_select_is_in_time_order(BIG: str) -> None:
     ev, _ = pool(BIG)
     rows = select(ev, "academy.action=next_item")
     assert len(rows) == n_rows(ev, "academy.action=next_item")
@@ -450,8 +452,7 @@ def test_select_is_in_time_order() -> None:
         list(select(ev, "levelno>=20"))
 
 
-@needs_samples
-def test_eval_errors_have_positions() -> None:
+def test_eval_errors_have_positions(BIG: str) -> None:
     ev, _ = pool(BIG)
     with pytest.raises(QueryError) as info:
         evaluate(parse("name=x or fib.iteration>abc"), ev)
@@ -465,8 +466,7 @@ def test_eval_errors_have_positions() -> None:
     assert n_rows(ev, "fib.iteration=abc") == 0
 
 
-@needs_samples
-def test_explain() -> None:
+def test_explain(BIG: str) -> None:
     ev, _ = pool(BIG)
     notes = explain(parse("fib.iteraton>3 nokey=1"), ev)
     assert any("no event has key 'fib.iteraton'" in s and "fib.iteration" in s for s in notes)
