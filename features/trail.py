@@ -23,6 +23,7 @@ within :data:`LOST_AFTER_S`, else ``lost``; its pending suggestions are then ``e
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 import time
@@ -312,10 +313,122 @@ def _lifecycle(run: Run, trail: Trail, now: float | None) -> None:
                          else "expired: the steering agent is gone (lost)")
 
 
+@dataclass
+class IncidentGroup:
+    """The verified incident records about one agent's calls of one action (a steering
+    agent writes one per stretch of slow calls: a slow worker makes dozens)."""
+
+    agent: str
+    """The slow agent (``AgentId<...>``), ``""`` when the records name none."""
+    group: str
+    """``Class.action``."""
+    incidents: list[str] = field(default_factory=list)
+    """Incident ids (``i1``...), in time order."""
+    kinds: dict[str, int] = field(default_factory=dict)
+    """Detector kind (slowdown, level_shift, drift, hung...) -> incidents."""
+    first: float = math.nan
+    last: float = math.nan
+    """Seconds since the run start of its first and last incident record."""
+    worst_ratio: float = math.nan
+    """Largest ratio of a call to the usual duration (speed-ups left out)."""
+    calls: int = 0
+    """Slow calls the incidents counted, summed."""
+    severity: str = ""
+    """The highest severity among them."""
+    suggestions: list[str] = field(default_factory=list)
+    """Keys of the suggestions made for these incidents."""
+
+    @property
+    def count(self) -> int:
+        return len(self.incidents)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready (NaN as None)."""
+        def num(x: float) -> float | None:
+            return x if math.isfinite(x) else None
+        return {"agent": self.agent, "group": self.group, "count": self.count,
+                "incidents": self.incidents, "kinds": self.kinds, "first_s": num(self.first),
+                "last_s": num(self.last), "worst_ratio": num(self.worst_ratio),
+                "calls": self.calls, "severity": self.severity,
+                "suggestions": self.suggestions}
+
+
+_SEVERITY = ("", "info", "low", "medium", "high")
+
+
+def _rank(severity: str) -> int:
+    return _SEVERITY.index(severity) if severity in _SEVERITY else 0
+
+
+def _num(v: Any) -> float:
+    try:
+        return float(str(v))
+    except ValueError:
+        return math.nan
+
+
+def _names(v: Any) -> list[str]:
+    """``steering.agents`` (a JSON list as the pool holds it) as names."""
+    text = _s(v)
+    try:
+        got = json.loads(text) if text else []
+    except ValueError:
+        return [text]
+    return [str(a) for a in got] if isinstance(got, list) else [str(got)]
+
+
+def incident_groups(run: Run, trail: Trail) -> list[IncidentGroup]:
+    """The trail's verified incidents grouped per (slow agent, ``Class.action``): an
+    incident about several agents counts for each; most incidents first."""
+    ev = run.events()
+    rows = [r for r, k in trail.kinds.items() if k == "incident"]
+    if not rows:
+        return []
+    idx = np.array(sorted(rows), dtype=np.int64)
+    shapes = ev.store.key_shapes
+    cols = {k: ev.column(k)[idx] if k in shapes else [None] * len(idx)
+            for k in ("steering.incident", "steering.group", "steering.agents",
+                      "steering.incident_kind", "steering.max_ratio", "steering.count",
+                      "steering.severity", "steering.change")}
+    by_incident: dict[tuple[str, str], list[str]] = {}
+    for sug in trail.suggestions.values():
+        if sug.incident:
+            by_incident.setdefault((sug.session, sug.incident), []).append(sug.key)
+    sessions = ev.column("steering.session")[idx] if "steering.session" in shapes \
+        else [None] * len(idx)
+    groups: dict[tuple[str, str], IncidentGroup] = {}
+    for i, row in enumerate(idx.tolist()):
+        t = float(ev.created[row]) - ev.t0
+        # A level shift or drift is steered as a slowdown; its record keeps the change.
+        kind = _s(cols["steering.change"][i]) or _s(cols["steering.incident_kind"][i]) \
+            or "slowdown"
+        ratio = _num(cols["steering.max_ratio"][i])
+        n = _num(cols["steering.count"][i])
+        sev = _s(cols["steering.severity"][i])
+        inc = _s(cols["steering.incident"][i])
+        made = by_incident.get((_s(sessions[i]).lower(), inc), [])
+        for agent in _names(cols["steering.agents"][i]) or [""]:
+            key = (agent, _s(cols["steering.group"][i]))
+            g = groups.get(key)
+            if g is None:
+                g = groups[key] = IncidentGroup(agent, key[1], first=t)
+            g.incidents.append(inc)
+            g.kinds[kind] = g.kinds.get(kind, 0) + 1
+            g.last = t
+            if kind != "speedup" and math.isfinite(ratio) and \
+                    (math.isnan(g.worst_ratio) or ratio > g.worst_ratio):
+                g.worst_ratio = ratio
+            g.calls += int(n) if math.isfinite(n) else 0
+            if _rank(sev) > _rank(g.severity):
+                g.severity = sev
+            g.suggestions.extend(k for k in made if k not in g.suggestions)
+    return sorted(groups.values(), key=lambda g: (-g.count, g.first))
+
+
 def verified_rows(run: Run) -> np.ndarray:
     """Rows of the run's verified steering records, in time order."""
     return read_trail(run).verified
 
 
-__all__ = ["LOST_AFTER_S", "STEERING_LOGGER", "SessionState", "Suggestion", "Trail",
-           "read_trail", "verified_rows"]
+__all__ = ["LOST_AFTER_S", "STEERING_LOGGER", "IncidentGroup", "SessionState", "Suggestion",
+           "Trail", "incident_groups", "read_trail", "verified_rows"]

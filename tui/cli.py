@@ -385,6 +385,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="attach: stop when the run wrote nothing for this many seconds")
     s.add_argument("--poll", type=float, default=0.25, help="attach: seconds between polls")
     s.add_argument("--no-llm", action="store_true", help="template summaries only")
+    s.add_argument("--format", choices=("text", "json"), default="text",
+                   help="the trail: text for people, json (one document) for programs")
+    s.add_argument("--records", action="store_true",
+                   help="the trail: also every verified record, one line each")
     s.set_defaults(fn=cmd_steer)
 
     from tui.cli_sample import add_parser as add_sample

@@ -1,6 +1,7 @@
 """``academy-tui steer``: the steering trail of a run, steering it from here, approvals.
 
-    academy-tui steer RUN                                  # what steering did (from the pool)
+    academy-tui steer RUN                                  # what steering did (from the pool,
+                                                           # tui/cli_trail.py)
     academy-tui steer RUN --exchange redis://HOST:PORT     # attach a steering agent now
     academy-tui steer RUN --approve s3          # over the exchange in its session file
     academy-tui steer RUN --exchange http://HOST:PORT --approve s3
@@ -13,13 +14,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 import time
 from typing import Any
-
-TRAIL_KEYS = ("steering.kind", "steering.id", "steering.incident", "steering.action",
-              "steering.args", "steering.phase", "steering.result", "steering.mode")
 
 
 def _home(args: argparse.Namespace) -> Any:
@@ -31,20 +28,25 @@ def _home(args: argparse.Namespace) -> Any:
 def steer(args: argparse.Namespace) -> int:
     """Dispatch on the flags (see the module docstring)."""
     from features.runs import resolve
+
+    path = resolve(args.run, _home(args))
+    if not (args.approve or args.reject or args.exchange):
+        # Listing imports neither academy nor the steering agent (whose detector module
+        # took 2 s of a 3 s listing to import).
+        from tui.cli_trail import print_trail
+
+        return print_trail(path, args)
     from steering.attach import AttachError
     from steering.knobs import KnobsError
     from steering.wire import WireError
     from tui.cli import CliError
 
-    path = resolve(args.run, _home(args))
     try:
         if args.approve or args.reject:
             return _decide(args, path)
-        if args.exchange:
-            return _attach(args, path)
+        return _attach(args, path)
     except (AttachError, WireError, KnobsError) as e:
         raise CliError(str(e)) from None
-    return _trail(path)
 
 
 def _decide(args: argparse.Namespace, path: Any) -> int:
@@ -164,39 +166,3 @@ def _quiet_closed_loop_noise() -> None:
         default(u)
 
     sys.unraisablehook = hook
-
-
-def _trail(path: Any) -> int:
-    from features.report import count
-    from features.run import Run
-    from features.trail import read_trail
-
-    run = Run(path)
-    run.load()
-    trail = read_trail(run)
-    for note in trail.notes:
-        sys.stderr.write(f"academy-tui: {note}\n")
-    if not trail.records and not trail.unverified:
-        print(f"no steering events in {path.name}")
-        return 0
-    ev = run.events()
-    cols = {k: ev.column(k) for k in (*TRAIL_KEYS, "message")}
-    for r in trail.verified:
-        t = float(ev.created[r]) - ev.t0
-        kind = str(cols["steering.kind"][r])
-        extra = [str(cols[k][r]) for k in ("steering.id", "steering.phase", "steering.result")
-                 if cols[k][r] not in (None, "None")]
-        print(f"{t:9.3f}s {kind:<12} {' '.join(extra):<22} {cols['message'][r]}")
-    for st in trail.sessions.values():
-        print(f"steering agent {st.short}: {st.state}" + (f" ({st.why})" if st.why else ""))
-    if trail.unverified:
-        print(f"not counted: {count(len(trail.unverified), 'record')} with steering keys "
-              "that are not a steering agent's own:")
-        for r, why in trail.unverified[:20]:
-            t = float(ev.created[r]) - ev.t0
-            print(f"{t:9.3f}s {cols['steering.kind'][r]!s:<12} {why}: "
-                  f"{str(cols['message'][r])[:120]}")
-        if len(trail.unverified) > 20:
-            print(f"... {len(trail.unverified) - 20} more")
-    print(json.dumps(trail.counts()))
-    return 0

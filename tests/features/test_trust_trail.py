@@ -74,11 +74,13 @@ def test_forged_apply_and_suggestion_records_are_not_counted(
     whys = " | ".join(w for _, w in trail.unverified)
     assert "signature" in whys and "logger 'fib.workflow'" in whys
     # The CLI counts the same way and lists the rest apart.
+    assert main(["steer", str(pool), "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["counts"]["applied"] == 1 and doc["counts"]["unverified"] == 5
+    assert [s["key"] for s in doc["suggestions"]] == ["s1"] and len(doc["unverified"]) == 5
     assert main(["steer", str(pool)]) == 0
     out = capsys.readouterr().out
-    counts = json.loads(out.splitlines()[-1])
-    assert counts["applied"] == 1 and counts["unverified"] == 5
-    assert "not counted: 5 records" in out and "shutdown" not in out.split("not counted")[0]
+    assert "Not counted: 5 records" in out and "shutdown" not in out.split("Not counted")[0]
     # So does the report.
     sec = report.steering_section(run)
     assert sec is not None and sec.data["counts"]["applied"] == 1

@@ -39,9 +39,16 @@ def test_steer_trail(steered: tuple[Path, str], capsys: pytest.CaptureFixture[st
     assert main(["--home", str(home), "steer", "latest"]) == 0
     out = capsys.readouterr().out
     lines = out.splitlines()
-    assert any(" start " in ln for ln in lines)
-    assert any(" apply " in ln and " before " in ln for ln in lines)
-    assert lines[-1].startswith("{") and '"applied": ' in lines[-1]
+    assert lines[0].startswith("Steering trail of ") and " applied" in lines[0]
+    sugs = lines[lines.index("Suggestions") + 1:]
+    # Its state first (applied, checked: resolved...), then which and what.
+    assert sugs[0].startswith(("  applied", "  checked")) and "  s1  +" in sugs[0]
+    assert "set_weight(" in sugs[0]
+    assert any(ln.startswith("  WorkerAgent.work on AgentId<") for ln in lines)
+    assert not any(ln.startswith("{") for ln in lines)
+    assert main(["--home", str(home), "steer", "latest", "--records"]) == 0
+    records = capsys.readouterr().out.splitlines()
+    assert any(" apply " in ln and "calling set_weight" in ln for ln in records)
 
 
 def test_steer_errors_are_one_line(steered: tuple[Path, str],

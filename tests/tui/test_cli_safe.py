@@ -235,6 +235,7 @@ def test_export_jsonl_to_stdout_round_trips_exactly(home: Path, args: tuple[str,
     ("report", "{pool}", "--format", "json"),
     ("diff", "{pool}", "{pool}", "--format", "json"),
     ("ask", "{pool}", "where did the time go?", "--builtin", "--format", "json"),
+    ("steer", "{pool}", "--format", "json"),
 ])
 def test_json_output_is_valid_exact_and_safe(home: Path, args: tuple[str, ...]) -> None:
     out = _raw_json(run_cli(home, *(a.format(pool=pool(home)) for a in args)))
