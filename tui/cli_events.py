@@ -43,10 +43,12 @@ def _table_lines(run: Run, rows: np.ndarray, extra: list[str], absolute: bool) -
         else:
             ts = f"{t - ev.t0:10.4f}" if t == t else "         -"
         # Each value cleaned: a CR, LF or control inside one value never breaks the line.
+        # The file is its 8-character uuid prefix; a level is never cut (WARNI reads as
+        # a typo); other cut values end in "…".
         cols = [ts, _one(ev.file_names[ev.file[r]])[:8], str(pid[r]),
-                _one(level[r])[:5].ljust(5), _one(logger[r])[:24].ljust(24),
-                _one(agents[r])[:19].ljust(19), _one(action[r])[:12].ljust(12),
-                _one(state[r])[:17].ljust(17)]
+                _one(level[r]).ljust(LEVEL_W), _fit(_one(logger[r]), 24),
+                _fit(_one(agents[r]), 19), _fit(_one(action[r]), 12),
+                _fit(_one(state[r]), 17)]
         for k in extra:
             v = extras[k][r]
             cols.append("" if v is None or (isinstance(v, float) and v != v) else _one(v))
@@ -55,13 +57,22 @@ def _table_lines(run: Run, rows: np.ndarray, extra: list[str], absolute: bool) -
     return out
 
 
+LEVEL_W = len("CRITICAL")
+
+
+def _fit(text: str, width: int) -> str:
+    """``text`` in ``width`` columns: padded, or cut with ``…``."""
+    return text.ljust(width) if len(text) <= width else text[: width - 1] + "…"
+
+
 def _one(value: object) -> str:
     """A value on one table line, whole: controls visible, a newline as ``⏎``."""
     return clean(value, sys.maxsize)
 
 
 def _header(extra: list[str], absolute: bool) -> str:
-    cols = ["time".rjust(12 if absolute else 10), "file    ", "pid", "level", "logger".ljust(24),
+    cols = ["time".rjust(12 if absolute else 10), "file    ", "pid", "level".ljust(LEVEL_W),
+            "logger".ljust(24),
             "agent".ljust(19), "action".ljust(12), "state".ljust(17), *extra, "message"]
     return " ".join(cols)
 
@@ -107,6 +118,10 @@ def print_events(run: Run, args: argparse.Namespace) -> int:
     seen = run.events().n
     printed = len(rows) if not args.limit else min(len(rows), args.limit)
     while not args.limit or printed < args.limit:
+        done = closed(run)
+        if done:
+            sys.stderr.write(f"academy-tui: {done}: stopped following\n")
+            break
         time.sleep(0.25)
         run.refresh()
         ev = run.events()
@@ -121,6 +136,19 @@ def print_events(run: Run, args: argparse.Namespace) -> int:
         printed += len(new)
         sys.stdout.flush()
     return 0
+
+
+def closed(run: Run) -> str | None:
+    """Why a run is over for ``-f``: every process of it closed (its last records include
+    a closing one, no error after it), as the catalog's ``finished`` rule says; ``None``
+    while a process is still open, or none has written yet."""
+    procs = run.processes()
+    ends = [str(e) for e in procs["end"]] if len(procs) else []
+    if not ends or not all(e in ("clean", "empty", "source") for e in ends):
+        return None
+    n = len(run.msg_rows("Closed manager (%s)"))
+    return (f"every process closed cleanly ({n} 'Closed manager' "
+            f"record{'' if n == 1 else 's'})")
 
 
 def tell_where(run: Run, where: str | None, matched: int, follow: bool = False) -> None:

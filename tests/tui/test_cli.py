@@ -207,3 +207,51 @@ def test_broken_pipe_is_quiet(sample) -> None:  # type: ignore[no-untyped-def]
     err = p.stderr.read().decode()
     p.wait(timeout=60)
     assert "Traceback" not in err
+
+
+def test_follow_stops_when_every_process_closed(tmp_path: Path, sample) -> None:  # type: ignore[no-untyped-def]
+    """``events -f`` on a run replayed in two halves (a real run's file, written as it
+    was): it keeps following while the process is open and stops, saying why, once the
+    process wrote its closing records."""
+    src = next(sample("thread").glob("*.jsonlog"))
+    lines = src.read_bytes().splitlines(keepends=True)
+    head = lines[:min(200, next(i for i, ln in enumerate(lines) if b"Closed manager" in ln))]
+    pool = tmp_path / "logs" / sample("thread").name
+    pool.mkdir(parents=True)
+    dst = pool / src.name
+    dst.write_bytes(b"".join(head))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    p = subprocess.Popen([sys.executable, "-m", "tui.cli", "events", str(pool), "-f"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                         cwd=ROOT)
+    try:
+        assert p.stdout is not None and p.stderr is not None
+        shown = [p.stdout.readline() for _ in range(1 + len(head))]  # header and rows
+        assert shown[-1].rstrip().endswith(json.loads(head[-1])["message"][-20:])
+        assert p.poll() is None  # the process has not closed: still following
+        with dst.open("ab") as f:
+            f.write(b"".join(lines[len(head):]))
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 0, err
+    assert "Closed manager" in out and len(shown) + len(out.splitlines()) == 1 + len(lines)
+    assert err.strip().splitlines()[-1] == ("academy-tui: every process closed cleanly "
+                                            "(3 'Closed manager' records): stopped following")
+
+
+def test_events_table_never_cuts_a_level_and_marks_cut_values(tmp_path: Path, sample) -> None:  # type: ignore[no-untyped-def]
+    src = next(sample("thread").glob("*.jsonlog"))
+    recs = [json.loads(ln) for ln in src.read_text().splitlines()]
+    recs[5].update(levelname="WARNING", levelno="30")
+    recs[6].update(levelname="CRITICAL", levelno="50")
+    pool = tmp_path / "logs" / sample("thread").name
+    pool.mkdir(parents=True)
+    (pool / src.name).write_text("".join(json.dumps(r) + "\n" for r in recs))
+    out = cli("events", str(pool), "--limit", "8").stdout.splitlines()
+    assert " level    logger " in out[0]
+    assert " WARNING  " in out[6] and " CRITICAL " in out[7] and "WARNI " not in "\n".join(out)
+    # academy.logging.configs.jsonpool: 33 characters in 24 columns, cut visibly.
+    assert " academy.logging.configs… " in out[1]
