@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from features.analyses import CATEGORIES, CATEGORY_WORDS
+from features.incident import times
 from features.report import count, fmt_s
 from features.table import Table
 
@@ -34,7 +35,7 @@ COLUMNS = ("agent_class", "action", "phase", "presence", "count_a", "count_b", "
            "p95_change_pct", "sum_a", "sum_b", "sum_change_s")
 
 
-def _pct(x: np.ndarray, q: float) -> float | None:
+def _percentile(x: np.ndarray, q: float) -> float | None:
     x = x[np.isfinite(x)]
     return float(np.percentile(x, q)) if len(x) else None
 
@@ -53,8 +54,25 @@ def _signed(x: float | None) -> str:
     return ("+" if x >= 0 or abs(x) < 5e-5 else "-") + fmt_s(abs(x))
 
 
+def _pct(x: float | None) -> str:
+    """A relative change: ``+20%``, ``-80%``; ten times or more as a ratio (``179x``, not
+    ``+17772%``)."""
+    if x is None:
+        return ""
+    if x >= 900:
+        return times(1 + x / 100)
+    return f"{'+' if x >= 0 else '-'}{abs(x):.0f}%"
+
+
 def _signed_pct(x: float | None) -> str:
-    return "" if x is None else f", {'+' if x >= 0 else '-'}{abs(x):.0f}%"
+    return "" if x is None else f", {_pct(x)}"
+
+
+def _change_cell(s: float | None, pct: float | None) -> str:
+    """``+0.447 s (179x)``, ``-81.7 ms (-80%)``, or ``-``."""
+    if s is None:
+        return "-"
+    return _signed(s) + (f" ({_pct(pct)})" if pct is not None else "")
 
 
 def summarize(run: Run) -> dict[str, Any]:
@@ -100,7 +118,7 @@ def _rows(ga: dict[tuple[str, str], dict[str, np.ndarray]],
                                    "presence": presence, "count_a": len(va),
                                    "count_b": len(vb)}
             for q in (50, 95):
-                a, b = _pct(va, q), _pct(vb, q)
+                a, b = _percentile(va, q), _percentile(vb, q)
                 row[f"p{q}_a"], row[f"p{q}_b"] = a, b
                 row[f"p{q}_change_s"], row[f"p{q}_change_pct"] = _change(a, b)
             sa = float(np.nansum(va)) if len(va) else None
@@ -236,6 +254,24 @@ class RunDiff:
     def table(self) -> Table:
         """Per (agent class, action, phase): counts, p50, p95 and totals, A and B."""
         return Table({c: [r[c] for r in self.rows] for c in COLUMNS}, name="diff")
+
+    def readable_table(self) -> Table:
+        """:meth:`table` for people: durations as the report writes them (``3.0 ms``,
+        ``0.450 s``), each change with its sign and its percentage or ratio (``+0.447 s
+        (149x)``)."""
+        cols: dict[str, list[Any]] = {c: [r[c] for r in self.rows] for c in
+                                      ("agent_class", "action", "phase", "presence")}
+        cols["calls A"] = [r["count_a"] for r in self.rows]
+        cols["calls B"] = [r["count_b"] for r in self.rows]
+        for q in ("p50", "p95"):
+            cols[f"{q} A"] = [fmt_s(r[f"{q}_a"]) for r in self.rows]
+            cols[f"{q} B"] = [fmt_s(r[f"{q}_b"]) for r in self.rows]
+            cols[f"{q} change"] = [_change_cell(r[f"{q}_change_s"], r[f"{q}_change_pct"])
+                                   for r in self.rows]
+        cols["total A"] = [fmt_s(r["sum_a"]) for r in self.rows]
+        cols["total B"] = [fmt_s(r["sum_b"]) for r in self.rows]
+        cols["total change"] = [_signed(r["sum_change_s"]) for r in self.rows]
+        return Table(cols, name="diff")
 
     def as_dict(self) -> dict[str, Any]:
         ch = self.category_changes

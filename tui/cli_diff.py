@@ -29,7 +29,7 @@ def sections(d: RunDiff, markdown: bool = False) -> list[Section]:
     head = [f"A         {d.a['uuid']}  ({d.a['path']})",
             f"B         {d.b['uuid']}  ({d.b['path']})"]
     return [Section("Runs", head), Section("B against A", lines),
-            Section("Per action and phase (seconds)", table=d.table())]
+            Section("Per action and phase", table=d.readable_table())]
 
 
 def cmd_diff(args: argparse.Namespace) -> int:

@@ -255,3 +255,18 @@ def test_events_table_never_cuts_a_level_and_marks_cut_values(tmp_path: Path, sa
     assert " WARNING  " in out[6] and " CRITICAL " in out[7] and "WARNI " not in "\n".join(out)
     # academy.logging.configs.jsonpool: 33 characters in 24 columns, cut visibly.
     assert " academy.logging.configs… " in out[1]
+
+
+def test_text_diff_formats_seconds_and_large_ratios(samples_home: Path) -> None:
+    text = cli("diff", "08a9", "5cb6", home=samples_home).stdout
+    # calc_fibs took 3.0 ms in A and 0.450 s in B: 149x, not +14808% or 0.00301838.
+    assert "p50 0.450 s against 3.0 ms (+0.447 s, 149x)" in text
+    assert not re.search(r"\d{4,}%|\d\.\d{5,}", text), text
+    table = text.split("Per action and phase\n", 1)[1].splitlines()
+    calc = next(ln.split() for ln in table if "calc_fibs  total" in ln)
+    assert calc[6:12] == ["3.0", "ms", "0.450", "s", "+0.447", "s"] and calc[12] == "(149x)"
+    md = cli("diff", "08a9", "5cb6", "--format", "markdown", home=samples_home).stdout
+    assert "| +0.447 s (149x) |" in md
+    js = json.loads(cli("diff", "08a9", "5cb6", "--format", "json", home=samples_home).stdout)
+    row = next(r for r in js["rows"] if r["action"] == "calc_fibs" and r["phase"] == "total")
+    assert row["p50_a"] == pytest.approx(0.00301838, rel=1e-4)  # JSON keeps the numbers
