@@ -11,14 +11,18 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from textual import events
+from textual.actions import SkipAction
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
+from textual.command import CommandInput, CommandPalette
 from textual.containers import VerticalScroll
 from textual.notifications import SeverityLevel
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Static
 
 from features.runs import RunError, resolve
+from tui.typeahead import TypeAhead, typing
 
 if TYPE_CHECKING:
     from steering.demo import DemoOptions
@@ -84,7 +88,10 @@ class AcademyApp(App[int]):
     BINDINGS = [
         Binding("q", "quit", "quit"),
         Binding("question_mark", "help", "help"),
-        Binding("ctrl+p", "command_palette", "palette", show=False),
+        # Priority: the palette opens as the key arrives, and the keys typed behind it go
+        # into its box (tui.typeahead).
+        Binding("ctrl+p", "command_palette", "palette", show=False, priority=True),
+        Binding("colon", "command_palette(True)", "palette", show=False, priority=True),
     ]
 
     def __init__(self, run: str | None = None, home: Path | None = None,
@@ -108,6 +115,8 @@ class AcademyApp(App[int]):
         """Other sources to join onto the run opened (``--with``)."""
         self.demo = demo
         self.demo_proc: subprocess.Popen[bytes] | None = None
+        self.type_ahead = TypeAhead(self)
+        """Keys typed after a key that opens a box, held until the box has focus."""
 
     def compose(self) -> ComposeResult:
         yield Static("")
@@ -156,6 +165,23 @@ class AcademyApp(App[int]):
         """Notifications quote pool text (names, ids, notes): plain text, never markup,
         whichever widget sends one (``Widget.notify`` passes ``markup=True``)."""
         super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Key) and not event.is_forwarded and \
+                self.type_ahead.hold(event):
+            return
+        await super().on_event(event)
+
+    def action_command_palette(self, typed: bool = False) -> None:
+        """The palette (``ctrl+p``, or ``:`` where a key is not a character), with the keys
+        typed behind it."""
+        if typed and typing(self):
+            raise SkipAction()  # ':' typed into a box
+        if self.use_command_palette and not CommandPalette.is_open(self):  # type: ignore[arg-type]
+            self.push_screen(CommandPalette(id="--command-palette"))
+            palette = self.screen
+            self.type_ahead.expect(lambda: palette.query_one(CommandInput)
+                                   if palette.is_attached else None)
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):

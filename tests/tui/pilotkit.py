@@ -23,3 +23,20 @@ async def until(pilot: Pilot[Any], cond: Callable[[], bool], timeout: float = 60
 def text_of(widget: Any) -> str:
     """What a widget shows, as plain text."""
     return str(widget.render())
+
+
+def burst(pilot: Pilot[Any], keys: str | list[str]) -> None:
+    """Send ``keys`` as a terminal delivers keys typed at full speed (or pasted): all of
+    them at once, without waiting between them as ``pilot.press`` does. A key is one
+    character of a string, or a key name in a list (``["ctrl+f", *"text", "enter"]``)."""
+    from textual import events
+    from textual.keys import _character_to_key
+
+    app = pilot.app
+    driver = app._driver
+    assert driver is not None
+    for k in keys:
+        name = _character_to_key(k) if len(k) == 1 and not k.isalnum() else k
+        event = events.Key(name, k if len(k) == 1 else None)
+        event.set_sender(app)
+        driver.send_message(event)

@@ -14,11 +14,13 @@ from typing import Any
 
 from rich.text import Text
 from textual import on, work
+from textual.actions import SkipAction
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Static, TabbedContent, TabPane
+from textual.widget import Widget
+from textual.widgets import Footer, Input, Static, TabbedContent, TabPane, Tabs
 
 from features.query import QueryError
 from features.report import count
@@ -26,6 +28,7 @@ from features.run import Run
 from features.safe import clean
 from tui.messages import EventsIngested, FilterApplied, LoadProgressed, RunNoted, ThingsUpdated
 from tui.model import LEVELS, RunModel
+from tui.typeahead import expect, typing
 from tui.widgets.anomalies import AnomaliesDetected, AnomaliesView
 from tui.widgets.ask import AskPane
 from tui.widgets.detail import DetailScreen
@@ -54,10 +57,30 @@ more made a live tail's newest rows appear later (p95 write-to-screen 224-375 ms
 fifth of a core on a 4,000 records/s tail, 127-175 ms without detection)."""
 
 
+VIEW_FOCUS = {"events": "#event-log", "timeline": "#timeline-view", "where": "#where-cats",
+              "anomalies": "#anomalies-table", "steering": "#steering-table"}
+"""The widget that takes a view's keys (the Ask view's is :meth:`AskPane.resting_widget`)."""
+
+
 class StatusBar(Static):
     """One line: run, records, files, bad lines, live/follow state, load progress."""
 
     DEFAULT_CSS = "StatusBar { height: 1; background: $accent 25%; padding: 0 1; }"
+
+
+class ViewTabs(TabbedContent):
+    """The run's views."""
+
+    def _on_tab_pane_focused(self, event: TabPane.Focused) -> None:
+        # A pane reports that a widget in it took focus after the fact: with keys typed
+        # fast ('a', then 'esc e') it reports the Ask pane once the events have focus,
+        # and Textual's TabbedContent would switch back to it. A report from a pane the
+        # focus has left is dropped; otherwise TabbedContent's own handler (next in the
+        # MRO) runs.
+        focused = self.screen.focused
+        if focused is None or event.tab_pane not in focused.ancestors:
+            event.prevent_default()
+            event.stop()
 
 
 class FilterBar(Vertical):
@@ -81,22 +104,25 @@ class RunScreen(Screen[None]):
     """Everything about one run."""
 
     BINDINGS = [
-        Binding("slash", "open_filter('filter')", "filter"),
-        Binding("ctrl+f", "open_filter('find')", "find"),
-        Binding("escape", "back", "back"),
+        # The keys that open a box or switch the view are priority bindings: handled as
+        # they arrive, so the keys typed behind them go where they meant (tui.typeahead);
+        # in a box they are text (the actions raise SkipAction).
+        Binding("slash", "open_filter('filter')", "filter", priority=True),
+        Binding("ctrl+f", "open_filter('find')", "find", priority=True),
+        Binding("escape", "back", "back", priority=True),
         Binding("1", "toggle_level(10)", "DEBUG", show=False),
         Binding("2", "toggle_level(20)", "INFO", show=False),
         Binding("3", "toggle_level(30)", "WARN", show=False),
         Binding("4", "toggle_level(40)", "ERROR", show=False),
-        Binding("e", "show_tab('events')", "events"),
-        Binding("l", "show_tab('timeline')", "timeline"),
-        Binding("w", "show_tab('where')", "where time went"),
-        Binding("A", "show_tab('anomalies')", "anomalies"),
-        Binding("s", "show_tab('steering')", "steering", show=False),
-        Binding("a", "show_tab('ask')", "ask"),
+        Binding("e", "view('events')", "events", priority=True),
+        Binding("l", "view('timeline')", "timeline", priority=True),
+        Binding("w", "view('where')", "where time went", priority=True),
+        Binding("A", "view('anomalies')", "anomalies", priority=True),
+        Binding("s", "view('steering')", "steering", show=False, priority=True),
+        Binding("a", "view('ask')", "ask", priority=True),
         Binding("d", "compare", "compare"),
         Binding("c", "clear_filter", "clear filter", show=False),
-        Binding("x", "expect", "expected time", show=False),
+        Binding("x", "expect", "expected time", show=False, priority=True),
     ]
 
     def __init__(self, path: Path, expected_s: float | None = None,
@@ -127,7 +153,7 @@ class RunScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield StatusBar(id="status")
-        with TabbedContent(id="tabs", initial="events"):
+        with ViewTabs(id="tabs", initial="events"):
             with TabPane("Events", id="events"):
                 yield EventLog(self.model, id="event-log")
             with TabPane("Timeline", id="timeline"):
@@ -310,8 +336,16 @@ class RunScreen(Screen[None]):
             self.query_one(SteeringView).refresh_view(hidden=True)
 
     @on(TabbedContent.TabActivated)
-    def _tab_shown(self) -> None:
+    def _tab_shown(self, event: TabbedContent.TabActivated) -> None:
         self._repaint_tab()
+        tab = self.query_one(TabbedContent).active
+        if event.pane.id != tab or not self.is_current:
+            return  # a tab switched past already (keys typed fast), or a screen above
+        focused = self.focused
+        # After a click on the tab bar (or focus left in the pane hidden): the view's keys.
+        if focused is None or isinstance(focused, Tabs) or any(
+                isinstance(n, TabPane) and n is not event.pane for n in focused.ancestors):
+            self._focus_view(tab)
 
     def on_filter_applied(self, msg: FilterApplied) -> None:
         log = self.query_one(EventLog)
@@ -382,6 +416,8 @@ class RunScreen(Screen[None]):
     # -- filter bar --------------------------------------------------------------------
 
     def action_open_filter(self, mode: str) -> None:
+        if typing(self.app):
+            raise SkipAction()  # '/' typed into a box
         self.filter_mode = mode
         bar = self.query_one(FilterBar)
         bar.add_class("-open")
@@ -389,6 +425,7 @@ class RunScreen(Screen[None]):
         inp.value = self.model.find_text if mode == "find" else self.model.filter_text
         inp.border_title = "find (n/N jump)" if mode == "find" else "filter"
         inp.focus()
+        expect(self.app, lambda: inp)
 
     @on(Input.Changed, "#filter-input")
     def _validate(self, event: Input.Changed) -> None:
@@ -427,10 +464,16 @@ class RunScreen(Screen[None]):
         self.set_filter_text("")
 
     def action_back(self) -> None:
+        """``esc``: close the filter box, else leave a box, else clear the filter, else
+        leave the run: a step at a time, the nearest first."""
         bar = self.query_one(FilterBar)
+        tab = self.query_one(TabbedContent).active
         if bar.has_class("-open"):
             bar.remove_class("-open")
-            self.query_one(EventLog).focus()
+            self.set_focus(self._view_widget(tab))
+            return
+        if typing(self.app):
+            self.set_focus(self._view_widget(tab))
             return
         if self.model.filter_text:
             self.action_clear_filter()
@@ -445,6 +488,9 @@ class RunScreen(Screen[None]):
     def action_expect(self) -> None:
         """Ask for the time the user expected; the breakdown then explains the excess."""
         from tui.widgets.prompt import PromptScreen
+
+        if typing(self.app):
+            raise SkipAction()
 
         def done(text: str | None) -> None:
             if text is None:
@@ -461,8 +507,9 @@ class RunScreen(Screen[None]):
             self.action_show_tab("where")
 
         current = "" if self.model.expected_s is None else f"{self.model.expected_s:g}s"
-        self.app.push_screen(PromptScreen("Expected run time (16s, 1m30s; empty: none)",
-                                          current), done)
+        prompt = PromptScreen("Expected run time (16s, 1m30s; empty: none)", current)
+        self.app.push_screen(prompt, done)
+        expect(self.app, lambda: prompt.query_one(Input))
 
     def action_compare(self) -> None:
         """Pick another run and show how this one differs from it."""
@@ -483,18 +530,35 @@ class RunScreen(Screen[None]):
         self.set_filter_text(msg.expr, focus_row=msg.rows[0] if msg.rows else None)
         self.action_show_tab("events")
 
+    def action_view(self, tab: str) -> None:
+        """A view's key (``e``, ``l``, ``w``, ``A``, ``s``, ``a``): a letter in a box."""
+        if typing(self.app):
+            raise SkipAction()
+        self.action_show_tab(tab)
+
     def action_show_tab(self, tab: str) -> None:
         if tab == "ask":
             self.query_one(AskPane).expected_s = self.model.expected_s
         self.query_one(TabbedContent).active = tab
+        self._focus_view(tab)
+
+    def _focus_view(self, tab: str) -> None:
+        """Focus follows the view shown (by key, palette, drill-down or a click on its
+        tab), so its keys work at once: a focused widget left in a hidden pane (or the
+        tab bar, after a click) would take them. Set now, not after a refresh: the keys
+        typed behind a view's key are forwarded to what has focus as they arrive."""
         if tab == "ask":
-            self.query_one(AskPane).focus_input()
+            box = self.query_one("#ask-input", Input)
+            self.set_focus(box)
+            expect(self.app, lambda: box)  # its box, with the keys typed behind 'a'
             return
-        # Focus follows the tab: a focused widget left in a hidden pane would pull it back.
-        target = {"events": "#event-log", "timeline": "#timeline-view",
-                  "anomalies": "#anomalies-table", "steering": "#steering-table"}.get(tab)
-        if target:
-            self.query_one(target).focus()
+        self.set_focus(self._view_widget(tab))
+
+    def _view_widget(self, tab: str) -> Widget:
+        """The widget of ``tab`` that takes its keys."""
+        if tab == "ask":
+            return self.query_one(AskPane).resting_widget()
+        return self.query_one(VIEW_FOCUS[tab])
 
     # -- status ------------------------------------------------------------------------
 

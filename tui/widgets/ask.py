@@ -23,6 +23,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.message import Message
+from textual.widget import Widget
 from textual.widgets import Input, OptionList, RichLog, Static
 from textual.widgets.option_list import Option
 
@@ -124,6 +125,12 @@ class AskPane(Vertical):
 
     def focus_input(self) -> None:
         self.query_one("#ask-input", Input).focus()
+
+    def resting_widget(self) -> Widget:
+        """What takes the keys when the box is left (``esc``): the citations when there
+        are some (``enter`` shows the highlighted one's events), else the conversation."""
+        ol = self.query_one("#ask-citations", OptionList)
+        return ol if ol.option_count else self.query_one("#ask-log", RichLog)
 
     # -- asking ------------------------------------------------------------------------
 
@@ -229,6 +236,8 @@ class AskPane(Vertical):
         ol.clear_options()
         ol.add_options([Option(Text.assemble((f"[{c.ref}] ", "bold"), clean(c.label, 200)),
                                id=str(i)) for i, c in enumerate(self.citations)])
+        if self.citations:  # the first is highlighted: the first enter shows its events
+            ol.highlighted = 0
 
     @on(OptionList.OptionSelected, "#ask-citations")
     def _picked(self, event: OptionList.OptionSelected) -> None:
