@@ -139,12 +139,30 @@ def cmd_runs(args: argparse.Namespace) -> int:
         write_csv(table, sys.stdout)
         return 0
     if not rows:
-        from features.runs import logs_dir
-
-        print(f"no runs under {logs_dir(_home(args))}")
+        print(no_runs(_home(args)))
         return 0
     print(table.format(max_rows=args.limit or 10**9, max_width=60))
     return 0
+
+
+def no_runs(home: Path | None) -> str:
+    """What an empty catalog says: where it looked (and why there), where runs come from
+    and how to make one."""
+    from features.runs import logs_dir
+
+    where = ("--home" if home is not None else "$ACADEMY_HOME" if os.environ.get(
+        "ACADEMY_HOME") else "Academy's default home; ACADEMY_HOME or --home changes it")
+    return "\n".join([
+        f"0 runs under {logs_dir(home)} ({where}).",
+        "",
+        "A run is the pool directory Academy's JSONPoolLogging writes while a workflow runs:",
+        "<home>/logs/<pool-uuid>/<process>.jsonlog, one file per process. To see one:",
+        "  academy-tui demo                   run the fibonacci demo workflow on real academy-py",
+        "                                     (about 20 s, no server) and watch it live",
+        "  academy-tui --home DIR runs        list the runs under another Academy home",
+        "  ACADEMY_HOME=DIR academy-tui       the same for every command",
+        "  academy-tui PATH/TO/POOL           open one pool directory, wherever it is",
+    ])
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -421,6 +439,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.fn(args) or 0)
     except (CliError, RunError, QueryError) as e:
         msg = str(e)
+        if msg.startswith("no runs under "):
+            msg += " ('academy-tui demo' makes one; 'academy-tui runs' says more)"
         # visible() here too: the app commands leave the streams to Textual, unguarded.
         sys.stderr.write(visible(f"academy-tui: error: {msg}\n"))
         return 2

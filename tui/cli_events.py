@@ -221,8 +221,9 @@ def export(run: Run, args: argparse.Namespace) -> int:
             raise CliError("--format sqlite needs -o FILE")
         tables = [thing_table(run, k, rows) for k in kinds]
         written = write_sqlite(tables, args.output)
-        summary = ", ".join(f"{k} {n}" for k, n in written.items())
-        sys.stderr.write(f"wrote {args.output}: {summary}\n")
+        summary = ", ".join(f"{k} {n:,}" for k, n in written.items())
+        sys.stderr.write(f"wrote {_where(args.output)}: SQLite, a table per kind, rows "
+                         f"{summary} (_columns maps each column to its key)\n")
         return 0
     if len(kinds) != 1:
         raise CliError("csv and jsonl export one kind at a time (--what actions)")
@@ -234,10 +235,19 @@ def export(run: Run, args: argparse.Namespace) -> int:
         else:
             with open(args.output, "wb") as bin_out:
                 n = _write(table, args.format, bin_out)
-        sys.stderr.write(f"wrote {n} {kinds[0]} to {args.output}\n")
+        sys.stderr.write(f"wrote {n:,} {kinds[0]} ({args.format.upper()}, "
+                         f"{len(table.columns)} columns) to {_where(args.output)}\n")
     else:
         _write(table, args.format, sys.stdout if args.format == "csv" else sys.stdout.buffer)
     return 0
+
+
+def _where(output: str) -> str:
+    """The file written, as an absolute path: ``-o run.csv`` lands in the current
+    directory, which the person may not have in mind."""
+    from pathlib import Path
+
+    return str(Path(output).resolve())
 
 
 def _write(table: Table, fmt: str, out: Any) -> int:

@@ -110,13 +110,24 @@ def test_a_mistyped_key_is_named_on_stderr_and_stdout_stays_clean(sample) -> Non
 def test_export_csv_jsonl_sqlite(tmp_path: Path, sample) -> None:  # type: ignore[no-untyped-def]
     pool = sample("http")
     csv_path = tmp_path / "actions.csv"
-    cli("export", str(pool), "--what", "actions", "--format", "csv", "-o", str(csv_path))
+    res = cli("export", str(pool), "--what", "actions", "--format", "csv", "-o", str(csv_path))
     lines = csv_path.read_text().splitlines()
     assert lines[0].startswith("tag,action,status") and len(lines) == 19
+    ncols = len(lines[0].split(","))
+    assert res.stderr == f"wrote 18 actions (CSV, {ncols} columns) to {csv_path}\n"
+    # A relative -o lands in the current directory: the path written says which.
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    rel = subprocess.run([sys.executable, "-m", "tui.cli", "export", str(pool), "-o",
+                          "here.jsonl", "--format", "jsonl"], capture_output=True, text=True,
+                         env=env, cwd=tmp_path, timeout=120)
+    assert rel.returncode == 0 and (tmp_path / "here.jsonl").exists()
+    assert rel.stderr.startswith("wrote 316 events (JSONL, ")
+    assert rel.stderr.endswith(f" columns) to {tmp_path.resolve() / 'here.jsonl'}\n")
     jl = cli("export", str(pool), "--what", "agents", "--format", "jsonl").stdout.splitlines()
     assert {json.loads(x)["class"] for x in jl} == {"FibonacciLauncher", "GeneratorAgent"}
     db = tmp_path / "run.sqlite"
-    cli("export", str(pool), "--format", "sqlite", "-o", str(db))
+    err = cli("export", str(pool), "--format", "sqlite", "-o", str(db)).stderr
+    assert err.startswith(f"wrote {db}: SQLite, a table per kind, rows events 316, actions 18")
     con = sqlite3.connect(db)
     tables = {r[0] for r in con.execute("select name from sqlite_master where type='table'")}
     assert {"events", "actions", "agents", "processes", "messages", "loops",
@@ -185,7 +196,13 @@ def test_latest_is_the_run_written_last_and_among_copies_the_one_started_last(
 def test_empty_home_and_empty_pool(tmp_path: Path) -> None:
     res = cli("report", "latest", home=tmp_path, check=False)
     assert res.returncode == 2 and "no runs under" in res.stderr
-    assert "no runs under" in cli("runs", home=tmp_path).stdout
+    assert res.stderr.count("\n") == 1 and "'academy-tui demo' makes one" in res.stderr
+    # A first contact: where it looked and why there, where runs come from, how to make one.
+    out = cli("runs", home=tmp_path).stdout
+    assert out.startswith(f"0 runs under {tmp_path}/logs ($ACADEMY_HOME).\n")
+    assert "JSONPoolLogging" in out and "academy-tui demo" in out and "--home DIR" in out
+    assert f"0 runs under {tmp_path}/logs (--home)." in cli("--home", str(tmp_path),
+                                                            "runs").stdout
     pool = tmp_path / "logs" / "00000000-0000-4000-8000-000000000000"
     pool.mkdir(parents=True)
     out = cli("report", str(pool))
