@@ -420,14 +420,29 @@ class SlowdownDetector(Params):
         mat[~np.isfinite(mat)] = np.nan
         return self.mv_.score_samples(mat), self.mv_.predict(mat) == -1
 
+    def _check_fitted(self) -> None:
+        """scikit-learn's contract for its estimator methods (``predict``,
+        ``score_samples``): before ``fit`` (or ``partial_fit``) they raise
+        ``NotFittedError``, where every call came out "normal" before. ``assess`` judges
+        before learning on purpose (the live detector judges each call, then learns
+        from it): a group with no baseline there is "not enough data", said as such."""
+        if not hasattr(self, "baselines_"):
+            from sklearn.exceptions import NotFittedError  # only on this error path
+
+            raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet. "
+                                 "Call 'fit' with appropriate arguments before using this "
+                                 "estimator.")
+
     def predict(self, X: Features | Table) -> np.ndarray:
         """-1 for a slow call, +1 otherwise (calls that cannot be judged included)."""
+        self._check_fitted()
         return np.where(self.assess(X)["flag"] == "slow", -1, 1)
 
     def score_samples(self, X: Features | Table) -> np.ndarray:
         """Minus the ratio of the deciding duration to its group's median (scikit-learn's
         outlier convention: lower is more abnormal; -1 is typical, -3 three times slower;
         NaN where the call cannot be judged)."""
+        self._check_fitted()
         return -self.assess(X)["ratio"]
 
     def decision_function(self, X: Features | Table) -> np.ndarray:

@@ -127,10 +127,6 @@ class Categorical:
         """The code of an already normalised value, -1 when absent."""
         return self.index.get(value, -1)
 
-    def codes_for(self, raws: Iterable[Any]) -> np.ndarray:
-        """Codes for a table of raw values (one call per batch, not per record)."""
-        return np.fromiter((self.code(r) for r in raws), dtype=np.int32)
-
     def array(self) -> np.ndarray:
         """The values as an object array, for fancy indexing by codes (code -1 indexes
         the extra last slot: null). Safe while another thread interns new values."""

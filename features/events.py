@@ -341,10 +341,6 @@ class Events:
                 key[r] = t
         return key
 
-    def sorted_rows(self) -> np.ndarray:
-        """Row numbers in merged time order."""
-        return self.order
-
     def has_exc(self) -> np.ndarray:
         return (self.flags & FLAG_EXC) != 0
 

@@ -615,3 +615,15 @@ def test_slow_calls_one_normal_call_apart_are_one_incident_two_apart_two() -> No
 
 def slowdowns_of(incs: list[Any]) -> list[Any]:
     return [i for i in incs if i.kind == "slowdown"]
+
+
+def test_judging_before_fit_raises_not_fitted() -> None:
+    """scikit-learn's contract (check_is_fitted): not a silent 'normal' for every call."""
+    from sklearn.exceptions import NotFittedError
+
+    from features.anomaly import SlowdownDetector
+    from features.table import Table
+
+    det = SlowdownDetector()
+    with pytest.raises(NotFittedError, match="not fitted yet"):
+        det.predict(Table({"action": np.array([], dtype=object)}))

