@@ -5,11 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ import pytest
 from academy.exchange import LocalExchangeFactory
 from academy.logging.helpers import JSONHandler
 from academy.manager import Manager
+from steerkit import redis_server
 
 from steering.demo import DemoOptions, DemoResult, run_demo, run_demo_async
 from steering.demo.fibagents import GeneratorAgent, validate_sleep
@@ -160,35 +159,10 @@ def test_injected_failure(tmp_path: Path) -> None:
 
 @pytest.fixture
 def redis_port(tmp_path: Path) -> Iterator[int]:
-    """A throwaway redis-server on a free loopback port, killed afterwards."""
-    exe = shutil.which('redis-server')
-    if exe is None:
-        pytest.skip('redis-server is not installed (e.g. apt-get install redis-server)')
-    port = free_port()
-    proc = subprocess.Popen(
-        [exe, '--port', str(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
-         '--dir', str(tmp_path)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            assert proc.poll() is None, 'redis-server exited at start-up'
-            try:
-                socket.create_connection(('127.0.0.1', port), timeout=1).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, 'redis-server did not start listening'
-                time.sleep(0.05)
+    """A throwaway redis-server on a free loopback port (steerkit's, the one the tests
+    share), killed afterwards."""
+    with redis_server(tmp_path) as port:
         yield port
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 # academy's Redis transport closes its client with redis-py 7's deprecated close().
