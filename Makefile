@@ -7,10 +7,12 @@ STAMP := $(VENV)/.installed-stamp
 
 .PHONY: setup test demo lint bench eval clean
 
+# pip -qq: errors only (a failed build or resolve still prints in full); with one -q the
+# build backend's notices still came through.
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,parsl]'
+	$(BIN)/python -m pip install -qq --upgrade pip
+	$(BIN)/python -m pip install -qq -e '.[test,parsl]'
 	@touch $(STAMP)
 
 setup: $(STAMP)
@@ -30,6 +32,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_tui.py
 	$(BIN)/python bench/bench_steer.py
 	$(BIN)/python bench/bench_procs.py
+	$(BIN)/python bench/bench_cli.py
 
 eval: $(STAMP)
 	$(BIN)/python bench/eval_anomaly.py
