@@ -16,7 +16,7 @@ from features import analyses
 from features.causes import Cause, causes, excess_sentence, per_call
 from features.facts import fmt_dur
 from features.run import Run
-from features.runs import status_of
+from features.status import status_of
 from features.table import Table
 
 

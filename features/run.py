@@ -23,8 +23,8 @@ from features.events import Events, typed
 from features.loader import load as bulk_load
 from features.normalize import is_null, to_int
 from features.parse import FLAG_RAW_INT, INT_KEYS
+from features.pools import LIVE_WINDOW_S, resolve
 from features.reader import PollResult, PoolReader
-from features.runs import LIVE_WINDOW_S, resolve
 from features.table import Table
 
 
