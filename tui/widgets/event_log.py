@@ -223,7 +223,9 @@ class EventLog(ScrollView, can_focus=True):
     def watch_cursor(self, old: int, new: int) -> None:
         self.refresh()
         top = self.scroll_offset.y
-        h = max(self.size.height - 1, 1)  # minus the header line
+        # Rows under the header line and above a horizontal scrollbar (with size.height a
+        # match found by n landed on the row the scrollbar covers).
+        h = max(self.scrollable_content_region.height - 1, 1)
         if new < top:
             self.scroll_to(y=new, animate=False, immediate=True)
         elif new >= top + h:
@@ -243,7 +245,7 @@ class EventLog(ScrollView, can_focus=True):
             self.follow = True
 
     def action_page(self, direction: int) -> None:
-        self.action_cursor(direction * max(self.size.height - 1, 1))
+        self.action_cursor(direction * max(self.scrollable_content_region.height - 1, 1))
 
     def action_first(self) -> None:
         self.follow = False

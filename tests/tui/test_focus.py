@@ -1,0 +1,90 @@
+"""Focus and selection that follow the person: a find match in sight, esc leaving a box
+before the run, the first row highlighted (and kept across live refreshes), a view's keys
+working right after a click on its tab."""
+
+from __future__ import annotations
+
+from pilotkit import until
+from textual.widgets import Input, OptionList, RichLog
+
+from tests.tui.test_app import SIZE, open_run
+from tui.app import AcademyApp
+from tui.screens.run import RunScreen
+from tui.widgets.event_log import EventLog
+from tui.widgets.timeline import Timeline
+
+
+def in_sight(log: EventLog) -> bool:
+    """The cursor's row is drawn inside the region the log shows (under its header line,
+    above a horizontal scrollbar)."""
+    y = log.cursor - log.scroll_offset.y + 1
+    return 1 <= y < log.scrollable_content_region.height
+
+
+async def test_find_and_next_put_the_match_in_sight(sample) -> None:  # type: ignore[no-untyped-def]
+    app = AcademyApp(str(sample("exception")))
+    async with app.run_test(size=(120, 24)) as pilot:
+        scr = await open_run(pilot, app)
+        log = scr.query_one(EventLog)
+        await pilot.press("home", "ctrl+f", *"fib.iteration>5", "enter")
+        await until(pilot, lambda: scr.model.find_text == "fib.iteration>5" and
+                    len(scr.model.view.matches) > 1)
+        matches = [int(m) for m in scr.model.view.matches]
+        assert matches[0] > log.scrollable_content_region.height  # below the first screen
+        for want in matches[:3]:
+            await pilot.press("n")
+            await until(pilot, lambda w=want: log.cursor == w)
+            await pilot.pause()
+            assert in_sight(log), (log.cursor, log.scroll_offset.y, log.size)
+        await pilot.press("home", "N")  # backwards from the top: the last match
+        await until(pilot, lambda: log.cursor == matches[-1])
+        await pilot.pause()
+        assert in_sight(log)
+
+
+async def test_esc_in_the_ask_box_leaves_the_box_not_the_run(sample) -> None:  # type: ignore[no-untyped-def]
+    app = AcademyApp(str(sample("exception")))
+    async with app.run_test(size=SIZE) as pilot:
+        scr = await open_run(pilot, app)
+        await pilot.press("a")
+        box = scr.query_one("#ask-input", Input)
+        await until(pilot, lambda: app.focused is box)
+        await pilot.press("escape")
+        assert app.screen is scr and scr.query_one("#tabs").active == "ask"
+        assert isinstance(app.focused, RichLog)  # no citations yet: the conversation
+        await pilot.press("a")  # a letter is a command again: back in the box
+        await until(pilot, lambda: app.focused is box)
+
+
+async def test_citations_start_highlighted_and_enter_acts(sample) -> None:  # type: ignore[no-untyped-def]
+    app = AcademyApp(str(sample("exception")))
+    async with app.run_test(size=SIZE) as pilot:
+        scr = await open_run(pilot, app)
+        await pilot.press("a", *"which errors were raised", "enter")
+        ol = scr.query_one("#ask-citations", OptionList)
+        await until(pilot, lambda: ol.option_count > 0, timeout=120)
+        assert ol.highlighted == 0
+        await pilot.press("escape")  # leaves the box for the citations
+        assert app.focused is ol
+        await pilot.press("enter")  # the first enter shows the first citation's events
+        await until(pilot, lambda: scr.query_one("#tabs").active == "events"
+                    and scr.model.filter_text != "")
+
+
+async def test_a_click_on_a_tab_gives_its_view_the_keys(sample) -> None:  # type: ignore[no-untyped-def]
+    app = AcademyApp(str(sample("pairs")))
+    async with app.run_test(size=SIZE) as pilot:
+        scr = await open_run(pilot, app)
+        await pilot.click("#tabs Tab#--content-tab-timeline")
+        await until(pilot, lambda: scr.query_one("#tabs").active == "timeline")
+        tl = scr.query_one(Timeline)
+        await until(pilot, lambda: tl.data is not None)
+        await pilot.pause()
+        assert app.focused is tl
+        spc = tl.spc
+        await pilot.press("plus")  # zooms at once, without pressing l first
+        await until(pilot, lambda: tl.spc == spc / 2 and not tl.fit)
+        # And back to the events by a click: its keys too.
+        await pilot.click("#tabs Tab#--content-tab-events")
+        await until(pilot, lambda: app.focused is scr.query_one(EventLog))
+        assert isinstance(app.screen, RunScreen)
