@@ -44,7 +44,8 @@ import numpy as np
 from features.events import PSEUDO_KEYS, Events
 from features.normalize import NULL_STRINGS, canonical_id, scalar
 from features.parse import FLAG_EXC, FLAG_MSG_CUT, FLAG_REPAIRED, ID_KEYS, INT_KEYS
-from features.query import (
+from features.query_json import from_json
+from features.query_syntax import (
     LEVEL_KEYS,
     ORDER_OPS,
     And,
@@ -55,11 +56,10 @@ from features.query import (
     Not,
     Or,
     Text,
-    from_json,
     level_value,
-    parse,
     regex_error,
 )
+from features.query_text import parse
 from features.store import EventStore
 
 _OPS: dict[str, Callable[[Any, Any], Any]] = {
