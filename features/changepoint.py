@@ -147,8 +147,6 @@ def _steps(y: np.ndarray, min_seg: int, min_ratio: float, alpha: float, window: 
            ) -> tuple[list[int], dict[int, float]]:
     """Split points of ``y`` (sorted, each the first index of a new segment) and the
     p-value each was accepted at."""
-    from scipy.stats import mannwhitneyu
-
     cuts: dict[int, float] = {}
     todo = [(0, len(y))]
     step = math.log(min_ratio) - 1e-12
@@ -176,6 +174,10 @@ def _steps(y: np.ndarray, min_seg: int, min_ratio: float, alpha: float, window: 
         if min(int(((left < mid) if up else (left > mid)).sum()),
                int(((right > mid) if up else (right < mid)).sum())) < min_seg:
             continue
+        # Imported here, at the first candidate that gets this far: scipy.stats takes
+        # 0.6 s to import, more than a small run's whole report without it.
+        from scipy.stats import mannwhitneyu
+
         p = float(mannwhitneyu(left, right, alternative="two-sided").pvalue) * len(ks)
         if p >= alpha:
             continue
@@ -196,21 +198,36 @@ def _steps(y: np.ndarray, min_seg: int, min_ratio: float, alpha: float, window: 
 def _drift(y: np.ndarray, alpha: float, drift_ratio: float
            ) -> tuple[np.ndarray, float] | None:
     """The Theil-Sen line of ``y`` against call order and the trend's p-value, when the
-    trend is significant and at least ``drift_ratio`` from start to end."""
-    from scipy.stats import kendalltau, theilslopes
-
+    trend is significant and at least ``drift_ratio`` from start to end. The line comes
+    first: most groups have none that steep, and only the p-value needs scipy.stats,
+    whose import (0.6 s) was most of a small run's report."""
     n = len(y)
     t = np.arange(n, dtype=np.float64)
-    tau = kendalltau(t, y)
-    p = float(tau.pvalue)
-    if not math.isfinite(p) or p >= alpha:
-        return None
     pick = np.unique(np.linspace(0, n - 1, min(n, MAX_TREND_POINTS)).astype(np.int64))
-    slope, icpt = (float(v) for v in theilslopes(y[pick], t[pick])[:2])
+    slope, icpt = theil_sen(y[pick], t[pick])
     ratio = math.exp(slope * (n - 1))
     if 1 / drift_ratio < ratio < drift_ratio:
         return None
+    from scipy.stats import kendalltau
+
+    p = float(kendalltau(t, y).pvalue)
+    if not math.isfinite(p) or p >= alpha:
+        return None
     return icpt + slope * t, p
+
+
+def theil_sen(y: np.ndarray, x: np.ndarray) -> tuple[float, float]:
+    """Slope and intercept of the Theil-Sen line, computed as ``scipy.stats.theilslopes``
+    does (the median of the pairwise slopes; the intercept ``median(y) - slope *
+    median(x)``), without its confidence interval or its import."""
+    y = np.asarray(y, dtype=np.float64).ravel()
+    x = np.asarray(x, dtype=np.float64).ravel()
+    dx = x[:, np.newaxis] - x
+    dy = y[:, np.newaxis] - y
+    up = dx > 0
+    slopes = np.sort(dy[up] / dx[up])
+    slope = float(np.median(slopes)) if len(slopes) else math.nan
+    return slope, float(np.median(y) - slope * np.median(x))
 
 
 def _cost(y: np.ndarray, points: list[int]) -> float:

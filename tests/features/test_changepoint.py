@@ -119,3 +119,29 @@ def test_calls_are_judged_against_their_own_level() -> None:
     # Against the whole run's baseline (the fast level) the first calls were slow.
     flags = live.detector.assess(t)
     assert (flags["flag"][:15] == "slow").sum() >= 13
+
+
+def test_theil_sen_is_scipys_line_and_a_flat_series_needs_no_scipy() -> None:
+    """The drift test draws its line before its p-value, without scipy.stats (0.6 s to
+    import, most of a small run's report): the line must be scipy's, bit for bit."""
+    import subprocess
+    import sys
+
+    from scipy.stats import theilslopes
+
+    from features.changepoint import theil_sen
+
+    rng = np.random.default_rng(7)
+    for i in range(300):
+        n = int(rng.integers(2, 200))
+        y = rng.normal(size=n) + rng.uniform(-1, 1) * np.arange(n) / n
+        y = np.round(y, 1) if i % 3 == 0 else y  # ties
+        x = np.arange(n, dtype=np.float64) * (1 + i % 4)
+        assert theil_sen(y, x) == tuple(float(v) for v in theilslopes(y, x)[:2])
+    code = ("import sys, numpy as np\nfrom features.changepoint import analyse\n"
+            "rng = np.random.default_rng(3)\n"
+            "a = analyse(0.05 * np.exp(rng.normal(0, 0.08, 60)))\n"
+            "print(a.changes, 'scipy' in sys.modules)\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60)
+    assert res.stdout.split() == ["[]", "False"], res.stderr
