@@ -4,14 +4,24 @@ working right after a click on its tab."""
 
 from __future__ import annotations
 
+import json
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 from pilotkit import until
-from textual.widgets import Input, OptionList, RichLog
+from textual.widgets import DataTable, Input, OptionList, RichLog
 
 from tests.tui.test_app import SIZE, open_run
+from tests.tui.test_steering_pane import steered  # noqa: F401 (a fixture)
 from tui.app import AcademyApp
 from tui.screens.run import RunScreen
 from tui.widgets.event_log import EventLog
+from tui.widgets.steering import SteeringView
 from tui.widgets.timeline import Timeline
+
+if TYPE_CHECKING:
+    from steering.demo import DemoResult
 
 
 def in_sight(log: EventLog) -> bool:
@@ -88,3 +98,48 @@ async def test_a_click_on_a_tab_gives_its_view_the_keys(sample) -> None:  # type
         await pilot.click("#tabs Tab#--content-tab-events")
         await until(pilot, lambda: app.focused is scr.query_one(EventLog))
         assert isinstance(app.screen, RunScreen)
+
+
+def grow(pool: Path, n: int = 3) -> None:
+    """Append ``n`` records (copies of the last, later in time) to the pool's first file,
+    as a live run would."""
+    path = sorted(pool.glob("*.jsonlog"))[0]
+    last = json.loads(path.read_text().splitlines()[-1])
+    with path.open("a") as f:
+        for i in range(n):
+            rec = dict(last, created=str(float(last["created"]) + 0.1 * (i + 1)),
+                       message=f"grown {i}")
+            f.write(json.dumps(rec) + "\n")
+
+
+async def test_steering_table_starts_on_its_first_row_and_keeps_it_across_refreshes(
+        steered: DemoResult, tmp_path: Path) -> None:  # noqa: F811
+    pool = shutil.copytree(steered.pool_dir, tmp_path / steered.pool_dir.name)
+    app = AcademyApp(str(pool))
+    async with app.run_test(size=SIZE) as pilot:
+        scr = await open_run(pilot, app)
+        await pilot.click("#tabs Tab#--content-tab-steering")  # by mouse: keys work too
+        view = scr.query_one(SteeringView)
+        table = view.query_one(DataTable)
+        await until(pilot, lambda: view.trail is not None and table.row_count > 1)
+        assert app.focused is table and table.cursor_row == 0
+        first = view.selected()
+        assert first is not None and first.key == str(table.get_row_at(0)[0])
+
+        async def refreshed() -> None:
+            n = scr.model.events().n
+            grow(pool)
+            await until(pilot, lambda: scr.model.events().n > n and
+                        view._asked_at == scr.model.events().n and not view._computing)
+            await pilot.pause()
+
+        await refreshed()
+        assert table.cursor_row == 0 and view.selected() == view.trail.suggestions[first.key]
+        await pilot.press("down")  # the person's choice is kept too
+        chosen = view.selected()
+        assert chosen is not None and chosen.key != first.key
+        await refreshed()
+        assert table.cursor_row == 1 and view.selected().key == chosen.key
+        await pilot.press("enter")  # acts on the highlighted row at once
+        await until(pilot, lambda: scr.query_one("#tabs").active == "events" and
+                    f"steering.id={chosen.id}" in scr.model.filter_text)
