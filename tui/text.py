@@ -25,8 +25,8 @@ class Cell(Text):
 
 def cell(value: object, limit: int = CELL_LIMIT) -> Cell:
     """A ``DataTable`` cell: controls visible, never markup (laid out as a ``str`` cell of
-    a one-line row is: not wrapped)."""
-    return Cell(clean(value, limit), no_wrap=True, end="")
+    a one-line row is: not wrapped); cut by a narrower column, it ends in ``…``."""
+    return Cell(clean(value, limit), no_wrap=True, overflow="ellipsis", end="")
 
 
 def markup(value: object, limit: int = CELL_LIMIT) -> str:

@@ -11,6 +11,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 
+from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
 from rich.style import Style
 from textual import events
@@ -22,34 +23,59 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from features.safe import clean
+from tui.fit import ELLIPSIS, Col, abbreviate_dotted, abbreviate_id, ellipsize, fit, short_id
 from tui.model import RunModel
 
-LEVEL_STYLES = {
-    10: Style(color="bright_black"),
-    20: Style(color="cyan"),
-    30: Style(color="yellow", bold=True),
-    40: Style(color="red", bold=True),
-    50: Style(color="white", bgcolor="red", bold=True),
+LEVEL_CLASSES = {10: "event-log--debug", 20: "event-log--info", 30: "event-log--warning",
+                 40: "event-log--error", 50: "event-log--critical"}
+"""Component classes of the level column (and of a WARNING-or-worse message); colours are
+in ``tui/app.tcss``."""
+LEVEL_NAMES = {10: "DEBUG", 20: "INFO", 30: "WARN", 40: "ERROR", 50: "CRIT"}
+STATE_CLASSES = {
+    "success": "event-log--ok", "execute_success": "event-log--ok",
+    "exception": "event-log--failed", "execute_exception": "event-log--failed",
+    "cancelled": "event-log--cancelled", "execute_cancelled": "event-log--cancelled",
 }
-STATE_STYLES = {
-    "success": Style(color="green"), "execute_success": Style(color="green"),
-    "exception": Style(color="red", bold=True), "execute_exception": Style(color="red", bold=True),
-    "cancelled": Style(color="magenta"), "execute_cancelled": Style(color="magenta"),
-}
+MESSAGE_MIN = 30
+"""Cells the message keeps however narrow the terminal (below that, columns hide)."""
+MESSAGE_SHARE = 0.45
+"""Share of the width the message keeps below :data:`tui.fit.WIDE` (at most 50 cells)."""
+MESSAGE_SHARE_WIDE = 0.4
+"""Share of the width the message keeps from :data:`tui.fit.WIDE` on, while the columns
+that were cut grow back to their whole values."""
+WANT_CAP = 48
+DATED = len("2026-11-28 04:18:55.123")
+"""Width of an absolute time with its date."""
+"""The widest a column grows on a wide terminal (the message takes the rest)."""
 
 
 @dataclass
 class Column:
+    """A column of the event view. ``normal``, ``short`` and ``rank`` say how it fits the
+    width (:class:`tui.fit.Col`); ``width`` is the laid-out width (0: not shown)."""
+
     key: str
     title: str
-    width: int
+    normal: int
+    short: int
+    rank: int
+    lossless: bool = False
+    want: int = 0
+    width: int = 0
 
 
-DEFAULT_COLUMNS = [
-    Column("@time", "time", 10), Column("@proc", "process", 14), Column("levelname", "level", 5),
-    Column("name", "logger", 18), Column("@agent", "agent", 17),
-    Column("academy.action", "action", 11), Column("academy.action_state", "state", 15),
-]
+def default_columns() -> list[Column]:
+    """The columns every run shows. As the terminal narrows, ids abbreviate (the agent to
+    its uuid prefix, the process to its file's, the logger to its initials), then the least
+    needed go first: the process, the state, the logger, the action, the agent; time and
+    level always stay."""
+    return [Column("@time", "time", 10, 10, 100),
+            Column("@proc", "process", 14, 8, 10, lossless=True),
+            Column("levelname", "level", 5, 5, 90),
+            Column("name", "logger", 18, 10, 30, lossless=True),
+            Column("@agent", "agent", 17, 8, 50, lossless=True),
+            Column("academy.action", "action", 11, 8, 40),
+            Column("academy.action_state", "state", 17, 17, 20)]
 
 
 class EventLog(ScrollView, can_focus=True):
@@ -74,6 +100,13 @@ class EventLog(ScrollView, can_focus=True):
     DEFAULT_CSS = """
     EventLog { background: $surface; }
     """
+    COMPONENT_CLASSES = {
+        "event-log--header", "event-log--cursor", "event-log--match", "event-log--process",
+        "event-log--agent", "event-log--extra", *LEVEL_CLASSES.values(),
+        *STATE_CLASSES.values(),
+    }
+    """Styled in ``tui/app.tcss``: the header, the cursor and find-match rows, the process,
+    agent and added columns, each level and each final action state."""
 
     cursor: reactive[int] = reactive(0)
     follow: reactive[bool] = reactive(True)
@@ -94,10 +127,14 @@ class EventLog(ScrollView, can_focus=True):
     def __init__(self, model: RunModel, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.model = model
-        self.columns: list[Column] = list(DEFAULT_COLUMNS)
+        self.columns: list[Column] = default_columns()
         self._cache: OrderedDict[tuple[int, int, int, int], Strip] = OrderedDict()
         self._extra: dict[str, object] = {}
         self._shown_version = -1
+        self._laid_out: tuple[object, ...] = ()
+        """What the column widths were fitted for (width, time mode, data measured)."""
+        self._date = ""
+        """The run's date (``YYYY-MM-DD``) when absolute times leave it out of the cells."""
 
     # -- data --------------------------------------------------------------------------
 
@@ -105,17 +142,22 @@ class EventLog(ScrollView, can_focus=True):
         """Show a wide key as a column; ``values`` is its full event column."""
         self._extra[key] = values
         if all(c.key != key for c in self.columns):
-            self.columns.append(Column(key, clean(key), max(8, min(len(key), 16))))
+            title = clean(key)
+            # Asked for by the user: it outranks the default columns but time and level.
+            self.columns.append(Column(key, title, max(8, min(cell_len(title), 16)), 6, 60))
+        self._laid_out = ()
         self.invalidate()
 
     def remove_column(self, key: str) -> None:
         self.columns = [c for c in self.columns if c.key != key]
         self._extra.pop(key, None)
+        self._laid_out = ()
         self.invalidate()
 
     def invalidate(self) -> None:
-        """Forget cached lines (columns, time mode or filter changed)."""
+        """Forget cached lines (columns, time mode, filter or analysis changed)."""
         self._cache.clear()
+        self._layout()
         self.refresh()
 
     def rows_changed(self) -> None:
@@ -125,6 +167,8 @@ class EventLog(ScrollView, can_focus=True):
             self._shown_version = self.model.version
             self._cache.clear()
             self.cursor = min(self.cursor, max(n - 1, 0))
+        if self._layout():
+            self._cache.clear()
         self.virtual_size = Size(self._line_width(), n + 1)
         if self.follow:
             self.cursor = max(n - 1, 0)
@@ -135,15 +179,103 @@ class EventLog(ScrollView, can_focus=True):
         self.scroll_to(y=self.max_scroll_y, animate=False, immediate=True)
 
     def _line_width(self) -> int:
-        return sum(c.width + 1 for c in self.columns) + 400
+        return sum(c.width + 1 for c in self.columns if c.width) + 400
+
+    # -- layout ------------------------------------------------------------------------
+
+    def on_resize(self) -> None:
+        if self._layout():
+            self._cache.clear()
+            self.virtual_size = Size(self._line_width(), self.virtual_size.height)
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._cache.clear()  # cached lines carry the old theme's colours
+
+    def _layout(self) -> bool:
+        """Fit the columns to the width: the message keeps its share, the other columns
+        shrink, abbreviate or hide by rank (:func:`tui.fit.fit`). True when it changed."""
+        ev = self.model.events()
+        width = self._width()
+        a = self.model.analysis
+        key = (width, self.absolute_time, ev.n and ev.t0, ev.n and ev.t1, len(ev.codes),
+               len(ev.file_names), id(a), tuple(c.key for c in self.columns))
+        if key == self._laid_out or not width:
+            return False
+        self._laid_out = key
+        before = [c.width for c in self.columns], self._date
+        self._measure()
+        rest = max(MESSAGE_MIN, min(50, int(width * MESSAGE_SHARE)))
+        cols = [Col(c.key, c.normal, c.short, c.want, c.rank, hide=c.rank < 90,
+                    lossless=c.lossless) for c in self.columns]
+        widths = fit(cols, width, rest, rest_wide=int(width * MESSAGE_SHARE_WIDE))
+        for c in self.columns:
+            c.width = widths.get(c.key, 0)
+        return ([c.width for c in self.columns], self._date) != before
+
+    def _measure(self) -> None:
+        """Each column's ``want`` (its longest value, up to :data:`WANT_CAP`), from the
+        category tables (a few values each, however many events)."""
+        ev = self.model.events()
+        for c in self.columns:
+            c.want = c.normal
+            if c.key == "@time":
+                self._measure_time(c)
+            elif c.key == "@proc" and ev.n:  # "9dc4f7c9 21008": the file, then the pid
+                c.want = c.normal = 9 + len(str(int(ev.ints["process"][:ev.n].max())))
+            elif c.key == "@agent":
+                c.want = max(c.normal, self._longest("academy.agent_id"),
+                             self._longest_agent())
+            elif c.key in ev.codes:
+                c.want = max(c.normal, self._longest(c.key))
+            elif c.key in self._extra:
+                values = self._extra[c.key]
+                step = max(1, len(values) // 2000)  # type: ignore[arg-type]
+                sample = values[::step]  # type: ignore[index]
+                c.want = max([c.normal, *(cell_len(clean(v)) for v in sample
+                                         if v is not None and v == v)])
+            c.want = min(c.want, WANT_CAP)
+
+    def _measure_time(self, c: Column) -> None:
+        ev = self.model.events()
+        self._date = ""
+        if not self.absolute_time:
+            span = (ev.t1 - ev.t0) if ev.n else 0.0
+            c.normal = c.short = c.want = max(len("time"), len(f"{span:.3f}"))
+            return
+        first = datetime.fromtimestamp(ev.t0) if ev.n else datetime.now()
+        last = datetime.fromtimestamp(ev.t1) if ev.n else first
+        if first.date() != last.date():  # a date in every cell, or times are ambiguous
+            c.normal = c.short = c.want = DATED
+            return
+        c.normal = c.short = len("00:00:00.000")
+        c.want = DATED
+        self._date = first.strftime("%Y-%m-%d")
+
+    def _longest(self, key: str) -> int:
+        ev = self.model.events()
+        if key not in ev.codes:
+            return 0
+        _, values = ev.cat(key)
+        return max((cell_len(clean(v)) for v in values), default=0)
+
+    def _longest_agent(self) -> int:
+        a = self.model.analysis
+        if a is None or "agent_id" not in a.agents.columns:
+            return 0
+        return max((cell_len(clean(v)) for v in a.agents["agent_id"] if v), default=0)
 
     # -- rendering ---------------------------------------------------------------------
 
+    def _width(self) -> int:
+        """Cells a line shows (the vertical scrollbar takes the rest of :attr:`size`)."""
+        return self.scrollable_content_region.width
+
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
-        width = self.size.width
+        width = self._width()
         if y == 0:  # a sticky header: the first line never scrolls vertically
-            return self._header().crop(scroll_x, scroll_x + width)
+            return self._crop(*self._header(), scroll_x, width)
         index = scroll_y + y - 1
         row = self.model.row_at(index)
         if row is None:
@@ -152,42 +284,79 @@ class EventLog(ScrollView, can_focus=True):
         key = (row, width, scroll_x, int(selected) | (self._shown_version << 1))
         strip = self._cache.get(key)
         if strip is None:
-            strip = self._build(index, row, selected).crop(scroll_x, scroll_x + width)
+            strip = self._crop(*self._build(index, row, selected), scroll_x, width)
             self._cache[key] = strip
             if len(self._cache) > 2000:
                 self._cache.popitem(last=False)
         return strip
 
-    def _header(self) -> Strip:
-        style = Style(bold=True, underline=True)
-        segs = [Segment(c.title[: c.width].ljust(c.width) + " ", style) for c in self.columns]
-        segs.append(Segment("message", style))
-        return Strip(segs).extend_cell_length(self._line_width(), Style(bold=True))
+    @staticmethod
+    def _crop(line: Strip, used: int, scroll_x: int, width: int) -> Strip:
+        """The part of a line in view; a line whose text goes on past it ends in ``…``."""
+        if used <= scroll_x + width or width < 2:
+            return line.crop(scroll_x, scroll_x + width)
+        segs = list(line.crop(scroll_x, scroll_x + width - 1))
+        style = segs[-1].style if segs else None
+        return Strip([*segs, Segment(ELLIPSIS, style)], width)
+
+    def _header(self) -> tuple[Strip, int]:
+        style = self.get_component_rich_style("event-log--header")
+        segs = []
+        hidden = []
+        used = 0
+        for c in self.columns:
+            if not c.width:
+                hidden.append(c.title)
+                continue
+            # The date heads the time column when its cells leave it out.
+            title = self._date if c.key == "@time" and self._date and \
+                len(self._date) <= c.width < DATED else c.title
+            segs.append(Segment(ellipsize(title, c.width).ljust(c.width) + " ", style))
+            used += c.width + 1
+        title = "message"
+        if hidden:  # where they went (enter shows every key of a record)
+            title += " · not shown: " + ", ".join(hidden)
+        segs.append(Segment(title, style))
+        used += cell_len(title)
+        return Strip(segs).extend_cell_length(self._line_width(), style), used
+
+    def _style(self, name: str) -> Style:
+        return self.get_component_rich_style(name, partial=True)
 
     def _cell(self, row: int, col: Column) -> tuple[str, Style | None]:
+        """The text of a cell in its column's width (abbreviated or cut with ``…``)."""
         ev = self.model.events()
-        k = col.key
+        k, w = col.key, col.width
         if k == "@time":
             t = float(ev.created[row])
             if t != t:
-                return "-", None
+                return "-".rjust(w), None
             if self.absolute_time:
-                return datetime.fromtimestamp(t).strftime("%H:%M:%S.%f")[:-3], None
-            return f"{t - ev.t0:10.3f}", None
+                fmt = "%Y-%m-%d %H:%M:%S.%f" if w >= DATED else "%H:%M:%S.%f"
+                return datetime.fromtimestamp(t).strftime(fmt)[:-3], None
+            return f"{t - ev.t0:.3f}".rjust(w), None
         if k == "@proc":
-            name = clean(ev.file_names[ev.file[row]])[:8]
-            return f"{name} {ev.ints['process'][row]}", Style(color="blue")
+            name = short_id(clean(ev.file_names[ev.file[row]]))[:8]
+            text = f"{name} {ev.ints['process'][row]}"
+            return (text if cell_len(text) <= w else ellipsize(name, w),
+                    self._style("event-log--process"))
         if k == "levelname":
             lv = int(ev.ints["levelno"][row])
-            names = {10: "DEBUG", 20: "INFO", 30: "WARN", 40: "ERROR", 50: "CRIT"}
-            return names.get(lv, str(lv)), LEVEL_STYLES.get(lv)
+            name = LEVEL_NAMES.get(lv, str(lv))
+            cls = LEVEL_CLASSES.get(lv)
+            return ellipsize(name, w), self._style(cls) if cls else None
         if k == "@agent":
-            return clean(self.model.agent_of(row)), Style(color="magenta")
+            return abbreviate_id(clean(self.model.agent_of(row)), w), \
+                self._style("event-log--agent")
         if k in ev.codes:
             codes, values = ev.cat(k)
             c = int(codes[row])
             v = values[c] if c >= 0 else ""
-            return clean(v), STATE_STYLES.get(v) if k == "academy.action_state" else None
+            text = clean(v)
+            if k == "name":
+                return abbreviate_dotted(text, w), None
+            cls = STATE_CLASSES.get(v) if k == "academy.action_state" else None
+            return ellipsize(text, w), self._style(cls) if cls else None
         extra = self._extra.get(k)
         if extra is not None:
             try:
@@ -196,27 +365,35 @@ class EventLog(ScrollView, can_focus=True):
                 v = None
             if isinstance(v, float) and v != v:
                 v = None
-            return clean(v), Style(color="green")
+            return ellipsize(clean(v), w), self._style("event-log--extra")
         return "", None
 
-    def _build(self, index: int, row: int, selected: bool) -> Strip:
+    def _build(self, index: int, row: int, selected: bool) -> tuple[Strip, int]:
+        """A whole line, padded to the line width, and the cells its text takes."""
         ev = self.model.events()
         segs: list[Segment] = []
-        base = Style(bgcolor="grey23") if selected else Style()
+        base = self.get_component_rich_style("event-log--cursor") if selected else Style()
         matches = self.model.view.matches
         is_match = len(matches) and bool(matches[min(int(matches.searchsorted(index)),
                                                           len(matches) - 1)] == index)
         if is_match:
-            base += Style(bgcolor="dark_blue")
+            base += self.get_component_rich_style("event-log--match", partial=True)
+        used = 0
         for col in self.columns:
+            if not col.width:
+                continue
             text, style = self._cell(row, col)
-            cell = text[: col.width].ljust(col.width) + " "
+            cell = set_cell_size(text, col.width) + " "
+            used += col.width + 1
             segs.append(Segment(cell, base + style if style else base))
         lv = int(ev.ints["levelno"][row])
-        msg_style = base + LEVEL_STYLES[lv] if lv >= 30 and lv in LEVEL_STYLES else base
-        segs.append(Segment(clean(ev.message[row], 400), msg_style))
+        msg_style = base + self._style(LEVEL_CLASSES[lv]) if lv >= 30 and \
+            lv in LEVEL_CLASSES else base
+        message = clean(ev.message[row], 400)
+        used += cell_len(message)
+        segs.append(Segment(message, msg_style))
         strip = Strip(segs)
-        return strip.extend_cell_length(self._line_width(), base)
+        return strip.extend_cell_length(self._line_width(), base), used
 
     # -- actions -----------------------------------------------------------------------
 
@@ -233,6 +410,7 @@ class EventLog(ScrollView, can_focus=True):
 
     def watch_absolute_time(self) -> None:
         self.invalidate()
+        self.virtual_size = Size(self._line_width(), self.virtual_size.height)
 
     def watch_follow(self, follow: bool) -> None:
         self.post_message(self.FollowChanged(follow))
