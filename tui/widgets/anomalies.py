@@ -26,6 +26,7 @@ from features.report import evidence, fmt_s
 from features.safe import clean
 from tui.model import RunModel
 from tui.text import cell
+from tui.widgets.fitted import TableCol, fill, fitted_cell, width_of, widths
 from tui.widgets.timeline_data import short_id
 
 if TYPE_CHECKING:
@@ -35,9 +36,14 @@ MAX_DRILL = 40
 """Calls of one incident put in the drill-down filter (an or-chain of action tags)."""
 MAX_CALLS = 12
 """Calls of the highlighted incident listed under its explanation."""
-COLUMNS = (("id", "#"), ("severity", "severity"), ("kind", "kind"), ("group", "group"),
-           ("count", "calls"), ("ratio", "max ratio"), ("excess", "extra s"),
-           ("start", "start"), ("lasted", "lasted"), ("agents", "agents"))
+COLUMNS = (TableCol("id", "#", 3, rank=100, hide=False),
+           TableCol("severity", "severity", 8, rank=80),
+           TableCol("kind", "kind", 11, rank=90), TableCol("group", "group", 40, 12, rank=95),
+           TableCol("count", "calls", 5, rank=70), TableCol("ratio", "max ratio", 11, rank=85),
+           TableCol("excess", "extra s", 7, rank=60), TableCol("start", "start", 9, rank=50),
+           TableCol("lasted", "lasted", 8, rank=40), TableCol("agents", "agents", 30, 8, rank=30))
+"""The incidents' columns; at 80 columns the group shortens and start, lasted and agents go
+first."""
 _PLAIN = re.compile(r"[0-9A-Za-z_.:-]+")
 KIND_WORDS = {"slowdown": "slowdown", "level_shift": "level shift", "speedup": "speed-up",
               "drift": "drift", "hung": "hung"}
@@ -121,6 +127,8 @@ class AnomaliesView(VerticalScroll):
         self._incidents: dict[str, Incident] = {}
         self._explained: dict[tuple[int, str], list[str]] = {}
         self._wanted: tuple[int, str] | None = None
+        self._widths: dict[str, int] = {}
+        """The table's column widths (fitted to the view's width and the cells)."""
 
     def compose(self) -> ComposeResult:
         yield Static("waiting for the run to load…", id="anomalies-summary")
@@ -130,10 +138,13 @@ class AnomaliesView(VerticalScroll):
         yield Static("", id="anomalies-explain")
 
     def on_mount(self) -> None:
-        table = self.query_one(DataTable)
-        for key, label in COLUMNS:
-            table.add_column(label, key=key)
+        fill(self.query_one(DataTable), COLUMNS, [], width_of(self))
         self.refresh_view()
+
+    def on_resize(self) -> None:
+        if self._shown is not None:
+            self._paint_table(self._shown)
+            self._highlighted()  # the calls list fits the width too
 
     # -- painting ----------------------------------------------------------------------
 
@@ -166,29 +177,41 @@ class AnomaliesView(VerticalScroll):
 
     def _notes(self, det: DetectionResult) -> Text:
         text = Text()
+        # Sorted: the detector's groups come in no set order, and a list that reshuffles
+        # at each judgement reads as a change.
         if det.too_little_data:
             text.append("Too little data to judge: ", style="bold")
-            text.append(clean(", ".join(det.too_little_data), 400))
+            text.append(clean(", ".join(sorted(det.too_little_data)), 400))
             text.append(" (their calls are not judged rather than guessed at).\n")
-        for note in det.notes:
+        for note in sorted(det.notes):
             text.append(f"note: {clean(note, 400)}\n")
         return text
 
     def _paint_table(self, det: DetectionResult) -> None:
-        """Update the rows in place: changed cells, new incidents, gone ones removed."""
+        """Update the rows in place: changed cells, new incidents, gone ones removed; all
+        of them when the columns' widths change (a wider value, a new width)."""
         table = self.query_one(DataTable)
         t0 = self.model.events().t0
         incidents = {incident_key(i): i for i in det.incidents}
+        rows = {key: self._cells(inc, t0) for key, inc in incidents.items()}
+        shown = widths(COLUMNS, list(rows.values()), width_of(self))
+        if shown != self._widths:
+            self._widths = fill(table, COLUMNS, list(rows.values()), width_of(self),
+                                list(rows))
+            self._incidents = incidents
+            table.sort("id")
+            return
         for key in [k for k in self._incidents if k not in incidents]:
             table.remove_row(key)
         reorder = False
-        for key, inc in incidents.items():
-            cells = self._cells(inc, t0)
+        for key, row in rows.items():
+            cells = [(c.key, fitted_cell(c, v, shown[c.key]))
+                     for c, v in zip(COLUMNS, row, strict=True) if c.key in shown]
             if key not in self._incidents:
-                table.add_row(*cells, key=key)
+                table.add_row(*(v for _, v in cells), key=key)
                 reorder = True
                 continue
-            for (col, _), value in zip(COLUMNS, cells, strict=True):
+            for col, value in cells:
                 if table.get_cell(key, col) != value:
                     table.update_cell(key, col, value)
                     reorder |= col == "id"
@@ -285,10 +308,11 @@ class AnomaliesView(VerticalScroll):
         return text
 
     @staticmethod
-    def _call_line(thing: dict[str, object]) -> str:
+    def _call_line(thing: dict[str, object], tag_w: int = 36) -> str:
         ratio = thing.get("ratio")
         extra = thing.get("excess_s")
-        return (f"  {clean(thing.get('tag'), 36):<36} "
+        tag = clean(thing.get("tag"), 36)
+        return (f"  {tag if tag_w >= 36 else short_id(tag)[:tag_w]:<{tag_w}} "
                 f"{clean(short_id(str(thing.get('agent_id'))), 12):<12} "
                 f"{clean(thing.get('status'), 10):<10} "
                 + (f"{ratio:6.1f}x " if isinstance(ratio, float) else "      - ")
@@ -304,11 +328,13 @@ class AnomaliesView(VerticalScroll):
 
     def _calls_table(self, text: Text, inc: Incident) -> None:
         """The incident's calls, one line each, at most :data:`MAX_CALLS`."""
+        # A line a call: whole tags when they fit, else their uuid prefix (no wrapping).
+        tag_w = 36 if width_of(self) >= 2 + 36 + 1 + 12 + 1 + 10 + 1 + 8 + 10 else 8
         text.append(f"\nCalls ({inc.count}):\n", style="bold")
-        text.append(f"  {'tag':<36} {'agent':<12} {'status':<10} {'ratio':>6}  extra\n",
+        text.append(f"  {'tag':<{tag_w}} {'agent':<12} {'status':<10} {'ratio':>6}  extra\n",
                     style="dim")
         for thing in inc.things[:MAX_CALLS]:
-            text.append(self._call_line(thing))
+            text.append(self._call_line(thing, tag_w))
         if inc.count > MAX_CALLS:
             text.append(f"  … {inc.count - MAX_CALLS} more (enter shows their events)\n")
 

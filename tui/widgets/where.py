@@ -15,7 +15,32 @@ from features import analyses
 from features.report import answer, count, evidence, fmt_s, histogram_lines
 from features.safe import clean
 from tui.model import Analysis, RunModel
-from tui.text import cell
+from tui.widgets.fitted import Row, TableCol, fill, width_of
+
+CATS = (TableCol("category", "category", 23, rank=90, hide=False),
+        TableCol("seconds", "seconds", 7, rank=80), TableCol("share", "share", 6, rank=85),
+        TableCol("meaning", "meaning", 24, rest=True))
+"""The breakdown: a category's meaning takes the rest of the width, wrapped when narrow."""
+STATS = (
+    TableCol("class", "class", 17, 8, rank=60),
+    TableCol("action", "action", 16, 8, rank=95, hide=False),
+    TableCol("count", "count", 5, rank=90), TableCol("ok", "ok", 4, rank=30),
+    TableCol("errors", "errors", 6, rank=88),
+    TableCol("unfinished", "unfinished", 10, rank=35),
+    TableCol("p50", "p50 s", 6, rank=80), TableCol("p95", "p95 s", 6, rank=75),
+    TableCol("max", "max s", 6, rank=70), TableCol("queue", "mean queue s", 12, rank=10),
+    TableCol("exec", "mean exec s", 11, rank=40), TableCol("reply", "mean reply s", 12, rank=20),
+)
+"""Per-action statistics; at 80 columns the means, ok and unfinished go first."""
+SLOW = (
+    TableCol("tag", "tag", 8, rank=85, hide=False),
+    TableCol("action", "action", 16, 8, rank=95, hide=False),
+    TableCol("agent", "agent", 17, rank=60, ident=True),
+    TableCol("status", "status", 9, rank=90), TableCol("start", "start s", 7, rank=50),
+    TableCol("total", "total s", 7, rank=80), TableCol("queue", "queue s", 7, rank=20),
+    TableCol("exec", "exec s", 7, rank=40), TableCol("reply", "reply s", 7, rank=10),
+)
+"""The slowest calls; the agent abbreviates to its uuid prefix, then the parts hide."""
 
 
 def _num(x: float | None, digits: int = 4) -> str:
@@ -31,6 +56,7 @@ class WhereView(VerticalScroll):
     DEFAULT_CSS = """
     WhereView { padding: 0 1; }
     WhereView DataTable { height: auto; max-height: 24; margin-bottom: 1; }
+    WhereView #where-cats { max-height: 40; }
     WhereView .section { text-style: bold; color: $accent; margin-top: 1; }
     """
 
@@ -51,6 +77,9 @@ class WhereView(VerticalScroll):
         self._slow_tags: list[str] = []
         self._stat_keys: list[tuple[str, str]] = []
         self._slow_rows: list[int] = []
+        self._rows: dict[str, tuple[tuple[TableCol, ...], list[Row], list[str] | None]] = {}
+        """Each table's columns, rows and row keys, refitted when the width changes."""
+        self._width = 0
 
     def compose(self) -> ComposeResult:
         yield Static("waiting for the first analysis…", id="where-answer")
@@ -63,15 +92,21 @@ class WhereView(VerticalScroll):
         yield Static("", id="where-hist")
 
     def on_mount(self) -> None:
-        cats = self.query_one("#where-cats", DataTable)
-        cats.add_columns("category", "seconds", "share", "meaning")
-        stats = self.query_one("#where-stats", DataTable)
-        stats.add_columns("class", "action", "count", "ok", "errors", "unfinished", "p50 s",
-                          "p95 s", "max s", "mean queue s", "mean exec s", "mean reply s")
-        slow = self.query_one("#where-slow", DataTable)
-        slow.add_columns("tag", "action", "agent", "status", "start s", "total s", "queue s",
-                         "exec s", "reply s")
         self.refresh_view()
+
+    def on_resize(self) -> None:
+        if width_of(self) != self._width:
+            self._fill_tables()
+
+    def _fill(self, table_id: str, cols: tuple[TableCol, ...], rows: list[Row],
+              keys: list[str] | None = None) -> None:
+        self._rows[table_id] = (cols, rows, keys)
+        fill(self.query_one(f"#{table_id}", DataTable), cols, rows, width_of(self), keys)
+
+    def _fill_tables(self) -> None:
+        self._width = width_of(self)
+        for table_id, (cols, rows, keys) in self._rows.items():
+            fill(self.query_one(f"#{table_id}", DataTable), cols, rows, self._width, keys)
 
     def refresh_view(self) -> None:
         a = self.model.analysis
@@ -89,34 +124,32 @@ class WhereView(VerticalScroll):
             text.append("\nPress x to say how long you expected it to take: the excess is "
                         "then explained.", style="dim")
         self.query_one("#where-answer", Static).update(text)
-        cats = self.query_one("#where-cats", DataTable)
-        cats.clear()
+        self._width = width_of(self)
+        rows: list[Row] = []
         for c in analyses.CATEGORIES:
             v = tb.seconds[c]
             share = f"{v / tb.wall_s * 100:5.1f}%" if tb.wall_s else "-"
-            cats.add_row(tb.words(c), _num(v), share, analyses.CATEGORY_HELP[c], key=c)
+            rows.append([tb.words(c), _num(v), share, analyses.CATEGORY_HELP[c]])
         exp = "" if tb.expected_s is None else f" (expected {fmt_s(tb.expected_s)})"
-        cats.add_row("wall", _num(tb.wall_s), "100%", f"first to last record{exp}", key="wall")
-        stats = self.query_one("#where-stats", DataTable)
-        stats.clear()
+        rows.append(["wall", _num(tb.wall_s), "100%", f"first to last record{exp}"])
+        self._fill("where-cats", CATS, rows, [*analyses.CATEGORIES, "wall"])
         self._stat_keys = []
+        rows = []
         for r in a.stats.records():
             self._stat_keys.append((r["agent_class"] or "", r["action"] or ""))
-            stats.add_row(cell(r["agent_class"]), cell(r["action"]), r["count"], r["ok"],
-                          r["errors"], r["unfinished"], _num(r["p50_s"]), _num(r["p95_s"]),
-                          _num(r["max_s"]), _num(r["mean_queue_s"]), _num(r["mean_exec_s"]),
-                          _num(r["mean_reply_s"]))
-        slow = self.query_one("#where-slow", DataTable)
-        slow.clear()
+            rows.append([r["agent_class"], r["action"], r["count"], r["ok"], r["errors"],
+                         r["unfinished"], _num(r["p50_s"]), _num(r["p95_s"]), _num(r["max_s"]),
+                         _num(r["mean_queue_s"]), _num(r["mean_exec_s"]),
+                         _num(r["mean_reply_s"])])
+        self._fill("where-stats", STATS, rows)
         top = analyses.slowest(a.actions, 20)
         t0 = self.model.events().t0
         self._slow_tags = [str(t) for t in top["tag"]] if len(top) else []
         self._slow_rows = [int(r) for r in top["row_start"]] if len(top) else []
-        for r in top.records():
-            slow.add_row(cell(str(r["tag"])[:8]), cell(r["action"]), cell(r["agent_id"]),
-                         cell(r["status"]),
-                         _num((r["t_start"] or t0) - t0, 3), _num(r["total_s"]),
-                         _num(r["queue_s"]), _num(r["exec_s"]), _num(r["reply_s"]))
+        rows = [[str(r["tag"])[:8], r["action"], r["agent_id"], r["status"],
+                 _num((r["t_start"] or t0) - t0, 3), _num(r["total_s"]), _num(r["queue_s"]),
+                 _num(r["exec_s"]), _num(r["reply_s"])] for r in top.records()]
+        self._fill("where-slow", SLOW, rows)
         self.query_one("#where-hist", Static).update(self._histogram(a))
 
     def _histogram(self, a: Analysis) -> Text:
