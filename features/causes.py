@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from features.analyses import TimeBreakdown
+from features.fmt import fmt_s
 
 if TYPE_CHECKING:
     from features.detect import DetectionResult
@@ -54,8 +55,6 @@ class Cause:
 
 
 def _fmt(x: float) -> str:
-    from features.report import fmt_s
-
     return fmt_s(x)
 
 

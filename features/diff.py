@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from features.analyses import CATEGORIES, CATEGORY_WORDS
+from features.fmt import count, fmt_s
 from features.incident import times
-from features.report import count, fmt_s
 from features.table import Table
 
 if TYPE_CHECKING:

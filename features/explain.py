@@ -30,8 +30,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from features.analyses import sample_steps
+from features.fmt import fmt_s
 from features.normalize import infer_numeric
-from features.report import fmt_s
 from features.table import Table
 
 if TYPE_CHECKING:

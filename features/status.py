@@ -94,8 +94,8 @@ def _hangs(run: Any, now: float, side: set[str] | None = None) -> list[str]:
     (cheap: no detector fit)."""
     import numpy as np
 
+    from features.fmt import fmt_s
     from features.hangs import shutdowns
-    from features.report import fmt_s
 
     ags = run.agents()
     observers = {str(a) for a, f in zip(ags["agent_id"], ags["file"], strict=True)

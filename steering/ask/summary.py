@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from features.report import count
+from features.fmt import count
 from steering.ask import insights as A
 from steering.ask import lookups as L
 from steering.ask.refs import act_ref, quote
