@@ -245,7 +245,7 @@ async def test_log_text_in_labels_renders_literally(sample, tmp_path: Path) -> N
         while tl.selected != lane:
             await pilot.press("down")
         strip = tl.render_line(lane_line(tl, lane))
-        assert strip.text.startswith("▶[bold red]x[/]\\x1b[31m [bo│")
+        assert strip.text.startswith("▶[bold red]x[/]\\x1b[31m [b…│")  # cut, and says so
         assert all("\x1b" not in seg.text for seg in strip)
         assert "[bold red]x[/]\\x1b[31m" in tl.readout()
         assert all("\x1b" not in ln for ln in lines(tl))

@@ -28,6 +28,7 @@ from textual.strip import Strip
 from features.report import fmt_bytes, fmt_s
 from features.safe import clean
 from features.table import Table
+from tui.fit import ellipsize
 from tui.model import Analysis, RunModel
 from tui.widgets import timeline_data as td
 
@@ -263,7 +264,7 @@ class Timeline(ScrollView, can_focus=True):
         return c if 0 <= c < tw else -1
 
     def _label(self, text: str, style: str) -> Segment:
-        return Segment(set_cell_size(text, LABEL - 1) + "│",
+        return Segment(set_cell_size(ellipsize(text, LABEL - 1), LABEL - 1) + "│",
                        self.get_component_rich_style(style))
 
     def render_line(self, y: int) -> Strip:
@@ -389,10 +390,8 @@ class Timeline(ScrollView, can_focus=True):
             legend += [Segment(" " + CHARS[code], style + part), Segment(word, style)]
         room = width - sum(len(s.text) for s in legend) - 1
         if room < MIN_READOUT:
-            return Strip([Segment(set_cell_size(text, width), style)])
-        if len(text) > room:
-            text = text[:room - 1] + "…"
-        return Strip([Segment(set_cell_size(text, room), style), *legend,
+            return Strip([Segment(set_cell_size(ellipsize(text, width), width), style)])
+        return Strip([Segment(set_cell_size(ellipsize(text, room), room), style), *legend,
                       Segment(" ", style)])
 
     def readout(self) -> str:
