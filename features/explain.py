@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from features.analyses import sample_steps
+from features.featurize import in_windows
 from features.fmt import fmt_s
 from features.normalize import infer_numeric
 from features.table import Table
@@ -218,26 +219,10 @@ def _assign(run: Run, acts: Table) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     act_file = np.where(rx >= 0, ev.file[np.maximum(rx, 0)], -1).astype(np.int64)
     xs, xe = acts["t_exec_start"], np.nan_to_num(acts["t_exec_end"], nan=np.inf)
     ok = np.flatnonzero((act_aid >= 0) & (act_file >= 0) & ~np.isnan(xs))
-    if len(free) and len(ok):
-        nf = len(ev.file_names) + 1
-        key = np.concatenate([act_aid[ok] * nf + act_file[ok],
-                              aid_codes[free].astype(np.int64) * nf + ev.file[free]])
-        t = np.concatenate([xs[ok], ev.created[free]])
-        is_rec = np.r_[np.zeros(len(ok), bool), np.ones(len(free), bool)]
-        ident = np.concatenate([ok, free])
-        o = np.lexsort((is_rec, t, key))
-        pos = np.maximum.accumulate(np.where(is_rec[o], -1, np.arange(len(o))))
-        rec = is_rec[o]
-        p, r = pos[rec], ident[o][rec]
-        # A record before any action start of the sorted order (a live, partial pool) has
-        # no candidate: drop it before indexing, or its row number would index the actions.
-        has = p >= 0
-        p, r = p[has], r[has]
-        cand = ident[o][p]
-        good = (key[o][p] == key[o][rec][has]) & (ev.created[r] <= xe[cand])
-        rows_l.append(r[good])
-        act_l.append(cand[good])
-        side_l.append(np.zeros(int(good.sum()), dtype=np.int64))
+    r, cand = in_windows(ev, free, aid_codes, ok, act_aid, act_file, xs, xe)
+    rows_l.append(r)
+    act_l.append(cand)
+    side_l.append(np.zeros(len(r), dtype=np.int64))
     rows, act, side = (np.concatenate(x).astype(np.int64) for x in (rows_l, act_l, side_l))
     o = np.lexsort((ev.created[rows], side, act))
     return rows[o], act[o], side[o]

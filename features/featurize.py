@@ -351,26 +351,39 @@ def _extra_rows(ev: Events, acts: Table, only: np.ndarray | None = None
             free = span[(aid_codes[span] >= 0) & (tcodes[span] < 0) & (msg_codes[span] < 0)]
         else:
             free = np.empty(0, dtype=np.int64)
-    if len(free) and len(ok):
-        # One sort of (agent, file, time) over windows and records: each record takes
-        # the window that opened last before it, kept if that window is still open.
-        nf = len(ev.file_names) + 1
-        key = np.concatenate([act_aid[ok] * nf + act_file[ok],
-                              aid_codes[free].astype(np.int64) * nf + ev.file[free]])
-        t = np.concatenate([xs[ok], ev.created[free]])
-        is_rec = np.r_[np.zeros(len(ok), bool), np.ones(len(free), bool)]
-        ident = np.concatenate([ok, free])
-        o = np.lexsort((is_rec, t, key))
-        last_win = np.maximum.accumulate(np.where(is_rec[o], -1, np.arange(len(o))))
-        rec = is_rec[o]
-        p, r = last_win[rec], ident[o][rec]
-        # p < 0: no window opened before the record (anywhere in the sort).
-        r, p, rkey = r[p >= 0], p[p >= 0], key[o][rec][p >= 0]
-        cand = ident[o][p]
-        good = (key[o][p] == rkey) & (ev.created[r] <= xe[cand])
-        rows_l.append(r[good])
-        act_l.append(cand[good])
+    r, cand = in_windows(ev, free, aid_codes, ok, act_aid, act_file, xs, xe)
+    rows_l.append(r)
+    act_l.append(cand)
     return np.concatenate(rows_l).astype(np.int64), np.concatenate(act_l).astype(np.int64)
+
+
+def in_windows(ev: Events, free: np.ndarray, aid_codes: np.ndarray, ok: np.ndarray,
+               act_aid: np.ndarray, act_file: np.ndarray, xs: np.ndarray, xe: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """``(rows, action index)``: each of the records ``free`` (rows with an agent id and
+    no tag) in the execution window of an action ``ok`` of its agent in its file, the one
+    that opened last before it, when that window is still open (``xe``, inf while it
+    runs). One sort of (agent, file, time) over windows and records, not a loop per
+    agent: used by the feature extractor and the explanation alike."""
+    empty = np.empty(0, dtype=np.int64)
+    if not (len(free) and len(ok)):
+        return empty, empty
+    nf = len(ev.file_names) + 1
+    key = np.concatenate([act_aid[ok] * nf + act_file[ok],
+                          aid_codes[free].astype(np.int64) * nf + ev.file[free]])
+    t = np.concatenate([xs[ok], ev.created[free]])
+    is_rec = np.r_[np.zeros(len(ok), bool), np.ones(len(free), bool)]
+    ident = np.concatenate([ok, free])
+    o = np.lexsort((is_rec, t, key))
+    last_win = np.maximum.accumulate(np.where(is_rec[o], -1, np.arange(len(o))))
+    rec = is_rec[o]
+    p, r = last_win[rec], ident[o][rec]
+    # p < 0: no window opened before the record (a live, partial pool): dropped before
+    # indexing, or its row number would index the actions.
+    r, p, rkey = r[p >= 0], p[p >= 0], key[o][rec][p >= 0]
+    cand = ident[o][p]
+    good = (key[o][p] == rkey) & (ev.created[r] <= xe[cand])
+    return r[good].astype(np.int64), cand[good].astype(np.int64)
 
 
 def _extra_keys(ev: Events, acts: Table, only: np.ndarray | None = None
