@@ -9,6 +9,7 @@ ranges ended, so live reading picks up exactly there.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import io
 import itertools
@@ -17,7 +18,7 @@ import os
 import pickle
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
@@ -149,8 +150,12 @@ def _parse_chunk_packed(c: Chunk) -> tuple[bytes, int]:
     return buf.getvalue(), consumed
 
 
-def _results(chunks: list[Chunk], executor: Executor | None, local_first: bool = True
-             ) -> Iterator[tuple[Batch, int]]:
+def _results(chunks: list[Chunk], executor: Executor | None, local_first: bool = True,
+             ahead: int = 4) -> Iterator[tuple[Batch, int]]:
+    """Parsed chunks in order. At most ``ahead`` chunks are parsed ahead of the one the
+    caller takes: with no bound the workers ran through the pool while the caller, storing
+    in order, fell behind (a UI thread holding the interpreter): the progress said 19% stored
+    when the workers had read 61%, and every parsed batch waited in memory."""
     if executor is None or not chunks:
         for c in chunks:
             yield parse_chunk(c)
@@ -158,22 +163,40 @@ def _results(chunks: list[Chunk], executor: Executor | None, local_first: bool =
     # Workers take a moment to start; parse the first chunk here meanwhile (unless this
     # process has a UI to keep responsive).
     first = 1 if local_first else 0
+    pending: collections.deque[Future[tuple[bytes, int]]] = collections.deque()
+    nxt = first
+
+    def submit() -> None:
+        nonlocal nxt
+        while nxt < len(chunks) and len(pending) < ahead:
+            pending.append(executor.submit(_parse_chunk_packed, chunks[nxt]))
+            nxt += 1
+
     try:
-        rest = executor.map(_parse_chunk_packed, chunks[first:])
+        submit()
     except (OSError, ValueError, BrokenProcessPool):
+        for f in pending:
+            f.cancel()
         for c in chunks:  # workers cannot start in this process: read here
             yield parse_chunk(c)
         return
     if local_first:
         yield parse_chunk(chunks[0])
     done = first
-    try:
-        for packed, consumed in rest:
-            done += 1
-            yield pickle.loads(packed), consumed
-    except (OSError, BrokenProcessPool):
-        for c in chunks[done:]:  # a worker died (OOM-killed?): finish in this process
-            yield parse_chunk(c)
+    while pending:
+        try:
+            packed, consumed = pending.popleft().result()
+        except (OSError, BrokenProcessPool):
+            break  # a worker died (OOM-killed?): the rest is read below
+        done += 1
+        # A pool that broke says so at the next result; with none pending, below.
+        with contextlib.suppress(OSError, BrokenProcessPool):
+            submit()
+        yield pickle.loads(packed), consumed
+    for f in pending:
+        f.cancel()
+    for c in chunks[done:]:  # what the workers did not parse: in this process
+        yield parse_chunk(c)
 
 
 def load(
@@ -215,7 +238,8 @@ def load(
     store.defer_order = True
     reserved = False
     try:
-        for batch, consumed in itertools.chain(heads, _results(chunks, executor, local_first)):
+        for batch, consumed in itertools.chain(heads, _results(chunks, executor, local_first,
+                                                                    2 * n_workers)):
             tail = by_index[batch.file]
             if tail.lines:
                 batch.line += tail.lines
