@@ -6,94 +6,28 @@ driven by :class:`steering.agent.SteeringAgent`'s loop and actions, on its event
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from features.trust import ApprovalCheck, args_json, suggestion_digest
+from steering import followup
 from steering.audit import Audit
 from steering.policy import RateLimiter, Remedy, judge, plans, remedy_args
-from steering.recovery import Orphan, incident_fields
+from steering.recovery import Orphan
 from steering.steerable import SteerableSpec
-from steering.summary import Decision
+from steering.suggestion import (
+    MODES,
+    SEVERITY,
+    Decide,
+    Mode,
+    SteeringOptions,
+    Suggestion,
+)
 from steering.targets import Targets
 from steering.watch import CheckData, CheckQuery, SteerIncident, severity
 
-MODES = ("suggest", "confirm", "apply")
-Mode = Literal["suggest", "confirm", "apply"]
-SEVERITY = ("low", "medium", "high")
-Decide = Callable[[SteerIncident, list[Remedy]], Awaitable[Decision]]
-
-
-@dataclass
-class SteeringOptions:
-    """Timing and limits of a steering agent."""
-
-    poll_s: float = 0.25
-    """Shortest pause between two polls of the pool."""
-    cpu_budget: float = 0.04
-    """Share of one core the polling may use: a poll that took c CPU seconds is followed by
-    a pause of at least c / cpu_budget (up to ``max_pause_s``)."""
-    max_pause_s: float = 1.0
-    """Longest pause between polls: bounds how late an incident is seen."""
-    llm_timeout_s: float = 3.0
-    approval_timeout_s: float = 300.0
-    check_calls: int = 3
-    """Later calls needed to judge a change."""
-    check_timeout_s: float = 60.0
-    call_timeout_s: float = 10.0
-    max_agents: int = 4
-    """Suggestions per incident at most (one per slow agent)."""
-    min_severity: str = "medium"
-    min_calls: int = 3
-    """An incident is acted on at ``min_severity`` (see ``features.detect``) or when the same
-    agents' slow calls add up to ``min_calls`` within ``cooldown_s``; one call a little
-    slow is recorded only."""
-    cooldown_s: float = 30.0
-    """A suggestion that was not applied covers the same slowdown's later incidents this
-    long; an applied one, until its check is done."""
-    revert_cooldown_s: float = 300.0
-    """A change that was reverted is not proposed again for this long."""
-    stale_s: float = 30.0
-    hung_every_s: float = 5.0
-    observe_every_s: float = 10.0
-    max_errors: int = 20
-    """Consecutive failed polls after which the agent stops itself (the workflow goes on)."""
-
-
-@dataclass
-class Suggestion:
-    id: str
-    incident: SteerIncident
-    agent: str
-    """The slow agent it is about (display id)."""
-    remedy: Remedy | None
-    decision: Decision
-    status: str
-    """suggested, pending, applied, failed, refused, rejected, expired, resolved, reverted,
-    not_improved, inconclusive."""
-    created: float = dataclasses.field(default_factory=time.monotonic)
-    t_apply: float = 0.0
-    session: str = ""
-    """The steering agent's session (its uuid)."""
-    previous: str = ""
-    """The suggestion whose change this one takes a step further."""
-
-    def as_dict(self) -> dict[str, Any]:
-        r = self.remedy
-        return {"id": self.id, "incident": self.incident.id, "group": self.incident.group,
-                "agent": self.agent,
-                "status": self.status, "summary": self.decision.summary,
-                "source": self.decision.source, "action": r.spec.action if r else None,
-                "args": r.args if r else None, "target": r.target.agent_id if r else None,
-                "target_uuid": r.target.uuid if r else None,
-                "previous": r.previous if r else None, "session": self.session,
-                "knob": r.knob if r else None, "step": r.step if r else None,
-                "continues": self.previous or None}
-
+__all__ = ["MODES", "Decide", "Mode", "Steerer", "SteeringOptions", "Suggestion"]
 
 class Steerer:
     """The suggestions of one steering agent and what became of them."""
@@ -380,84 +314,12 @@ class Steerer:
         self.expire()
 
     async def _step_again(self, sugg: Suggestion, why: str) -> None:
-        """The next step of a knob whose last change helped without resolving: from its
-        value now (its getter, else what was set), further the declared way; escalate with
-        what was tried when the range is exhausted."""
-        r = sugg.remedy
-        assert r is not None
-        ref = r.args.get(r.spec.ref) if r.spec.ref else None
-        current, others = await self._current(r.target.uuid, r.spec, r.knob, ref)
-        if current is None:
-            current, others = r.value, {k: r.args.get(k) for k in r.spec.knobs}
-        args = remedy_args(r.spec, current, ref, r.knob, others or dict(r.args))
-        tried = self._tried(sugg)
-        if args is None:
-            self._escalate(sugg, f"the calls are still slow ({why}) and {r.knob} is at the end "
-                           f"of its declared range ({current!r}); tried {tried}")
-            return
-        prev = float(current) if isinstance(current, int | float) else None
-        nxt = Remedy(r.id, r.target, r.spec, args, prev, r.ref_agent, r.knob, r.step + 1)
-        sid = f"s{len(self.suggestions_) + 1}"
-        decision = Decision(f"step {nxt.step} for incident {sugg.incident.id}: the last change "
-                            f"helped but the calls are still slow ({why}); tried {tried}.",
-                            nxt.id, "the declared range allows a further step", "policy")
-        new = Suggestion(sid, sugg.incident, sugg.agent, nxt, decision, "suggested",
-                         session=self.audit.session, previous=sugg.id)
-        self.suggestions_[sid] = new
-        self.by_key[(sugg.incident.group, sugg.agent)] = new
-        self.audit.emit("suggestion", "suggestion %s for incident %s on %s: %s (step %d)",
-                        sid, sugg.incident.id, sugg.agent, nxt.describe(), nxt.step, id=sid,
-                        incident=sugg.incident.id, agent_slow=sugg.agent,
-                        summary=decision.summary, why=decision.why, source=decision.source,
-                        continues=[sugg.id], alternatives=1, **nxt.as_fields())
-        if self.mode == "confirm":
-            new.status = "pending"
-        elif self.mode == "apply":
-            await self._apply(new, None)
+        await followup.step_again(self, sugg, why)
 
     def adopt(self, o: Orphan) -> bool:
-        """Check an earlier steering agent's applied, never checked change as if it were
-        this one's (reverting it when it did not help); ``False`` while its target is not
-        known yet (ask again after the next poll)."""
-        t = self.targets_.found.get(o.target_uuid)
-        if t is None:
-            return False
-        spec = t.specs.get(o.action)
-        if spec is None:
-            self.audit.emit("escalation", "cannot check %s's change %s: %s declares no %s "
-                            "now", o.session[:8], o.id, t.agent_id, o.action,
-                            level=logging.WARNING, recovered=o.key, target=t.agent_id,
-                            reason=f"{o.action} is not declared now")
-            return True
-        knob = o.knob if o.knob in spec.knobs else spec.knob_of(o.args)
-        r = Remedy("r1", t, spec, dict(o.args), o.previous, o.about, knob)
-        inc = SteerIncident(**incident_fields(o))
-        agent = inc.agents[0] if inc.agents else t.agent_id
-        sid = f"s{len(self.suggestions_) + 1}"
-        decision = Decision(f"{o.key} ({o.session[:8]}'s suggestion {o.id}) applied "
-                            f"{r.describe()} and stopped before checking it.", r.id,
-                            "an earlier steering agent's change, never checked", "recovery")
-        sugg = Suggestion(sid, inc, agent, r, decision, "applied",
-                          session=self.audit.session)
-        sugg.t_apply = o.t_apply
-        self.suggestions_[sid] = sugg
-        self.checks[sid] = sugg
-        self.active.add(r.key)
-        self.by_key[(inc.group, agent)] = sugg
-        self.audit.emit("recovery", "checking %s: %s, applied by steering agent %s and never "
-                        "checked", sid, r.describe(), o.session[:8], id=sid, recovered=o.key,
-                        incident=inc.id, summary=decision.summary, **r.as_fields())
-        return True
-
-    def _tried(self, sugg: Suggestion) -> str:
-        """The changes made for this knob and incident so far, oldest first."""
-        chain: list[Suggestion] = []
-        s: Suggestion | None = sugg
-        while s is not None:
-            chain.append(s)
-            s = self.suggestions_.get(s.previous) if s.previous else None
-        return ", ".join(f"{c.remedy.knob}={c.remedy.value!r} ({c.status})"
-                         for c in reversed(chain) if c.remedy is not None)
+        """Check an earlier steering agent's applied, never checked change as one's own
+        (:func:`steering.followup.adopt`); ``False`` while its target is not known yet."""
+        return followup.adopt(self, o)
 
     def expire(self) -> None:
         now = time.monotonic()
