@@ -141,7 +141,9 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if not rows:
         print(no_runs(_home(args)))
         return 0
-    print(table.format(max_rows=args.limit or 10**9, max_width=60))
+    # A pipe gets each status rule whole; a terminal, cut at 60 columns with "…".
+    print(table.format(max_rows=args.limit or 10**9,
+                       max_width=60 if sys.stdout.isatty() else sys.maxsize))
     return 0
 
 

@@ -75,7 +75,8 @@ def _fib(args: argparse.Namespace, exchange: str, redis: tuple[str, int]) -> int
         print(f"parsl: {result.parsl_dir}")
     run = Run(result.pool_dir)
     run.load()
-    sys.stdout.write(report.render_text(report.build(run, expected_s=naive)))
+    sys.stdout.write(report.render_text(report.build(run, expected_s=naive, ranking=False),
+                                        width=40 if sys.stdout.isatty() else None))
     _print_steering(result.steering)
     if not result.ok:
         sys.stderr.write(f"academy-tui: the workflow failed: {result.error}\n")
@@ -105,7 +106,8 @@ def _straggler(args: argparse.Namespace, exchange: str, redis: tuple[str, int]) 
     print(f"pool: {result.pool_dir}")
     run = Run(result.pool_dir)
     run.load()
-    sys.stdout.write(report.render_text(report.build(run)))
+    sys.stdout.write(report.render_text(report.build(run, ranking=False),
+                                        width=40 if sys.stdout.isatty() else None))
     print(f"makespan: {result.makespan_s:.2f} s")
     _print_steering(result.steering)
     if not result.ok:

@@ -94,7 +94,8 @@ def test_attach_confirm_and_approve_over_redis(tmp_path: Path) -> None:
     changes = [r for r in pool_records(pool) if r["msg"].startswith("weight of")]
     assert changes and float(changes[0]["straggler.weight"]) == 0.25
 
-    trail = subprocess.run(cli(home, pool.name), capture_output=True, text=True, timeout=60,
-                           check=False)
+    trail = subprocess.run(cli(home, pool.name, "--format", "json"), capture_output=True,
+                           text=True, timeout=60, check=False)
     assert trail.returncode == 0, trail.stderr
-    assert "approval" in trail.stdout and '"applied": 1' in trail.stdout
+    counts = json.loads(trail.stdout)["counts"]
+    assert counts["approval"] == 1 and counts["applied"] == 1

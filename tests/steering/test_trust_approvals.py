@@ -177,7 +177,9 @@ def test_a_lost_agents_suggestion_has_expired(tmp_path: Path) -> None:
         err = one_line(res.stderr)
         assert "s1 is expired (the steering agent is gone (lost)): nothing was changed" in err
         trail = cli(tmp_path, pool.name)
-        assert "steering agent" in trail.stdout and ": lost (" in trail.stdout
+        assert "\nSteering agents\n" in trail.stdout
+        assert " lost (its process ended without a stop record)" in trail.stdout
+        assert "\n  expired: the steering agent is gone (lost)  s1  +" in trail.stdout
         time.sleep(0.3)
         assert hits == []
 
