@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rich.text import Text
 from textual import events
 from textual.actions import SkipAction
 from textual.app import App, ComposeResult, SystemCommand
@@ -76,6 +77,8 @@ class HelpScreen(ModalScreen[None]):
             yield Static(text)
 
 
+STOP_WAIT_S = 15.0
+"""Longest the demo workflow is given to shut down when the app stops it."""
 FULL_GC_AFTER = 100
 """Younger collections between two full ones (CPython's default is 10)."""
 
@@ -115,6 +118,12 @@ class AcademyApp(App[int]):
         """Other sources to join onto the run opened (``--with``)."""
         self.demo = demo
         self.demo_proc: subprocess.Popen[bytes] | None = None
+        """The demo workflow this app started (``academy-tui demo``)."""
+        self.demo_pool: Path | None = None
+        self.demo_detached = False
+        """Left running when the app quits (the person chose so)."""
+        self.exit_note = ""
+        """What the terminal is told after the app ends (printed by Textual)."""
         self.type_ahead = TypeAhead(self)
         """Keys typed after a key that opens a box, held until the box has focus."""
 
@@ -143,22 +152,57 @@ class AcademyApp(App[int]):
         logs = (home / "logs") if home else resolve_logs()
         before = set(os.listdir(logs)) if logs.exists() else set()
         cmd = [sys.executable, "-m", "steering.demo.workflow", *demo_args(opts)]
+        # Its own session: left running, it outlives the terminal the app ran in.
         self.demo_proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
-                                          stderr=subprocess.DEVNULL)
+                                          stderr=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if logs.exists():
                 new = set(os.listdir(logs)) - before
                 if new:
-                    return logs / sorted(new)[0]
+                    self.demo_pool = logs / sorted(new)[0]
+                    return self.demo_pool
             if self.demo_proc.poll() is not None:
                 raise RunError("the demo workflow exited before writing its pool")
             time.sleep(0.02)
         raise RunError("the demo workflow did not start within 60 s")
 
     def on_unmount(self) -> None:
-        if self.demo_proc is not None and self.demo_proc.poll() is None:
+        if self.demo_proc is not None and self.demo_proc.poll() is None and \
+                not self.demo_detached:
             self.demo_proc.terminate()
+
+    async def action_quit(self) -> None:
+        """``q``: quit; while the demo workflow this app started runs, ask first whether
+        to stop it or leave it running (stopped, its run ends mid-way)."""
+        from tui.widgets.prompt import ChoiceScreen
+
+        proc = self.demo_proc
+        if proc is None or proc.poll() is not None or self.demo_detached:
+            self.exit()
+            return
+        if isinstance(self.screen, ChoiceScreen):
+            return  # asked already: s, l or esc
+        pool = self.demo_pool
+
+        def chosen(choice: str | None) -> None:
+            if choice == "stop":
+                proc.terminate()  # SIGTERM: the workflow shuts its agents down
+                self.exit_note = (f"academy-tui: stopped the demo workflow (pid "
+                                  f"{proc.pid}); its run: {pool}")
+                self.exit(message=Text(self.exit_note))
+            elif choice == "leave":
+                self.demo_detached = True
+                self.exit_note = (f"academy-tui: the demo workflow keeps running (pid "
+                                  f"{proc.pid}); its pool: {pool}\n  watch it: academy-tui "
+                                  f"{pool}\n  stop it: kill {proc.pid}")
+                self.exit(message=Text(self.exit_note))
+
+        self.push_screen(ChoiceScreen(
+            f"The demo workflow is still running (pid {proc.pid}), writing its run to\n"
+            f"{pool}\n\nStop it, or leave it running and quit?",
+            [("s", "stop", "s  stop the workflow"), ("l", "leave", "l  leave it running"),
+             ("escape", "cancel", "esc  back to the run")]), chosen)
 
     def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
                timeout: float | None = None, markup: bool = True) -> None:
@@ -228,4 +272,12 @@ def run_app(run: str | None, home: Path | None = None, expected_s: float | None 
 
 def run_demo_app(opts: DemoOptions) -> int:
     """Start the demo workflow and watch it live in the app."""
-    return AcademyApp(demo=opts).run() or 0
+    app = AcademyApp(demo=opts)
+    status = app.run() or 0
+    proc = app.demo_proc
+    if proc is not None and not app.demo_detached:
+        try:  # stopped: its agents shut down and the run gets its closing records
+            proc.wait(timeout=STOP_WAIT_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return status

@@ -28,7 +28,9 @@ if TYPE_CHECKING:
     from features.detect import DetectionResult, Incident
 
 LEVELS = (("DEBUG", 10), ("INFO", 20), ("WARNING", 30), ("ERROR", 40))
-
+CLOSED_ENDS = ("clean", "empty", "source")
+"""How a process that is over ends (``processes()["end"]``): a closing record last, no
+records, or another source's file (which has no closing record to miss)."""
 
 
 @dataclass
@@ -299,6 +301,35 @@ class RunModel:
                         how=f"incident #{inc.id}")
         return e.lines()
 
+    # -- the run's state ---------------------------------------------------------------
+
+    def last_growth(self) -> float:
+        """Wall-clock time any file of the run last grew (its mtime when first read)."""
+        try:
+            return max(list(self.run.file_growth.values()), default=0.0)
+        except RuntimeError:  # the ingest worker added a file meanwhile: next paint
+            return 0.0
+
+    def state(self, now: float | None = None) -> tuple[str, str]:
+        """What the run is doing, a word and why: ``finished`` (every process closed: a
+        closing record last, no error after it), ``live`` (a file grew within the live
+        window), ``stopped`` (no writes since, some process never closed); ``("", "")``
+        before the first analysis says which."""
+        from features.pools import LIVE_WINDOW_S
+
+        a = self.analysis
+        if a is None:
+            return "", ""
+        ends = [str(e) for e in a.processes["end"]] if len(a.processes) else []
+        if ends and all(e in CLOSED_ENDS for e in ends):
+            return "finished", f"every process closed ({processes(len(ends))})"
+        now = time.time() if now is None else now
+        age = now - self.last_growth()
+        if age < LIVE_WINDOW_S:
+            return "live", f"written {age:.0f} s ago"
+        open_ = sum(1 for e in ends if e not in CLOSED_ENDS)
+        return "stopped", f"no writes for {fmt_age(age)}, {processes(open_)} never closed"
+
     # -- helpers for views -------------------------------------------------------------
 
     def row_at(self, index: int) -> int | None:
@@ -322,3 +353,19 @@ class RunModel:
         codes, values = self.events().cat("academy.agent_id")
         c = int(codes[row]) if row < len(codes) else -1
         return values[c] if c >= 0 else None
+
+
+def fmt_age(seconds: float) -> str:
+    """``42 s``, ``7 min``, ``5 h``, ``3 days``."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.0f} h"
+    return f"{seconds / 86400:.0f} days"
+
+
+def processes(n: int) -> str:
+    """``1 process``, ``2 processes``."""
+    return f"{n} process" if n == 1 else f"{n} processes"

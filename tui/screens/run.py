@@ -62,6 +62,10 @@ VIEW_FOCUS = {"events": "#event-log", "timeline": "#timeline-view", "where": "#w
 """The widget that takes a view's keys (the Ask view's is :meth:`AskPane.resting_widget`)."""
 
 
+STATE_EVERY_S = 1.0
+"""How often the header looks whether a quiet run has stopped."""
+
+
 class StatusBar(Static):
     """One line: run, records, files, bad lines, live/follow state, load progress."""
 
@@ -141,6 +145,8 @@ class RunScreen(Screen[None]):
         self._typed_filter: str | None = None
         """The last filter the user typed (its notes are shown as a notification)."""
         self._pending_focus: int | None = None
+        self._state = ("", "")
+        """The run's state as the header last said it (:meth:`RunModel.state`)."""
         self._detecting = False
         self._detect_at = 0.0
         """Monotonic time the last judgement finished."""
@@ -176,6 +182,7 @@ class RunScreen(Screen[None]):
         self.ingest()
         self.set_interval(ANALYSE_EVERY_S, self._maybe_analyse)
         self.set_interval(ANALYSE_EVERY_S, self._maybe_detect)
+        self.set_interval(STATE_EVERY_S, self._tick_state)
         self.query_one(EventLog).focus()
 
     # -- workers -----------------------------------------------------------------------
@@ -311,6 +318,7 @@ class RunScreen(Screen[None]):
 
     def on_things_updated(self, msg: ThingsUpdated) -> None:
         self.query_one(EventLog).invalidate()  # the agent column comes from the analysis
+        self._tick_state()  # finished, once its processes closed
         if self._analysis_asked:  # asked for while this one ran
             self._maybe_analyse()
         self._repaint_tab()
@@ -562,6 +570,11 @@ class RunScreen(Screen[None]):
 
     # -- status ------------------------------------------------------------------------
 
+    def _tick_state(self) -> None:
+        """A run that stops writing says so with no message from the ingest worker."""
+        if self.model.state() != self._state:
+            self._paint_status()
+
     def _paint_status(self) -> None:
         m = self.model
         ev = m.events()
@@ -582,8 +595,16 @@ class RunScreen(Screen[None]):
         if st.bad_lines:
             parts.append((f"· {count(st.bad_lines, 'bad line')} ", "red"))
         log = self.query_one(EventLog)
-        parts.append(("· following " if log.follow else "· paused (f follows) ", "green"
-                      if log.follow else "yellow"))
+        state, why = self._state = m.state()
+        if state == "finished":  # nothing more will come: no following
+            parts.append(("· finished ", "bold"))
+        elif state == "stopped":
+            parts.append((f"· stopped: {why} ", "yellow"))
+        elif state == "live":
+            parts.append(("· live, following " if log.follow else "· live, paused (f follows) ",
+                          "green" if log.follow else "yellow"))
+        elif not m.loading:  # read, not judged yet
+            parts.append(("· following " if log.follow else "· paused (f follows) ", "dim"))
         if ev.n:
             parts.append((f"· {ev.t1 - ev.t0:.2f} s span", "dim"))
         self.query_one(StatusBar).update(Text.assemble(*parts), layout=False)
