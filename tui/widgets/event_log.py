@@ -44,9 +44,9 @@ MESSAGE_SHARE_WIDE = 0.4
 """Share of the width the message keeps from :data:`tui.fit.WIDE` on, while the columns
 that were cut grow back to their whole values."""
 WANT_CAP = 48
+"""The widest a column grows on a wide terminal (the message takes the rest)."""
 DATED = len("2026-11-28 04:18:55.123")
 """Width of an absolute time with its date."""
-"""The widest a column grows on a wide terminal (the message takes the rest)."""
 
 
 @dataclass
@@ -186,7 +186,6 @@ class EventLog(ScrollView, can_focus=True):
     def on_resize(self) -> None:
         if self._layout():
             self._cache.clear()
-            self.virtual_size = Size(self._line_width(), self.virtual_size.height)
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
@@ -194,7 +193,8 @@ class EventLog(ScrollView, can_focus=True):
 
     def _layout(self) -> bool:
         """Fit the columns to the width: the message keeps its share, the other columns
-        shrink, abbreviate or hide by rank (:func:`tui.fit.fit`). True when it changed."""
+        shrink, abbreviate or hide by rank (:func:`tui.fit.fit`). True when it changed
+        (the line width too, then: the horizontal scrollbar follows)."""
         ev = self.model.events()
         width = self._width()
         a = self.model.analysis
@@ -211,7 +211,10 @@ class EventLog(ScrollView, can_focus=True):
         widths = fit(cols, width, rest, rest_wide=int(width * MESSAGE_SHARE_WIDE))
         for c in self.columns:
             c.width = widths.get(c.key, 0)
-        return ([c.width for c in self.columns], self._date) != before
+        if ([c.width for c in self.columns], self._date) == before:
+            return False
+        self.virtual_size = Size(self._line_width(), self.virtual_size.height)
+        return True
 
     def _measure(self) -> None:
         """Each column's ``want`` (its longest value, up to :data:`WANT_CAP`), from the
@@ -410,7 +413,6 @@ class EventLog(ScrollView, can_focus=True):
 
     def watch_absolute_time(self) -> None:
         self.invalidate()
-        self.virtual_size = Size(self._line_width(), self.virtual_size.height)
 
     def watch_follow(self, follow: bool) -> None:
         self.post_message(self.FollowChanged(follow))
