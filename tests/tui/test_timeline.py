@@ -91,7 +91,7 @@ async def test_exception_bar_is_drawn_in_the_error_style(sample) -> None:  # typ
         col = LABEL + math.floor((bad["t_exec_start"][0] - t0) / tl.spc) - int(tl.scroll_x)
         error = tl.get_component_rich_style("timeline--exception")
         seg = segment_at(tl, lane_line(tl, lane), col)
-        assert seg.text[0] == "█" and seg.style == error
+        assert seg.text[0] == "╳" and seg.style == error  # a glyph of its own, not colour alone
         for other in range(len(keys)):  # the error shows in that lane only
             if other != lane:
                 assert all(s.style != error for s in tl.render_line(lane_line(tl, other)))
