@@ -17,9 +17,8 @@ from textual.actions import SkipAction
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.command import CommandInput, CommandPalette
-from textual.containers import VerticalScroll
 from textual.notifications import SeverityLevel
-from textual.screen import ModalScreen, Screen
+from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from features.runs import RunError, resolve
@@ -27,54 +26,6 @@ from tui.typeahead import TypeAhead, typing
 
 if TYPE_CHECKING:
     from steering.demo import DemoOptions
-
-
-class HelpScreen(ModalScreen[None]):
-    """Every binding of the screen below, and the filter language in brief."""
-
-    BINDINGS = [Binding("escape,q,question_mark", "dismiss", "close")]
-    DEFAULT_CSS = """
-    HelpScreen { align: center middle; }
-    HelpScreen > VerticalScroll { width: 90; max-height: 90%; height: auto;
-                                  border: thick $accent; background: $panel; }
-    HelpScreen Static { padding: 1 2; }
-    """
-
-    def __init__(self, below: Screen[Any]) -> None:
-        super().__init__()
-        self.below = below
-
-    def compose(self) -> ComposeResult:
-        from rich.text import Text
-
-        text = Text()
-        text.append("Keys\n", style="bold")
-        seen = set()
-        nodes = [self.below, *self.below.query("*")]
-        for node in [self.app, *nodes]:
-            for b in getattr(node, "BINDINGS", []):
-                if not isinstance(b, Binding):
-                    continue
-                # "plus,equals_sign" reads "+/=": each key of a binding as displayed.
-                key = "/".join(self.app.get_key_display(Binding(k.strip(), b.action))
-                               for k in b.key.split(","))
-                if (key, b.description) in seen or not b.description:
-                    continue
-                seen.add((key, b.description))
-                text.append(f"  {key:<14}", style="bold cyan")
-                text.append(f"{b.description}\n")
-        text.append("\nFilter language (/ filters, ctrl+f finds, n/N jump)\n", style="bold")
-        text.append("  levelno>=30   level>=warning   academy.action=next_item\n"
-                    "  fib.iteration>10   message~\"time ?out\"   exc_text!=None   has:KEY\n"
-                    "  not name=asyncio and (a=1 or b=2)   @t>2.5   timeout (bare word)\n")
-        text.append("\nIn the detail view: a same action, m same message, g same agent, "
-                    "p same process.\n")
-        text.append("In the anomalies view: enter shows an incident's events, t shows it on "
-                    "the timeline. Comparing runs (d): s swaps A and B, esc goes back.\n")
-        text.append("In the steering view (s): enter shows a suggestion's records, y approves "
-                    "and n rejects a pending one over the exchange its agent recorded.\n")
-        with VerticalScroll():  # longer than a small terminal: arrows and the wheel scroll
-            yield Static(text)
 
 
 STOP_WAIT_S = 15.0
@@ -228,6 +179,9 @@ class AcademyApp(App[int]):
                                    if palette.is_attached else None)
 
     def action_help(self) -> None:
+        """``?``: every key, by view (tui.help)."""
+        from tui.help import HelpScreen
+
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(self.screen))
 

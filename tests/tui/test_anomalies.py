@@ -19,7 +19,8 @@ from textual.widgets import DataTable, TabbedContent
 from features.diff import diff
 from features.run import Run
 from steering.demo import DemoOptions, run_demo
-from tui.app import AcademyApp, HelpScreen
+from tui.app import AcademyApp
+from tui.help import HelpScreen
 from tui.screens.diff import DiffScreen, PickRunScreen
 from tui.screens.run import RunScreen
 from tui.widgets import timeline_data as td

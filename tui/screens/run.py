@@ -16,7 +16,7 @@ from rich.text import Text
 from textual import on, work
 from textual.actions import SkipAction
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import ActiveBinding, Binding
 from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widget import Widget
@@ -62,6 +62,13 @@ VIEW_FOCUS = {"events": "#event-log", "timeline": "#timeline-view", "where": "#w
 """The widget that takes a view's keys (the Ask view's is :meth:`AskPane.resting_widget`)."""
 
 
+FOOTER_FIRST = ("question_mark", "slash")
+"""Keys the footer shows before the view's own."""
+FOOTER_LEFT_OUT = ("q",)
+"""Keys everyone knows, left out of the footer so that the view's own fit in 80 columns
+(``?`` lists them)."""
+TEXT_IN_A_BOX = frozenset({"open_filter", "view", "expect"})
+"""Actions whose keys are characters when a box has focus."""
 STATE_EVERY_S = 1.0
 """How often the header looks whether a quiet run has stopped."""
 
@@ -107,26 +114,32 @@ class FilterBar(Vertical):
 class RunScreen(Screen[None]):
     """Everything about one run."""
 
+    DEFAULT_CSS = """
+    RunScreen Footer.-compact FooterLabel { margin: 0 1 0 0; }
+    """
+
     BINDINGS = [
         # The keys that open a box or switch the view are priority bindings: handled as
         # they arrive, so the keys typed behind them go where they meant (tui.typeahead);
-        # in a box they are text (the actions raise SkipAction).
+        # in a box they are text (the actions raise SkipAction). The footer shows the
+        # view's own keys and these few; '?' shows every key, by view (tui.help).
         Binding("slash", "open_filter('filter')", "filter", priority=True),
-        Binding("ctrl+f", "open_filter('find')", "find", priority=True),
-        Binding("escape", "back", "back", priority=True),
-        Binding("1", "toggle_level(10)", "DEBUG", show=False),
-        Binding("2", "toggle_level(20)", "INFO", show=False),
-        Binding("3", "toggle_level(30)", "WARN", show=False),
-        Binding("4", "toggle_level(40)", "ERROR", show=False),
-        Binding("e", "view('events')", "events", priority=True),
-        Binding("l", "view('timeline')", "timeline", priority=True),
-        Binding("w", "view('where')", "where time went", priority=True),
-        Binding("A", "view('anomalies')", "anomalies", priority=True),
+        Binding("ctrl+f", "open_filter('find')", "find", show=False, priority=True),
+        Binding("escape", "back", "back: leave a box, then clear the filter, then the run",
+                show=False, priority=True),
+        Binding("1", "toggle_level(10)", "hide/show DEBUG", show=False),
+        Binding("2", "toggle_level(20)", "hide/show INFO", show=False),
+        Binding("3", "toggle_level(30)", "hide/show WARNING", show=False),
+        Binding("4", "toggle_level(40)", "hide/show ERROR and above", show=False),
+        Binding("e", "view('events')", "events", show=False, priority=True),
+        Binding("l", "view('timeline')", "timeline", show=False, priority=True),
+        Binding("w", "view('where')", "where the time went", show=False, priority=True),
+        Binding("A", "view('anomalies')", "anomalies", show=False, priority=True),
         Binding("s", "view('steering')", "steering", show=False, priority=True),
-        Binding("a", "view('ask')", "ask", priority=True),
-        Binding("d", "compare", "compare"),
-        Binding("c", "clear_filter", "clear filter", show=False),
-        Binding("x", "expect", "expected time", show=False, priority=True),
+        Binding("a", "view('ask')", "ask a question", show=False, priority=True),
+        Binding("d", "compare", "compare with another run", show=False),
+        Binding("c", "clear_filter", "clear the filter", show=False),
+        Binding("x", "expect", "expected run time", show=False, priority=True),
     ]
 
     def __init__(self, path: Path, expected_s: float | None = None,
@@ -155,6 +168,22 @@ class RunScreen(Screen[None]):
         """Events analysed when detection was last tried (a failure is not retried on
         the same events)."""
 
+    # -- keys --------------------------------------------------------------------------
+
+    @property
+    def active_bindings(self) -> dict[str, ActiveBinding]:
+        """The footer's keys, in its order: ``?`` (the key to every other) and ``/`` first,
+        then the view's own; what a narrow footer cuts is at the end. Only the footer reads
+        this (the keys act through the binding chain), so a key left out still works."""
+        active = super().active_bindings
+        first = {k: active[k] for k in FOOTER_FIRST if k in active}
+        return {k: b for k, b in {**first, **active}.items() if k not in FOOTER_LEFT_OUT}
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # In a box the keys that open a box or switch the view are text (SkipAction):
+        # the footer does not offer them there.
+        return not (action in TEXT_IN_A_BOX and self.is_current and typing(self.app))
+
     # -- layout ------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
@@ -174,7 +203,9 @@ class RunScreen(Screen[None]):
                 yield AskPane(self.model.run, expected_s=self.model.expected_s,
                               lock=self.model.things_lock, id="ask-pane")
         yield FilterBar(id="filter-bar")
-        yield Footer()
+        # The palette is ctrl+p or ':' ('?' says so): its key docked at the right took the
+        # room of the view's own keys at 80 columns.
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         self.title = f"academy-tui · {self.path.name}"

@@ -27,6 +27,7 @@ from features.safe import clean
 from tui.model import RunModel
 from tui.text import cell
 from tui.widgets.fitted import TableCol, fill, fitted_cell, width_of, widths
+from tui.widgets.rows import open_focused_row, open_row
 from tui.widgets.timeline_data import short_id
 
 if TYPE_CHECKING:
@@ -92,8 +93,12 @@ class AnomaliesView(VerticalScroll):
     AnomaliesView #anomalies-notes { color: $text-muted; }
     """
     BINDINGS = [
+        open_row("its events"),
         Binding("t", "timeline", "incident on timeline"),
     ]
+
+    def action_open_row(self) -> None:
+        open_focused_row(self)
 
     class DrillDown(Message):
         """Show the events matching ``expr`` (a filter) in the event view."""

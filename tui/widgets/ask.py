@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Vertical
 from textual.message import Message
 from textual.widget import Widget
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
     from features.run import Run
     from steering.llm_config import LLMConfig
 
-__all__ = ["AskPane", "conversation_for"]
+__all__ = ["AskPane", "Citations", "conversation_for"]
 
 STREAM_EVERY_S = 0.05
 """Streamed text is posted to the UI in batches at most this often (not per token)."""
@@ -50,8 +51,19 @@ def conversation_for(run: Run) -> Conversation:
     return _CONVERSATIONS[key]
 
 
+class Citations(OptionList):
+    """The latest answer's citations."""
+
+    BINDINGS = [Binding("enter", "select", "the cited events")]
+
+
 class AskPane(Vertical):
     """Ask questions about one run; citations of the latest answer are selectable."""
+
+    BINDINGS = [
+        # Priority: the box's own enter binding (hidden) would hide this one in the footer.
+        Binding("enter", "ask", "ask", priority=True),
+    ]
 
     DEFAULT_CSS = """
     AskPane { padding: 0 1; }
@@ -112,9 +124,9 @@ class AskPane(Vertical):
         yield RichLog(id="ask-log", wrap=True, markup=False, highlight=False, min_width=20)
         yield Static("", id="ask-stream")
         yield Static("", id="ask-status")
-        yield OptionList(id="ask-citations", markup=False)
+        yield Citations(id="ask-citations", markup=False)
         yield Input(placeholder="Ask about this run, e.g. I expected 16 s: where did the "
-                                "time go?  (enter)", id="ask-input")
+                                "time go?  (enter asks, esc leaves the box)", id="ask-input")
 
     def on_mount(self) -> None:
         for answer in self.conversation.turns:
@@ -122,6 +134,14 @@ class AskPane(Vertical):
             self._write(answer)
         if self.conversation.turns:
             self._show_citations(self.conversation.turns[-1])
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "ask":  # enter asks in the box; elsewhere it is the list's
+            return self.app.focused is self.query_one("#ask-input", Input)
+        return True
+
+    async def action_ask(self) -> None:
+        await self.query_one("#ask-input", Input).action_submit()
 
     def focus_input(self) -> None:
         self.query_one("#ask-input", Input).focus()

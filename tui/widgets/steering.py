@@ -26,6 +26,7 @@ from features.safe import clean
 from features.trail import Suggestion, Trail, read_trail
 from tui.model import RunModel
 from tui.text import Cell, cell
+from tui.widgets.rows import open_focused_row, open_row
 
 NO_STEERING = ("No steering agent has written to this run (start one with "
                "launch_steering(...) or academy-tui steer RUN --exchange ...)")
@@ -60,9 +61,13 @@ class SteeringView(VerticalScroll):
     SteeringView .section { text-style: bold; color: $accent; margin-top: 1; }
     """
     BINDINGS = [
+        open_row("its records"),
         Binding("y", "decide('approve')", "approve"),
         Binding("n", "decide('reject')", "reject"),
     ]
+
+    def action_open_row(self) -> None:
+        open_focused_row(self)
 
     class DrillDown(Message):
         """Show the events matching ``expr`` (a filter) in the event view."""

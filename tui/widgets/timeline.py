@@ -41,10 +41,9 @@ TOP = 2
 """Sticky lines above the lanes: the ruler and the sparkline; the readout is below."""
 MIN_SPC = 1e-5
 CHARS = {td.EMPTY: " ", td.STARTUP: "┄", td.ALIVE: "─", td.WAIT: "░", td.END: "┤",
-         td.OK: "█", td.INFLIGHT: "▚", td.SLOW: "▓", td.HUNG: "▒", td.CANCELLED: "▁",
-         td.CRASH: "✖", td.EXCEPTION: "╳", td.STEER: "◆"}
-"""Every state has a glyph of its own as well as a colour, so no two read alike without
-colour (a colour-blind reader, a monochrome terminal, a pasted screenshot)."""
+         td.OK: "█", td.INFLIGHT: "█", td.SLOW: "▓", td.HUNG: "▒", td.CANCELLED: "█",
+         td.CRASH: "✖", td.EXCEPTION: "█", td.STEER: "◆"}
+"""Slow and hung bars differ by glyph as well as colour, so they read without colour."""
 COMPONENT = {td.STARTUP: "timeline--startup", td.ALIVE: "timeline--alive",
              td.WAIT: "timeline--wait", td.END: "timeline--end", td.OK: "timeline--ok",
              td.INFLIGHT: "timeline--inflight", td.SLOW: "timeline--slow",
@@ -52,7 +51,7 @@ COMPONENT = {td.STARTUP: "timeline--startup", td.ALIVE: "timeline--alive",
              td.CRASH: "timeline--exception", td.EXCEPTION: "timeline--exception",
              td.STEER: "timeline--steer"}
 LEGEND = ((td.OK, "ok"), (td.SLOW, "slow"), (td.HUNG, "hung?"), (td.INFLIGHT, "running"),
-          (td.CANCELLED, "cancelled"), (td.EXCEPTION, "failed"), (td.WAIT, "waits"))
+          (td.EXCEPTION, "failed"), (td.WAIT, "waits"))
 """The key at the right of the readout line."""
 MIN_READOUT = 60
 """Cells the readout keeps before the legend is left out."""
@@ -77,7 +76,7 @@ class Timeline(ScrollView, can_focus=True):
     Timeline > .timeline--inflight { color: $warning; }
     Timeline > .timeline--cancelled { color: magenta; }
     Timeline > .timeline--slow { color: #ff5f00; text-style: bold; }
-    Timeline > .timeline--hung { color: #af87ff; text-style: bold; }
+    Timeline > .timeline--hung { color: $error; text-style: bold; }
     Timeline > .timeline--steer { color: $accent; text-style: bold; }
     Timeline > .timeline--startup { color: $warning 60%; }
     Timeline > .timeline--alive { color: $foreground 40%; }
@@ -91,9 +90,13 @@ class Timeline(ScrollView, can_focus=True):
     Timeline > .timeline--spark { color: $accent; }
     Timeline > .timeline--readout { background: $panel; color: $foreground; }
     """
+    ZOOM = Binding.Group("zoom", compact=True)
+    CURSOR = Binding.Group("cursor", compact=True)
+    # The footer shows a group as its keys and one word: at 80 columns the view's own
+    # keys fit beside '?' and '/' (tui.help lists each binding's own description).
     BINDINGS = [
-        Binding("plus,equals_sign", "zoom(2)", "zoom in"),
-        Binding("minus", "zoom(0.5)", "zoom out"),
+        Binding("plus,equals_sign", "zoom(2)", "zoom in", group=ZOOM),
+        Binding("minus", "zoom(0.5)", "zoom out", group=ZOOM),
         Binding("0", "fit", "fit run"),
         Binding("left", "pan(-0.125)", "pan", show=False),
         Binding("right", "pan(0.125)", "pan", show=False),
@@ -101,15 +104,15 @@ class Timeline(ScrollView, can_focus=True):
         Binding("shift+right", "pan(1)", "pan a screen", show=False),
         Binding("home", "pan_to(0)", "run start", show=False),
         Binding("end", "pan_to(1)", "run end", show=False),
-        Binding("comma", "move_cursor(-1)", "cursor ←"),
-        Binding("full_stop", "move_cursor(1)", "cursor →"),
+        Binding("comma", "move_cursor(-1)", "cursor ←", group=CURSOR),
+        Binding("full_stop", "move_cursor(1)", "cursor →", group=CURSOR),
         Binding("left_square_bracket", "jump_bar(-1)", "prev action in lane", show=False),
         Binding("right_square_bracket", "jump_bar(1)", "next action in lane", show=False),
         Binding("n", "jump_problem(1)", "next failure", show=False),
         Binding("N", "jump_problem(-1)", "prev failure", show=False),
         Binding("up", "lane(-1)", "lane up", show=False),
         Binding("down", "lane(1)", "lane down", show=False),
-        Binding("enter", "select", "action's events"),
+        Binding("enter", "select", "its events"),
         Binding("g", "toggle_group", "group by process"),
     ]
 

@@ -16,6 +16,7 @@ from features.report import answer, count, evidence, fmt_s, histogram_lines
 from features.safe import clean
 from tui.model import Analysis, RunModel
 from tui.widgets.fitted import Row, TableCol, fill, width_of
+from tui.widgets.rows import open_focused_row, open_row
 
 CATS = (TableCol("category", "category", 23, rank=90, hide=False),
         TableCol("seconds", "seconds", 7, rank=80), TableCol("share", "share", 6, rank=85),
@@ -59,6 +60,10 @@ class WhereView(VerticalScroll):
     WhereView #where-cats { max-height: 40; }
     WhereView .section { text-style: bold; color: $accent; margin-top: 1; }
     """
+    BINDINGS = [open_row("its events")]
+
+    def action_open_row(self) -> None:
+        open_focused_row(self)
 
     class DrillDown(Message):
         """Show the events matching ``expr`` (a filter) in the event view."""
