@@ -41,9 +41,10 @@ TOP = 2
 """Sticky lines above the lanes: the ruler and the sparkline; the readout is below."""
 MIN_SPC = 1e-5
 CHARS = {td.EMPTY: " ", td.STARTUP: "┄", td.ALIVE: "─", td.WAIT: "░", td.END: "┤",
-         td.OK: "█", td.INFLIGHT: "█", td.SLOW: "▓", td.HUNG: "▒", td.CANCELLED: "█",
-         td.CRASH: "✖", td.EXCEPTION: "█", td.STEER: "◆"}
-"""Slow and hung bars differ by glyph as well as colour, so they read without colour."""
+         td.OK: "█", td.INFLIGHT: "▚", td.SLOW: "▓", td.HUNG: "▒", td.CANCELLED: "▁",
+         td.CRASH: "✖", td.EXCEPTION: "╳", td.STEER: "◆"}
+"""Every state has a glyph of its own as well as a colour, so no two read alike without
+colour (a colour-blind reader, a monochrome terminal, a pasted screenshot)."""
 COMPONENT = {td.STARTUP: "timeline--startup", td.ALIVE: "timeline--alive",
              td.WAIT: "timeline--wait", td.END: "timeline--end", td.OK: "timeline--ok",
              td.INFLIGHT: "timeline--inflight", td.SLOW: "timeline--slow",
@@ -51,7 +52,7 @@ COMPONENT = {td.STARTUP: "timeline--startup", td.ALIVE: "timeline--alive",
              td.CRASH: "timeline--exception", td.EXCEPTION: "timeline--exception",
              td.STEER: "timeline--steer"}
 LEGEND = ((td.OK, "ok"), (td.SLOW, "slow"), (td.HUNG, "hung?"), (td.INFLIGHT, "running"),
-          (td.EXCEPTION, "failed"), (td.WAIT, "waits"))
+          (td.CANCELLED, "cancelled"), (td.EXCEPTION, "failed"), (td.WAIT, "waits"))
 """The key at the right of the readout line."""
 MIN_READOUT = 60
 """Cells the readout keeps before the legend is left out."""
@@ -76,7 +77,7 @@ class Timeline(ScrollView, can_focus=True):
     Timeline > .timeline--inflight { color: $warning; }
     Timeline > .timeline--cancelled { color: magenta; }
     Timeline > .timeline--slow { color: #ff5f00; text-style: bold; }
-    Timeline > .timeline--hung { color: $error; text-style: bold; }
+    Timeline > .timeline--hung { color: #af87ff; text-style: bold; }
     Timeline > .timeline--steer { color: $accent; text-style: bold; }
     Timeline > .timeline--startup { color: $warning 60%; }
     Timeline > .timeline--alive { color: $foreground 40%; }
