@@ -14,6 +14,11 @@ class LoadProgressed(Message):
     done: int
     total: int
 
+    def can_replace(self, message: Message) -> bool:
+        # A later progress says all an earlier one did: when the UI falls behind, only the
+        # newest of the queued ones is handled (Textual drops this one for it).
+        return isinstance(message, LoadProgressed)
+
 
 @dataclass
 class EventsIngested(Message):
@@ -22,6 +27,15 @@ class EventsIngested(Message):
     total: int
     new: int
     loading: bool
+
+    def can_replace(self, message: Message) -> bool:
+        """A later ingest supersedes this one (the handler re-reads the store): a UI that
+        fell behind a fast writer handles one message for the queued batches, not one per
+        batch. Its ``new`` keeps the count of the batches it replaces."""
+        if isinstance(message, EventsIngested):
+            message.new += self.new
+            return True
+        return False
 
 
 @dataclass
