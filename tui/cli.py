@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tui.firstcontact import no_runs
+
 if TYPE_CHECKING:
     from features.run import Run
 
@@ -145,26 +147,6 @@ def cmd_runs(args: argparse.Namespace) -> int:
     print(table.format(max_rows=args.limit or 10**9,
                        max_width=60 if sys.stdout.isatty() else sys.maxsize))
     return 0
-
-
-def no_runs(home: Path | None) -> str:
-    """What an empty catalog says: where it looked (and why there), where runs come from
-    and how to make one."""
-    from features.runs import logs_dir
-
-    where = ("--home" if home is not None else "$ACADEMY_HOME" if os.environ.get(
-        "ACADEMY_HOME") else "Academy's default home; ACADEMY_HOME or --home changes it")
-    return "\n".join([
-        f"0 runs under {logs_dir(home)} ({where}).",
-        "",
-        "A run is the pool directory Academy's JSONPoolLogging writes while a workflow runs:",
-        "<home>/logs/<pool-uuid>/<process>.jsonlog, one file per process. To see one:",
-        "  academy-tui demo                   run the fibonacci demo workflow on real academy-py",
-        "                                     (about 20 s, no server) and watch it live",
-        "  academy-tui --home DIR runs        list the runs under another Academy home",
-        "  ACADEMY_HOME=DIR academy-tui       the same for every command",
-        "  academy-tui PATH/TO/POOL           open one pool directory, wherever it is",
-    ])
 
 
 def cmd_report(args: argparse.Namespace) -> int:

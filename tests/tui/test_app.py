@@ -406,3 +406,20 @@ async def test_ask_tab_answers_and_its_citation_filters_the_events(sample) -> No
         assert cited.ref == "act:1b0601a6"
         rows = scr.model.run.select(scr.model.filter_text)
         assert len(scr.model.view.rows) == len(rows) > 0
+
+
+async def test_an_empty_catalog_says_where_it_looked_and_how_to_make_a_run(
+        tmp_path: Path) -> None:
+    """First contact (issue 17): no runs yet is a page that explains, not an empty table."""
+    from pilotkit import text_of, until
+
+    from tui.screens.runs import RunsScreen
+
+    app = AcademyApp(home=tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, RunsScreen)
+                    and app.screen.has_class("-empty"))
+        shown = text_of(app.screen.query_one("#runs-empty"))
+        assert f"0 runs under {tmp_path / 'logs'} (--home)." in shown
+        assert "academy-tui demo" in shown and "ACADEMY_HOME" in shown
+        assert not app.screen.query_one("#runs-table").display

@@ -16,6 +16,7 @@ from textual.widgets import DataTable, Footer, Input, Static
 from features.report import fmt_bytes, fmt_s
 from features.runs import RunSummary, catalog, logs_dir
 from features.safe import clean
+from tui.firstcontact import no_runs
 from tui.fit import Col, ellipsize, fit, is_uuid, short_id
 from tui.text import cell
 
@@ -50,6 +51,9 @@ class RunsScreen(Screen[None]):
     RunsScreen #runs-filter.-open { display: block; }
     RunsScreen #runs-info { height: 1; padding: 0 1; background: $accent 25%;
                             text-wrap: nowrap; text-overflow: ellipsis; }
+    RunsScreen #runs-empty { display: none; padding: 1 2; height: auto; }
+    RunsScreen.-empty #runs-empty { display: block; }
+    RunsScreen.-empty #runs-table { display: none; }
     """
 
     def __init__(self, home: Path | None = None) -> None:
@@ -64,6 +68,7 @@ class RunsScreen(Screen[None]):
         yield Static("reading the run catalog…", id="runs-info")
         yield Input(placeholder="filter runs (uuid, status, date)…", id="runs-filter")
         yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
+        yield Static("", id="runs-empty")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -155,6 +160,9 @@ class RunsScreen(Screen[None]):
             # Record text as cells: a str cell is markup.
             t.add_row(*(self._fitted(k, cells[k]) for k in self.widths), key=r.path)
         t.move_cursor(row=min(keep, max(t.row_count - 1, 0)))
+        if not rows:  # first contact: where it looked, what a run is, how to make one
+            self.query_one("#runs-empty", Static).update(Text(no_runs(self.home)))
+        self.set_class(not rows, "-empty")
         live = sum(1 for r in rows if r.status == "live")
         self._info(f"{len(rows)} runs · {live} live · refreshed {time.strftime('%H:%M:%S')}"
                    f" · under {logs_dir(self.home)}")
