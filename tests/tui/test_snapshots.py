@@ -112,7 +112,13 @@ async def show(pilot: Pilot[Any], scr: RunScreen, tab: str) -> None:
     """Show a tab and wait until its view has painted what it has."""
     scr.action_show_tab(tab)
     if tab == "events":
-        scr.query_one(EventLog).action_first()
+        log = scr.query_one(EventLog)
+        # Its columns are laid out again when the analysis's message arrives (the agent
+        # column's width comes from it); on a loaded machine that can come after the
+        # pause below: lay out now, as that message will, so the snapshot is the settled
+        # screen whatever the timing (it failed 3 times in ~8 full runs).
+        log.invalidate()
+        log.action_first()
     elif tab == "where":
         where = scr.query_one(WhereView)
         await until(pilot, lambda: where._shown is scr.model.analysis)
