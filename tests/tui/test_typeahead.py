@@ -81,3 +81,18 @@ async def test_ask_and_expected_time_take_the_keys_typed_behind_them(sample) -> 
         burst(pilot, ["enter"])
         await until(pilot, lambda: isinstance(app.screen, RunScreen) and
                     scr.model.expected_s == 16.0)
+
+
+async def test_the_catalogs_filter_takes_a_burst(samples_home) -> None:  # type: ignore[no-untyped-def]
+    """'/failed' typed at full speed in the run catalog: every letter in its filter box."""
+    from tui.screens.runs import RunsScreen
+
+    app = AcademyApp(None, home=samples_home)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, RunsScreen)
+                    and app.screen.query_one("#runs-table").row_count == 8)
+        burst(pilot, "/failed")
+        box = app.screen.query_one("#runs-filter", Input)
+        await until(pilot, lambda: box.value == "failed")
+        assert app.focused is box
+        await until(pilot, lambda: app.screen.query_one("#runs-table").row_count == 1)

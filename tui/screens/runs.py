@@ -8,6 +8,7 @@ from pathlib import Path
 
 from rich.text import Text
 from textual import on, work
+from textual.actions import SkipAction
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
@@ -19,6 +20,7 @@ from features.safe import clean
 from tui.firstcontact import no_runs
 from tui.fit import Col, ellipsize, fit, is_uuid, short_id
 from tui.text import cell
+from tui.typeahead import expect, typing
 
 STATUS_STYLE = {"live": "bold green", "failed": "bold red", "finished": "", "unknown": "yellow"}
 COLUMNS = (
@@ -40,7 +42,9 @@ class RunsScreen(Screen[None]):
     """The run catalog."""
 
     BINDINGS = [
-        Binding("slash", "filter", "filter"),
+        # Priority: handled as it arrives, so a fast "/failed" goes into the box it opens
+        # (tui.typeahead); in the box '/' is text.
+        Binding("slash", "filter", "filter", priority=True),
         Binding("enter", "open", "open", show=False),
         Binding("r", "reload", "reload"),
         Binding("escape", "clear", "clear filter", show=False),
@@ -168,9 +172,12 @@ class RunsScreen(Screen[None]):
                    f" · under {logs_dir(self.home)}")
 
     def action_filter(self) -> None:
+        if typing(self.app):
+            raise SkipAction()  # '/' typed into a box
         inp = self.query_one("#runs-filter", Input)
         inp.add_class("-open")
         inp.focus()
+        expect(self.app, lambda: inp)
 
     @on(Input.Changed, "#runs-filter")
     def _filtered(self, event: Input.Changed) -> None:
