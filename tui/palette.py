@@ -30,10 +30,14 @@ def commands(app: App[Any], screen: Screen[Any]) -> Iterable[SystemCommand]:
                             lambda t=tab: s.action_show_tab(t))
     for fmt in ("csv", "jsonl"):
         yield SystemCommand(f"Export: current filter as {fmt.upper()}",
-                            "write the events shown now to a file in the working directory",
-                            lambda f=fmt: export_view(s, f))
-    yield SystemCommand("Export: actions as CSV", "one row per action, both sides joined",
-                        lambda: export_things(s, "actions"))
+                            "write the events shown now to a file (asks where)",
+                            lambda f=fmt: ask_path(s, f"academy-{s.path.name[:8]}-"
+                                                      f"{time.strftime('%H%M%S')}.{f}",
+                                                   lambda p, f=f: export_view(s, f, p)))
+    yield SystemCommand("Export: actions as CSV", "one row per action, both sides joined "
+                        "(asks where)",
+                        lambda: ask_path(s, f"academy-{s.path.name[:8]}-actions.csv",
+                                         lambda p: export_things(s, "actions", p)))
     yield SystemCommand("Compare with run…", "pick another run: where this one is slower "
                         "(or faster) than it", s.action_compare)
     yield SystemCommand("Filter: clear", "show every event", s.action_clear_filter)
@@ -108,13 +112,39 @@ def add_column(screen: Any, key: str) -> None:
     screen.notify(f"loading {clean(key)}…")
 
 
-def export_view(screen: Any, fmt: str) -> Path:
-    """Write the events of the current view (filter applied) to a file."""
+def ask_path(screen: Any, default: str, write: Any) -> None:
+    """Ask where to write (the working directory's ``default``, shown whole and editable),
+    then ``write(path)``; esc cancels. A relative path is the working directory's."""
+    from tui.widgets.prompt import PromptScreen
+
+    def done(answer: str | None) -> None:
+        if not answer or not answer.strip():
+            screen.notify("export cancelled")
+            return
+        path = Path(answer.strip()).expanduser()
+        path = path if path.is_absolute() else Path.cwd() / path
+        if not path.parent.is_dir():
+            screen.notify(f"no such directory: {clean(str(path.parent))}", severity="error")
+            return
+        try:
+            write(path)
+        except OSError as exc:
+            screen.notify(f"cannot write {clean(str(path))}: {exc.strerror or exc}",
+                          severity="error")
+
+    screen.app.push_screen(PromptScreen("Export to (enter writes, esc cancels)",
+                                        str(Path.cwd() / default)), done)
+
+
+def export_view(screen: Any, fmt: str, path: Path | None = None) -> Path:
+    """Write the events of the current view (filter applied) to ``path`` (default a
+    time-stamped file in the working directory)."""
     from features.export import write_csv, write_jsonl
 
     rows = screen.model.view.rows
     table = screen.model.run.events_table(rows)
-    path = Path.cwd() / f"academy-{screen.path.name[:8]}-{time.strftime('%H%M%S')}.{fmt}"
+    path = path or Path.cwd() / f"academy-{screen.path.name[:8]}-" \
+        f"{time.strftime('%H%M%S')}.{fmt}"
     if fmt == "csv":
         with path.open("w", newline="", encoding="utf-8") as f:
             write_csv(table, f)
@@ -125,11 +155,11 @@ def export_view(screen: Any, fmt: str) -> Path:
     return path
 
 
-def export_things(screen: Any, what: str) -> Path:
+def export_things(screen: Any, what: str, path: Path | None = None) -> Path:
     from features.export import write_csv
 
     table = getattr(screen.model.run, what)()
-    path = Path.cwd() / f"academy-{screen.path.name[:8]}-{what}.csv"
+    path = path or Path.cwd() / f"academy-{screen.path.name[:8]}-{what}.csv"
     with path.open("w", newline="", encoding="utf-8") as f:
         write_csv(table, f)
     screen.notify(f"wrote {len(table):,} {what} to {path}")

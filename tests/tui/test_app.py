@@ -186,10 +186,24 @@ async def test_palette_exports_the_current_filter(sample, tmp_path: Path,
             await pilot.press(ch if ch != " " else "space")
         await pilot.pause(0.3)
         await pilot.press("enter")
-        await until(pilot, lambda: list(tmp_path.glob("*.csv")))
+        # It asks where, showing the whole path it would write (issue 17), and takes
+        # another one.
+        from textual.widgets import Input
+
+        from tui.widgets.prompt import PromptScreen
+
+        await until(pilot, lambda: isinstance(app.screen, PromptScreen))
+        box = app.screen.query_one("#prompt-input", Input)
+        assert box.value.startswith(str(tmp_path / "academy-2ecb7d3e-"))
+        assert box.value.endswith(".csv")
+        (tmp_path / "out").mkdir()
+        box.value = "out/failed.csv"
+        await pilot.press("enter")
+        await until(pilot, lambda: (tmp_path / "out" / "failed.csv").exists())
+        assert not list(tmp_path.glob("*.csv"))  # only where it was told
         import csv
 
-        with next(tmp_path.glob("*.csv")).open(newline="") as fh:
+        with (tmp_path / "out" / "failed.csv").open(newline="") as fh:
             rows = list(csv.DictReader(fh))
         assert len(rows) == 2
         assert {r["academy.action_state"] for r in rows} == {"exception", "execute_exception"}
