@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -66,7 +67,8 @@ def export_otlp(run: Run, args: argparse.Namespace) -> int:
     if args.output:
         with open(args.output, "wb") as out:
             out.write(otlp.dumps(request))
-        sys.stderr.write(f"wrote {spans} spans ({len(actions)} actions) to {args.output}\n")
+        sys.stderr.write(f"wrote {Path(args.output).resolve()}: OTLP/JSON, one trace, "
+                         f"{spans} spans ({len(actions)} actions)\n")
     if args.otlp_endpoint and not spans:
         sys.stderr.write("academy-tui: note: the run has no records yet: nothing sent\n")
     elif args.otlp_endpoint:

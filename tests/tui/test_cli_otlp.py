@@ -91,7 +91,9 @@ def test_stdout_and_file_are_the_request_that_is_posted(samples_home: Path,
     path = tmp_path / "trace.json"
     res = cli("export", "2ecb", "--format", "otlp", "-o", str(path), "--otlp-endpoint",
               receiver.url + "/custom/path", home=samples_home)
-    assert "wrote 21 spans (9 actions)" in res.stderr
+    # The absolute path it wrote (a relative -o lands in the current directory).
+    assert (f"wrote {path.resolve()}: OTLP/JSON, one trace, 21 spans (9 actions)"
+            in res.stderr)
     assert receiver.posts[0]["path"] == "/custom/path"
     assert path.read_bytes() == receiver.posts[0]["body"] == out.rstrip("\n").encode()
     # --where keeps the actions whose records match.
