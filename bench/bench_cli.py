@@ -1,4 +1,5 @@
-"""CLI start-up: process wall time of ``academy-tui runs``, ``steer RUN`` and ``report RUN``.
+"""CLI start-up: process wall time of ``academy-tui runs``, ``steer RUN`` and ``report RUN``;
+and how soon ``events -f`` prints a record after it is written.
 
     python bench/bench_cli.py [--repeat 5] [--target 1.0]
 
@@ -103,9 +104,50 @@ def main() -> int:
                        f"target < {limit:.1f} s  {'OK' if med < limit else 'MISS'}")
             print(f"  {name:<40} {med:6.2f} s  (min {min(walls):.2f}, max {max(walls):.2f})"
                   f"  {verdict}")
+        p95 = follow_latency(root, env)
+        print(f"  {'events -f: record written -> printed, p95':<40} {p95 * 1000:6.0f} ms"
+              f"  target <= 100 ms  {'OK' if p95 <= 0.1 else 'MISS'}")
         return 0
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def follow_latency(root: Path, env: dict[str, str], n: int = 40) -> float:
+    """p95 seconds from a record's write (its ``created``) to ``events -f`` printing it:
+    a live pool of one file, appended to every 50 ms while ``-f --format jsonl`` reads."""
+    import json
+    import uuid
+
+    pool = root / "follow" / "logs" / str(uuid.uuid4())
+    pool.mkdir(parents=True)
+    f = pool / "writer.jsonlog"
+
+    def rec(i: int) -> str:
+        return json.dumps({"created": time.time(), "name": "bench", "msg": "tick %s",
+                           "message": f"tick {i}", "levelname": "INFO", "levelno": 20,
+                           "process": os.getpid(), "bench.i": i}) + "\n"
+
+    f.write_text(rec(-1))
+    proc = subprocess.Popen([*cli(), "events", str(pool), "-f", "--format", "jsonl"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                            env=env)
+    assert proc.stdout is not None
+    proc.stdout.readline()  # the first record: it is following now
+    lat = []
+    try:
+        with f.open("a") as out:
+            for i in range(n):
+                time.sleep(0.05)
+                out.write(rec(i))
+                out.flush()
+                line = proc.stdout.readline()
+                got = time.time()
+                lat.append(got - float(json.loads(line)["created"]))
+    finally:
+        proc.kill()
+        proc.wait()
+    lat.sort()
+    return lat[int(0.95 * (len(lat) - 1))]
 
 
 if __name__ == "__main__":

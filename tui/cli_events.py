@@ -4,6 +4,7 @@ and things."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from datetime import datetime
@@ -13,6 +14,7 @@ import numpy as np
 import orjson
 
 from features.events import Events, typed_record
+from features.pools import LIVE_WINDOW_S
 from features.run import Run
 from features.safe import clean
 from features.table import Table
@@ -122,7 +124,7 @@ def print_events(run: Run, args: argparse.Namespace) -> int:
         if done:
             sys.stderr.write(f"academy-tui: {done}: stopped following\n")
             break
-        time.sleep(0.25)
+        wait_for_writes(run)
         run.refresh()
         ev = run.events()
         if ev.n == seen:
@@ -136,6 +138,44 @@ def print_events(run: Run, args: argparse.Namespace) -> int:
         printed += len(new)
         sys.stdout.flush()
     return 0
+
+
+FOLLOW_TICK_S = 0.02
+"""How often ``-f`` looks at the pool's files that are being written (a stat each)."""
+FOLLOW_ALL_S = 1.0
+"""How often it looks at all of them (and for new ones): a quiet run's files cost one
+stat a second each, not fifty."""
+
+
+def wait_for_writes(run: Run, most_s: float = FOLLOW_ALL_S) -> None:
+    """Return as soon as a pool file grew or a file appeared, at most after ``most_s``.
+    Only stats, every :data:`FOLLOW_TICK_S`, of the files written in the live window and
+    of the directory: a record is printed ~20 ms after it is written (a 0.25 s sleep gave
+    a p95 of 390 ms), for a few syscalls per tick."""
+    now = time.time()
+    files = [f for f in run.store.files if f.source is None]
+    hot: list[tuple[str, int]] = []
+    for f in files:
+        try:
+            st = os.stat(f.path)
+        except OSError:
+            return  # replaced or deleted: let the reader say so
+        if now - st.st_mtime < LIVE_WINDOW_S or st.st_size != f.size:
+            hot.append((f.path, f.size))
+    try:
+        dir_ns = os.stat(run.path).st_mtime_ns
+    except OSError:
+        return
+    end = time.monotonic() + most_s
+    while time.monotonic() < end:
+        time.sleep(FOLLOW_TICK_S)
+        try:
+            if os.stat(run.path).st_mtime_ns != dir_ns:
+                return
+            if any(os.stat(p).st_size != size for p, size in hot):
+                return
+        except OSError:
+            return
 
 
 def closed(run: Run) -> str | None:
