@@ -29,8 +29,12 @@ def test_attach_apply_over_http(tmp_path: Path) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     wf = subprocess.Popen(
-        [PY, "-m", "steering.demo.straggler", "--workers", "3", "--rounds", "60",
-         "--task-s", "0.04", "--slow-after", "15", "--slow-factor", "6",
+        # Long enough that the attached agent (its own process, started after the pool
+        # appears) is up before the slowdown even on a loaded machine: with 60 rounds and
+        # the slowdown from task 15, a full suite on 2 busy cores once saw the workflow end
+        # before the attach reached its exchange.
+        [PY, "-m", "steering.demo.straggler", "--workers", "3", "--rounds", "100",
+         "--task-s", "0.04", "--slow-after", "40", "--slow-factor", "6",
          "--exchange", "http", "--http-port", str(port), "--academy-home", str(home)],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     attach = None
