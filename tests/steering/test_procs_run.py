@@ -111,13 +111,15 @@ def test_a_pid_reused_by_an_earlier_process_is_not_joined(tmp_path: Path) -> Non
     t = float(run.events().t0) + 0.5
     fake = {"created": t, "name": "academy_tui.procs", "levelname": "INFO", "levelno": 20,
             "message": "x", "source": "procs", "process": 1, "proc.kind": "sample",
-            "proc.pid": pid, "proc.create_time": t + 10.0, "proc.cpu_pct": 99.0}
+            "proc.pid": pid, "proc.create_time": t + 10.0, "proc.cpu_pct": 777.0}
     (result.pool_dir / f"{FILE_PREFIX}other-1.jsonlog").write_text(json.dumps(fake) + "\n")
     run = Run(result.pool_dir)
     run.load()
     after = agent_usage(run)
     assert after["samples"].tolist() == real["samples"].tolist()
-    assert float(after["cpu_max"].max()) < 99.0
+    # The fake's CPU is one no real sample has (a real process can use more than 100 %
+    # of a core: 105 % was seen at start-up on 2 cores, so no threshold would do).
+    assert 777.0 not in after["cpu_max"].tolist()
 
 
 def test_sample_command_on_a_live_run_stops_when_it_is_over(tmp_path: Path) -> None:
