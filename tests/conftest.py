@@ -36,6 +36,17 @@ def samples_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def parsl_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real Parsl HTEX run (tests/data/parsl-sample.tar.xz, a copy of shared/samples/
+    parsl): its ``pool/``, Parsl's ``parsl/`` run directory with ``monitoring.db`` and logs,
+    and the README with its timeline. Read-only: a test that changes it copies it."""
+    root = tmp_path_factory.mktemp("parsl-sample")
+    with tarfile.open(DATA / "parsl-sample.tar.xz") as tar:
+        tar.extractall(root, filter="data")
+    return root / "parsl" / "A1-parsl-monitoring"
+
+
+@pytest.fixture(scope="session")
 def sample(samples_home: Path):  # type: ignore[no-untyped-def]
     """``sample("http")`` -> the pool directory of that scenario."""
     def get(name: str) -> Path:

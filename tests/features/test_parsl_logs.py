@@ -12,7 +12,6 @@ import re
 import shutil
 import sqlite3
 import stat
-import tarfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,19 +23,11 @@ from features.run import Run
 from features.sources import open_source
 from tui.cli import main
 
-DATA = Path(__file__).resolve().parents[1] / "data"
 POOL = "7ea557a4-c126-4292-b558-94a130940b3f"
 T0 = 1796519304.4906838
 """The sample's first pool record (its README's +0)."""
 RECORD = re.compile(r"^(\d+\.\d+) \d{4}-")
 
-
-@pytest.fixture(scope="module")
-def parsl_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("parsl-sample")
-    with tarfile.open(DATA / "parsl-sample.tar.xz") as tar:
-        tar.extractall(root, filter="data")
-    return root / "parsl" / "A1-parsl-monitoring"
 
 
 def writable_copy(src: Path, dst: Path, skip: tuple[str, ...] = ()) -> Path:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
-import tarfile
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,16 +19,8 @@ from features.runs import status_of
 from features.sources import SourceError, open_source
 from tui.cli import main
 
-DATA = Path(__file__).resolve().parents[1] / "data"
 POOL = "7ea557a4-c126-4292-b558-94a130940b3f"
 
-
-@pytest.fixture(scope="module")
-def parsl_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("parsl-sample")
-    with tarfile.open(DATA / "parsl-sample.tar.xz") as tar:
-        tar.extractall(root, filter="data")
-    return root / "parsl" / "A1-parsl-monitoring"
 
 
 def epoch(s: str) -> float:

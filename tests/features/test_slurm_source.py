@@ -30,7 +30,6 @@ import json
 import os
 import shutil
 import subprocess
-import tarfile
 import time
 from pathlib import Path
 from typing import Any
@@ -251,14 +250,11 @@ def test_real_slurm_22_05_output(tmp_path: Path) -> None:
     assert [e["slurm.exit_code"] for e in ended] == [3, 3]  # 768, the raw wait status
 
 
-def test_joined_to_parsls_block_by_job_id(tmp_path: Path,
+def test_joined_to_parsls_block_by_job_id(tmp_path: Path, parsl_sample: Path,
                                           capsys: pytest.CaptureFixture[str]) -> None:
     """The Parsl sample's block 0 was job 32312: a sacct file saying it queued 4 s before
     Slurm started it, about 1 s before Parsl saw the block running."""
-    root = tmp_path / "p"
-    with tarfile.open(DATA / "parsl-sample.tar.xz") as tar:
-        tar.extractall(root, filter="data")
-    sample = root / "parsl" / "A1-parsl-monitoring"
+    sample = parsl_sample
     pool = sample / "pool" / "7ea557a4-c126-4292-b558-94a130940b3f"
     doc = sacct_old()
     job = doc["jobs"][0]
@@ -416,16 +412,14 @@ def test_a_real_slurm_job(sample, tmp_path: Path) -> None:  # type: ignore[no-un
     assert len(run.select(f"source=slurm and slurm.job_id={jid}")) >= 4
 
 
-def test_the_start_up_breakdown_names_the_slurm_queue(tmp_path: Path) -> None:
+def test_the_start_up_breakdown_names_the_slurm_queue(tmp_path: Path,
+                                                     parsl_sample: Path) -> None:
     """Block 0 of the Parsl sample as Slurm job 32312, started by Slurm 0.788 s after
     Parsl submitted it (+5.721 s) and 1.68 s before its manager registered (+8.189 s):
     the breakdown splits 'block launch to manager registration' there."""
     from features.parsl_startup import parsl_startup, step_columns
 
-    root = tmp_path / "p"
-    with tarfile.open(DATA / "parsl-sample.tar.xz") as tar:
-        tar.extractall(root, filter="data")
-    sample = root / "parsl" / "A1-parsl-monitoring"
+    sample = parsl_sample
     pool = sample / "pool" / "7ea557a4-c126-4292-b558-94a130940b3f"
     doc = sacct_old()
     job = doc["jobs"][0]

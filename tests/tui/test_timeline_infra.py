@@ -4,26 +4,16 @@ monitoring database joined, as `academy-tui RUN --with DIR` does."""
 
 from __future__ import annotations
 
-import tarfile
 from pathlib import Path
 
-import pytest
 from pilotkit import until
 from test_timeline import SIZE, lane_line, lines, open_timeline
 
 from features.sources import open_source
 from tui.app import AcademyApp
 
-DATA = Path(__file__).resolve().parents[1] / "data"
 POOL = "7ea557a4-c126-4292-b558-94a130940b3f"
 
-
-@pytest.fixture(scope="module")
-def parsl_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("parsl-sample")
-    with tarfile.open(DATA / "parsl-sample.tar.xz") as tar:
-        tar.extractall(root, filter="data")
-    return root / "parsl" / "A1-parsl-monitoring"
 
 
 async def test_blocks_and_managers_lead_the_process_they_hosted(parsl_sample: Path) -> None:
