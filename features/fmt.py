@@ -6,13 +6,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from itertools import pairwise
+from typing import TYPE_CHECKING
 
-import numpy as np
-
-from features import analyses
 from features.facts import fmt_dur
 
-__all__ = ["count", "fmt_bytes", "fmt_edges", "fmt_s", "histogram_lines", "short_file"]
+if TYPE_CHECKING:  # numbers in words need no numpy: the catalog's fast path imports this
+    import numpy as np
+
+__all__ = ["count", "fmt_age", "fmt_bytes", "fmt_edges", "fmt_s", "histogram_lines",
+           "short_file"]
 
 
 def short_file(name: str | None) -> str:
@@ -61,6 +63,8 @@ def fmt_edges(edges: Sequence[float] | np.ndarray) -> list[str]:
 def histogram_lines(values: np.ndarray, bins: int, width: int = 30, bar: str = "#",
                     dash: str = "-") -> list[str]:
     """A text histogram of durations, a line per bin: edges, count, bar."""
+    from features import analyses
+
     counts, edges = analyses.histogram(values, bins=bins)
     if not len(counts):
         return []
@@ -72,3 +76,14 @@ def histogram_lines(values: np.ndarray, bins: int, width: int = 30, bar: str = "
     return [f"  {labels[i]:>{w}} {dash} {labels[i + 1]:>{w}}  {int(k):6d} "
             f"{bar * max(round(k / peak * width), 1 if k else 0)}"
             for i, k in enumerate(counts)]
+
+
+def fmt_age(seconds: float) -> str:
+    """How long ago, roughly: ``42 s``, ``7 min``, ``5 h``, ``3 days``."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.0f} h"
+    return f"{seconds / 86400:.0f} days"

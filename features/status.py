@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from features.fmt import fmt_age, fmt_s
 from features.pools import LIVE_WINDOW_S
 
 
@@ -84,7 +85,7 @@ def _status(run: Any, now: float, age: float, ends: list[str], all_closed: bool,
     abrupt = sum(1 for e in ends if e == "abrupt")
     if managers == 0:
         return "unknown", (f"no 'Closed manager' record and nothing written for "
-                           f"{_age(age)}: stopped or killed?")
+                           f"{fmt_age(age)}: stopped or killed?")
     return "failed", f"{abrupt} process(es) stopped without closing (file just ends)"
 
 
@@ -94,7 +95,6 @@ def _hangs(run: Any, now: float, side: set[str] | None = None) -> list[str]:
     (cheap: no detector fit)."""
     import numpy as np
 
-    from features.fmt import fmt_s
     from features.hangs import shutdowns
 
     ags = run.agents()
@@ -119,11 +119,3 @@ def _hangs(run: Any, now: float, side: set[str] | None = None) -> list[str]:
     return out
 
 
-def _age(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 172800:
-        return f"{seconds / 3600:.0f} h"
-    return f"{seconds / 86400:.0f} days"

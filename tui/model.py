@@ -17,6 +17,7 @@ import numpy as np
 from features import analyses
 from features.causes import Cause, causes
 from features.events import Events
+from features.fmt import fmt_age
 from features.infra import infra_spans, process_series
 from features.query import Node, parse
 from features.query_eval import evaluate
@@ -353,17 +354,6 @@ class RunModel:
         codes, values = self.events().cat("academy.agent_id")
         c = int(codes[row]) if row < len(codes) else -1
         return values[c] if c >= 0 else None
-
-
-def fmt_age(seconds: float) -> str:
-    """``42 s``, ``7 min``, ``5 h``, ``3 days``."""
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 172800:
-        return f"{seconds / 3600:.0f} h"
-    return f"{seconds / 86400:.0f} days"
 
 
 def processes(n: int) -> str:
