@@ -84,7 +84,9 @@ async def stuck_shutdown(home: Path, logger: str = "eval.shutdown") -> Path:
     return pool
 
 
-def _records(pool: Path) -> list[dict[str, Any]]:
+def raw_records(pool: Path) -> list[dict[str, Any]]:
+    """Every JSON record of the pool's files, read with json (lines that are not JSON
+    skipped): what the tests check the analyses against."""
     out = []
     for f in pool.glob("*.jsonlog"):
         for line in f.read_text().split("\n")[:-1]:
@@ -114,7 +116,7 @@ def crash_run(home: Path) -> tuple[Path, float]:
         while True:
             if time.monotonic() > deadline:
                 raise RuntimeError("the crash run's generator never executed 3 calls")
-            recs = _records(pool)
+            recs = raw_records(pool)
             gen = [r for r in recs if r.get("msg", "").startswith("Running agent")
                    and "GeneratorAgent" in r.get("message", "")]
             states = [r.get("academy.action_state") for r in recs

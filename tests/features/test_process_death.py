@@ -5,26 +5,13 @@ waited is stalled on a lost agent, not idle or messaging."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 from ask_runs import crash_run
 
 from features import report
 from features.run import Run
-
-
-def _records(pool: Path) -> list[dict[str, Any]]:
-    out = []
-    for f in pool.glob("*.jsonlog"):
-        for line in f.read_text().split("\n")[:-1]:
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                continue
-    return out
 
 
 @pytest.fixture(scope="module")
