@@ -72,6 +72,14 @@ class Growable:
         v.flags.writeable = False
         return v
 
+    def __getstate__(self) -> tuple[np.ndarray, int]:
+        return np.ascontiguousarray(self._buf[: self._n]), self._n
+
+    def __setstate__(self, state: tuple[np.ndarray, int]) -> None:
+        # The saved values only (a cache maps them): the next append copies them into a
+        # buffer of its own, as any growth does.
+        self._buf, self._n = state
+
     def replace(self, values: np.ndarray) -> None:
         """Replace the whole content (used when rows are retracted)."""
         self._buf = np.array(values, dtype=self._buf.dtype, copy=True)
@@ -100,6 +108,14 @@ class Categorical:
 
     def __len__(self) -> int:
         return len(self.values)
+
+    def __getstate__(self) -> tuple[list[Any], Callable[[Any], Any]]:
+        return self.values, self.normalise
+
+    def __setstate__(self, state: tuple[list[Any], Callable[[Any], Any]]) -> None:
+        self.values, self.normalise = state
+        self.index = {v: i for i, v in enumerate(self.values)}
+        self._array = None
 
     def code(self, raw: Any) -> int:
         """The code of a raw value, adding it when new; -1 for null."""

@@ -32,9 +32,12 @@ class Run:
     """A pool being read: events, things and analyses, refreshed on demand."""
 
     def __init__(self, path: str | os.PathLike[str], sources: Sequence[Any] = (),
-                 discover: bool = True) -> None:
+                 discover: bool = True, cache: bool | None = None) -> None:
         """``sources``: other sources to join (paths or :class:`features.sources.Source`s:
-        Parsl's ``monitoring.db``...); ``discover``: also those the pool names itself."""
+        Parsl's ``monitoring.db``...); ``discover``: also those the pool names itself;
+        ``cache``: open from the pool's saved reading and save it (:mod:`features.cache`;
+        ``None``: when one exists, saving pools of ``cache.MIN_RECORDS`` records or more,
+        unless ``ACADEMY_TUI_NO_CACHE`` is set; ``True``: save whatever the size)."""
         self.path = Path(path)
         self.reader = PoolReader(str(self.path))
         self.store = self.reader.store
@@ -52,6 +55,10 @@ class Run:
         """Their events files (:class:`features.sources.SourceFiles`), once one is added."""
         self._pending_sources = list(sources)
         self._discover = discover
+        self._cache_flag = cache
+        self.cache_status = "not used"
+        """What the saved reading did for the last :meth:`load` ("restored N records",
+        why it could not be used, "saved"...)."""
 
     @property
     def uuid(self) -> str:
@@ -62,14 +69,73 @@ class Run:
     def load(self, progress: Callable[[int, int], None] | None = None,
              workers: int | None = None, local_first: bool = True) -> PollResult:
         """Read everything there is now (in parallel for big pools; see
-        :func:`features.loader.load` for ``local_first``)."""
+        :func:`features.loader.load` for ``local_first``): from the pool's saved reading
+        and what was written since, when there is one (see ``cache``)."""
+        restored = self._restore()
         res = bulk_load(self.reader, progress=progress, workers=workers,
                         local_first=local_first)
         self._settle(res)
+        self._save(restored)
         self._join_sources(res)
         self.notes.extend(res.notes)
         self._mark_growth()
         return res
+
+    # -- the saved reading -------------------------------------------------------------
+
+    def _restore(self) -> int:
+        """Take the saved reading when it can be used (only into a run not read yet);
+        the records it held."""
+        from features import cache
+
+        self.cache_status = "not used"
+        if not cache.enabled(self._cache_flag) or len(self.store) or self.reader.tails:
+            return 0
+        try:
+            got = cache.restore(self.path)
+        except cache.CacheError as e:
+            self.cache_status = "none saved yet" if e.args == ("no cache",) else \
+                f"not used: {e}"
+            return 0
+        store = self.store
+        with store.lock:
+            keep = store.lock, store.listeners
+            store.__dict__.update(got.store.__dict__)
+            store.lock, store.listeners = keep
+            for tail in got.reader.tails.values():
+                # Re-read from where parsing stopped: a held partial line, and whatever
+                # was written since, come from the file as it is now.
+                tail.pending, tail.size, tail.mtime_ns = b"", -1, -1
+            self.reader.tails = got.reader.tails
+            self.reader.other_files = got.reader.other_files
+            got.actions.store = store
+            self._action_index = got.actions
+        self.cache_status = f"restored {got.records:,} records"
+        return got.records
+
+    def _save(self, restored: int) -> None:
+        """Save the reading when it is worth it: a big pool read for the first time, or
+        one that grew by a twentieth since it was saved. Never one with another source's
+        files in it (they are joined after this, from the sources themselves)."""
+        from features import cache
+
+        n = len(self.store)
+        if not cache.enabled(self._cache_flag) or \
+                any(f.source is not None for f in self.store.files):
+            return
+        if self._cache_flag is not True and n < cache.MIN_RECORDS:
+            return
+        if restored and n - restored < max(10_000, restored // 20):
+            return
+        self._action_index.fold(self.events())
+        try:
+            cache.save(self.path, self.store, self.reader, self._action_index)
+        except OSError as e:  # a full disk or a read-only home: the run is read all the same
+            self.cache_status = f"not saved: {e.strerror or e}"
+            return
+        why = f"{self.cache_status}; " if self.cache_status.startswith("not used:") else ""
+        self.cache_status = (f"restored {restored:,} records, saved {n:,}" if restored
+                             else f"{why}saved {n:,} records")
 
     # -- other sources -----------------------------------------------------------------
 

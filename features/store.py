@@ -182,6 +182,39 @@ class EventStore:
     def __len__(self) -> int:
         return len(self.created)
 
+    _UNSAVED = ("lock", "listeners", "_lazy", "_key_rows", "_numeric", "_small_memo",
+                "_flags_memo")
+    """What a saved store (``features.cache``) leaves out: locks, callers' callbacks, and
+    what is read from the files or derived again on use."""
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = {k: v for k, v in self.__dict__.items() if k not in self._UNSAVED}
+        # A user key's parts joined: one array, not one per batch read.
+        state["_user"] = {
+            k: ([np.concatenate(rows)], [[v for part in vals for v in part]])
+            if len(rows) > 1 else (rows, vals) for k, (rows, vals) in self._user.items()}
+        # Each file's last few times as four arrays for all files, not two per file.
+        ft = list(self._times.items())
+        state["_times"] = (np.array([f for f, _ in ft], dtype=np.int64),
+                           np.array([t.count for _, t in ft], dtype=np.int64),
+                           np.array([len(t.rows) for _, t in ft], dtype=np.int64),
+                           np.concatenate([t.rows for _, t in ft]) if ft else
+                           np.empty(0, np.int64),
+                           np.concatenate([t.times for _, t in ft]) if ft else np.empty(0))
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        files, counts, sizes, rows, times = state["_times"]
+        ends = np.cumsum(sizes).tolist()
+        self._times = {f: _FileTimes(rows[e - k:e].copy(), times[e - k:e].copy(), c)
+                       for f, c, k, e in zip(files.tolist(), counts.tolist(),
+                                             sizes.tolist(), ends, strict=True)}
+        self.lock = threading.RLock()
+        self.listeners = []
+        self._lazy, self._key_rows, self._numeric = {}, {}, {}
+        self._small_memo = self._flags_memo = None
+
     # -- files -------------------------------------------------------------------------
 
     def add_file(self, path: str, name: str, source: str | None = None) -> FileInfo:

@@ -160,6 +160,13 @@ class ActionIndex:
         """Tag code -> some row has the tag and a state."""
         self._reset(None)
 
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "lock"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.lock = threading.Lock()
+
     def _reset(self, store: object | None) -> None:
         self.store, self.n = store, 0
         self.pick = {s: np.empty(0, dtype=np.int64) for s in self.STATES}
@@ -187,6 +194,13 @@ class ActionIndex:
         self.seen[tag_codes[rows]] = True
         _merge_first(self.named, tag_codes, rows[act_codes[rows] >= 0], ev.created)
         self.n = ev.n
+
+    def fold(self, ev: Events) -> None:
+        """Fold in the rows of snapshot ``ev`` not seen yet (as :meth:`table` does)."""
+        with self.lock:
+            if ev.store is not self.store or ev.n < self.n:
+                self._reset(ev.store)
+            self._fold(ev)
 
     def table(self, ev: Events, live: bool = False,
               agents_table: Table | None = None) -> Table:

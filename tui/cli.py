@@ -239,6 +239,20 @@ def cmd_tui(args: argparse.Namespace) -> int:
 # -- parser ------------------------------------------------------------------------------
 
 
+def _no_cache(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--no-cache", action="store_true",
+                   help="read the pool from scratch and save no reading of it (a big pool's "
+                        "reading is saved, so opening it again costs what changed)")
+
+
+def _reading_options(s: argparse.ArgumentParser) -> None:
+    """The options of every command that reads a run."""
+    s.add_argument("--with", dest="with_", action="append", default=[], metavar="PATH",
+                   help="join another source onto the run: Parsl's monitoring.db or its run "
+                        "directory (repeatable; sources the pool names are joined anyway)")
+    _no_cache(s)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="academy-tui",
@@ -253,9 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("tui", help="open the terminal app (the default command)")
     s.add_argument("run", nargs="?", help="run to open (default: the run catalog)")
     s.add_argument("--expect", help="the time you expected the run to take, e.g. 16s")
-    s.add_argument("--with", dest="with_", action="append", default=[], metavar="PATH",
-                   help="join another source onto the run: Parsl's monitoring.db or its run "
-                        "directory (repeatable; sources the pool names are joined anyway)")
+    _reading_options(s)
     s.set_defaults(fn=cmd_tui)
 
     s = sub.add_parser("runs", help="list runs, newest first")
@@ -273,9 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--expect-call", action="append", default=[], metavar="ACTION=TIME",
                    help="what one call of an action should take, e.g. next_item=0.5s "
                         "(repeatable): the excess is then compared like with like")
-    s.add_argument("--with", dest="with_", action="append", default=[], metavar="PATH",
-                   help="join another source onto the run: Parsl's monitoring.db or its run "
-                        "directory (repeatable; sources the pool names are joined anyway)")
+    _reading_options(s)
     s.set_defaults(fn=cmd_report)
 
     s = sub.add_parser("events", help="print merged events in time order")
@@ -289,9 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--absolute", action="store_true", help="table: absolute times")
     s.add_argument("-f", "--follow", action="store_true",
                    help="keep printing new events as the run writes them (Ctrl-C stops)")
-    s.add_argument("--with", dest="with_", action="append", default=[], metavar="PATH",
-                   help="join another source onto the run: Parsl's monitoring.db or its run "
-                        "directory (repeatable; sources the pool names are joined anyway)")
+    _reading_options(s)
     s.set_defaults(fn=cmd_events)
 
     s = sub.add_parser("export", help="export events or things as CSV, JSONL or SQLite; "
@@ -307,14 +315,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--otlp-endpoint", metavar="URL",
                    help="otlp: POST to this OTLP/HTTP collector (e.g. http://127.0.0.1:4318; "
                         "/v1/traces is added to a bare host) instead of printing")
-    s.add_argument("--with", dest="with_", action="append", default=[], metavar="PATH",
-                   help="join another source onto the run: Parsl's monitoring.db or its run "
-                        "directory (repeatable; sources the pool names are joined anyway)")
+    _reading_options(s)
     s.set_defaults(fn=cmd_export)
 
     s = sub.add_parser("diff", help="compare two runs of one workflow: where is B slower?")
     s.add_argument("run_a", help="the reference run")
     s.add_argument("run_b", help="the run to explain")
+    _no_cache(s)
     s.add_argument("--format", choices=("text", "json", "markdown"), default="text")
     s.set_defaults(fn=cmd_diff)
 
@@ -332,9 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--format", choices=("text", "json"), default="text")
     s.add_argument("--builtin", action="store_true",
                    help="answer with the built-in analyst even when an LLM is configured")
-    s.add_argument("--with", dest="with_", action="append", default=[], metavar="PATH",
-                   help="join another source onto the run: Parsl's monitoring.db or its run "
-                        "directory (repeatable; sources the pool names are joined anyway)")
+    _reading_options(s)
     s.set_defaults(fn=cmd_ask)
 
     s = sub.add_parser("demo", help="run a demo workflow (fibonacci, straggler) on real "
@@ -417,6 +422,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from features.query import QueryError
     except ImportError:  # pragma: no cover
         QueryError = RunError  # type: ignore[misc,assignment]
+    if getattr(args, "no_cache", False):
+        # For every run this process opens (the app's, a diff's other run, a tool's).
+        os.environ["ACADEMY_TUI_NO_CACHE"] = "1"
     kind = _output_kind(args)
     restore = guard(kind) if kind else None
     try:

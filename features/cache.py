@@ -1,0 +1,355 @@
+"""A pool's reading saved on disk, so opening it again costs what changed, not its size.
+
+>>> run = Run(pool); run.load()     # the first open parses; a big pool's reading is saved
+>>> run = Run(pool); run.load()     # later opens map the saved columns and parse new tails
+
+What is saved is the state of a reader that paused: the store's columns (numpy arrays,
+memory-mapped copy-on-write when opened again, so pages are read as they are touched and
+shared with the page cache), its tag tables, messages and per-file judgement state, the
+reader's position in every file, and the action join folded so far. Opening from it is
+the same as a live reader that kept going: new files and the grown tails of known ones
+are read and folded in as they would be.
+
+The cache is an optimisation and is never trusted:
+
+- it is used only when every file it knew is still there with the same identity
+  (device, inode), at least the size it had, and the same bytes just before where reading
+  stopped (a CRC of up to 4 KB): anything else (a file replaced, truncated, rewritten or
+  deleted) and the pool is read from scratch;
+- a cache of another format version, another pool, a wrong checksum (CRC-32 of both of its
+  files), a missing or short file, or one that is not this user's own or is writable by
+  others is ignored and replaced;
+- it is unpickled with an allow-list of the classes the store is made of, so a forged
+  file can make no call.
+
+One directory per pool under ``features.pools.cache_dir() / "pools"``, named by a hash of
+the pool's real path; the least recently used are removed beyond :data:`MAX_BYTES` in all.
+``ACADEMY_TUI_NO_CACHE=1`` (or ``--no-cache``, ``Run(..., cache=False)``) turns it off.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import hashlib
+import io
+import json
+import mmap
+import os
+import pickle
+import shutil
+import stat
+import time
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from features.pools import cache_dir
+
+VERSION = 1
+"""Bump when anything pickled changes shape."""
+
+MIN_RECORDS = 100_000
+"""Pools smaller than this are not saved by default: they read in well under a second."""
+
+MAX_BYTES = int(float(os.environ.get("ACADEMY_TUI_CACHE_MAX_GB", "8")) * 2**30)
+"""All pool caches together; beyond it the least recently used are removed."""
+
+FINGERPRINT = 4096
+"""Bytes before where a file's reading stopped whose CRC must still match."""
+
+_ALIGN = 64
+
+SMALL = 1 << 16
+"""Arrays smaller than this (bytes) are kept in the pickle itself."""
+
+_ALLOWED: dict[str, set[str]] = {
+    "features.store": {"EventStore", "FileInfo", "StoreStats", "_FileTimes"},
+    "features.columns": {"Growable", "Categorical"},
+    "features.reader": {"PoolReader", "FileTail"},
+    "features.things": {"ActionIndex"},
+    "features.parse": {"BadLine"},
+    "features.normalize": {"canonical_id", "canonical_str"},
+    "numpy": {"dtype", "ndarray", "float64", "int64", "int32", "uint8", "bool_"},
+    "numpy.core.multiarray": {"_reconstruct", "scalar", "_frombuffer"},
+    "numpy._core.multiarray": {"_reconstruct", "scalar", "_frombuffer"},
+    "numpy.core.numeric": {"_frombuffer"},
+    "numpy._core.numeric": {"_frombuffer"},
+    "builtins": {"set", "frozenset", "bytearray", "slice"},
+}
+"""What a cache may name when unpickled: the classes the store is made of, no more."""
+
+
+class CacheError(Exception):
+    """A cache that cannot be used (the pool is then read from scratch)."""
+
+
+@dataclass
+class Restored:
+    """A run's reading as saved."""
+
+    store: Any
+    reader: Any
+    actions: Any
+    records: int
+
+
+def enabled(flag: bool | None) -> bool:
+    """``flag`` when given, else on unless ``ACADEMY_TUI_NO_CACHE`` is set."""
+    if flag is not None:
+        return flag
+    return os.environ.get("ACADEMY_TUI_NO_CACHE", "") in ("", "0")
+
+
+def path_for(pool: str | os.PathLike[str]) -> Path:
+    """The cache directory of ``pool``."""
+    real = os.path.realpath(os.fspath(pool))
+    key = hashlib.sha256(real.encode("utf-8", "surrogateescape")).hexdigest()[:32]
+    return cache_dir() / "pools" / key
+
+
+# -- saving -------------------------------------------------------------------------------
+
+
+def save(pool: str | os.PathLike[str], store: Any, reader: Any, actions: Any) -> Path:
+    """Save a reading (under the store's lock). Returns the cache directory."""
+    where = path_for(pool)
+    where.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with contextlib.suppress(OSError):
+        os.chmod(where.parent, 0o700)
+        os.chmod(where, 0o700)
+    gen = f"{os.getpid()}-{time.time_ns()}"
+    buffers: list[pickle.PickleBuffer] = []
+    with store.lock:
+        tails = {name: _tail_meta(t) for name, t in reader.tails.items()}
+        out = io.BytesIO()
+        pickle.Pickler(out, protocol=5, buffer_callback=_out_of_band(buffers)).dump(
+            (store, reader, actions))
+        records = len(store)
+    state = out.getvalue()
+    spans: list[tuple[int, int]] = []
+    arrays_crc = 0
+    apath = where / f"arrays-{gen}.bin"
+    spath = where / f"state-{gen}.pkl"
+    try:
+        with _create(apath) as f:
+            pos = 0
+            for b in buffers:
+                raw = b.raw()
+                pad = -pos % _ALIGN
+                if pad:
+                    f.write(b"\0" * pad)
+                    arrays_crc = zlib.crc32(b"\0" * pad, arrays_crc)
+                    pos += pad
+                f.write(raw)
+                arrays_crc = zlib.crc32(raw, arrays_crc)
+                spans.append((pos, raw.nbytes))
+                pos += raw.nbytes
+        with _create(spath) as f:
+            f.write(state)
+        meta = {"version": VERSION, "pool": os.path.realpath(os.fspath(pool)),
+                "records": records, "state": spath.name, "state_bytes": len(state),
+                "state_crc": zlib.crc32(state), "arrays": apath.name,
+                "arrays_bytes": pos, "arrays_crc": arrays_crc, "spans": spans,
+                "tails": tails, "saved": time.time()}
+        tmp = where / f"meta-{gen}.json"
+        with _create(tmp) as f:
+            f.write(json.dumps(meta).encode())
+        os.replace(tmp, where / "meta.json")
+    except BaseException:
+        for p in (apath, spath):
+            with contextlib.suppress(OSError):
+                p.unlink()
+        raise
+    for p in where.iterdir():  # earlier generations
+        if p.name not in ("meta.json", apath.name, spath.name):
+            with contextlib.suppress(OSError):
+                p.unlink()
+    evict(keep=where)
+    return where
+
+
+def _out_of_band(buffers: list[pickle.PickleBuffer]) -> Any:
+    """Columns go to the mapped file; small arrays (a file's last few times) stay in the
+    pickle, where one costs less to rebuild than a view of the map."""
+    def take(buf: pickle.PickleBuffer) -> bool:
+        if buf.raw().nbytes < SMALL:
+            return True  # in band
+        buffers.append(buf)
+        return False
+    return take
+
+
+def _create(path: Path) -> Any:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    return os.fdopen(fd, "wb")
+
+
+def _tail_meta(tail: Any) -> dict[str, Any]:
+    return {"path": tail.info.path, "ident": list(tail.ident) if tail.ident else None,
+            "offset": tail.offset, "crc": _fingerprint(tail.info.path, tail.offset)}
+
+
+def _fingerprint(path: str, end: int) -> int | None:
+    start = max(0, end - FINGERPRINT)
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        data = os.pread(fd, end - start, start)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return zlib.crc32(data) if len(data) == end - start else None
+
+
+def evict(keep: Path | None = None, limit: int | None = None) -> list[Path]:
+    """Remove the least recently used pool caches beyond ``limit`` bytes in all (never
+    ``keep``); returns those removed."""
+    limit = MAX_BYTES if limit is None else limit
+    root = cache_dir() / "pools"
+    entries = []
+    try:
+        dirs = list(root.iterdir())
+    except OSError:
+        return []
+    for d in dirs:
+        try:
+            used = os.stat(d / "meta.json").st_mtime
+        except OSError:
+            used = 0.0
+        size = 0
+        with contextlib.suppress(OSError):
+            size = sum(p.stat().st_size for p in d.iterdir())
+        entries.append((used, size, d))
+    total = sum(s for _, s, _ in entries)
+    gone = []
+    for _, size, d in sorted(entries, key=lambda e: e[0]):
+        if total <= limit:
+            break
+        if keep is not None and d == keep:
+            continue
+        shutil.rmtree(d, ignore_errors=True)
+        total -= size
+        gone.append(d)
+    return gone
+
+
+# -- opening ------------------------------------------------------------------------------
+
+
+def restore(pool: str | os.PathLike[str]) -> Restored:
+    """The saved reading of ``pool``, checked against the files as they are now. Raises
+    :class:`CacheError` (with why) when there is none or it cannot be used."""
+    where = path_for(pool)
+    meta_path = where / "meta.json"
+    try:
+        _owned(where)
+        _owned(meta_path)
+        meta = json.loads(meta_path.read_bytes())
+    except FileNotFoundError:
+        raise CacheError("no cache") from None
+    except (OSError, ValueError) as e:
+        raise CacheError(f"unreadable cache: {e}") from None
+    if not isinstance(meta, dict) or meta.get("version") != VERSION:
+        raise CacheError("another cache version")
+    if meta.get("pool") != os.path.realpath(os.fspath(pool)):
+        raise CacheError("the cache of another pool")
+    try:
+        _check_files(meta["tails"])
+        state = _read(where / str(meta["state"]), int(meta["state_bytes"]))
+        if zlib.crc32(state) != meta["state_crc"]:
+            raise CacheError("the cache's state does not match its checksum")
+        buffers, view = _map(where / str(meta["arrays"]), meta)
+        # The columns' checksum on the other core while the state is unpickled (zlib
+        # lets go of the interpreter on big buffers): half the time of an open.
+        with ThreadPoolExecutor(1) as checker:
+            crc = checker.submit(zlib.crc32, view)
+            # A million message strings are a million allocations: without the cyclic
+            # collector's passes over them (none of them can form a cycle) a third faster.
+            was = gc.isenabled()
+            gc.disable()
+            try:
+                store, reader, actions = _Unpickler(io.BytesIO(state),
+                                                    buffers=buffers).load()
+            finally:
+                if was:
+                    gc.enable()
+            if crc.result() != meta["arrays_crc"]:
+                raise CacheError("the cache's columns do not match their checksum")
+    except CacheError:
+        raise
+    except Exception as e:  # anything a damaged file can raise
+        raise CacheError(f"damaged cache: {type(e).__name__}: {e}"[:300]) from None
+    if len(store) != meta["records"] or set(reader.tails) != set(meta["tails"]):
+        raise CacheError("the cache's content does not match its description")
+    with contextlib.suppress(OSError):
+        os.utime(meta_path)  # recently used
+    return Restored(store, reader, actions, len(store))
+
+
+def _owned(path: Path) -> None:
+    st = os.stat(path, follow_symlinks=False)
+    if stat.S_ISLNK(st.st_mode):
+        raise CacheError(f"{path} is a symbolic link")
+    if hasattr(os, "getuid") and st.st_uid != os.getuid():
+        raise CacheError(f"{path} belongs to another user")
+    if st.st_mode & 0o022:
+        raise CacheError(f"{path} is writable by others")
+
+
+def _read(path: Path, size: int) -> bytes:
+    _owned(path)
+    data = path.read_bytes()
+    if len(data) != size:
+        raise CacheError(f"{path.name} is {len(data)} bytes, not {size}")
+    return data
+
+
+def _map(path: Path, meta: dict[str, Any]) -> tuple[list[memoryview], memoryview]:
+    _owned(path)
+    size = int(meta["arrays_bytes"])
+    with open(path, "rb") as f:
+        if os.fstat(f.fileno()).st_size != size:
+            raise CacheError(f"{path.name} is not {size} bytes")
+        if size == 0:
+            return [], memoryview(b"")
+        # Copy-on-write: the store may write into its columns; the file never changes.
+        mm = mmap.mmap(f.fileno(), size, access=mmap.ACCESS_COPY)
+    view = memoryview(mm)
+    out = []
+    for start, n in meta["spans"]:
+        if not (start >= 0 and start + n <= size):
+            raise CacheError("a column lies outside the cache file")
+        out.append(view[start:start + n])
+    return out, view
+
+
+def _check_files(tails: dict[str, Any]) -> None:
+    """Every file the cache knew must be the one it read, grown at most."""
+    for name, t in tails.items():
+        try:
+            st = os.stat(t["path"])
+        except OSError:
+            raise CacheError(f"{name} is gone") from None
+        if t["ident"] is not None and [st.st_dev, st.st_ino] != t["ident"]:
+            raise CacheError(f"{name} was replaced")
+        if st.st_size < t["offset"]:
+            raise CacheError(f"{name} was truncated")
+        if _fingerprint(t["path"], t["offset"]) != t["crc"]:
+            raise CacheError(f"{name} was rewritten")
+
+
+class _Unpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        if name not in _ALLOWED.get(module, ()):
+            raise CacheError(f"the cache names {module}.{name}, which a cache never holds")
+        return super().find_class(module, name)
+
+
+__all__ = ["MIN_RECORDS", "VERSION", "CacheError", "Restored", "enabled", "evict",
+           "path_for", "restore", "save"]

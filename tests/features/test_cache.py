@@ -1,0 +1,262 @@
+"""The saved reading of a pool (features.cache): a run opened from it is the run read from
+scratch, whatever happened to the pool since; a cache that cannot be trusted is read
+around and replaced. On copies of real sample pools (several processes each)."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import re
+import shutil
+import subprocess
+import sys
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from features import cache
+from features.report import build, render_text
+from features.run import Run
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def pool(sample: Callable[[str], Path], tmp_path: Path) -> Path:
+    """A writable copy of the ``pairs`` sample (a driver and two worker processes)."""
+    dst = tmp_path / "pool" / sample("pairs").name
+    shutil.copytree(sample("pairs"), dst)
+    return dst
+
+
+def opened(pool: Path, **kw: Any) -> Run:
+    run = Run(pool, **kw)
+    run.load()
+    return run
+
+
+def reading(run: Run) -> dict[str, Any]:
+    """What a user gets from a run, independent of row numbering: every record (file,
+    line, time, message, every key's value) in time order, the things, the analyses and
+    the report."""
+    s = run.store
+    names = [f.name for f in s.files]
+    table = run.events_table()
+    recs = [tuple(sorted((k, repr(v)) for k, v in r.items() if k != "row"))
+            for r in table.records()]
+    by_line = sorted(zip((names[int(f)] for f in s.file.view()[s.order]),
+                         s.line.view()[s.order].tolist(), strict=True))
+    acts = run.actions().sort("tag").records()
+    return {
+        "rows": len(s), "records": recs, "lines": by_line,
+        "files": sorted((f.name, f.records, f.bad, f.blank) for f in s.files),
+        "bad": sorted((names[b.file], b.line, b.reason) for b in s.bad),
+        # Row numbers are the store's own (a file that appeared later is numbered after
+        # the ones a live reader knew); what they point at is compared above.
+        "actions": [{k: repr(v) for k, v in a.items() if not k.startswith("row")}
+                    for a in acts],
+        "agents": [{k: repr(v) for k, v in a.items() if not k.startswith("row")}
+                   for a in run.agents().sort("agent_id").records()],
+        "where": repr(run.where_time_went().seconds),
+        "report": re.sub(r"\d+ s ago", "N s ago", render_text(build(run))),
+        "bounds": run.store.time_note(),
+    }
+
+
+def same(a: dict[str, Any], b: dict[str, Any]) -> None:
+    for key in a:
+        assert a[key] == b[key], key
+
+
+def test_a_reopened_pool_is_the_pool_read_from_scratch(pool: Path) -> None:
+    first = opened(pool, cache=True)
+    assert first.cache_status.startswith("saved"), first.cache_status
+    again = opened(pool, cache=True)
+    assert again.cache_status == f"restored {len(first.store):,} records"
+    fresh = opened(pool, cache=False)
+    assert fresh.cache_status == "not used"
+    want = reading(fresh)
+    same(reading(first), want)
+    same(reading(again), want)
+    # The columns come from the map, copy-on-write: writing into one leaves the file as
+    # it was, and the next open is still whole.
+    where, meta = _files(pool)
+    before = (where / meta["arrays"]).read_bytes()
+    again.store.created._buf[:] = -1.0
+    assert (where / meta["arrays"]).read_bytes() == before
+    assert opened(pool, cache=True).cache_status.startswith("restored")
+
+
+def test_grown_and_new_files_are_read_from_where_the_cache_stopped(pool: Path) -> None:
+    """The run caught mid-way (every file shorter, one ending inside a line, one process
+    not started yet), saved; then the files grow to the whole run."""
+    files = sorted(pool.glob("*.jsonlog"))
+    whole = {f: f.read_bytes() for f in files}
+    late = files[-1]
+    late.unlink()
+    for k, f in enumerate(files[:-1]):
+        data = whole[f]
+        cut = data.index(b"\n", len(data) // 3) + 1
+        f.write_bytes(data[:cut + 17] if k == 0 else data[:cut])  # file 0: a partial line
+    first = opened(pool, cache=True)
+    assert first.cache_status.startswith("saved") and first.reader.pending_bytes() == 17
+    for f in files[:-1]:
+        with open(f, "ab") as out:  # the same inode, grown
+            out.write(whole[f][f.stat().st_size:])
+    late.write_bytes(whole[late])
+    again = opened(pool, cache=True)
+    assert again.cache_status.startswith("restored"), again.cache_status
+    fresh = opened(pool, cache=False)
+    assert len(again.store) == len(fresh.store) > len(first.store)
+    same(reading(again), reading(fresh))
+
+
+@pytest.mark.parametrize("change", ["replaced", "truncated", "rewritten", "deleted"])
+def test_a_changed_file_is_never_read_from_the_cache(pool: Path, change: str) -> None:
+    opened(pool, cache=True)
+    f = sorted(pool.glob("*.jsonlog"))[1]
+    data = f.read_bytes()
+    if change == "replaced":  # another inode (made before the old one goes), other bytes
+        tmp = f.with_suffix(".new")
+        tmp.write_bytes(data[data.index(b"\n") + 1:])
+        os.replace(tmp, f)
+    elif change == "truncated":
+        f.write_bytes(data[: len(data) // 2])
+    elif change == "rewritten":  # same inode and size, other bytes before the end
+        k = data.rindex(b'"message": "') + len('"message": "')
+        f.write_bytes(data[:k] + b"X" + data[k + 1:])
+    else:
+        f.unlink()
+    again = opened(pool, cache=True)
+    name = {"replaced": "was replaced", "truncated": "was truncated",
+            "rewritten": "was rewritten", "deleted": "is gone"}[change]
+    assert again.cache_status.startswith(f"not used: {f.name} {name}"), again.cache_status
+    same(reading(again), reading(opened(pool, cache=False)))
+    # ... and the cache was made again from this reading.
+    assert opened(pool, cache=True).cache_status.startswith("restored")
+
+
+def _files(pool: Path) -> tuple[Path, dict[str, Any]]:
+    where = cache.path_for(pool)
+    return where, json.loads((where / "meta.json").read_bytes())
+
+
+def _reseal(where: Path, meta: dict[str, Any]) -> None:
+    (where / "meta.json").write_text(json.dumps(meta))
+
+
+@pytest.mark.parametrize("damage", ["columns", "state", "short", "missing", "meta",
+                                    "version", "other pool", "writable", "not json"])
+def test_a_damaged_cache_is_read_around_and_replaced(pool: Path, damage: str) -> None:
+    want = reading(opened(pool, cache=True))
+    where, meta = _files(pool)
+    arrays, state = where / meta["arrays"], where / meta["state"]
+    if damage == "columns":
+        b = bytearray(arrays.read_bytes())
+        b[len(b) // 2] ^= 0xFF
+        arrays.write_bytes(bytes(b))
+    elif damage == "state":
+        b = bytearray(state.read_bytes())
+        b[len(b) // 2] ^= 0xFF
+        state.write_bytes(bytes(b))
+    elif damage == "short":
+        state.write_bytes(state.read_bytes()[:-100])
+    elif damage == "missing":
+        arrays.unlink()
+    elif damage == "meta":
+        meta["records"] += 1
+        _reseal(where, meta)
+    elif damage == "version":
+        meta["version"] = cache.VERSION + 1
+        _reseal(where, meta)
+    elif damage == "other pool":
+        meta["pool"] = "/elsewhere"
+        _reseal(where, meta)
+    elif damage == "writable":
+        os.chmod(state, 0o666)
+    else:
+        (where / "meta.json").write_text("{not json")
+    run = opened(pool, cache=True)
+    assert run.cache_status.startswith("not used: "), run.cache_status
+    same(reading(run), want)
+    assert opened(pool, cache=True).cache_status.startswith("restored")
+
+
+def test_a_forged_cache_makes_no_call(pool: Path, tmp_path: Path) -> None:
+    """A cache whose checksums are right but whose pickle names a function (here
+    ``os.system``) is refused before anything is called."""
+    opened(pool, cache=True)
+    where, meta = _files(pool)
+    marker = tmp_path / "ran"
+
+    class Evil:
+        def __reduce__(self) -> tuple[Any, ...]:
+            return (os.system, (f"touch {marker}",))
+
+    forged = pickle.dumps(Evil(), protocol=5)
+    (where / meta["state"]).write_bytes(forged)
+    meta.update(state_bytes=len(forged), state_crc=zlib.crc32(forged))
+    _reseal(where, meta)
+    run = opened(pool, cache=True)
+    assert "posix.system" in run.cache_status or "os.system" in run.cache_status, \
+        run.cache_status
+    assert not marker.exists()
+    assert len(run.store) == len(opened(pool, cache=False).store)
+
+
+def test_small_pools_are_not_saved_unless_asked_and_the_switches_hold(
+        pool: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert len(opened(pool).store) < cache.MIN_RECORDS
+    assert not cache.path_for(pool).exists()
+    monkeypatch.setattr(cache, "MIN_RECORDS", 10)
+    assert opened(pool).cache_status.startswith("saved")
+    assert opened(pool).cache_status.startswith("restored")
+    monkeypatch.setenv("ACADEMY_TUI_NO_CACHE", "1")
+    assert opened(pool).cache_status == "not used"
+    monkeypatch.delenv("ACADEMY_TUI_NO_CACHE")
+    assert opened(pool, cache=False).cache_status == "not used"
+
+
+def test_the_cli_switch(pool: Path) -> None:
+    """``--no-cache`` opens without the cache and saves none; without it the report reads
+    the same from a cache saved by a notebook."""
+    env = dict(os.environ)
+    cmd = [sys.executable, "-m", "tui.cli", "report", str(pool)]
+    plain = subprocess.run([*cmd, "--no-cache"], capture_output=True, text=True, env=env,
+                           cwd=ROOT, timeout=120)
+    assert plain.returncode == 0, plain.stderr
+    assert not cache.path_for(pool).exists()
+    opened(pool, cache=True)
+    cached = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT,
+                            timeout=120)
+    assert cached.returncode == 0, cached.stderr
+    assert cached.stdout == plain.stdout
+
+
+def test_least_recently_used_caches_go_first(sample: Callable[[str], Path],
+                                             tmp_path: Path) -> None:
+    pools = []
+    for name in ("pairs", "http", "thread"):
+        dst = tmp_path / name / sample(name).name
+        shutil.copytree(sample(name), dst)
+        opened(dst, cache=True)
+        pools.append(dst)
+    sizes = {p: sum(f.stat().st_size for f in cache.path_for(p).iterdir()) for p in pools}
+    os.utime(cache.path_for(pools[0]) / "meta.json", (1, 1))  # used long ago
+    gone = cache.evict(limit=sizes[pools[1]] + sizes[pools[2]])
+    assert gone == [cache.path_for(pools[0])]
+    assert all(cache.path_for(p).exists() for p in pools[1:])
+
+
+def test_restored_columns_are_arrays_that_grow(pool: Path) -> None:
+    opened(pool, cache=True)
+    run = opened(pool, cache=True)
+    col = run.store.created
+    before = col.view().copy()
+    col.extend(np.array([1.0, 2.0]))
+    assert np.array_equal(col.view()[:-2], before) and col.view()[-2:].tolist() == [1.0, 2.0]
