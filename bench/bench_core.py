@@ -1,7 +1,10 @@
 """Core benchmark: ingest, memory, filters, joins and the run catalog, measured side by side.
 
-Builds (once, cached in bench/.data) a synthetic pool of 1,000,000 realistic records in
-8 files (~0.9 GB) and a home of 1,000 small runs, then prints each figure with its target.
+Builds (once, cached in bench/.data) synthetic pools of 1,000,000 realistic records in
+8 files and in 828 (~0.9 GB each; real big runs have many processes) and a home of 1,000
+small runs, then prints each figure with its target: ingest against a bare orjson loop
+for both pools, the second open of the many-file pool from its saved reading
+(features.cache), filters, joins, the report and the run catalog.
 Ratios come from runs interleaved A B A B in fresh processes; medians are quoted because
 shared machines are noisy.
 
@@ -19,6 +22,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -52,21 +56,103 @@ if __name__ == '__main__':
 """
 
 
-def _py(code: str, *args: str) -> dict[str, float]:
+OPEN = """
+import json, sys, time, resource
+t0 = time.perf_counter()
+from features.run import Run
+def main():
+    t = time.perf_counter()
+    run = Run(sys.argv[1]); run.load()
+    ev = run.events()
+    dt = time.perf_counter() - t
+    me = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({'s': dt, 'process_s': time.perf_counter() - t0, 'n': ev.n,
+                      'rss_mb': me, 'status': run.cache_status}))
+if __name__ == '__main__':
+    main()
+"""
+
+NO_CACHE = {"ACADEMY_TUI_NO_CACHE": "1"}
+"""Ingest is measured from scratch: the saved reading (features.cache) has its own lines."""
+
+
+def _py(code: str, *args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
     out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
-                         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True)
+                         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+                         check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def ensure_pool(records: int) -> Path:
-    pool = DATA / f"pool-{records // 1000}k-v{GEN_VERSION}"
+def ensure_pool(records: int, files: int = 8) -> Path:
+    pool = DATA / (f"pool-{records // 1000}k-v{GEN_VERSION}" if files == 8 else
+                   f"pool-{records // 1000}k-{files}f-v{GEN_VERSION}")
     if not (pool / ".complete").exists():
         shutil.rmtree(pool, ignore_errors=True)
-        print(f"building a synthetic pool of {records:,} records in 8 files ...", flush=True)
+        print(f"building a synthetic pool of {records:,} records in {files} files ...",
+              flush=True)
         subprocess.run([sys.executable, str(HERE / "make_pool.py"), str(pool), "--records",
-                        str(records), "--files", "8"], check=True)
+                        str(records), "--files", str(files)], check=True)
         (pool / ".complete").write_text("ok")
     return pool
+
+
+def ingest_ab(pool: Path, rounds: int, label: str) -> dict[str, float]:
+    """Bare orjson loop and our ingest, interleaved in fresh processes; medians."""
+    bare, ing, ratios, rss, wrss = [], [], [], [], []
+    _py(BARE, str(pool))  # warm the page cache
+    for _ in range(rounds):
+        b = _py(BARE, str(pool))
+        i = _py(INGEST, str(pool), env=NO_CACHE)
+        bare.append(b["s"])
+        ing.append(i["s"])
+        ratios.append(i["s"] / b["s"])
+        rss.append(i["rss_mb"])
+        wrss.append(i["worker_rss_mb"])
+    r = statistics.median(ratios)
+    print(f"\ningest of {label} (fresh process each, A/B interleaved)")
+    print(f"  bare orjson.loads per line  median {statistics.median(bare):6.2f} s  "
+          f"(min {min(bare):.2f}, max {max(bare):.2f})")
+    print(f"  academy-tui full ingest     median {statistics.median(ing):6.2f} s  "
+          f"(min {min(ing):.2f}, max {max(ing):.2f})")
+    print(f"  [{fmt(r <= 1.5)}] ingest / bare ratio: median {r:.2f}x "
+          f"(per round {', '.join(f'{x:.2f}' for x in ratios)}; target <= 1.5x)")
+    m = max(rss)
+    print(f"  [{fmt(m <= 500)}] peak RSS of the reading process: {m:.0f} MB "
+          f"(target <= 500 MB; each parse worker peaked at {max(wrss):.0f} MB)")
+    return {"bare": statistics.median(bare), "ingest": statistics.median(ing), "ratio": r}
+
+
+def opens(pool: Path, rounds: int, label: str, bare_s: float) -> None:
+    """A first open that saves the reading, then opens from it, each in a fresh process;
+    and what ``report`` costs on top of a warm open."""
+    cache = DATA / "open-cache"
+    shutil.rmtree(cache, ignore_errors=True)
+    env = {"ACADEMY_TUI_CACHE_DIR": str(cache)}
+    first = _py(OPEN, str(pool), env=env)
+    warm = [_py(OPEN, str(pool), env=env) for _ in range(rounds)]
+    assert all(w["status"].startswith("restored") for w in warm), warm[0]["status"]
+    load = statistics.median(w["s"] for w in warm)
+    whole = statistics.median(w["process_s"] for w in warm)
+    size = sum(p.stat().st_size for p in cache.rglob("*") if p.is_file())
+    print(f"\nopening {label} again (fresh process each; the reading saved by the first)")
+    print(f"  first open, reading and saving: {first['s']:.2f} s "
+          f"({first['status']}; cache {size / 1e6:.0f} MB on disk)")
+    print(f"  [{fmt(load <= 0.5)}] second open: median {load:.2f} s to a loaded run "
+          f"({whole:.2f} s for the whole process; {load / bare_s:.2f}x the bare loop; "
+          f"target <= 0.5 s); peak RSS {max(w['rss_mb'] for w in warm):.0f} MB")
+    cmd = [sys.executable, "-m", "tui.cli", "report", str(pool), "--no-anomalies"]
+    times = []
+    for no_cache in (True, False, True, False):
+        t = time.perf_counter()
+        subprocess.run(cmd + (["--no-cache"] if no_cache else []), capture_output=True,
+                       check=True, cwd=ROOT,
+                       env={**os.environ, "PYTHONPATH": str(ROOT), **env})
+        times.append(time.perf_counter() - t)
+    cold, hot = statistics.median(times[0::2]), statistics.median(times[1::2])
+    print(f"  [info] 'academy-tui report --no-anomalies', whole command: {cold:.2f} s "
+          f"reading the pool, {hot:.2f} s from the saved reading ({hot / bare_s:.2f}x the "
+          f"bare loop)")
+    shutil.rmtree(cache, ignore_errors=True)
 
 
 def ensure_home(n: int = 1000) -> Path:
@@ -93,33 +179,22 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--records", type=int, default=1_000_000)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--files", type=int, default=828,
+                    help="files of the many-file pool (1M records: 828, as real big runs)")
     a = ap.parse_args()
     pool = ensure_pool(a.records)
     size = sum(p.stat().st_size for p in pool.glob("*.jsonlog"))
     print(f"\npool: {pool.name}: {a.records:,} records, {size / 1e9:.2f} GB in 8 files; "
           f"{os.cpu_count()} CPUs")
-
-    bare, ing, ratios, rss, wrss = [], [], [], [], []
-    _py(BARE, str(pool))  # warm the page cache
-    for _ in range(a.rounds):
-        b = _py(BARE, str(pool))
-        i = _py(INGEST, str(pool))
-        bare.append(b["s"])
-        ing.append(i["s"])
-        ratios.append(i["s"] / b["s"])
-        rss.append(i["rss_mb"])
-        wrss.append(i["worker_rss_mb"])
-    r = statistics.median(ratios)
-    print("\ningest (fresh process each, A/B interleaved)")
-    print(f"  bare orjson.loads per line  median {statistics.median(bare):6.2f} s  "
-          f"(min {min(bare):.2f}, max {max(bare):.2f})")
-    print(f"  academy-tui full ingest     median {statistics.median(ing):6.2f} s  "
-          f"(min {min(ing):.2f}, max {max(ing):.2f})")
-    print(f"  [{fmt(r <= 1.5)}] ingest / bare ratio: median {r:.2f}x "
-          f"(per round {', '.join(f'{x:.2f}' for x in ratios)}; target <= 1.5x)")
-    m = max(rss)
-    print(f"  [{fmt(m <= 500)}] peak RSS of the reading process: {m:.0f} MB "
-          f"(target <= 500 MB; each parse worker peaked at {max(wrss):.0f} MB)")
+    few = ingest_ab(pool, a.rounds, "8 files")
+    # Real big runs have many processes: ~1,200 records per file, as the replicas of the
+    # sample pools (issue 18).
+    many_pool = ensure_pool(a.records, files=a.files)
+    many = ingest_ab(many_pool, a.rounds, f"{a.files} files")
+    print(f"  [{fmt(many['ratio'] <= few['ratio'] * 1.2)}] {a.files} files against 8: "
+          f"{many['ratio'] / few['ratio']:.2f}x the ratio (target <= 1.2x: per-file costs "
+          f"amortised)")
+    opens(many_pool, a.rounds, f"{a.records:,} records in {a.files} files", many["bare"])
 
     sys.path.insert(0, str(ROOT))
     from features import report
@@ -127,7 +202,7 @@ def main() -> None:
     from features.query_eval import select
     from features.run import Run
 
-    run = Run(pool)
+    run = Run(pool, cache=False)
     run.load()
     ev = run.events()
     print(f"\nfilters over {ev.n:,} events (first evaluation; then the median of 5 repeats,"

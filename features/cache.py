@@ -48,7 +48,7 @@ from typing import Any
 
 from features.pools import cache_dir
 
-VERSION = 1
+VERSION = 2
 """Bump when anything pickled changes shape."""
 
 MIN_RECORDS = 100_000
@@ -67,7 +67,7 @@ SMALL = 1 << 16
 
 _ALLOWED: dict[str, set[str]] = {
     "features.store": {"EventStore", "FileInfo", "StoreStats", "_FileTimes"},
-    "features.columns": {"Growable", "Categorical"},
+    "features.columns": {"Growable", "Categorical", "Messages"},
     "features.reader": {"PoolReader", "FileTail"},
     "features.things": {"ActionIndex"},
     "features.parse": {"BadLine"},
@@ -264,11 +264,13 @@ def restore(pool: str | os.PathLike[str]) -> Restored:
         state = _read(where / str(meta["state"]), int(meta["state_bytes"]))
         if zlib.crc32(state) != meta["state_crc"]:
             raise CacheError("the cache's state does not match its checksum")
-        buffers, view = _map(where / str(meta["arrays"]), meta)
+        apath = where / str(meta["arrays"])
+        buffers = _map(apath, meta)
         # The columns' checksum on the other core while the state is unpickled (zlib
-        # lets go of the interpreter on big buffers): half the time of an open.
+        # lets go of the interpreter on big buffers), read through a small buffer: over
+        # the map it would make every page of the file resident in this process.
         with ThreadPoolExecutor(1) as checker:
-            crc = checker.submit(zlib.crc32, view)
+            crc = checker.submit(_file_crc, apath)
             # A million message strings are a million allocations: without the cyclic
             # collector's passes over them (none of them can form a cycle) a third faster.
             was = gc.isenabled()
@@ -310,14 +312,23 @@ def _read(path: Path, size: int) -> bytes:
     return data
 
 
-def _map(path: Path, meta: dict[str, Any]) -> tuple[list[memoryview], memoryview]:
+def _file_crc(path: Path) -> int:
+    crc, buf = 0, bytearray(1 << 22)
+    view = memoryview(buf)
+    with open(path, "rb", buffering=0) as f:
+        while n := f.readinto(buf):
+            crc = zlib.crc32(view[:n], crc)
+    return crc
+
+
+def _map(path: Path, meta: dict[str, Any]) -> list[memoryview]:
     _owned(path)
     size = int(meta["arrays_bytes"])
     with open(path, "rb") as f:
         if os.fstat(f.fileno()).st_size != size:
             raise CacheError(f"{path.name} is not {size} bytes")
         if size == 0:
-            return [], memoryview(b"")
+            return []
         # Copy-on-write: the store may write into its columns; the file never changes.
         mm = mmap.mmap(f.fileno(), size, access=mmap.ACCESS_COPY)
     view = memoryview(mm)
@@ -326,7 +337,7 @@ def _map(path: Path, meta: dict[str, Any]) -> tuple[list[memoryview], memoryview
         if not (start >= 0 and start + n <= size):
             raise CacheError("a column lies outside the cache file")
         out.append(view[start:start + n])
-    return out, view
+    return out
 
 
 def _check_files(tails: dict[str, Any]) -> None:

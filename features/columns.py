@@ -88,6 +88,78 @@ class Growable:
         self._n = len(values)
 
 
+class Messages(Sequence[str]):
+    """Message texts by row: a frozen part held as UTF-8 bytes with end offsets (a saved
+    reading maps them from disk; a text is decoded when it is asked for), then a list of
+    the ones appended since. Saving freezes the list into bytes, so a reopened run of ten
+    million records holds no ten million string objects (about 1 GB), only the pages of
+    the texts it shows or tests."""
+
+    __slots__ = ("_blob", "_ends", "_n0", "_tail")
+
+    def __init__(self) -> None:
+        self._blob: memoryview = memoryview(b"")
+        self._ends = np.zeros(0, dtype=np.int64)
+        self._n0 = 0
+        self._tail: list[str] = []
+
+    def __len__(self) -> int:
+        return self._n0 + len(self._tail)
+
+    def extend(self, values: Iterable[str]) -> None:
+        self._tail.extend(values)
+
+    def _frozen(self, a: int, b: int) -> list[str]:
+        if a >= b:
+            return []
+        blob, ends = self._blob, self._ends[a:b].tolist()
+        starts = [int(self._ends[a - 1]) if a else 0, *ends[:-1]]
+        return [str(blob[s:e], "utf-8", "surrogatepass") for s, e in zip(starts, ends,
+                                                                          strict=True)]
+
+    @overload
+    def __getitem__(self, i: int) -> str: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[str]: ...
+    def __getitem__(self, i: int | slice) -> str | list[str]:
+        n0 = self._n0
+        if isinstance(i, slice):
+            a, b, step = i.indices(len(self))
+            if step != 1:
+                return [self[k] for k in range(a, b, step)]
+            out = self._frozen(a, min(b, n0)) if a < n0 else []
+            if b > n0:
+                out.extend(self._tail[max(a - n0, 0):b - n0])
+            return out
+        if i < 0:
+            i += len(self)
+        if 0 <= i < n0:
+            return self._frozen(i, i + 1)[0]
+        if i < 0:
+            raise IndexError("message row out of range")
+        return self._tail[i - n0]
+
+    def __iter__(self) -> Iterator[str]:
+        for a in range(0, self._n0, 1 << 15):
+            yield from self._frozen(a, min(a + (1 << 15), self._n0))
+        yield from self._tail
+
+    def __getstate__(self) -> tuple[np.ndarray, np.ndarray]:
+        parts = [m.encode("utf-8", "surrogatepass") for m in self._tail]
+        lens = np.fromiter(map(len, parts), dtype=np.int64, count=len(parts))
+        base = int(self._ends[-1]) if self._n0 else 0
+        blob = bytes(self._blob[:base]) + b"".join(parts) if base else b"".join(parts)
+        ends = np.concatenate([self._ends[:self._n0], base + np.cumsum(lens)])
+        return np.frombuffer(blob, dtype=np.uint8), ends
+
+    def __setstate__(self, state: tuple[np.ndarray, np.ndarray]) -> None:
+        blob, ends = state
+        self._blob = memoryview(blob.data).cast("B") if len(blob) else memoryview(b"")
+        self._ends = ends
+        self._n0 = len(ends)
+        self._tail = []
+
+
 class Categorical:
     """Distinct normalised values of one key; code ``-1`` is null.
 

@@ -566,7 +566,7 @@ class _Ctx:
 _SLICE = 1 << 15
 
 
-def _tested(fn: Callable[[Iterable[str]], Iterator[bool]], msgs: list[str], start: int,
+def _tested(fn: Callable[[Iterable[str]], Iterator[bool]], msgs: Sequence[str], start: int,
             n: int) -> np.ndarray:
     """``fn`` over ``msgs[start:n]``, a slice of 32k messages at a time. A map of C-level
     callables runs without returning to the interpreter, so it never hands the GIL on:

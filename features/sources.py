@@ -142,7 +142,7 @@ def discover(run: Run) -> list[Source]:
     dfk = [i for i, n in enumerate(names) if str(n).startswith("parsl.dataflow")]
     rows = np.flatnonzero(np.isin(codes, dfk)) if dfk else np.empty(0, dtype=np.int64)
     prefix = "Parsl run initializing in rundir: "
-    dirs = {m[len(prefix):].strip() for m in ev.column("message")[rows]
+    dirs = {m[len(prefix):].strip() for m in (ev.message[r] for r in rows.tolist())
             if isinstance(m, str) and m.startswith(prefix)}
     for d in sorted(dirs):
         for cand in (Path(d) / "monitoring.db", Path(d).parent / "monitoring.db",

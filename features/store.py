@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from features.columns import Categorical, Growable
+from features.columns import Categorical, Growable, Messages
 from features.normalize import canonical_id, canonical_str
 from features.parse import COMBO_KEYS, ID_KEYS, INT_KEYS, TAG_KEYS, BadLine, Batch
 
@@ -146,7 +146,7 @@ class EventStore:
         self._shape_index: dict[tuple[str, ...], int] = {}
         self.key_shapes: dict[str, list[int]] = {}
         """Key -> the shapes (distinct key sets) that contain it."""
-        self.message: list[str] = []
+        self.message = Messages()
         self.order = np.empty(0, dtype=np.int64)
         """Row numbers in merged time order."""
         self._sorted_t = np.empty(0, dtype=np.float64)

@@ -260,3 +260,25 @@ def test_restored_columns_are_arrays_that_grow(pool: Path) -> None:
     before = col.view().copy()
     col.extend(np.array([1.0, 2.0]))
     assert np.array_equal(col.view()[:-2], before) and col.view()[-2:].tolist() == [1.0, 2.0]
+
+
+def test_messages_saved_as_bytes_read_back_as_written() -> None:
+    """The message column freezes into UTF-8 bytes when saved and decodes on demand: any
+    text (accents, CJK, emoji, newlines, NUL, an unpaired surrogate) comes back as it was,
+    by index, slice and iteration, before and after more are appended."""
+    from features.columns import Messages
+
+    texts = ["plain", "", "café ✓", "日本語", "🚀 launch", "two\nlines", "nul\0byte",
+             "lone \ud800 surrogate"] * 3
+    m = Messages()
+    m.extend(texts[:10])
+    back = pickle.loads(pickle.dumps(m, protocol=5))
+    back.extend(texts[10:])
+    assert len(back) == len(texts)
+    assert [back[i] for i in range(len(texts))] == texts
+    assert back[-1] == texts[-1] and back[3:14] == texts[3:14] and back[::5] == texts[::5]
+    assert list(back) == texts
+    again = pickle.loads(pickle.dumps(back, protocol=5))  # frozen and tail, frozen again
+    assert list(again) == texts and again[9:11] == texts[9:11]
+    with pytest.raises(IndexError):
+        again[len(texts)]
