@@ -218,13 +218,37 @@ def _agent_times(actions: Table, agents: Table | None
     return has, ready, gone, never
 
 
+def _groups(keys: np.ndarray, keep: np.ndarray | None = None) -> dict[Any, np.ndarray]:
+    """Distinct key (not ``None``) -> the ascending indices of ``keys`` that hold it (only
+    where ``keep``), in sorted key order. One sort for all groups: a mask per group was
+    groups x rows object comparisons (828 processes over 71k actions: 1 s a pass)."""
+    valid = np.fromiter((k is not None for k in keys.tolist()), dtype=bool, count=len(keys))
+    if keep is not None:
+        valid &= keep
+    idx = np.flatnonzero(valid)
+    if not len(idx):
+        return {}
+    try:
+        uniq, inv = np.unique(keys[idx], return_inverse=True)
+    except TypeError:  # keys of mixed types (a hand-made table): by their text
+        uniq, inv = np.unique(np.array([str(k) for k in keys[idx].tolist()]),
+                              return_inverse=True)
+        first = {str(k): k for k in keys[idx].tolist()}
+        uniq = np.array([first[u] for u in uniq.tolist()], dtype=object)
+    order = np.argsort(inv, kind="stable")
+    cuts = np.cumsum(np.bincount(inv, minlength=len(uniq)))[:-1]
+    return dict(zip(uniq.tolist(), np.split(idx[order], cuts), strict=True))
+
+
 def _callers(actions: Table, starts_any: np.ndarray, ends_any: np.ndarray,
              ivs: dict[str, list[tuple[np.ndarray, np.ndarray]]]) -> list[dict[str, Any]]:
     callers = []
-    caller_col = actions["caller"]
-    for caller in sorted({c for c in caller_col if c is not None}):
-        m = (caller_col == caller) & ~np.isnan(starts_any)
-        cs, ce = starts_any[m], ends_any[m]
+    caller_col = np.asarray(actions["caller"], dtype=object)
+    groups = _groups(caller_col)
+    has_start = ~np.isnan(starts_any)
+    for caller, rows in groups.items():
+        rows = rows[has_start[rows]]
+        cs, ce = starts_any[rows], ends_any[rows]
         order = np.argsort(cs)
         cs, ce = cs[order], ce[order]
         reach = np.maximum.accumulate(np.nan_to_num(ce, nan=-np.inf))
@@ -233,7 +257,7 @@ def _callers(actions: Table, starts_any: np.ndarray, ends_any: np.ndarray,
         span = float(np.nanmax(ce) - cs[0]) if len(cs) else 0.0
         in_calls = _union_length(cs, ce)
         callers.append({
-            "caller": caller, "calls": int(m.sum()), "span_s": span,
+            "caller": caller, "calls": len(rows), "span_s": span,
             "in_calls_s": in_calls, "between_calls_s": max(span - in_calls, 0.0),
         })
     return callers
@@ -249,14 +273,16 @@ def _startups(actions: Table, agents: Table, processes: Table | None, su_s: np.n
         firsts = dict(zip(processes["file"].tolist(), processes["t_first"].tolist(),
                           strict=True))
     out = []
-    target = actions["agent_id"]
     rows = actions["row_start"]
+    by_agent = _groups(np.asarray(actions["agent_id"], dtype=object),
+                       ~np.isnan(su_s) & (su_e > su_s))
     for i, a in enumerate(agents["agent_id"].tolist()):
-        m = (target == a) & ~np.isnan(su_s) & (su_e > su_s)
-        if not m.any():
+        mine = by_agent.get(a)
+        if mine is None:
             continue
+        m = mine
         f, lf = agents["file"][i], agents["launch_file"][i]
-        first = int(np.flatnonzero(m)[np.argmin(su_s[m])])
+        first = int(mine[np.argmin(su_s[mine])])
         out.append({
             "agent_id": a, "class": agents["class"][i], "process": f,
             "process_kind": process_kind(names.get(f), f is not None and f == lf)
@@ -265,7 +291,7 @@ def _startups(actions: Table, agents: Table, processes: Table | None, su_s: np.n
             "t_process_first": float(firsts.get(f, np.nan)) if f is not None else np.nan,
             "t_running": float(agents["t_running"][i]),
             "startup_s": float(agents["t_running"][i] - agents["t_launched"][i]),
-            "waited_s": _union_length(su_s[m], su_e[m]), "calls": int(m.sum()),
+            "waited_s": _union_length(su_s[m], su_e[m]), "calls": len(m),
             "row": int(rows[first]),
         })
     out.sort(key=lambda d: -d["waited_s"])
@@ -275,18 +301,19 @@ def _startups(actions: Table, agents: Table, processes: Table | None, su_s: np.n
 def _stalls(actions: Table, agents: Table, st_s: np.ndarray, st_e: np.ndarray
             ) -> list[dict[str, Any]]:
     out = []
-    target = actions["agent_id"]
     rows = actions["row_start"]
+    by_agent = _groups(np.asarray(actions["agent_id"], dtype=object),
+                       ~np.isnan(st_s) & (st_e > st_s))
     for i, a in enumerate(agents["agent_id"].tolist()):
-        m = (target == a) & ~np.isnan(st_s) & (st_e > st_s)
-        if not m.any():
+        m = by_agent.get(a)
+        if m is None:
             continue
-        first = int(np.flatnonzero(m)[np.argmin(st_s[m])])
+        first = int(m[np.argmin(st_s[m])])
         out.append({"agent_id": a, "class": agents["class"][i],
                     "status": agents["status"][i], "reason": agents["crash_reason"][i]
                     if "crash_reason" in agents.columns else None,
                     "t_gone": float(agents["t_crash"][i]),
-                    "stalled_s": _union_length(st_s[m], st_e[m]), "calls": int(m.sum()),
+                    "stalled_s": _union_length(st_s[m], st_e[m]), "calls": len(m),
                     "row": int(rows[first])})
     out.sort(key=lambda d: -d["stalled_s"])
     return out
@@ -299,14 +326,20 @@ def _attribute(ivs: dict[str, list[tuple[np.ndarray, np.ndarray]]], t0: float, t
     bounds = [np.array([t0, t1])]
     cat_edges: list[tuple[int, np.ndarray, np.ndarray]] = []
     for ci, cat in enumerate(CATEGORIES):
-        for s, e in ivs.get(cat, []):
-            ok = ~(np.isnan(s) | np.isnan(e)) & (e > s)
-            s2 = np.clip(s[ok], t0, t1)
-            e2 = np.clip(e[ok], t0, t1)
-            if len(s2):
-                cat_edges.append((ci, s2, e2))
-                bounds.append(s2)
-                bounds.append(e2)
+        # All of a category's interval lists at once (one per caller: 828 processes made
+        # 828 sweeps over every boundary); "open" is "any of them open" either way.
+        parts = ivs.get(cat, [])
+        if not parts:
+            continue
+        s = np.concatenate([p[0] for p in parts])
+        e = np.concatenate([p[1] for p in parts])
+        ok = ~(np.isnan(s) | np.isnan(e)) & (e > s)
+        s2 = np.clip(s[ok], t0, t1)
+        e2 = np.clip(e[ok], t0, t1)
+        if len(s2):
+            cat_edges.append((ci, s2, e2))
+            bounds.append(s2)
+            bounds.append(e2)
     if first_t is not None:
         bounds.append(np.array([min(max(first_t, t0), t1)]))
     if last_t is not None:

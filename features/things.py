@@ -490,8 +490,12 @@ def processes(ev: Events, live_files: Sequence[bool] | None = None) -> Table:
     pids: list[str] = []
     main_pid = np.full(nfiles, -1, dtype=np.int64)
     first_row = np.full(nfiles, -1, dtype=np.int64)
+    # Each file's rows from one stable sort (ascending within a file): a mask per file
+    # was files x records comparisons (828 files over 1M records: 0.3 s).
+    by_file = np.split(np.argsort(f, kind="stable"), np.cumsum(counts)[:-1]) \
+        if nfiles else []
     for i in range(nfiles):
-        rows = np.flatnonzero(f == i)
+        rows = by_file[i]
         if len(rows):
             u, c = np.unique(pid[rows], return_counts=True)
             main_pid[i] = u[np.argmax(c)]
