@@ -122,18 +122,18 @@ def save(pool: str | os.PathLike[str], store: Any, reader: Any, actions: Any) ->
         os.chmod(where, 0o700)
     gen = f"{os.getpid()}-{time.time_ns()}"
     buffers: list[pickle.PickleBuffer] = []
-    with store.lock:
-        tails = {name: _tail_meta(t) for name, t in reader.tails.items()}
-        out = io.BytesIO()
-        pickle.Pickler(out, protocol=5, buffer_callback=_out_of_band(buffers)).dump(
-            (store, reader, actions))
-        records = len(store)
-    state = out.getvalue()
     spans: list[tuple[int, int]] = []
     arrays_crc = 0
     apath = where / f"arrays-{gen}.bin"
     spath = where / f"state-{gen}.pkl"
     try:
+        # Pickled straight into its file (a copy in memory was as big as the state).
+        with _create(spath) as f, store.lock:
+            tails = {name: _tail_meta(t) for name, t in reader.tails.items()}
+            state = _Counted(f)
+            pickle.Pickler(state, protocol=5, buffer_callback=_out_of_band(buffers)).dump(
+                (store, reader, actions))
+            records = len(store)
         with _create(apath) as f:
             pos = 0
             for b in buffers:
@@ -147,11 +147,9 @@ def save(pool: str | os.PathLike[str], store: Any, reader: Any, actions: Any) ->
                 arrays_crc = zlib.crc32(raw, arrays_crc)
                 spans.append((pos, raw.nbytes))
                 pos += raw.nbytes
-        with _create(spath) as f:
-            f.write(state)
         meta = {"version": VERSION, "pool": os.path.realpath(os.fspath(pool)),
-                "records": records, "state": spath.name, "state_bytes": len(state),
-                "state_crc": zlib.crc32(state), "arrays": apath.name,
+                "records": records, "state": spath.name, "state_bytes": state.n,
+                "state_crc": state.crc, "arrays": apath.name,
                 "arrays_bytes": pos, "arrays_crc": arrays_crc, "spans": spans,
                 "tails": tails, "saved": time.time()}
         tmp = where / f"meta-{gen}.json"
@@ -169,6 +167,18 @@ def save(pool: str | os.PathLike[str], store: Any, reader: Any, actions: Any) ->
                 p.unlink()
     evict(keep=where)
     return where
+
+
+class _Counted:
+    """A file's ``write`` that keeps the CRC-32 and length of what went through it."""
+
+    def __init__(self, f: Any) -> None:
+        self.f, self.crc, self.n = f, 0, 0
+
+    def write(self, data: Any) -> int:
+        self.crc = zlib.crc32(data, self.crc)
+        self.n += len(memoryview(data).cast("B"))
+        return int(self.f.write(data))
 
 
 def _out_of_band(buffers: list[pickle.PickleBuffer]) -> Any:
