@@ -48,7 +48,7 @@ from typing import Any
 
 from features.pools import cache_dir
 
-VERSION = 2
+VERSION = 3
 """Bump when anything pickled changes shape."""
 
 MIN_RECORDS = 100_000
@@ -69,7 +69,7 @@ _ALLOWED: dict[str, set[str]] = {
     "features.store": {"EventStore", "FileInfo", "StoreStats", "_FileTimes"},
     "features.columns": {"Growable", "Categorical", "Messages"},
     "features.reader": {"PoolReader", "FileTail"},
-    "features.things": {"ActionIndex"},
+    "features.things": {"ActionIndex", "ProcessIndex"},
     "features.parse": {"BadLine"},
     "features.normalize": {"canonical_id", "canonical_str"},
     "numpy": {"dtype", "ndarray", "float64", "int64", "int32", "uint8", "bool_"},
@@ -93,6 +93,7 @@ class Restored:
     store: Any
     reader: Any
     actions: Any
+    processes: Any
     records: int
 
 
@@ -113,7 +114,8 @@ def path_for(pool: str | os.PathLike[str]) -> Path:
 # -- saving -------------------------------------------------------------------------------
 
 
-def save(pool: str | os.PathLike[str], store: Any, reader: Any, actions: Any) -> Path:
+def save(pool: str | os.PathLike[str], store: Any, reader: Any, actions: Any,
+         processes: Any) -> Path:
     """Save a reading (under the store's lock). Returns the cache directory."""
     where = path_for(pool)
     where.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -132,7 +134,7 @@ def save(pool: str | os.PathLike[str], store: Any, reader: Any, actions: Any) ->
             tails = {name: _tail_meta(t) for name, t in reader.tails.items()}
             state = _Counted(f)
             pickle.Pickler(state, protocol=5, buffer_callback=_out_of_band(buffers)).dump(
-                (store, reader, actions))
+                (store, reader, actions, processes))
             records = len(store)
         with _create(apath) as f:
             pos = 0
@@ -286,8 +288,8 @@ def restore(pool: str | os.PathLike[str]) -> Restored:
             was = gc.isenabled()
             gc.disable()
             try:
-                store, reader, actions = _Unpickler(io.BytesIO(state),
-                                                    buffers=buffers).load()
+                store, reader, actions, processes = _Unpickler(
+                    io.BytesIO(state), buffers=buffers).load()
             finally:
                 if was:
                     gc.enable()
@@ -301,7 +303,7 @@ def restore(pool: str | os.PathLike[str]) -> Restored:
         raise CacheError("the cache's content does not match its description")
     with contextlib.suppress(OSError):
         os.utime(meta_path)  # recently used
-    return Restored(store, reader, actions, len(store))
+    return Restored(store, reader, actions, processes, len(store))
 
 
 def _owned(path: Path) -> None:

@@ -45,6 +45,8 @@ class Run:
         self._cache: dict[str, Any] = {}
         self._action_index = things.ActionIndex()
         """The action join, folded forward as records arrive (see :meth:`actions`)."""
+        self._process_index = things.ProcessIndex()
+        """The process table, folded forward likewise (see :meth:`processes`)."""
         self.notes: list[str] = []
         """Things the reader noticed (files replaced, deleted, unreadable)."""
         self.file_growth: dict[int, float] = {}
@@ -108,8 +110,9 @@ class Run:
                 tail.pending, tail.size, tail.mtime_ns = b"", -1, -1
             self.reader.tails = got.reader.tails
             self.reader.other_files = got.reader.other_files
-            got.actions.store = store
+            got.actions.store = got.processes.store = store
             self._action_index = got.actions
+            self._process_index = got.processes
         self.cache_status = f"restored {got.records:,} records"
         return got.records
 
@@ -127,9 +130,12 @@ class Run:
             return
         if restored and n - restored < max(10_000, restored // 20):
             return
-        self._action_index.fold(self.events())
+        ev = self.events()
+        self._action_index.fold(ev)
+        self._process_index.fold(ev)
         try:
-            cache.save(self.path, self.store, self.reader, self._action_index)
+            cache.save(self.path, self.store, self.reader, self._action_index,
+                       self._process_index)
         except OSError as e:  # a full disk or a read-only home: the run is read all the same
             self.cache_status = f"not saved: {e.strerror or e}"
             return
@@ -277,7 +283,7 @@ class Run:
             self.events(), live=self.live, agents_table=self.agents()))
 
     def processes(self) -> Table:
-        return self._cached("processes", lambda: things.processes(
+        return self._cached("processes", lambda: self._process_index.table(
             self.events(), self.live_files()))
 
     def messages(self) -> Table:

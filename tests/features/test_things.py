@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -374,3 +375,50 @@ def test_csv_keeps_formula_like_text_as_text_and_numbers_as_numbers(tmp_path: Pa
     db = tmp_path / "t.db"
     write_sqlite([t], str(db))
     assert [r[0] for r in sqlite3.connect(db).execute("select message from events")] == vals
+
+
+def test_process_index_folds_to_the_table_computed_from_scratch(
+        sample: Callable[[str], Path], tmp_path: Path) -> None:
+    """The process table kept by folding what arrived (things.ProcessIndex, as a live run
+    or a watcher polls) equals processes() over the whole snapshot at every step: files
+    growing a few hundred lines at a time, a file appearing late, a line without a time,
+    an ERROR after the closing record."""
+    from features.events import Events
+    from features.reader import PoolReader
+    from features.things import ProcessIndex, processes
+
+    src = sorted(sample("exception").glob("*.jsonlog")) + \
+        sorted(sample("pairs").glob("*.jsonlog"))[:2]
+    whole = [p.read_bytes().splitlines(keepends=True) for p in src]
+    whole[0].insert(3, b'{"msg": "no time here", "levelno": "20", "process": "7"}\n')
+    whole[1].append(b'{"created": "1795839999.5", "levelno": "40", "msg": "late %s", '
+                    b'"args": "[1]", "message": "late 1", "process": "1"}\n')
+    pool = tmp_path / "pool"
+    pool.mkdir()
+    reader = PoolReader(str(pool))
+    index = ProcessIndex()
+    step = 0
+    while True:
+        step += 1
+        grew = False
+        for i, (p, lines) in enumerate(zip(src, whole, strict=True)):
+            if i == len(src) - 1 and step < 3:
+                continue  # a process that starts late
+            upto = min(len(lines), step * 150)
+            out = pool / p.name
+            have = out.read_bytes().count(b"\n") if out.exists() else 0
+            if upto > have:
+                with open(out, "ab") as fh:
+                    fh.writelines(lines[have:upto])
+                grew = True
+        reader.poll()
+        ev = Events(reader.store)
+        want = processes(ev, [False] * len(ev.file_names))
+        got = index.table(ev, [False] * len(ev.file_names))
+        assert got.columns == want.columns
+        for c in want.columns:
+            a, b = got[c].tolist(), want[c].tolist()
+            assert [repr(x) for x in a] == [repr(x) for x in b], (step, c)
+        if not grew:
+            break
+    assert step > 5 and set(got["end"].tolist()) >= {"clean"}
