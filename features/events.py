@@ -17,7 +17,7 @@ import numpy as np
 import orjson
 
 from features.columns import FrozenValues
-from features.normalize import infer_numeric, scalar
+from features.normalize import NULL_STRINGS, infer_numeric, scalar, scalar_text
 from features.parse import FLAG_EXC, FLAG_MSG_CUT, FLAG_REPAIRED
 from features.store import (
     CATEGORICAL_KEYS,
@@ -373,24 +373,53 @@ def typed(value: Any) -> Any:
 
 _TYPED: dict[str, Any] = {}
 _MISS = object()
+_MISSES: dict[str, int] = {}
+"""Key -> texts of it typed without a memo hit."""
+_UNIQUE: set[str] = set()
+"""Keys whose texts hardly repeat (``created``, ``relativeCreated``, a tag): typed
+directly, never memoised (each one pushed the memo towards a clear, and a clear cost every
+other key its hits)."""
+UNIQUE_AFTER = 4096
+"""Misses after which a key is taken for one whose texts do not repeat."""
+
+
+def _typed_text(v: str) -> Any:
+    """:func:`typed` of a text of at most 40 characters, without the scalar memo."""
+    if v in NULL_STRINGS:
+        return None
+    t = scalar_text(v)
+    if type(t) is int and not INT64_MIN <= t <= INT64_MAX:
+        return v
+    return t
 
 
 def typed_record(rec: dict[str, Any]) -> dict[str, Any]:
-    """``{k: typed(v)}`` for one record, with each text typed once per process (bounded):
-    most of a record's ~26 values repeat from record to record (levels, loggers, states,
-    names), and one function call per value was most of ``events --format jsonl``."""
-    memo = _TYPED
+    """``{k: typed(v)}`` for one record, typed by key and by interned value: a text over
+    40 characters is kept as it is (no number or id is that long); a key whose texts
+    repeat (levels, loggers, states, names) is typed once per text (bounded memo); a key
+    whose texts do not (times, tags) is typed directly. One function call per value, and
+    a memo cleared every 20k records by the times, were most of
+    ``events --format jsonl``."""
+    memo, unique = _TYPED, _UNIQUE
     out: dict[str, Any] = {}
     for k, v in rec.items():
         if v.__class__ is str:
-            t = memo.get(v, _MISS)
-            if t is _MISS:
-                t = typed(v)
-                if len(v) <= 40:
+            if len(v) > 40:
+                out[k] = v
+            elif k in unique:
+                out[k] = _typed_text(v)
+            else:
+                t = memo.get(v, _MISS)
+                if t is _MISS:
+                    t = out[k] = _typed_text(v)
+                    missed = _MISSES[k] = _MISSES.get(k, 0) + 1
+                    if missed >= UNIQUE_AFTER:
+                        unique.add(k)
                     if len(memo) >= 1 << 16:
                         memo.clear()
                     memo[v] = t
-            out[k] = t
+                else:
+                    out[k] = t
         else:
             out[k] = typed(v)
     return out

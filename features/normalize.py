@@ -98,7 +98,7 @@ _MEMO: dict[str, Any] = {}
 _MEMO_MAX = 1 << 16
 
 
-def _scalar_text(value: str) -> Any:
+def scalar_text(value: str) -> Any:
     c = value[0]
     if c in _NUM_START:
         if _INT_RE.match(value):
@@ -130,7 +130,7 @@ def scalar(value: Any) -> Any:
         got = _MEMO.get(value, _MEMO)
         if got is not _MEMO:
             return got
-        got = _scalar_text(value)
+        got = scalar_text(value)
         if len(_MEMO) >= _MEMO_MAX:
             _MEMO.clear()
         _MEMO[value] = got

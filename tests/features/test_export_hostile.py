@@ -311,3 +311,26 @@ def test_cli_csv_export_of_line_breaks_and_formulas_is_one_row_per_record(
     head = rows[0]
     notes = [r[head.index("note")] for r in rows[1:]]
     assert sorted(n.removeprefix("'") for n in notes) == sorted(r["note"] for r in recs)
+
+
+def test_typed_records_are_typed_values_whatever_the_memo_learned() -> None:
+    """events --format jsonl types records by key and by interned value (features.events
+    typed_record): a key whose texts never repeat is typed directly after a while, long
+    texts are kept, repeating ones come from the memo. Every value must still be what
+    typed() makes of it, before and after a key is taken for unique."""
+    from features import events as E
+
+    E._TYPED.clear()
+    E._MISSES.clear()
+    E._UNIQUE.clear()
+    odd = ["None", "null", "", "20", "-7", "+3", "1e5", ".5", "inf", "NaN", "1_000", " 12",
+           "99999999999999999999", "-99999999999999999999", "9" * 41,
+           "0306D7CC-A49B-4A50-BE80-79C70B9B322C", "AgentId<0306d7cc>", "x" * 40, "x" * 41,
+           "١٢٣", "12\n", "True"]
+    for i in range(E.UNIQUE_AFTER + 300):
+        rec = {"created": f"{1795839467 + i * 0.001:.3f}", "levelname": "INFO",
+               "lineno": str(i % 7), "tag": f"{i:08x}-aaaa-4bbb-8ccc-{i:012x}",
+               "odd": odd[i % len(odd)], "n": i, "f": 0.5, "b": True, "nil": None}
+        got, want = E.typed_record(rec), {k: E.typed(v) for k, v in rec.items()}
+        assert repr(got) == repr(want), rec  # repr: NaN equals itself
+    assert {"created", "tag"} <= E._UNIQUE and "levelname" not in E._UNIQUE
