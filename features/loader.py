@@ -13,6 +13,7 @@ import collections
 import contextlib
 import io
 import itertools
+import math
 import multiprocessing
 import os
 import pickle
@@ -22,6 +23,8 @@ from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
+import orjson
+
 from features.parse import Batch, parse_block
 from features.reader import FileTail, PollResult, PoolReader
 
@@ -30,6 +33,9 @@ CHUNK = 8 * 1024 * 1024
 
 HEAD = 64 * 1024
 """Bytes of each file read first, in the calling process (see :func:`load`)."""
+
+HEAD_FILES = 8
+"""Files whose heads are read first (those whose next record is earliest)."""
 
 PARALLEL_MIN_BYTES = 32 * 1024 * 1024
 """Below this much unread data one process is faster than starting workers."""
@@ -64,6 +70,31 @@ def _boundary(fd: int, pos: int, size: int) -> int:
         pos += len(buf)
         step = min(step * 4, 1 << 24)
     return size
+
+
+def _starting_first(tails: list[FileTail], k: int) -> list[FileTail]:
+    """The ``k`` tails whose next unread record is the earliest (by its ``created``, read
+    from its first line); all of them when there are no more than ``k``."""
+    if len(tails) <= k:
+        return tails
+    when = []
+    for t in tails:
+        created = math.inf
+        try:
+            fd = os.open(t.info.path, os.O_RDONLY)
+            try:
+                data = os.pread(fd, 8192, t.offset)
+            finally:
+                os.close(fd)
+            line = data[:data.find(b"\n")] if b"\n" in data else b""
+            rec = orjson.loads(line) if line else None
+            if isinstance(rec, dict):
+                created = float(rec.get("created"))  # type: ignore[arg-type]
+        except (OSError, ValueError, TypeError):
+            pass  # unreadable or odd: read with the others
+        when.append(created if math.isfinite(created) else math.inf)
+    order = sorted(range(len(tails)), key=lambda i: (when[i], i))
+    return [tails[i] for i in sorted(order[:k])]
 
 
 def plan_after(tails: list[FileTail], heads: list[tuple[Batch, int]], chunk: int
@@ -214,11 +245,14 @@ def load(
     result = PollResult()
     reader.scan(result)
     tails = list(reader.tails.values())
-    # The head of every file first, in this process: a viewer shows the start of the run,
-    # merged across processes, within milliseconds, while the rest is still being read.
-    head_chunks, stats = plan(tails, HEAD, heads_only=True)
+    # The heads of the files that start first, in this process: a viewer shows the start
+    # of the run, merged across the processes that began it, within milliseconds, while
+    # the rest is still being read (every file's beginning is planned first). Only a few:
+    # the heads of all 828 files of a big pool were 53 MB parsed before the first row.
+    head_chunks, stats = plan(_starting_first(tails, HEAD_FILES), HEAD, heads_only=True)
     heads = [parse_chunk(c) for c in head_chunks]
-    chunks, _ = plan_after(tails, heads, chunk)
+    chunks, more_stats = plan_after(tails, heads, chunk)
+    stats = {**more_stats, **stats}
     rest = sum(c.end - c.start for c in chunks)
     total = rest + sum(consumed for _, consumed in heads)
     cpus = os.cpu_count() or 1

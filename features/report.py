@@ -138,7 +138,12 @@ def build(run: Run, expected_s: float | None = None, top: int = 10,
             "in_calls_s": [round(c["in_calls_s"], 6) for c in tb.callers],
             "between_calls_s": [round(c["between_calls_s"], 6) for c in tb.callers],
         }, name="callers")))
+    # Processes by when they started and agents by when they were launched: the order
+    # the run happened in, the same however the pool was read (a file that appeared
+    # while it was followed is numbered after the others).
     procs = run.processes()
+    procs = procs.take(np.lexsort((np.asarray(procs["file"], dtype=str),
+                                   np.nan_to_num(procs["t_first"], nan=np.inf))))
     secs.append(Section("Processes", table=Table({
         "file": [short_file(f) for f in procs["file"]],
         "pid": procs["pid"], "processName": procs["processName"],
@@ -149,6 +154,8 @@ def build(run: Run, expected_s: float | None = None, top: int = 10,
     }, name="processes")))
     ag = run.agents()
     if len(ag):
+        ag = ag.take(np.lexsort((np.asarray(ag["agent_id"], dtype=str),
+                                 np.nan_to_num(ag["t_launched"], nan=np.inf))))
         waited = {d["agent_id"]: d["waited_s"] for d in tb.startups}
         secs.append(Section("Agents", table=Table({
             "agent_id": ag["agent_id"], "class": ag["class"],
