@@ -357,7 +357,9 @@ def _chance(n1: int, n2: int, tests: int) -> float:
     value at ``ALPHA`` with a Bonferroni correction over ``tests`` fields. Exact (lattice
     path count) for small samples, where the asymptotic formula overshoots: with 3 slow
     calls against 33 it would demand a gap above 1, so even a perfect split would never
-    count; asymptotic for large ones, where it is accurate."""
+    count; asymptotic for large ones, where it is accurate. The tail is scipy's exact
+    two-sample p-value (a test holds them equal); it is computed here because this needs
+    its inverse, the critical gap, which scipy offers only for one sample (``kstwo``)."""
     if not n1 or not n2:
         return math.inf
     a = ALPHA / max(tests, 1)

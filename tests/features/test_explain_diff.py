@@ -309,3 +309,32 @@ def test_explain_works_on_a_partial_live_pool(slow_pairs: Run, tmp_path: Path) -
         assert len(fields) == len(run.actions())
         e = explain_slowest(run, ("GeneratorAgent", "next_item"), fraction=0.1)
         assert e.lines()  # too small or not, it says something and does not raise
+
+
+def test_the_exact_ks_tail_is_scipys() -> None:
+    """explain's exact two-sample Kolmogorov-Smirnov tail (a lattice-path count, 30
+    lines) gives scipy's exact p-value for the same gap. It is kept because explain needs
+    the inverse, the critical gap at a level, which scipy offers only for one sample
+    (``kstwo``); this test holds the two to the same numbers."""
+    import warnings
+
+    from scipy.stats import ks_2samp
+
+    from features.explain import _ks_tail
+
+    rng = np.random.default_rng(7)
+    checked = 0
+    for n1, n2 in [(3, 33), (5, 5), (7, 12), (10, 40), (20, 25), (4, 60)]:
+        for _ in range(20):
+            x = rng.normal(0, 1, n1)
+            y = rng.normal(rng.uniform(0, 2), 1, n2)
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")  # scipy falling back to asymptotic
+                try:
+                    r = ks_2samp(x, y, method="exact")
+                except RuntimeWarning:
+                    continue
+            g = round(float(r.statistic) * n1 * n2)
+            assert _ks_tail(n1, n2, g) == pytest.approx(float(r.pvalue), abs=1e-12)
+            checked += 1
+    assert checked >= 100
