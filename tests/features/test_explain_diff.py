@@ -1,5 +1,5 @@
 """What differs about the slow ones (features.explain) and run against run
-(features.diff, tui.cli_diff), on runs made here with real academy-py. Expected numbers
+(features.diff, tui.cli.diff), on runs made here with real academy-py. Expected numbers
 come from the raw .jsonlog lines, read with json, not from our reader."""
 
 from __future__ import annotations
@@ -254,7 +254,7 @@ def test_diff_lists_new_and_missing_actions_and_per_call_changes(
 
 
 def test_cmd_diff_json(runs_ab: tuple[Run, Run], capsys: pytest.CaptureFixture[str]) -> None:
-    from tui.cli_diff import cmd_diff
+    from tui.cli.diff import cmd_diff
 
     a, b = runs_ab
     args = argparse.Namespace(run_a=str(a.path), run_b=str(b.path), format="json", home=None)
@@ -270,7 +270,7 @@ def test_cmd_diff_json(runs_ab: tuple[Run, Run], capsys: pytest.CaptureFixture[s
 
 def test_cmd_diff_unknown_run_is_a_run_error(runs_ab: tuple[Run, Run]) -> None:
     from features.runs import RunError
-    from tui.cli_diff import cmd_diff
+    from tui.cli.diff import cmd_diff
 
     with pytest.raises(RunError):
         cmd_diff(argparse.Namespace(run_a=str(runs_ab[0].path), run_b="no-such-run",
@@ -278,10 +278,6 @@ def test_cmd_diff_unknown_run_is_a_run_error(runs_ab: tuple[Run, Run]) -> None:
 
 
 def test_cli_diff_subprocess(runs_ab: tuple[Run, Run]) -> None:
-    from tui import cli
-
-    if "diff" not in cli.COMMANDS:
-        pytest.skip("the diff subcommand is not registered in tui/cli.py yet")
     a, b = runs_ab
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     res = subprocess.run([sys.executable, "-m", "tui.cli", "diff", str(a.path), str(b.path),

@@ -297,7 +297,7 @@ def test_main_restores_the_streams_and_escapes_in_process(home: Path) -> None:
 
 
 def test_the_writers_escape_split_characters_and_pass_the_rest_through() -> None:
-    from tui.cli_out import SafeText, stdout_mode
+    from tui.cli.out import SafeText, stdout_mode
 
     raw = io.BytesIO()
     text = io.TextIOWrapper(raw, encoding="utf-8", newline="")

@@ -534,7 +534,7 @@ class RunScreen(Screen[None]):
         def done(text: str | None) -> None:
             if text is None:
                 return
-            from tui.cli import CliError, parse_duration
+            from tui.cli.common import CliError, parse_duration
 
             try:
                 self.model.expected_s = parse_duration(text) if text.strip() else None

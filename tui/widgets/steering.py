@@ -311,7 +311,7 @@ class SteeringView(VerticalScroll):
     @work(thread=True, group="steering-call")
     def call_agent(self, verb: str, decision: Any) -> None:
         from steering.attach import send_decision
-        from tui.cli_steer import run_quietly
+        from tui.cli.steer import run_quietly
 
         key = decision.suggestion.key
         try:

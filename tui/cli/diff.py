@@ -35,7 +35,7 @@ def sections(d: RunDiff, markdown: bool = False) -> list[Section]:
 def cmd_diff(args: argparse.Namespace) -> int:
     """Compare two runs; ``args``: ``run_a``, ``run_b``, ``format`` (text, json,
     markdown) and optionally ``home``."""
-    from tui.cli import CliError
+    from tui.cli.common import CliError
 
     fmt = getattr(args, "format", "text") or "text"
     if fmt not in ("text", "json", "markdown"):

@@ -23,7 +23,7 @@ import orjson
 
 from features import otlp
 from features.run import Run
-from tui.cli import CliError
+from tui.cli.common import CliError
 
 RETRY = (429, 502, 503, 504)
 ATTEMPTS = 3
@@ -55,7 +55,7 @@ def endpoint(url: str) -> str:
 
 
 def export_otlp(run: Run, args: argparse.Namespace) -> int:
-    from tui.cli_events import tell_where, thing_table
+    from tui.cli.common import tell_where, thing_table
 
     check_args(args)
     rows = run.select(args.where) if args.where else None

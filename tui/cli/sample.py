@@ -35,7 +35,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
     from features.runs import resolve
     from steering.procsampler import Sampler
-    from tui.cli import CliError
+    from tui.cli.common import CliError
 
     if not args.interval > 0:
         raise CliError(f"--interval must be > 0, got {args.interval:g}")

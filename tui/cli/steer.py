@@ -1,7 +1,7 @@
 """``academy-tui steer``: the steering trail of a run, steering it from here, approvals.
 
     academy-tui steer RUN                                  # what steering did (from the pool,
-                                                           # tui/cli_trail.py)
+                                                           # tui/cli/trail.py)
     academy-tui steer RUN --exchange redis://HOST:PORT     # attach a steering agent now
     academy-tui steer RUN --approve s3          # over the exchange in its session file
     academy-tui steer RUN --exchange http://HOST:PORT --approve s3
@@ -33,13 +33,13 @@ def steer(args: argparse.Namespace) -> int:
     if not (args.approve or args.reject or args.exchange):
         # Listing imports neither academy nor the steering agent (whose detector module
         # took 2 s of a 3 s listing to import).
-        from tui.cli_trail import print_trail
+        from tui.cli.trail import print_trail
 
         return print_trail(path, args)
     from steering.attach import AttachError
     from steering.knobs import KnobsError
     from steering.wire import WireError
-    from tui.cli import CliError
+    from tui.cli.common import CliError
 
     try:
         if args.approve or args.reject:

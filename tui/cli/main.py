@@ -1,108 +1,30 @@
-"""The ``academy-tui`` command line.
-
-``academy-tui [RUN]`` opens the terminal app; the subcommands print or export what the
-app shows. Every failure is one line on stderr and a non-zero exit, never a traceback.
-Heavy imports (Textual, academy) happen only in the subcommands that need them, so
-``academy-tui runs`` starts fast.
-"""
+"""The ``academy-tui`` parser and its dispatch: one ``cmd_*`` per subcommand, each
+importing what it needs when it runs (see :mod:`tui.cli`)."""
 
 from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 from collections.abc import Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from tui.cli.common import (
+    CliError,
+    home_of,
+    open_run,
+    parse_duration,
+    parse_expect_calls,
+    warn_bad,
+    with_sources,
+)
 from tui.firstcontact import no_runs
 
 if TYPE_CHECKING:
-    from features.run import Run
+    pass
 
 COMMANDS = ("runs", "events", "report", "export", "diff", "ask", "demo", "steer",
             "sample", "tui")
-
-_DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d*)?)\s*h)?\s*(?:(\d+(?:\.\d*)?)\s*m(?!s))?\s*"
-                       r"(?:(\d+(?:\.\d*)?)\s*s)?\s*(?:(\d+(?:\.\d*)?)\s*ms)?\s*$")
-
-
-class CliError(Exception):
-    """A user error: printed as one line, exit status 2."""
-
-
-def parse_duration(text: str) -> float:
-    """Seconds from ``16``, ``16s``, ``250ms``, ``1m30s``, ``1.5h``."""
-    t = text.strip().lower()
-    try:
-        return float(t)
-    except ValueError:
-        pass
-    m = _DURATION.match(t)
-    if not m or not any(m.groups()):
-        raise CliError(f"cannot read duration {text!r} (try 16s, 250ms, 1m30s)")
-    h, mi, s, ms = (float(g) if g else 0.0 for g in m.groups())
-    return h * 3600 + mi * 60 + s + ms / 1000
-
-
-def parse_expect_calls(items: Sequence[str]) -> dict[str, float]:
-    """``["next_item=0.5s"]`` -> ``{"next_item": 0.5}``."""
-    out: dict[str, float] = {}
-    for item in items:
-        action, sep, dur = item.partition("=")
-        if not sep or not action.strip():
-            raise CliError(f"cannot read --expect-call {item!r} (try next_item=0.5s)")
-        out[action.strip()] = parse_duration(dur)
-    return out
-
-
-def _home(args: argparse.Namespace) -> Path | None:
-    return Path(args.home).expanduser() if getattr(args, "home", None) else None
-
-
-def _open(args: argparse.Namespace) -> Run:
-    from features.run import Run
-    from features.runs import resolve
-
-    path = resolve(args.run, _home(args))
-    run = Run(path, sources=with_sources(args))
-    show = sys.stderr.isatty() and not getattr(args, "quiet", False)
-    run.load(progress=_progress if show else None)
-    if show:
-        _control("\r\x1b[K")
-    if run.store.stats.records == 0 and not run.store.files:
-        sys.stderr.write(f"academy-tui: note: {path} holds no .jsonlog files yet\n")
-    return run
-
-
-def with_sources(args: argparse.Namespace) -> tuple[Any, ...]:
-    """The sources ``--with`` names, opened (their kinds found from the content) before
-    anything is read: a path that is no source is one line and exit status 2."""
-    from features.sources import SourceError, open_source
-
-    try:
-        return tuple(open_source(p) for p in getattr(args, "with_", None) or ())
-    except SourceError as exc:
-        raise CliError(str(exc)) from None
-
-
-def _progress(done: int, total: int) -> None:
-    if total:
-        _control(f"\rreading {done / total * 100:5.1f}% of {total / 1e6:.0f} MB")
-        sys.stderr.flush()
-
-
-def _warn_bad(run: Run) -> None:
-    from features.report import count
-
-    st = run.store.stats
-    if st.bad_lines:
-        sys.stderr.write(f"academy-tui: {count(st.bad_lines, 'bad line')} skipped "
-                         f"({count(st.recovered, 'record')} recovered from them)\n")
-    for note in run.notes:
-        sys.stderr.write(f"academy-tui: {note}\n")
-
 
 # -- commands ----------------------------------------------------------------------------
 
@@ -111,7 +33,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
     from features.report import fmt_bytes, fmt_s
     from features.runs import catalog
 
-    rows = catalog(_home(args))
+    rows = catalog(home_of(args))
     if args.format == "json":
         import orjson
 
@@ -141,7 +63,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
         write_csv(table, sys.stdout)
         return 0
     if not rows:
-        print(no_runs(_home(args)))
+        print(no_runs(home_of(args)))
         return 0
     # A pipe gets each status rule whole; a terminal, cut at 60 columns with "…".
     print(table.format(max_rows=args.limit or 10**9,
@@ -156,7 +78,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     expected = parse_duration(args.expect) if args.expect else None
     per_call = parse_expect_calls(args.expect_call)
-    run = _open(args)
+    run = open_run(args)
     # The ranking forest only adds each incident call's mv_score, which only JSON shows.
     secs = report.build(run, expected_s=expected, top=args.top,
                         anomalies=not args.no_anomalies, expected_calls=per_call,
@@ -170,41 +92,41 @@ def cmd_report(args: argparse.Namespace) -> int:
     else:
         # A pipe or a file gets every value whole; a terminal, cells cut with "…".
         sys.stdout.write(report.render_text(secs, width=40 if sys.stdout.isatty() else None))
-    _warn_bad(run)
+    warn_bad(run)
     return 0
 
 
 def cmd_events(args: argparse.Namespace) -> int:
-    from tui.cli_events import print_events
+    from tui.cli.events import print_events
 
-    run = _open(args)
+    run = open_run(args)
     rc = print_events(run, args)
-    _warn_bad(run)
+    warn_bad(run)
     return rc
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from tui.cli_events import export
+    from tui.cli.events import export
 
     if args.format == "otlp" or args.otlp_endpoint:  # a bad URL fails before the read
-        from tui.cli_otlp import check_args
+        from tui.cli.otlp import check_args
 
         check_args(args)
-    run = _open(args)
+    run = open_run(args)
     rc = export(run, args)
-    _warn_bad(run)
+    warn_bad(run)
     return rc
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    from tui.cli_diff import cmd_diff as diff
+    from tui.cli.diff import cmd_diff as diff
 
     return diff(args)
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    from tui.cli_ask import AskError
-    from tui.cli_ask import cmd_ask as ask
+    from tui.cli.ask import AskError
+    from tui.cli.ask import cmd_ask as ask
 
     expected = parse_duration(args.expect) if args.expect else None
     try:
@@ -214,13 +136,13 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from tui.cli_demo import demo
+    from tui.cli.demo import demo
 
     return demo(args)
 
 
 def cmd_steer(args: argparse.Namespace) -> int:
-    from tui.cli_steer import steer
+    from tui.cli.steer import steer
 
     return steer(args)
 
@@ -232,7 +154,7 @@ def cmd_tui(args: argparse.Namespace) -> int:
         raise CliError("the terminal app is not available in this build; use "
                        "'academy-tui report RUN' or 'academy-tui events RUN'") from None
     expected = parse_duration(args.expect) if args.expect else None
-    return int(run_app(args.run, home=_home(args), expected_s=expected,
+    return int(run_app(args.run, home=home_of(args), expected_s=expected,
                        sources=with_sources(args)) or 0)
 
 
@@ -398,7 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the trail: also every verified record, one line each")
     s.set_defaults(fn=cmd_steer)
 
-    from tui.cli_sample import add_parser as add_sample
+    from tui.cli.sample import add_parser as add_sample
 
     add_sample(sub)
     return p
@@ -416,7 +338,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from features.runs import RunError
     from features.safe import visible
-    from tui.cli_out import guard
+    from tui.cli.out import guard
 
     try:
         from features.query import QueryError
@@ -471,13 +393,6 @@ def _output_kind(args: argparse.Namespace) -> str | None:
     return "csv" if fmt == "csv" else "text"
 
 
-def _control(text: str) -> None:
-    """Our own terminal control text (the progress line) on stderr, past its escaping."""
-    from tui.cli_out import control
-
-    control(sys.stderr, text)
-
-
 def _first_positional(argv: list[str]) -> int | None:
     """Index of the first argument that is neither an option nor ``--home``'s value."""
     skip = False
@@ -491,11 +406,3 @@ def _first_positional(argv: list[str]) -> int | None:
         if not a.startswith("-"):
             return i
     return None
-
-
-if __name__ == "__main__":
-    # Run the imported module's main, not this __main__ copy: the subcommand modules
-    # raise tui.cli.CliError, which must be the class main() catches.
-    from tui.cli import main as _main
-
-    sys.exit(_main())

@@ -19,7 +19,7 @@ from typing import Any
 def demo(args: argparse.Namespace) -> int:
     """Run the demo; with ``--no-tui`` print the pool path, the report and the steering
     actions, otherwise open the app on the run while it is written."""
-    from tui.cli import CliError
+    from tui.cli.common import CliError
 
     # confirm: approvals come from another process (the TUI, `steer --approve`), which a
     # local exchange cannot reach.

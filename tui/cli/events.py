@@ -18,6 +18,7 @@ from features.pools import LIVE_WINDOW_S
 from features.run import Run
 from features.safe import clean
 from features.table import Table
+from tui.cli.common import THINGS, tell_where, thing_table
 
 CHUNK = 5000
 
@@ -191,59 +192,18 @@ def closed(run: Run) -> str | None:
             f"record{'' if n == 1 else 's'})")
 
 
-def tell_where(run: Run, where: str | None, matched: int, follow: bool = False) -> None:
-    """On stderr, how a filter met the data: a mistyped key (with close matches), a number
-    compared with text..., and that nothing matched (stdout stays clean for jq)."""
-    if not where:
-        return
-    from features import query
-
-    ev = run.events()
-    for note in query.explain(query.parse(where), ev):
-        sys.stderr.write(f"academy-tui: note: {note}\n")
-    if not matched and not follow:
-        sys.stderr.write(f"academy-tui: no event matches {where!r} (of {ev.n:,})\n")
-
-
 def _no_limit(args: argparse.Namespace) -> argparse.Namespace:
     ns = argparse.Namespace(**vars(args))
     ns.limit = 0
     return ns
 
 
-THINGS = ("events", "actions", "agents", "processes", "messages", "loops", "bad_lines",
-          "stats")
-
-
-def thing_table(run: Run, what: str, rows: np.ndarray | None) -> Table:
-    """The table for one export kind; things are restricted to those with a row in
-    ``rows`` when a filter was given."""
-    if what == "events":
-        return run.events_table(rows)
-    if what == "bad_lines":
-        recs = [b.as_dict() for b in run.store.bad]
-        names = [f.name for f in run.store.files]
-        for r in recs:
-            r["file"] = names[r["file"]] if r["file"] < len(names) else r["file"]
-        cols = ["file", "line", "offset", "length", "reason", "recovered", "preview"]
-        return Table({c: [r[c] for r in recs] if recs else np.empty(0, dtype=object)
-                      for c in cols}, name="bad_lines")
-    if what == "stats":
-        return run.action_stats()
-    table: Table = getattr(run, what)()
-    if rows is not None and what == "actions":
-        keep = np.isin(table["row_start"], rows) | np.isin(table["row_exec"], rows) | \
-            np.isin(table["row_end"], rows)
-        table = table.where(keep)
-    return table
-
-
 def export(run: Run, args: argparse.Namespace) -> int:
     from features.export import write_sqlite
-    from tui.cli import CliError
+    from tui.cli.common import CliError
 
     if args.format == "otlp":
-        from tui.cli_otlp import export_otlp
+        from tui.cli.otlp import export_otlp
 
         return export_otlp(run, args)
     what = args.what or ("all" if args.format == "sqlite" else "events")

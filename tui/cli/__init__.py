@@ -1,0 +1,22 @@
+"""The ``academy-tui`` command line (its subcommands one module each; what they share in
+:mod:`tui.cli.common`, the parser and dispatch in :mod:`tui.cli.main`).
+
+``academy-tui [RUN]`` opens the terminal app; the subcommands print or export what the
+app shows. Every failure is one line on stderr and a non-zero exit, never a traceback.
+Heavy imports (Textual, academy) happen only in the subcommands that need them, so
+``academy-tui runs`` starts fast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The ``academy-tui`` entry point (see :func:`tui.cli.main.main`)."""
+    from tui.cli.main import main as run
+
+    return run(argv)
+
+
+__all__ = ["main"]
