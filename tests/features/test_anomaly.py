@@ -393,7 +393,8 @@ def test_live_run_flags_first_slow_action(tmp_path: Path) -> None:
 
 
 def test_report_lists_incidents_with_explanations(slow_run: Run, clean_run: Run) -> None:
-    from features.report import build, render_markdown, render_text, to_json
+    from features.render import render_markdown, render_text, to_json
+    from features.report import build
 
     secs = build(slow_run)
     js = orjson.loads(orjson.dumps(to_json(secs), option=orjson.OPT_SERIALIZE_NUMPY,

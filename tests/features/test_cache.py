@@ -20,7 +20,8 @@ import numpy as np
 import pytest
 
 from features import cache
-from features.report import build, render_text
+from features.render import render_text
+from features.report import build
 from features.run import Run
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from features import report
+from features import fmt, render, report
 from features.causes import causes, per_call
 from features.run import Run
 from tui.cli import main
@@ -33,7 +33,7 @@ def test_one_slow_call_is_the_named_cause(one_slow: Run) -> None:
     acts = run.actions()
     slow = acts.sort("exec_s", descending=True).row(0)
     assert slow["exec_s"] > 0.8  # the injected 1.0 s call (20 x 0.05 s)
-    text = report.render_text(report.build(run, expected_s=2.0))
+    text = render.render_text(report.build(run, expected_s=2.0))
     para = next(ln for ln in text.splitlines() if ln.startswith("The run took"))
     tail = para.split("Of the excess of", 1)[1]
     # Named first, by action, tag and agent, with how many times its median, and cited.
@@ -80,6 +80,6 @@ def test_the_agent_waited_for_is_named_with_its_process(sample) -> None:  # type
     tb = run.where_time_went(expected_s=3.2)
     (su,) = tb.startups[:1]
     text = report.answer(tb, causes(tb, run))
-    assert f"agent start-up {report.fmt_s(su['waited_s'])}: FibonacciLauncher " in text
+    assert f"agent start-up {fmt.fmt_s(su['waited_s'])}: FibonacciLauncher " in text
     assert "in a worker process" in text and "messaging" not in \
         text.split("Of the excess")[1].split("; smaller")[0].split(".")[0]

@@ -193,7 +193,8 @@ def test_speedup_is_not_a_slowdown_and_names_the_call_before_it(speedup_run: Run
 
 
 def test_speedup_words_in_json(speedup_run: Run) -> None:
-    from features.report import build, to_json
+    from features.render import to_json
+    from features.report import build
 
     js = orjson.loads(orjson.dumps(to_json(build(speedup_run)),
                                    option=orjson.OPT_SERIALIZE_NUMPY, default=str))

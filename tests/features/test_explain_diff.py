@@ -20,7 +20,7 @@ import pytest
 
 from features.diff import diff
 from features.explain import DURATIONS, action_fields, explain, explain_slowest
-from features.report import fmt_s
+from features.fmt import fmt_s
 from features.run import Run
 from steering.demo import DemoOptions, run_demo
 

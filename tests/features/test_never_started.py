@@ -18,7 +18,7 @@ from academy.logging.configs.jsonpool import JSONPoolLogging
 from academy.manager import Manager
 from brokenagent import Broken
 
-from features import report
+from features import render, report
 from features.run import Run
 from steering.runenv import academy_home_env, pool_logging
 
@@ -69,6 +69,6 @@ def test_a_call_to_an_agent_that_never_started_stalled(tmp_path: Path) -> None:
     assert tb.seconds["idle"] < 0.1
     (su,) = tb.startups
     assert su["class"] == "Broken" and su["process_kind"] == "a process that never logged"
-    text = report.render_text(report.build(run, expected_s=0.1, anomalies=False))
+    text = render.render_text(report.build(run, expected_s=0.1, anomalies=False))
     assert "calls waited " in text and " for their agents to start" in text
     assert "had not started, in a process that never logged" in text

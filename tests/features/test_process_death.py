@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from ask_runs import crash_run
 
-from features import report
+from features import fmt, render, report
 from features.run import Run
 
 
@@ -50,9 +50,9 @@ def test_the_report_says_stalled_and_crashed(killed: tuple[Path, float]) -> None
     assert tb.seconds["idle"] < 0.5
     (st,) = [s for s in tb.stalls if s["class"] == "GeneratorAgent"]
     assert st["status"] == "crashed" and st["calls"] >= 1
-    text = report.render_text(report.build(run, expected_s=1.0, anomalies=False))
+    text = render.render_text(report.build(run, expected_s=1.0, anomalies=False))
     assert "on agents that had crashed or never started" in text
-    assert (f"stalled {report.fmt_s(st['stalled_s'])}: " in text
+    assert (f"stalled {fmt.fmt_s(st['stalled_s'])}: " in text
             and f"GeneratorAgent {st['agent_id']}, crashed (its process's log stops "
             "without a closing record (killed or crashed))" in text)
     assert "crashed" in next(ln for ln in text.splitlines() if "GeneratorAgent" in ln

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from features.fmt import fmt_s
 from features.parse import FLAG_REPAIRED
-from features.report import fmt_s
 from features.run import Run
 from tui.cli import main
 

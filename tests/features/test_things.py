@@ -13,7 +13,7 @@ import pytest
 
 from features import analyses, things
 from features.events import Events
-from features.report import fmt_s
+from features.fmt import fmt_s
 from features.run import Run
 from features.table import Table
 
@@ -195,7 +195,7 @@ def test_group_stats_and_histogram(sample) -> None:  # type: ignore[no-untyped-d
 
 
 def test_histogram_text_reads_distinct_edges_and_folds_equal_values() -> None:
-    from features.report import count, fmt_edges, histogram_lines
+    from features.fmt import count, fmt_edges, histogram_lines
 
     tight = np.array([0.50100, 0.50112, 0.50125, 0.50137])  # 0.37 ms apart at 0.5 s
     lines = histogram_lines(tight, bins=3)
@@ -212,7 +212,7 @@ def test_histogram_text_reads_distinct_edges_and_folds_equal_values() -> None:
     assert fmt_edges([1.0, 1.0]) == ["1.0000000 s", "1.0000000 s"]  # gives up, no loop
     assert (count(1, "call"), count(0, "call"), count(3, "action")) == \
         ("1 call", "0 calls", "3 actions")
-    from features.report import fmt_bytes
+    from features.fmt import fmt_bytes
     assert [fmt_bytes(x) for x in (512, 1536, 10**9, 5 * 2**40)] == \
         ["512 B", "1.5 KB", "953.7 MB", "5120.0 GB"]
 

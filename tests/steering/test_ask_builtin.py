@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from features.report import fmt_s
+from features.fmt import fmt_s
 from features.run import Run
 from steering.ask import NO_LLM, Answer, ask
 from steering.ask.analyst import CAPABILITIES

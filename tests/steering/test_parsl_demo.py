@@ -193,7 +193,7 @@ def test_first_call_waits_for_the_worker(parsl_run: ParslRun) -> None:
 def test_the_seed_question_names_the_htex_worker_start_up(parsl_run: ParslRun) -> None:
     """"Where did the time go?" on HTEX (issue 13): the first call's wait is the launcher's
     start-up in a Parsl HTEX worker, named as such with its numbers, not messaging."""
-    from features import report
+    from features import fmt, render, report
 
     run = parsl_run.run
     launcher = by_class(run)["FibonacciLauncher"]
@@ -202,13 +202,13 @@ def test_the_seed_question_names_the_htex_worker_start_up(parsl_run: ParslRun) -
     waited = tb.seconds["agent_startup"]
     assert waited >= 0.9 * (launcher["t_running"] - launcher["t_launched"])
     assert tb.seconds["queue"] + tb.seconds["reply"] < waited / 5  # real transit: small
-    text = report.render_text(report.build(run, expected_s=naive, anomalies=False))
+    text = render.render_text(report.build(run, expected_s=naive, anomalies=False))
     para = next(ln for ln in text.splitlines() if ln.startswith("The run took"))
-    assert f"calls waited {report.fmt_s(waited)} for their agents to start" in para
+    assert f"calls waited {fmt.fmt_s(waited)} for their agents to start" in para
     why = para.split("Of the excess of", 1)[1]
     (su,) = [s for s in tb.startups if s["class"] == "FibonacciLauncher"]
-    assert (f"agent start-up {report.fmt_s(su['waited_s'])}: FibonacciLauncher "
-            f"{su['agent_id']} ran {report.fmt_s(su['startup_s'])} after its launch (its "
+    assert (f"agent start-up {fmt.fmt_s(su['waited_s'])}: FibonacciLauncher "
+            f"{su['agent_id']} ran {fmt.fmt_s(su['startup_s'])} after its launch (its "
             "process wrote its first record ") in why
     assert "after the launch), in a Parsl HTEX worker process" in why
     # Messaging is not among the causes named before the rest.

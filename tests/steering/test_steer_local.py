@@ -175,7 +175,8 @@ def test_fib_demo_with_steering_apply(tmp_path: Path) -> None:
     # The generator logged the change itself, next to the steering agent's records.
     assert any(r.get("msg", "").startswith("sleep changed") for r in pool_records(res.pool_dir))
     # The report shows the trail, counted from the pool by kind.
-    from features.report import build, render_text, to_json
+    from features.render import render_text, to_json
+    from features.report import build
     from features.run import Run
 
     run = Run(res.pool_dir)

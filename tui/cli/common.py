@@ -86,7 +86,7 @@ def progress(done: int, total: int) -> None:
 
 
 def warn_bad(run: Run) -> None:
-    from features.report import count
+    from features.fmt import count
 
     st = run.store.stats
     if st.bad_lines:
@@ -125,6 +125,8 @@ def thing_table(run: Run, what: str, rows: np.ndarray | None) -> Table:
     """The table for one export kind; things are restricted to those with a row in
     ``rows`` when a filter was given."""
     import numpy as np
+
+    from features.table import Table
     if what == "events":
         return run.events_table(rows)
     if what == "bad_lines":

@@ -39,7 +39,7 @@ def demo(args: argparse.Namespace) -> int:
 
 
 def _fib(args: argparse.Namespace, exchange: str, redis: tuple[str, int]) -> int:
-    from features import report
+    from features import render, report
     from features.run import Run
     from steering.demo import DemoOptions, run_demo
 
@@ -75,7 +75,7 @@ def _fib(args: argparse.Namespace, exchange: str, redis: tuple[str, int]) -> int
         print(f"parsl: {result.parsl_dir}")
     run = Run(result.pool_dir)
     run.load()
-    sys.stdout.write(report.render_text(report.build(run, expected_s=naive, ranking=False),
+    sys.stdout.write(render.render_text(report.build(run, expected_s=naive, ranking=False),
                                         width=40 if sys.stdout.isatty() else None))
     _print_steering(result.steering)
     if not result.ok:
@@ -84,7 +84,7 @@ def _fib(args: argparse.Namespace, exchange: str, redis: tuple[str, int]) -> int
 
 
 def _straggler(args: argparse.Namespace, exchange: str, redis: tuple[str, int]) -> int:
-    from features import report
+    from features import render, report
     from features.run import Run
     from steering.demo.straggler import StragglerOptions, run_straggler
 
@@ -106,7 +106,7 @@ def _straggler(args: argparse.Namespace, exchange: str, redis: tuple[str, int]) 
     print(f"pool: {result.pool_dir}")
     run = Run(result.pool_dir)
     run.load()
-    sys.stdout.write(report.render_text(report.build(run, ranking=False),
+    sys.stdout.write(render.render_text(report.build(run, ranking=False),
                                         width=40 if sys.stdout.isatty() else None))
     print(f"makespan: {result.makespan_s:.2f} s")
     _print_steering(result.steering)

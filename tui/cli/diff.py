@@ -9,7 +9,7 @@ from pathlib import Path
 import orjson
 
 from features.diff import RunDiff, diff
-from features.report import Section, render_markdown, render_text
+from features.render import Section, render_markdown, render_text
 from features.run import Run
 from features.runs import resolve
 

@@ -30,7 +30,7 @@ COMMANDS = ("runs", "events", "report", "export", "diff", "ask", "demo", "steer"
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from features.report import fmt_bytes, fmt_s
+    from features.fmt import fmt_bytes, fmt_s
     from features.runs import catalog
 
     rows = catalog(home_of(args))
@@ -74,7 +74,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     import orjson
 
-    from features import report
+    from features import render, report
 
     expected = parse_duration(args.expect) if args.expect else None
     per_call = parse_expect_calls(args.expect_call)
@@ -84,14 +84,14 @@ def cmd_report(args: argparse.Namespace) -> int:
                         anomalies=not args.no_anomalies, expected_calls=per_call,
                         ranking=args.format == "json")
     if args.format == "json":
-        sys.stdout.write(orjson.dumps(report.to_json(secs), option=orjson.OPT_INDENT_2
+        sys.stdout.write(orjson.dumps(render.to_json(secs), option=orjson.OPT_INDENT_2
                                       | orjson.OPT_SERIALIZE_NUMPY, default=str).decode())
         sys.stdout.write("\n")
     elif args.format == "markdown":
-        sys.stdout.write(report.render_markdown(secs))
+        sys.stdout.write(render.render_markdown(secs))
     else:
         # A pipe or a file gets every value whole; a terminal, cells cut with "…".
-        sys.stdout.write(report.render_text(secs, width=40 if sys.stdout.isatty() else None))
+        sys.stdout.write(render.render_text(secs, width=40 if sys.stdout.isatty() else None))
     warn_bad(run)
     return 0
 

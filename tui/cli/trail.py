@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from features.report import count
+from features.fmt import count
 from features.run import Run
 from features.trail import IncidentGroup, Suggestion, Trail, incident_groups, read_trail
 

@@ -24,7 +24,7 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
 from features.diff import COLUMNS, RunDiff, diff
-from features.report import fmt_s
+from features.fmt import fmt_s
 from features.run import Run
 from features.runs import RunError, RunSummary, catalog, resolve
 from features.safe import clean

@@ -22,8 +22,8 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer, Input, Static, TabbedContent, TabPane, Tabs
 
+from features.fmt import count
 from features.query import QueryError
-from features.report import count
 from features.run import Run
 from features.safe import clean
 from tui.messages import EventsIngested, FilterApplied, LoadProgressed, RunNoted, ThingsUpdated

@@ -14,7 +14,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
-from features.report import fmt_bytes, fmt_s
+from features.fmt import fmt_bytes, fmt_s
 from features.runs import RunSummary, catalog, logs_dir
 from features.safe import clean
 from tui.firstcontact import no_runs

@@ -22,7 +22,8 @@ from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.widgets import DataTable, Static
 
-from features.report import evidence, fmt_s
+from features.fmt import fmt_s
+from features.report import evidence
 from features.safe import clean
 from tui.model import RunModel
 from tui.text import cell

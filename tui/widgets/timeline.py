@@ -25,7 +25,7 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from features.report import fmt_bytes, fmt_s
+from features.fmt import fmt_bytes, fmt_s
 from features.safe import clean
 from features.table import Table
 from tui.fit import ellipsize

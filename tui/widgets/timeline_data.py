@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from features import analyses
+from features.fmt import fmt_s
 from features.query import And, Cmp, to_text
-from features.report import fmt_s
 from features.safe import clean
 from features.table import Table
 

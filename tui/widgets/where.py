@@ -12,7 +12,8 @@ from textual.message import Message
 from textual.widgets import DataTable, Static
 
 from features import analyses
-from features.report import answer, count, evidence, fmt_s, histogram_lines
+from features.fmt import count, fmt_s, histogram_lines
+from features.report import answer, evidence
 from features.safe import clean
 from tui.model import Analysis, RunModel
 from tui.widgets.fitted import Row, TableCol, fill, width_of
