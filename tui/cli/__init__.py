@@ -1,5 +1,5 @@
 """The ``academy-tui`` command line (its subcommands one module each; what they share in
-:mod:`tui.cli.common`, the parser and dispatch in :mod:`tui.cli.main`).
+:mod:`tui.cli.common`, the parser and dispatch in :mod:`tui.cli.commands`).
 
 ``academy-tui [RUN]`` opens the terminal app; the subcommands print or export what the
 app shows. Every failure is one line on stderr and a non-zero exit, never a traceback.
@@ -13,8 +13,10 @@ from collections.abc import Sequence
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """The ``academy-tui`` entry point (see :func:`tui.cli.main.main`)."""
-    from tui.cli.main import main as run
+    """The ``academy-tui`` entry point (see :func:`tui.cli.commands.main`). The module is
+    not called ``main``: importing ``tui.cli.main`` would replace this function on the
+    package with the module."""
+    from tui.cli.commands import main as run
 
     return run(argv)
 
