@@ -7,7 +7,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tui.cli.common import (
     CliError,
@@ -175,28 +175,22 @@ def _reading_options(s: argparse.ArgumentParser) -> None:
     _no_cache(s)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="academy-tui",
-        description="Observability for Academy workflows: pooled events, things, analyses.",
-        epilog="RUN is a pool directory, a pool uuid, a unique uuid prefix or 'latest'. "
-               "Runs are found under $ACADEMY_HOME/logs (default ~/.local/share/academy/logs).",
-    )
-    p.add_argument("--home", help="Academy home directory (default: $ACADEMY_HOME or "
-                                  "~/.local/share/academy)")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
-
+def _parse_tui(sub: Any) -> None:
     s = sub.add_parser("tui", help="open the terminal app (the default command)")
     s.add_argument("run", nargs="?", help="run to open (default: the run catalog)")
     s.add_argument("--expect", help="the time you expected the run to take, e.g. 16s")
     _reading_options(s)
     s.set_defaults(fn=cmd_tui)
 
+
+def _parse_runs(sub: Any) -> None:
     s = sub.add_parser("runs", help="list runs, newest first")
     s.add_argument("--format", choices=("table", "json", "csv"), default="table")
     s.add_argument("--limit", type=int, default=0, help="show at most N runs")
     s.set_defaults(fn=cmd_runs)
 
+
+def _parse_report(sub: Any) -> None:
     s = sub.add_parser("report", help="where the time went, with numbers and evidence")
     s.add_argument("run")
     s.add_argument("--expect", help="the time you expected, e.g. 16s, 1m30s")
@@ -210,6 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
     _reading_options(s)
     s.set_defaults(fn=cmd_report)
 
+
+def _parse_events(sub: Any) -> None:
     s = sub.add_parser("events", help="print merged events in time order")
     s.add_argument("run")
     s.add_argument("--where", help="filter, e.g. 'levelno>=30 or exc_text!=None'")
@@ -224,6 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
     _reading_options(s)
     s.set_defaults(fn=cmd_events)
 
+
+def _parse_export(sub: Any) -> None:
     s = sub.add_parser("export", help="export events or things as CSV, JSONL or SQLite; "
                                       "actions as an OpenTelemetry trace (otlp)")
     s.add_argument("run")
@@ -240,6 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
     _reading_options(s)
     s.set_defaults(fn=cmd_export)
 
+
+def _parse_diff(sub: Any) -> None:
     s = sub.add_parser("diff", help="compare two runs of one workflow: where is B slower?")
     s.add_argument("run_a", help="the reference run")
     s.add_argument("run_b", help="the run to explain")
@@ -247,6 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--format", choices=("text", "json", "markdown"), default="text")
     s.set_defaults(fn=cmd_diff)
 
+
+def _parse_ask(sub: Any) -> None:
     s = sub.add_parser("ask", help="ask a question about a run; the answer cites evidence")
     s.add_argument("run")
     s.add_argument("question", help='e.g. "I expected 16 s: where did the time go?"')
@@ -264,6 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
     _reading_options(s)
     s.set_defaults(fn=cmd_ask)
 
+
+def _parse_demo(sub: Any) -> None:
     s = sub.add_parser("demo", help="run a demo workflow (fibonacci, straggler) on real "
                                     "academy-py")
     s.add_argument("--no-tui", action="store_true", help="print the pool path and report")
@@ -290,6 +294,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--redis", default="127.0.0.1:6379", help="HOST:PORT for --exchange redis")
     s.set_defaults(fn=cmd_demo)
 
+
+def _parse_steer(sub: Any) -> None:
     s = sub.add_parser("steer", help="a run's steering trail; attach a steering agent; "
                                      "approve or reject its suggestions")
     s.add_argument("run")
@@ -320,6 +326,26 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the trail: also every verified record, one line each")
     s.set_defaults(fn=cmd_steer)
 
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="academy-tui",
+        description="Observability for Academy workflows: pooled events, things, analyses.",
+        epilog="RUN is a pool directory, a pool uuid, a unique uuid prefix or 'latest'. "
+               "Runs are found under $ACADEMY_HOME/logs (default ~/.local/share/academy/logs).",
+    )
+    p.add_argument("--home", help="Academy home directory (default: $ACADEMY_HOME or "
+                                  "~/.local/share/academy)")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    _parse_tui(sub)
+    _parse_runs(sub)
+    _parse_report(sub)
+    _parse_events(sub)
+    _parse_export(sub)
+    _parse_diff(sub)
+    _parse_ask(sub)
+    _parse_demo(sub)
+    _parse_steer(sub)
     from tui.cli.sample import add_parser as add_sample
 
     add_sample(sub)
