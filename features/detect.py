@@ -227,7 +227,9 @@ def _finish(det: SlowdownDetector, flags: Table, inflight: Features | None, now:
             if t in pos:
                 inc_of[pos[t]] = k
     flags = flags.with_column("incident", inc_of)
-    baselines = list(getattr(det, "baselines_", {}).values())
+    # By group, not by the order groups were rebuilt in (a set's, which changes with
+    # the process's string hashing: the report's notes came out in either order).
+    baselines = sorted(getattr(det, "baselines_", {}).values(), key=lambda b: str(b.group))
     for b in baselines:
         if not b.enough:
             notes.append(f"{b.group}: not enough data (n={b.n}: {b.n_baseline} usable "

@@ -72,7 +72,41 @@ def build(run: Run, expected_s: float | None = None, top: int = 10,
     the JSON): the text and Markdown reports never show it, and it costs scikit-learn's
     import (1-2 s) and a fit)."""
     ev = run.events()
-    secs: list[Section] = []
+    head = _run_section(run)
+    if ev.n == 0:
+        head.lines.append("The pool holds no records yet.")
+        return [head]
+    secs = [head]
+    tb = run.where_time_went(expected_s)
+    detection = _detection(run, ranking) if anomalies else None
+    found = causes(tb, run, detection)
+    if expected_calls:
+        # Compared like with like: these replace the detector's "slow call" guesses.
+        found = per_call(run, expected_calls) + [c for c in found if c.kind != "slow call"]
+    secs.append(_where_section(run, tb, found))
+    if expected_calls:
+        secs.append(_expected_section(run, found, expected_calls))
+    if tb.callers:
+        secs.append(_callers_section(tb))
+    secs.append(_processes_section(run))
+    secs.extend(_agents_sections(run, tb))
+    slurm = _slurm_section(run)
+    if slurm is not None:
+        secs.append(slurm)
+    acts = run.actions()
+    if len(acts):
+        secs.extend(_actions_sections(run, acts, top, detection))
+    errors = _errors_section(run, acts, top)
+    if errors is not None:
+        secs.append(errors)
+    steer = steering_section(run, top)
+    if steer is not None:
+        secs.append(steer)
+    return secs
+
+
+def _run_section(run: Run) -> Section:
+    ev = run.events()
     stats = run.store.stats
     st, rule = status_of(run, run.last_write())
     head = Section("Run", [
@@ -90,16 +124,10 @@ def build(run: Run, expected_s: float | None = None, top: int = 10,
         head.lines.append(f"ignored   {stats.other_files} other entries in the pool directory")
     for note in run.notes[:10]:
         head.lines.append(f"note      {note}")
-    secs.append(head)
-    if ev.n == 0:
-        head.lines.append("The pool holds no records yet.")
-        return secs
-    tb = run.where_time_went(expected_s)
-    detection = _detection(run, ranking) if anomalies else None
-    found = causes(tb, run, detection)
-    if expected_calls:
-        # Compared like with like: these replace the detector's "slow call" guesses.
-        found = per_call(run, expected_calls) + [c for c in found if c.kind != "slow call"]
+    return head
+
+
+def _where_section(run: Run, tb: analyses.TimeBreakdown, found: list[Cause]) -> Section:
     data = tb.as_dict()
     data["causes"] = [c.as_dict() for c in found]
     wt = Section("Where the time went",
@@ -113,40 +141,54 @@ def build(run: Run, expected_s: float | None = None, top: int = 10,
     rows.append({"category": "wall", "seconds": round(tb.wall_s, 6), "share": "100%",
                  "meaning": "first record to last record"})
     wt.table = Table({k: [r[k] for r in rows] for k in rows[0]}, name="time")
-    secs.append(wt)
-    if expected_calls:
-        secs.append(Section("Expected per call", [
-            c.text + (f" [{evidence(run, c.row)}]" if c.row >= 0 else "")
-            for c in found if c.kind == "expected per call"],
-            data={k: v for k, v in expected_calls.items()}))
-    if tb.callers:
-        secs.append(Section("Callers", table=Table({
-            "caller": [c["caller"] for c in tb.callers],
-            "calls": [c["calls"] for c in tb.callers],
-            "span_s": [round(c["span_s"], 6) for c in tb.callers],
-            "in_calls_s": [round(c["in_calls_s"], 6) for c in tb.callers],
-            "between_calls_s": [round(c["between_calls_s"], 6) for c in tb.callers],
-        }, name="callers")))
+    return wt
+
+
+def _expected_section(run: Run, found: list[Cause], expected_calls: dict[str, float]
+                      ) -> Section:
+    return Section("Expected per call", [
+        c.text + (f" [{evidence(run, c.row)}]" if c.row >= 0 else "")
+        for c in found if c.kind == "expected per call"],
+        data={k: v for k, v in expected_calls.items()})
+
+
+def _callers_section(tb: analyses.TimeBreakdown) -> Section:
+    return Section("Callers", table=Table({
+        "caller": [c["caller"] for c in tb.callers],
+        "calls": [c["calls"] for c in tb.callers],
+        "span_s": [round(c["span_s"], 6) for c in tb.callers],
+        "in_calls_s": [round(c["in_calls_s"], 6) for c in tb.callers],
+        "between_calls_s": [round(c["between_calls_s"], 6) for c in tb.callers],
+    }, name="callers"))
+
+
+def _processes_section(run: Run) -> Section:
+    ev = run.events()
     # Processes by when they started and agents by when they were launched: the order
     # the run happened in, the same however the pool was read (a file that appeared
     # while it was followed is numbered after the others).
     procs = run.processes()
     procs = procs.take(np.lexsort((np.asarray(procs["file"], dtype=str),
                                    np.nan_to_num(procs["t_first"], nan=np.inf))))
-    secs.append(Section("Processes", table=Table({
+    return Section("Processes", table=Table({
         "file": [short_file(f) for f in procs["file"]],
         "pid": procs["pid"], "processName": procs["processName"],
         "records": procs["records"], "errors": procs["errors"],
         "bad_lines": procs["bad_lines"],
         "start_s": np.round(procs["t_first"] - ev.t0, 3),
         "end_s": np.round(procs["t_last"] - ev.t0, 3), "end": procs["end"],
-    }, name="processes")))
+    }, name="processes"))
+
+
+def _agents_sections(run: Run, tb: analyses.TimeBreakdown) -> list[Section]:
+    ev = run.events()
+    out: list[Section] = []
     ag = run.agents()
     if len(ag):
         ag = ag.take(np.lexsort((np.asarray(ag["agent_id"], dtype=str),
                                  np.nan_to_num(ag["t_launched"], nan=np.inf))))
         waited = {d["agent_id"]: d["waited_s"] for d in tb.startups}
-        secs.append(Section("Agents", table=Table({
+        out.append(Section("Agents", table=Table({
             "agent_id": ag["agent_id"], "class": ag["class"],
             "process": [short_file(f) if f else "-" for f in ag["file"]],
             "launched_s": np.round(ag["t_launched"] - ev.t0, 3),
@@ -157,59 +199,62 @@ def build(run: Run, expected_s: float | None = None, top: int = 10,
         }, name="agents")))
         pst = _parsl_startup_section(run)
         if pst is not None:
-            secs.append(pst)
-    slurm = _slurm_section(run)
-    if slurm is not None:
-        secs.append(slurm)
-    acts = run.actions()
-    if len(acts):
-        gs = run.action_stats()
-        secs.append(Section("Actions by agent class", table=gs))
-        slow = analyses.slowest(acts, top)
-        secs.append(Section(f"Slowest {count(len(slow), 'action')}", table=Table({
-            "tag": [t[:8] for t in slow["tag"]], "action": slow["action"],
-            "agent": slow["agent_id"], "status": slow["status"],
-            "start_s": np.round(slow["t_start"] - ev.t0, 3),
-            "total_s": np.round(slow["total_s"], 4), "queue_s": np.round(slow["queue_s"], 4),
-            "exec_s": np.round(slow["exec_s"], 4), "reply_s": np.round(slow["reply_s"], 4),
-            "evidence": [evidence(run, int(r)) for r in slow["row_start"]],
-        }, name="slowest")))
-        if detection is not None:
-            secs.append(anomalies_section(run, top, result=detection))
-        times, counts = run.concurrency("executing")
-        cs = analyses.concurrency_stats(times, counts)
-        hist_lines = []
-        for name in _top_actions(acts):
-            m = acts["action"] == name
-            lines = histogram_lines(acts["exec_s"][m], bins=8)
-            if lines:
-                hist_lines.append(f"{name} execution time ({count(int(m.sum()), 'call')}):")
-                hist_lines.extend(lines)
-        secs.append(Section("How many at once", [
-            f"at most {count(int(cs['max']), 'action')} executing at once "
-            f"(at +{cs['t_max'] - ev.t0:.3f} s); on average {cs['mean']:.2f}",
-            "", *hist_lines], data=cs))
+            out.append(pst)
+    return out
+
+
+def _actions_sections(run: Run, acts: Table, top: int, detection: Any) -> list[Section]:
+    ev = run.events()
+    out: list[Section] = []
+    gs = run.action_stats()
+    out.append(Section("Actions by agent class", table=gs))
+    slow = analyses.slowest(acts, top)
+    out.append(Section(f"Slowest {count(len(slow), 'action')}", table=Table({
+        "tag": [t[:8] for t in slow["tag"]], "action": slow["action"],
+        "agent": slow["agent_id"], "status": slow["status"],
+        "start_s": np.round(slow["t_start"] - ev.t0, 3),
+        "total_s": np.round(slow["total_s"], 4), "queue_s": np.round(slow["queue_s"], 4),
+        "exec_s": np.round(slow["exec_s"], 4), "reply_s": np.round(slow["reply_s"], 4),
+        "evidence": [evidence(run, int(r)) for r in slow["row_start"]],
+    }, name="slowest")))
+    if detection is not None:
+        out.append(anomalies_section(run, top, result=detection))
+    times, counts = run.concurrency("executing")
+    cs = analyses.concurrency_stats(times, counts)
+    hist_lines = []
+    for name in _top_actions(acts):
+        m = acts["action"] == name
+        lines = histogram_lines(acts["exec_s"][m], bins=8)
+        if lines:
+            hist_lines.append(f"{name} execution time ({count(int(m.sum()), 'call')}):")
+            hist_lines.extend(lines)
+    out.append(Section("How many at once", [
+        f"at most {count(int(cs['max']), 'action')} executing at once "
+        f"(at +{cs['t_max'] - ev.t0:.3f} s); on average {cs['mean']:.2f}",
+        "", *hist_lines], data=cs))
+    return out
+
+
+def _errors_section(run: Run, acts: Table, top: int) -> Section | None:
+    ev = run.events()
     err_rows = np.flatnonzero(ev.ints["levelno"] >= 40)
-    if len(err_rows) or (len(acts) and (acts["status"] == "exception").any()):
-        lines = []
-        failed = acts.where(acts["status"] == "exception") if len(acts) else acts
-        for r in failed.records()[:top]:
-            where = r["row_exec"] if r["row_exec"] >= 0 else r["row_end"]
-            lines.append(f"action {r['action']} {r['tag'][:8]} raised on {r['agent_id']}"
-                         f" at +{(r['t_start'] or ev.t0) - ev.t0:.3f} s "
-                         f"[{evidence(run, where)}]")
-        order = err_rows[np.argsort(ev.created[err_rows], kind="stable")]
-        for r in order[:top]:
-            lines.append(f"{(ev.ints['levelno'][r] >= 50 and 'CRITICAL') or 'ERROR'} "
-                         f"+{ev.created[r] - ev.t0:.3f} s {ev.message[r][:160]} "
-                         f"[{evidence(run, int(r))}]")
-        if len(order) > top:
-            lines.append(f"... {len(order) - top} more ERROR records")
-        secs.append(Section("Errors", lines, data={"error_records": len(err_rows)}))
-    steer = steering_section(run, top)
-    if steer is not None:
-        secs.append(steer)
-    return secs
+    if not (len(err_rows) or (len(acts) and (acts["status"] == "exception").any())):
+        return None
+    lines = []
+    failed = acts.where(acts["status"] == "exception") if len(acts) else acts
+    for r in failed.records()[:top]:
+        where = r["row_exec"] if r["row_exec"] >= 0 else r["row_end"]
+        lines.append(f"action {r['action']} {r['tag'][:8]} raised on {r['agent_id']}"
+                     f" at +{(r['t_start'] or ev.t0) - ev.t0:.3f} s "
+                     f"[{evidence(run, where)}]")
+    order = err_rows[np.argsort(ev.created[err_rows], kind="stable")]
+    for r in order[:top]:
+        lines.append(f"{(ev.ints['levelno'][r] >= 50 and 'CRITICAL') or 'ERROR'} "
+                     f"+{ev.created[r] - ev.t0:.3f} s {ev.message[r][:160]} "
+                     f"[{evidence(run, int(r))}]")
+    if len(order) > top:
+        lines.append(f"... {len(order) - top} more ERROR records")
+    return Section("Errors", lines, data={"error_records": len(err_rows)})
 
 
 def steering_section(run: Run, top: int = 10) -> Section | None:
