@@ -22,6 +22,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from features.runs import RunError, resolve
+from tui.messages import OpenRun, ShowCatalog
 from tui.typeahead import TypeAhead, typing
 
 if TYPE_CHECKING:
@@ -117,6 +118,18 @@ class AcademyApp(App[int]):
                 raise RunError("the demo workflow exited before writing its pool")
             time.sleep(0.02)
         raise RunError("the demo workflow did not start within 60 s")
+
+    def on_open_run(self, message: OpenRun) -> None:
+        """A run chosen in the catalog opens over it (esc goes back to it)."""
+        from tui.screens.run import RunScreen
+
+        self.push_screen(RunScreen(message.path, from_catalog=True))
+
+    def on_show_catalog(self, message: ShowCatalog) -> None:
+        """The run catalog in place of a run opened directly (of the same home)."""
+        from tui.screens.runs import RunsScreen
+
+        self.switch_screen(RunsScreen(self.home))
 
     def on_unmount(self) -> None:
         if self.demo_proc is not None and self.demo_proc.poll() is None and \

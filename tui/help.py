@@ -100,11 +100,10 @@ def view_classes() -> dict[str, list[type[Any]]]:
 def sections(screen: Screen[Any]) -> list[Section]:
     """What ``?`` shows over ``screen``: the view shown first, then the keys of the whole
     run, then the other views and the detail; over another screen, its keys and the app's."""
-    from tui.app import AcademyApp
     from tui.screens.run import RunScreen
     from tui.widgets.detail import DetailScreen
 
-    app_keys = entries(AcademyApp)
+    app_keys = entries(type(screen.app))  # the running app's class: no import of tui.app
     if not isinstance(screen, RunScreen):
         own = entries(type(screen))
         return [Section(type(screen).__name__.removesuffix("Screen") or "Keys", "", own),

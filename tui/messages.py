@@ -1,8 +1,11 @@
-"""Messages the ingest and analysis workers post to the UI (past tense, one per batch)."""
+"""Messages the ingest and analysis workers post to the UI (past tense, one per batch),
+and the screens' requests to the app to move between them (the screens do not import
+each other)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from textual.message import Message
 
@@ -62,3 +65,14 @@ class FilterApplied(Message):
     notes: list[str] = field(default_factory=list)
     """How the filter meets the data: keys no event has (with close matches), numbers
     compared with text... (:func:`features.query.explain`)."""
+
+
+@dataclass
+class OpenRun(Message):
+    """A screen asks the app to open the run at ``path`` over the run catalog."""
+
+    path: Path
+
+
+class ShowCatalog(Message):
+    """A screen asks the app to show the run catalog in its place."""

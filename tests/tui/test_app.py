@@ -437,3 +437,22 @@ async def test_an_empty_catalog_says_where_it_looked_and_how_to_make_a_run(
         assert f"0 runs under {tmp_path / 'logs'} (--home)." in shown
         assert "academy-tui demo" in shown and "ACADEMY_HOME" in shown
         assert not app.screen.query_one("#runs-table").display
+
+
+async def test_esc_from_a_run_opened_directly_shows_the_catalog_of_its_home(
+        samples_home: Path, sample) -> None:  # type: ignore[no-untyped-def]
+    """The screens ask the app to move (tui.messages.OpenRun, ShowCatalog) instead of
+    importing each other; esc on a run opened by name shows the catalog of the same
+    --home, and a run opened from it goes back there."""
+    app = AcademyApp(str(sample("thread")), home=samples_home)
+    async with app.run_test(size=SIZE) as pilot:
+        scr = await open_run(pilot, app)
+        assert scr.path.name == sample("thread").name
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, RunsScreen) and
+                    app.screen.query_one("#runs-table").row_count == 8)
+        await pilot.press("enter")
+        again = await open_run(pilot, app)
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, RunsScreen))
+        assert again.from_catalog

@@ -26,7 +26,14 @@ from features.fmt import count
 from features.query import QueryError
 from features.run import Run
 from features.safe import clean
-from tui.messages import EventsIngested, FilterApplied, LoadProgressed, RunNoted, ThingsUpdated
+from tui.messages import (
+    EventsIngested,
+    FilterApplied,
+    LoadProgressed,
+    RunNoted,
+    ShowCatalog,
+    ThingsUpdated,
+)
 from tui.model import LEVELS, RunModel
 from tui.typeahead import expect, typing
 from tui.widgets.anomalies import AnomaliesDetected, AnomaliesView
@@ -520,9 +527,7 @@ class RunScreen(Screen[None]):
         if self.from_catalog:
             self.app.pop_screen()
         else:
-            from tui.screens.runs import RunsScreen
-
-            self.app.switch_screen(RunsScreen())
+            self.post_message(ShowCatalog())
 
     def action_expect(self) -> None:
         """Ask for the time the user expected; the breakdown then explains the excess."""

@@ -19,6 +19,7 @@ from features.runs import RunSummary, catalog, logs_dir
 from features.safe import clean
 from tui.firstcontact import no_runs
 from tui.fit import Col, ellipsize, fit, is_uuid, short_id
+from tui.messages import OpenRun
 from tui.text import cell
 from tui.typeahead import expect, typing
 
@@ -208,6 +209,4 @@ class RunsScreen(Screen[None]):
             self.open_run(Path(str(key.value)))
 
     def open_run(self, path: Path) -> None:
-        from tui.screens.run import RunScreen
-
-        self.app.push_screen(RunScreen(path, from_catalog=True))
+        self.post_message(OpenRun(path))
