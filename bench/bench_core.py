@@ -122,6 +122,70 @@ def ingest_ab(pool: Path, rounds: int, label: str) -> dict[str, float]:
     return {"bare": statistics.median(bare), "ingest": statistics.median(ing), "ratio": r}
 
 
+WATCH = """
+import json, os, sys, time
+from pathlib import Path
+from steering.watch import Watch
+pool = Path(sys.argv[1])
+files = sorted(pool.glob('*.jsonlog'))
+tail = files[0].read_bytes().splitlines(keepends=True)[-2000:]
+watch = Watch(pool)
+t = time.perf_counter(); watch.step(set(), set(), []); first = time.perf_counter() - t
+costs = []
+for i in range(10):
+    with open(files[0], 'ab') as fh:
+        fh.writelines(tail[i * 200:(i + 1) * 200])
+    costs.append(watch.step(set(), set(), []).cpu_s)
+costs.sort()
+print(json.dumps({'first_s': first, 'poll_cpu_s': costs[len(costs) // 2],
+                  'status': watch.run.cache_status}))
+"""
+
+TIMED = [sys.executable, "-c", "import resource, subprocess, sys, time; t = time.perf_counter(); "
+         "subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, check=True); "
+         "print(time.perf_counter() - t, "
+         "resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)"]
+
+
+def big(records: int, files: int) -> None:
+    """A pool of ``records`` (10M by default) made here, measured, deleted: first open
+    (reading and saving), second open, the report and the steering watcher's poll from
+    the saved reading, each in a fresh process with its peak RSS."""
+    pool = DATA / f"big-{records // 1000}k"
+    cache = DATA / "big-cache"
+    shutil.rmtree(pool, ignore_errors=True)
+    shutil.rmtree(cache, ignore_errors=True)
+    print(f"\nbuilding a pool of {records:,} records in {files:,} files (deleted after) ...",
+          flush=True)
+    subprocess.run([sys.executable, str(HERE / "make_pool.py"), str(pool), "--records",
+                    str(records), "--files", str(files)], check=True)
+    env = {"ACADEMY_TUI_CACHE_DIR": str(cache)}
+    try:
+        first = _py(OPEN, str(pool), env=env)
+        second = _py(OPEN, str(pool), env=env)
+        size = sum(p.stat().st_size for p in cache.rglob("*") if p.is_file())
+        print(f"{records:,} records, {files:,} files")
+        print(f"  first open (read and save): {first['s']:.1f} s, peak RSS "
+              f"{first['rss_mb']:.0f} MB (cache {size / 1e6:,.0f} MB)")
+        print(f"  [{fmt(second['rss_mb'] <= 1536)}] second open: {second['s']:.2f} s, peak RSS "
+              f"{second['rss_mb']:.0f} MB (target <= 1.5 GB)")
+        out = subprocess.run([*TIMED, sys.executable, "-m", "tui.cli", "report", str(pool),
+                              "--no-anomalies"], capture_output=True, text=True, cwd=ROOT,
+                             env={**os.environ, "PYTHONPATH": str(ROOT), **env}, check=True)
+        secs, rss = (float(x) for x in out.stdout.split())
+        print(f"  [{fmt(rss <= 1536)}] report --no-anomalies from the saved reading: "
+              f"{secs:.1f} s, peak RSS {rss:.0f} MB (target <= 1.5 GB)")
+        w = _py(WATCH, str(pool), env=env)
+        share = w["poll_cpu_s"] / (1.0 + w["poll_cpu_s"])
+        print(f"  [{fmt(share <= 0.05)}] steering watcher: opens in {w['first_s']:.1f} s "
+              f"({w['status']}), then a poll (200 new records) costs "
+              f"{w['poll_cpu_s'] * 1000:.0f} ms of CPU = {share:.1%} of a core at 1 s polls "
+              f"(target <= 5 %)")
+    finally:
+        shutil.rmtree(pool, ignore_errors=True)
+        shutil.rmtree(cache, ignore_errors=True)
+
+
 def opens(pool: Path, rounds: int, label: str, bare_s: float) -> None:
     """A first open that saves the reading, then opens from it, each in a fresh process;
     and what ``report`` costs on top of a warm open."""
@@ -186,6 +250,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--records", type=int, default=1_000_000)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--big", type=int, default=10_000_000,
+                    help="records of the big pool made, measured and deleted at the end "
+                         "(~9 GB for 10M; 0 skips it)")
     ap.add_argument("--files", type=int, default=828,
                     help="files of the many-file pool (1M records: 828, as real big runs)")
     a = ap.parse_args()
@@ -278,6 +345,8 @@ def main() -> None:
     med = statistics.median(warm)
     print(f"\n  [{fmt(med <= 1.0)}] 'academy-tui runs' over 1,000 runs, warm: {med:.2f} s "
           f"(whole command; cold, building the cache: {cold:.1f} s; target <= 1 s warm)")
+    if a.big:
+        big(a.big, max(8, a.big // 1220))
 
 
 if __name__ == "__main__":
