@@ -118,15 +118,34 @@ class StepResult:
     judged: int = 0
     cpu_s: float = 0.0
     """Thread CPU time this step took."""
+    judge_wait_s: float = 0.0
+    """How long full judgements wait for each other on this run (its size; see
+    :meth:`Watch.step`)."""
+
+
+JUDGE_BUDGET = 0.05
+"""Share of a core the watcher's full judgements take on average, at most."""
+
+FREE_JUDGE_S = 0.2
+"""A judgement that took less CPU than this never makes the next one wait: runs of up to
+a few hundred thousand records are judged on every poll that brings something new, as
+before (steering must act within a short run)."""
 
 
 class Watch:
     """One run's pool, tailed; not thread-safe (one step at a time)."""
 
     def __init__(self, pool_dir: str | os.PathLike[str], hung_every_s: float = 5.0,
-                 stale_s: float = 30.0) -> None:
+                 stale_s: float = 30.0, budget: float = JUDGE_BUDGET) -> None:
         self.pool_dir = Path(pool_dir)
         self.hung_every_s = hung_every_s
+        self.budget = budget
+        """Share of a core the full judgements may take on average (see :meth:`step`)."""
+        self._judge_cpu = 0.0
+        """CPU seconds the last full judgement took."""
+        self._last_judged = -math.inf
+        self._pending = False
+        self._pending_change = False
         self.stale_s = stale_s
         """Incidents that ended longer ago than this (attaching late) are history."""
         self.run: Run | None = None
@@ -159,14 +178,27 @@ class Watch:
         out = StepResult(records=len(run.store))
         newly = self.live.update(run)
         now = time.time()
+        self._pending_change |= self.live.new_changes > 0
+        self._pending |= bool(newly) or self._pending_change
         hung_due = now - self._last_hung >= self.hung_every_s
-        changed = self.live.new_changes > 0
-        if newly or hung_due or changed:
+        # A full judgement (every call's flags, every series' change points, and for hangs
+        # a pass over the run) costs CPU that grows with the run: 13 s a time on 10M
+        # records, which every few seconds was 93 % of a core. It waits until the last
+        # one's CPU is at most ``budget`` of the time since; what arrived meanwhile is
+        # judged then (on small runs, no wait at all).
+        out.judge_wait_s = self._judge_cpu / self.budget \
+            if self.budget > 0 and self._judge_cpu > FREE_JUDGE_S else 0.0
+        if (self._pending or hung_due) and now - self._last_judged >= out.judge_wait_s:
             if hung_due:
                 self._last_hung = now
+            cpu1 = time.thread_time()
             # The run for what happened around a change and for hangs; in-flight calls are
             # featurised (a pass over the run) only every hung_every_s.
-            res = self.live.result(run if hung_due or changed else None, hangs=hung_due)
+            res = self.live.result(run if hung_due or self._pending_change else None,
+                                   hangs=hung_due)
+            self._judge_cpu = time.thread_time() - cpu1
+            self._last_judged = now
+            self._pending = self._pending_change = False
             for inc in res.incidents:
                 if inc.agent_class in ignore_classes or inc.action in ignore_actions:
                     continue
