@@ -156,6 +156,8 @@ class EventStore:
         self._key_rows: dict[str, tuple[int, int, np.ndarray]] = {}
         """Key -> (rows scanned, shapes with the key then, rows that have it)."""
         self._numeric: dict[str, _NumericColumn] = {}
+        self.kept_records: dict[int, Any] = {}
+        """Row -> its record, as read for ``Events.records(keep=True)``."""
         self._user: dict[str, tuple[list[np.ndarray], list[list[Any]]]] = {}
         """User key -> (row arrays, raw value lists) kept at ingest (see
         ``features.parse.is_user_key``)."""
@@ -182,8 +184,8 @@ class EventStore:
     def __len__(self) -> int:
         return len(self.created)
 
-    _UNSAVED = ("lock", "listeners", "_lazy", "_key_rows", "_numeric", "_small_memo",
-                "_flags_memo")
+    _UNSAVED = ("lock", "listeners", "kept_records", "_lazy", "_key_rows", "_numeric",
+                "_small_memo", "_flags_memo")
     """What a saved store (``features.cache``) leaves out: locks, callers' callbacks, and
     what is read from the files or derived again on use."""
 
@@ -213,6 +215,7 @@ class EventStore:
         self.lock = threading.RLock()
         self.listeners = []
         self._lazy, self._key_rows, self._numeric = {}, {}, {}
+        self.kept_records = {}
         self._small_memo = self._flags_memo = None
 
     # -- files -------------------------------------------------------------------------

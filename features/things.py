@@ -347,7 +347,8 @@ def agents(ev: Events) -> Table:
     uuids = np.empty(len(idx), dtype=object)
     names = np.empty(len(idx), dtype=object)
     launch_rows = [int(r) for r in p["launched"] if r >= 0]
-    args = dict(zip(launch_rows, ev.records(launch_rows), strict=True)) if launch_rows else {}
+    args = dict(zip(launch_rows, ev.records(launch_rows, keep=True), strict=True)) \
+        if launch_rows else {}
     for i, r in enumerate(p["launched"]):
         rec = args.get(int(r)) if r >= 0 else None
         m = _AGENT_REPR.search(str(rec.get("args", ""))) if rec else None
@@ -360,7 +361,7 @@ def agents(ev: Events) -> Table:
     pid = np.where(home_rows >= 0, ev.ints["process"][np.maximum(home_rows, 0)], -1)
     expected = np.empty(len(idx), dtype=object)
     sd = [int(r) for r in p["shutting_down"] if r >= 0]
-    sd_recs = dict(zip(sd, ev.records(sd), strict=True)) if sd else {}
+    sd_recs = dict(zip(sd, ev.records(sd, keep=True), strict=True)) if sd else {}
     for i, r in enumerate(p["shutting_down"]):
         rec = sd_recs.get(int(r)) if r >= 0 else None
         if rec is not None and rec.get("academy.expected") is not None:
@@ -441,7 +442,7 @@ def launch_claims(ev: Events) -> Table:
     aid_codes, aids = ev.cat("academy.agent_id")
     rows = msg_rows(ev, MSG_LAUNCHED)
     rows = rows[aid_codes[rows] >= 0]
-    recs = ev.records(rows.tolist()) if len(rows) else []
+    recs = ev.records(rows.tolist(), keep=True) if len(rows) else []
     uuids = np.empty(len(rows), dtype=object)
     names = np.empty(len(rows), dtype=object)
     for i, rec in enumerate(recs):

@@ -511,3 +511,38 @@ def test_process_index_folds_to_the_table_computed_from_scratch(
         if not grew:
             break
     assert step > 5 and set(got["end"].tolist()) >= {"clean"}
+
+
+def test_kept_records_are_the_files_records_read_once(
+        sample: Callable[[str], Path], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Events.records(keep=True), which the agents table uses on every poll, gives the
+    records records() reads, and reads each once: with the files moved away, the kept
+    ones still come back (records() finds none). Over its bound the store forgets them
+    all, and the ones asked for are read again."""
+    import shutil
+
+    from features import events as E
+
+    pool = tmp_path / sample("pairs").name
+    shutil.copytree(sample("pairs"), pool)
+    run = Run(pool, cache=False)
+    run.load()
+    ev = run.events()
+    rows = [int(r) for r in things.msg_rows(ev, things.MSG_LAUNCHED)][:12]
+    assert len(rows) == 12
+    fresh = ev.records(rows)
+    assert ev.records(rows, keep=True) == fresh
+    assert set(run.store.kept_records) == set(rows)
+    agents_before = run.agents().records()
+    gone = tmp_path / "gone"
+    shutil.move(str(pool), str(gone))
+    assert ev.records(rows) == [None] * 12  # the files are not there
+    assert ev.records(rows, keep=True) == fresh
+    run._cache.clear()
+    assert [a["class"] for a in run.agents().records()] == \
+        [a["class"] for a in agents_before]
+    shutil.move(str(gone), str(pool))
+    monkeypatch.setattr(E, "KEPT_RECORDS", 4)
+    assert ev.records(rows[:3], keep=True) == fresh[:3]
+    assert set(run.store.kept_records) == set(rows[:3])
