@@ -40,22 +40,6 @@ dt = time.perf_counter() - t
 print(json.dumps({'s': dt, 'n': n}))
 """.replace("import glob", "import json, glob")
 
-INGEST = """
-import json, sys, time, resource
-from features.run import Run
-def main():
-    t = time.perf_counter()
-    run = Run(sys.argv[1]); run.load()
-    ev = run.events()
-    dt = time.perf_counter() - t
-    me = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    print(json.dumps({'s': dt, 'n': ev.n, 'rss_mb': me, 'worker_rss_mb': kids}))
-if __name__ == '__main__':
-    main()
-"""
-
-
 OPEN = """
 import json, sys, time, resource
 t0 = time.perf_counter()
@@ -66,11 +50,15 @@ def main():
     ev = run.events()
     dt = time.perf_counter() - t
     me = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(json.dumps({'s': dt, 'process_s': time.perf_counter() - t0, 'n': ev.n,
-                      'rss_mb': me, 'status': run.cache_status}))
+                      'rss_mb': me, 'worker_rss_mb': kids, 'status': run.cache_status}))
 if __name__ == '__main__':
     main()
 """
+"""A fresh process opening a run: ingest (with the cache off) and opens from the saved
+reading are the same script."""
+
 
 NO_CACHE = {"ACADEMY_TUI_NO_CACHE": "1"}
 """Ingest is measured from scratch: the saved reading (features.cache) has its own lines."""
@@ -102,7 +90,7 @@ def ingest_ab(pool: Path, rounds: int, label: str) -> dict[str, float]:
     _py(BARE, str(pool))  # warm the page cache
     for _ in range(rounds):
         b = _py(BARE, str(pool))
-        i = _py(INGEST, str(pool), env=NO_CACHE)
+        i = _py(OPEN, str(pool), env=NO_CACHE)
         bare.append(b["s"])
         ing.append(i["s"])
         ratios.append(i["s"] / b["s"])

@@ -136,7 +136,52 @@ def _merge_first(cur: np.ndarray, keys: np.ndarray, rows: np.ndarray,
     cur[touched[take]] = new[take]
 
 
-class ActionIndex:
+class FoldedIndex:
+    """What is kept up to date over a growing store by folding in, a snapshot at a time,
+    the rows that arrived since the last one (the action join, the process table). A
+    snapshot of another store starts it over; an older snapshot of its store is left to a
+    fresh index, so this one is not disturbed. Thread-safe; saved without its lock
+    (:mod:`features.cache`). Subclasses define ``_reset`` and ``_fold``."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.store: object | None = None
+        self.n = 0
+        """Rows folded in so far."""
+        self._reset(None)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "lock"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.lock = threading.Lock()
+
+    def _reset(self, store: object | None) -> None:
+        raise NotImplementedError
+
+    def _fold(self, ev: Events) -> None:
+        raise NotImplementedError
+
+    def fold(self, ev: Events) -> None:
+        """Fold in the rows of snapshot ``ev`` not seen yet."""
+        with self.lock:
+            if ev.store is not self.store or ev.n < self.n:
+                self._reset(ev.store)
+            self._fold(ev)
+
+    def _caught_up(self, ev: Events) -> bool:
+        """Under :attr:`lock`: fold ``ev`` in and say True; False (and nothing changed)
+        when ``ev`` is older than what was folded: the caller asks a fresh index."""
+        if ev.store is not self.store or ev.n < self.n:
+            if self.n and ev.store is self.store:
+                return False
+            self._reset(ev.store)
+        self._fold(ev)
+        return True
+
+
+class ActionIndex(FoldedIndex):
     """The action join of :func:`actions`, kept up to date over a growing store.
 
     The store only ever appends rows and its codes never change meaning, so the earliest
@@ -148,24 +193,13 @@ class ActionIndex:
     STATES = CALLER_STATES + AGENT_STATES
 
     def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.store: object | None = None
-        self.n = 0
-        """Rows folded in so far."""
         self.pick: dict[str, np.ndarray] = {}
         """State -> (tag code -> earliest row in that state, -1 for none)."""
         self.named = np.empty(0, dtype=np.int64)
         """Tag code -> earliest row of the tag that carries ``academy.action``."""
         self.seen = np.zeros(0, dtype=bool)
         """Tag code -> some row has the tag and a state."""
-        self._reset(None)
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k != "lock"}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self.lock = threading.Lock()
+        super().__init__()
 
     def _reset(self, store: object | None) -> None:
         self.store, self.n = store, 0
@@ -195,22 +229,12 @@ class ActionIndex:
         _merge_first(self.named, tag_codes, rows[act_codes[rows] >= 0], ev.created)
         self.n = ev.n
 
-    def fold(self, ev: Events) -> None:
-        """Fold in the rows of snapshot ``ev`` not seen yet (as :meth:`table` does)."""
-        with self.lock:
-            if ev.store is not self.store or ev.n < self.n:
-                self._reset(ev.store)
-            self._fold(ev)
-
     def table(self, ev: Events, live: bool = False,
               agents_table: Table | None = None) -> Table:
         """The actions of snapshot ``ev`` (see :func:`actions`)."""
         with self.lock:
-            if ev.store is not self.store or ev.n < self.n:
-                if self.n and ev.store is self.store:
-                    return ActionIndex().table(ev, live, agents_table)  # an older snapshot
-                self._reset(ev.store)
-            self._fold(ev)
+            if not self._caught_up(ev):
+                return ActionIndex().table(ev, live, agents_table)  # an older snapshot
             idx = np.flatnonzero(self.seen)
             pick = {s: a[idx] for s, a in self.pick.items()}
             named = self.named[idx]
@@ -469,7 +493,7 @@ def processes(ev: Events, live_files: Sequence[bool] | None = None) -> Table:
     return ProcessIndex().table(ev, live_files)
 
 
-class ProcessIndex:
+class ProcessIndex(FoldedIndex):
     """The process table of :func:`processes`, kept up to date over a growing store.
 
     Per file, what the table says is a fold of its records (counts, first and last times,
@@ -478,17 +502,6 @@ class ProcessIndex:
     reader's table costs what arrived plus a few vector operations over the files (a
     watcher's poll on a 1M-record run rebuilt it from every record: 28 ms). A snapshot
     older than the last one, or of another store, is computed from scratch. Thread-safe."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self._reset(None)
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k != "lock"}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self.lock = threading.Lock()
 
     def _reset(self, store: object | None) -> None:
         self.store, self.n, self.nfiles = store, 0, 0
@@ -585,21 +598,11 @@ class ProcessIndex:
         self.bad_seen = len(bad)
         self.n = hi
 
-    def fold(self, ev: Events) -> None:
-        """Fold in the rows of snapshot ``ev`` not seen yet (as :meth:`table` does)."""
-        with self.lock:
-            if ev.store is not self.store or ev.n < self.n:
-                self._reset(ev.store)
-            self._fold(ev)
-
     def table(self, ev: Events, live_files: Sequence[bool] | None = None) -> Table:
         """The processes of snapshot ``ev`` (see :func:`processes`)."""
         with self.lock:
-            if ev.store is not self.store or ev.n < self.n:
-                if self.n and ev.store is self.store:
-                    return ProcessIndex().table(ev, live_files)  # an older snapshot
-                self._reset(ev.store)
-            self._fold(ev)
+            if not self._caught_up(ev):
+                return ProcessIndex().table(ev, live_files)  # an older snapshot
             nf = len(ev.file_names)
             self._grow(nf)
             counts = self.counts[:nf].copy()
