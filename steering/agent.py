@@ -101,7 +101,9 @@ class SteeringAgent(Agent):
             self.session_note = str(exc)
         secret = self.session.secret if self.session is not None else None
         self.audit = Audit(me, str(self.agent_id), self.mode, secret=secret)
-        self.watch_ = Watch(self.pool_dir, o.hung_every_s, o.stale_s)
+        # One budget: the pause after a poll keeps cheap polls to it, the watch keeps its
+        # full judgements (whose cost grows with the run) to it.
+        self.watch_ = Watch(self.pool_dir, o.hung_every_s, o.stale_s, budget=o.cpu_budget)
         loaded, self.class_notes = [], []
         for path in self.classes:
             try:

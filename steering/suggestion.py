@@ -27,7 +27,9 @@ class SteeringOptions:
     """Shortest pause between two polls of the pool."""
     cpu_budget: float = 0.04
     """Share of one core the polling may use: a poll that took c CPU seconds is followed by
-    a pause of at least c / cpu_budget (up to ``max_pause_s``)."""
+    a pause of at least c / cpu_budget (up to ``max_pause_s``), and a full judgement of the
+    run waits until its last one's CPU is this share of the time since
+    (:class:`steering.watch.Watch`)."""
     max_pause_s: float = 1.0
     """Longest pause between polls: bounds how late an incident is seen."""
     llm_timeout_s: float = 3.0

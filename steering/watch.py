@@ -123,8 +123,9 @@ class StepResult:
     :meth:`Watch.step`)."""
 
 
-JUDGE_BUDGET = 0.05
-"""Share of a core the watcher's full judgements take on average, at most."""
+JUDGE_BUDGET = 0.04
+"""Share of a core the watcher's full judgements take on average, at most (a steering
+agent passes its own ``cpu_budget``, the same by default)."""
 
 FREE_JUDGE_S = 0.2
 """A judgement that took less CPU than this never makes the next one wait: runs of up to
