@@ -74,3 +74,37 @@ def test_a_hang_without_calls_drills_down_to_its_records() -> None:
     assert incident_key(inc) == "hung:Worker shutdown@10.000000"
     assert inc.describe() == ("#3 high: Worker AgentId<ab12cd34> hung in shutdown: 2.50 s "
                               "from 'Shutting down agent'")
+
+
+@pytest.fixture(scope="module")
+def slow_then_fast(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Calls 5-8 six times slower, then set_sleep makes the rest faster: two incidents."""
+    res = run_demo(DemoOptions(academy_home=tmp_path_factory.mktemp("two"), iterations=30,
+                               sleep=0.03, slow_at=5, slow_len=4, slow_factor=6.0,
+                               set_sleep_at=18, set_sleep_to=0.005))
+    assert res.ok, res.error
+    return Path(res.pool_dir)
+
+
+async def test_several_incidents_are_listed_in_their_numbers_order(
+        slow_then_fast: Path) -> None:
+    # The table sorts by the "#" column, whose cells are styled text with no order of
+    # their own: two incidents or more once stopped the app (CI, stop 23).
+    app = AcademyApp(str(slow_then_fast))
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, RunScreen))
+        scr = app.screen
+        assert isinstance(scr, RunScreen)
+        await until(pilot, lambda: scr.model.detection is not None)
+        det = scr.model.detection
+        assert det is not None and len(det.incidents) >= 2, det.incidents
+        await pilot.press("A")
+        table = scr.query_one(AnomaliesView).query_one(DataTable)
+        await until(pilot, lambda: table.row_count == len(det.incidents))
+        numbers = [int(str(table.get_row_at(i)[0])) for i in range(table.row_count)]
+        assert numbers == sorted(i.id for i in det.incidents)
+        kinds = {str(table.get_row_at(i)[2]) for i in range(table.row_count)}
+        assert {"slowdown", "speed-up"} <= kinds
+        await pilot.resize_terminal(80, 24)  # rebuilt at another width: sorted again
+        await until(pilot, lambda: table.row_count == len(det.incidents))
+        assert [int(str(table.get_row_at(i)[0])) for i in range(table.row_count)] == numbers

@@ -47,6 +47,14 @@ COLUMNS = (TableCol("id", "#", 3, rank=100, hide=False),
 """The incidents' columns; at 80 columns the group shortens and start, lasted and agents go
 first."""
 _PLAIN = re.compile(r"[0-9A-Za-z_.:-]+")
+
+
+def _number(cell_value: object) -> int:
+    """An incident's number from its ``#`` cell (a styled cell has no order of its own)."""
+    text = cell_value.plain if isinstance(cell_value, Text) else str(cell_value)
+    return int(text) if text.isdigit() else 0
+
+
 KIND_WORDS = {"slowdown": "slowdown", "level_shift": "level shift", "speedup": "speed-up",
               "drift": "drift", "hung": "hung"}
 """The kind column, in words."""
@@ -205,7 +213,7 @@ class AnomaliesView(VerticalScroll):
             self._widths = fill(table, COLUMNS, list(rows.values()), width_of(self),
                                 list(rows))
             self._incidents = incidents
-            table.sort("id")
+            table.sort("id", key=_number)
             return
         for key in [k for k in self._incidents if k not in incidents]:
             table.remove_row(key)
@@ -223,7 +231,7 @@ class AnomaliesView(VerticalScroll):
                     reorder |= col == "id"
         self._incidents = incidents
         if reorder:  # an incident found before the others renumbers them
-            table.sort("id")
+            table.sort("id", key=_number)
 
     @staticmethod
     def _cells(inc: Incident, t0: float) -> list[int | str | Text]:
