@@ -17,7 +17,7 @@ import numpy as np
 import orjson
 
 from features.columns import FrozenValues
-from features.normalize import NULL_STRINGS, infer_numeric, scalar, scalar_text
+from features.normalize import infer_numeric
 from features.parse import FLAG_EXC, FLAG_MSG_CUT, FLAG_REPAIRED
 from features.store import (
     CATEGORICAL_KEYS,
@@ -26,11 +26,14 @@ from features.store import (
     _LazyColumn,
     _NumericColumn,
 )
+from features.typed import INT64_MAX, INT64_MIN, typed
 
 PSEUDO_KEYS = ("@file", "@line", "@offset", "@row", "@t", "@repaired")
 """Keys every event has that are not in the record: its location and derived values."""
 
 READ_SPAN = 4 * 1024 * 1024
+PROGRESS_ROWS = 20_000
+"""Records read between two progress calls (at most)."""
 
 
 def _room(cached: _LazyColumn | None, n: int) -> np.ndarray:
@@ -312,36 +315,17 @@ class Events:
         for f in np.unique(files):
             frows = rows[files == f]
             frows = frows[np.argsort(self.offset[frows], kind="stable")]
-            try:
-                fd = os.open(self.file_paths[f], os.O_RDONLY)
-            except OSError:
-                for r in frows:
-                    yield int(r), None
-                continue
-            try:
-                offs = self.offset[frows]
-                ends = offs + self.length[frows]
-                i = 0
-                m = len(frows)
-                while i < m:
-                    lo = int(offs[i])
-                    j = int(np.searchsorted(offs, lo + READ_SPAN, side="left"))
-                    j = max(j, i + 1)
-                    hi = int(ends[i:j].max())
-                    buf = os.pread(fd, hi - lo, lo)
-                    for k in range(i, j):
-                        r = int(frows[k])
-                        if r in repaired:
-                            yield r, _loads(repaired[r])
-                            continue
-                        a = int(offs[k]) - lo
-                        yield r, _loads(buf[a : a + int(self.length[r])])
-                    done += j - i
-                    if progress is not None:
-                        progress(done, total)
-                    i = j
-            finally:
-                os.close(fd)
+            for a in range(0, len(frows), PROGRESS_ROWS):  # progress a few times a file
+                some = frows[a:a + PROGRESS_ROWS]
+                lines = read_lines(self.file_paths[f], self.offset[some], self.length[some])
+                for k, r in enumerate(some.tolist()):
+                    if r in repaired:
+                        yield r, _loads(repaired[r])
+                    else:
+                        yield r, None if lines is None else _loads(lines[k])
+                done += len(some)
+                if progress is not None:
+                    progress(done, total)
 
     # -- helpers -----------------------------------------------------------------------
 
@@ -373,74 +357,8 @@ def _levelnames(levelno: np.ndarray) -> np.ndarray:
     return names[inv]
 
 
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
-
 KEPT_RECORDS = 1 << 17
 """Records a store remembers for ``Events.records(keep=True)`` before it forgets them all."""
-
-
-def typed(value: Any) -> Any:
-    """One raw value, typed as :func:`~features.normalize.scalar` types it, except an
-    integer no int64 holds (``"99999999999999999999"``, a typed 2**64-1): that stays
-    text, as written, so that no consumer (numpy, SQLite, JSON) overflows on it."""
-    v = scalar(value)
-    if type(v) is int and not INT64_MIN <= v <= INT64_MAX:
-        return value if isinstance(value, str) else str(value)
-    return v
-
-
-_TYPED: dict[str, Any] = {}
-_MISS = object()
-_MISSES: dict[str, int] = {}
-"""Key -> texts of it typed without a memo hit."""
-_UNIQUE: set[str] = set()
-"""Keys whose texts hardly repeat (``created``, ``relativeCreated``, a tag): typed
-directly, never memoised (each one pushed the memo towards a clear, and a clear cost every
-other key its hits)."""
-UNIQUE_AFTER = 4096
-"""Misses after which a key is taken for one whose texts do not repeat."""
-
-
-def _typed_text(v: str) -> Any:
-    """:func:`typed` of a text of at most 40 characters, without the scalar memo."""
-    if v in NULL_STRINGS:
-        return None
-    t = scalar_text(v)
-    if type(t) is int and not INT64_MIN <= t <= INT64_MAX:
-        return v
-    return t
-
-
-def typed_record(rec: dict[str, Any]) -> dict[str, Any]:
-    """``{k: typed(v)}`` for one record, typed by key and by interned value: a text over
-    40 characters is kept as it is (no number or id is that long); a key whose texts
-    repeat (levels, loggers, states, names) is typed once per text (bounded memo); a key
-    whose texts do not (times, tags) is typed directly. One function call per value, and
-    a memo cleared every 20k records by the times, were most of
-    ``events --format jsonl``."""
-    memo, unique = _TYPED, _UNIQUE
-    out: dict[str, Any] = {}
-    for k, v in rec.items():
-        if v.__class__ is str:
-            if len(v) > 40:
-                out[k] = v
-            elif k in unique:
-                out[k] = _typed_text(v)
-            else:
-                t = memo.get(v, _MISS)
-                if t is _MISS:
-                    t = out[k] = _typed_text(v)
-                    missed = _MISSES[k] = _MISSES.get(k, 0) + 1
-                    if missed >= UNIQUE_AFTER:
-                        unique.add(k)
-                    if len(memo) >= 1 << 16:
-                        memo.clear()
-                    memo[v] = t
-                else:
-                    out[k] = t
-        else:
-            out[k] = typed(v)
-    return out
 
 
 def _fit_int64(vals: list[Any]) -> bool:
@@ -491,6 +409,30 @@ def _scalars(vals: list[Any]) -> np.ndarray:
     except (ValueError, OverflowError, TypeError):
         pass
     out[:] = [typed(v) for v in vals]
+    return out
+
+
+def read_lines(path: str, offsets: np.ndarray, lengths: np.ndarray) -> list[bytes] | None:
+    """The bytes at ``offsets`` (ascending) of ``lengths`` in the file at ``path``, read
+    in spans of up to :data:`READ_SPAN` bytes; None when the file cannot be opened (a line
+    cut short by a file that shrank comes back short)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    out: list[bytes] = []
+    try:
+        offs = offsets.tolist()
+        ends = (offsets + lengths).tolist()
+        i, m = 0, len(offs)
+        while i < m:
+            lo = offs[i]
+            j = max(int(np.searchsorted(offsets, lo + READ_SPAN, side="left")), i + 1)
+            buf = os.pread(fd, max(ends[i:j]) - lo, lo)
+            out.extend(buf[a - lo:b - lo] for a, b in zip(offs[i:j], ends[i:j], strict=True))
+            i = j
+    finally:
+        os.close(fd)
     return out
 
 

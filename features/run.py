@@ -19,13 +19,14 @@ from typing import Any
 import numpy as np
 
 from features import analyses, things
-from features.events import Events, typed
+from features.events import Events
 from features.loader import load as bulk_load
 from features.normalize import is_null, to_int
 from features.parse import FLAG_RAW_INT, INT_KEYS
 from features.pools import LIVE_WINDOW_S, resolve
 from features.reader import PollResult, PoolReader
 from features.table import Table
+from features.typed import typed
 
 
 class Run:

@@ -318,7 +318,7 @@ def test_typed_records_are_typed_values_whatever_the_memo_learned() -> None:
     typed_record): a key whose texts never repeat is typed directly after a while, long
     texts are kept, repeating ones come from the memo. Every value must still be what
     typed() makes of it, before and after a key is taken for unique."""
-    from features import events as E
+    from features import typed as E
 
     E._TYPED.clear()
     E._MISSES.clear()

@@ -11,9 +11,8 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-import orjson
 
-from features.events import Events, typed_record
+from features.jsonl import jsonl
 from features.pools import LIVE_WINDOW_S
 from features.run import Run
 from features.safe import clean
@@ -80,31 +79,17 @@ def _header(extra: list[str], absolute: bool) -> str:
     return " ".join(cols)
 
 
-def _jsonl(ev: Events, rows: np.ndarray, raw: bool) -> bytes:
-    recs = ev.records(rows)
-    parts = []
-    for r, rec in zip(rows.tolist(), recs, strict=True):
-        if rec is None:
-            rec = {"message": ev.message[r], "@unreadable": True}
-        elif not raw:
-            rec = typed_record(rec)
-        rec["@file"] = ev.file_names[ev.file[r]]
-        rec["@line"] = int(ev.line[r])
-        if not raw:
-            rec["@t"] = float(ev.created[r] - ev.t0)
-        parts.append(orjson.dumps(rec, option=orjson.OPT_APPEND_NEWLINE, default=str))
-    return b"".join(parts)
-
-
 def _emit(run: Run, rows: np.ndarray, args: argparse.Namespace, extra: list[str]) -> None:
     out = sys.stdout
-    for chunk in _row_chunks(rows, args.limit):
-        if args.format == "jsonl":
-            out.flush()
-            sys.stdout.buffer.write(_jsonl(run.events(), chunk, args.raw))
+    if args.format == "jsonl":  # on every core (features.jsonl)
+        out.flush()
+        for text in jsonl(run.events(), rows[:args.limit] if args.limit else rows,
+                          raw=args.raw):
+            sys.stdout.buffer.write(text)
             sys.stdout.buffer.flush()
-        else:
-            out.write("\n".join(_table_lines(run, chunk, extra, args.absolute)) + "\n")
+        return
+    for chunk in _row_chunks(rows, args.limit):
+        out.write("\n".join(_table_lines(run, chunk, extra, args.absolute)) + "\n")
 
 
 def print_events(run: Run, args: argparse.Namespace) -> int:
