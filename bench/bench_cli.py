@@ -78,6 +78,9 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=5, help="runs per command (median)")
     ap.add_argument("--target", type=float, default=1.0, help="seconds, per command")
     a = ap.parse_args()
+    from bench_core import installed_like  # type: ignore[import-not-found]
+
+    installed_like()
     root = Path(tempfile.mkdtemp(prefix="bench-cli-"))
     try:
         env = env_for(root)

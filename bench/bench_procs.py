@@ -51,6 +51,9 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--interval", type=float, default=1.0)
     args = ap.parse_args()
+    from bench_core import installed_like  # type: ignore[import-not-found]
+
+    installed_like()
     readers = ["proc", "psutil"] if sys.platform.startswith("linux") else ["psutil"]
     with tempfile.TemporaryDirectory(prefix="bench-procs-") as tmp:
         pool = Path(tmp) / "pool"

@@ -105,6 +105,9 @@ def main(argv: list[str] | None = None) -> int:
                    default=[20_000, 100_000, 300_000, 1_000_000],
                    help="pool sizes (records) for the poll-cost-against-run-length lines")
     args = p.parse_args(argv)
+    from bench_core import installed_like  # type: ignore[import-not-found]
+
+    installed_like()
     tmp = None
     home = args.home
     if home is None:

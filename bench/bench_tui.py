@@ -84,8 +84,8 @@ def first_screen(pool: Path, rounds: int, label: str, env: dict[str, str]) -> No
         return
     f = statistics.median(firsts)
     print(f"\nfirst screen on {label} (fresh process; launch = process start)")
-    print(f"  [{ok(f <= 1.0)}] first rows painted after {f:.2f} s (median of {rounds}; "
-          f"{statistics.median(pcts):.0f}% loaded then; target <= 1 s)")
+    print(f"  [{ok(f <= 0.5)}] first rows painted after {f:.2f} s (median of {rounds}; "
+          f"{statistics.median(pcts):.0f}% loaded then; target <= 0.5 s)")
     print(f"        whole run loaded after {statistics.median(dones):.2f} s, progress shown")
 
 
@@ -225,6 +225,9 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=4000)
     ap.add_argument("--seconds", type=float, default=15)
     a = ap.parse_args()
+    from bench_core import installed_like  # type: ignore[import-not-found]
+
+    installed_like()
     from bench_core import ensure_pool  # type: ignore[import-not-found]
 
     pool = ensure_pool(a.records)

@@ -29,10 +29,11 @@ from textual.widgets import Input, OptionList, RichLog, Static
 from textual.widgets.option_list import Option
 
 from features.safe import clean, clean_block
-from steering.ask import Answer, Citation, Conversation, ask
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # steering.ask is imported at the first question: the app's first
+    # screen does not wait for it (~50 ms of a 0.5 s start)
     from features.run import Run
+    from steering.ask import Answer, Citation, Conversation
     from steering.llm_config import LLMConfig
 
 __all__ = ["AskPane", "Citations", "conversation_for"]
@@ -45,6 +46,8 @@ _CONVERSATIONS: dict[str, Conversation] = {}
 
 def conversation_for(run: Run) -> Conversation:
     """The conversation about ``run`` kept in memory for this process (one per pool)."""
+    from steering.ask import Conversation
+
     key = str(run.path)
     if key not in _CONVERSATIONS:
         _CONVERSATIONS[key] = Conversation(key)
@@ -114,7 +117,7 @@ class AskPane(Vertical):
         self.run_lock: AbstractContextManager[Any] = lock if lock is not None else nullcontext()
         """Held while the answer reads the run (the app shares the run with its other
         workers, and the run's caches are not safe for two threads at once)."""
-        self.conversation = conversation_for(run)
+        self._conversation: Conversation | None = _CONVERSATIONS.get(str(run.path))
         self.citations: list[Citation] = []
         """The latest answer's valid citations, in the list's order."""
         self._streamed: list[str] = []
@@ -128,12 +131,21 @@ class AskPane(Vertical):
         yield Input(placeholder="Ask about this run, e.g. I expected 16 s: where did the "
                                 "time go?  (enter asks, esc leaves the box)", id="ask-input")
 
+    @property
+    def conversation(self) -> Conversation:
+        """The conversation about this run (made at the first question)."""
+        if self._conversation is None:
+            self._conversation = conversation_for(self.run)
+        return self._conversation
+
     def on_mount(self) -> None:
-        for answer in self.conversation.turns:
+        if self._conversation is None:  # nothing asked about this run yet
+            return
+        for answer in self._conversation.turns:
             self._write_question(answer.question)
             self._write(answer)
-        if self.conversation.turns:
-            self._show_citations(self.conversation.turns[-1])
+        if self._conversation.turns:
+            self._show_citations(self._conversation.turns[-1])
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "ask":  # enter asks in the box; elsewhere it is the list's
@@ -196,6 +208,8 @@ class AskPane(Vertical):
             else:
                 flush()
                 self.post_message(self.AnswerStreamed(kind, text))
+
+        from steering.ask import Answer, ask
 
         try:
             with self.run_lock:
