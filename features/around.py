@@ -42,9 +42,7 @@ _KW = re.compile(r"'([A-Za-z_][A-Za-z0-9_]*)':\s*")
 
 
 def _cite(run: Run, row: int) -> str:
-    from features.report import evidence
-
-    return f" [{evidence(run, row)}]" if row >= 0 else ""
+    return f" [{run.events().cite(row)}]" if row >= 0 else ""
 
 
 def _call_args(rec: dict[str, Any] | None) -> str:

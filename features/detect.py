@@ -265,6 +265,13 @@ def _now(run: Run, now: float | None) -> tuple[float, bool]:
     return (max(t1, time.time()) if live else t1), live
 
 
+def detection(run: Run) -> DetectionResult:
+    """:func:`detect` of ``run`` with the default detector, kept with the run until it
+    grows (shared by the report, the app and ``ask``)."""
+    result: DetectionResult = run.cached("detection", lambda: detect(run))
+    return result
+
+
 def detect(run: Run, detector: SlowdownDetector | None = None, now: float | None = None,
            max_gap: int = MAX_GAP) -> DetectionResult:
     """Fit a detector (a clone of ``detector``, default settings otherwise) on all the

@@ -17,6 +17,7 @@ import numpy as np
 import orjson
 
 from features.columns import FrozenValues
+from features.fmt import short_file
 from features.normalize import infer_numeric
 from features.parse import FLAG_EXC, FLAG_MSG_CUT, FLAG_REPAIRED
 from features.store import (
@@ -339,6 +340,12 @@ class Events:
             if r < self.n:
                 key[r] = t
         return key
+
+    def cite(self, row: int) -> str:
+        """``file:line`` of a row (its file's uuid prefix), for citing it; ``-`` for no row."""
+        if row < 0 or row >= self.n:
+            return "-"
+        return f"{short_file(self.file_names[self.file[row]])}:{int(self.line[row])}"
 
     def has_exc(self) -> np.ndarray:
         return (self.flags & FLAG_EXC) != 0

@@ -159,7 +159,7 @@ def action_fields(run: Run) -> Table:
     ``processName`` and ``caller.processName`` (of the two sides' process files), every
     record key of its records and ``caller.<location key>``. Cached until the run
     grows."""
-    return run._cached("explain.action_fields", lambda: _widen(run))
+    return run.cached("explain.action_fields", lambda: _widen(run))
 
 
 def _widen(run: Run) -> Table:

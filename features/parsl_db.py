@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from features.sources import Source, event, register
 
 if TYPE_CHECKING:
-    from features.run import Run
+    from features.sources import RunView
 
 __all__ = ["ParslDB", "to_epoch"]
 
@@ -99,7 +99,7 @@ class ParslDB(Source):
         """pid -> (time, CPU seconds) of its last resource sample."""
         self.notes: list[str] = []
 
-    def _offset(self, con: sqlite3.Connection, run: Run | None) -> float:
+    def _offset(self, con: sqlite3.Connection, run: RunView | None) -> float:
         if self.offset_s is not None:
             return self.offset_s
         if run is None:
@@ -116,7 +116,7 @@ class ParslDB(Source):
                 return self.offset_s
         return 0.0
 
-    def new_events(self, run: Run | None) -> Iterator[dict[str, Any]]:
+    def new_events(self, run: RunView | None) -> Iterator[dict[str, Any]]:
         try:
             con = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=1)
         except sqlite3.Error as exc:

@@ -42,7 +42,7 @@ from features.sources import Source, event, register
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from features.run import Run
+    from features.sources import RunView
 
 __all__ = ["ParslLogs", "parse_line"]
 
@@ -204,7 +204,7 @@ class ParslLogs(Source):
 
     # -- reading -----------------------------------------------------------------------
 
-    def _pick_rundir(self, run: Run | None) -> Path | None:
+    def _pick_rundir(self, run: RunView | None) -> Path | None:
         dirs = sorted(d for d in self.path.iterdir() if (d / "parsl.log").is_file())
         if not dirs:
             return None
@@ -326,7 +326,7 @@ class ParslLogs(Source):
 
     # -- the pool ----------------------------------------------------------------------
 
-    def _fold_pool(self, run: Run) -> None:
+    def _fold_pool(self, run: RunView) -> None:
         """Note the new pool rows: the driver's Parsl records (to repeat none of them),
         the pids that write the pool, how far it was read, its ``Run id is:`` records."""
         import numpy as np
@@ -372,7 +372,7 @@ class ParslLogs(Source):
 
     # -- events ------------------------------------------------------------------------
 
-    def new_events(self, run: Run | None) -> Iterator[dict[str, Any]]:
+    def new_events(self, run: RunView | None) -> Iterator[dict[str, Any]]:
         if run is not None:
             self._fold_pool(run)
         live = run is not None and run.live

@@ -18,14 +18,6 @@ from features.status import status_of
 from features.table import Table
 
 
-def evidence(run: Run, row: int) -> str:
-    """``file:line`` of an event, for citing it."""
-    ev = run.events()
-    if row < 0 or row >= ev.n:
-        return "-"
-    return f"{short_file(ev.file_names[ev.file[row]])}:{int(ev.line[row])}"
-
-
 def answer(tb: analyses.TimeBreakdown, found: list[Cause] | None = None,
            cite: Callable[[int], str] | None = None) -> str:
     """The one-paragraph answer to "where did the time go?": the categories, then the
@@ -131,7 +123,7 @@ def _where_section(run: Run, tb: analyses.TimeBreakdown, found: list[Cause]) -> 
     data = tb.as_dict()
     data["causes"] = [c.as_dict() for c in found]
     wt = Section("Where the time went",
-                 [answer(tb, found, lambda r: evidence(run, r)), ""], data=data)
+                 [answer(tb, found, lambda r: run.events().cite(r)), ""], data=data)
     rows = []
     for cat in analyses.CATEGORIES:
         v = tb.seconds[cat]
@@ -147,7 +139,7 @@ def _where_section(run: Run, tb: analyses.TimeBreakdown, found: list[Cause]) -> 
 def _expected_section(run: Run, found: list[Cause], expected_calls: dict[str, float]
                       ) -> Section:
     return Section("Expected per call", [
-        c.text + (f" [{evidence(run, c.row)}]" if c.row >= 0 else "")
+        c.text + (f" [{run.events().cite(c.row)}]" if c.row >= 0 else "")
         for c in found if c.kind == "expected per call"],
         data={k: v for k, v in expected_calls.items()})
 
@@ -215,7 +207,7 @@ def _actions_sections(run: Run, acts: Table, top: int, detection: Any) -> list[S
         "start_s": np.round(slow["t_start"] - ev.t0, 3),
         "total_s": np.round(slow["total_s"], 4), "queue_s": np.round(slow["queue_s"], 4),
         "exec_s": np.round(slow["exec_s"], 4), "reply_s": np.round(slow["reply_s"], 4),
-        "evidence": [evidence(run, int(r)) for r in slow["row_start"]],
+        "evidence": [run.events().cite(int(r)) for r in slow["row_start"]],
     }, name="slowest")))
     if detection is not None:
         out.append(anomalies_section(run, top, result=detection))
@@ -246,12 +238,12 @@ def _errors_section(run: Run, acts: Table, top: int) -> Section | None:
         where = r["row_exec"] if r["row_exec"] >= 0 else r["row_end"]
         lines.append(f"action {r['action']} {r['tag'][:8]} raised on {r['agent_id']}"
                      f" at +{(r['t_start'] or ev.t0) - ev.t0:.3f} s "
-                     f"[{evidence(run, where)}]")
+                     f"[{run.events().cite(where)}]")
     order = err_rows[np.argsort(ev.created[err_rows], kind="stable")]
     for r in order[:top]:
         lines.append(f"{(ev.ints['levelno'][r] >= 50 and 'CRITICAL') or 'ERROR'} "
                      f"+{ev.created[r] - ev.t0:.3f} s {ev.message[r][:160]} "
-                     f"[{evidence(run, int(r))}]")
+                     f"[{run.events().cite(int(r))}]")
     if len(order) > top:
         lines.append(f"... {len(order) - top} more ERROR records")
     return Section("Errors", lines, data={"error_records": len(err_rows)})
@@ -279,14 +271,14 @@ def steering_section(run: Run, top: int = 10) -> Section | None:
     shown = [r for r, k in trail.kinds.items() if k in keep]
     for r in shown[:top]:
         lines.append(f"+{ev.created[r] - ev.t0:8.3f} s  {ev.message[r][:160]} "
-                     f"[{evidence(run, r)}]")
+                     f"[{run.events().cite(r)}]")
     if len(shown) > top:
         lines.append(f"... {len(shown) - top} more")
     if trail.unverified:
         r, why = trail.unverified[0]
         lines.append(f"not counted: {count(len(trail.unverified), 'record')} with steering "
                      f"keys that are not a steering agent's own (first: {why} "
-                     f"[{evidence(run, r)}])")
+                     f"[{run.events().cite(r)}])")
     return Section("Steering", lines, data={
         "records": trail.records, "by_kind": by_kind, "counts": trail.counts(),
         "agents": {st.session: st.state for st in trail.sessions.values()},
@@ -296,10 +288,11 @@ def steering_section(run: Run, top: int = 10) -> Section | None:
 def _detection(run: Run, ranking: bool) -> Any:
     """The run's detection: the run's own (cached, shared with the app and ``ask``) with
     the ranking forest, else one fitted on the baselines alone (the same incidents)."""
-    if ranking:
-        return run.detection()
     from features.anomaly import SlowdownDetector
-    from features.detect import detect
+    from features.detect import detect, detection
+
+    if ranking:
+        return detection(run)
 
     return detect(run, SlowdownDetector(multivariate=False))
 
@@ -307,12 +300,13 @@ def _detection(run: Run, ranking: bool) -> Any:
 def anomalies_section(run: Run, top: int = 10, explain_top: int = 3,
                       result: Any = None) -> Section:
     """The detector's incidents (``features.detect``; ``result``: a detection of the run,
-    default :meth:`Run.detection`): slowdowns with what differs about their calls
+    default :func:`features.detect.detection`): slowdowns with what differs about their calls
     (``features.explain``), level shifts, speed-ups and drift with what happened around
     them, and hangs; each with the evidence of its first record."""
+    from features.detect import detection
     from features.explain import DURATIONS, explain
 
-    res = run.detection() if result is None else result
+    res = detection(run) if result is None else result
     lines: list[str] = []
     data: dict[str, Any] = {"incidents": [], "notes": list(res.notes),
                             "too_little_data": res.too_little_data, "live": res.live}
@@ -321,7 +315,7 @@ def anomalies_section(run: Run, top: int = 10, explain_top: int = 3,
         lines.append(f"No slowdowns, level shifts, drift or hangs found among {judged} "
                      "judged actions." if judged else "No action could be judged yet.")
     for inc in res.incidents[:top]:
-        cites = [evidence(run, int(r)) for r in inc.evidence_rows[:6]]
+        cites = [run.events().cite(int(r)) for r in inc.evidence_rows[:6]]
         cite = f" [{cites[0]}]" if cites else ""
         if inc.kind == "slowdown":
             lines.append(f"{inc.headline()}, from +{inc.start - res.t0:.3f} s{cite}")

@@ -25,6 +25,8 @@ from features.normalize import is_null, to_int
 from features.parse import FLAG_RAW_INT, INT_KEYS
 from features.pools import LIVE_WINDOW_S, resolve
 from features.reader import PollResult, PoolReader
+from features.source_kinds import discover, open_source
+from features.sources import Source, SourceFiles
 from features.table import Table
 from features.typed import typed
 
@@ -149,9 +151,8 @@ class Run:
     def add_source(self, source: Any) -> str:
         """Join another source onto the run (a path, its kind found from the content, or a
         :class:`features.sources.Source`) and read it; its events file's name. Raises
-        :class:`features.sources.SourceError` for a path that is no source."""
-        from features.sources import Source, SourceFiles, open_source
-
+        :class:`features.sources.SourceError` for a path that is no source (the kinds:
+        :mod:`features.source_kinds`)."""
         src = source if isinstance(source, Source) else open_source(source)
         if self._sources is None:
             self._sources = SourceFiles(self)
@@ -171,8 +172,6 @@ class Run:
         for s in pending:
             self.add_source(s)
         if self._discover:
-            from features.sources import discover
-
             self._discover = False
             try:
                 found = discover(self)
@@ -264,7 +263,10 @@ class Run:
             self._cache.clear()
         return self._events
 
-    def _cached(self, key: str, fn: Callable[[], Any]) -> Any:
+    def cached(self, key: str, fn: Callable[[], Any]) -> Any:
+        """``fn()``, remembered under ``key`` until the run grows: analyses built on the
+        run (:func:`features.detect.detection`...) keep their result with it, shared by
+        everyone who asks."""
         self.events()
         if key not in self._cache:
             self._cache[key] = fn()
@@ -276,22 +278,22 @@ class Run:
         """One row per agent (see :func:`features.things.agents`), with what its process's
         file says: an agent of a process killed mid-run is ``crashed``, one that never ran
         in a finished run ``never started`` (:func:`features.things.mark_process_ends`)."""
-        return self._cached("agents", lambda: things.mark_process_ends(
+        return self.cached("agents", lambda: things.mark_process_ends(
             things.agents(self.events()), self.processes(), self.live))
 
     def actions(self) -> Table:
-        return self._cached("actions", lambda: self._action_index.table(
+        return self.cached("actions", lambda: self._action_index.table(
             self.events(), live=self.live, agents_table=self.agents()))
 
     def processes(self) -> Table:
-        return self._cached("processes", lambda: self._process_index.table(
+        return self.cached("processes", lambda: self._process_index.table(
             self.events(), self.live_files()))
 
     def messages(self) -> Table:
-        return self._cached("messages", lambda: things.messages(self.events()))
+        return self.cached("messages", lambda: things.messages(self.events()))
 
     def loops(self) -> Table:
-        return self._cached("loops", lambda: things.loops(self.events()))
+        return self.cached("loops", lambda: things.loops(self.events()))
 
     def things(self, keys: Sequence[str], where: str | None = None) -> Table:
         """The generic thing: group events by any set of keys (optionally filtered)."""
@@ -302,7 +304,7 @@ class Run:
         """Per event, the agent it is about: its ``academy.agent_id``; else, for records
         of an action (the agent side logs no agent id), the action's target agent; else
         the loop owner ``academy.self``. A widening by join, cached."""
-        return self._cached("event_agents", self._event_agents)
+        return self.cached("event_agents", self._event_agents)
 
     def _event_agents(self) -> np.ndarray:
         ev = self.events()
@@ -358,13 +360,6 @@ class Run:
         ev = self.events()
         return analyses.where_time_went(self.actions(), ev.t0, ev.t1, expected_s,
                                         agents=self.agents(), processes=self.processes())
-
-    def detection(self) -> Any:
-        """:func:`features.detect.detect` of the run (slowdowns, hangs...), cached until the
-        run grows (imported here: scikit-learn is a heavy import)."""
-        from features.detect import detect
-
-        return self._cached("detection", lambda: detect(self))
 
     def action_stats(self) -> Table:
         return analyses.group_stats(self.actions())

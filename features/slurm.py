@@ -43,7 +43,7 @@ from features.slurm_json import (
 from features.sources import Source, SourceError, register
 
 if TYPE_CHECKING:
-    from features.run import Run
+    from features.sources import RunView
 
 __all__ = ["FAILED", "STOPPED", "SlurmJSON", "fetch", "fmt_span", "job_line", "slurm_jobs",
            "slurm_queue"]
@@ -75,7 +75,7 @@ class SlurmJSON(Source):
         sig = _sig(path)
         self._doc: tuple[tuple[int, int], dict[str, Any]] | None = (sig, load(path))
 
-    def new_events(self, run: Run | None) -> Iterator[dict[str, Any]]:
+    def new_events(self, run: RunView | None) -> Iterator[dict[str, Any]]:
         try:
             sig = _sig(self.path)
         except OSError:
@@ -120,7 +120,7 @@ def fetch(job_ids: Iterable[str | int], timeout_s: float = 60.0) -> str | None:
     return done.stdout if done.returncode == 0 and done.stdout.strip() else None
 
 
-def slurm_jobs(run: Run) -> list[dict[str, Any]]:
+def slurm_jobs(run: RunView) -> list[dict[str, Any]]:
     """The Slurm jobs joined onto the run, in order of submission: ``job_id``, the times
     (``submitted``, ``eligible``, ``started``, ``ended``: epoch seconds or None),
     ``state``, ``exit_code``, ``nodes``, ``block`` (the Parsl block whose job it was, by
@@ -163,7 +163,7 @@ def slurm_jobs(run: Run) -> list[dict[str, Any]]:
     return sorted(jobs.values(), key=lambda j: (j["submitted"] or math.inf, j["job_id"]))
 
 
-def slurm_queue(run: Run) -> dict[str, tuple[float, float]]:
+def slurm_queue(run: RunView) -> dict[str, tuple[float, float]]:
     """Slurm job id -> (submitted, started), epoch seconds, of the jobs joined onto the
     run that started (the time a job spent in Slurm's queue is the difference)."""
     return {j["job_id"]: (j["submitted"], j["started"]) for j in slurm_jobs(run)

@@ -13,8 +13,10 @@ live in a temporary directory of the process that reads the run (the pool is the
 workflow's, and two readers must not share a file they both append to); a file of a source
 is not a process of the run (``processes().end == "source"``).
 
-Sources are found from the content of a path (:func:`open_source`) or from the pool itself
-(:func:`discover`: a Parsl driver's records say ``Parsl run initializing in rundir: …``).
+Sources are found from the content of a path or from the pool itself (a Parsl driver's
+records say ``Parsl run initializing in rundir: …``): :mod:`features.source_kinds`. This
+module is the base every kind builds on; it knows a run only as a :class:`RunView`, so
+the kinds sit below :class:`features.run.Run`, which joins them.
 Everything a source reads is untrusted like the pool: values are typed when read, and
 nothing read names code to run.
 """
@@ -22,21 +24,34 @@ nothing read names code to run.
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import tempfile
 import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
 if TYPE_CHECKING:
-    from features.run import Run
+    import numpy as np
 
-__all__ = ["Source", "SourceError", "discover", "event", "open_source", "register"]
+    from features.events import Events
+
+__all__ = ["RunView", "Source", "SourceError", "event", "kinds", "register"]
+
+
+class RunView(Protocol):
+    """What a source reads of the run it is joined onto (a :class:`features.run.Run`):
+    its events so far, a selection of them, whether it still grows."""
+
+    @property
+    def live(self) -> bool: ...
+
+    def events(self) -> Events: ...
+
+    def select(self, where: str | None = None) -> np.ndarray: ...
 
 
 class SourceError(ValueError):
@@ -76,10 +91,10 @@ class Source(ABC):
         return f"{self.kind}-{h}-{self.path.name}.jsonlog"
 
     @abstractmethod
-    def new_events(self, run: Run | None) -> Iterator[dict[str, Any]]:
+    def new_events(self, run: RunView | None) -> Iterator[dict[str, Any]]:
         """Events not emitted before (``run``: the pool read so far, for calibration)."""
 
-    def sync(self, out: Path, run: Run | None = None) -> int:
+    def sync(self, out: Path, run: RunView | None = None) -> int:
         """Append the new events to ``out``; how many."""
         n = 0
         with open(out, "ab") as fh:
@@ -101,59 +116,10 @@ def register(sniff: Callable[[Path], bool], make: Callable[[Path], Source],
     _KINDS.sort(key=lambda k: k[0])
 
 
-def _load_kinds() -> None:
-    # Each kind registers itself when first imported (importing again registers nothing).
-    from features import parsl_db, parsl_logs, slurm  # noqa: F401
-
-
-def open_source(path: str | os.PathLike[str]) -> Source:
-    """The source at ``path``, its kind found from the content (a directory is searched
-    for a known file, kind by kind: ``--with runinfo`` opens Parsl's ``monitoring.db``
-    when there is one, its text logs otherwise; ``--with runinfo/000`` the logs). Raises
-    :class:`SourceError`."""
-    _load_kinds()
-    p = Path(path).expanduser()
-    if not p.exists():
-        raise SourceError(f"--with {p}: no such file or directory")
-    candidates = [p] if p.is_file() else [p, *sorted(
-        q for q in p.rglob("*") if q.is_file() and q.stat().st_size)[:2000]]
-    for _, sniff, make in _KINDS:
-        for q in candidates:
-            try:
-                if sniff(q):
-                    return make(q)
-            except OSError:
-                continue
-    raise SourceError(f"--with {p}: not a source academy-tui reads (Parsl's monitoring.db "
-                      "or its run directory, Slurm's `sacct --json` or `squeue --json` output)")
-
-
-def discover(run: Run) -> list[Source]:
-    """Sources the pool itself names: a Parsl driver's ``Parsl run initializing in rundir:
-    DIR`` (its ``monitoring.db`` is in DIR or DIR's parent, Parsl's default; without one,
-    the text logs in DIR: Parsl writes them whether monitoring is on or not)."""
-    import numpy as np
-
-    found: list[Source] = []
-    ev = run.events()
-    if not ev.n or "name" not in ev.codes:
-        return found
-    codes, names = ev.cat("name")
-    dfk = [i for i, n in enumerate(names) if str(n).startswith("parsl.dataflow")]
-    rows = np.flatnonzero(np.isin(codes, dfk)) if dfk else np.empty(0, dtype=np.int64)
-    prefix = "Parsl run initializing in rundir: "
-    dirs = {m[len(prefix):].strip() for m in (ev.message[r] for r in rows.tolist())
-            if isinstance(m, str) and m.startswith(prefix)}
-    for d in sorted(dirs):
-        for cand in (Path(d) / "monitoring.db", Path(d).parent / "monitoring.db",
-                     Path(d) / "parsl.log"):
-            try:
-                if cand.is_file():
-                    found.append(open_source(cand))
-                    break
-            except (OSError, SourceError):
-                continue
-    return found
+def kinds() -> list[tuple[int, Callable[[Path], bool], Callable[[Path], Source]]]:
+    """The kinds registered, lowest rank first (:mod:`features.source_kinds` registers
+    every kind academy-tui reads)."""
+    return list(_KINDS)
 
 
 class SourceFiles:
@@ -173,7 +139,7 @@ class SourceFiles:
         self.sources.append((source, out))
         return out
 
-    def sync(self, run: Run | None) -> list[str]:
+    def sync(self, run: RunView | None) -> list[str]:
         """Translate what is new in every source; notes on sources that failed."""
         notes = []
         for s, out in self.sources:

@@ -2,13 +2,15 @@
 resolving the slowdown (within the declared range and rate, until the calls are back to
 normal or the range is exhausted), and adopting the unchecked changes an earlier, killed
 steering agent left (:mod:`steering.recovery`). Functions of a
-:class:`~steering.steerer.Steerer` (``self``), kept apart to keep that class's file whole.
+:class:`~steering.steerer.Steerer` (``self``), kept apart to keep that class's file whole;
+they know it as :class:`Steering`, what they use of it, so this module does not import the
+steerer that imports it.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from steering.policy import Remedy, remedy_args
 from steering.recovery import Orphan, incident_fields
@@ -17,12 +19,34 @@ from steering.summary import Decision
 from steering.watch import SteerIncident
 
 if TYPE_CHECKING:
-    from steering.steerer import Steerer
+    from steering.audit import Audit
+    from steering.steerable import SteerableSpec
+    from steering.suggestion import Mode
+    from steering.targets import Targets
 
-__all__ = ["adopt", "step_again", "tried"]
+__all__ = ["Steering", "adopt", "step_again", "tried"]
 
 
-async def step_again(self: Steerer, sugg: Suggestion, why: str) -> None:
+class Steering(Protocol):
+    """What the follow-ups use of a :class:`~steering.steerer.Steerer`."""
+
+    audit: Audit
+    targets_: Targets
+    mode: Mode
+    suggestions_: dict[str, Suggestion]
+    checks: dict[str, Suggestion]
+    active: set[tuple[str, str, str | None, str]]
+    by_key: dict[tuple[str, str], Suggestion]
+
+    async def _current(self, uid: str, spec: SteerableSpec, knob: str, ref: str | None
+                       ) -> tuple[Any, dict[str, Any]]: ...
+
+    async def _apply(self, sugg: Suggestion, by: str | None) -> None: ...
+
+    def _escalate(self, sugg: Suggestion, why: str) -> None: ...
+
+
+async def step_again(self: Steering, sugg: Suggestion, why: str) -> None:
     """The next step of a knob whose last change helped without resolving: from its
     value now (its getter, else what was set), further the declared way; escalate with
     what was tried when the range is exhausted."""
@@ -58,7 +82,7 @@ async def step_again(self: Steerer, sugg: Suggestion, why: str) -> None:
     elif self.mode == "apply":
         await self._apply(new, None)
 
-def adopt(self: Steerer, o: Orphan) -> bool:
+def adopt(self: Steering, o: Orphan) -> bool:
     """Check an earlier steering agent's applied, never checked change as if it were
     this one's (reverting it when it did not help); ``False`` while its target is not
     known yet (ask again after the next poll)."""
@@ -92,7 +116,7 @@ def adopt(self: Steerer, o: Orphan) -> bool:
                     incident=inc.id, summary=decision.summary, **r.as_fields())
     return True
 
-def tried(self: Steerer, sugg: Suggestion) -> str:
+def tried(self: Steering, sugg: Suggestion) -> str:
     """The changes made for this knob and incident so far, oldest first."""
     chain: list[Suggestion] = []
     s: Suggestion | None = sugg

@@ -3,6 +3,7 @@ imports the UI. Each module is imported in a fresh interpreter and sys.modules c
 
 from __future__ import annotations
 
+import ast
 import pkgutil
 import subprocess
 import sys
@@ -50,3 +51,91 @@ def test_layer_imports(package: str) -> None:
     )
     res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert res.returncode == 0, f"{package} imports a forbidden module: {res.stdout}{res.stderr}"
+
+
+# -- import circles ---------------------------------------------------------------------
+
+
+def import_graph(packages: tuple[str, ...] = ("features", "steering", "tui", "prompts"),
+                 root: Path = ROOT) -> dict[str, set[str]]:
+    """Module -> the project's modules it imports anywhere in its text: at the top, inside
+    a function (an import put there to dodge a circle still ties the two) or for types
+    only (a reader follows it all the same). ``from pkg import mod`` names the module."""
+    files = {}
+    for package in packages:
+        for f in (root / package).rglob("*.py"):
+            name = ".".join(f.relative_to(root).with_suffix("").parts)
+            files[name.removesuffix(".__init__")] = f
+    graph: dict[str, set[str]] = {m: set() for m in files}
+    for mod, f in files.items():
+        for node in ast.walk(ast.parse(f.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                subs = [f"{node.module}.{a.name}" for a in node.names]
+                targets = [s for s in subs if s in files] or [node.module]
+            else:
+                continue
+            graph[mod].update(t for t in targets if t in files and t != mod)
+    return graph
+
+
+def circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected groups of more than one module (Tarjan's algorithm)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 10_000))
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_no_module_imports_itself_round_a_circle() -> None:
+    graph = import_graph()
+    assert {"features.run", "steering.steerer", "tui.app"} <= set(graph)  # the walk works
+    assert "features.source_kinds" in graph["features.run"]
+    found = circles(graph)
+    assert not found, "import circles (each module reaches the others and itself): " + \
+        "; ".join(" <-> ".join(g) for g in found)
+
+
+def test_the_circle_check_sees_imports_inside_functions_and_for_types(tmp_path: Path
+                                                                     ) -> None:
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "low.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
+                                "    from pkg.high import High\n")
+    (pkg / "high.py").write_text("def f():\n    from pkg import low\n")
+    (pkg / "apart.py").write_text("import pkg.low\n")
+    graph = import_graph(("pkg",), tmp_path)
+    assert graph["pkg.low"] == {"pkg.high"} and graph["pkg.high"] == {"pkg.low"}
+    assert circles(graph) == [["pkg.high", "pkg.low"]]
+    (pkg / "high.py").write_text("def f():\n    return 1\n")
+    assert circles(import_graph(("pkg",), tmp_path)) == []

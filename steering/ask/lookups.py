@@ -72,10 +72,11 @@ def ev_at(run: Run, row: Any) -> str | None:
 
 
 def detection(run: Run) -> DetectionResult:
-    """:func:`features.detect.detect` of the run, cached until the run grows (shared with
-    the report: ``Run.detection``)."""
-    result: DetectionResult = run.detection()
-    return result
+    """:func:`features.detect.detection` of the run, kept with it until it grows (shared
+    with the report; imported here: scikit-learn is a heavy import)."""
+    from features import detect
+
+    return detect.detection(run)
 
 
 # -- events ------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ import pytest
 
 from features.parsl_startup import STEPS, parsl_startup, step_columns
 from features.run import Run
-from features.sources import open_source
+from features.source_kinds import open_source
 from tui.cli import main
 
 POOL = "7ea557a4-c126-4292-b558-94a130940b3f"

@@ -16,7 +16,8 @@ import pytest
 from features.parsl_startup import STEPS, parsl_startup
 from features.run import Run
 from features.runs import status_of
-from features.sources import SourceError, open_source
+from features.source_kinds import open_source
+from features.sources import SourceError
 from tui.cli import main
 
 POOL = "7ea557a4-c126-4292-b558-94a130940b3f"

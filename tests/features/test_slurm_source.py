@@ -39,7 +39,7 @@ import pytest
 from features.run import Run
 from features.slurm import SlurmJSON, fetch, slurm_jobs, slurm_queue
 from features.slurm_json import load, translate
-from features.sources import open_source
+from features.source_kinds import open_source
 from tui.cli import main
 
 DATA = Path(__file__).resolve().parents[1] / "data"

@@ -9,7 +9,7 @@ from pathlib import Path
 from pilotkit import until
 from test_timeline import SIZE, lane_line, lines, open_timeline
 
-from features.sources import open_source
+from features.source_kinds import open_source
 from tui.app import AcademyApp
 
 POOL = "7ea557a4-c126-4292-b558-94a130940b3f"

@@ -44,7 +44,8 @@ def cmd_ask(args: argparse.Namespace, expected: float | None = None) -> int:
             config = LLMConfig.load(model=args.model, mode=args.mode)
         except ValueError as exc:
             raise AskError(str(exc)) from None
-    from features.sources import SourceError, open_source
+    from features.source_kinds import open_source
+    from features.sources import SourceError
 
     try:
         sources = tuple(open_source(p) for p in getattr(args, "with_", None) or ())

@@ -71,7 +71,8 @@ def open_run(args: argparse.Namespace) -> Run:
 def with_sources(args: argparse.Namespace) -> tuple[Any, ...]:
     """The sources ``--with`` names, opened (their kinds found from the content) before
     anything is read: a path that is no source is one line and exit status 2."""
-    from features.sources import SourceError, open_source
+    from features.source_kinds import open_source
+    from features.sources import SourceError
 
     try:
         return tuple(open_source(p) for p in getattr(args, "with_", None) or ())

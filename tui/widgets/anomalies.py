@@ -23,7 +23,6 @@ from textual.message import Message
 from textual.widgets import DataTable, Static
 
 from features.fmt import fmt_s
-from features.report import evidence
 from features.safe import clean
 from tui.model import RunModel
 from tui.text import cell
@@ -315,7 +314,8 @@ class AnomaliesView(VerticalScroll):
                         f"{fmt_s(d.get('after_s'))}, {inc.count} calls; p = "
                         f"{d.get('p_value', float('nan')):.2g}\n", style="dim")
         if inc.evidence_rows:
-            cites = ", ".join(evidence(self.model.run, int(r)) for r in inc.evidence_rows[:6])
+            ev = self.model.events()
+            cites = ", ".join(ev.cite(int(r)) for r in inc.evidence_rows[:6])
             text.append(f"\nEvidence: {clean(cites, 400)} (enter shows the records)\n")
         if inc.things:
             self._calls_table(text, inc)

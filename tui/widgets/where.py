@@ -13,7 +13,7 @@ from textual.widgets import DataTable, Static
 
 from features import analyses
 from features.fmt import count, fmt_s, histogram_lines
-from features.report import answer, evidence
+from features.report import answer
 from features.safe import clean
 from tui.model import Analysis, RunModel
 from tui.widgets.fitted import Row, TableCol, fill, width_of
@@ -125,7 +125,7 @@ class WhereView(VerticalScroll):
         tb = a.breakdown
         live = " (live: still growing)" if self.model.run.live else ""
         run = self.model.run
-        text = Text(answer(tb, a.causes, lambda r: evidence(run, r)) + live)
+        text = Text(answer(tb, a.causes, run.events().cite) + live)
         if tb.expected_s is None:
             text.append("\nPress x to say how long you expected it to take: the excess is "
                         "then explained.", style="dim")
