@@ -48,7 +48,7 @@ from typing import Any
 
 from features.pools import cache_dir
 
-VERSION = 3
+VERSION = 4
 """Bump when anything pickled changes shape."""
 
 MIN_RECORDS = 100_000
@@ -69,7 +69,8 @@ _ALLOWED: dict[str, set[str]] = {
     "features.store": {"EventStore", "FileInfo", "StoreStats", "_FileTimes"},
     "features.columns": {"Growable", "Categorical", "Messages"},
     "features.reader": {"PoolReader", "FileTail"},
-    "features.things": {"ActionIndex", "ProcessIndex"},
+    "features.things.actions": {"ActionIndex"},
+    "features.things.processes": {"ProcessIndex"},
     "features.parse": {"BadLine"},
     "features.normalize": {"canonical_id", "canonical_str"},
     "numpy": {"dtype", "ndarray", "float64", "int64", "int32", "uint8", "bool_"},

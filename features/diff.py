@@ -176,12 +176,6 @@ class RunDiff:
                 and all(r["count_a"] == r["count_b"] for r in self.rows)
                 and all(v is None or v == 0 for v in changed))
 
-    def _row(self, key: str, phase: str) -> dict[str, Any] | None:
-        for r in self.rows:
-            if f"{r['agent_class']}.{r['action']}" == key and r["phase"] == phase:
-                return r
-        return None
-
     def _top_group(self, phase: str) -> dict[str, Any] | None:
         """The action whose total time in ``phase`` changed most."""
         rows = [r for r in self.rows if r["phase"] == phase and r["sum_change_s"] is not None]

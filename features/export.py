@@ -31,7 +31,6 @@ where key = 'rowid'`` finds any key."""
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import re
@@ -132,13 +131,6 @@ def write_csv(table: Table, out: IO[str]) -> int:
         out.write(_line([_cell(rec[c]) for c in cols]))
         n += 1
     return n
-
-
-def csv_text(table: Table) -> str:
-    """The CSV of a table as a string (small tables, tests)."""
-    buf = io.StringIO()
-    write_csv(table, buf)
-    return buf.getvalue()
 
 
 # -- JSON Lines ------------------------------------------------------------------------

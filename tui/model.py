@@ -342,11 +342,6 @@ class RunModel:
         hit = np.flatnonzero(self.view.rows == row)
         return int(hit[0]) if len(hit) else None
 
-    def nearest_index(self, t: float) -> int:
-        """Visible position of the first event at or after time ``t``."""
-        times = self.view.times
-        return min(int(np.searchsorted(times, t)), max(len(times) - 1, 0))
-
     def agent_of(self, row: int) -> Any:
         a = self.analysis
         if a is not None and row < len(a.event_agents):

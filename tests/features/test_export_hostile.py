@@ -18,11 +18,18 @@ from typing import Any
 import numpy as np
 import pytest
 
-from features.export import MAX_COLUMNS, csv_text, write_jsonl, write_sqlite
+from features.export import MAX_COLUMNS, write_csv, write_jsonl, write_sqlite
 from features.table import Table
 
 ROOT = Path(__file__).resolve().parents[2]
 FORMULA = ("=", "+", "-", "@")
+
+
+def csv_text(table: Table) -> str:
+    """The CSV of a table as a string, as ``export --format csv`` writes it."""
+    buf = io.StringIO()
+    write_csv(table, buf)
+    return buf.getvalue()
 
 
 def is_number(s: str) -> bool:

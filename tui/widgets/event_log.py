@@ -148,12 +148,6 @@ class EventLog(ScrollView, can_focus=True):
         self._laid_out = ()
         self.invalidate()
 
-    def remove_column(self, key: str) -> None:
-        self.columns = [c for c in self.columns if c.key != key]
-        self._extra.pop(key, None)
-        self._laid_out = ()
-        self.invalidate()
-
     def invalidate(self) -> None:
         """Forget cached lines (columns, time mode, filter or analysis changed)."""
         self._cache.clear()

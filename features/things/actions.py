@@ -1,0 +1,186 @@
+"""Actions: every record carrying one ``academy.action_tag``, caller side in one file and
+agent side in another, joined into one row per call (folded forward as records arrive)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from features.events import Events
+from features.table import Table
+from features.things.agents import agents
+from features.things.common import (
+    AGENT_STATES,
+    CALLER_STATES,
+    FoldedIndex,
+    _at,
+    _decode,
+    _merge_first,
+)
+
+
+def actions(ev: Events, live: bool = False, agents_table: Table | None = None) -> Table:
+    """One row per action invocation, caller and agent sides joined by the action tag.
+
+    Columns: ``tag``, ``action``, ``status`` (ok | exception | cancelled | in flight |
+    orphaned), ``caller``, ``agent_id``, ``agent_class``, ``caller_file``, ``agent_file``,
+    the state times ``t_start`` ``t_sending`` ``t_waiting`` ``t_exec_start``
+    ``t_exec_end`` ``t_end``, the phases ``queue_s`` (sending -> execute_start),
+    ``exec_s``, ``reply_s`` (agent end -> caller end), ``total_s`` (start -> end), and
+    ``row_start``/``row_exec``/``row_end`` (evidence rows; -1 when absent).
+
+    ``live`` says whether the run may still be writing: an unfinished action is then
+    ``in flight``; in a finished run it is ``orphaned``, as is an action seen only on the
+    agent side (its caller's records are missing)."""
+    return ActionIndex().table(ev, live, agents_table)
+
+
+class ActionIndex(FoldedIndex):
+    """The action join of :func:`actions`, kept up to date over a growing store.
+
+    The store only ever appends rows and its codes never change meaning, so the earliest
+    record of each (tag, state) is folded in from the rows that arrived since the last
+    :meth:`table`: a live reader's join costs what arrived, plus a few vector operations
+    over the actions (not the records). A snapshot older than the last one, or of another
+    store, is joined from scratch without disturbing the index. Thread-safe."""
+
+    STATES = CALLER_STATES + AGENT_STATES
+
+    def __init__(self) -> None:
+        self.pick: dict[str, np.ndarray] = {}
+        """State -> (tag code -> earliest row in that state, -1 for none)."""
+        self.named = np.empty(0, dtype=np.int64)
+        """Tag code -> earliest row of the tag that carries ``academy.action``."""
+        self.seen = np.zeros(0, dtype=bool)
+        """Tag code -> some row has the tag and a state."""
+        super().__init__()
+
+    def _reset(self, store: object | None) -> None:
+        self.store, self.n = store, 0
+        self.pick = {s: np.empty(0, dtype=np.int64) for s in self.STATES}
+        self.named = np.empty(0, dtype=np.int64)
+        self.seen = np.zeros(0, dtype=bool)
+
+    def _fold(self, ev: Events) -> None:
+        tag_codes, tags = ev.cat("academy.action_tag")
+        st_codes, st_values = ev.cat("academy.action_state")
+        act_codes, _ = ev.cat("academy.action")
+        ntag = len(tags)
+        grow = ntag - len(self.seen)
+        if grow > 0:
+            pad = np.full(grow, -1, dtype=np.int64)
+            self.pick = {s: np.concatenate([a, pad]) for s, a in self.pick.items()}
+            self.named = np.concatenate([self.named, pad])
+            self.seen = np.concatenate([self.seen, np.zeros(grow, dtype=bool)])
+        lo = self.n
+        rows = lo + np.flatnonzero((tag_codes[lo:] >= 0) & (st_codes[lo:] >= 0))
+        code_of = {v: i for i, v in enumerate(st_values)}
+        st = st_codes[rows]
+        for s in self.STATES:
+            c = code_of.get(s, -2)
+            _merge_first(self.pick[s], tag_codes, rows[st == c], ev.created)
+        self.seen[tag_codes[rows]] = True
+        _merge_first(self.named, tag_codes, rows[act_codes[rows] >= 0], ev.created)
+        self.n = ev.n
+
+    def table(self, ev: Events, live: bool = False,
+              agents_table: Table | None = None) -> Table:
+        """The actions of snapshot ``ev`` (see :func:`actions`)."""
+        with self.lock:
+            if not self._caught_up(ev):
+                return ActionIndex().table(ev, live, agents_table)  # an older snapshot
+            idx = np.flatnonzero(self.seen)
+            pick = {s: a[idx] for s, a in self.pick.items()}
+            named = self.named[idx]
+            tags = np.asarray(ev.cat("academy.action_tag")[1], dtype=object)
+        return _actions_table(ev, live, agents_table, tags[idx] if len(tags) else
+                              np.empty(0, dtype=object), pick, named)
+
+
+def _actions_table(ev: Events, live: bool, agents_table: Table | None, tags: np.ndarray,
+                   pick: dict[str, np.ndarray], any_row: np.ndarray) -> Table:
+    def t(s: str) -> np.ndarray:
+        return _at(ev.created, pick[s])
+
+    t_start, t_sending, t_waiting = t("start"), t("sending"), t("waiting")
+    t_ok, t_exc, t_can = t("success"), t("exception"), t("cancelled")
+    t_xs = t("execute_start")
+    t_xok, t_xexc, t_xcan = t("execute_success"), t("execute_exception"), t("execute_cancelled")
+    t_end = np.fmin(np.fmin(t_ok, t_exc), t_can)
+    t_xend = np.fmin(np.fmin(t_xok, t_xexc), t_xcan)
+    row_end = np.where(pick["success"] >= 0, pick["success"],
+                       np.where(pick["exception"] >= 0, pick["exception"], pick["cancelled"]))
+    row_start = np.where(pick["start"] >= 0, pick["start"], pick["sending"])
+    row_exec = pick["execute_start"]
+    caller_seen = (row_start >= 0) | (row_end >= 0) | (pick["waiting"] >= 0)
+
+    status = np.empty(len(tags), dtype=object)
+    status[:] = "in flight" if live else "orphaned"
+    status[~np.isnan(t_ok)] = "ok"
+    status[~np.isnan(t_can) | (~np.isnan(t_xcan) & np.isnan(t_end))] = "cancelled"
+    status[~np.isnan(t_exc) | (~np.isnan(t_xexc) & np.isnan(t_ok))] = "exception"
+    status[~caller_seen & np.isnan(t_end)] = "orphaned"
+
+    action = _decode(ev, "academy.action", any_row)
+    caller = _decode(ev, "academy.src", pick["sending"])
+    target, agent_class = _targets(ev, row_start, pick["sending"], agents_table)
+    file_names = np.array([*ev.file_names, None], dtype=object)
+    caller_file = file_names[np.where(row_start >= 0, ev.file[np.maximum(row_start, 0)], -1)]
+    agent_file = file_names[np.where(row_exec >= 0, ev.file[np.maximum(row_exec, 0)], -1)]
+    send_t = np.where(np.isnan(t_sending), t_start, t_sending)
+    table = Table({
+        "tag": tags,
+        "action": action,
+        "status": status,
+        "caller": caller,
+        "agent_id": target,
+        "caller_file": caller_file,
+        "agent_file": agent_file,
+        "t_start": t_start,
+        "t_sending": t_sending,
+        "t_waiting": t_waiting,
+        "t_exec_start": t_xs,
+        "t_exec_end": t_xend,
+        "t_end": t_end,
+        "queue_s": t_xs - send_t,
+        "exec_s": t_xend - t_xs,
+        "reply_s": t_end - t_xend,
+        "total_s": t_end - t_start,
+        "row_start": row_start,
+        "row_exec": row_exec,
+        "row_end": row_end,
+        "agent_class": agent_class,
+    }, name="actions")
+    order = np.argsort(np.where(np.isnan(t_start), np.fmin(t_xs, t_end), t_start),
+                       kind="stable")
+    return table.take(order)
+
+
+def _targets(ev: Events, row_start: np.ndarray, row_sending: np.ndarray,
+             agents_table: Table | None) -> tuple[np.ndarray, np.ndarray]:
+    """Each action's target agent (``academy.agent_id`` of its start record, else the
+    ``academy.dest`` it was sent to) and that agent's class (from ``agents_table``), worked
+    out once per distinct target rather than once per action."""
+    n = len(row_start)
+    aid, aid_vals = ev.cat("academy.agent_id")
+    dest, dest_vals = ev.cat("academy.dest")
+    a = np.where(row_start >= 0, aid[np.maximum(row_start, 0)], -1).astype(np.int64)
+    d = np.where(row_sending >= 0, dest[np.maximum(row_sending, 0)], -1).astype(np.int64)
+    # One integer per distinct target: agent-id codes, then dest codes after them.
+    key = np.where(a >= 0, a, np.where(d >= 0, len(aid_vals) + d, -1))
+    uniq, inv = np.unique(key, return_inverse=True)
+    vals = np.empty(len(uniq), dtype=object)
+    for i, k in enumerate(uniq.tolist()):
+        vals[i] = None if k < 0 else aid_vals[k] if k < len(aid_vals) else \
+            dest_vals[k - len(aid_vals)]
+    ag = agents_table if agents_table is not None else agents(ev)
+    classes: dict[Any, Any] = {}
+    for v, c in zip(ag["agent_id"].tolist(), ag["class"].tolist(), strict=True):
+        if v is not None and v not in classes:
+            classes[v] = c
+    cls = np.empty(len(uniq), dtype=object)
+    cls[:] = [classes.get(v) if v is not None else None for v in vals.tolist()]
+    if n == 0:
+        return np.empty(0, dtype=object), np.empty(0, dtype=object)
+    return vals[inv.reshape(-1)], cls[inv.reshape(-1)]

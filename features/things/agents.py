@@ -1,0 +1,177 @@
+"""Agents: every record naming one ``academy.agent_id``, from launch to shutdown (or
+crash), with who launched it and how its process ended."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from features.events import Events
+from features.table import Table
+from features.things.common import (
+    _AGENT_REPR,
+    MSG_AGENT_EXC,
+    MSG_LAUNCHED,
+    MSG_RUNNING,
+    MSG_SHUTDOWN,
+    MSG_SHUTTING,
+    MSG_STARTING,
+    MSG_WORKER_FAIL,
+    _at,
+    _decode,
+    _first_by,
+    class_name,
+    msg_rows,
+)
+
+
+def agents(ev: Events) -> Table:
+    """One row per agent: identity and lifecycle.
+
+    Columns: ``agent_id`` (display id), ``uuid`` (from the ``Launched agent`` record's
+    arguments, when logged), ``name``, ``class``, ``file`` and ``pid`` of the process it
+    ran in (where ``Running agent`` was logged), ``launch_file`` (where it was launched
+    from), ``t_launched``, ``t_starting``,
+    ``t_running``, ``t_shutting_down``, ``t_shutdown``, ``t_crash`` (the crash record),
+    ``expected_shutdown``,
+    ``crashed``, ``status`` (launched | running | shut down | crashed) and the evidence
+    rows ``row_launched``/``row_running``/``row_shutdown``/``row_crash``."""
+    aid_codes, aids = ev.cat("academy.agent_id")
+    n = len(aids)
+    lifecycle = {
+        "launched": MSG_LAUNCHED, "starting": MSG_STARTING, "running": MSG_RUNNING,
+        "shutting_down": MSG_SHUTTING, "shutdown": MSG_SHUTDOWN,
+    }
+    picks: dict[str, np.ndarray] = {}
+    for key, tmpl in lifecycle.items():
+        rows = msg_rows(ev, tmpl)
+        rows = rows[aid_codes[rows] >= 0]
+        picks[key] = _first_by(aid_codes, rows, ev.created, n, last=(key == "shutdown"))
+    crash_rows = msg_rows(ev, MSG_AGENT_EXC, MSG_WORKER_FAIL)
+    crash_rows = crash_rows[aid_codes[crash_rows] >= 0]
+    picks["crash"] = _first_by(aid_codes, crash_rows, ev.created, n)
+    known = np.zeros(n, dtype=bool)
+    for key in ("launched", "starting", "running", "shutdown", "crash"):
+        known |= picks[key] >= 0
+    idx = np.flatnonzero(known)
+    p = {k: v[idx] for k, v in picks.items()}
+    cls_rows = np.where(p["launched"] >= 0, p["launched"],
+                        np.where(p["running"] >= 0, p["running"], p["starting"]))
+    cls_raw = _decode(ev, "academy.agent", cls_rows)
+    # Prefer the fully qualified class from any lifecycle record of the agent.
+    run_raw = _decode(ev, "academy.agent", p["running"])
+    classes = np.array([class_name(a or b) for a, b in zip(cls_raw, run_raw, strict=True)],
+                       dtype=object)
+    uuids = np.empty(len(idx), dtype=object)
+    names = np.empty(len(idx), dtype=object)
+    launch_rows = [int(r) for r in p["launched"] if r >= 0]
+    args = dict(zip(launch_rows, ev.records(launch_rows, keep=True), strict=True)) \
+        if launch_rows else {}
+    for i, r in enumerate(p["launched"]):
+        rec = args.get(int(r)) if r >= 0 else None
+        m = _AGENT_REPR.search(str(rec.get("args", ""))) if rec else None
+        if m:
+            uuids[i] = m.group(1).lower()
+            names[i] = None if m.group(2) == "None" else m.group(2).strip("'")
+    home_rows = np.where(p["running"] >= 0, p["running"], p["starting"])
+    file_names = np.array([*ev.file_names, None], dtype=object)
+    hf = np.where(home_rows >= 0, ev.file[np.maximum(home_rows, 0)], -1)
+    pid = np.where(home_rows >= 0, ev.ints["process"][np.maximum(home_rows, 0)], -1)
+    expected = np.empty(len(idx), dtype=object)
+    sd = [int(r) for r in p["shutting_down"] if r >= 0]
+    sd_recs = dict(zip(sd, ev.records(sd, keep=True), strict=True)) if sd else {}
+    for i, r in enumerate(p["shutting_down"]):
+        rec = sd_recs.get(int(r)) if r >= 0 else None
+        if rec is not None and rec.get("academy.expected") is not None:
+            expected[i] = str(rec.get("academy.expected")) == "True"
+    crashed = (p["crash"] >= 0) | (expected == False)  # noqa: E712 (object array)
+    status = np.empty(len(idx), dtype=object)
+    status[:] = "launched"
+    status[p["running"] >= 0] = "running"
+    status[p["shutdown"] >= 0] = "shut down"
+    status[crashed] = "crashed"
+    lf = np.where(p["launched"] >= 0, ev.file[np.maximum(p["launched"], 0)], -1)
+    return Table({
+        "agent_id": np.asarray(aids, dtype=object)[idx] if n else np.empty(0, dtype=object),
+        "uuid": uuids,
+        "name": names,
+        "class": classes,
+        "file": file_names[hf],
+        "launch_file": file_names[lf],
+        "pid": pid,
+        "t_launched": _at(ev.created, p["launched"]),
+        "t_starting": _at(ev.created, p["starting"]),
+        "t_running": _at(ev.created, p["running"]),
+        "t_shutting_down": _at(ev.created, p["shutting_down"]),
+        "t_shutdown": _at(ev.created, p["shutdown"]),
+        "t_crash": _at(ev.created, p["crash"]),
+        "expected_shutdown": expected,
+        "crashed": crashed.astype(bool),
+        "status": status,
+        "row_launched": p["launched"],
+        "row_running": p["running"],
+        "row_shutdown": p["shutdown"],
+        "row_crash": p["crash"],
+    }, name="agents")
+
+
+def mark_process_ends(agents_table: Table, procs: Table, live: bool) -> Table:
+    """The agents table with what their processes say: an agent still ``launched`` or
+    ``running`` whose process's file ended abruptly (no closing record, not written
+    lately: a kill or a crash) is ``crashed`` from that file's last record on
+    (``t_crash``, ``crash_reason``); in a finished run, an agent that was launched but never
+    ran is ``never started``. Adds ``t_gone``: when the agent stopped being able to answer
+    (shutdown, crash or its process's end; NaN while it may still)."""
+    n = len(agents_table)
+    status = np.array(agents_table["status"], dtype=object).copy()
+    t_crash = np.array(agents_table["t_crash"], dtype=np.float64).copy()
+    crashed = np.array(agents_table["crashed"], dtype=bool).copy()
+    reason = np.empty(n, dtype=object)
+    reason[crashed] = "it raised or its shutdown was not expected"
+    ends = dict(zip(procs["file"].tolist(), zip(procs["end"].tolist(),
+                                                 procs["t_last"].tolist(), strict=True),
+                    strict=True))
+    files = agents_table["file"].tolist()
+    for i in range(n):
+        if status[i] not in ("launched", "running", "crashed"):
+            continue
+        end, t_last = ends.get(files[i], (None, math.nan))
+        if end == "abrupt":
+            status[i] = "crashed"
+            crashed[i] = True
+            t_crash[i] = t_last if math.isnan(t_crash[i]) else t_crash[i]
+            reason[i] = "its process's log stops without a closing record (killed or crashed)"
+        elif not live and status[i] == "launched" and files[i] is None:
+            status[i] = "never started"
+            reason[i] = "no record of it running in any process"
+    never_ran = crashed & np.isnan(np.array(agents_table["t_running"], dtype=np.float64))
+    reason[never_ran] = "it never ran: it failed while starting"
+    gone = np.fmin(np.array(agents_table["t_shutdown"], dtype=np.float64), t_crash)
+    cols = {c: agents_table[c] for c in agents_table.columns}
+    cols.update(status=status, t_crash=t_crash, crashed=crashed, crash_reason=reason,
+                t_gone=gone)
+    return Table(cols, name=agents_table.name)
+
+
+def launch_claims(ev: Events) -> Table:
+    """Every ``Launched agent`` record as a claim: ``agent_id`` (display id), ``uuid`` and
+    ``name`` (from its arguments), ``class`` and ``row``. One row per record, where
+    :func:`agents` keeps one per display id, so records that contradict each other show."""
+    aid_codes, aids = ev.cat("academy.agent_id")
+    rows = msg_rows(ev, MSG_LAUNCHED)
+    rows = rows[aid_codes[rows] >= 0]
+    recs = ev.records(rows.tolist(), keep=True) if len(rows) else []
+    uuids = np.empty(len(rows), dtype=object)
+    names = np.empty(len(rows), dtype=object)
+    for i, rec in enumerate(recs):
+        m = _AGENT_REPR.search(str(rec.get("args", ""))) if rec else None
+        if m:
+            uuids[i] = m.group(1).lower()
+            names[i] = None if m.group(2) == "None" else m.group(2).strip("'")
+    classes = np.array([class_name(c) for c in _decode(ev, "academy.agent", rows)],
+                       dtype=object)
+    display = np.asarray(aids, dtype=object)[aid_codes[rows]] if len(rows) else \
+        np.empty(0, dtype=object)
+    return Table({"agent_id": display, "uuid": uuids, "name": names, "class": classes,
+                  "row": rows.astype(np.int64)}, name="launch_claims")
