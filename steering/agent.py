@@ -124,7 +124,8 @@ class SteeringAgent(Agent):
         self.orphans_: list[Orphan] | None = None
         """Unchecked changes of earlier steering agents still to adopt (None: not read)."""
         self.stats_ = {"polls": 0, "records": 0, "judged": 0, "errors": 0,
-                       "step_cpu_s": 0.0, "decide_cpu_s": 0.0, "last_step_cpu_s": 0.0}
+                       "step_cpu_s": 0.0, "decide_cpu_s": 0.0, "last_step_cpu_s": 0.0,
+                       "judge_every_s": 0.0}
         self.client: Any = None
         self.started = time.monotonic()
         self.stopped = False
@@ -226,6 +227,7 @@ class SteeringAgent(Agent):
         st["records"], st["judged"] = res.records, res.judged
         st["step_cpu_s"] += res.cpu_s
         st["last_step_cpu_s"] = res.cpu_s
+        st["judge_every_s"] = res.judge_wait_s
         if res.claims is not None:
             self.claims = [Claim(str(c["agent_id"]), str(c["uuid"]), str(c["class"]),
                                  int(c["row"])) for c in res.claims if c.get("uuid")]
@@ -280,11 +282,12 @@ class SteeringAgent(Agent):
 
     def _observe(self) -> None:
         st = self._stats()
-        self.audit.emit("observation", "steering watched %d records, judged %d calls, "
-                        "%d incident(s)", st["records"], st["judged"], st["incidents"],
+        template, args = observation(st, self.options.cpu_budget)
+        self.audit.emit("observation", template, *args,
                         records=st["records"], judged=st["judged"], incidents=st["incidents"],
                         targets=len(self.targets_.found), cpu_s=round(st["cpu_s"], 4),
-                        wall_s=round(st["wall_s"], 3))
+                        wall_s=round(st["wall_s"], 3),
+                        judge_every_s=round(st["judge_every_s"], 1) or None)
 
     # -- incidents and remedies --------------------------------------------------------
 
@@ -373,6 +376,20 @@ class SteeringAgent(Agent):
         st["incidents"] = self.steerer.incidents
         st["mode"] = self.mode
         return st
+
+
+def observation(st: dict[str, Any], budget: float) -> tuple[str, tuple[Any, ...]]:
+    """The observation a steering agent writes every ``observe_every_s``: what it read and
+    judged, and on a run big enough that its full judgements wait for each other (to keep
+    within ``budget`` of a core: :meth:`steering.watch.Watch.step`), how often they run, so
+    a person knows a slowdown may be named that much later."""
+    template = "steering watched %d records, judged %d calls, %d incident(s)"
+    args: tuple[Any, ...] = (st["records"], st["judged"], st["incidents"])
+    if st.get("judge_every_s"):
+        template += ("; a run this big is judged in full at most every %.0f s (to keep to "
+                     "%.0f%% of a core)")
+        args += (st["judge_every_s"], budget * 100)
+    return template, args
 
 
 async def launch_steering(manager: Manager[Any], *, log_config: Any = None,

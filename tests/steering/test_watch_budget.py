@@ -46,3 +46,19 @@ def test_judgements_wait_for_their_budget_and_miss_nothing(tmp_path: Path) -> No
     watch._last_judged = time.time() - 1001
     found = watch.step(set(), set(), [])
     assert "slowdown" in [i.kind for i in found.new_incidents], found.new_incidents
+
+
+def test_the_observation_says_how_often_a_big_run_is_judged() -> None:
+    # What a person reads in the trail (steering.agent.observation): on a run whose full
+    # judgements wait for each other, how often they run, from the step's own figure.
+    from steering.agent import observation
+
+    st = {"records": 10_000_000, "judged": 710_000, "incidents": 2, "judge_every_s": 48.4}
+    template, args = observation(st, 0.04)
+    assert template % args == (
+        "steering watched 10000000 records, judged 710000 calls, 2 incident(s); a run this "
+        "big is judged in full at most every 48 s (to keep to 4% of a core)")
+    st["judge_every_s"] = 0.0  # a small run: judged on every poll, nothing to say
+    template, args = observation(st, 0.04)
+    assert template % args == "steering watched 10000000 records, judged 710000 calls, " \
+        "2 incident(s)"

@@ -145,6 +145,8 @@ def _attach(args: argparse.Namespace, path: Any) -> int:
     if st:
         line += (f"; read {st.get('records', 0)} records, CPU {st.get('cpu_s', 0.0):.2f}s "
                  f"over {st.get('wall_s', 0.0):.1f}s")
+        if st.get("judge_every_s"):  # a big run: full judgements kept to the CPU budget
+            line += f", judged in full at most every {st['judge_every_s']:.0f}s"
     else:  # the workflow's exchange went away (it usually ends with the workflow)
         line += "; the run's exchange went away, most likely because the workflow ended"
     print(line)
