@@ -615,7 +615,7 @@ def test_message_tests_across_slices() -> None:
     """Messages are tested a slice at a time (so other threads get the GIL): the mask is
     the same as one test per message, from a start inside a slice to an end inside
     another, for every kind of message test."""
-    from features.query_eval import _SLICE, _message_test, _tested
+    from features.query_values import _SLICE, _message_test, _tested
 
     msgs = [f"fib step {i}" if i % 7 else f"Time out at {i}" for i in range(2 * _SLICE + 99)]
     start, n = _SLICE // 3, len(msgs) - 5
