@@ -235,10 +235,13 @@ class EventStore:
         with self.lock:
             start = len(self.created)
             n = len(batch)
-            info = self.files[batch.file]
-            info.records += n
-            info.bad += len(batch.bad)
-            info.blank += batch.blank
+            parts = batch.parts()
+            for part in parts:  # a merged batch holds several files' blocks
+                info = self.files[part.file]
+                info.records += part.rows
+                info.blank += part.blank
+            for b in batch.bad:
+                self.files[b.file].bad += 1
             self.stats.bad_lines += len(batch.bad)
             self.stats.recovered += sum(b.recovered for b in batch.bad)
             self.stats.blank_lines += batch.blank
@@ -246,7 +249,9 @@ class EventStore:
             if n == 0:
                 return start, start
             self.created.extend(batch.created)
-            self.file.extend(np.full(n, batch.file, dtype=np.int32))
+            self.file.extend(np.full(n, batch.file, dtype=np.int32) if len(parts) == 1 else
+                             np.repeat(np.array([p.file for p in parts], dtype=np.int32),
+                                       [p.rows for p in parts]))
             self.line.extend(batch.line)
             self.offset.extend(batch.offset)
             self.length.extend(batch.length)
@@ -282,7 +287,10 @@ class EventStore:
                 for k in np.flatnonzero(np.isnan(batch.created)).tolist():
                     self.time_fill[start + k] = float(tk[k])
             self.no_time.extend(start + k for k in batch.odd_times)
-            self._judge(batch.file, start, batch.created)
+            at = start
+            for part in parts:
+                self._judge(part.file, at, batch.created[at - start:at - start + part.rows])
+                at += part.rows
             if not self.defer_order:
                 self.sync_order()
             self.stats.records = len(self.created)

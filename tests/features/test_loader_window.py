@@ -48,7 +48,8 @@ def test_workers_stay_a_window_ahead_of_a_slow_caller(tmp_path: Path) -> None:
     ahead = 3
     with Counting(2) as ex:
         taken = 0
-        for _batch, _consumed in _results(chunks, ex, local_first=False, ahead=ahead):
+        for _batch, _consumed in _results([[c] for c in chunks], ex, local_first=False,
+                                          ahead=ahead):
             taken += 1
             time.sleep(0.01)  # a caller that stores slower than the workers parse
             # Handed out, never more than the window past what the caller has taken.

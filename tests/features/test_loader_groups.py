@@ -1,0 +1,95 @@
+"""Many small files are parsed and stored in groups (features.loader.groups_of and
+features.parse.merge): the store a grouped first load builds holds exactly what reading
+the files one by one holds, record by record and file by file, hostile lines included
+(bad and blank lines, a record recovered from bad bytes, a time that is no time, a user
+key kept in one file and too long in another, tags differing in case)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from features.events import Events
+from features.loader import groups_of, load, plan
+from features.parse import COMBO_KEYS, TAG_KEYS
+from features.reader import PoolReader
+from tests.features.test_reader import rec
+
+
+def _pool(root: Path, files: int = 40) -> Path:
+    for k in range(files):
+        out = []
+        for i in range(400 if k < 3 else 30):  # three files past a head and a chunk
+            n = k * 1000 + i
+            extra: dict[str, Any] = {"academy.action_tag": f"{n:08X}-aaaa-4bbb-8ccc-{n:012x}"
+                                     if i % 3 == 0 else f"{n:08x}-aaaa-4bbb-8ccc-{n:012x}",
+                                     "academy.agent_id": f"AgentId<{k:08x}>",
+                                     "fib.iteration": str(i),
+                                     "fib.note": "x" * (200 if k == 7 else 5)}
+            r = rec(n, process=1000 + k, **extra)
+            if i == 4:
+                r["created"] = "1e999"  # no usable time
+            if i == 9:
+                r["levelname"], r["levelno"] = "WARNING", "30"
+            out.append(json.dumps(r).encode())
+        out.insert(5, b"not json at all")
+        out.insert(11, b"   ")
+        bad = json.dumps(rec(k * 1000 + 99, note="bad bytes: XX")).encode()
+        out.insert(20, bad.replace(b"XX", b"\xff"))
+        (root / f"{k:08x}-0000-4000-8000-000000000000.jsonlog").write_bytes(
+            b"\n".join(out) + b"\n")
+    return root
+
+
+def _by_location(ev: Events) -> dict[tuple[str, int], tuple[Any, ...]]:
+    """Every record's content by (file, line), codes decoded."""
+    cols = [ev.strings(k) for k in COMBO_KEYS if k not in ("levelno", "process")] + \
+        [ev.strings(k) for k in TAG_KEYS] + [ev.column("fib.iteration"),
+                                              ev.column("fib.note")]
+    keys = ev.store.shape_keys
+    out = {}
+    for r in range(ev.n):
+        where = (ev.file_names[ev.file[r]], int(ev.line[r]))
+        out[where] = (repr(float(ev.created[r])), int(ev.offset[r]), int(ev.length[r]),
+                      int(ev.flags[r]), int(ev.ints["levelno"][r]),
+                      int(ev.ints["process"][r]), ev.message[r], keys[int(ev.shape[r])],
+                      *(repr(c[r]) for c in cols), ev.store.repaired.get(r))
+    return out
+
+
+def _files(reader: PoolReader) -> dict[str, tuple[int, int, int]]:
+    return {f.name: (f.records, f.bad, f.blank) for f in reader.store.files}
+
+
+def test_a_grouped_first_load_holds_what_reading_file_by_file_holds(tmp_path: Path) -> None:
+    pool = _pool(tmp_path)
+    one_by_one = PoolReader(str(pool))
+    one_by_one.poll()  # the live reader: a batch per file
+    planner = PoolReader(str(pool))
+    planner.scan()
+    chunks, _ = plan(list(planner.tails.values()), 128 * 1024)
+    assert len(groups_of(chunks, 128 * 1024)) < len(chunks) / 3  # several files a group
+    grouped = PoolReader(str(pool))
+    load(grouped, workers=2, chunk=128 * 1024, parallel_min=0)
+    a, b = Events(one_by_one.store), Events(grouped.store)
+    assert a.n == b.n == 37 * 31 + 3 * 401  # the records and the one recovered, per file
+    assert _by_location(a) == _by_location(b)
+    assert _files(one_by_one) == _files(grouped)
+    assert sorted(set(_files(grouped).values())) == [(31, 2, 1), (401, 2, 1)]  # bad: 2 lines
+    bad = lambda r: sorted((r.store.files[x.file].name, x.line, x.reason)  # noqa: E731
+                           for x in r.store.bad)
+    assert bad(one_by_one) == bad(grouped)
+    rows_of = lambda ev, rows: sorted((ev.file_names[ev.file[r]], int(ev.line[r]))  # noqa: E731
+                                      for r in rows)
+    assert rows_of(a, a.store.no_time) == rows_of(b, b.store.no_time) and len(a.store.no_time)
+    # In time order, merged across the files, the same records.
+    assert [(a.file_names[a.file[r]], int(a.line[r])) for r in a.order] == \
+        [(b.file_names[b.file[r]], int(b.line[r])) for r in b.order]
+    # A key too long in one file is read from the files everywhere.
+    assert "fib.note" in grouped.store._user_partial
+    assert grouped.poll().records == 0  # the tails continue exactly where the load ended
+    assert np.array_equal(np.sort(a.numeric("fib.iteration")),
+                          np.sort(b.numeric("fib.iteration")), equal_nan=True)
