@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import threading
+import weakref
 from typing import Any
 
 import numpy as np
@@ -47,13 +48,31 @@ def class_name(agent_repr: str | None) -> str | None:
     return path.rsplit(".", 1)[-1]
 
 
+_SCANS: weakref.WeakKeyDictionary[Any, dict[tuple[str, ...], tuple[int, list[int], np.ndarray]]] \
+    = weakref.WeakKeyDictionary()
+"""Store -> templates -> (rows scanned, the templates' codes, the rows found): a store
+only grows and a row's codes never change, so a later snapshot scans its new rows alone
+(a live run's agents table asked for six templates over every record on every poll)."""
+
+
 def msg_rows(ev: Events, *templates: str) -> np.ndarray:
     """Rows whose ``msg`` template is one of ``templates`` (structured, never the text)."""
     codes, values = ev.cat("msg")
     wanted = [i for i, v in enumerate(values) if v in templates]
     if not wanted:
         return np.empty(0, dtype=np.int64)
-    return np.flatnonzero(np.isin(codes, wanted))
+    scans = _SCANS.setdefault(ev.store, {})
+    seen, known, rows = scans.get(templates, (0, [], np.empty(0, dtype=np.int64)))
+    if known != wanted:  # a template seen for the first time: from the start
+        seen, rows = 0, np.empty(0, dtype=np.int64)
+    if ev.n < seen:  # an older snapshot
+        return rows[rows < ev.n]
+    if ev.n > seen or not seen:
+        more = np.flatnonzero(np.isin(codes[seen:], wanted)) + seen
+        rows = np.concatenate([rows, more]) if len(rows) else more
+        rows.flags.writeable = False  # shared by every caller
+        scans[templates] = (ev.n, wanted, rows)
+    return rows
 
 
 def _first_by(keys: np.ndarray, rows: np.ndarray, created: np.ndarray, size: int,

@@ -546,3 +546,40 @@ def test_kept_records_are_the_files_records_read_once(
     monkeypatch.setattr(E, "KEPT_RECORDS", 4)
     assert ev.records(rows[:3], keep=True) == fresh[:3]
     assert set(run.store.kept_records) == set(rows[:3])
+
+
+def test_template_rows_follow_a_growing_store_and_older_snapshots(tmp_path: Path) -> None:
+    """msg_rows scans only what a store added since it last looked (a live run's agents
+    table asked it on every poll); every answer equals a scan of the raw lines."""
+    from features.reader import PoolReader
+    from tests.features.test_reader import line
+
+    pool = tmp_path / "p"
+    pool.mkdir()
+    f = pool / "a.jsonlog"
+    f.write_bytes(b"".join(line(i, msg="first %s" if i % 3 else "other %s")
+                           for i in range(30)))
+    reader = PoolReader(str(pool))
+    reader.poll()
+    old = Events(reader.store)
+
+    def raw(upto: int, *templates: str) -> list[int]:
+        """Line numbers (from 1) of the raw lines with one of ``templates``."""
+        lines = f.read_bytes().splitlines()[:upto]
+        return [i + 1 for i, ln in enumerate(lines) if json.loads(ln)["msg"] in templates]
+
+    def got(ev: Events, *templates: str) -> list[int]:
+        return sorted(int(ev.line[r]) for r in msg_rows(ev, *templates))
+
+    assert got(old, "first %s") == raw(30, "first %s")
+    with f.open("ab") as fh:  # more of it, and a template seen for the first time
+        fh.write(b"".join(line(i, msg="first %s" if i % 2 else "late %s")
+                          for i in range(30, 50)))
+    reader.poll()
+    new = Events(reader.store)
+    assert got(new, "first %s") == raw(50, "first %s")
+    assert got(new, "first %s", "late %s") == raw(50, "first %s", "late %s")
+    assert got(old, "first %s") == raw(30, "first %s")  # an older snapshot: as it was
+    assert got(new, "late %s") == raw(50, "late %s") and got(old, "late %s") == []
+    with pytest.raises(ValueError):  # shared: nobody may change it in place
+        msg_rows(new, "first %s")[0] = 0
