@@ -31,6 +31,11 @@ def intern_codes(index: dict[Any, int], vals: list[Any],
     return codes
 
 
+ROOM = 64
+"""A saved column keeps room for at least 1/ROOM more values, and up to 4/ROOM (a live
+run's growth between saves), taken from the room its buffer has, else made."""
+
+
 class Growable:
     """A 1-d numpy array with amortised O(1) appends.
 
@@ -73,11 +78,21 @@ class Growable:
         return v
 
     def __getstate__(self) -> tuple[np.ndarray, int]:
-        return np.ascontiguousarray(self._buf[: self._n]), self._n
+        # Saved with room to grow (what lies past the values is never read): a saved
+        # reading is mapped copy-on-write, so a live run's next records are written into
+        # the map and only their pages become the process's own. Saved exactly, the first
+        # record after an open copied every column (10M records: 0.6 -> 2.7 GB resident,
+        # 1.9 -> 4.8 s).
+        n = self._n
+        if len(self._buf) - n >= max(1024, n // ROOM):  # room enough as it is: no copy
+            return self._buf[:n + max(4096, n // (ROOM // 4))], n
+        out = np.zeros(n + max(4096, n // (ROOM // 4)), dtype=self._buf.dtype)
+        out[:n] = self._buf[:n]
+        return out, n
 
     def __setstate__(self, state: tuple[np.ndarray, int]) -> None:
-        # The saved values only (a cache maps them): the next append copies them into a
-        # buffer of its own, as any growth does.
+        # The saved values and their room (a cache maps them): appends fill the room,
+        # then copy into a buffer of their own, as any growth does.
         self._buf, self._n = state
 
     def replace(self, values: np.ndarray) -> None:
