@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.pilot import Pilot
+
+if TYPE_CHECKING:
+    from tui.app import AcademyApp
+    from tui.screens.run import RunScreen
 
 
 async def until(pilot: Pilot[Any], cond: Callable[[], bool], timeout: float = 60.0,
@@ -40,3 +44,14 @@ def burst(pilot: Pilot[Any], keys: str | list[str]) -> None:
         event = events.Key(name, k if len(k) == 1 else None)
         event.set_sender(app)
         driver.send_message(event)
+
+
+async def detected(pilot: Pilot[Any], app: AcademyApp) -> RunScreen:
+    """The run screen once loaded, analysed and judged."""
+    from tui.screens.run import RunScreen
+
+    await until(pilot, lambda: isinstance(app.screen, RunScreen))
+    scr = app.screen
+    assert isinstance(scr, RunScreen)
+    await until(pilot, lambda: scr.model.detection is not None)
+    return scr

@@ -11,9 +11,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from pilotkit import text_of, until
+from pilotkit import detected, text_of, until
 from rawspans import raw_really_slow_tags, raw_slow_tags
-from textual.pilot import Pilot
 from textual.widgets import DataTable, TabbedContent
 
 from features.diff import diff
@@ -66,15 +65,6 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def raw_rows_with_tags(pool_dir: Path, tags: set[str]) -> int:
     return sum(1 for f in pool_dir.glob("*.jsonlog") for line in f.read_text().splitlines()
                if json.loads(line).get("academy.action_tag") in tags)
-
-
-async def detected(pilot: Pilot[Any], app: AcademyApp) -> RunScreen:
-    """The run screen once loaded, analysed and judged."""
-    await until(pilot, lambda: isinstance(app.screen, RunScreen))
-    scr = app.screen
-    assert isinstance(scr, RunScreen)
-    await until(pilot, lambda: scr.model.detection is not None)
-    return scr
 
 
 async def test_anomalies_tab_lists_explains_and_drills_down(home: Path) -> None:

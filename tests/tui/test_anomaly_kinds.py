@@ -9,13 +9,12 @@ import re
 from pathlib import Path
 
 import pytest
-from pilotkit import text_of, until
+from pilotkit import detected, text_of, until
 from textual.widgets import DataTable, TabbedContent
 
 from features.detect import HUNG, Incident
 from steering.demo import DemoOptions, run_demo
 from tui.app import AcademyApp
-from tui.screens.run import RunScreen
 from tui.widgets.anomalies import AnomaliesView, drill_filter, incident_key
 
 SIZE = (150, 40)
@@ -33,10 +32,7 @@ async def test_a_speedup_is_shown_in_words_with_what_happened_around_it(
         speedup: Path) -> None:
     app = AcademyApp(str(speedup))
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: isinstance(app.screen, RunScreen))
-        scr = app.screen
-        assert isinstance(scr, RunScreen)
-        await until(pilot, lambda: scr.model.detection is not None)
+        scr = await detected(pilot, app)
         await pilot.press("A")
         view = scr.query_one(AnomaliesView)
         table = view.query_one(DataTable)
@@ -92,10 +88,7 @@ async def test_several_incidents_are_listed_in_their_numbers_order(
     # their own: two incidents or more once stopped the app (CI, stop 23).
     app = AcademyApp(str(slow_then_fast))
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: isinstance(app.screen, RunScreen))
-        scr = app.screen
-        assert isinstance(scr, RunScreen)
-        await until(pilot, lambda: scr.model.detection is not None)
+        scr = await detected(pilot, app)
         det = scr.model.detection
         assert det is not None and len(det.incidents) >= 2, det.incidents
         await pilot.press("A")
