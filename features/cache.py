@@ -48,7 +48,7 @@ from typing import Any
 
 from features.pools import cache_dir
 
-VERSION = 4
+VERSION = 5
 """Bump when anything pickled changes shape."""
 
 MIN_RECORDS = 100_000
@@ -71,7 +71,7 @@ _ALLOWED: dict[str, set[str]] = {
     "features.reader": {"PoolReader", "FileTail"},
     "features.things.actions": {"ActionIndex"},
     "features.things.processes": {"ProcessIndex"},
-    "features.parse": {"BadLine"},
+    "features.batch": {"BadLine"},
     "features.normalize": {"canonical_id", "canonical_str"},
     "numpy": {"dtype", "ndarray", "float64", "int64", "int32", "uint8", "bool_"},
     "numpy.core.multiarray": {"_reconstruct", "scalar", "_frombuffer"},

@@ -25,7 +25,8 @@ from dataclasses import dataclass
 
 import orjson
 
-from features.parse import Batch, merge, parse_block
+from features.batch import Batch, merge
+from features.parse import parse_block
 from features.reader import FileTail, PollResult, PoolReader
 
 CHUNK = 8 * 1024 * 1024

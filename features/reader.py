@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from features.parse import FLAG_REPAIRED, MAX_LINE, BadLine, Batch, parse_block
+from features.batch import BadLine, Batch
+from features.parse import FLAG_REPAIRED, MAX_LINE, parse_block
 from features.store import EventStore, FileInfo
 
 READ_BLOCK = 16 * 1024 * 1024

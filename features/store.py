@@ -15,9 +15,10 @@ from typing import Any
 
 import numpy as np
 
+from features.batch import BadLine, Batch
 from features.columns import Categorical, Growable, Messages
 from features.normalize import canonical_id, canonical_str
-from features.parse import COMBO_KEYS, ID_KEYS, INT_KEYS, TAG_KEYS, BadLine, Batch
+from features.parse import COMBO_KEYS, ID_KEYS, INT_KEYS, TAG_KEYS
 
 CATEGORICAL_KEYS: tuple[str, ...] = tuple(k for k in COMBO_KEYS if k not in INT_KEYS) + TAG_KEYS
 """Keys stored dictionary-encoded."""

@@ -1,5 +1,5 @@
 """Many small files are parsed and stored in groups (features.loader.groups_of and
-features.parse.merge): the store a grouped first load builds holds exactly what reading
+features.batch.merge): the store a grouped first load builds holds exactly what reading
 the files one by one holds, record by record and file by file, hostile lines included
 (bad and blank lines, a record recovered from bad bytes, a time that is no time, a user
 key kept in one file and too long in another, tags differing in case)."""
