@@ -3,6 +3,7 @@ records by key, and the folded index a growing run keeps."""
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 import weakref
@@ -37,8 +38,10 @@ _AGENT_REPR = re.compile(r"AgentId\(uid=UUID\('([0-9a-fA-F-]{36})'\), name=(None
 _CLASS_RE = re.compile(r"^(?:<class '(?P<path>[^']+)'>|Agent<(?P<short>[^>]+)>)$")
 
 
+@functools.lru_cache(maxsize=4096)
 def class_name(agent_repr: str | None) -> str | None:
-    """``"<class 'pkg.mod.Cls'>"`` or ``"Agent<Cls>"`` -> ``"Cls"``."""
+    """``"<class 'pkg.mod.Cls'>"`` or ``"Agent<Cls>"`` -> ``"Cls"`` (a run has a few
+    classes and thousands of agents, each asked on every poll of a live run)."""
     if not agent_repr:
         return None
     m = _CLASS_RE.match(agent_repr)
