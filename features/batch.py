@@ -117,30 +117,16 @@ def merge(batches: list[Batch]) -> Batch:
         return batches[0]
     starts = np.cumsum([0] + [len(b) for b in batches[:-1]]).tolist()
 
-    def united(tables: list[list[Any]]) -> tuple[list[Any], list[np.ndarray]]:
-        index: dict[Any, int] = {}
-        luts = [np.append(np.asarray(intern_codes(index, t), dtype=np.int32), np.int32(-1))
-                for t in tables]
-        return list(index), luts
-
-    combo_table, combo_luts = united([b.combo_table for b in batches])
-    shape_table, shape_luts = united([b.shape_table for b in batches])
+    combo_table, combo_luts = _united([b.combo_table for b in batches])
+    shape_table, shape_luts = _united([b.shape_table for b in batches])
     tag_tables, tags = [], []
     for j in range(len(batches[0].tag_tables)):
-        table, luts = united([b.tag_tables[j] for b in batches])
+        table, luts = _united([b.tag_tables[j] for b in batches])
         tag_tables.append(table)
         tags.append(np.concatenate([lut[b.tags[j]] for lut, b in zip(luts, batches,
                                                                       strict=True)]))
     partial = sorted({k for b in batches for k in b.user_partial})
-    user: dict[str, tuple[np.ndarray, list[Any]]] = {}
-    for key in dict.fromkeys(k for b in batches for k in b.user):
-        if key in partial:
-            continue
-        have = [(b.user[key], s) for b, s in zip(batches, starts, strict=True)
-                if key in b.user]
-        user[key] = (np.concatenate([r.astype(np.int64) + s for (r, _), s in have]
-                                    ).astype(np.int32),
-                     list(chain.from_iterable(v for (_, v), _ in have)))
+    user = _merged_user(batches, starts, set(partial))
     return Batch(
         file=batches[0].file,
         created=np.concatenate([b.created for b in batches]),
@@ -167,3 +153,29 @@ def merge(batches: list[Batch]) -> Batch:
         odd_times=[s + i for b, s in zip(batches, starts, strict=True) for i in b.odd_times],
         segments=[Segment(b.file, len(b), b.lines, b.blank) for b in batches],
     )
+
+
+def _united(tables: list[list[Any]]) -> tuple[list[Any], list[np.ndarray]]:
+    """One table of the values of ``tables`` (first appearance first), and per table the
+    codes of its values in it (-1 for a null value; the last entry -1 for code -1)."""
+    index: dict[Any, int] = {}
+    luts = [np.append(np.asarray(intern_codes(index, t), dtype=np.int32), np.int32(-1))
+            for t in tables]
+    return list(index), luts
+
+
+def _merged_user(batches: list[Batch], starts: list[int], partial: set[str]
+                 ) -> dict[str, tuple[np.ndarray, list[Any]]]:
+    """The user keys' (rows, values) of ``batches`` one after the other (``starts``: each
+    batch's first row), leaving out the keys too long to keep in one of them."""
+    user: dict[str, tuple[np.ndarray, list[Any]]] = {}
+    for key in dict.fromkeys(k for b in batches for k in b.user):
+        if key in partial:
+            continue
+        have = [(b.user[key], s) for b, s in zip(batches, starts, strict=True)
+                if key in b.user]
+        user[key] = (np.concatenate([r.astype(np.int64) + s for (r, _), s in have]
+                                    ).astype(np.int32),
+                     list(chain.from_iterable(v for (_, v), _ in have)))
+    return user
+

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from features.batch import BadLine, Batch
+from features.batch import BadLine, Batch, Segment
 from features.columns import Categorical, Growable, Messages
 from features.normalize import canonical_id, canonical_str
 from features.parse import COMBO_KEYS, ID_KEYS, INT_KEYS, TAG_KEYS
@@ -237,16 +237,7 @@ class EventStore:
             start = len(self.created)
             n = len(batch)
             parts = batch.parts()
-            for part in parts:  # a merged batch holds several files' blocks
-                info = self.files[part.file]
-                info.records += part.rows
-                info.blank += part.blank
-            for b in batch.bad:
-                self.files[b.file].bad += 1
-            self.stats.bad_lines += len(batch.bad)
-            self.stats.recovered += sum(b.recovered for b in batch.bad)
-            self.stats.blank_lines += batch.blank
-            self.bad.extend(batch.bad)
+            self._count(batch, parts)
             if n == 0:
                 return start, start
             self.created.extend(batch.created)
@@ -299,6 +290,20 @@ class EventStore:
             for f in self.listeners:
                 f(start, end)
             return start, end
+
+    def _count(self, batch: Batch, parts: list[Segment]) -> None:
+        """Each file's records, bad and blank lines of ``batch`` (a merged batch holds
+        several files' blocks), and the store's totals."""
+        for part in parts:
+            info = self.files[part.file]
+            info.records += part.rows
+            info.blank += part.blank
+        for b in batch.bad:
+            self.files[b.file].bad += 1
+        self.stats.bad_lines += len(batch.bad)
+        self.stats.recovered += sum(b.recovered for b in batch.bad)
+        self.stats.blank_lines += batch.blank
+        self.bad.extend(batch.bad)
 
     # -- the run's bounds ---------------------------------------------------------------
 
