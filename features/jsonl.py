@@ -3,10 +3,10 @@
 Each record is read again from its file (the store keeps only a few columns), parsed,
 typed (:func:`features.typed.typed_record`) and written with its location (``@file``,
 ``@line``) and its time since the run's start (``@t``); ``raw`` keeps the record as
-written. A record costs ~9 us of CPU this way (parse 2.2, type 3.2, write 3.6 on this
-2-core machine), 4x the bare parse, so blocks of rows in the order asked for are done by
-worker processes and written in that order by the caller: the same bytes as one process
-writes (a test holds them to it), in about half the time.
+written. A record costs ~14 us of CPU this way (reading 1.2, parsing 3.2, typing 5.5,
+writing 3.7 on this 2-core machine), 6x a bare parse, so blocks of rows in the order asked
+for are done by worker processes and written in that order by the caller: the same bytes
+as one process writes (a test holds them to it), in about half the time.
 
 Raw records are not written again: the line as written gets ``@file`` and ``@line`` put
 before its closing brace, once it parses as a JSON object (a record that has those keys
