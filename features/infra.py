@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from features.query_eval import select
 from features.table import Table
 
 if TYPE_CHECKING:
@@ -53,7 +54,7 @@ def infra_spans(run: Run) -> Table:
                    "pids": np.empty(0, dtype=object)}, name="infra")
     if "parsl.block" not in ev.store.key_shapes:
         return empty
-    rows = run.select("has:parsl.block or has:parsl.task")
+    rows = select(ev, "has:parsl.block or has:parsl.task")
     c = _cols(run, rows, ("name", "parsl.block", "parsl.status", "parsl.event",
                           "parsl.manager", "parsl.task", "parsl.try", "process",
                           "parsl.job_id"))
@@ -145,7 +146,7 @@ def process_series(run: Run) -> dict[int, Series]:
                                             "proc.rss_bytes")):
         if cpu_key not in ev.store.key_shapes:
             continue
-        rows = run.select(f"has:{cpu_key} or has:{rss_key}")
+        rows = select(ev, f"has:{cpu_key} or has:{rss_key}")
         c = _cols(run, rows, (pid_key, cpu_key, rss_key))
         t = ev.created[rows]
         by: dict[int, list[int]] = {}

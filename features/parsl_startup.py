@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from features.query_eval import select
 from features.table import Table
 
 if TYPE_CHECKING:
@@ -113,7 +114,7 @@ class _Marks:
 
     def __init__(self, run: Run) -> None:
         ev = run.events()
-        rows = run.select('source=parsl or (source="parsl-logs" and has:parsl.event)')
+        rows = select(ev, 'source=parsl or (source="parsl-logs" and has:parsl.event)')
         cols = {k: ev.column(k)[rows] if k in ev.store.key_shapes else [None] * len(rows)
                 for k in _KEYS}
         self.pending: dict[str, tuple[float, int]] = {}

@@ -30,6 +30,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from features.query_eval import select
 from features.slurm_json import (
     FAILED,
     KIND,
@@ -133,7 +134,7 @@ def slurm_jobs(run: RunView) -> list[dict[str, Any]]:
     def col(k: str, rows: Any) -> list[Any]:
         return list(ev.column(k)[rows]) if k in shapes else [None] * len(rows)
 
-    rows = run.select("source=slurm and name=slurm.job")
+    rows = select(ev, "source=slurm and name=slurm.job")
     jobs: dict[str, dict[str, Any]] = {}
     for r, jid, what, st, code, nodes in zip(
             rows.tolist(), col("slurm.job_id", rows), col("slurm.event", rows),
@@ -154,7 +155,7 @@ def slurm_jobs(run: RunView) -> list[dict[str, Any]]:
             j["exit_code"] = int(code) if code is not None else None
         j["nodes"] = nodes if nodes is not None else j["nodes"]
     if "parsl.block" in shapes:
-        prow = run.select("source=parsl and name=parsl.monitoring.block")
+        prow = select(ev, "source=parsl and name=parsl.monitoring.block")
         for jid, block in zip(col("parsl.job_id", prow), col("parsl.block", prow),
                               strict=True):
             jb = jobs.get(id_text(jid) or "")

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from features.query_eval import select
 from features.trust import TIME_SLACK_S, Session, by_session, load_sessions, record_ok
 
 if TYPE_CHECKING:
@@ -187,7 +188,9 @@ def read_trail(run: Run, sessions: list[Session] | None = None,
     keys = by_session(sessions)
     if "steering.kind" not in ev.store.key_shapes:
         return Trail(ev.n, np.empty(0, dtype=np.int64), [], {}, {}, notes)
-    rows = run.select("has:steering.kind")
+    # The same snapshot as ``ev``: the run may grow in another thread meanwhile (an app's
+    # reader), and rows of a newer snapshot are past the end of this one.
+    rows = select(ev, "has:steering.kind")
     cache = _CACHE.setdefault(ev.store, _Verdicts())
     sig = frozenset((k, s.secret) for k, s in keys.items())
     with cache.lock:
