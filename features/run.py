@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,9 @@ class Run:
         self.store = self.reader.store
         self._events: Events | None = None
         self._cache: dict[str, Any] = {}
+        self._pins: dict[int, tuple[Events, dict[str, Any]]] = {}
+        """Thread -> the snapshot it pinned and that snapshot's cache (:meth:`pinned`)."""
+        self._snap_lock = threading.RLock()
         self._action_index = things.ActionIndex()
         """The action join, folded forward as records arrive (see :meth:`actions`)."""
         self._process_index = things.ProcessIndex()
@@ -262,22 +266,49 @@ class Run:
     # -- snapshots ---------------------------------------------------------------------
 
     def events(self) -> Events:
-        """A snapshot of all events read so far (cached until more arrive)."""
-        n = len(self.store)
-        if self._events is None or self._events.n != n or \
-                len(self._events.file_names) != len(self.store.files):
-            self._events = Events(self.store)
-            self._cache.clear()
-        return self._events
+        """A snapshot of all events read so far (cached until more arrive; inside
+        :meth:`pinned`, the thread's pinned one)."""
+        pin = self._pins.get(threading.get_ident())
+        if pin is not None:
+            return pin[0]
+        with self._snap_lock:
+            n = len(self.store)
+            if self._events is None or self._events.n != n or \
+                    len(self._events.file_names) != len(self.store.files):
+                self._events = Events(self.store)
+                self._cache = {}  # a new dict: a pinned thread keeps the old one
+            return self._events
 
     def cached(self, key: str, fn: Callable[[], Any]) -> Any:
         """``fn()``, remembered under ``key`` until the run grows: analyses built on the
         run (:func:`features.detect.detection`...) keep their result with it, shared by
-        everyone who asks."""
-        self.events()
-        if key not in self._cache:
-            self._cache[key] = fn()
-        return self._cache[key]
+        everyone who asks of the same snapshot."""
+        pin = self._pins.get(threading.get_ident())
+        if pin is None:
+            self.events()
+        cache = self._cache if pin is None else pin[1]
+        if key not in cache:
+            cache[key] = fn()
+        return cache[key]
+
+    @contextlib.contextmanager
+    def pinned(self) -> Iterator[Events]:
+        """One snapshot for everything this thread asks of the run inside (events, things,
+        analyses, selections), while other threads read it as it grows: an analysis that
+        took ``run.events()`` and then ``run.actions()`` could otherwise get the actions of
+        a later snapshot, whose rows lie past the end of its events."""
+        me = threading.get_ident()
+        outer = self._pins.get(me)
+        if outer is not None:  # nested: the outer pin holds
+            yield outer[0]
+            return
+        with self._snap_lock:  # the snapshot and its own cache, together
+            ev = self.events()
+            self._pins[me] = (ev, self._cache)
+        try:
+            yield ev
+        finally:
+            del self._pins[me]
 
     # -- things ------------------------------------------------------------------------
 

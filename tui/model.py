@@ -7,6 +7,7 @@ No widget code here: views read this object and workers update it.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from dataclasses import dataclass, field
@@ -94,6 +95,35 @@ class ViewState:
     """Sort times of ``rows`` (kept alongside so merging never gathers a million times)."""
 
 
+class RunLock:
+    """A lock that also pins the run's snapshot for its holder (:meth:`Run.pinned`): the
+    rows of every table it gets are rows of the events it got."""
+
+    def __init__(self, run: Run) -> None:
+        self._lock = threading.Lock()
+        self._run = run
+        self._pin: contextlib.AbstractContextManager[Any] | None = None
+
+    def __enter__(self) -> RunLock:
+        self._lock.acquire()
+        try:
+            self._pin = self._run.pinned()
+            self._pin.__enter__()
+        except BaseException:
+            self._pin = None
+            self._lock.release()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pin, self._pin = self._pin, None
+        try:
+            if pin is not None:
+                pin.__exit__(None, None, None)
+        finally:
+            self._lock.release()
+
+
 class RunModel:
     """One run as the app sees it."""
 
@@ -112,10 +142,11 @@ class RunModel:
         """The slowdown detector's latest judgement (``features.detect``), from a worker."""
         self.detected_events = -1
         """Events in the snapshot :attr:`detection` was computed on."""
-        self.things_lock = threading.Lock()
+        self.things_lock = RunLock(run)
         """Held by the workers that compute things of :attr:`run` (analysis, detection,
         explanations, diffs): the run caches them per snapshot, and its cache is not
-        meant for two threads at once. The UI thread never takes it."""
+        meant for two threads at once; the holder sees one snapshot of the run while the
+        reader grows it. The UI thread never takes it."""
         self.loading = True
         self.load_done = 0
         self.load_total = 0
