@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pilotkit import detected, text_of, until
@@ -20,12 +21,17 @@ from tui.widgets.anomalies import AnomaliesView, drill_filter, incident_key
 SIZE = (150, 40)
 
 
-@pytest.fixture(scope="module")
-def speedup(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    res = run_demo(DemoOptions(academy_home=tmp_path_factory.mktemp("speedup"),
-                               iterations=24, sleep=0.1, set_sleep_at=8, set_sleep_to=0.02))
+def _demo_pool(home: Path, **options: Any) -> Path:
+    """The pool of a real demo run made with ``options``."""
+    res = run_demo(DemoOptions(academy_home=home, **options))
     assert res.ok, res.error
     return Path(res.pool_dir)
+
+
+@pytest.fixture(scope="module")
+def speedup(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _demo_pool(tmp_path_factory.mktemp("speedup"), iterations=24, sleep=0.1,
+                      set_sleep_at=8, set_sleep_to=0.02)
 
 
 async def test_a_speedup_is_shown_in_words_with_what_happened_around_it(
@@ -75,11 +81,8 @@ def test_a_hang_without_calls_drills_down_to_its_records() -> None:
 @pytest.fixture(scope="module")
 def slow_then_fast(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Calls 5-8 six times slower, then set_sleep makes the rest faster: two incidents."""
-    res = run_demo(DemoOptions(academy_home=tmp_path_factory.mktemp("two"), iterations=30,
-                               sleep=0.03, slow_at=5, slow_len=4, slow_factor=6.0,
-                               set_sleep_at=18, set_sleep_to=0.005))
-    assert res.ok, res.error
-    return Path(res.pool_dir)
+    return _demo_pool(tmp_path_factory.mktemp("two"), iterations=30, sleep=0.03, slow_at=5,
+                      slow_len=4, slow_factor=6.0, set_sleep_at=18, set_sleep_to=0.005)
 
 
 async def test_several_incidents_are_listed_in_their_numbers_order(
