@@ -39,64 +39,25 @@ def agents(ev: Events) -> Table:
     rows ``row_launched``/``row_running``/``row_shutdown``/``row_crash``."""
     aid_codes, aids = ev.cat("academy.agent_id")
     n = len(aids)
-    lifecycle = {
-        "launched": MSG_LAUNCHED, "starting": MSG_STARTING, "running": MSG_RUNNING,
-        "shutting_down": MSG_SHUTTING, "shutdown": MSG_SHUTDOWN,
-    }
-    picks: dict[str, np.ndarray] = {}
-    for key, tmpl in lifecycle.items():
-        rows = msg_rows(ev, tmpl)
-        rows = rows[aid_codes[rows] >= 0]
-        picks[key] = _first_by(aid_codes, rows, ev.created, n, last=(key == "shutdown"))
-    crash_rows = msg_rows(ev, MSG_AGENT_EXC, MSG_WORKER_FAIL)
-    crash_rows = crash_rows[aid_codes[crash_rows] >= 0]
-    picks["crash"] = _first_by(aid_codes, crash_rows, ev.created, n)
+    picks = _lifecycle_picks(ev, aid_codes, n)
     known = np.zeros(n, dtype=bool)
     for key in ("launched", "starting", "running", "shutdown", "crash"):
         known |= picks[key] >= 0
     idx = np.flatnonzero(known)
     p = {k: v[idx] for k, v in picks.items()}
-    cls_rows = np.where(p["launched"] >= 0, p["launched"],
-                        np.where(p["running"] >= 0, p["running"], p["starting"]))
-    cls_raw = _decode(ev, "academy.agent", cls_rows)
-    # Prefer the fully qualified class from any lifecycle record of the agent.
-    run_raw = _decode(ev, "academy.agent", p["running"])
-    classes = np.array([class_name(a or b) for a, b in zip(cls_raw, run_raw, strict=True)],
-                       dtype=object)
-    uuids = np.empty(len(idx), dtype=object)
-    names = np.empty(len(idx), dtype=object)
-    launch_rows = [int(r) for r in p["launched"] if r >= 0]
-    args = dict(zip(launch_rows, ev.records(launch_rows, keep=True), strict=True)) \
-        if launch_rows else {}
-    for i, r in enumerate(p["launched"]):
-        rec = args.get(int(r)) if r >= 0 else None
-        m = _AGENT_REPR.search(str(rec.get("args", ""))) if rec else None
-        if m:
-            uuids[i] = m.group(1).lower()
-            names[i] = None if m.group(2) == "None" else m.group(2).strip("'")
+    uuids, names = _launch_identities(ev, p["launched"])
     home_rows = np.where(p["running"] >= 0, p["running"], p["starting"])
     file_names = np.array([*ev.file_names, None], dtype=object)
     hf = np.where(home_rows >= 0, ev.file[np.maximum(home_rows, 0)], -1)
     pid = np.where(home_rows >= 0, ev.ints["process"][np.maximum(home_rows, 0)], -1)
-    expected = np.empty(len(idx), dtype=object)
-    sd = [int(r) for r in p["shutting_down"] if r >= 0]
-    sd_recs = dict(zip(sd, ev.records(sd, keep=True), strict=True)) if sd else {}
-    for i, r in enumerate(p["shutting_down"]):
-        rec = sd_recs.get(int(r)) if r >= 0 else None
-        if rec is not None and rec.get("academy.expected") is not None:
-            expected[i] = str(rec.get("academy.expected")) == "True"
+    expected = _expected_shutdowns(ev, p["shutting_down"])
     crashed = (p["crash"] >= 0) | (expected == False)  # noqa: E712 (object array)
-    status = np.empty(len(idx), dtype=object)
-    status[:] = "launched"
-    status[p["running"] >= 0] = "running"
-    status[p["shutdown"] >= 0] = "shut down"
-    status[crashed] = "crashed"
     lf = np.where(p["launched"] >= 0, ev.file[np.maximum(p["launched"], 0)], -1)
     return Table({
         "agent_id": np.asarray(aids, dtype=object)[idx] if n else np.empty(0, dtype=object),
         "uuid": uuids,
         "name": names,
-        "class": classes,
+        "class": _classes(ev, p),
         "file": file_names[hf],
         "launch_file": file_names[lf],
         "pid": pid,
@@ -108,12 +69,85 @@ def agents(ev: Events) -> Table:
         "t_crash": _at(ev.created, p["crash"]),
         "expected_shutdown": expected,
         "crashed": crashed.astype(bool),
-        "status": status,
+        "status": _status(p, crashed),
         "row_launched": p["launched"],
         "row_running": p["running"],
         "row_shutdown": p["shutdown"],
         "row_crash": p["crash"],
     }, name="agents")
+
+
+_LIFECYCLE = {
+    "launched": MSG_LAUNCHED, "starting": MSG_STARTING, "running": MSG_RUNNING,
+    "shutting_down": MSG_SHUTTING, "shutdown": MSG_SHUTDOWN,
+}
+"""Lifecycle step -> the Academy record that marks it."""
+
+
+def _lifecycle_picks(ev: Events, aid_codes: np.ndarray, n: int) -> dict[str, np.ndarray]:
+    """Per agent id code, the row of each lifecycle step and of its crash (-1: none): the
+    first record of each, but the last ``Shutdown agent``. Apart from :func:`agents` so
+    the table's assembly reads in one screen."""
+    picks: dict[str, np.ndarray] = {}
+    for key, tmpl in _LIFECYCLE.items():
+        rows = msg_rows(ev, tmpl)
+        rows = rows[aid_codes[rows] >= 0]
+        picks[key] = _first_by(aid_codes, rows, ev.created, n, last=(key == "shutdown"))
+    crash_rows = msg_rows(ev, MSG_AGENT_EXC, MSG_WORKER_FAIL)
+    crash_rows = crash_rows[aid_codes[crash_rows] >= 0]
+    picks["crash"] = _first_by(aid_codes, crash_rows, ev.created, n)
+    return picks
+
+
+def _classes(ev: Events, p: dict[str, np.ndarray]) -> np.ndarray:
+    """Each agent's class name, from its launch record, else its running or starting one."""
+    cls_rows = np.where(p["launched"] >= 0, p["launched"],
+                        np.where(p["running"] >= 0, p["running"], p["starting"]))
+    cls_raw = _decode(ev, "academy.agent", cls_rows)
+    # Prefer the fully qualified class from any lifecycle record of the agent.
+    run_raw = _decode(ev, "academy.agent", p["running"])
+    return np.array([class_name(a or b) for a, b in zip(cls_raw, run_raw, strict=True)],
+                    dtype=object)
+
+
+def _launch_identities(ev: Events, launched: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each agent's uuid and name as its ``Launched agent`` record's arguments give them
+    (None where not logged): the display id holds only 8 hex digits of the uuid."""
+    uuids = np.empty(len(launched), dtype=object)
+    names = np.empty(len(launched), dtype=object)
+    launch_rows = [int(r) for r in launched if r >= 0]
+    args = dict(zip(launch_rows, ev.records(launch_rows, keep=True), strict=True)) \
+        if launch_rows else {}
+    for i, r in enumerate(launched):
+        rec = args.get(int(r)) if r >= 0 else None
+        m = _AGENT_REPR.search(str(rec.get("args", ""))) if rec else None
+        if m:
+            uuids[i] = m.group(1).lower()
+            names[i] = None if m.group(2) == "None" else m.group(2).strip("'")
+    return uuids, names
+
+
+def _expected_shutdowns(ev: Events, shutting: np.ndarray) -> np.ndarray:
+    """Per agent, whether its ``Shutting down`` record says the shutdown was expected
+    (None without one): an unexpected shutdown is a crash."""
+    expected = np.empty(len(shutting), dtype=object)
+    sd = [int(r) for r in shutting if r >= 0]
+    sd_recs = dict(zip(sd, ev.records(sd, keep=True), strict=True)) if sd else {}
+    for i, r in enumerate(shutting):
+        rec = sd_recs.get(int(r)) if r >= 0 else None
+        if rec is not None and rec.get("academy.expected") is not None:
+            expected[i] = str(rec.get("academy.expected")) == "True"
+    return expected
+
+
+def _status(p: dict[str, np.ndarray], crashed: np.ndarray) -> np.ndarray:
+    """Each agent's furthest step: launched, running, shut down; crashed overrides all."""
+    status = np.empty(len(crashed), dtype=object)
+    status[:] = "launched"
+    status[p["running"] >= 0] = "running"
+    status[p["shutdown"] >= 0] = "shut down"
+    status[crashed] = "crashed"
+    return status
 
 
 def mark_process_ends(agents_table: Table, procs: Table, live: bool) -> Table:
