@@ -6,92 +6,73 @@ marker) becomes one interval ``(lane, t0, t1, code)``; a raster is the highest c
 cell, and codes are numbered in paint priority, so layering is a maximum.
 
 Times here are relative seconds since the run start (the first event).
+
+This module builds the lanes and lays them out. The codes and lane types are in
+:mod:`tui.widgets.timeline_model`, the rasters in :mod:`tui.widgets.timeline_raster`,
+what a cell holds in :mod:`tui.widgets.timeline_lookup` and the ruler and sparklines in
+:mod:`tui.widgets.timeline_axis`; their names are re-exported here, so the widget and the
+tests keep one name for all of it (``td``).
 """
 
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from features import analyses
-from features.fmt import fmt_s
-from features.query import And, Cmp, to_text
-from features.safe import clean
 from features.table import Table
+from tui.widgets.timeline_axis import SPARK, fmt_t, nice_step, ruler, sparkline
+from tui.widgets.timeline_lookup import (
+    actions_at,
+    describe,
+    judged,
+    mark_at,
+    next_start,
+    pick_action,
+    steering_at,
+)
+from tui.widgets.timeline_model import (
+    ALIVE,
+    BAR_CODES,
+    CANCELLED,
+    CRASH,
+    EMPTY,
+    END,
+    EXCEPTION,
+    HUNG,
+    INFLIGHT,
+    JUDGED,
+    NCODES,
+    OK,
+    SLOW,
+    STARTUP,
+    STATUS_CODE,
+    STATUS_WORD,
+    STEER,
+    WAIT,
+    Lane,
+    Lanes,
+    short_id,
+)
+from tui.widgets.timeline_raster import (
+    CHUNK,
+    Rasters,
+    cell_span,
+    concurrency_cells,
+    raster,
+    series_cells,
+)
 
-# Cell codes, in paint priority (a higher code hides a lower one in the same cell).
-(EMPTY, STARTUP, ALIVE, WAIT, END, OK, INFLIGHT, SLOW, HUNG, CANCELLED, CRASH,
- EXCEPTION, STEER) = range(13)
-NCODES = 13
-BAR_CODES = (OK, INFLIGHT, SLOW, HUNG, CANCELLED, EXCEPTION)
-STATUS_CODE = {"ok": OK, "in flight": INFLIGHT, "orphaned": INFLIGHT,
-               "cancelled": CANCELLED, "exception": EXCEPTION}
-"""Worst status wins a cell: exception > cancelled > in flight > ok (the code order).
-The detector's judgement ranks between: possibly hung > slow > in flight."""
-
-STATUS_WORD = {OK: "ok", INFLIGHT: "unfinished", SLOW: "SLOW", HUNG: "POSSIBLY HUNG",
-               CANCELLED: "cancelled", EXCEPTION: "EXCEPTION"}
-JUDGED = {"slow": (OK, SLOW), "possibly hung": (INFLIGHT, HUNG)}
-"""Detector flag -> (the status code it refines, the code painted instead): a slow call
-that also failed stays a failure."""
-_SHORT_ID = re.compile(r"^[A-Za-z]+<([^<>]*)>$")
-
-
-def short_id(agent_id: str) -> str:
-    """``"AgentId<39d362a2>"`` -> ``"39d362a2"`` (anything else unchanged)."""
-    m = _SHORT_ID.match(agent_id)
-    return m.group(1) if m else agent_id
-
-
-@dataclass
-class Lane:
-    """One horizontal lane: an agent, or a caller that is not an agent (the driver)."""
-
-    key: str
-    """The agent or caller id (raw log text: clean it before painting)."""
-    kind: str
-    """``agent``, ``caller`` or ``infra`` (a Parsl block or manager: features.infra)."""
-    cls: str = ""
-    group: str = ""
-    """Process of an agent: file prefix and pid (raw log text); for an infra lane, the
-    group of the process it hosts (``Parsl`` when none of the run's is known)."""
-    crashed: bool = False
-    note: str = ""
-    """What an infra lane's readout says (its states and times)."""
-
-
-@dataclass
-class Lanes:
-    """Lanes and every interval drawn in them, for one analysis snapshot."""
-
-    lanes: list[Lane]
-    lane: np.ndarray
-    """Lane index of each interval."""
-    t0: np.ndarray
-    t1: np.ndarray
-    code: np.ndarray
-    action: np.ndarray
-    """Row in the actions table of exec/wait intervals; -1 for lifecycle ones."""
-    duration: float
-    """Seconds from the run's first to its last event so far."""
-    conc_t: np.ndarray = field(default_factory=lambda: np.empty(0))
-    conc_c: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
-    ratio: np.ndarray = field(default_factory=lambda: np.empty(0))
-    """Per action row: its duration against its group's median when the detector
-    flagged it (slow or possibly hung), else NaN."""
-    incident: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
-    """Per action row: the incident it belongs to (0: none)."""
-    marks: Table | None = None
-    """The steering agent's decisions (``tui.model.steering_marks``) with ``lane`` and
-    ``t`` relative to the run start, in time order; drawn as :data:`STEER` instants."""
-
-    @property
-    def conc_max(self) -> int:
-        return int(self.conc_c.max()) if len(self.conc_c) else 0
+__all__ = [
+    "ALIVE", "BAR_CODES", "CANCELLED", "CHUNK", "CRASH", "EMPTY", "END", "EXCEPTION", "HUNG",
+    "INFLIGHT", "JUDGED", "NCODES", "OK", "SLOW", "SPARK", "STARTUP", "STATUS_CODE",
+    "STATUS_WORD", "STEER", "WAIT", "Lane", "Lanes", "Rasters", "actions_at", "build_lanes",
+    "cell_span", "concurrency_cells", "describe", "fmt_t", "judge", "judged", "layout_rows",
+    "mark_at", "next_start", "nice_step", "pick_action", "raster", "ruler", "series_cells",
+    "short_id", "sparkline", "steering_at",
+]
 
 
 def _lookup(values: np.ndarray, index: dict[str, int]) -> np.ndarray:
@@ -137,6 +118,35 @@ def build_lanes(agents: Table, actions: Table, concurrency: tuple[np.ndarray, np
     order = np.argsort(np.fmin(np.fmin(agents["t_launched"], agents["t_starting"]),
                                agents["t_running"]), kind="stable")  # NaN sorts last
     ag = agents.take(order)
+    lanes, index = _lanes_in_order(ag, actions)
+    infra_lanes = _infra_lanes(infra, lanes, t0) if infra is not None and len(infra) else []
+    first_infra = len(lanes)
+    lanes.extend(ln for ln, _ in infra_lanes)
+
+    iv = _Intervals(end)
+    if len(ag):
+        _add_lifecycle(iv, ag, index, t0)
+    flag, ratio, incident = judge(actions, flags)
+    if len(actions):
+        _add_executions(iv, agents, actions, index, flag, t0)
+    # Blocks and managers: submitted (start-up shade), running (alive line), an end mark.
+    for k, (_, spans) in enumerate(infra_lanes):
+        lane_k = np.array([first_infra + k], dtype=np.int64)
+        for s, e, code in spans:
+            iv.add(lane_k, np.array([s]), np.array([e]), code)
+    lane_marks = None
+    if marks is not None and len(marks):
+        lane_marks = _add_marks(iv, marks, index, t0)
+    lane_a, s_a, e_a, c_a, a_a = iv.joined()
+    times, counts = concurrency
+    return Lanes(lanes, lane_a.astype(np.int64), s_a, e_a, c_a.astype(np.uint8),
+                 a_a.astype(np.int64), max(end, 0.0), np.asarray(times, dtype=np.float64) - t0,
+                 np.asarray(counts, dtype=np.int64), ratio, incident, lane_marks)
+
+
+def _lanes_in_order(ag: Table, actions: Table) -> tuple[list[Lane], dict[str, int]]:
+    """The lanes of callers that are not agents, then of the agents (``ag``, in launch
+    order), then of agents called but never seen starting; and each key's lane index."""
     lanes: list[Lane] = []
     index: dict[str, int] = {}
     callers = [c for c in dict.fromkeys(actions["caller"]) if isinstance(c, str)]
@@ -156,85 +166,98 @@ def build_lanes(agents: Table, actions: Table, concurrency: tuple[np.ndarray, np
         if isinstance(a, str) and a not in index:  # called, but never seen starting
             index[a] = len(lanes)
             lanes.append(Lane(a, "agent", "", "unknown process"))
-    infra_lanes = _infra_lanes(infra, lanes, t0) if infra is not None and len(infra) else []
-    first_infra = len(lanes)
-    lanes.extend(ln for ln, _ in infra_lanes)
+    return lanes, index
 
-    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
 
-    def add(lane: np.ndarray, s: np.ndarray, e: np.ndarray, code: np.ndarray | int,
+@dataclass
+class _Intervals:
+    """The intervals of :func:`build_lanes`, gathered a kind at a time (the order they are
+    added is the order of the arrays) and joined once at the end."""
+
+    end: float
+    """Where an unfinished interval ends: the run's current end, since its start."""
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = \
+        field(default_factory=list)
+
+    def add(self, lane: np.ndarray, s: np.ndarray, e: np.ndarray, code: np.ndarray | int,
             action: np.ndarray | None = None) -> None:
+        """Intervals ``[s, e]`` in ``lane`` (those with no lane or no start are left out;
+        no end: the run's end)."""
         ok = (lane >= 0) & np.isfinite(s)
-        e = np.where(np.isfinite(e), e, end)
+        e = np.where(np.isfinite(e), e, self.end)
         n = int(ok.sum())
         codes = np.broadcast_to(np.asarray(code, dtype=np.uint8), lane.shape)[ok]
         acts = action[ok] if action is not None else np.full(n, -1, dtype=np.int64)
-        parts.append((lane[ok], s[ok], np.maximum(e[ok], s[ok]), codes, acts))
+        self.parts.append((lane[ok], s[ok], np.maximum(e[ok], s[ok]), codes, acts))
 
-    # Lifecycle: start-up shade, alive line, and an end marker one instant wide.
-    if len(ag):
-        la = _lookup(ag["agent_id"], index)
-        launched = np.fmin(ag["t_launched"], ag["t_starting"]) - t0
-        running = ag["t_running"] - t0
-        # The crash record's time; the shutdown request is the best guess when undated.
-        crash_t = np.where(np.isfinite(ag["t_crash"]), ag["t_crash"],
-                           ag["t_shutting_down"]) - t0
-        stop = np.where(np.isfinite(ag["t_shutdown"]), ag["t_shutdown"] - t0,
-                        np.where(ag["crashed"].astype(bool), crash_t, np.nan))
-        add(la, launched, np.where(np.isfinite(running), running, stop), STARTUP)
-        add(la, running, stop, ALIVE)
-        crashed = ag["crashed"].astype(bool)
-        marker = np.where(crashed, CRASH, END).astype(np.uint8)
-        has_end = np.isfinite(stop) | crashed
-        fin = np.where(np.isfinite(stop), stop, end)
-        add(np.where(has_end, la, -1), fin, fin, marker)
-    # Executions, in the target agent's lane, coloured by status.
+    def joined(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Lane, start, end, code and action row of every interval added."""
+        if self.parts:
+            lane_a, s_a, e_a, c_a, a_a = (np.concatenate(x)
+                                          for x in zip(*self.parts, strict=True))
+        else:
+            lane_a = a_a = np.empty(0, dtype=np.int64)
+            s_a = e_a = np.empty(0)
+            c_a = np.empty(0, dtype=np.uint8)
+        return lane_a, s_a, e_a, c_a, a_a
+
+
+def _add_lifecycle(iv: _Intervals, ag: Table, index: dict[str, int], t0: float) -> None:
+    """Each agent's start-up shade, alive line, and an end marker one instant wide."""
+    end = iv.end
+    la = _lookup(ag["agent_id"], index)
+    launched = np.fmin(ag["t_launched"], ag["t_starting"]) - t0
+    running = ag["t_running"] - t0
+    # The crash record's time; the shutdown request is the best guess when undated.
+    crash_t = np.where(np.isfinite(ag["t_crash"]), ag["t_crash"],
+                       ag["t_shutting_down"]) - t0
+    stop = np.where(np.isfinite(ag["t_shutdown"]), ag["t_shutdown"] - t0,
+                    np.where(ag["crashed"].astype(bool), crash_t, np.nan))
+    iv.add(la, launched, np.where(np.isfinite(running), running, stop), STARTUP)
+    iv.add(la, running, stop, ALIVE)
+    crashed = ag["crashed"].astype(bool)
+    marker = np.where(crashed, CRASH, END).astype(np.uint8)
+    has_end = np.isfinite(stop) | crashed
+    fin = np.where(np.isfinite(stop), stop, end)
+    iv.add(np.where(has_end, la, -1), fin, fin, marker)
+
+
+def _add_executions(iv: _Intervals, agents: Table, actions: Table, index: dict[str, int],
+                    flag: np.ndarray, t0: float) -> None:
+    """Executions in the target agent's lane, coloured by status (refined by the
+    detector's ``flag``), and each caller's wait in its own lane."""
     n = len(actions)
-    flag, ratio, incident = judge(actions, flags)
-    if n:
-        rows = np.arange(n, dtype=np.int64)
-        st = np.fromiter((STATUS_CODE.get(s, INFLIGHT) for s in actions["status"]), np.uint8, n)
-        for f, (plain, marked) in JUDGED.items():
-            st[(flag == f) & (st == plain)] = marked
-        # An execution still open when its agent crashed or its process died ends there.
-        gone: dict[Any, float] = {}
-        if "t_gone" in agents.columns:
-            gone = dict(zip(agents["agent_id"].tolist(), agents["t_gone"].tolist(),
-                            strict=True))
-        died = np.array([gone.get(a, np.nan) for a in actions["agent_id"].tolist()],
-                        dtype=np.float64)
-        xe = np.where(np.isnan(actions["t_exec_end"]) & ~np.isnan(died), died,
-                      actions["t_exec_end"])
-        add(_lookup(actions["agent_id"], index), actions["t_exec_start"] - t0,
-            xe - t0, st, rows)
-        # The caller's wait, in its own lane (the driver's lane for user callers).
-        add(_lookup(actions["caller"], index), actions["t_start"] - t0,
-            actions["t_end"] - t0, WAIT, rows)
-    # Blocks and managers: submitted (start-up shade), running (alive line), an end mark.
-    for k, (_, iv) in enumerate(infra_lanes):
-        lane_k = np.array([first_infra + k], dtype=np.int64)
-        for s, e, code in iv:
-            add(lane_k, np.array([s]), np.array([e]), code)
-    # Steering decisions: an instant in the steering agent's lane, above everything.
-    lane_marks = None
-    if marks is not None and len(marks):
-        ml = _lookup(marks["agent_id"], index)
-        order = np.argsort(marks["t"], kind="stable")
-        keep = order[ml[order] >= 0]
-        cols = {c: marks[c][keep] for c in marks.columns}
-        cols["lane"], cols["t"] = ml[keep], marks["t"][keep] - t0
-        lane_marks = Table(cols, name="steering")
-        add(cols["lane"], cols["t"], cols["t"], STEER)
-    if parts:
-        lane_a, s_a, e_a, c_a, a_a = (np.concatenate(x) for x in zip(*parts, strict=True))
-    else:
-        lane_a = a_a = np.empty(0, dtype=np.int64)
-        s_a = e_a = np.empty(0)
-        c_a = np.empty(0, dtype=np.uint8)
-    times, counts = concurrency
-    return Lanes(lanes, lane_a.astype(np.int64), s_a, e_a, c_a.astype(np.uint8),
-                 a_a.astype(np.int64), max(end, 0.0), np.asarray(times, dtype=np.float64) - t0,
-                 np.asarray(counts, dtype=np.int64), ratio, incident, lane_marks)
+    rows = np.arange(n, dtype=np.int64)
+    st = np.fromiter((STATUS_CODE.get(s, INFLIGHT) for s in actions["status"]), np.uint8, n)
+    for f, (plain, marked) in JUDGED.items():
+        st[(flag == f) & (st == plain)] = marked
+    # An execution still open when its agent crashed or its process died ends there.
+    gone: dict[Any, float] = {}
+    if "t_gone" in agents.columns:
+        gone = dict(zip(agents["agent_id"].tolist(), agents["t_gone"].tolist(),
+                        strict=True))
+    died = np.array([gone.get(a, np.nan) for a in actions["agent_id"].tolist()],
+                    dtype=np.float64)
+    xe = np.where(np.isnan(actions["t_exec_end"]) & ~np.isnan(died), died,
+                  actions["t_exec_end"])
+    iv.add(_lookup(actions["agent_id"], index), actions["t_exec_start"] - t0,
+           xe - t0, st, rows)
+    # The caller's wait, in its own lane (the driver's lane for user callers).
+    iv.add(_lookup(actions["caller"], index), actions["t_start"] - t0,
+           actions["t_end"] - t0, WAIT, rows)
+
+
+def _add_marks(iv: _Intervals, marks: Table, index: dict[str, int], t0: float) -> Table:
+    """Steering decisions: an instant in the steering agent's lane, above everything.
+    Returns the decisions drawn, with their ``lane`` and ``t`` since the run start."""
+    ml = _lookup(marks["agent_id"], index)
+    order = np.argsort(marks["t"], kind="stable")
+    keep = order[ml[order] >= 0]
+    cols = {c: marks[c][keep] for c in marks.columns}
+    cols["lane"], cols["t"] = ml[keep], marks["t"][keep] - t0
+    lane_marks = Table(cols, name="steering")
+    iv.add(cols["lane"], cols["t"], cols["t"], STEER)
+    return lane_marks
 
 
 def _infra_lanes(infra: Table, lanes: list[Lane], t0: float
@@ -287,273 +310,3 @@ def layout_rows(lanes: list[Lane], grouped: bool) -> list[tuple[str, int, str]]:
         rows.append(("group", len(members), name))
         rows.extend(("lane", i, "") for i in members)
     return rows
-
-
-def cell_span(t0: np.ndarray, t1: np.ndarray, spc: float) -> tuple[np.ndarray, np.ndarray]:
-    """First and last cell of each interval; an interval narrower than a cell gets one."""
-    a = np.floor(t0 / spc).astype(np.int64)
-    b = np.maximum(np.ceil(t1 / spc).astype(np.int64) - 1, a)
-    return a, b
-
-
-def raster(data: Lanes, spc: float, c0: int, width: int) -> np.ndarray:
-    """Codes of cells ``[c0, c0 + width)`` of every lane: shape (lanes, width), uint8.
-
-    Vectorised per code level: a difference array marks where intervals of that code
-    open and close, a cumulative sum says which cells they cover, and the maximum over
-    levels is the paint order."""
-    nl = len(data.lanes)
-    out = np.zeros((nl, width), dtype=np.uint8)
-    if not nl or not len(data.t0):
-        return out
-    lo, hi = c0 * spc, (c0 + width) * spc
-    hit = (data.t0 < hi) & (data.t1 >= lo)
-    if not hit.any():
-        return out
-    a, b = cell_span(data.t0[hit], data.t1[hit], spc)
-    keep = (a < c0 + width) & (b >= c0)
-    a = np.clip(a[keep] - c0, 0, width - 1)
-    b = np.clip(b[keep] - c0, 0, width - 1)
-    lane = data.lane[hit][keep]
-    code = data.code[hit][keep]
-    stride = width + 1
-    for level in np.unique(code):
-        m = code == level
-        size = nl * stride
-        opened = np.bincount(lane[m] * stride + a[m], minlength=size)
-        closed = np.bincount(lane[m] * stride + b[m] + 1, minlength=size)
-        cover = np.cumsum((opened - closed).reshape(nl, stride), axis=1)[:, :width] > 0
-        np.maximum(out, np.where(cover, level, 0).astype(np.uint8), out=out)
-    return out
-
-
-def concurrency_cells(data: Lanes, spc: float, c0: int, width: int) -> np.ndarray:
-    """The most actions executing at once within each cell ``[c0, c0 + width)``, so
-    a short peak still shows at a coarse zoom."""
-    edges = (c0 + np.arange(width)) * spc
-    out = analyses.sample_steps(data.conc_t, data.conc_c, edges).astype(np.int64)
-    if len(data.conc_t):
-        lo, hi = np.searchsorted(data.conc_t, [edges[0], (c0 + width) * spc])
-        cells = np.floor(data.conc_t[lo:hi] / spc).astype(np.int64) - c0
-        ok = (cells >= 0) & (cells < width)
-        np.maximum.at(out, cells[ok], data.conc_c[lo:hi][ok])
-    return out
-
-
-def actions_at(data: Lanes, lane: int, ta: float, tb: float) -> tuple[np.ndarray, np.ndarray]:
-    """Action rows executing (first) and waited on in ``lane`` during ``[ta, tb)``,
-    each worst status first, then earliest."""
-    m = (data.lane == lane) & (data.action >= 0) & (data.t0 < tb) & (data.t1 >= ta)
-    idx = np.flatnonzero(m)
-    order = np.lexsort((data.t0[idx], -data.code[idx].astype(np.int64)))
-    idx = idx[order]
-    bars = idx[data.code[idx] != WAIT]
-    waits = idx[data.code[idx] == WAIT]
-    return data.action[bars], data.action[waits]
-
-
-def describe(data: Lanes, acts: Table, lane: int, ta: float, tb: float) -> list[str]:
-    """What ``lane`` does during ``[ta, tb)``: its worst execution, its wait, or idle
-    (log text cleaned, for the readout line)."""
-    if data.lanes[lane].kind == "infra":
-        return [f"{clean(data.lanes[lane].key, 40)}: {clean(data.lanes[lane].note, 200)}"]
-    bars, waits = actions_at(data, lane, ta, tb)
-    name = clean(short_id(data.lanes[lane].key), 40)
-    parts = []
-    if len(bars):
-        b = int(bars[0])
-        code = STATUS_CODE.get(acts["status"][b], INFLIGHT)
-        word = STATUS_WORD[code]
-        more = f" (+{len(bars) - 1} more)" if len(bars) > 1 else ""
-        parts.append(f"{name}: {clean(acts['action'][b], 40)} {word} "
-                     f"exec {fmt_s(float(acts['exec_s'][b]))}{more}{judged(data, b, code)}")
-    elif not len(waits):
-        parts.append(f"{name}: idle")
-    if len(waits):
-        w = int(waits[0])
-        more = f" (+{len(waits) - 1} more)" if len(waits) > 1 else ""
-        parts.append(f"{name} waits on {clean(acts['action'][w], 40)} "
-                     f"{fmt_s(float(acts['total_s'][w]))}{more}")
-    return parts
-
-
-def steering_at(data: Lanes, lane: int, ta: float, tb: float) -> list[str]:
-    """The steering decisions in ``lane`` during ``[ta, tb)`` (cleaned, for the
-    readout): the first one's message, and how many more."""
-    m = data.marks
-    if m is None or not len(m):
-        return []
-    hit = np.flatnonzero((m["lane"] == lane) & (m["t"] >= ta) & (m["t"] < tb))
-    if not len(hit):
-        return []
-    more = f" (+{len(hit) - 1} more)" if len(hit) > 1 else ""
-    return [f"steering {clean(str(m['kind'][hit[0]]), 20)}: "
-            f"{clean(str(m['message'][hit[0]]), 160)}{more}"]
-
-
-def mark_at(data: Lanes, lane: int, cell: int, spc: float) -> tuple[str, int] | None:
-    """``(filter, row)`` of the steering decision in ``lane`` at ``cell``: the filter
-    shows every record of its suggestion (``steering.id``), or the record alone."""
-    m = data.marks
-    if m is None or not len(m):
-        return None
-    hit = np.flatnonzero((m["lane"] == lane) & (np.floor(m["t"] / spc) == cell))
-    if not len(hit):
-        return None
-    i = int(hit[0])
-    row = int(m["row"][i])
-    sid, session = m["id"][i], m["session"][i]
-    if isinstance(sid, str) and sid and isinstance(session, str) and session:
-        return to_text(And((Cmp("steering.session", "=", session),
-                            Cmp("steering.id", "=", sid)))), row
-    return f"@row={row}", row
-
-
-def judged(data: Lanes, row: int, code: int) -> str:
-    """What the detector said about action ``row`` (``""`` when nothing)."""
-    r = float(data.ratio[row]) if row < len(data.ratio) else math.nan
-    if not math.isfinite(r):
-        return ""
-    inc = int(data.incident[row]) if row < len(data.incident) else 0
-    what = "possibly hung" if code == INFLIGHT else "slow"
-    return f", {what}: {r:.1f}x its median" + (f" (incident #{inc})" if inc else "")
-
-
-def pick_action(data: Lanes, acts: Table, lane: int, cell: int, spc: float
-                ) -> tuple[str, int] | None:
-    """``(tag, row)`` of the action in ``lane`` at ``cell`` (its execution first, else a
-    call it waits on; the nearest within a few cells when none is exactly there). The
-    row is the execution's (or the call's start) record."""
-    for reach in (0, 1, 3):
-        bars, waits = actions_at(data, lane, (cell - reach) * spc, (cell + 1 + reach) * spc)
-        if len(bars) or len(waits):
-            break
-    else:
-        return None
-    i = int(bars[0]) if len(bars) else int(waits[0])
-    first, other = ("row_exec", "row_start") if len(bars) else ("row_start", "row_exec")
-    row = int(acts[first][i]) if acts[first][i] >= 0 else int(acts[other][i])
-    return str(acts["tag"][i]), row
-
-
-def next_start(starts: np.ndarray, mask: np.ndarray, lo: float, hi: float,
-               direction: int) -> int | None:
-    """Index of the first start at or after ``hi`` (``direction`` > 0), or the last
-    one before ``lo``, among ``mask``; None when there is none."""
-    idx = np.flatnonzero(mask & ((starts >= hi) if direction > 0 else (starts < lo)))
-    if not len(idx):
-        return None
-    k = np.argmin(starts[idx]) if direction > 0 else np.argmax(starts[idx])
-    return int(idx[k])
-
-
-def nice_step(spc: float, min_cells: int = 10) -> float:
-    """A 1-2-5 tick spacing (seconds) at least ``min_cells`` cells apart."""
-    target = spc * min_cells
-    if target <= 0 or not math.isfinite(target):
-        return 1.0
-    mag = 10.0 ** math.floor(math.log10(target))
-    for m in (1.0, 2.0, 5.0, 10.0):
-        if m * mag >= target:
-            return m * mag
-    return 10.0 * mag
-
-
-def fmt_t(t: float, step: float) -> str:
-    """A tick label with as many decimals as the spacing needs."""
-    if step >= 60 and abs(t) >= 60:
-        m, s = divmod(t, 60)
-        return f"{int(m)}m{s:02.0f}" if step % 60 else f"{int(m)}m"
-    digits = max(0, -math.floor(math.log10(step) + 1e-9)) if step < 1 else 0
-    return f"{t:.{digits}f}s"
-
-
-CHUNK = 1024
-"""Cells rasterised at once: a pan within a chunk costs nothing."""
-
-
-class Rasters:
-    """Rasters of one ``Lanes`` at one zoom, built a chunk at a time on demand (a deep
-    zoom of a long run has millions of virtual cells; only the visited ones are built)."""
-
-    def __init__(self, data: Lanes, spc: float, keep: int = 64) -> None:
-        self.data = data
-        self.spc = spc
-        self.keep = keep
-        self._chunks: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        self._last: tuple[int, int, tuple[np.ndarray, np.ndarray]] | None = None
-        """The last window: every line of one repaint asks for the same one."""
-
-    def _chunk(self, k: int) -> tuple[np.ndarray, np.ndarray]:
-        hit = self._chunks.pop(k, None)
-        if hit is None:
-            hit = (raster(self.data, self.spc, k * CHUNK, CHUNK),
-                   concurrency_cells(self.data, self.spc, k * CHUNK, CHUNK))
-            if len(self._chunks) >= self.keep:
-                self._chunks.pop(next(iter(self._chunks)))
-        self._chunks[k] = hit  # most recently used last
-        return hit
-
-    def window(self, c0: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-        """Codes (lanes, width) and concurrency (width,) of cells ``[c0, c0 + width)``."""
-        c0 = max(c0, 0)
-        if self._last is not None and self._last[:2] == (c0, width):
-            return self._last[2]
-        ks = range(c0 // CHUNK, (c0 + width - 1) // CHUNK + 1)
-        parts = [self._chunk(k) for k in ks]
-        codes = np.concatenate([p[0] for p in parts], axis=1)
-        conc = np.concatenate([p[1] for p in parts])
-        off = c0 - ks[0] * CHUNK
-        out = codes[:, off:off + width], conc[off:off + width]
-        self._last = (c0, width, out)
-        return out
-
-
-def ruler(c0: int, width: int, spc: float) -> str:
-    """The time axis over cells ``[c0, c0 + width)``: a tick and its label every
-    1-2-5 step, spaced so the labels never touch."""
-    step = nice_step(spc, 12)
-    chars = [" "] * width
-    k = math.ceil(c0 * spc / step - 1e-9)
-    while True:
-        t = k * step
-        c = math.floor(t / spc + 1e-9) - c0
-        if c >= width:
-            break
-        text = "▏" + fmt_t(t, step)
-        for i, ch in enumerate(text):
-            if 0 <= c + i < width:
-                chars[c + i] = ch
-        k += 1
-    return "".join(chars)
-
-
-SPARK = " ▁▂▃▄▅▆▇█"
-
-
-def sparkline(conc: np.ndarray, top: int) -> str:
-    """One block character per cell, scaled to ``top`` (the run's maximum)."""
-    if top <= 0:
-        return " " * len(conc)
-    level = np.ceil(np.clip(conc, 0, top) / top * 8).astype(np.int64)
-    return "".join(SPARK[v] for v in level)
-
-
-def series_cells(t: np.ndarray, v: np.ndarray, spc: float, c0: int, width: int) -> np.ndarray:
-    """A sampled series (times since the run start) per cell ``[c0, c0 + width)``: the
-    largest sample in the cell, else the last one before it (a step), NaN before the
-    first sample and after the last."""
-    out = np.full(width, np.nan)
-    ok = np.isfinite(t) & np.isfinite(v)
-    t, v = t[ok], v[ok]
-    if not len(t):
-        return out
-    edges = (c0 + np.arange(width)) * spc
-    i = np.searchsorted(t, edges, side="right") - 1
-    inside = (i >= 0) & (edges <= t[-1])
-    out[inside] = v[i[inside]]
-    cells = np.floor(t / spc).astype(np.int64) - c0
-    m = (cells >= 0) & (cells < width)
-    if m.any():
-        np.fmax.at(out, cells[m], v[m])
-    return out
