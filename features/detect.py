@@ -32,7 +32,8 @@ import numpy as np
 from features import hangs, shifts
 from features.anomaly import EMPTY_ACTIONS, SlowdownDetector
 from features.baseline import group_name, jsonable
-from features.featurize import DONE, ActionFeaturizer, Features, action_features
+from features.featurize import DONE, Features, action_features
+from features.featurize_live import ActionFeaturizer
 from features.hangs import HUNG_FLAG
 from features.incident import HUNG, KINDS, Incident, severity
 from features.table import Table

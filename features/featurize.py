@@ -9,8 +9,9 @@ identity columns, the raw group strings and every feature as a column) and the f
 matrix ``X`` of the feature columns named in ``names`` (NaN where a value is undefined:
 an in-flight action has no ``total_s``, a caller's first call has no idle gap).
 
-For a live run, :class:`ActionFeaturizer` hands out only the actions that completed since
-its previous call, with categorical codes that stay stable from call to call.
+For a live run, :class:`features.featurize_live.ActionFeaturizer` hands out only the
+actions that completed since its previous call, with categorical codes that stay stable
+from call to call.
 """
 
 from __future__ import annotations
@@ -123,34 +124,52 @@ def _matrix(table: Table, names: Sequence[str]) -> np.ndarray:
 
 
 def action_features(run: Run, vocab: Vocabulary | None = None,
-                    only: np.ndarray | Sequence[int] | None = None,
-                    indexer: CallIndexer | None = None) -> Features:
+                    only: np.ndarray | Sequence[int] | None = None) -> Features:
     """Features of every action of ``run`` (see :data:`ACTION_FEATURES`), in start order.
 
     ``vocab`` keeps categorical codes stable across calls (a live featurizer passes
     its own); by default codes follow first appearance in this run. ``only`` (positions
     in ``run.actions()``) gives the features of those actions alone, in that order, with
     the same values as the full computation (what depends on other calls, such as
-    ``call_index``, is still computed over all of them): a live featurizer reads and
-    converts only what is new. ``indexer`` (a live featurizer's) counts ``call_index``
-    from where its previous call left off."""
+    ``call_index``, is still computed over all of them)."""
     ev = run.events()
     acts_all = run.actions()
     vocab = vocab if vocab is not None else Vocabulary()
     n_all = len(acts_all)
     idx = np.arange(n_all) if only is None else np.asarray(only, dtype=np.int64)
     acts = acts_all if only is None else acts_all.take(idx)
-    n = len(acts)
     # Columns that depend on other calls: over all actions, then taken.
     ts_all = np.where(np.isnan(acts_all["t_start"]), acts_all["t_exec_start"],
                       acts_all["t_start"])
     gap = _caller_gap(acts_all["caller"], ts_all, acts_all["t_end"],
                       None if only is None else idx)
-    xs_all = acts_all["t_exec_start"]
-    times, counts = concurrency(xs_all, acts_all["t_exec_end"], ev.t1)
-    call_index = (indexer(acts_all) if indexer is not None else
-                  _call_index(acts_all["agent_id"], acts_all["action"]))[idx]
-    t_start = ts_all[idx]
+    times, counts = concurrency(acts_all["t_exec_start"], acts_all["t_exec_end"], ev.t1)
+    xs = acts["t_exec_start"]
+    # The count just after the start, so the action itself is one of them.
+    running = sample_steps(times, counts, np.nan_to_num(xs)).astype(np.float64)
+    running[np.isnan(xs)] = np.nan
+    call_index = _call_index(acts_all["agent_id"], acts_all["action"])[idx]
+    # Every lazy key the features read, in one pass over the files.
+    xrows, xact, xkeys = _extra_keys(ev, acts_all, None if only is None else idx)
+    ev.prefetch(["academy.action_args", "academy.action_kwargs", "academy.result", *xkeys])
+    lengths = (_lengths(ev, ("academy.action_args", "academy.action_kwargs"),
+                        acts["row_start"]),
+               _lengths(ev, ("academy.result",),
+                        np.where(acts["status"] == "ok", acts["row_end"], -1)))
+    return feature_table(ev, acts, vocab, {"caller_gap_s": gap, "executing_at_start": running,
+                                           "call_index": call_index}, lengths,
+                         _extras(ev, len(acts), xrows, xact, xkeys))
+
+
+def feature_table(ev: Events, acts: Table, vocab: Vocabulary, context: dict[str, np.ndarray],
+                  lengths: tuple[np.ndarray, np.ndarray], extras: dict[str, np.ndarray]
+                  ) -> Features:
+    """The features of actions ``acts``, given what depends on the other calls
+    (``context``: ``caller_gap_s``, ``executing_at_start``, ``call_index``), the lengths of
+    their arguments and result, and their ``extra.<key>`` columns: one assembly for a
+    pass over the run and for a live featurizer's new calls."""
+    n = len(acts)
+    t_start = np.where(np.isnan(acts["t_start"]), acts["t_exec_start"], acts["t_start"])
     t_done = np.where(np.isnan(acts["t_end"]), acts["t_exec_end"], acts["t_end"])
     cols: dict[str, np.ndarray] = {
         "tag": acts["tag"],
@@ -170,24 +189,13 @@ def action_features(run: Run, vocab: Vocabulary | None = None,
     }
     for ph in ("queue_s", "exec_s", "reply_s", "total_s"):
         cols[ph] = np.asarray(acts[ph], dtype=np.float64)
-    cols["caller_gap_s"] = gap
-    # Every lazy key the features read, in one pass over the files.
-    xrows, xact, xkeys = _extra_keys(ev, acts_all, None if only is None else idx)
-    ev.prefetch(["academy.action_args", "academy.action_kwargs", "academy.result", *xkeys])
-    cols["args_len"] = _lengths(ev, ("academy.action_args", "academy.action_kwargs"),
-                                acts["row_start"])
-    cols["result_len"] = _lengths(ev, ("academy.result",),
-                                  np.where(acts["status"] == "ok", acts["row_end"], -1))
-    xs = acts["t_exec_start"]
-    # The count just after the start, so the action itself is one of them.
-    running = sample_steps(times, counts, np.nan_to_num(xs)).astype(np.float64)
-    running[np.isnan(xs)] = np.nan
-    cols["executing_at_start"] = running
+    cols["caller_gap_s"] = context["caller_gap_s"]
+    cols["args_len"], cols["result_len"] = lengths
+    cols["executing_at_start"] = context["executing_at_start"]
     cols["start_offset_s"] = t_start - ev.t0
-    cols["call_index"] = call_index
+    cols["call_index"] = context["call_index"]
     for code, raw in CATEGORICAL.items():
         cols[code] = vocab.encode(raw, cols[raw])
-    extras = _extras(ev, n, xrows, xact, xkeys)
     cols.update(extras)
     names = [name for name, _ in ACTION_FEATURES] + sorted(extras)
     table = Table(cols, name="action_features")
@@ -237,34 +245,6 @@ def _call_index(agent_id: np.ndarray, action: np.ndarray) -> np.ndarray:
         out[i] = seen.get(key, 0)
         seen[key] = int(out[i]) + 1
     return out
-
-
-class CallIndexer:
-    """``call_index`` over a growing run: the calls of the previous snapshot that are
-    unchanged at the start of this one (same tag, agent and action, in start order) keep
-    their counts, so only the calls after them are counted."""
-
-    def __init__(self) -> None:
-        self.cols: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
-        self.out = np.empty(0, dtype=np.float64)
-        self.seen: dict[tuple[object, object], int] = {}
-
-    def __call__(self, acts: Table) -> np.ndarray:
-        cols = (acts["tag"], acts["agent_id"], acts["action"])
-        m = len(self.out)
-        same = self.cols is not None and m <= len(cols[0]) and all(
-            np.array_equal(new[:m], old) for new, old in zip(cols, self.cols, strict=True))
-        if not same:
-            m, self.out, self.seen = 0, np.empty(0, dtype=np.float64), {}
-        seen = self.seen
-        more = np.empty(len(cols[0]) - m, dtype=np.float64)
-        for i, key in enumerate(zip(cols[1][m:].tolist(), cols[2][m:].tolist(), strict=True)):
-            c = seen.get(key, 0)
-            more[i] = c
-            seen[key] = c + 1
-        self.out = np.concatenate([self.out, more])
-        self.cols = cols
-        return self.out
 
 
 def _lengths(ev: Events, keys: Sequence[str], rows: np.ndarray) -> np.ndarray:
@@ -423,52 +403,6 @@ def _extras(ev: Events, n: int, rows: np.ndarray, act: np.ndarray,
         col[act[present]] = v[present]
         out[EXTRA_PREFIX + k] = col
     return out
-
-
-class ActionFeaturizer:
-    """Features of the actions that completed since the previous call, for live models.
-
-    A cursor by tag remembers what was handed out; categorical codes stay stable."""
-
-    def __init__(self, include: Sequence[str] = DONE) -> None:
-        self.include = tuple(include)
-        """Statuses that count as completed."""
-        self.vocab = Vocabulary()
-        self.indexer = CallIndexer()
-        self.seen: set[str] = set()
-        """Tags already handed out."""
-        self._store: object | None = None
-        self._handed = np.zeros(0, dtype=bool)
-        """Tag code (in the run's store) -> handed out: :attr:`seen` without a lookup
-        per call."""
-
-    def update(self, run: Run) -> Features:
-        """Features of the newly completed actions of ``run`` (refresh it first), in
-        completion order."""
-        ev = run.events()
-        acts = run.actions()
-        t_done = np.where(np.isnan(acts["t_end"]), acts["t_exec_end"], acts["t_end"])
-        done = np.isin(acts["status"], self.include) & np.isfinite(t_done)
-        cand = np.flatnonzero(done)
-        codes = codes_of(ev, "academy.action_tag", acts["tag"][cand],
-                         action_rows(acts)[cand])
-        ntag = len(ev.cat("academy.action_tag")[1])
-        if ev.store is not self._store:  # another run: rebuilt from the tags themselves
-            self._store = ev.store
-            cat = ev.store.cats["academy.action_tag"]
-            known = [c for c in (cat.lookup(t) for t in self.seen) if 0 <= c < ntag]
-            self._handed = np.zeros(ntag, dtype=bool)
-            self._handed[known] = True
-        if len(self._handed) < ntag:
-            self._handed = np.concatenate(
-                [self._handed, np.zeros(ntag - len(self._handed), dtype=bool)])
-        new = cand[(codes >= 0) & ~self._handed[np.maximum(codes, 0)]]
-        idx = new[np.argsort(t_done[new], kind="stable")]
-        # Only the new calls are featurised: a poll costs what arrived, not the whole run.
-        feats = action_features(run, self.vocab, only=idx, indexer=self.indexer)
-        self._handed[codes[np.searchsorted(cand, idx)]] = True
-        self.seen.update(feats.table["tag"].tolist())
-        return feats
 
 
 # -- agents and processes --------------------------------------------------------------

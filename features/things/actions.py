@@ -3,6 +3,7 @@ agent side in another, joined into one row per call (folded forward as records a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -13,11 +14,20 @@ from features.things.agents import agents
 from features.things.common import (
     AGENT_STATES,
     CALLER_STATES,
+    MSG_LAUNCHED,
+    MSG_RUNNING,
+    MSG_STARTING,
     FoldedIndex,
     _at,
     _decode,
+    _first_by,
     _merge_first,
+    class_name,
+    msg_rows,
 )
+
+ClassOf = Callable[[Events, list[Any]], dict[Any, Any]]
+"""Agent ids -> their classes, in a snapshot."""
 
 
 def actions(ev: Events, live: bool = False, agents_table: Table | None = None) -> Table:
@@ -83,6 +93,22 @@ class ActionIndex(FoldedIndex):
         self.seen[tag_codes[rows]] = True
         _merge_first(self.named, tag_codes, rows[act_codes[rows] >= 0], ev.created)
         self.n = ev.n
+        self._folded(ev, lo, tag_codes[rows])
+
+    def _folded(self, ev: Events, lo: int, codes: np.ndarray) -> None:
+        """After a fold of rows ``lo:`` of ``ev``, whose state records carry the tag
+        ``codes``: for an index that follows what changed."""
+
+    def subset(self, ev: Events, codes: np.ndarray
+               ) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
+        """``(tags, picks, named)`` of the tag ``codes`` as folded (under the lock)."""
+        with self.lock:
+            pick = {s: a[codes] for s, a in self.pick.items()}
+            named = self.named[codes]
+        values = ev.cat("academy.action_tag")[1]
+        tags = np.empty(len(codes), dtype=object)
+        tags[:] = [values[c] for c in codes.tolist()]
+        return tags, pick, named
 
     def table(self, ev: Events, live: bool = False,
               agents_table: Table | None = None) -> Table:
@@ -99,7 +125,11 @@ class ActionIndex(FoldedIndex):
 
 
 def _actions_table(ev: Events, live: bool, agents_table: Table | None, tags: np.ndarray,
-                   pick: dict[str, np.ndarray], any_row: np.ndarray) -> Table:
+                   pick: dict[str, np.ndarray], any_row: np.ndarray,
+                   class_of: ClassOf | None = None, in_order: bool = True) -> Table:
+    """The actions table of these tags and their picks; agent classes from ``class_of``
+    instead of the agents table when given; in start order unless ``in_order`` is False
+    (then in the order given)."""
     def t(s: str) -> np.ndarray:
         return _at(ev.created, pick[s])
 
@@ -124,7 +154,7 @@ def _actions_table(ev: Events, live: bool, agents_table: Table | None, tags: np.
 
     action = _decode(ev, "academy.action", any_row)
     caller = _decode(ev, "academy.src", pick["sending"])
-    target, agent_class = _targets(ev, row_start, pick["sending"], agents_table)
+    target, agent_class = _targets(ev, row_start, pick["sending"], agents_table, class_of)
     file_names = np.array([*ev.file_names, None], dtype=object)
     caller_file = file_names[np.where(row_start >= 0, ev.file[np.maximum(row_start, 0)], -1)]
     agent_file = file_names[np.where(row_exec >= 0, ev.file[np.maximum(row_exec, 0)], -1)]
@@ -152,16 +182,24 @@ def _actions_table(ev: Events, live: bool, agents_table: Table | None, tags: np.
         "row_end": row_end,
         "agent_class": agent_class,
     }, name="actions")
-    order = np.argsort(np.where(np.isnan(t_start), np.fmin(t_xs, t_end), t_start),
-                       kind="stable")
-    return table.take(order)
+    if not in_order:
+        return table
+    return table.take(np.argsort(start_key(table), kind="stable"))
+
+
+def start_key(acts: Table) -> np.ndarray:
+    """What actions are ordered by: the caller's start, else the first of the agent's
+    execution start and the caller's end (NaN, ordered last, when none is known)."""
+    t_start = acts["t_start"]
+    return np.where(np.isnan(t_start), np.fmin(acts["t_exec_start"], acts["t_end"]), t_start)
 
 
 def _targets(ev: Events, row_start: np.ndarray, row_sending: np.ndarray,
-             agents_table: Table | None) -> tuple[np.ndarray, np.ndarray]:
+             agents_table: Table | None, class_of: ClassOf | None = None
+             ) -> tuple[np.ndarray, np.ndarray]:
     """Each action's target agent (``academy.agent_id`` of its start record, else the
-    ``academy.dest`` it was sent to) and that agent's class (from ``agents_table``), worked
-    out once per distinct target rather than once per action."""
+    ``academy.dest`` it was sent to) and that agent's class (from ``class_of``, else from
+    ``agents_table``), worked out once per distinct target rather than once per action."""
     n = len(row_start)
     aid, aid_vals = ev.cat("academy.agent_id")
     dest, dest_vals = ev.cat("academy.dest")
@@ -174,13 +212,41 @@ def _targets(ev: Events, row_start: np.ndarray, row_sending: np.ndarray,
     for i, k in enumerate(uniq.tolist()):
         vals[i] = None if k < 0 else aid_vals[k] if k < len(aid_vals) else \
             dest_vals[k - len(aid_vals)]
-    ag = agents_table if agents_table is not None else agents(ev)
-    classes: dict[Any, Any] = {}
-    for v, c in zip(ag["agent_id"].tolist(), ag["class"].tolist(), strict=True):
-        if v is not None and v not in classes:
-            classes[v] = c
+    if class_of is not None:
+        classes = class_of(ev, [v for v in vals.tolist() if v is not None])
+    else:
+        ag = agents_table if agents_table is not None else agents(ev)
+        classes = {}
+        for v, c in zip(ag["agent_id"].tolist(), ag["class"].tolist(), strict=True):
+            if v is not None and v not in classes:
+                classes[v] = c
     cls = np.empty(len(uniq), dtype=object)
     cls[:] = [classes.get(v) if v is not None else None for v in vals.tolist()]
     if n == 0:
         return np.empty(0, dtype=object), np.empty(0, dtype=object)
     return vals[inv.reshape(-1)], cls[inv.reshape(-1)]
+
+
+def agent_classes(ev: Events, ids: list[Any]) -> dict[Any, Any]:
+    """The class of each of the agents ``ids`` (agent-id values), as :func:`agents` says
+    it (from the first ``Launched``, else ``Running``, else ``Starting`` record, the
+    ``Running`` one's when that names no class), reading only those agents' lifecycle
+    records: a live featurizer's few new calls need a few agents, not the table."""
+    aid_codes, aids = ev.cat("academy.agent_id")
+    cat, lim = ev.store.cats["academy.agent_id"], len(aids)
+    want = {v: c for v in dict.fromkeys(ids)
+            if 0 <= (c := cat.lookup(v)) < lim}
+    if not want:
+        return {}
+    codes = np.fromiter(want.values(), dtype=np.int64, count=len(want))
+    picks = {}
+    for name, tmpl in (("launched", MSG_LAUNCHED), ("starting", MSG_STARTING),
+                       ("running", MSG_RUNNING)):
+        rows = msg_rows(ev, tmpl)
+        rows = rows[np.isin(aid_codes[rows], codes)]
+        picks[name] = _first_by(aid_codes, rows, ev.created, lim)[codes]
+    cls_rows = np.where(picks["launched"] >= 0, picks["launched"],
+                        np.where(picks["running"] >= 0, picks["running"], picks["starting"]))
+    cls_raw = _decode(ev, "academy.agent", cls_rows)
+    run_raw = _decode(ev, "academy.agent", picks["running"])
+    return {v: class_name(a or b) for v, a, b in zip(want, cls_raw, run_raw, strict=True)}

@@ -28,12 +28,12 @@ from features.featurize import (
     ACTION_FEATURES,
     AGENT_FEATURES,
     PROCESS_FEATURES,
-    ActionFeaturizer,
     Features,
     action_features,
     agent_features,
     process_features,
 )
+from features.featurize_live import ActionFeaturizer
 from features.run import Run
 from features.table import Table
 from steering.demo import DemoOptions, run_demo
@@ -497,28 +497,6 @@ def _fresh(pool: Path) -> Run:
     run = Run(pool)
     run.load()
     return run
-
-
-def test_call_indexer_counts_on_from_the_previous_snapshot() -> None:
-    """Counting on from an unchanged prefix equals counting from scratch, and a changed
-    prefix (an agent learnt later, a call that started earlier) is counted again."""
-    from features.featurize import CallIndexer, _call_index
-
-    def table(rows: list[tuple[str, Any, str]]) -> Table:
-        tag, agent, action = zip(*rows, strict=True) if rows else ((), (), ())
-        return Table({"tag": np.array(tag, dtype=object),
-                      "agent_id": np.array(agent, dtype=object),
-                      "action": np.array(action, dtype=object)}, name="t")
-
-    rows = [(f"t{i}", f"a{i % 3}" if i % 5 else None, "f" if i % 2 else "g")
-            for i in range(40)]
-    ix = CallIndexer()
-    for snap in (rows[:10], rows[:25], rows[:25], rows[:40],
-                 [(rows[0][0], "a9", "f"), *rows[1:40]],  # an agent learnt later
-                 [("t-1", "a1", "f"), *rows[:40]]):  # a call that started earlier
-        t = table(snap)
-        assert np.array_equal(ix(t), _call_index(t["agent_id"], t["action"])), len(snap)
-    assert len(ix(table([]))) == 0
 
 
 def test_caller_gap_equals_a_plain_search() -> None:

@@ -1,0 +1,419 @@
+"""Features of calls as they complete, for the live models: a poll costs what arrived.
+
+:class:`ActionFeaturizer` hands out the actions that completed since its previous call,
+with the same values :func:`features.featurize.action_features` gives them over the run as
+read so far. Its first call is such a pass; after it, it keeps its own action join (only
+the tags whose records arrived are joined again) and, per call, what the features read
+from the other calls: each caller's ends (the idle gap before a call), the execution
+starts and ends (how many run at once), each (agent, action)'s calls in start order (the
+call's index) and the execution windows (which untagged records are the call's). On a
+10M-record run a poll had rebuilt the actions table over all 715k actions and computed
+that context over all of them, about 0.9 s of CPU a poll; now each structure takes the
+new calls in place (a sorted insert: a memory move, no sort and no Python pass over the
+calls).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from features.featurize import (
+    _STANDARD,
+    DONE,
+    Features,
+    Vocabulary,
+    _extras,
+    action_features,
+    action_rows,
+    codes_of,
+    feature_table,
+    in_windows,
+)
+from features.table import Table
+from features.things.actions import ActionIndex, _actions_table, agent_classes, start_key
+from features.typed import typed
+
+if TYPE_CHECKING:
+    from features.events import Events
+    from features.run import Run
+
+
+class _Changes(ActionIndex):
+    """The action join, saying which tags changed since it was last asked, and keeping
+    the tagged records of the tags not handed out yet (a call's own records, for its
+    ``extra.<key>`` features, without a pass over the run)."""
+
+    def _reset(self, store: object | None) -> None:
+        super()._reset(store)
+        self.touched: list[np.ndarray] = []
+        self.pending_rows = np.empty(0, dtype=np.int64)
+        self.pending_codes = np.empty(0, dtype=np.int64)
+
+    def _folded(self, ev: Events, lo: int, codes: np.ndarray) -> None:
+        self.touched.append(codes)
+        tc = ev.cat("academy.action_tag")[0]
+        more = lo + np.flatnonzero(tc[lo:] >= 0)
+        self.pending_rows = np.concatenate([self.pending_rows, more])
+        self.pending_codes = np.concatenate([self.pending_codes, tc[more].astype(np.int64)])
+
+    def take_touched(self) -> np.ndarray:
+        """Tag codes whose state records arrived since the last call."""
+        with self.lock:
+            out = np.unique(np.concatenate(self.touched)) if self.touched else \
+                np.empty(0, dtype=np.int64)
+            self.touched = []
+        return out.astype(np.int64)
+
+    def handed(self, handed: np.ndarray) -> None:
+        """Forget the records of tags handed out (``handed``: tag code -> handed)."""
+        with self.lock:
+            keep = ~handed[self.pending_codes] if len(handed) else \
+                np.ones(len(self.pending_codes), dtype=bool)
+            self.pending_rows = self.pending_rows[keep]
+            self.pending_codes = self.pending_codes[keep]
+
+
+class _Pairs:
+    """``(value, code)`` pairs kept in order (values finite or inf, codes distinct), with
+    in-place updates: what counting "the calls before this one" needs."""
+
+    def __init__(self) -> None:
+        self.v = np.empty(0, dtype=np.float64)
+        self.c = np.empty(0, dtype=np.int64)
+
+    def rank(self, v: float, c: int) -> int:
+        """How many pairs come before ``(v, c)``."""
+        lo = int(np.searchsorted(self.v, v, "left"))
+        hi = int(np.searchsorted(self.v, v, "right"))
+        return lo + int(np.count_nonzero(self.c[lo:hi] < c)) if hi > lo else lo
+
+    def update(self, rem_v: np.ndarray, rem_c: np.ndarray, add_v: np.ndarray,
+               add_c: np.ndarray) -> None:
+        """Take the pairs ``(rem_v, rem_c)`` (held) out and put ``(add_v, add_c)`` in."""
+        if len(rem_v):
+            at = []
+            for v, c in zip(rem_v.tolist(), rem_c.tolist(), strict=True):
+                lo = int(np.searchsorted(self.v, v, "left"))
+                hi = int(np.searchsorted(self.v, v, "right"))
+                at.append(lo + int(np.flatnonzero(self.c[lo:hi] == c)[0]))
+            self.v, self.c = np.delete(self.v, at), np.delete(self.c, at)
+        if not len(add_v):
+            return
+        o = np.lexsort((add_c, add_v))
+        av, ac = add_v[o], add_c[o]
+        if len(av) > 64 and len(av) * 8 > len(self.v):  # many: one merge
+            v, c = np.concatenate([self.v, av]), np.concatenate([self.c, ac])
+            o = np.lexsort((c, v))
+            self.v, self.c = v[o], c[o]
+            return
+        pos = np.searchsorted(self.v, av, "left")
+        hi = np.searchsorted(self.v, av, "right")
+        for i in np.flatnonzero(hi > pos).tolist():  # equal values: by code
+            pos[i] += int(np.count_nonzero(self.c[pos[i]:hi[i]] < ac[i]))
+        self.v, self.c = _insert(self.v, pos, av), _insert(self.c, pos, ac)
+
+
+def _insert(a: np.ndarray, pos: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``np.insert`` for a few sorted positions: the slices between them copied once (a
+    memory move; ``np.insert`` builds a mask as long as the array, ten times slower)."""
+    pieces: list[np.ndarray] = []
+    prev = 0
+    for i, p in enumerate(pos.tolist()):
+        pieces += [a[prev:p], values[i:i + 1]]
+        prev = p
+    pieces.append(a[prev:])
+    return np.concatenate(pieces)
+
+
+_FIELDS = ("key", "xs", "xe", "end", "caller", "group", "aid", "file")
+"""What the context holds per tag code: the start key (calls' order), the execution
+start and end, the caller's end, caller and (agent, action) ids, the agent's id code and
+the execution's file (its window)."""
+
+
+class _Context:
+    """What a call's features read from the other calls of the run, per tag code, kept
+    up to date call by call."""
+
+    def __init__(self) -> None:
+        self.reg = {f: np.empty(0, dtype=np.float64 if f in ("key", "xs", "xe", "end")
+                                else np.int64) for f in _FIELDS}
+        self.callers: dict[Any, int] = {}
+        self.groups: dict[tuple[Any, Any], int] = {}
+        self.ends: dict[int, _Pairs] = {}
+        """Caller id -> its calls' (end, code)."""
+        self.by_group: dict[int, _Pairs] = {}
+        """(agent, action) id -> its calls' (start key, code)."""
+        self.starts = _Pairs()
+        """Every call's (execution start, code), when it has one."""
+        self.xends = _Pairs()
+        """Every execution's (end, code), when it has a start and an end."""
+        self.n_open = 0
+        """Executions with a start and no end (open until the run's last event)."""
+
+    def _grow(self, n: int) -> None:
+        for f, a in self.reg.items():
+            if len(a) < n:
+                pad = np.full(max(n, 2 * len(a)) - len(a),
+                              np.nan if a.dtype.kind == "f" else -2, dtype=a.dtype)
+                self.reg[f] = np.concatenate([a, pad])
+
+    def values(self, ev: Events, acts: Table) -> dict[str, np.ndarray]:
+        """The fields of ``acts`` as registered."""
+        key = start_key(acts)
+        rx = acts["row_exec"]
+        ids = [self.callers.setdefault(c, len(self.callers)) if c is not None else -1
+               for c in acts["caller"].tolist()]
+        groups = [self.groups.setdefault(g, len(self.groups))
+                  for g in zip(acts["agent_id"].tolist(), acts["action"].tolist(), strict=True)]
+        return {
+            "key": np.where(np.isnan(key), np.inf, key),
+            "xs": np.asarray(acts["t_exec_start"], dtype=np.float64),
+            "xe": np.asarray(acts["t_exec_end"], dtype=np.float64),
+            "end": np.asarray(acts["t_end"], dtype=np.float64),
+            "caller": np.asarray(ids, dtype=np.int64),
+            "group": np.asarray(groups, dtype=np.int64),
+            "aid": codes_of(ev, "academy.agent_id", acts["agent_id"], acts["row_start"]),
+            "file": np.where(rx >= 0, ev.file[np.maximum(rx, 0)], -1).astype(np.int64),
+        }
+
+    def register(self, codes: np.ndarray, new: dict[str, np.ndarray]) -> None:
+        """Put the calls ``codes`` in with their fields ``new`` (replacing what they
+        were registered with)."""
+        if not len(codes):
+            return
+        self._grow(int(codes.max()) + 1)
+        old = {f: self.reg[f][codes] for f in _FIELDS}
+        was = old["group"] != -2  # registered before
+        same = {f: (old[f] == new[f]) | (np.isnan(old[f]) & np.isnan(new[f]))
+                if old[f].dtype.kind == "f" else old[f] == new[f] for f in _FIELDS}
+
+        def moved(*fields: str) -> tuple[np.ndarray, np.ndarray]:
+            """(registered before and changed, changed or new)."""
+            keep = np.ones(len(codes), dtype=bool)
+            for f in fields:
+                keep &= same[f]
+            return was & ~keep, ~(keep & was)
+
+        out, into = moved("caller", "end")  # each caller's ends
+        _by(self.ends, old["caller"], old["end"], codes,
+            out & (old["caller"] >= 0) & np.isfinite(old["end"]), remove=True)
+        _by(self.ends, new["caller"], new["end"], codes,
+            into & (new["caller"] >= 0) & np.isfinite(new["end"]))
+        out, into = moved("group", "key")  # each (agent, action)'s calls in start order
+        _by(self.by_group, old["group"], old["key"], codes, out, remove=True)
+        _by(self.by_group, new["group"], new["key"], codes, into)
+        out, into = moved("xs")  # executions: starts
+        r = out & np.isfinite(old["xs"])
+        a = into & np.isfinite(new["xs"])
+        self.starts.update(old["xs"][r], codes[r], new["xs"][a], codes[a])
+        out, into = moved("xs", "xe")  # their ends, and those still open
+        r = out & np.isfinite(old["xs"])
+        a = into & np.isfinite(new["xs"])
+        self.n_open += int(np.count_nonzero(a & np.isnan(new["xe"]))) - \
+            int(np.count_nonzero(r & np.isnan(old["xe"])))
+        r &= np.isfinite(old["xe"])
+        a &= np.isfinite(new["xe"])
+        self.xends.update(old["xe"][r], codes[r], new["xe"][a], codes[a])
+        for f in _FIELDS:
+            self.reg[f][codes] = new[f]
+
+
+def _by(structs: dict[int, _Pairs], ids: np.ndarray, values: np.ndarray, codes: np.ndarray,
+        mask: np.ndarray, remove: bool = False) -> None:
+    """Put the pairs ``(values, codes)`` where ``mask`` into (or ``remove`` them from)
+    the structure of their id: one update per id."""
+    sel = np.flatnonzero(mask)
+    if not len(sel):
+        return
+    sel = sel[np.argsort(ids[sel], kind="stable")]
+    uniq, first = np.unique(ids[sel], return_index=True)
+    none = np.empty(0, dtype=np.float64), np.empty(0, dtype=np.int64)
+    for k, part in zip(uniq.tolist(), np.split(sel, first[1:]), strict=True):
+        pairs = structs.setdefault(k, _Pairs())
+        these = values[part], codes[part]
+        pairs.update(*(these if remove else none), *(none if remove else these))
+
+
+class ActionFeaturizer:
+    """Features of the actions that completed since the previous call, for live models.
+
+    What was handed out is remembered by tag; categorical codes stay stable."""
+
+    def __init__(self, include: Sequence[str] = DONE) -> None:
+        self.include = tuple(include)
+        """Statuses that count as completed."""
+        self.vocab = Vocabulary()
+        self.seen: set[str] = set()
+        """Tags already handed out."""
+        self._store: object | None = None
+        self._live: bool | None = None
+        self._handed = np.zeros(0, dtype=bool)
+        """Tag code (in the run's store) -> handed out: :attr:`seen` without a lookup
+        per call."""
+        self._index = _Changes()
+        self._ctx: _Context | None = None
+
+    def update(self, run: Run) -> Features:
+        """Features of the newly completed actions of ``run`` (refresh it first), in
+        completion order."""
+        ev = run.events()
+        live = run.live
+        self._index.fold(ev)
+        touched = self._index.take_touched()
+        ntag = len(ev.cat("academy.action_tag")[1])
+        if ev.store is not self._store:  # another run: rebuilt from the tags themselves
+            self._store = ev.store
+            cat = ev.store.cats["academy.action_tag"]
+            known = [c for c in (cat.lookup(t) for t in self.seen) if 0 <= c < ntag]
+            self._handed = np.zeros(ntag, dtype=bool)
+            self._handed[known] = True
+            self._ctx = None
+        if len(self._handed) < ntag:
+            self._handed = np.concatenate(
+                [self._handed, np.zeros(ntag - len(self._handed), dtype=bool)])
+        if self._ctx is None or live != self._live:
+            feats, codes = self._whole(run, ev)
+        else:
+            feats, codes = self._new(ev, live, touched, self._ctx)
+        self._live = live
+        self._handed[codes] = True
+        self._index.handed(self._handed)
+        self.seen.update(feats.table["tag"].tolist())
+        return feats
+
+    def _whole(self, run: Run, ev: Events) -> tuple[Features, np.ndarray]:
+        """A pass over the run: its new calls, and the context of all calls."""
+        acts = run.actions()
+        codes = codes_of(ev, "academy.action_tag", acts["tag"], action_rows(acts))
+        new = self._completed(acts) & (codes >= 0)
+        new[new] = ~self._handed[codes[new]]
+        idx = _completion_order(acts, np.flatnonzero(new), codes)
+        feats = action_features(run, self.vocab, only=idx)
+        ctx = _Context()
+        known = codes >= 0
+        ctx.register(codes[known], ctx.values(ev, acts.take(np.flatnonzero(known))))
+        self._ctx = ctx
+        return feats, codes[idx]
+
+    def _completed(self, acts: Table) -> np.ndarray:
+        t_done = np.where(np.isnan(acts["t_end"]), acts["t_exec_end"], acts["t_end"])
+        return np.isin(acts["status"], self.include) & np.isfinite(t_done)
+
+    def _new(self, ev: Events, live: bool, touched: np.ndarray, ctx: _Context
+             ) -> tuple[Features, np.ndarray]:
+        """The calls whose records arrived: joined again, registered, and those newly
+        completed featurised against the context."""
+        tags, pick, named = self._index.subset(ev, touched)
+        acts = _actions_table(ev, live, None, tags, pick, named,
+                              class_of=agent_classes, in_order=False)
+        ctx.register(touched, ctx.values(ev, acts))
+        new = self._completed(acts) & ~self._handed[touched]
+        idx = _completion_order(acts, np.flatnonzero(new), touched)
+        acts, codes = acts.take(idx), touched[idx]
+        reg = ctx.reg
+        ts = np.where(np.isnan(acts["t_start"]), acts["t_exec_start"], acts["t_start"])
+        gap = np.full(len(idx), np.nan)
+        for i, (cid, t) in enumerate(zip(reg["caller"][codes].tolist(), ts.tolist(),
+                                         strict=True)):
+            ends = ctx.ends.get(cid) if cid >= 0 and np.isfinite(t) else None
+            j = int(np.searchsorted(ends.v, t, "right")) - 1 if ends is not None else -1
+            if j >= 0 and ends is not None:
+                gap[i] = t - ends.v[j]
+        xs = acts["t_exec_start"]
+        running = (np.searchsorted(ctx.starts.v, xs, "right")
+                   - np.searchsorted(ctx.xends.v, xs, "right")
+                   - np.where(ev.t1 <= xs, ctx.n_open, 0)).astype(np.float64)
+        running[np.isnan(xs)] = np.nan
+        call_index = np.array([ctx.by_group[g].rank(k, c) for g, k, c in zip(
+            reg["group"][codes].tolist(), reg["key"][codes].tolist(), codes.tolist(),
+            strict=True)], dtype=np.float64)
+        context = {"caller_gap_s": gap, "executing_at_start": running,
+                   "call_index": call_index}
+        rows, act = self._own_records(ev, ctx, codes)
+        keys = _user_keys(ev, rows)
+        lengths = _lengths(ev, acts)
+        return feature_table(ev, acts, self.vocab, context, lengths,
+                             _extras(ev, len(idx), rows, act, keys)), codes
+
+    def _own_records(self, ev: Events, ctx: _Context, codes: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray]:
+        """``(rows, position in codes)`` of the records of the calls ``codes``, in (call,
+        time) order, as :func:`features.featurize._extra_keys` finds them: their tagged
+        records, and their agent's untagged ones inside their execution windows."""
+        reg = ctx.reg
+        lut = np.full(len(self._handed) + 1, -1, dtype=np.int64)
+        lut[codes] = np.arange(len(codes))
+        pos = lut[self._index.pending_codes]
+        mine = pos >= 0
+        rows_l, act_l = [self._index.pending_rows[mine]], [pos[mine]]
+        xs = reg["xs"][codes]
+        xe = np.where(np.isnan(reg["xe"][codes]), np.inf, reg["xe"][codes])
+        win = (reg["aid"][codes] >= 0) & (reg["file"][codes] >= 0) & np.isfinite(xs)
+        if win.any():
+            lo, hi = float(xs[win].min()), float(xe[win].max())
+            st = ev.sorted_t[: ev.n]
+            span = ev.order[np.searchsorted(st, lo, "left"):np.searchsorted(st, hi, "right")]
+            span = np.sort(span[span < ev.n])
+            aid_codes = ev.cat("academy.agent_id")[0]
+            tcodes = ev.cat("academy.action_tag")[0]
+            free = span[(aid_codes[span] >= 0) & (tcodes[span] < 0)
+                        & (ev.codes["academy.message_tag"][span] < 0)]
+            # The windows that may hold them: every call's that opened in the span, in
+            # the actions table's order (start key, then code).
+            s = ctx.starts
+            cw = s.c[np.searchsorted(s.v, lo, "left"):np.searchsorted(s.v, hi, "right")]
+            cw = cw[(reg["aid"][cw] >= 0) & (reg["file"][cw] >= 0)]
+            cw = cw[np.lexsort((cw, reg["key"][cw]))]
+            r, p = in_windows(ev, free, aid_codes, np.arange(len(cw)), reg["aid"][cw],
+                              reg["file"][cw], reg["xs"][cw],
+                              np.where(np.isnan(reg["xe"][cw]), np.inf, reg["xe"][cw]))
+            q = lut[cw[p]] if len(p) else np.empty(0, dtype=np.int64)
+            rows_l.append(r[q >= 0])
+            act_l.append(q[q >= 0])
+        rows = np.concatenate(rows_l).astype(np.int64)
+        act = np.concatenate(act_l).astype(np.int64)
+        order = np.lexsort((ev.created[rows], act))
+        return rows[order], act[order]
+
+
+def _completion_order(acts: Table, sel: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """``sel`` by completion time, ties in the actions table's order (start key, then
+    tag code)."""
+    t_done = np.where(np.isnan(acts["t_end"]), acts["t_exec_end"], acts["t_end"])
+    return sel[np.lexsort((codes[sel], start_key(acts)[sel], t_done[sel]))]
+
+
+def _user_keys(ev: Events, rows: np.ndarray) -> list[str]:
+    keys: dict[str, None] = {}
+    for s in np.unique(ev.shape[rows]):
+        keys.update(dict.fromkeys(ev.store.shape_keys[int(s)]))
+    return [k for k in keys if not (k in _STANDARD or k.startswith("academy."))]
+
+
+def _lengths(ev: Events, acts: Table) -> tuple[np.ndarray, np.ndarray]:
+    """``args_len`` and ``result_len`` of a few calls, read from their own records (as
+    :func:`features.featurize._lengths` reads them from the typed column)."""
+    starts = acts["row_start"]
+    ends = np.where(acts["status"] == "ok", acts["row_end"], -1)
+    want = np.unique(np.concatenate([starts[starts >= 0], ends[ends >= 0]]))
+    recs = dict(zip(want.tolist(), ev.records(want), strict=True))
+
+    def length(rows: np.ndarray, keys: tuple[str, ...]) -> np.ndarray:
+        out = np.full(len(rows), np.nan)
+        for i, r in enumerate(rows.tolist()):
+            rec = recs.get(r) if r >= 0 else None
+            for k in keys:
+                if rec is not None and k in rec and k in ev.store.key_shapes:
+                    v = typed(rec[k])
+                    out[i] = np.nan_to_num(out[i]) + (0 if v is None else len(str(v)))
+        return out
+
+    return (length(starts, ("academy.action_args", "academy.action_kwargs")),
+            length(ends, ("academy.result",)))
+
+
+__all__ = ["ActionFeaturizer"]
