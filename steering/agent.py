@@ -19,6 +19,10 @@ outside the pool: :mod:`features.trust`) with a fresh secret; ``approve``/``reje
 obeyed only with a proof made with that secret over the exact call approved. It speaks JSON
 only on the exchange (:mod:`steering.wire`): it accepts no pickled request and unpickles no
 reply.
+
+Beside it: the model's decision within its time limit (:mod:`steering.model_decision`) and
+what the agent writes about itself (:mod:`steering.agent_notes`; ``observation`` stays
+importable from here).
 """
 
 from __future__ import annotations
@@ -38,14 +42,16 @@ from academy.manager import Manager
 from academy.runtime import RuntimeConfig
 
 from features.trust import ApprovalCheck, Session, TrustError, create_session
+from steering.agent_notes import observation, unsteerable_by_class
 from steering.audit import Audit
 from steering.knobs import as_data, knobs_of, parse_knobs
 from steering.llm_config import LLMConfig
+from steering.model_decision import decide_in_time
 from steering.offloop import OffLoop
 from steering.policy import Remedy
 from steering.recovery import Orphan, orphans
 from steering.steerer import MODES, Mode, Steerer, SteeringOptions, Suggestion
-from steering.summary import Decision, decide, template
+from steering.summary import Decision, template
 from steering.targets import Claim, Targets, class_paths, import_class, normalise_targets
 from steering.watch import SteerIncident, Watch
 from steering.wire import JSON_RUNTIME, exchange_url, json_handle
@@ -265,11 +271,7 @@ class SteeringAgent(Agent):
         self.claims_seen_ = len(self.claims)
         declared = {name for _, name, _, _ in self.targets_.classes()}
         found = {t.uuid for t in self.targets_.found.values()}
-        by_cls: dict[str, list[str]] = {}
-        for c in self.claims:
-            if c.cls in OWN_CLASSES or c.cls in declared or c.uuid.lower() in found:
-                continue
-            by_cls.setdefault(c.cls, []).append(c.agent_id)
+        by_cls = unsteerable_by_class(self.claims, OWN_CLASSES, declared, found)
         for cls, ids in sorted(by_cls.items()):
             if cls in self.unsteerable_ or len(self.unsteerable_) >= 50:
                 continue
@@ -292,46 +294,15 @@ class SteeringAgent(Agent):
     # -- incidents and remedies --------------------------------------------------------
 
     async def _decide(self, inc: SteerIncident, remedies: list[Remedy]) -> Decision:
-        """The model's decision within ``llm_timeout_s`` (+2 s for the explanation), or the
-        template's, saying why; never waits past a stop. When the agent stops while the
-        model thinks, a decision in modes ``confirm`` and ``apply`` names no remedy: nobody
-        would be left to approve or check the change."""
+        """The model's decision within ``llm_timeout_s``, or the template's, saying why
+        (:func:`steering.model_decision.decide_in_time`); never waits past a stop."""
         if self.client is None:
             return template(inc, remedies)
-        limit = self.options.llm_timeout_s
-
-        def work() -> tuple[Decision, float]:
-            c0 = time.thread_time()
-            lines = None
-            with contextlib.suppress(Exception):
-                from features.explain import explain
-
-                run = self.watch_.run
-                lines = explain(run, inc.tags).lines() if run is not None else None
-            return decide(self.client, inc, remedies, lines), time.thread_time() - c0
-
-        t0 = time.monotonic()
-        try:
-            outcome, got = await self.offloop.run(work, limit + 2.0)
-        except Exception as exc:  # the model call broke in a way decide() did not catch
-            fallback = template(inc, remedies)
-            fallback.error = f"{type(exc).__name__}: {exc}; template used"[:300]
-            return fallback
-        if outcome == "done" and got is not None:
-            decision, cpu = got
+        decision, cpu = await decide_in_time(self.client, self.offloop, self.watch_, inc,
+                                             remedies, self.options.llm_timeout_s, self.mode)
+        if cpu is not None:
             self.stats_["decide_cpu_s"] += cpu
-            return decision
-        waited = time.monotonic() - t0
-        if outcome == "stopped":
-            stopped = "steering stopped" if self.mode != "suggest" else None
-            fallback = template(inc, remedies, none_why=stopped)
-            fallback.error = (f"the model did not answer within {waited:.1f} s (steering "
-                              "stopped); template used")
-        else:
-            fallback = template(inc, remedies)
-            fallback.error = f"the model did not answer within {limit:g} s; template used"
-        fallback.llm_s = waited
-        return fallback
+        return decision
 
     # -- actions -----------------------------------------------------------------------
 
@@ -376,20 +347,6 @@ class SteeringAgent(Agent):
         st["incidents"] = self.steerer.incidents
         st["mode"] = self.mode
         return st
-
-
-def observation(st: dict[str, Any], budget: float) -> tuple[str, tuple[Any, ...]]:
-    """The observation a steering agent writes every ``observe_every_s``: what it read and
-    judged, and on a run big enough that its full judgements wait for each other (to keep
-    within ``budget`` of a core: :meth:`steering.watch.Watch.step`), how often they run, so
-    a person knows a slowdown may be named that much later."""
-    template = "steering watched %d records, judged %d calls, %d incident(s)"
-    args: tuple[Any, ...] = (st["records"], st["judged"], st["incidents"])
-    if st.get("judge_every_s"):
-        template += ("; a run this big is judged in full at most every %.0f s (to keep to "
-                     "%.0f%% of a core)")
-        args += (st["judge_every_s"], budget * 100)
-    return template, args
 
 
 async def launch_steering(manager: Manager[Any], *, log_config: Any = None,
