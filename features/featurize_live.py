@@ -109,10 +109,10 @@ class _Pairs:
             o = np.lexsort((c, v))
             self.v, self.c = v[o], c[o]
             return
-        pos = np.asarray(np.searchsorted(self.v, av, "left"), dtype=np.int64)
-        hi = np.asarray(np.searchsorted(self.v, av, "right"), dtype=np.int64)
-        for i in np.flatnonzero(hi > pos).tolist():  # equal values: by code
-            pos[i] += int(np.count_nonzero(self.c[pos[i]:hi[i]] < ac[i]))
+        pos = np.searchsorted(self.v, av, "left")
+        end = np.searchsorted(self.v, av, "right")
+        for i in np.flatnonzero(end > pos).tolist():  # equal values: by code
+            pos[i] += int(np.count_nonzero(self.c[pos[i]:end[i]] < ac[i]))
         self.v, self.c = _insert(self.v, pos, av), _insert(self.c, pos, ac)
 
 
