@@ -326,7 +326,7 @@ def load(
     for index, (dev, ino, _size, _mtime) in stats.items():
         tail = by_index[index]
         tail.ident = (dev, ino)
-    more = reader.poll()
+    more = reader.poll(full=True)
     result.records += more.records
     result.bad += more.bad
     result.batches += more.batches

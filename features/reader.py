@@ -11,6 +11,7 @@ than one descriptor at a time.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -21,6 +22,13 @@ from features.parse import FLAG_REPAIRED, MAX_LINE, parse_block
 from features.store import EventStore, FileInfo
 
 READ_BLOCK = 16 * 1024 * 1024
+QUIET_S = 10.0
+"""A file not written for this long is quiet: in a pool of more than :data:`ROTATE_OVER`
+files, a poll looks at the files written lately and at one in :data:`ROTATE` of the quiet
+ones, in turn (a stat a file: a poll of a 8,196-file pool looked at every file, 0.1 s)."""
+ROTATE_OVER = 256
+ROTATE = 8
+"""A quiet file written again is read within this many polls."""
 """Bytes read per call while catching up on a file."""
 
 UNTERMINATED = "unterminated last line (its writer is gone)"
@@ -246,6 +254,7 @@ class PoolReader:
         self.tails: dict[str, FileTail] = {}
         self.other_files: list[str] = []
         self._dir_mtime_ns = -1
+        self._turn = 0
         self.extra: list[tuple[str, str, str]] = []
         """(path, name, source kind) of files read beside the pool's (other sources'
         events, :mod:`features.sources`); read after the pool's files."""
@@ -301,12 +310,15 @@ class PoolReader:
         self.store.stats.other_files = len(others)
         return new
 
-    def poll(self, on_batch: Callable[[Batch], None] | None = None) -> PollResult:
-        """Scan for new files and read everything appended since the last poll."""
+    def poll(self, on_batch: Callable[[Batch], None] | None = None,
+             full: bool = False) -> PollResult:
+        """Scan for new files and read what was appended since the last poll: to every
+        file (``full``, or a pool of at most :data:`ROTATE_OVER` files), else to those
+        written lately and a turn of the quiet ones (:data:`QUIET_S`)."""
         result = PollResult()
         self.scan(result)
         store = self.store
-        for tail in list(self.tails.values()):
+        for tail in self._due(full):
             for batch in tail.poll(store, result):
                 self._store(batch, result)
                 if on_batch is not None:
@@ -320,10 +332,19 @@ class PoolReader:
             1 for t in self.tails.values() if t.info.status == "unreadable")
         return result
 
+    def _due(self, full: bool) -> list[FileTail]:
+        tails = list(self.tails.values())
+        if full or len(tails) <= ROTATE_OVER:
+            return tails
+        since = time.time_ns() - int(QUIET_S * 1e9)
+        turn, self._turn = self._turn, (self._turn + 1) % ROTATE
+        return [t for i, t in enumerate(tails) if t.mtime_ns >= since or t.mtime_ns < 0
+                or t.pending or t.info.status != "reading" or i % ROTATE == turn]
+
     def finish(self) -> PollResult:
-        """Read what is new, then take unterminated last lines too (see
+        """Read what is new in every file, then take unterminated last lines too (see
         :meth:`FileTail.flush_partial`): call when the run is known to be over."""
-        result = self.poll()
+        result = self.poll(full=True)
         for tail in self.tails.values():
             batch = tail.flush_partial()
             if batch is not None:
