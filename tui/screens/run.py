@@ -3,26 +3,26 @@
 Reading happens in an exclusive thread worker that posts one message per batch; the
 analyses and the slowdown detector run in their own exclusive workers; the screen only
 paints.
+
+The screen is made of its workers (:class:`tui.screens.run_work.RunWork`) and its view
+switching (:class:`tui.screens.run_views.RunViews`); the status line, the view tabs and
+the filter bar are :mod:`tui.screens.run_widgets`. Here: the keys, the layout, the
+messages, the filter bar's handling and the status.
 """
 
 from __future__ import annotations
 
-import gc
 import time
 from pathlib import Path
 from typing import Any
 
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.actions import SkipAction
 from textual.app import ComposeResult
 from textual.binding import ActiveBinding, Binding
-from textual.containers import Vertical
-from textual.screen import Screen
-from textual.widget import Widget
-from textual.widgets import Footer, Input, Static, TabbedContent, TabPane, Tabs
+from textual.widgets import Footer, Input, Static, TabbedContent, TabPane
 
-from features.fmt import count
 from features.query import QueryError
 from features.run import Run
 from features.safe import clean
@@ -34,7 +34,10 @@ from tui.messages import (
     ShowCatalog,
     ThingsUpdated,
 )
-from tui.model import LEVELS, RunModel
+from tui.model import RunModel
+from tui.screens.run_views import RunViews
+from tui.screens.run_widgets import FilterBar, StatusBar, ViewTabs, status_line
+from tui.screens.run_work import ANALYSE_EVERY_S, RunWork
 from tui.typeahead import expect, typing
 from tui.widgets.anomalies import AnomaliesDetected, AnomaliesView
 from tui.widgets.ask import AskPane
@@ -44,29 +47,7 @@ from tui.widgets.steering import SteeringView
 from tui.widgets.timeline import Timeline
 from tui.widgets.where import WhereView
 
-POLL_BUSY_S = 0.05
-"""Poll interval while the run grows."""
-POLL_IDLE_S = 0.25
-"""Poll interval after a quiet second."""
-ANALYSE_EVERY_S = 1.0
-"""Shortest interval between two analyses of a growing run; the last analysis's cost
-over :data:`ANALYSE_SHARE` when that is longer."""
-ANALYSE_SHARE = 0.25
-"""Most of a core the analyses of a growing run take: on a run of millions of records
-one analysis takes a second or more, and back to back they would hold the interpreter
-the UI thread needs. What the user asks for (an expected time) is not held back."""
-DETECT_EVERY_S = 3.0
-"""Shortest interval between two judgements of a live run; the last judgement's cost
-over :data:`DETECT_SHARE` when that is longer."""
-DETECT_SHARE = 0.1
-"""Most of a core the detector takes while a run is live: it holds the interpreter, so
-more made a live tail's newest rows appear later (p95 write-to-screen 224-375 ms at a
-fifth of a core on a 4,000 records/s tail, 127-175 ms without detection)."""
-
-
-VIEW_FOCUS = {"events": "#event-log", "timeline": "#timeline-view", "where": "#where-cats",
-              "anomalies": "#anomalies-table", "steering": "#steering-table"}
-"""The widget that takes a view's keys (the Ask view's is :meth:`AskPane.resting_widget`)."""
+__all__ = ["FilterBar", "RunScreen"]
 
 
 FOOTER_FIRST = ("question_mark", "slash")
@@ -80,45 +61,7 @@ STATE_EVERY_S = 1.0
 """How often the header looks whether a quiet run has stopped."""
 
 
-class StatusBar(Static):
-    """One line: run, records, files, bad lines, live/follow state, load progress."""
-
-    DEFAULT_CSS = "StatusBar { height: 1; background: $accent 25%; padding: 0 1; }"
-
-
-class ViewTabs(TabbedContent):
-    """The run's views."""
-
-    def _on_tab_pane_focused(self, event: TabPane.Focused) -> None:
-        # A pane reports that a widget in it took focus after the fact: with keys typed
-        # fast ('a', then 'esc e') it reports the Ask pane once the events have focus,
-        # and Textual's TabbedContent would switch back to it. A report from a pane the
-        # focus has left is dropped; otherwise TabbedContent's own handler (next in the
-        # MRO) runs.
-        focused = self.screen.focused
-        if focused is None or event.tab_pane not in focused.ancestors:
-            event.prevent_default()
-            event.stop()
-
-
-class FilterBar(Vertical):
-    """The `/` filter and `ctrl+f` find input, with the parse error shown while typing."""
-
-    DEFAULT_CSS = """
-    FilterBar { height: auto; display: none; }
-    FilterBar.-open { display: block; }
-    FilterBar #filter-error { color: $error; height: auto; }
-    FilterBar #filter-help { color: $text-muted; height: 1; }
-    """
-
-    def compose(self) -> ComposeResult:
-        yield Input(placeholder="levelno>=30  academy.action=next_item  message~\"time ?out\""
-                                "  exc_text!=None  (enter applies, esc closes)", id="filter-input")
-        yield Static("", id="filter-error")
-        yield Static("", id="filter-help")
-
-
-class RunScreen(Screen[None]):
+class RunScreen(RunViews, RunWork):
     """Everything about one run."""
 
     DEFAULT_CSS = """
@@ -157,23 +100,11 @@ class RunScreen(Screen[None]):
         self.from_catalog = from_catalog
         self.filter_mode = "filter"
         self._last_growth = time.monotonic()
-        self._analysing = False
-        self._analysis_due = True
-        self._analysed_at = 0.0
-        self._analysis_asked = False
-        """The user asked for it (an expected time): not held back by the throttle."""
         self._typed_filter: str | None = None
         """The last filter the user typed (its notes are shown as a notification)."""
         self._pending_focus: int | None = None
         self._state = ("", "")
         """The run's state as the header last said it (:meth:`RunModel.state`)."""
-        self._detecting = False
-        self._detect_at = 0.0
-        """Monotonic time the last judgement finished."""
-        self._detect_cost = 0.0
-        self._detect_tried = -1
-        """Events analysed when detection was last tried (a failure is not retried on
-        the same events)."""
 
     # -- keys --------------------------------------------------------------------------
 
@@ -223,117 +154,6 @@ class RunScreen(Screen[None]):
         self.set_interval(STATE_EVERY_S, self._tick_state)
         self.query_one(EventLog).focus()
 
-    # -- workers -----------------------------------------------------------------------
-
-    @work(thread=True, exclusive=True, group="ingest")
-    def ingest(self) -> None:
-        """Read the pool: the first load (with progress), then tail it until closed."""
-        from textual.worker import get_current_worker
-
-        worker = get_current_worker()
-        run = self.model.run
-        last = [0.0]
-
-        def progress(done: int, total: int) -> None:
-            now = time.monotonic()
-            # A few repaints a second while loading: each costs the UI thread a frame.
-            if now - last[0] > 0.25 or done >= total or last[0] == 0.0:
-                last[0] = now
-                run.store.sync_order()  # merge here, not on the UI thread
-                gc.freeze()  # see below: the growing store is not garbage
-                self.post_message(LoadProgressed(done, total))
-                self.post_message(EventsIngested(len(run.store), 0, True))
-
-        res = run.load(progress=progress, local_first=False)
-        # The store's big lists and tables live as long as the app: keep the cyclic
-        # collector from rescanning them (full collections took ~100 ms at 1M events).
-        gc.freeze()
-        for note in res.notes:
-            self.post_message(RunNoted(note))
-        self.post_message(EventsIngested(len(run.store), res.records, False))
-        quiet_since = time.monotonic()
-        while not worker.is_cancelled:
-            res = run.refresh()
-            for note in res.notes:
-                self.post_message(RunNoted(note))
-            now = time.monotonic()
-            if res.records or res.bad:
-                quiet_since = now
-                self.post_message(EventsIngested(len(run.store), res.records, False))
-            time.sleep(POLL_BUSY_S if now - quiet_since < 1.0 else POLL_IDLE_S)
-
-    @work(thread=True, exclusive=True, group="analyse")
-    def analyse(self) -> None:
-        try:
-            a = self.model.analyse()
-        finally:
-            self._analysed_at = time.monotonic()
-            self._analysing = False
-        # What an analysis keeps (tables, their caches, the widgets' data) lives until
-        # the next one: out of the cyclic collector's full scans, which took ~55 ms with
-        # it at 1M events and stalled scrolling by more than 100 ms.
-        gc.freeze()
-        self.post_message(ThingsUpdated(a.events))
-
-    @work(thread=True, exclusive=True, group="detect")
-    def detect(self) -> None:
-        """Judge every call for slowness (and in-flight ones for hanging)."""
-        t = time.monotonic()
-        try:
-            self.model.detect()
-        except Exception as e:  # the detector must not take the app down
-            self.app.call_from_thread(self.notify, f"anomaly detection failed: {e}",
-                                      severity="error")
-            return
-        finally:
-            self._detect_cost = time.monotonic() - t
-            self._detect_at = time.monotonic()
-            self._detecting = False
-        gc.freeze()  # as after an analysis
-        self.post_message(AnomaliesDetected(self.model.detected_events))
-
-    def _maybe_detect(self) -> None:
-        """Judge once the first analysis is in, then again as a live run grows (or, while
-        it is live, as its clock runs: a hung call writes nothing)."""
-        m = self.model
-        if self._detecting or m.loading or m.analysis is None:
-            return
-        if self._detect_tried >= 0:  # after the first try: on growth (or live), throttled
-            live = m.detection is not None and m.detection.live
-            if m.analysis.events <= self._detect_tried and not live:
-                return
-            if time.monotonic() - self._detect_at < max(DETECT_EVERY_S,
-                                                          self._detect_cost / DETECT_SHARE):
-                return
-        self._detect_tried = m.analysis.events
-        self._detecting = True
-        self.detect()
-
-    @work(thread=True, exclusive=True, group="filter")
-    def apply_filter(self, mode: str, text: str) -> None:
-        t = time.perf_counter()
-        if mode == "find":
-            self.model.set_find(text)
-            n = len(self.model.view.matches)
-        else:
-            self.model.set_filter(text)
-            n = len(self.model.view.rows)
-        dt = time.perf_counter() - t
-        self.post_message(FilterApplied(text, n, dt, self.model.filter_notes(text)))
-
-    def _maybe_analyse(self) -> None:
-        # Not during the first load: a big run's analysis would compete with reading
-        # (and with the UI thread) for the interpreter; it runs once the load is done.
-        a = self.model.analysis
-        if not self._analysis_asked and a is not None and \
-                time.monotonic() - self._analysed_at < max(ANALYSE_EVERY_S,
-                                                           a.computed_s / ANALYSE_SHARE):
-            return  # still due: a later tick runs it
-        if self._analysis_due and not self._analysing and not self.model.loading:
-            self._analysis_due = self._analysis_asked = False
-            self._analysing = True
-            self.analyse()
-
     # -- messages ----------------------------------------------------------------------
 
     def on_load_progressed(self, msg: LoadProgressed) -> None:
@@ -364,34 +184,6 @@ class RunScreen(Screen[None]):
 
     def on_anomalies_detected(self, msg: AnomaliesDetected) -> None:
         self._repaint_tab()
-
-    def _repaint_tab(self) -> None:
-        """Repaint the analysis views only while shown: rebuilding hidden tables on every
-        live update would cost the UI thread for nothing."""
-        active = self.query_one(TabbedContent).active
-        if active == "where":
-            self.query_one(WhereView).refresh_view()
-        elif active == "timeline":
-            self.query_one(Timeline).data_changed()
-        elif active == "anomalies":
-            self.query_one(AnomaliesView).refresh_view()
-        elif active == "steering":
-            self.query_one(SteeringView).refresh_view()
-        if active != "steering" and "steering.kind" in self.model.events().store.key_shapes:
-            # Hidden, but a suggestion waiting for a person must be announced (throttled).
-            self.query_one(SteeringView).refresh_view(hidden=True)
-
-    @on(TabbedContent.TabActivated)
-    def _tab_shown(self, event: TabbedContent.TabActivated) -> None:
-        self._repaint_tab()
-        tab = self.query_one(TabbedContent).active
-        if event.pane.id != tab or not self.is_current:
-            return  # a tab switched past already (keys typed fast), or a screen above
-        focused = self.focused
-        # After a click on the tab bar (or focus left in the pane hidden): the view's keys.
-        if focused is None or isinstance(focused, Tabs) or any(
-                isinstance(n, TabPane) and n is not event.pane for n in focused.ancestors):
-            self._focus_view(tab)
 
     def on_filter_applied(self, msg: FilterApplied) -> None:
         log = self.query_one(EventLog)
@@ -574,36 +366,6 @@ class RunScreen(Screen[None]):
         self.set_filter_text(msg.expr, focus_row=msg.rows[0] if msg.rows else None)
         self.action_show_tab("events")
 
-    def action_view(self, tab: str) -> None:
-        """A view's key (``e``, ``l``, ``w``, ``A``, ``s``, ``a``): a letter in a box."""
-        if typing(self.app):
-            raise SkipAction()
-        self.action_show_tab(tab)
-
-    def action_show_tab(self, tab: str) -> None:
-        if tab == "ask":
-            self.query_one(AskPane).expected_s = self.model.expected_s
-        self.query_one(TabbedContent).active = tab
-        self._focus_view(tab)
-
-    def _focus_view(self, tab: str) -> None:
-        """Focus follows the view shown (by key, palette, drill-down or a click on its
-        tab), so its keys work at once: a focused widget left in a hidden pane (or the
-        tab bar, after a click) would take them. Set now, not after a refresh: the keys
-        typed behind a view's key are forwarded to what has focus as they arrive."""
-        if tab == "ask":
-            box = self.query_one("#ask-input", Input)
-            self.set_focus(box)
-            expect(self.app, lambda: box)  # its box, with the keys typed behind 'a'
-            return
-        self.set_focus(self._view_widget(tab))
-
-    def _view_widget(self, tab: str) -> Widget:
-        """The widget of ``tab`` that takes its keys."""
-        if tab == "ask":
-            return self.query_one(AskPane).resting_widget()
-        return self.query_one(VIEW_FOCUS[tab])
-
     # -- status ------------------------------------------------------------------------
 
     def _tick_state(self) -> None:
@@ -612,35 +374,6 @@ class RunScreen(Screen[None]):
             self._paint_status()
 
     def _paint_status(self) -> None:
-        m = self.model
-        ev = m.events()
-        st = m.run.store.stats
-        parts: list[tuple[str, str]] = [(self.path.name[:8], "bold"), (" · ", "")]
-        if m.loading and m.load_total:
-            parts.append((f"loading {m.load_done / m.load_total * 100:3.0f}% · ", "yellow bold"))
-        nf = len(ev.file_names)
-        parts.append((f"{ev.n:,} events · {count(nf, 'file')} ", ""))
-        shown = len(m.view.rows)
-        if m.filter_text or m.hidden_levels:
-            parts.append((f"· {shown:,} shown ", "cyan"))
-        if m.filter_text:
-            parts.append((f"[{clean(m.filter_text, 60)}] ", "cyan"))
-        if m.hidden_levels:
-            hidden = ",".join(n for n, v in LEVELS if v in m.hidden_levels)
-            parts.append((f"hidden: {hidden} ", "magenta"))
-        if st.bad_lines:
-            parts.append((f"· {count(st.bad_lines, 'bad line')} ", "red"))
-        log = self.query_one(EventLog)
-        state, why = self._state = m.state()
-        if state == "finished":  # nothing more will come: no following
-            parts.append(("· finished ", "bold"))
-        elif state == "stopped":
-            parts.append((f"· stopped: {why} ", "yellow"))
-        elif state == "live":
-            parts.append(("· live, following " if log.follow else "· live, paused (f follows) ",
-                          "green" if log.follow else "yellow"))
-        elif not m.loading:  # read, not judged yet
-            parts.append(("· following " if log.follow else "· paused (f follows) ", "dim"))
-        if ev.n:
-            parts.append((f"· {ev.t1 - ev.t0:.2f} s span", "dim"))
-        self.query_one(StatusBar).update(Text.assemble(*parts), layout=False)
+        follow = self.query_one(EventLog).follow
+        text, self._state = status_line(self.model, self.path.name, follow)
+        self.query_one(StatusBar).update(text, layout=False)
