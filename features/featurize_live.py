@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from features.columns import insert_at
 from features.featurize import (
     _STANDARD,
     DONE,
@@ -113,19 +114,8 @@ class _Pairs:
         end = np.searchsorted(self.v, av, "right")
         for i in np.flatnonzero(end > pos).tolist():  # equal values: by code
             pos[i] += int(np.count_nonzero(self.c[pos[i]:end[i]] < ac[i]))
-        self.v, self.c = _insert(self.v, pos, av), _insert(self.c, pos, ac)
+        self.v, self.c = insert_at(self.v, pos, av), insert_at(self.c, pos, ac)
 
-
-def _insert(a: np.ndarray, pos: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """``np.insert`` for a few sorted positions: the slices between them copied once (a
-    memory move; ``np.insert`` builds a mask as long as the array, ten times slower)."""
-    pieces: list[np.ndarray] = []
-    prev = 0
-    for i, p in enumerate(pos.tolist()):
-        pieces += [a[prev:p], values[i:i + 1]]
-        prev = p
-    pieces.append(a[prev:])
-    return np.concatenate(pieces)
 
 
 _FIELDS = ("key", "xs", "xe", "end", "caller", "group", "aid", "file")

@@ -260,7 +260,12 @@ class Run:
 
     @property
     def live(self) -> bool:
-        """True while some file of the pool was written within the live window."""
+        """True while some file of the pool was written within the live window (as
+        :meth:`live_files`, stopping at the first: asked on every poll of a live run)."""
+        since = time.time_ns() - int(LIVE_WINDOW_S * 1e9)
+        if any(t.mtime_ns > since and t.info.source is None and t.info.status != "deleted"
+               for t in self.reader.tails.values()):
+            return True
         return any(self.live_files())
 
     # -- snapshots ---------------------------------------------------------------------

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from features.batch import BadLine, Batch, Segment
-from features.columns import Categorical, Growable, Messages
+from features.columns import Categorical, Growable, Messages, insert_at
 from features.normalize import canonical_id, canonical_str
 from features.parse import COMBO_KEYS, ID_KEYS, INT_KEYS, TAG_KEYS
 
@@ -460,8 +460,8 @@ class EventStore:
                 self._sorted_t = np.concatenate([self._sorted_t, ts])
             else:
                 pos = np.searchsorted(self._sorted_t, ts, side="right")
-                self.order = np.insert(self.order, pos, rows)
-                self._sorted_t = np.insert(self._sorted_t, pos, ts)
+                self.order = insert_at(self.order, pos, rows)
+                self._sorted_t = insert_at(self._sorted_t, pos, ts)
             self._ordered = n
 
     # -- lazy wide keys ----------------------------------------------------------------
