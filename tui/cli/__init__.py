@@ -1,5 +1,6 @@
 """The ``academy-tui`` command line (its subcommands one module each; what they share in
-:mod:`tui.cli.common`, the parser and dispatch in :mod:`tui.cli.commands`).
+:mod:`tui.cli.common`, the parser in :mod:`tui.cli.parser`, the handlers in
+:mod:`tui.cli.handlers`, the dispatch in :mod:`tui.cli.commands`).
 
 ``academy-tui [RUN]`` opens the terminal app; the subcommands print or export what the
 app shows. Every failure is one line on stderr and a non-zero exit, never a traceback.
