@@ -18,7 +18,7 @@ import numpy as np
 import orjson
 import pytest
 
-from features.featurize import action_features
+from features.featurize import Features, action_features
 from features.featurize_live import ActionFeaturizer, _Pairs
 from features.run import Run
 
@@ -72,6 +72,24 @@ def _check(run: Run, got_tags: list[str], got: object) -> None:
     assert (ranks[ties] < ranks[ties + 1]).all()
 
 
+def _polls(run: Run, fz: ActionFeaturizer, plan: list[dict[str, list[bytes]]]
+           ) -> list[Features]:
+    """Each piece of ``plan`` written, read and featurised; each poll checked."""
+    out = []
+    for k, piece in enumerate(plan):
+        for fname, ls in piece.items():
+            with open(run.path / fname, "ab") as fh:
+                fh.writelines(ls)
+        if k == 0:
+            run.load()
+        else:
+            run.refresh()
+        got = fz.update(run)
+        _check(run, got.table["tag"].tolist(), got)
+        out.append(got)
+    return out
+
+
 @pytest.mark.parametrize("name", SAMPLES)
 def test_each_poll_equals_a_pass_over_the_run(sample: Callable[[str], Path], tmp_path: Path,
                                                name: str) -> None:
@@ -80,18 +98,8 @@ def test_each_poll_equals_a_pass_over_the_run(sample: Callable[[str], Path], tmp
     fz = ActionFeaturizer()
     run = Run(dst)
     handed: list[str] = []
-    for k, piece in enumerate(plan):
-        for fname, ls in piece.items():
-            with open(dst / fname, "ab") as fh:
-                fh.writelines(ls)
-        if k == 0:
-            run.load()
-        else:
-            run.refresh()
-        got = fz.update(run)
-        tags = got.table["tag"].tolist()
-        _check(run, tags, got)
-        handed += tags
+    for got in _polls(run, fz, plan):
+        handed += got.table["tag"].tolist()
     assert fz._ctx is not None  # the later polls took the incremental path
     # Over: the files' times put back an hour, the run is no longer live, and the calls
     # that were in flight and are now orphaned with an end are handed out once.
@@ -190,16 +198,7 @@ def test_skewed_clocks_and_windows_opened_at_once(sample: Callable[[str], Path],
     extra[af] += _clone([{**free, "fib.delay_s": 123.0}], tag, tag, [t + 7.5])
     fz = ActionFeaturizer()
     run = Run(dst)
-    for k, piece in enumerate([*plan, extra]):
-        for fname, ls in piece.items():
-            with open(dst / fname, "ab") as fh:
-                fh.writelines(ls)
-        if k == 0:
-            run.load()
-        else:
-            run.refresh()
-        got = fz.update(run)
-        _check(run, got.table["tag"].tolist(), got)
+    *_, got = _polls(run, fz, [*plan, extra])
     tags = got.table["tag"].tolist()
     assert {"0000000a-0000-4000-8000-00000000000a", "0000000c-0000-4000-8000-00000000000c",
             "0000000d-0000-4000-8000-00000000000d"} <= set(tags)
