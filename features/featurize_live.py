@@ -335,9 +335,7 @@ class ActionFeaturizer:
         time) order, as :func:`features.featurize._extra_keys` finds them: their tagged
         records, and their agent's untagged ones inside their execution windows."""
         reg = ctx.reg
-        lut = np.full(len(self._handed) + 1, -1, dtype=np.int64)
-        lut[codes] = np.arange(len(codes))
-        pos = lut[self._index.pending_codes]
+        pos = _positions(codes, self._index.pending_codes)
         mine = pos >= 0
         rows_l, act_l = [self._index.pending_rows[mine]], [pos[mine]]
         xs = reg["xs"][codes]
@@ -361,13 +359,23 @@ class ActionFeaturizer:
             r, p = in_windows(ev, free, aid_codes, np.arange(len(cw)), reg["aid"][cw],
                               reg["file"][cw], reg["xs"][cw],
                               np.where(np.isnan(reg["xe"][cw]), np.inf, reg["xe"][cw]))
-            q = lut[cw[p]] if len(p) else np.empty(0, dtype=np.int64)
+            q = _positions(codes, cw[p])
             rows_l.append(r[q >= 0])
             act_l.append(q[q >= 0])
         rows = np.concatenate(rows_l).astype(np.int64)
         act = np.concatenate(act_l).astype(np.int64)
         order = np.lexsort((ev.created[rows], act))
         return rows[order], act[order]
+
+
+def _positions(codes: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Each of ``x``'s position in ``codes`` (distinct), -1 where absent: a search among
+    a poll's few calls, not a table as long as the run's tags built on every poll."""
+    o = np.argsort(codes, kind="stable")
+    at = np.minimum(np.searchsorted(codes[o], x), max(len(codes) - 1, 0))
+    if not len(codes):
+        return np.full(len(x), -1, dtype=np.int64)
+    return np.where(codes[o][at] == x, o[at], -1).astype(np.int64)
 
 
 def _completion_order(acts: Table, sel: np.ndarray, codes: np.ndarray) -> np.ndarray:
