@@ -48,7 +48,7 @@ from typing import Any
 
 from features.pools import cache_dir
 
-VERSION = 5
+VERSION = 6
 """Bump when anything pickled changes shape."""
 
 MIN_RECORDS = 100_000
@@ -68,6 +68,7 @@ SMALL = 1 << 16
 _ALLOWED: dict[str, set[str]] = {
     "features.store": {"EventStore", "FileInfo", "StoreStats", "_FileTimes"},
     "features.columns": {"Growable", "Categorical", "Messages"},
+    "features.time_order": {"TimeOrder"},
     "features.reader": {"PoolReader", "FileTail"},
     "features.things.actions": {"ActionIndex"},
     "features.things.processes": {"ProcessIndex"},

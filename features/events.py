@@ -71,8 +71,9 @@ class Events:
             self.length = store.length.view(n)
             self.flags = store.flags.view(n)
             self.shape = store.shape.view(n)
-            self.order = store.order
-            self.sorted_t = store._sorted_t
+            self.order = store.time_order.rows()
+            """Row numbers in merged time order."""
+            self.sorted_t = store.time_order.times()
             """Sort time of each row of :attr:`order` (``created``, gaps filled)."""
             self._time_fill = dict(store.time_fill) if store.time_fill else None
             self.ints = {k: v.view(n) for k, v in store.ints.items()}

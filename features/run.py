@@ -190,9 +190,21 @@ class Run:
     def refresh(self) -> PollResult:
         """Read what was appended since the last call (new files included)."""
         before = [f.size for f in self.store.files]
-        if self._sources is not None:
-            self.notes.extend(self._sources.sync(self))
-        res = self.reader.poll()
+        store = self.store
+        store.defer_order = True  # merged once, below, after the stale snapshot is let go
+        try:
+            if self._sources is not None:
+                self.notes.extend(self._sources.sync(self))
+            res = self.reader.poll()
+        finally:
+            store.defer_order = False
+        with self._snap_lock:
+            # Records arrived: the kept snapshot is stale (the next ``events()`` replaces
+            # it), so drop it before the merge. Holding it would hold a view of the time
+            # order and make the merge copy the whole order (``features.time_order``).
+            if self._events is not None and self._events.n != len(store):
+                self._events, self._cache = None, {}
+        store.sync_order()
         self._settle(res)
         self.notes.extend(res.notes)
         now = time.time()

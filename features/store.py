@@ -16,9 +16,10 @@ from typing import Any
 import numpy as np
 
 from features.batch import BadLine, Batch, Segment
-from features.columns import Categorical, Growable, Messages, insert_at
+from features.columns import Categorical, Growable, Messages
 from features.normalize import canonical_id, canonical_str
 from features.parse import COMBO_KEYS, ID_KEYS, INT_KEYS, TAG_KEYS
+from features.time_order import TimeOrder
 
 CATEGORICAL_KEYS: tuple[str, ...] = tuple(k for k in COMBO_KEYS if k not in INT_KEYS) + TAG_KEYS
 """Keys stored dictionary-encoded."""
@@ -148,11 +149,9 @@ class EventStore:
         self.key_shapes: dict[str, list[int]] = {}
         """Key -> the shapes (distinct key sets) that contain it."""
         self.message = Messages()
-        self.order = np.empty(0, dtype=np.int64)
-        """Row numbers in merged time order."""
-        self._sorted_t = np.empty(0, dtype=np.float64)
-        self._ordered = 0
-        """Rows merged into :attr:`order`; rows after it are merged by :meth:`sync_order`."""
+        self.time_order = TimeOrder()
+        """Rows merged in time order with their sort times; rows appended later are
+        merged by :meth:`sync_order`."""
         self._lazy: dict[str, _LazyColumn] = {}
         self._key_rows: dict[str, tuple[int, int, np.ndarray]] = {}
         """Key -> (rows scanned, shapes with the key then, rows that have it)."""
@@ -354,7 +353,7 @@ class EventStore:
         :data:`FAR_S` from the pool's median time. (Records with no usable time have
         none to leave out: see :attr:`no_time`.)"""
         with self.lock:
-            n = self._ordered
+            n = len(self.time_order)
             key = (n, self._flag_gen)
             if self._flags_memo is not None and self._flags_memo[0] == key:
                 return self._flags_memo[1]
@@ -365,7 +364,7 @@ class EventStore:
                     self._small_memo = (np.concatenate([ft.rows for ft in fts]),
                                         np.concatenate([ft.times for ft in fts]))
                 s_rows, s_times = self._small_memo
-                mid = float(self._sorted_t[n // 2])
+                mid = self.time_order.time_at(n // 2)
                 rows.extend(s_rows[(np.abs(s_times - mid) > FAR_S) & (s_rows < n)].tolist())
             out = np.array(sorted(rows), dtype=np.int64)
             self._flags_memo = (key, out)
@@ -414,9 +413,7 @@ class EventStore:
 
     def _last_time(self) -> float:
         """The latest known time, to place records that lack ``created``."""
-        if len(self._sorted_t):
-            return float(self._sorted_t[-1])
-        return 0.0
+        return self.time_order.time_at(-1) if len(self.time_order) else 0.0
 
     def _shape_code(self, keys: tuple[str, ...]) -> int:
         c = self._shape_index.get(keys)
@@ -427,9 +424,14 @@ class EventStore:
                 self.key_shapes.setdefault(k, []).append(c)
         return c
 
+    @property
+    def order(self) -> np.ndarray:
+        """Row numbers in merged time order, as a read-only view."""
+        return self.time_order.rows()
+
     def ordered_rows(self) -> int:
         """Rows merged into :attr:`order` (all rows after :meth:`sync_order`)."""
-        return self._ordered
+        return len(self.time_order)
 
     def reserve(self, rows: int) -> None:
         """Make room for about ``rows`` more rows (a bulk load knows roughly how many)."""
@@ -443,7 +445,7 @@ class EventStore:
         """Merge rows appended since the last call into the time order."""
         with self.lock:
             n = len(self.created)
-            start = self._ordered
+            start = len(self.time_order)
             if n == start:
                 return
             tk = self.created.view()[start:n]
@@ -453,16 +455,7 @@ class EventStore:
                     if start <= r < n:
                         tk[r - start] = t
             local = np.argsort(tk, kind="stable")
-            rows = local.astype(np.int64) + start
-            ts = tk[local]
-            if len(self.order) == 0 or ts[0] >= self._sorted_t[-1]:
-                self.order = np.concatenate([self.order, rows])
-                self._sorted_t = np.concatenate([self._sorted_t, ts])
-            else:
-                pos = np.searchsorted(self._sorted_t, ts, side="right")
-                self.order = insert_at(self.order, pos, rows)
-                self._sorted_t = insert_at(self._sorted_t, pos, ts)
-            self._ordered = n
+            self.time_order.merge(local.astype(np.int64) + start, tk[local])
 
     # -- lazy wide keys ----------------------------------------------------------------
 

@@ -1,27 +1,42 @@
 """The store's time order, merged poll by poll as records arrive out of order, is the
 order of a stable sort of every record's time (few records merged slice by slice, many
-at once)."""
+at once), whether the merge writes into its buffers (nobody holds a view of them) or
+builds new ones (a snapshot does, and must keep seeing the order it was taken with)."""
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import numpy as np
 import orjson
+import pytest
 
 from features.run import Run
+from features.time_order import TimeOrder
+
+SIZES = (50, 7, 300, 6000, 1, 40, 5000, 12)
 
 
-def test_time_order_merged_as_records_arrive(tmp_path: Path) -> None:
+def _write(tmp_path: Path, rng: np.random.Generator, size: int) -> None:
+    for f in range(3):
+        times = 1_700_000_000 + rng.integers(0, 400, size) / 4  # many ties, any order
+        lines = [orjson.dumps({"created": str(t), "msg": "m", "levelname": "INFO",
+                               "name": "x"}) + b"\n" for t in times.tolist()]
+        with open(tmp_path / f"p{f}.jsonlog", "ab") as fh:
+            fh.writelines(lines)
+
+
+@pytest.mark.parametrize("hold", [True, False], ids=["snapshots-held", "none-held"])
+def test_time_order_merged_as_records_arrive(tmp_path: Path, hold: bool) -> None:
     rng = np.random.default_rng(5)
     run = Run(tmp_path, cache=False)
-    for step, size in enumerate((50, 7, 300, 6000, 1, 40, 5000, 12)):
-        for f in range(3):
-            times = 1_700_000_000 + rng.integers(0, 400, size) / 4  # many ties, any order
-            lines = [orjson.dumps({"created": str(t), "msg": "m", "levelname": "INFO",
-                                   "name": "x"}) + b"\n" for t in times.tolist()]
-            with open(tmp_path / f"p{f}.jsonlog", "ab") as fh:
-                fh.writelines(lines)
+    pinned: list[tuple[object, np.ndarray, np.ndarray]] = []
+    ev = None
+    for step, size in enumerate(SIZES):
+        _write(tmp_path, rng, size)
+        if not hold:
+            ev = None  # no view of the order alive: the merge may write in place
         if step == 0:
             run.load()
         else:
@@ -30,3 +45,54 @@ def test_time_order_merged_as_records_arrive(tmp_path: Path) -> None:
         want = np.argsort(ev.created[: ev.n], kind="stable")
         assert np.array_equal(ev.order[: ev.n], want), step
         assert np.array_equal(ev.sorted_t[: ev.n], ev.created[want]), step
+        if hold:
+            pinned.append((ev, ev.order.copy(), ev.sorted_t.copy()))
+    order = run.store.time_order
+    if hold:
+        assert order.copies >= len(SIZES) - 1  # every merge saw a snapshot's view
+        for snap, rows, times in pinned:  # and none of them saw a later merge
+            assert np.array_equal(snap.order, rows)  # type: ignore[attr-defined]
+            assert np.array_equal(snap.sorted_t, times)  # type: ignore[attr-defined]
+    else:
+        assert order.copies <= 3  # the first buffers, then growth only
+
+
+def test_merges_in_place_and_copies_only_for_views() -> None:
+    rng = np.random.default_rng(11)
+    order, rows_all, times_all = TimeOrder(), [], []
+    held: list[tuple[np.ndarray, np.ndarray]] = []
+    for step in range(60):
+        k = int(rng.integers(1, 200))
+        ts = np.sort(rng.integers(0, 50 + step * 5, k) / 2.0, kind="stable")
+        rows = np.arange(sum(map(len, rows_all)), sum(map(len, rows_all)) + k)
+        rows_all.append(rows)
+        times_all.append(ts)
+        before = order.copies
+        viewed = step % 7 == 3
+        if viewed:
+            v = order.rows()
+            held.append((v, v.copy()))
+        order.merge(rows, ts)
+        # A view alive (or the first buffers, or full ones) -> new buffers; else in place.
+        if viewed and step:
+            assert order.copies == before + 1
+        all_t = np.concatenate(times_all)
+        want = np.concatenate(rows_all)[np.argsort(all_t, kind="stable")]
+        assert np.array_equal(order.rows(), want), step
+        assert np.array_equal(order.times(), np.sort(all_t, kind="stable")), step
+    assert order.copies < 20
+    for v, copy in held:
+        assert np.array_equal(v, copy)
+    with pytest.raises(ValueError):
+        order.rows()[0] = 1  # views are read-only
+
+
+def test_saved_order_keeps_room_and_merges_after_reopening() -> None:
+    order = TimeOrder()
+    order.merge(np.arange(1000), np.arange(1000.0))
+    back = pickle.loads(pickle.dumps(order))
+    assert np.array_equal(back.rows(), order.rows())
+    back.merge(np.array([1000, 1001]), np.array([0.5, 2000.0]))
+    assert back.copies == 0  # the saved room took them
+    assert back.rows()[:3].tolist() == [0, 1000, 1]
+    assert back.rows()[-1] == 1001 and len(back) == 1002
