@@ -30,11 +30,12 @@ is guessed. The first ``warmup`` call(s) of each agent to an action pay one-off 
 instead of slow, unless the group is mostly first calls (one call per agent, e.g. 8
 launchers each called once), which is then its own baseline.
 
-The multivariate part, ``Pipeline(SimpleImputer, RobustScaler, IsolationForest)`` over
-the whole feature matrix (fixed ``random_state``), never decides: its score ranks and
-marks calls that are unusual in other ways (``mv_outlier``) as context. It scores the
-columns it was trained on, selected by name (a user key first seen since the last refit
-is left out until the next one; a trained column a call lacks is imputed).
+The multivariate part (:mod:`features.forest`), ``Pipeline(SimpleImputer, RobustScaler,
+IsolationForest)`` over the whole feature matrix (fixed ``random_state``), never decides:
+its score ranks and marks calls that are unusual in other ways (``mv_outlier``) as
+context. It scores the columns it was trained on, selected by name (a user key first seen
+since the last refit is left out until the next one; a trained column a call lacks is
+imputed).
 ``multivariate=False`` turns it off (baselines only).
 
 Live (:meth:`SlowdownDetector.partial_fit`): new calls are judged against the baseline,
@@ -46,18 +47,20 @@ normal), the multivariate part is refitted every ``refit_every`` calls, and afte
 
 from __future__ import annotations
 
-import inspect
 import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from features.baseline import Group, GroupBaseline, group_name, robust
-from features.featurize import ACTION_FEATURES, EXTRA_PREFIX, Features
+from features.forest import aligned, as_features, fit_forest, forest_scores
+from features.params import Params, check_fitted
 from features.table import Table
 
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
+
+    from features.featurize import Features
 
 DURATIONS = ("exec_s", "total_s", "queue_s", "reply_s")
 """Durations that get a per-group baseline (the first two can decide, see decide_on)."""
@@ -72,65 +75,9 @@ EMPTY_ACTIONS = Table({c: np.empty(0, dtype=object if c in ("tag", "agent_class"
 """A features table with no rows (what :meth:`SlowdownDetector.assess` needs)."""
 
 
-def _as_features(X: Features | Table) -> Features:
-    if isinstance(X, Features):
-        return X
-    base = [n for n, _ in ACTION_FEATURES]
-    names = [n for n in base if n in X] + sorted(c for c in X.columns
-                                                 if c.startswith(EXTRA_PREFIX))
-    mat = np.column_stack([np.asarray(X[n], dtype=np.float64) for n in names]) if len(X) \
-        else np.empty((0, len(names)))
-    return Features(X, mat, names)
-
-
 def _groups(t: Table) -> list[Group]:
     return list(zip([str(c) for c in t["agent_class"].tolist()],
                     [str(a) for a in t["action"].tolist()], strict=True))
-
-
-class Params:
-    """scikit-learn's parameter protocol (``get_params``, ``set_params``, the repr) without
-    importing scikit-learn: that import takes 1-2 s, and every report, ``steer RUN`` and
-    the app make a detector, while only fitting the multivariate forest needs the library.
-    ``sklearn.base.clone`` takes it as it takes a ``BaseEstimator``."""
-
-    @classmethod
-    def _param_names(cls) -> list[str]:
-        sig = inspect.signature(cls.__init__)
-        return sorted(p.name for p in sig.parameters.values()
-                      if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD))
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """The constructor's parameters (``deep``: with those of nested estimators as
-        ``name__param``)."""
-        out: dict[str, Any] = {}
-        for name in self._param_names():
-            value = getattr(self, name)
-            if deep and hasattr(value, "get_params") and not isinstance(value, type):
-                out.update((f"{name}__{k}", v) for k, v in value.get_params().items())
-            out[name] = value
-        return out
-
-    def set_params(self, **params: Any) -> Params:
-        """Set parameters (``name__param`` reaches a nested estimator); returns ``self``."""
-        names = self._param_names()
-        for key, value in params.items():
-            name, _, sub = key.partition("__")
-            if name not in names:
-                raise ValueError(f"invalid parameter {name!r} for {type(self).__name__}: "
-                                 f"choose from {', '.join(names)}")
-            if sub:
-                getattr(self, name).set_params(**{sub: value})
-            else:
-                setattr(self, name, value)
-        return self
-
-    def __repr__(self) -> str:
-        defaults = {p.name: p.default for p in
-                    inspect.signature(type(self).__init__).parameters.values()}
-        changed = [f"{k}={v!r}" for k, v in self.get_params(deep=False).items()
-                   if defaults.get(k, inspect.Parameter.empty) != v]
-        return f"{type(self).__name__}({', '.join(changed)})"
 
 
 class SlowdownDetector(Params):
@@ -204,14 +151,14 @@ class SlowdownDetector(Params):
     def fit(self, X: Features | Table, y: Any = None) -> SlowdownDetector:
         """Learn the baselines and the multivariate model from completed calls in ``X``
         (the rows of :func:`features.featurize.action_features`)."""
-        self._init_state(_as_features(X).names)
+        self._init_state(as_features(X).names)
         return self.partial_fit(X)
 
     def partial_fit(self, X: Features | Table, y: Any = None,
                     flags: np.ndarray | None = None) -> SlowdownDetector:
         """Learn from more completed calls: those not judged slow (``flags``, or judged
         now against the current baselines) join their group's baseline."""
-        feats = _as_features(X)
+        feats = as_features(X)
         if not hasattr(self, "values_"):
             self._init_state(feats.names)
         grown = [n for n in feats.names if n not in self.feature_names_]
@@ -321,22 +268,9 @@ class SlowdownDetector(Params):
         rows = sum(len(r) for r in self.mv_rows_)
         if rows < self.min_n or (self.mv_ is not None and self.since_refit_ < self.refit_every):
             return
-        # Imported here: scikit-learn's estimator modules import its callback package,
-        # which loads rich when it is installed; importing features must not (the layer
-        # rule), and a reader that never fits a model starts faster.
-        from sklearn.ensemble import IsolationForest
-        from sklearn.impute import SimpleImputer
-        from sklearn.pipeline import Pipeline
-        from sklearn.preprocessing import RobustScaler
-
         mat = np.concatenate(self.mv_rows_)[-2000:]  # recent calls speak for the present
         self.mv_rows_ = [mat]
-        self.mv_ = Pipeline([
-            ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
-            ("scale", RobustScaler()),
-            ("forest", IsolationForest(n_estimators=self.n_estimators,
-                                       random_state=self.random_state)),
-        ]).fit(np.where(np.isfinite(mat), mat, np.nan))
+        self.mv_ = fit_forest(mat, self.n_estimators, self.random_state)
         self.mv_feature_names_ = list(self.feature_names_)
         self.since_refit_ = 0
 
@@ -344,13 +278,7 @@ class SlowdownDetector(Params):
         """``feats.X`` with the columns ``names`` (default: the kept feature columns),
         selected by name; NaN for ones it lacks (the imputer fills them with the
         training median)."""
-        names = self.feature_names_ if names is None else names
-        pos = {n: i for i, n in enumerate(feats.names)}
-        out = np.full((len(feats.X), len(names)), np.nan)
-        for j, n in enumerate(names):
-            if n in pos:
-                out[:, j] = feats.X[:, pos[n]]
-        return out
+        return aligned(feats, self.feature_names_ if names is None else names)
 
     # -- judging -----------------------------------------------------------------------
 
@@ -361,7 +289,7 @@ class SlowdownDetector(Params):
         ``scale_s``), robust ``z`` and ``excess_s``, the ratio of every duration
         (``ratio.exec_s``...), and the multivariate ``mv_score`` (lower: more unusual)
         and ``mv_outlier``."""
-        feats = _as_features(X)
+        feats = as_features(X)
         t = feats.table
         n = len(t)
         flag = np.empty(n, dtype=object)
@@ -416,9 +344,7 @@ class SlowdownDetector(Params):
         # The columns the forest was trained on, not the kept ones: a user key first
         # seen since the last refit widened those, and the forest refits only every
         # refit_every calls.
-        mat = self._aligned(feats, self.mv_feature_names_)
-        mat[~np.isfinite(mat)] = np.nan
-        return self.mv_.score_samples(mat), self.mv_.predict(mat) == -1
+        return forest_scores(self.mv_, feats, self.mv_feature_names_)
 
     def _check_fitted(self) -> None:
         """scikit-learn's contract for its estimator methods (``predict``,
@@ -426,12 +352,7 @@ class SlowdownDetector(Params):
         ``NotFittedError``, where every call came out "normal" before. ``assess`` judges
         before learning on purpose (the live detector judges each call, then learns
         from it): a group with no baseline there is "not enough data", said as such."""
-        if not hasattr(self, "baselines_"):
-            from sklearn.exceptions import NotFittedError  # only on this error path
-
-            raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet. "
-                                 "Call 'fit' with appropriate arguments before using this "
-                                 "estimator.")
+        check_fitted(self, "baselines_")
 
     def predict(self, X: Features | Table) -> np.ndarray:
         """-1 for a slow call, +1 otherwise (calls that cannot be judged included)."""
@@ -453,7 +374,7 @@ class SlowdownDetector(Params):
         """For calls still in flight at ``now``: ``(possibly hung, threshold_s)``. A call
         is possibly hung once it has run ``hung_factor`` times its group's p99 total
         (at least ``hung_min_s``); NaN threshold where the group has no baseline."""
-        t = _as_features(X).table
+        t = as_features(X).table
         n = len(t)
         thr = np.full(n, np.nan)
         baselines = getattr(self, "baselines_", {})
