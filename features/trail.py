@@ -4,7 +4,7 @@ A steering agent writes one record per decision (``steering.*`` keys, logger
 ``academy_tui.steering``, see ``steering.audit``) and signs each with its session's secret
 (:mod:`features.trust`). Anyone who can write into the pool can write records that look the
 same, so the trail, the report, ``steer RUN`` and the app count a record only when it is
-the steering agent's own:
+the steering agent's own (:mod:`features.trail_verify` checks it):
 
 - its session (``steering.session``) has a session file of this user (the key),
 - its signature matches its ``steering.*`` values, logger and message,
@@ -25,22 +25,19 @@ from __future__ import annotations
 
 import json
 import math
-import threading
 import time
-import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from features.query_eval import select
-from features.trust import TIME_SLACK_S, Session, by_session, load_sessions, record_ok
+from features.trail_verify import STEERING_LOGGER, check_records
+from features.trail_verify import as_text as _s
+from features.trust import Session, by_session, load_sessions
 
 if TYPE_CHECKING:
     from features.run import Run
 
-STEERING_LOGGER = "academy_tui.steering"
-"""The logger a steering agent writes its ``steering.*`` records to."""
 LOST_AFTER_S = 60.0
 """A steering agent without a stop record that wrote nothing this long is ``lost`` (it
 writes an observation every 10 s while it runs)."""
@@ -134,49 +131,6 @@ class Trail:
         return out
 
 
-class _Verdicts:
-    """Per-row signature and time checks of one store (rows never change once read)."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.by_row: dict[int, tuple[str, str, int, str]] = {}
-        """row -> (session, why-not or "", seq, kind)."""
-        self.keys: frozenset[tuple[str, bytes]] = frozenset()
-
-
-_CACHE: weakref.WeakKeyDictionary[Any, _Verdicts] = weakref.WeakKeyDictionary()
-
-
-def _s(v: Any) -> str:
-    return "" if v is None or v == "None" else str(v)
-
-
-def _verdict(rec: dict[str, Any] | None, created: float, keys: dict[str, Session]
-             ) -> tuple[str, str, int, str]:
-    if rec is None:
-        return "", "its line cannot be read", -1, ""
-    session = _s(rec.get("steering.session")).lower()
-    kind = _s(rec.get("steering.kind"))
-    try:
-        seq = int(str(rec.get("steering.seq")))
-    except ValueError:
-        seq = -1
-    if _s(rec.get("name")) != STEERING_LOGGER:
-        return session, f"written by logger {_s(rec.get('name'))[:60]!r}", seq, kind
-    s = keys.get(session)
-    if s is None:
-        return session, "no session key for it on this machine", seq, kind
-    if not record_ok(s.secret, rec):
-        return session, "its signature does not match", seq, kind
-    try:
-        t = float(str(rec.get("steering.t")))
-    except ValueError:
-        t = math.nan
-    if not (math.isfinite(t) and abs(t - created) <= TIME_SLACK_S):
-        return session, "its time does not match when it was written", seq, kind
-    return session, "", seq, kind
-
-
 def read_trail(run: Run, sessions: list[Session] | None = None,
                now: float | None = None) -> Trail:
     """The run's verified steering trail (``sessions``: default this user's session files
@@ -188,36 +142,7 @@ def read_trail(run: Run, sessions: list[Session] | None = None,
     keys = by_session(sessions)
     if "steering.kind" not in ev.store.key_shapes:
         return Trail(ev.n, np.empty(0, dtype=np.int64), [], {}, {}, notes)
-    # The same snapshot as ``ev``: the run may grow in another thread meanwhile (an app's
-    # reader), and rows of a newer snapshot are past the end of this one.
-    rows = select(ev, "has:steering.kind")
-    cache = _CACHE.setdefault(ev.store, _Verdicts())
-    sig = frozenset((k, s.secret) for k, s in keys.items())
-    with cache.lock:
-        if sig != cache.keys:
-            cache.by_row.clear()
-            cache.keys = sig
-        todo = [int(r) for r in rows if int(r) not in cache.by_row]
-        if todo:
-            for r, rec in zip(todo, ev.records(todo), strict=True):
-                cache.by_row[r] = _verdict(rec, float(ev.created[r]), keys)
-        verdicts = [cache.by_row[int(r)] for r in rows]
-    seen: set[tuple[str, int]] = set()
-    files: dict[str, int] = {}
-    ok: list[int] = []
-    unverified: list[tuple[int, str]] = []
-    for r, (session, why, seq, _) in zip(rows.tolist(), verdicts, strict=True):
-        if not why:
-            f = int(ev.file[r])
-            if (session, seq) in seen:
-                why = f"a copy of its session's record number {seq}"
-            elif files.setdefault(session, f) != f:
-                why = "in another file than its session's other records"
-        if why:
-            unverified.append((r, why))
-            continue
-        seen.add((session, seq))
-        ok.append(r)
+    ok, unverified = check_records(ev, keys)
     trail = Trail(ev.n, np.array(ok, dtype=np.int64), unverified, {}, {}, notes)
     _fold(run, trail, now)
     return trail
