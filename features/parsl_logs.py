@@ -11,7 +11,8 @@ and the Parsl keys :mod:`features.parsl_db` uses where they mean the same thing
 ``parsl.worker``; the file's place gives executor, block, manager and worker. Records
 that mark a step (``Launched block 0 with job ID 32312``, ``Registered manager``,
 ``Worker 0 started``, the first record of a ``manager.log``: the process_worker_pool
-starting) carry ``parsl.event`` and a ``msg`` with ``%s`` for their values, so they group.
+starting) carry ``parsl.event`` and a ``msg`` with ``%s`` for their values, so they group
+(the formats and those records: :mod:`features.parsl_log_formats`).
 
 The driver's records are often in the pool already (Academy's handler sits on the root
 logger): 130 of the sample's 151 ``parsl.log`` records. Those are not repeated (same
@@ -33,10 +34,13 @@ import os
 import re
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+# FORMATS and RULES lived here: still importable from here.
+from features.parsl_log_formats import FORMATS as FORMATS
+from features.parsl_log_formats import LEVELS, match_step, parse_line, wall_clock
+from features.parsl_log_formats import RULES as RULES
 from features.sources import Source, event, register
 
 if TYPE_CHECKING:
@@ -55,77 +59,8 @@ ATOMIC_BYTES = 8192
 """Python's file handler writes and flushes each record; a record under its 8 KiB text
 buffer arrives in one write, so one ending the data read is complete."""
 CHUNK = 8 << 20
-_LEVELS = {"DEBUG": 10, "INFO": 20, "WARN": 30, "WARNING": 30, "ERROR": 40, "CRITICAL": 50,
-           "FATAL": 50}
-_D = r"(?P<date>\d{4}-\d\d-\d\d) (?P<time>\d\d:\d\d:\d\d)"
-FORMATS = (
-    # parsl.log_utils.DEFAULT_FORMAT: "%(created)f %(asctime)s %(processName)s-%(process)d
-    # %(threadName)s-%(thread)d %(name)s:%(lineno)d %(funcName)s %(levelname)s: %(message)s"
-    re.compile(r"(?P<created>\d{9,11}\.\d+) " + _D + r"(?:[.,]\d+)? (?P<proc>\S.*?)-"
-               r"(?P<pid>\d+) (?P<thread>\S.*?)-\d+ (?P<name>[\w.\-]+):(?P<lineno>\d+) "
-               r"(?P<func>\S+) (?P<level>[A-Z]+): ?(?P<msg>.*)"),
-    # Interchange and worker pool before 2023: "%(asctime)s.%(msecs)03d %(name)s:%(lineno)d
-    # %(processName)s(%(process)d) %(threadName)s %(funcName)s [%(levelname)s]  %(message)s"
-    re.compile(_D + r"(?:[.,](?P<ms>\d{3}))? (?P<name>[\w.\-]+):(?P<lineno>\d+) "
-               r"(?P<proc>\S.*?)\((?P<pid>\d+)\) (?P<thread>\S.*?) (?P<func>\S+) "
-               r"\[(?P<level>[A-Z]+)\] *(?P<msg>.*)"),
-    # database_manager.log ("... [%(levelname)s] [%(threadName)s %(thread)d] %(message)s")
-    # and set_stream_logger's "%(asctime)s %(name)s:%(lineno)d [%(levelname)s]  %(message)s"
-    re.compile(_D + r"(?:[.,](?P<ms>\d{3}))? (?P<name>[\w.\-]+):(?P<lineno>\d+) "
-               r"\[(?P<level>[A-Z]+)\] (?:\[(?P<thread>.*?) \d+\] )? *(?P<msg>.*)"),
-)
-_EX = r"(?:\[Scaling executor (?P<executor>[^\]]+)\] )?"
-_M = r"(?:b')?(?P<manager>[0-9a-f]+)'?"
-RULES: tuple[tuple[str, str, re.Pattern[str]], ...] = tuple(
-    (e, k, re.compile(p)) for e, k, p in (
-        ("began", "Run id", r"^Run id is: (?P<run_id>\S+)"),
-        ("rundir", "rundir", r"^Parsl run initializing in rundir: (?P<rundir>.+)"),
-        ("submitted", "submitted", r"^Task (?P<task>\d+) submitted for App (?P<func>[^,\s]+)"),
-        ("status", "state", r"^Task (?P<task>\d+) (?:initializing state to|changing state "
-                            r"from \w+ to) (?P<status>\w+)"),
-        ("launched", "launched on", r"^Parsl task (?P<task>\d+) try (?P<try>\d+) launched on "
-                                    r"executor (?P<executor>\S+) with executor id "
-                                    r"(?P<executor_task>\d+)"),
-        ("block allocated", "Allocated", _EX + r"Allocated block ID (?P<block>\S+)"),
-        ("block launched", "Launched block", _EX + r"Launched block (?P<block>\S+) with job "
-                                                   r"ID (?P<job_id>\S+)"),
-        ("block status", "Marking", r"Marking block (?P<block>\S+) as (?P<status>\w+)"),
-        ("hold", "hold", r"^(?:Sending hold for|Sent hold request to) manager: "
-                         r"(?P<manager>\w+)"),
-        ("hold", "HOLD", r"^Received HOLD_MANAGER for " + _M),
-        ("cancel", "Terminating", r"^Terminating job/process ID: (?P<job_id>\S+)"),
-        ("registered", "Registered", r"^Registered manager " + _M),
-        ("registration info", "Registration", r"^Registration info for manager " + _M +
-                                              r".*?'block_id': '(?P<block>[^']*)'"),
-        ("spawning workers", "spawn", r"^Manager will spawn (?P<workers>\d+) workers"),
-        ("worker started", "started", r"^Worker (?P<worker>\d+) started"),
-        ("received", "Received", r"^Received executor task (?P<executor_task>\d+)"),
-        ("completed", "Completed", r"^Completed executor task (?P<executor_task>\d+)"),
-        ("finished", "finished", r"^All processing finished for executor task "
-                                 r"(?P<executor_task>\d+)"),
-    ))
-"""(``parsl.event``, a word its line must hold, the pattern): the records that mark a step;
-the named groups become ``parsl.<name>`` keys."""
-_INTS = frozenset({"task", "try", "executor_task", "workers", "worker"})
 _NAMES = re.compile(r"(parsl|interchange|manager|worker_\d+|database_manager|"
                     r"monitoring_\w*router)\.log$")
-
-
-def parse_line(line: str, fmts: tuple[re.Pattern[str], ...] = FORMATS
-               ) -> tuple[int, re.Match[str]] | None:
-    """Which of :data:`FORMATS` a line starts a record in, and the match."""
-    for i, f in enumerate(fmts):
-        m = f.match(line)
-        if m is not None:
-            return i, m
-    return None
-
-
-def _wall(m: re.Match[str]) -> float:
-    """The line's wall-clock text read as UTC, epoch seconds."""
-    dt = datetime.fromisoformat(f"{m['date']} {m['time']}").replace(tzinfo=UTC)
-    ms = m.groupdict().get("ms")
-    return dt.timestamp() + (int(ms) / 1000 if ms else 0.0)
 
 
 def _is_log(path: Path) -> bool:
@@ -286,7 +221,7 @@ class ParslLogs(Source):
         m: re.Match[str] = cur["m"]
         g = m.groupdict()
         created = g.get("created")
-        wall = _wall(m) if created is None or self.zone_s is None else math.nan
+        wall = wall_clock(m) if created is None or self.zone_s is None else math.nan
         if created is not None and self.zone_s is None:
             self.zone_s = round((float(created) - wall) / TZ_STEP_S) * TZ_STEP_S
         text = "\n".join(cur["lines"]) if len(cur["lines"]) > 1 else cur["lines"][0]
@@ -304,22 +239,13 @@ class ParslLogs(Source):
         msg, what = text, None
         if cur["first"] and f.path.name == "manager.log":
             what = "manager started"
-        for name, word, rx in RULES:
-            if word not in text or (r := rx.search(text)) is None:
-                continue
-            what, parts, last = name, [], 0
-            for k, v in r.groupdict().items():
-                if v is None:
-                    continue
-                keys[f"parsl.{k}"] = int(v) if k in _INTS else v
-                parts.append(text[last:r.start(k)] + "%s")
-                last = r.end(k)
-            msg = "".join(parts) + text[last:]
-            break
+        step = match_step(text, keys)
+        if step is not None:
+            what, msg = step
         if what == "began" and created is None:
             self.log_run_ids[keys["parsl.run_id"]] = wall
         keys["parsl.event"] = what
-        level = _LEVELS.get(g["level"], 20)
+        level = LEVELS.get(g["level"], 20)
         self.ready.append({"created": float(created) if created is not None else None,
                            "wall": wall, "ctext": created, "name": g["name"],
                            "level": level, "msg": msg, "message": text, "keys": keys})
