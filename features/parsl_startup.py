@@ -133,55 +133,60 @@ class _Marks:
         self.slurm: dict[str, tuple[float, float]] = {}
         """Slurm job id -> (submitted, started), when Slurm's accounting is joined on."""
         self.received: dict[tuple[Any, ...], tuple[float, int, str, str, str]] = {}
-        block_of: dict[str, tuple[str | None, str]] = {}
-        logs_reg: list[tuple[str, tuple[float, int]]] = []
+        self._block_of: dict[str, tuple[str | None, str]] = {}
+        """manager -> (executor, block), from the logs' file places."""
+        self._logs_reg: list[tuple[str, tuple[float, int]]] = []
+        """(manager, when) of ``Registered manager`` records in ``interchange.log``."""
         srcs = [str(s) for s in cols["source"]]
         self.has_db, self.has_logs = "parsl" in srcs, "parsl-logs" in srcs
         for src in ("parsl", "parsl-logs"):  # the database's marks first
             for i in (i for i, s in enumerate(srcs) if s == src):
-                g = {k: _s(cols[k][i]) for k in _KEYS}
-                at = (float(ev.created[rows[i]]), int(rows[i]))
-                task, ex, blk, man = (g["parsl.task"], g["parsl.executor"], g["parsl.block"],
-                                      g["parsl.manager"])
-                what, name = g["parsl.event"], g["name"]
-                if task is not None and g["parsl.func"] is not None:
-                    self.func.setdefault(task, g["parsl.func"])
-                if task is not None and g["parsl.status"] == "pending":
-                    self.pending.setdefault(task, at)
-                if name == "parsl.monitoring.try" and what == "running":
-                    self.running.setdefault(str(task), (*at, blk, ex))
-                elif src == "parsl-logs" and what == "launched" and task is not None:
-                    self.exec_id.setdefault(task, (ex, str(g["parsl.executor_task"])))
-                elif (name == "parsl.monitoring.block" and g["parsl.status"] == "PENDING") \
-                        or what == "block launched":
-                    self._both(self.block, ex, str(blk), at)
-                    self.first_block.setdefault(ex, str(blk))
-                    if g["parsl.job_id"] is not None:
-                        self._both(self.job_of, ex, str(blk), g["parsl.job_id"])
-                elif what == "registered" and man is not None:
-                    if src == "parsl" and blk is not None:
-                        self._both(self.reg_b, ex, blk, at)
-                    self.reg_m.setdefault(man, at)
-                    if src == "parsl-logs":
-                        logs_reg.append((man, at))
-                elif what == "manager started" and man is not None:
-                    self.start_m.setdefault(man, at)
-                    if blk is not None:
-                        self._both(self.start_b, ex, blk, at)
-                elif what == "worker started":
-                    self.worker.setdefault((ex, man, g["parsl.worker"]), at)
-                elif what == "received":
-                    self.received.setdefault((ex, g["parsl.executor_task"]),
-                                             (*at, str(blk), str(man), str(g["parsl.worker"])))
-                if src == "parsl-logs" and man is not None and blk is not None:
-                    block_of.setdefault(man, (ex, blk))
-        for man, at in logs_reg:  # interchange.log names the manager; its files, the block
-            if man in block_of:
-                self._both(self.reg_b, *block_of[man], at)
+                self._mark(src, {k: _s(cols[k][i]) for k in _KEYS},
+                           (float(ev.created[rows[i]]), int(rows[i])))
+        for man, at in self._logs_reg:  # interchange.log names the manager; its files, the block
+            if man in self._block_of:
+                self._both(self.reg_b, *self._block_of[man], at)
         if "slurm.job_id" in ev.store.key_shapes:
             from features.slurm import slurm_queue
 
             self.slurm = {str(k): v for k, v in slurm_queue(run).items()}
+
+    def _mark(self, src: str, g: dict[str, str | None], at: tuple[float, int]) -> None:
+        """Note the point one event marks, unless one was noted for it already."""
+        task, ex, blk, man = (g["parsl.task"], g["parsl.executor"], g["parsl.block"],
+                              g["parsl.manager"])
+        what, name = g["parsl.event"], g["name"]
+        if task is not None and g["parsl.func"] is not None:
+            self.func.setdefault(task, g["parsl.func"])
+        if task is not None and g["parsl.status"] == "pending":
+            self.pending.setdefault(task, at)
+        if name == "parsl.monitoring.try" and what == "running":
+            self.running.setdefault(str(task), (*at, blk, ex))
+        elif src == "parsl-logs" and what == "launched" and task is not None:
+            self.exec_id.setdefault(task, (ex, str(g["parsl.executor_task"])))
+        elif (name == "parsl.monitoring.block" and g["parsl.status"] == "PENDING") \
+                or what == "block launched":
+            self._both(self.block, ex, str(blk), at)
+            self.first_block.setdefault(ex, str(blk))
+            if g["parsl.job_id"] is not None:
+                self._both(self.job_of, ex, str(blk), g["parsl.job_id"])
+        elif what == "registered" and man is not None:
+            if src == "parsl" and blk is not None:
+                self._both(self.reg_b, ex, blk, at)
+            self.reg_m.setdefault(man, at)
+            if src == "parsl-logs":
+                self._logs_reg.append((man, at))
+        elif what == "manager started" and man is not None:
+            self.start_m.setdefault(man, at)
+            if blk is not None:
+                self._both(self.start_b, ex, blk, at)
+        elif what == "worker started":
+            self.worker.setdefault((ex, man, g["parsl.worker"]), at)
+        elif what == "received":
+            self.received.setdefault((ex, g["parsl.executor_task"]),
+                                     (*at, str(blk), str(man), str(g["parsl.worker"])))
+        if src == "parsl-logs" and man is not None and blk is not None:
+            self._block_of.setdefault(man, (ex, blk))
 
     @staticmethod
     def _both(d: dict[tuple[str | None, str], Any], ex: str | None, blk: str, v: Any) -> None:
@@ -257,14 +262,7 @@ def parsl_startup(run: Run) -> Table:
             "first_row" in procs.columns else -1
         pts, block = marks.points(task, t_launch, math.nan if t_first is None else t_first,
                                   math.nan if t_run_agent is None else t_run_agent)
-        bounds, last = [], -math.inf
-        for _, (t, _r) in pts:  # a point before the one before it counts from that one
-            bounds.append(max(t, last) if math.isfinite(t) else math.nan)
-            last = bounds[-1] if math.isfinite(t) else last
-        steps.append({_NAMES[(a[0], b[0])]: (y - x if math.isfinite(x) and math.isfinite(y)
-                                             else math.nan)
-                      for (a, b), (x, y) in zip(itertools.pairwise(pts),
-                                                itertools.pairwise(bounds), strict=True)})
+        steps.append(_steps(pts))
         out["agent_id"].append(str(ag["agent_id"][i]))
         out["class"].append(str(ag["class"][i]))
         out["task"].append(int(task) if task.isdigit() else task)
@@ -277,6 +275,24 @@ def parsl_startup(run: Run) -> Table:
                    int(ag["row_running"][i])]
         out["evidence"].append([f"{ev.file_names[int(ev.file[r])]}:{int(ev.line[r])}"
                                 for r in ev_rows if r >= 0])
+    return _table(out, steps)
+
+
+def _steps(pts: list[tuple[str, tuple[float, int]]]) -> dict[str, float]:
+    """Step name -> seconds between each pair of following points (NaN where either
+    is not marked)."""
+    bounds, last = [], -math.inf
+    for _, (t, _r) in pts:  # a point before the one before it counts from that one
+        bounds.append(max(t, last) if math.isfinite(t) else math.nan)
+        last = bounds[-1] if math.isfinite(t) else last
+    return {_NAMES[(a[0], b[0])]: (y - x if math.isfinite(x) and math.isfinite(y)
+                                   else math.nan)
+            for (a, b), (x, y) in zip(itertools.pairwise(pts),
+                                      itertools.pairwise(bounds), strict=True)}
+
+
+def _table(out: dict[str, list[Any]], steps: list[dict[str, float]]) -> Table:
+    """The rows as a table, the steps any row has (in time order) after ``total_s``."""
     names = [s for s in ALL_STEPS if any(s in st for st in steps)] or list(STEPS)
     cols: dict[str, np.ndarray] = {}
     for k, v in out.items():
