@@ -99,23 +99,35 @@ def _check(value: Any, schema: dict[str, Any], root: dict[str, Any], path: str,
         if "maximum" in schema and value > schema["maximum"]:
             out.append(f"{path}: {value} is above the maximum {schema['maximum']}")
     elif isinstance(value, dict):
-        props = schema.get("properties", {})
-        for key in schema.get("required", ()):
-            if key not in value:
-                out.append(f"{path}: missing {key!r}")
-        if schema.get("additionalProperties") is False:
-            for key in value:
-                if key not in props:
-                    out.append(f"{path}: unexpected {str(key)[:40]!r}")
-        for key, sub in value.items():
-            if key in props:
-                _check(sub, props[key], root, f"{path}.{key}", out)
+        _check_object(value, schema, root, path, out)
     elif isinstance(value, list):
-        if len(value) > schema.get("maxItems", len(value)):
-            out.append(f"{path}: more than {schema['maxItems']} items")
-        if len(value) < schema.get("minItems", 0):
-            out.append(f"{path}: fewer than {schema['minItems']} items")
-        items = schema.get("items")
-        if isinstance(items, dict):
-            for i, sub in enumerate(value):
-                _check(sub, items, root, f"{path}[{i}]", out)
+        _check_array(value, schema, root, path, out)
+
+
+def _check_object(value: dict[str, Any], schema: dict[str, Any], root: dict[str, Any],
+                  path: str, out: list[str]) -> None:
+    """Required and unexpected keys, then each property against its own schema."""
+    props = schema.get("properties", {})
+    for key in schema.get("required", ()):
+        if key not in value:
+            out.append(f"{path}: missing {key!r}")
+    if schema.get("additionalProperties") is False:
+        for key in value:
+            if key not in props:
+                out.append(f"{path}: unexpected {str(key)[:40]!r}")
+    for key, sub in value.items():
+        if key in props:
+            _check(sub, props[key], root, f"{path}.{key}", out)
+
+
+def _check_array(value: list[Any], schema: dict[str, Any], root: dict[str, Any],
+                 path: str, out: list[str]) -> None:
+    """The item count, then each item against ``items``."""
+    if len(value) > schema.get("maxItems", len(value)):
+        out.append(f"{path}: more than {schema['maxItems']} items")
+    if len(value) < schema.get("minItems", 0):
+        out.append(f"{path}: fewer than {schema['minItems']} items")
+    items = schema.get("items")
+    if isinstance(items, dict):
+        for i, sub in enumerate(value):
+            _check(sub, items, root, f"{path}[{i}]", out)
