@@ -1,4 +1,5 @@
-"""Analyses over things: where the time went, how many at once, per-group statistics.
+"""Analyses over things: where the time went (who waited on whom: :mod:`features.waits`),
+how many at once, per-group statistics.
 
 Every function takes tables from :mod:`features.things` (or events) and returns plain
 data (dataclasses, numpy arrays, :class:`~features.table.Table`), so the CLI report, the
@@ -13,6 +14,18 @@ from typing import Any
 import numpy as np
 
 from features.table import Table
+from features.waits import (
+    Spans,
+    agent_stalls,
+    agent_startups,
+    agent_waits,
+    caller_summaries,
+    process_kind,
+)
+
+__all__ = ["CATEGORIES", "CATEGORY_HELP", "CATEGORY_WORDS", "TimeBreakdown", "concurrency",
+           "concurrency_stats", "group_stats", "histogram", "process_kind", "sample_steps",
+           "slowest", "where_time_went"]
 
 # Categories of wall-clock time, highest priority first: an instant in which some action
 # executes counts as execution even if another call is in transit at the same time.
@@ -39,18 +52,6 @@ CATEGORY_HELP = {
     "shutdown": "after the last call ended (shutdown and teardown)",
     "idle": "no call in flight and no caller between calls",
 }
-
-
-def process_kind(process_name: Any, same_as_launcher: bool) -> str:
-    """What kind of process an agent ran in, from its ``processName``."""
-    name = str(process_name or "")
-    if name.startswith("HTEX-Worker") or "parsl" in name.lower():
-        return "a Parsl HTEX worker process"
-    if name.startswith(("SpawnProcess", "ForkProcess", "ForkServerProcess", "Process-")):
-        return "a worker process"
-    if same_as_launcher:
-        return "a thread of the process that launched it"
-    return f"another process ({name})" if name else "an unknown process"
 
 
 @dataclass
@@ -95,25 +96,6 @@ class TimeBreakdown:
         return d
 
 
-def _union_length(starts: np.ndarray, ends: np.ndarray) -> float:
-    ok = ~(np.isnan(starts) | np.isnan(ends)) & (ends > starts)
-    s, e = starts[ok], ends[ok]
-    if not len(s):
-        return 0.0
-    order = np.argsort(s)
-    s, e = s[order], e[order]
-    run_end = np.maximum.accumulate(e)
-    # A new block starts where the start is past everything seen before.
-    new = np.empty(len(s), dtype=bool)
-    new[0] = True
-    new[1:] = s[1:] > run_end[:-1]
-    block_id = np.cumsum(new) - 1
-    block_start = s[new]
-    block_end = np.zeros(block_id[-1] + 1)
-    np.maximum.at(block_end, block_id, e)
-    return float(np.sum(block_end - block_start))
-
-
 def where_time_went(actions: Table, t0: float, t1: float,
                     expected_s: float | None = None, agents: Table | None = None,
                     processes: Table | None = None) -> TimeBreakdown:
@@ -130,196 +112,69 @@ def where_time_went(actions: Table, t0: float, t1: float,
     ``processes`` (``Run.processes()``) name who was waited for; without them waiting is
     all ``queue``."""
     wall = max(t1 - t0, 0.0)
-    ivs: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {c: [] for c in CATEGORIES}
+    ivs: dict[str, list[Spans]] = {c: [] for c in CATEGORIES}
     n = len(actions)
     callers: list[dict[str, Any]] = []
     startups: list[dict[str, Any]] = []
     stalls: list[dict[str, Any]] = []
     first_t = last_t = None
     if n:
-        ts = actions["t_start"]
-        send = np.where(np.isnan(actions["t_sending"]), ts, actions["t_sending"])
-        xs, xe, te = actions["t_exec_start"], actions["t_exec_end"], actions["t_end"]
-        open_call = ~np.isnan(send) & np.isnan(te)
-        call_end = np.where(np.isnan(te), t1, te)
-        known, ready, gone, never = _agent_times(actions, agents)
-        # Waiting for the agent to start: from the send until it runs (or executes this
-        # call, or the call ends). An agent with no running record that executed calls
-        # was ready: only calls that did not execute wait on it.
-        wait_end = np.fmin(np.fmin(np.where(np.isnan(ready), np.inf, ready), call_end),
-                           np.where(np.isnan(xs), np.inf, xs))
-        waiting = ~np.isnan(send) & ~never & (
-            (ready > send) | (known & np.isnan(ready) & np.isnan(xs)))
-        su_s = np.where(waiting, send, np.nan)
-        su_e = np.where(waiting, np.fmin(wait_end, np.where(np.isnan(gone), np.inf, gone)),
-                        np.nan)
-        ivs["agent_startup"].append((su_s, su_e))
-        # Stalled: on an agent that never started, or after its crash or process end.
-        stall_from = np.where(never, send, np.fmax(send, gone))
-        stall_to = np.where(np.isnan(xs), call_end,
-                            np.where(np.isnan(xe) & ~np.isnan(gone), call_end, np.nan))
-        stalled = ~np.isnan(send) & (never | ~np.isnan(gone)) & (stall_to > stall_from)
-        st_s = np.where(stalled, stall_from, np.nan)
-        st_e = np.where(stalled, stall_to, np.nan)
-        ivs["stalled"].append((st_s, st_e))
-        ivs["queue"].append((send, np.where(np.isnan(xs), np.where(open_call, t1, np.nan),
-                                            xs)))
-        ivs["execution"].append((xs, xe))
-        ivs["reply"].append((xe, te))
-        exec_open = ~np.isnan(xs) & np.isnan(xe)
-        ivs["execution"].append((np.where(exec_open, xs, np.nan),
-                                 np.where(exec_open, np.fmin(
-                                     t1, np.where(np.isnan(gone), np.inf, gone)), np.nan)))
-        starts_any = np.fmin(np.fmin(ts, send), xs)
-        ends_any = np.fmax(np.fmax(te, xe), np.where(open_call, t1, np.nan))
+        startup, stall, starts_any, ends_any = _call_intervals(actions, agents, t1, ivs)
         if np.isfinite(starts_any).any():
             first_t = float(np.nanmin(starts_any))
         if np.isfinite(ends_any).any():
             last_t = float(np.nanmax(ends_any))
-        callers = _callers(actions, starts_any, ends_any, ivs)
+        callers = caller_summaries(actions, starts_any, ends_any, ivs)
         if agents is not None and len(agents):
-            startups = _startups(actions, agents, processes, su_s, su_e)
-            stalls = _stalls(actions, agents, st_s, st_e)
+            startups = agent_startups(actions, agents, processes, *startup)
+            stalls = agent_stalls(actions, agents, *stall)
     seconds = _attribute(ivs, t0, t1, first_t, last_t)
-    phase = {
+    notes = []
+    if n == 0:
+        notes.append("no actions in this run: all time is start-up or idle")
+    return TimeBreakdown(t0, t1, wall, expected_s, seconds, _phase_sums(actions), n,
+                         first_t, last_t, callers, notes, startups, stalls)
+
+
+def _call_intervals(actions: Table, agents: Table | None, t1: float,
+                    ivs: dict[str, list[Spans]]
+                    ) -> tuple[Spans, Spans, np.ndarray, np.ndarray]:
+    """Each call's intervals, added to ``ivs`` by category. Returns its waits for its agent
+    to start and its stalls (told per agent afterwards), and when each call began and
+    ended in any way (for the first and last call, and the gaps of its caller)."""
+    ts = actions["t_start"]
+    send = np.where(np.isnan(actions["t_sending"]), ts, actions["t_sending"])
+    xs, xe, te = actions["t_exec_start"], actions["t_exec_end"], actions["t_end"]
+    open_call = ~np.isnan(send) & np.isnan(te)
+    call_end = np.where(np.isnan(te), t1, te)
+    gone, startup, stall = agent_waits(actions, agents, send, xs, xe, call_end)
+    ivs["agent_startup"].append(startup)
+    ivs["stalled"].append(stall)
+    ivs["queue"].append((send, np.where(np.isnan(xs), np.where(open_call, t1, np.nan),
+                                        xs)))
+    ivs["execution"].append((xs, xe))
+    ivs["reply"].append((xe, te))
+    # An execution still open ends with the run, or where its agent stopped answering.
+    exec_open = ~np.isnan(xs) & np.isnan(xe)
+    ivs["execution"].append((np.where(exec_open, xs, np.nan),
+                             np.where(exec_open, np.fmin(
+                                 t1, np.where(np.isnan(gone), np.inf, gone)), np.nan)))
+    starts_any = np.fmin(np.fmin(ts, send), xs)
+    ends_any = np.fmax(np.fmax(te, xe), np.where(open_call, t1, np.nan))
+    return startup, stall, starts_any, ends_any
+
+
+def _phase_sums(actions: Table) -> dict[str, float]:
+    """Sum over actions of each phase duration (overlapping calls counted each)."""
+    n = len(actions)
+    return {
         "queue": float(np.nansum(actions["queue_s"])) if n else 0.0,
         "execution": float(np.nansum(actions["exec_s"])) if n else 0.0,
         "reply": float(np.nansum(actions["reply_s"])) if n else 0.0,
     }
-    notes = []
-    if n == 0:
-        notes.append("no actions in this run: all time is start-up or idle")
-    return TimeBreakdown(t0, t1, wall, expected_s, seconds, phase, n, first_t, last_t,
-                         callers, notes, startups, stalls)
 
 
-def _agent_times(actions: Table, agents: Table | None
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per call: whether its agent is known, the agent's running time, the time it
-    stopped answering (crash or its process's end; NaN if it did not) and whether it never
-    started."""
-    n = len(actions)
-    nan = np.full(n, np.nan)
-    if agents is None or not len(agents):
-        no = np.zeros(n, dtype=bool)
-        return no, nan, nan.copy(), no.copy()
-    first: dict[Any, int] = {}
-    for i, a in enumerate(agents["agent_id"].tolist()):
-        first.setdefault(a, i)
-    idx = np.array([first.get(a, -1) for a in actions["agent_id"].tolist()], dtype=np.int64)
-    has = idx >= 0
-    safe = np.maximum(idx, 0)
-    ready = np.where(has, agents["t_running"][safe], np.nan)
-    status = np.asarray(agents["status"], dtype=object)
-    t_crash = np.asarray(agents["t_crash"], dtype=np.float64)
-    crashed = np.asarray(status == "crashed")
-    gone = np.where(has & crashed[safe], t_crash[safe], np.nan)
-    never = has & np.asarray(status == "never started")[safe]
-    return has, ready, gone, never
-
-
-def _groups(keys: np.ndarray, keep: np.ndarray | None = None) -> dict[Any, np.ndarray]:
-    """Distinct key (not ``None``) -> the ascending indices of ``keys`` that hold it (only
-    where ``keep``), in sorted key order. One sort for all groups: a mask per group was
-    groups x rows object comparisons (828 processes over 71k actions: 1 s a pass)."""
-    valid = np.fromiter((k is not None for k in keys.tolist()), dtype=bool, count=len(keys))
-    if keep is not None:
-        valid &= keep
-    idx = np.flatnonzero(valid)
-    if not len(idx):
-        return {}
-    try:
-        uniq, inv = np.unique(keys[idx], return_inverse=True)
-    except TypeError:  # keys of mixed types (a hand-made table): by their text
-        uniq, inv = np.unique(np.array([str(k) for k in keys[idx].tolist()]),
-                              return_inverse=True)
-        first = {str(k): k for k in keys[idx].tolist()}
-        uniq = np.array([first[u] for u in uniq.tolist()], dtype=object)
-    order = np.argsort(inv, kind="stable")
-    cuts = np.cumsum(np.bincount(inv, minlength=len(uniq)))[:-1]
-    return dict(zip(uniq.tolist(), np.split(idx[order], cuts), strict=True))
-
-
-def _callers(actions: Table, starts_any: np.ndarray, ends_any: np.ndarray,
-             ivs: dict[str, list[tuple[np.ndarray, np.ndarray]]]) -> list[dict[str, Any]]:
-    callers = []
-    caller_col = np.asarray(actions["caller"], dtype=object)
-    groups = _groups(caller_col)
-    has_start = ~np.isnan(starts_any)
-    for caller, rows in groups.items():
-        rows = rows[has_start[rows]]
-        cs, ce = starts_any[rows], ends_any[rows]
-        order = np.argsort(cs)
-        cs, ce = cs[order], ce[order]
-        reach = np.maximum.accumulate(np.nan_to_num(ce, nan=-np.inf))
-        # A gap runs from the end of everything before to the next call's start.
-        ivs["caller"].append((reach[:-1], cs[1:]))
-        span = float(np.nanmax(ce) - cs[0]) if len(cs) else 0.0
-        in_calls = _union_length(cs, ce)
-        callers.append({
-            "caller": caller, "calls": len(rows), "span_s": span,
-            "in_calls_s": in_calls, "between_calls_s": max(span - in_calls, 0.0),
-        })
-    return callers
-
-
-def _startups(actions: Table, agents: Table, processes: Table | None, su_s: np.ndarray,
-              su_e: np.ndarray) -> list[dict[str, Any]]:
-    names: dict[Any, Any] = {}
-    firsts: dict[Any, float] = {}
-    if processes is not None and len(processes):
-        names = dict(zip(processes["file"].tolist(), processes["processName"].tolist(),
-                         strict=True))
-        firsts = dict(zip(processes["file"].tolist(), processes["t_first"].tolist(),
-                          strict=True))
-    out = []
-    rows = actions["row_start"]
-    by_agent = _groups(np.asarray(actions["agent_id"], dtype=object),
-                       ~np.isnan(su_s) & (su_e > su_s))
-    for i, a in enumerate(agents["agent_id"].tolist()):
-        mine = by_agent.get(a)
-        if mine is None:
-            continue
-        m = mine
-        f, lf = agents["file"][i], agents["launch_file"][i]
-        first = int(mine[np.argmin(su_s[mine])])
-        out.append({
-            "agent_id": a, "class": agents["class"][i], "process": f,
-            "process_kind": process_kind(names.get(f), f is not None and f == lf)
-            if f is not None else "a process that never logged",
-            "t_launched": float(agents["t_launched"][i]),
-            "t_process_first": float(firsts.get(f, np.nan)) if f is not None else np.nan,
-            "t_running": float(agents["t_running"][i]),
-            "startup_s": float(agents["t_running"][i] - agents["t_launched"][i]),
-            "waited_s": _union_length(su_s[m], su_e[m]), "calls": len(m),
-            "row": int(rows[first]),
-        })
-    out.sort(key=lambda d: -d["waited_s"])
-    return out
-
-
-def _stalls(actions: Table, agents: Table, st_s: np.ndarray, st_e: np.ndarray
-            ) -> list[dict[str, Any]]:
-    out = []
-    rows = actions["row_start"]
-    by_agent = _groups(np.asarray(actions["agent_id"], dtype=object),
-                       ~np.isnan(st_s) & (st_e > st_s))
-    for i, a in enumerate(agents["agent_id"].tolist()):
-        m = by_agent.get(a)
-        if m is None:
-            continue
-        first = int(m[np.argmin(st_s[m])])
-        out.append({"agent_id": a, "class": agents["class"][i],
-                    "status": agents["status"][i], "reason": agents["crash_reason"][i]
-                    if "crash_reason" in agents.columns else None,
-                    "t_gone": float(agents["t_crash"][i]),
-                    "stalled_s": _union_length(st_s[m], st_e[m]), "calls": len(m),
-                    "row": int(rows[first])})
-    out.sort(key=lambda d: -d["stalled_s"])
-    return out
-
-
-def _attribute(ivs: dict[str, list[tuple[np.ndarray, np.ndarray]]], t0: float, t1: float,
+def _attribute(ivs: dict[str, list[Spans]], t0: float, t1: float,
                first_t: float | None, last_t: float | None) -> dict[str, float]:
     """Sweep all interval boundaries; each elementary segment goes to the highest-priority
     category with an open interval (start-up/shutdown/idle when none is)."""
