@@ -182,31 +182,11 @@ async def _run(opts: StragglerOptions, cfg: JSONPoolLogging, pool_dir: Path,
             async with manager:
                 steer = await start_steering(manager, cfg, pool_dir, opts.steer,
                                              options=opts.steer_options, llm=opts.llm)
-                workers = []
-                for i in range(opts.workers):
-                    slow = opts.slow_after if i == opts.slow_worker else None
-                    workers.append(await manager.launch(
-                        WorkerAgent, args=(i, opts.task_s, slow, opts.slow_factor),
-                        log_config=cfg))
+                workers = await _launch_workers(manager, opts, cfg)
                 uids = [str(w.agent_id.uid) for w in workers]
                 coord = await manager.launch(CoordinatorAgent, args=(workers,), log_config=cfg)
                 coord_uid = str(coord.agent_id.uid)
-                for w in workers:  # start-up is not part of the makespan
-                    await w.ping(timeout=opts.step_timeout)
-                await coord.ping(timeout=opts.step_timeout)
-                t0 = time.perf_counter()
-                for r in range(opts.rounds):
-                    t_r = time.perf_counter()
-                    tasks = list(range(r * opts.per_round, (r + 1) * opts.per_round))
-                    counts = await _timed(coord.run_round(tasks), opts.step_timeout)
-                    took = time.perf_counter() - t_r
-                    rounds.append({"round": r, "counts": counts, "round_s": took})
-                    logger.info("round %d: %s in %.3fs", r, counts, took,
-                                extra={"straggler.round": r, "straggler.round_s": took,
-                                       "straggler.counts": counts})
-                    if on_round is not None:
-                        await on_round(r, steer)
-                makespan = time.perf_counter() - t0
+                makespan = await _play_rounds(opts, workers, coord, steer, rounds, on_round)
                 if opts.steer == "confirm" and steer is not None:
                     await _hold_for_a_person(opts, coord, steer, rounds, on_round)
                 weights = await coord.get_weights()
@@ -220,6 +200,39 @@ async def _run(opts: StragglerOptions, cfg: JSONPoolLogging, pool_dir: Path,
     slow_uid = uids[opts.slow_worker] if uids and opts.slow_after is not None else None
     return StragglerResult(pool_dir, cfg.uuid, makespan, error is None, error, rounds, uids,
                            coord_uid, weights, slow_uid, steering)
+
+
+async def _launch_workers(manager: Manager[Any], opts: StragglerOptions,
+                          cfg: JSONPoolLogging) -> list[Any]:
+    """The workers, in order; only ``slow_worker`` is told when to slow down."""
+    workers = []
+    for i in range(opts.workers):
+        slow = opts.slow_after if i == opts.slow_worker else None
+        workers.append(await manager.launch(
+            WorkerAgent, args=(i, opts.task_s, slow, opts.slow_factor), log_config=cfg))
+    return workers
+
+
+async def _play_rounds(opts: StragglerOptions, workers: list[Any], coord: Any, steer: Any,
+                       rounds: list[dict[str, Any]], on_round: OnRound | None) -> float:
+    """Every agent answering first, then ``opts.rounds`` rounds; returns the makespan
+    (start-up is not part of it: the pings wait for it)."""
+    for w in workers:
+        await w.ping(timeout=opts.step_timeout)
+    await coord.ping(timeout=opts.step_timeout)
+    t0 = time.perf_counter()
+    for r in range(opts.rounds):
+        t_r = time.perf_counter()
+        tasks = list(range(r * opts.per_round, (r + 1) * opts.per_round))
+        counts = await _timed(coord.run_round(tasks), opts.step_timeout)
+        took = time.perf_counter() - t_r
+        rounds.append({"round": r, "counts": counts, "round_s": took})
+        logger.info("round %d: %s in %.3fs", r, counts, took,
+                    extra={"straggler.round": r, "straggler.round_s": took,
+                           "straggler.counts": counts})
+        if on_round is not None:
+            await on_round(r, steer)
+    return time.perf_counter() - t0
 
 
 async def _hold_for_a_person(opts: StragglerOptions, coord: Any, steer: Any,
