@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.app import App, SystemCommand
 from textual.screen import Screen
@@ -14,6 +14,9 @@ from textual.screen import Screen
 from features.safe import clean
 from features.trail import STEERING_LOGGER
 from tui.text import markup
+
+if TYPE_CHECKING:
+    from tui.screens.run import RunScreen
 
 
 def commands(app: App[Any], screen: Screen[Any]) -> Iterable[SystemCommand]:
@@ -46,6 +49,14 @@ def commands(app: App[Any], screen: Screen[Any]) -> Iterable[SystemCommand]:
                         lambda: s.set_filter_text(f"name={STEERING_LOGGER}"))
     yield SystemCommand("Filter: errors and tracebacks", "levelno>=40 or exc_text!=None",
                         lambda: s.set_filter_text("levelno>=40 or exc_text!=None"))
+    yield from _jump_commands(s)
+    yield from _column_commands(s)
+    yield from _run_commands(app)
+
+
+def _jump_commands(s: RunScreen) -> Iterable[SystemCommand]:
+    """Filter to one agent, action or incident: what the analysis and detection found
+    (none while they are still being computed)."""
     a = s.model.analysis
     if a is not None:
         for r in a.agents.records():
@@ -68,6 +79,10 @@ def commands(app: App[Any], screen: Screen[Any]) -> Iterable[SystemCommand]:
             yield SystemCommand(f"Incident: {markup(inc.describe())}",
                                 "show the events of its calls",
                                 lambda x=expr: _show_events(s, x))
+
+
+def _column_commands(s: RunScreen) -> Iterable[SystemCommand]:
+    """Add a column for a key the event log does not show yet."""
     ev = s.model.events()
     counts = ev.key_counts()
     shown = {c.key for c in s.query_one("#event-log").columns}  # type: ignore[attr-defined]
@@ -76,7 +91,6 @@ def commands(app: App[Any], screen: Screen[Any]) -> Iterable[SystemCommand]:
             continue
         yield SystemCommand(f"Column: add {markup(key)}", f"{counts[key]:,} events have it",
                             lambda k=key: add_column(s, k))
-    yield from _run_commands(app)
 
 
 def _show_events(screen: Any, expr: str) -> None:
