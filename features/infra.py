@@ -42,28 +42,49 @@ def _f(v: Any) -> float:
     return x
 
 
+_SPAN_COLUMNS = ("key", "kind", "t_submitted", "t_running", "t_end", "state", "pids")
+_SPAN_KEYS = ("name", "parsl.block", "parsl.status", "parsl.event", "parsl.manager",
+              "parsl.task", "parsl.try", "process", "parsl.job_id")
+
+
 def infra_spans(run: Run) -> Table:
     """Blocks and managers: ``key`` (``block 0``, ``manager a29224de``), ``kind``,
     ``t_submitted`` (block pending / manager registered), ``t_running`` (block running;
     = submitted for a manager), ``t_end`` (NaN while it lasts), ``state`` and ``pids``
     (the worker processes it hosted, comma separated), in start order."""
     ev = run.events()
-    empty = Table({"key": np.empty(0, dtype=object), "kind": np.empty(0, dtype=object),
-                   "t_submitted": np.empty(0), "t_running": np.empty(0),
-                   "t_end": np.empty(0), "state": np.empty(0, dtype=object),
-                   "pids": np.empty(0, dtype=object)}, name="infra")
     if "parsl.block" not in ev.store.key_shapes:
-        return empty
+        return Table({"key": np.empty(0, dtype=object), "kind": np.empty(0, dtype=object),
+                      "t_submitted": np.empty(0), "t_running": np.empty(0),
+                      "t_end": np.empty(0), "state": np.empty(0, dtype=object),
+                      "pids": np.empty(0, dtype=object)}, name="infra")
     rows = select(ev, "has:parsl.block or has:parsl.task")
-    c = _cols(run, rows, ("name", "parsl.block", "parsl.status", "parsl.event",
-                          "parsl.manager", "parsl.task", "parsl.try", "process",
-                          "parsl.job_id"))
-    t = ev.created[rows]
+    blocks, managers, hosted = _read_spans(_cols(run, rows, _SPAN_KEYS), ev.created[rows])
+    out: dict[str, list[Any]] = {k: [] for k in _SPAN_COLUMNS}
+    for blk, b in blocks.items():
+        _put(out, f"block {blk}", "block", b["t0"], b["t1"], b["t2"], b["state"],
+             hosted.get(blk, set()))
+    for uid, m in managers.items():
+        _put(out, f"manager {uid[:8]}", "manager", m["t0"], m["t0"], m["t2"], m["state"],
+             hosted.get(m["block"], set()))
+    order = np.argsort(np.array([x if math.isfinite(x) else np.inf
+                                 for x in out["t_submitted"]]), kind="stable")
+    cols: dict[str, np.ndarray] = {}
+    for k, v in out.items():
+        arr = np.array(v, dtype=float) if k.startswith("t_") else np.array(v, dtype=object)
+        cols[k] = arr[order] if len(arr) else arr
+    return Table(cols, name="infra")
+
+
+def _read_spans(c: dict[str, Any], t: np.ndarray) -> tuple[
+        dict[str, dict[str, Any]], dict[str, dict[str, Any]], dict[str, set[int]]]:
+    """Blocks and managers by id, each with its times and state, and the pids each block
+    hosted, from Parsl's records (``c``, their keys; ``t``, their times)."""
     block_of_try: dict[tuple[Any, Any], str] = {}
     pids_of_try: dict[tuple[Any, Any], set[int]] = {}
     blocks: dict[str, dict[str, Any]] = {}
     managers: dict[str, dict[str, Any]] = {}
-    for i in range(len(rows)):
+    for i in range(len(t)):
         name, ti = c["name"][i], float(t[i])
         blk = c["parsl.block"][i]
         if name == "parsl.monitoring.try" and blk is not None:
@@ -74,54 +95,49 @@ def infra_spans(run: Run) -> Table:
                 pids_of_try.setdefault((c["parsl.task"][i], c["parsl.try"][i]),
                                        set()).add(int(pid))
         elif name == "parsl.monitoring.block" and blk is not None:
-            b = blocks.setdefault(str(blk), {"t0": math.nan, "t1": math.nan,
-                                             "t2": math.nan, "state": ""})
-            st = str(c["parsl.status"][i])
-            if st == "PENDING" and math.isnan(b["t0"]):
-                b["t0"] = ti
-            elif st == "RUNNING" and math.isnan(b["t1"]):
-                b["t1"] = ti
-            elif st in END_STATES and math.isnan(b["t2"]):
-                b["t2"] = ti
-            b["state"] = st
+            _block_seen(blocks.setdefault(str(blk), {"t0": math.nan, "t1": math.nan,
+                                                     "t2": math.nan, "state": ""}),
+                        str(c["parsl.status"][i]), ti)
         elif name == "parsl.monitoring.node" and c["parsl.manager"][i] is not None:
-            m = managers.setdefault(str(c["parsl.manager"][i]),
-                                    {"t0": math.nan, "t2": math.nan, "block": str(blk),
-                                     "state": "registered"})
-            what = c["parsl.event"][i]
-            if what == "registered" and math.isnan(m["t0"]):
-                m["t0"] = ti
-            elif what == "released" and math.isnan(m["t2"]):
-                m["t2"] = ti
-                m["state"] = "released"
+            _manager_seen(managers.setdefault(str(c["parsl.manager"][i]),
+                                              {"t0": math.nan, "t2": math.nan,
+                                               "block": str(blk), "state": "registered"}),
+                          c["parsl.event"][i], ti)
     hosted: dict[str, set[int]] = {}
     for key, blk in block_of_try.items():
         hosted.setdefault(blk, set()).update(pids_of_try.get(key, set()))
-    out: dict[str, list[Any]] = {k: [] for k in empty.columns}
+    return blocks, managers, hosted
 
-    def put(key: str, kind: str, t0: float, t1: float, t2: float, state: str,
-            pids: set[int]) -> None:
-        out["key"].append(key)
-        out["kind"].append(kind)
-        out["t_submitted"].append(t0)
-        out["t_running"].append(t1)
-        out["t_end"].append(t2)
-        out["state"].append(state)
-        out["pids"].append(",".join(str(p) for p in sorted(pids)))
 
-    for blk, b in blocks.items():
-        put(f"block {blk}", "block", b["t0"], b["t1"], b["t2"], b["state"],
-            hosted.get(blk, set()))
-    for uid, m in managers.items():
-        put(f"manager {uid[:8]}", "manager", m["t0"], m["t0"], m["t2"], m["state"],
-            hosted.get(m["block"], set()))
-    order = np.argsort(np.array([x if math.isfinite(x) else np.inf
-                                 for x in out["t_submitted"]]), kind="stable")
-    cols: dict[str, np.ndarray] = {}
-    for k, v in out.items():
-        arr = np.array(v, dtype=float) if k.startswith("t_") else np.array(v, dtype=object)
-        cols[k] = arr[order] if len(arr) else arr
-    return Table(cols, name="infra")
+def _block_seen(b: dict[str, Any], st: str, ti: float) -> None:
+    """A block's status record at ``ti``: the first of each phase sets its time."""
+    if st == "PENDING" and math.isnan(b["t0"]):
+        b["t0"] = ti
+    elif st == "RUNNING" and math.isnan(b["t1"]):
+        b["t1"] = ti
+    elif st in END_STATES and math.isnan(b["t2"]):
+        b["t2"] = ti
+    b["state"] = st
+
+
+def _manager_seen(m: dict[str, Any], what: Any, ti: float) -> None:
+    """A manager's node record at ``ti``: the first registration and release count."""
+    if what == "registered" and math.isnan(m["t0"]):
+        m["t0"] = ti
+    elif what == "released" and math.isnan(m["t2"]):
+        m["t2"] = ti
+        m["state"] = "released"
+
+
+def _put(out: dict[str, list[Any]], key: str, kind: str, t0: float, t1: float, t2: float,
+         state: str, pids: set[int]) -> None:
+    out["key"].append(key)
+    out["kind"].append(kind)
+    out["t_submitted"].append(t0)
+    out["t_running"].append(t1)
+    out["t_end"].append(t2)
+    out["state"].append(state)
+    out["pids"].append(",".join(str(p) for p in sorted(pids)))
 
 
 @dataclass
