@@ -79,6 +79,31 @@ class _JsonReader:
         raise QueryError(f"at {path}: {message}", None, None, path)
 
     def node(self, obj: Any, path: str, depth: int) -> Node:
+        op = self.op(obj, path, depth)
+        where = Where(path=path)
+        if op in ("and", "or"):
+            args = obj["args"]
+            if not isinstance(args, list) or not args:
+                self.fail(f"{path}.args", "expected a non-empty array of nodes")
+            nodes = tuple(self.node(a, f"{path}.args[{k}]", depth + 1)
+                          for k, a in enumerate(args))
+            if len(nodes) == 1:
+                return nodes[0]
+            return And(nodes, where) if op == "and" else Or(nodes, where)
+        if op == "not":
+            return Not(self.node(obj["arg"], f"{path}.arg", depth + 1), where)
+        if op == "text":
+            return Text(self.string(obj["value"], f"{path}.value", MAX_STRING), where)
+        key = self.string(obj["key"], f"{path}.key", MAX_KEY, empty=False)
+        if op == "has":
+            return Has(key, where)
+        if op == "match":
+            return self.match(obj, path, key)
+        return self.cmp(obj, path, key)
+
+    def op(self, obj: Any, path: str, depth: int) -> str:
+        """The node's op, once the node is known to be within the limits and to have
+        exactly the fields of its op."""
         if depth > MAX_DEPTH:
             self.fail(path, f"nested too deeply (limit {MAX_DEPTH})")
         self.count += 1
@@ -98,33 +123,24 @@ class _JsonReader:
         for k in allowed:
             if k not in obj:
                 self.fail(f"{path}.{k}", f"missing field for op '{op}'")
-        where = Where(path=path)
-        if op in ("and", "or"):
-            args = obj["args"]
-            if not isinstance(args, list) or not args:
-                self.fail(f"{path}.args", "expected a non-empty array of nodes")
-            nodes = tuple(self.node(a, f"{path}.args[{k}]", depth + 1)
-                          for k, a in enumerate(args))
-            if len(nodes) == 1:
-                return nodes[0]
-            return And(nodes, where) if op == "and" else Or(nodes, where)
-        if op == "not":
-            return Not(self.node(obj["arg"], f"{path}.arg", depth + 1), where)
-        if op == "text":
-            return Text(self.string(obj["value"], f"{path}.value", MAX_STRING), where)
-        key = self.string(obj["key"], f"{path}.key", MAX_KEY, empty=False)
-        if op == "has":
-            return Has(key, where)
-        if op == "match":
-            pattern = self.string(obj["pattern"], f"{path}.pattern", MAX_STRING)
-            negate = obj["negate"]
-            if not isinstance(negate, bool):
-                self.fail(f"{path}.negate", f"expected a boolean, got {_json_type(negate)}")
-            err = regex_error(pattern)
-            if err is not None:
-                at = f" at position {err[1]} of the pattern" if err[1] is not None else ""
-                self.fail(f"{path}.pattern", err[0] + at)
-            return Match(key, pattern, negate, Where(path=f"{path}.pattern"))
+        return op
+
+    def match(self, obj: dict[str, Any], path: str, key: str) -> Match:
+        """A ``match`` node; its pattern is compiled here, so a bad one is told with its
+        JSON path rather than at evaluation."""
+        pattern = self.string(obj["pattern"], f"{path}.pattern", MAX_STRING)
+        negate = obj["negate"]
+        if not isinstance(negate, bool):
+            self.fail(f"{path}.negate", f"expected a boolean, got {_json_type(negate)}")
+        err = regex_error(pattern)
+        if err is not None:
+            at = f" at position {err[1]} of the pattern" if err[1] is not None else ""
+            self.fail(f"{path}.pattern", err[0] + at)
+        return Match(key, pattern, negate, Where(path=f"{path}.pattern"))
+
+    def cmp(self, obj: dict[str, Any], path: str, key: str) -> Cmp:
+        """A ``cmp`` node; its value is one the text syntax could write too (a string,
+        a finite number or null), checked against its key as the text parser does."""
         cmp = obj["cmp"]
         if not isinstance(cmp, str) or cmp not in CMP_OPS:
             self.fail(f"{path}.cmp", f"unknown comparison {_short(cmp)} (expected one of "
