@@ -219,25 +219,7 @@ def translate(doc: dict[str, Any], mtime: float | None = None
 def _job(j: dict[str, Any], jid: str, asof: float | None, written: float | None
          ) -> Iterator[tuple[tuple[str, ...], dict[str, Any]]]:
     squeue = "job_state" in j or "submit_time" in j
-    t = _obj(j, "time")
-    if squeue:
-        st = state(j.get("job_state"))
-        times = {k: epoch(j.get(f"{k}_time")) for k in ("submit", "eligible", "start", "end")}
-        if asof is not None:  # later than the snapshot: what Slurm expects, not events
-            times = {k: v if v is None or v <= asof else None for k, v in times.items()}
-        if st == "PENDING":  # the start Slurm expects
-            times["start"] = None
-        if st not in ENDED:  # the end of the time limit
-            times["end"] = None
-    else:
-        st = state(j.get("state"))
-        times = {"submit": epoch(t.get("submission")), "eligible": epoch(t.get("eligible")),
-                 "start": epoch(t.get("start")), "end": epoch(t.get("end"))}
-    el, end = times["eligible"], times["end"]
-    never = el is not None and end is not None and el > end
-    not_yet = st == "PENDING" and el is not None and written is not None and el > written
-    if never or not_yet:  # a --begin time the job did not reach (it ended, or not yet)
-        times["eligible"] = None
+    st, times = _job_times(j, squeue, asof, written)
     nodes = _text(j.get("nodes"))
     if st in STOPPED and nodes is None and times["start"] == times["end"]:
         times["start"] = None  # cancelled while pending: Slurm sets start to the end
@@ -278,6 +260,32 @@ def _job(j: dict[str, Any], jid: str, asof: float | None, written: float | None
     for s in j.get("steps") or ():
         if isinstance(s, dict):
             yield from _step(s, jid, common)
+
+
+def _job_times(j: dict[str, Any], squeue: bool, asof: float | None, written: float | None
+               ) -> tuple[str | None, dict[str, float | None]]:
+    """The job's state and the times of what happened to it: submit, eligible, start and
+    end, each None when it has not happened (or is only what Slurm expects)."""
+    if squeue:
+        st = state(j.get("job_state"))
+        times = {k: epoch(j.get(f"{k}_time")) for k in ("submit", "eligible", "start", "end")}
+        if asof is not None:  # later than the snapshot: what Slurm expects, not events
+            times = {k: v if v is None or v <= asof else None for k, v in times.items()}
+        if st == "PENDING":  # the start Slurm expects
+            times["start"] = None
+        if st not in ENDED:  # the end of the time limit
+            times["end"] = None
+    else:
+        t = _obj(j, "time")
+        st = state(j.get("state"))
+        times = {"submit": epoch(t.get("submission")), "eligible": epoch(t.get("eligible")),
+                 "start": epoch(t.get("start")), "end": epoch(t.get("end"))}
+    el, end = times["eligible"], times["end"]
+    never = el is not None and end is not None and el > end
+    not_yet = st == "PENDING" and el is not None and written is not None and el > written
+    if never or not_yet:  # a --begin time the job did not reach (it ended, or not yet)
+        times["eligible"] = None
+    return st, times
 
 
 def _step(s: dict[str, Any], jid: str, common: dict[str, Any]
