@@ -22,6 +22,7 @@ slowdown of its first half).
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from dataclasses import dataclass
@@ -310,10 +311,14 @@ class LiveDetector:
         that change point was first found."""
         self.new_changes = 0
         """Change points found since the last :meth:`result`."""
-        self._rows: dict[str, dict[str, Any]] = {}
+        self._chunks: list[Table] = []
+        """The flag tables judged so far, as ``assess`` gave them (one per update, one
+        per group judged late): a call's row is kept where it was judged, not copied
+        into a dict of its own (10M records: 715k calls, 130 s in a first update)."""
+        self._rows: dict[str, tuple[int, int]] = {}
+        """Tag -> (chunk, row) of its latest judgement, in the order first judged."""
         self._by_group: dict[str, list[str]] = {}
         self._pending: dict[str, list[Features]] = {}
-        self._template: Table | None = None
         self._causes: dict[Any, tuple[list[str], list[int]]] = {}
 
     def update(self, run: Run) -> list[str]:
@@ -333,17 +338,25 @@ class LiveDetector:
         flags = det.assess(feats)
         det.partial_fit(feats, flags=flags["flag"])
         newly: list[str] = []
+        base = self.completed
         for i, tag in enumerate(t["tag"].tolist()):
-            self.completed += 1
-            self.position[tag] = self.completed
-            self._keep(flags, i, newly)
-            if flags["flag"][i] == "not enough data":
-                self._pending.setdefault(flags["group"][i], []).append(
-                    Features(t.take([i]), feats.X[[i]], feats.names))
+            self.position[tag] = base + i + 1
+        self.completed = base + len(t)
+        self._keep(flags, newly, at=base)
+        # Calls of groups with no baseline yet wait, a group's together (in completion
+        # order), to be judged at once when it has one: judged alone they were one
+        # ``assess`` each, 71k calls taking 19 s in the first update of a 1M-record run.
+        waiting = flags["flag"] == "not enough data"
+        if waiting.any():
+            groups = flags["group"]
+            for g in dict.fromkeys(groups[waiting].tolist()):
+                idx = np.flatnonzero(waiting & (groups == g))
+                self._pending.setdefault(g, []).append(
+                    Features(t.take(idx), feats.X[idx], feats.names))
         now_ready = {g for g, b in det.baselines_.items() if b.enough} - ready
         for g in now_ready:
-            for one in self._pending.pop(group_name(g), []):
-                self._keep(det.assess(one), 0, newly)
+            for part in self._pending.pop(group_name(g), []):
+                self._keep(det.assess(part), newly)
         self._changes({str(g) for g in flags["group"].tolist()})
         return newly
 
@@ -356,8 +369,9 @@ class LiveDetector:
             tags = self._by_group.get(g, [])[-LIVE_WINDOW:]
             if len(tags) < 2 * shifts.MIN_SEG:
                 continue
-            rows = [self._rows[t] for t in tags]
-            t = Table({c: np.array([r[c] for r in rows],
+            where = [self._rows[t] for t in tags]
+            chunks = self._chunks
+            t = Table({c: np.array([chunks[k][c][i] for k, i in where],
                                    dtype=object if c in ("tag", "agent_class", "action",
                                                          "agent_id", "status") else None)
                        for c in self._SERIES_COLS}, name="series")
@@ -367,29 +381,46 @@ class LiveDetector:
                     self.changed_at[key] = self.completed
                     self.new_changes += 1
 
-    def _keep(self, flags: Table, i: int, newly: list[str]) -> None:
-        if self._template is None:
-            self._template = flags
-        tag = flags["tag"][i]
-        if tag not in self._rows:
-            self._by_group.setdefault(str(flags["group"][i]), []).append(tag)
-        self._rows[tag] = {c: flags[c][i] for c in flags.columns}
-        if flags["flag"][i] == "slow" and tag not in self.flagged_at:
-            self.flagged_at[tag] = self.completed
-            newly.append(tag)
+    def _keep(self, flags: Table, newly: list[str], at: int | None = None) -> None:
+        """Keep the judgements ``flags``; a call judged slow for the first time is said
+        (in ``newly``) with how many calls had completed then: its own place when ``at``
+        (the count before this table's first call), else the count now (judged late)."""
+        c = len(self._chunks)
+        self._chunks.append(flags)
+        rows, by_group = self._rows, self._by_group
+        slow = (flags["flag"] == "slow").tolist()
+        for i, (tag, g) in enumerate(zip(flags["tag"].tolist(), flags["group"].tolist(),
+                                         strict=True)):
+            if tag not in rows:
+                by_group.setdefault(str(g), []).append(tag)
+            rows[tag] = (c, i)
+            if slow[i] and tag not in self.flagged_at:
+                self.flagged_at[tag] = self.completed if at is None else at + i + 1
+                newly.append(tag)
 
     def flags(self) -> Table:
-        """Every judged call so far, in completion order."""
-        tpl = self._template
-        if tpl is None:
+        """Every judged call so far, in completion order (its latest judgement)."""
+        if not self._chunks:
             return self.detector.assess(Features(EMPTY_ACTIONS, np.empty((0, 0)), []))
-        rows = list(self._rows.values())
+        where = np.array(list(self._rows.values()), dtype=np.int64).reshape(-1, 2)
+        chunk, row = where[:, 0], where[:, 1]
+        by_chunk = np.argsort(chunk, kind="stable")
+        bounds = np.searchsorted(chunk[by_chunk], np.arange(len(self._chunks) + 1))
+        tpl = self._chunks[0]
         cols: dict[str, np.ndarray] = {}
-        for c in tpl.columns:
-            arr = np.empty(len(rows), dtype=tpl[c].dtype)
-            arr[:] = [r[c] for r in rows]
-            cols[c] = arr
-        return Table(cols, name="action_flags")
+        for name in tpl.columns:
+            arr = np.empty(len(chunk), dtype=tpl[name].dtype)
+            for k, part in enumerate(self._chunks):
+                pos = by_chunk[bounds[k]:bounds[k + 1]]
+                if len(pos):
+                    arr[pos] = part[name][row[pos]]
+            cols[name] = arr
+        out = Table(cols, name="action_flags")
+        # One table from now on: the next call gathers from it and what came since.
+        self._chunks = [out]
+        self._rows = dict(zip(self._rows, zip(itertools.repeat(0),
+                                              range(len(out)), strict=False), strict=True))
+        return out
 
     def result(self, run: Run | None = None, now: float | None = None,
                hangs: bool = True) -> DetectionResult:

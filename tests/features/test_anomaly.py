@@ -606,3 +606,85 @@ def test_judging_before_fit_raises_not_fitted() -> None:
     det = SlowdownDetector()
     with pytest.raises(NotFittedError, match="not fitted yet"):
         det.predict(Table({"action": np.array([], dtype=object)}))
+
+
+def _two_groups() -> Features:
+    """Calls of two groups, interleaved in completion order, with slow calls in both."""
+    a = [0.1] * 40
+    a[14] = a[30] = 0.6
+    b = [0.05] * 30
+    b[20] = 0.4
+    ta, tb = _calls(a), _calls(b, group=("Other", "op"), t0=1000.05)
+    cols = {c: np.concatenate([ta[c], tb[c]]) for c in ta.columns}
+    t = Table(cols, name="action_features").sort("t_done")
+    return Features(t, np.empty((len(t), 0)), [])
+
+
+def _feed(feats: Features, sizes: list[int], flags_between: bool = False) -> LiveDetector:
+    live = LiveDetector(SlowdownDetector(multivariate=False))
+    i = k = 0
+    while i < len(feats.table):
+        idx = np.arange(i, min(i + sizes[k % len(sizes)], len(feats.table)))
+        live.update_features(Features(feats.table.take(idx), feats.X[idx], feats.names))
+        if flags_between:
+            live.flags()
+        i, k = i + len(idx), k + 1
+    return live
+
+
+def test_calls_waiting_for_a_baseline_are_judged_together() -> None:
+    """A first update with every call (a watcher opening a big run): each group's calls
+    wait for its baseline, then are judged at once, as the detector that learnt them all
+    judges them; each slow one is said once, counted at the end of that update."""
+    feats = _two_groups()
+    n = len(feats.table)
+    live = _feed(feats, [n])
+    got = live.flags()
+    want = live.detector.assess(feats)
+    assert got["tag"].tolist() == feats.table["tag"].tolist()
+    for c in ("flag", "ratio", "baseline_s", "group", "decided_on"):
+        assert got[c].tolist() == want[c].tolist(), c
+    slow = sorted(got["tag"][got["flag"] == "slow"].tolist())
+    assert len(slow) == 3 and sorted(live.flagged_at) == slow
+    assert set(live.flagged_at.values()) == {n}
+    assert "not enough data" not in got["flag"].tolist()
+
+
+def test_live_flags_same_whether_read_between_updates_or_not() -> None:
+    """Reading the flags joins the kept tables into one; reading them between updates
+    (of one call, of many) leaves every call's judgement as it was."""
+    feats = _two_groups()
+    for sizes in ([1], [1, 1, 30, 2, 1], [7], [25, 1]):
+        a, b = _feed(feats, sizes).flags(), _feed(feats, sizes, True).flags()
+        assert len(a) == len(feats.table)
+        for c in a.columns:
+            assert np.array_equal(a[c], b[c], equal_nan=a[c].dtype.kind == "f"), (sizes, c)
+
+
+def test_a_call_is_judged_once_when_its_group_has_a_baseline() -> None:
+    """Group A has its baseline in the first update, B only after A's last call: A's
+    calls judged then keep that judgement while A learns 30 more (its median moves);
+    B's early calls are judged when B has a baseline, against B's."""
+    a = [0.1 + 0.001 * i for i in range(60)]  # A keeps learning: its median moves
+    a[10] = 0.6
+    ta = _calls(a)
+    tb = _calls([0.05] * 30, group=("Other", "op"), t0=1000.05)
+    first = np.concatenate([np.arange(30), 60 + np.arange(3)])  # A has 30, B 3
+    cols = {c: np.concatenate([ta[c], tb[c]]) for c in ta.columns}
+    both = Table(cols, name="action_features")
+    rest = np.concatenate([np.arange(30, 60), np.arange(63, 90)])
+    live = LiveDetector(SlowdownDetector(multivariate=False))
+    live.update_features(Features(both.take(first), np.empty((len(first), 0)), []))
+    early = live.flags()
+    early_a = early.where(early["agent_class"] == "Gen")
+    assert "not enough data" not in early_a["flag"].tolist()
+    assert set(early.where(early["agent_class"] == "Other")["flag"].tolist()) == \
+        {"not enough data"}
+    for i in rest:
+        live.update_features(Features(both.take([i]), np.empty((1, 0)), []))
+    final = live.flags()
+    kept = final.where(np.isin(final["tag"], early_a["tag"]))
+    for c in ("flag", "ratio", "baseline_s", "z"):
+        assert kept[c].tolist() == early_a[c].tolist(), c
+    b = final.where(final["agent_class"] == "Other")
+    assert set(b["flag"].tolist()) <= {"ok", "warm-up"} and len(b) == 30
