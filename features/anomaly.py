@@ -48,6 +48,7 @@ normal), the multivariate part is refitted every ``refit_every`` calls, and afte
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -73,6 +74,20 @@ EMPTY_ACTIONS = Table({c: np.empty(0, dtype=object if c in ("tag", "agent_class"
                                                             "agent_id", "status") else None)
                        for c in (*_CARRIED, *DURATIONS)}, name="action_features")
 """A features table with no rows (what :meth:`SlowdownDetector.assess` needs)."""
+
+
+def _group_rows(groups: list[Group], mask: np.ndarray) -> Iterator[tuple[Group, np.ndarray]]:
+    """Each group with its rows among ``mask``, in order of first appearance."""
+    codes: dict[Group, int] = {}
+    code = np.fromiter((codes.setdefault(g, len(codes)) for g in groups), dtype=np.int64,
+                       count=len(groups))
+    rows = np.flatnonzero(mask)
+    by = np.argsort(code[rows], kind="stable")
+    rows, sorted_codes = rows[by], code[rows][by]
+    bounds = np.searchsorted(sorted_codes, np.arange(len(codes) + 1))
+    for g, k in codes.items():
+        if bounds[k] < bounds[k + 1]:
+            yield g, rows[bounds[k]:bounds[k + 1]]
 
 
 def _groups(t: Table) -> list[Group]:
@@ -259,6 +274,23 @@ class SlowdownDetector(Params):
         return (ratio >= self.ratio_threshold) & (z >= self.z_threshold) \
             & (x - med >= self.min_excess_s)
 
+    def _judge(self, b: GroupBaseline, d: str, sel: np.ndarray, x: np.ndarray,
+               call_index: np.ndarray, flag: np.ndarray, decided: np.ndarray,
+               num: dict[str, np.ndarray]) -> None:
+        """Judge calls ``sel`` of one group on duration ``d`` (their values ``x``, all
+        finite) against the group's baseline ``b``, into ``assess``'s columns."""
+        med, scale = b.median[d], b.scale[d]
+        decided[sel] = d
+        num["ratio"][sel] = x / med if med > 0 else math.inf
+        num["z"][sel] = (x - med) / scale
+        num["excess_s"][sel] = x - med
+        num["baseline_s"][sel] = med
+        num["scale_s"][sel] = scale
+        num["duration_s"][sel] = x
+        slow = self._is_slow(x, med, scale)
+        warm = (call_index < self.warmup) if b.warmup else np.zeros(len(sel), dtype=bool)
+        flag[sel] = np.where(warm, "warm-up", np.where(slow, "slow", "ok"))
+
     def _learn_matrix(self, feats: Features, done: np.ndarray) -> None:
         if not self.multivariate:
             return
@@ -301,34 +333,33 @@ class SlowdownDetector(Params):
         baselines = getattr(self, "baselines_", {})
         groups = _groups(t)
         done = np.isin(t["status"], SCORED) if n else np.zeros(0, bool)
-        for i in range(n):
-            if not done[i]:
-                continue
-            num["duration_s"][i] = next((v for d in self.decide_on
-                                         if math.isfinite(v := float(t[d][i]))), math.nan)
-            b = baselines.get(groups[i])
+        dur = {d: np.asarray(t[d], dtype=np.float64)
+               for d in dict.fromkeys((*DURATIONS, *self.decide_on)) if d in t}
+        first = np.full(n, np.nan)  # each call's first finite duration to decide on
+        for d in reversed(self.decide_on):
+            first = np.where(np.isfinite(dur[d]), dur[d], first)
+        num["duration_s"][done] = first[done]
+        # A group at a time, its calls as arrays: one call at a time was 75 us each,
+        # 54 s for the 715k calls a watcher judges when it opens a 10M-record run.
+        for g, idx in _group_rows(groups, done):
+            b = baselines.get(g)
             if b is None or not b.enough:
-                flag[i] = "not enough data"
+                flag[idx] = "not enough data"
                 continue
             for d in DURATIONS:
                 if d in b.median and b.median[d] > 0:
-                    num["ratio." + d][i] = float(t[d][i]) / b.median[d]
-            dec = next((d for d in self.decide_on
-                        if d in b.median and math.isfinite(float(t[d][i]))), None)
-            if dec is None:
-                flag[i] = "no duration"
-                continue
-            x, med, scale = float(t[dec][i]), b.median[dec], b.scale[dec]
-            decided[i] = dec
-            num["ratio"][i] = x / med if med > 0 else math.inf
-            num["z"][i] = (x - med) / scale
-            num["excess_s"][i] = x - med
-            num["baseline_s"][i] = med
-            num["scale_s"][i] = scale
-            num["duration_s"][i] = x
-            slow = bool(self._is_slow(np.array([x]), med, scale)[0])
-            warm = b.warmup and float(t["call_index"][i]) < self.warmup
-            flag[i] = "warm-up" if warm else ("slow" if slow else "ok")
+                    num["ratio." + d][idx] = dur[d][idx] / b.median[d]
+            dec = np.full(len(idx), -1)
+            for j in reversed(range(len(self.decide_on))):
+                d = self.decide_on[j]
+                if d in b.median:
+                    dec[np.isfinite(dur[d][idx])] = j
+            flag[idx[dec < 0]] = "no duration"
+            for j, d in enumerate(self.decide_on):
+                sel = idx[dec == j]
+                if len(sel):
+                    self._judge(b, d, sel, dur[d][sel], np.asarray(
+                        t["call_index"][sel], dtype=np.float64), flag, decided, num)
         mv_score, mv_out = self._mv(feats)
         cols: dict[str, Any] = {k: t[k] for k in _CARRIED}
         cols["group"] = np.array([group_name(g) for g in groups], dtype=object)
