@@ -23,6 +23,7 @@ causation.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
@@ -340,8 +341,10 @@ def value_changes(run: Run, before: Sequence[str], after: Sequence[str],
             present = [v for v in vals if v is not None]
             if not present:
                 break
-            best = max(set(present), key=present.count)
-            if present.count(best) < share * len(idx):
+            # The first seen among equally common values (a set's order follows string
+            # hashing, which changes from one process to the next).
+            best, count = Counter(present).most_common(1)[0]
+            if count < share * len(idx):
                 break
             modes.append(best)
         if len(modes) == 2 and modes[0] != modes[1]:
