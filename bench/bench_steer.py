@@ -64,6 +64,9 @@ def poll_scaling(home: str, sizes: list[int]) -> list[tuple[int, float, float]]:
     assumes the agent's longest pause (1 s) between polls plus the poll itself."""
     import os
     import subprocess
+    import time
+
+    from make_pool import restamp
 
     from steering.watch import Watch
 
@@ -74,14 +77,15 @@ def poll_scaling(home: str, sizes: list[int]) -> list[tuple[int, float, float]]:
         subprocess.run([sys.executable, str(here / "make_pool.py"), str(pool), "--records",
                         str(n), "--files", "4"], check=True, capture_output=True)
         files = sorted(pool.glob("*.jsonlog"))
-        # The last 2,000 lines of the first file, appended again 200 at a time.
+        # The last 2,000 lines of the first file, appended again 200 at a time, stamped
+        # as a live process writes them (now: at the run's end).
         tail = files[0].read_bytes().splitlines(keepends=True)[-2000:]
         watch = Watch(pool)
         watch.step(set(), set(), [])
         costs = []
         for i in range(10):
             with open(files[0], "ab") as fh:
-                fh.writelines(tail[i * 200:(i + 1) * 200])
+                fh.writelines(restamp(tail[i * 200:(i + 1) * 200], time.time()))
                 fh.flush()
                 os.fsync(fh.fileno())
             costs.append(watch.step(set(), set(), []).cpu_s)

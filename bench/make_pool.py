@@ -68,6 +68,19 @@ class Writer:
         self.n += 1
 
 
+def restamp(lines: list[bytes], now: float) -> list[bytes]:
+    """``lines`` (records of a pool) as a live process writes them at ``now``: each
+    record's ``created`` set to ``now`` plus a microsecond per line, as a string like
+    the pool's. Appending a file's old lines again puts records back at that file's
+    past; these land at the run's end, where a live run's new records land."""
+    out = []
+    for i, line in enumerate(lines):
+        rec = json.loads(line)
+        rec["created"] = repr(now + i * 1e-6)
+        out.append(json.dumps(rec).encode() + b"\n")
+    return out
+
+
 def simulate(out: str, records: int, files: int, seed: int = 7) -> None:
     rnd = random.Random(seed)
     os.makedirs(out, exist_ok=True)

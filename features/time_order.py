@@ -71,15 +71,14 @@ class TimeOrder:
         n = self._n
         at = n if n == 0 or ts[0] >= self._times[n - 1] else \
             int(np.searchsorted(self._times[:n], ts[0], side="right"))
-        if self._writable(n + k):
+        # In place, the entries from ``at`` on are read twice (kept aside, written back
+        # shifted); into new buffers, every entry once. Records of a live run land near
+        # the end (in place costs what arrived); a file read late lands far back.
+        if 2 * (n - at) <= n and self._writable(n + k):
             tail_r, tail_t = self._rows[at:n].copy(), self._times[at:n].copy()
-            if len(tail_r):
-                pos = np.searchsorted(tail_t, ts, side="right")
-                tail_r, tail_t = insert_at(tail_r, pos, rows), insert_at(tail_t, pos, ts)
-            else:
-                tail_r, tail_t = rows, ts
-            self._rows[at:n + k] = tail_r
-            self._times[at:n + k] = tail_t
+            pos = np.searchsorted(tail_t, ts, side="right")
+            _merge_into(self._rows, at, tail_r, pos, rows)
+            _merge_into(self._times, at, tail_t, pos, ts)
             self._n = n + k
             return
         self.copies += 1
@@ -88,8 +87,8 @@ class TimeOrder:
         new_t = np.empty(cap, dtype=np.float64)
         new_r[:at], new_t[:at] = self._rows[:at], self._times[:at]
         pos = np.searchsorted(self._times[at:n], ts, side="right")
-        new_r[at:n + k] = insert_at(self._rows[at:n], pos, rows)
-        new_t[at:n + k] = insert_at(self._times[at:n], pos, ts)
+        _merge_into(new_r, at, self._rows[at:n], pos, rows)
+        _merge_into(new_t, at, self._times[at:n], pos, ts)
         self._rows, self._times, self._n = new_r, new_t, n + k
 
     def _writable(self, need: int) -> bool:
@@ -117,6 +116,25 @@ class TimeOrder:
     def __setstate__(self, state: tuple[np.ndarray, np.ndarray, int]) -> None:
         self._rows, self._times, self._n = state
         self.copies = 0
+
+
+def _merge_into(dst: np.ndarray, at: int, old: np.ndarray, pos: np.ndarray,
+                new: np.ndarray) -> None:
+    """Write ``old`` with ``new[j]`` inserted before ``old[pos[j]]`` (``pos`` sorted)
+    into ``dst[at:]``: each value written once, the slices between positions at a time
+    (``dst`` must not overlap ``old``)."""
+    end = at + len(old) + len(new)
+    if len(pos) > 4096:  # many positions: numpy's mask beats so many slices
+        dst[at:end] = insert_at(old, pos, new)
+        return
+    prev, o = 0, at
+    for j, p in enumerate(pos.tolist()):
+        dst[o:o + p - prev] = old[prev:p]
+        o += p - prev
+        dst[o] = new[j]
+        o += 1
+        prev = p
+    dst[o:end] = old[prev:]
 
 
 __all__ = ["TimeOrder"]
