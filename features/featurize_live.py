@@ -20,19 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from features.action_records import action_rows, codes_of, extras, in_windows, user_keys
 from features.columns import insert_at
-from features.featurize import (
-    _STANDARD,
-    DONE,
-    Features,
-    Vocabulary,
-    _extras,
-    action_features,
-    action_rows,
-    codes_of,
-    feature_table,
-    in_windows,
-)
+from features.featurize import DONE, Features, Vocabulary, action_features, feature_table
 from features.table import Table
 from features.things.actions import ActionIndex, _actions_table, agent_classes, start_key
 from features.typed import typed
@@ -324,15 +314,15 @@ class ActionFeaturizer:
         context = {"caller_gap_s": gap, "executing_at_start": running,
                    "call_index": call_index}
         rows, act = self._own_records(ev, ctx, codes)
-        keys = _user_keys(ev, rows)
+        keys = user_keys(ev, rows)
         lengths = _lengths(ev, acts)
         return feature_table(ev, acts, self.vocab, context, lengths,
-                             _extras(ev, len(idx), rows, act, keys)), codes
+                             extras(ev, len(idx), rows, act, keys)), codes
 
     def _own_records(self, ev: Events, ctx: _Context, codes: np.ndarray
                      ) -> tuple[np.ndarray, np.ndarray]:
         """``(rows, position in codes)`` of the records of the calls ``codes``, in (call,
-        time) order, as :func:`features.featurize._extra_keys` finds them: their tagged
+        time) order, as :func:`features.action_records.extra_keys` finds them: their tagged
         records, and their agent's untagged ones inside their execution windows."""
         reg = ctx.reg
         pos = _positions(codes, self._index.pending_codes)
@@ -383,13 +373,6 @@ def _completion_order(acts: Table, sel: np.ndarray, codes: np.ndarray) -> np.nda
     tag code)."""
     t_done = np.where(np.isnan(acts["t_end"]), acts["t_exec_end"], acts["t_end"])
     return sel[np.lexsort((codes[sel], start_key(acts)[sel], t_done[sel]))]
-
-
-def _user_keys(ev: Events, rows: np.ndarray) -> list[str]:
-    keys: dict[str, None] = {}
-    for s in np.unique(ev.shape[rows]):
-        keys.update(dict.fromkeys(ev.store.shape_keys[int(s)]))
-    return [k for k in keys if not (k in _STANDARD or k.startswith("academy."))]
 
 
 def _lengths(ev: Events, acts: Table) -> tuple[np.ndarray, np.ndarray]:
