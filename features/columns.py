@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import operator
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, overload
 
@@ -203,6 +204,9 @@ class Messages(Sequence[str]):
         self._tail = []
 
 
+_INDEX_LOCK = threading.Lock()
+
+
 class Categorical:
     """Distinct normalised values of one key; code ``-1`` is null.
 
@@ -210,13 +214,12 @@ class Categorical:
     of :attr:`values` taken earlier stays correct for the codes it knew.
     """
 
-    __slots__ = ("_array", "index", "normalise", "values")
+    __slots__ = ("_array", "_index", "normalise", "values")
 
     def __init__(self, normalise: Callable[[Any], Any]) -> None:
         self.values: list[Any] = []
         """Code -> value."""
-        self.index: dict[Any, int] = {}
-        """Value -> code."""
+        self._index: dict[Any, int] | None = {}
         self.normalise = normalise
         """Maps a raw value to its canonical form, ``None`` for null."""
         self._array: np.ndarray | None = None
@@ -229,8 +232,23 @@ class Categorical:
 
     def __setstate__(self, state: tuple[list[Any], Callable[[Any], Any]]) -> None:
         self.values, self.normalise = state
-        self.index = {v: i for i, v in enumerate(self.values)}
+        self._index = None  # built when first asked for: see index
         self._array = None
+
+    @property
+    def index(self) -> dict[Any, int]:
+        """Value -> code. A saved reading is opened without it and it is built on first
+        use: a 10M-record run's 713k action tags and 713k message tags took 100 MB of
+        dicts that a report never looks at. Built under a lock: two threads building it
+        at once could each keep a dict, and a value coded into the one that lost would
+        be coded again."""
+        idx = self._index
+        if idx is None:
+            with _INDEX_LOCK:
+                idx = self._index
+                if idx is None:
+                    idx = self._index = {v: i for i, v in enumerate(self.values)}
+        return idx
 
     def code(self, raw: Any) -> int:
         """The code of a raw value, adding it when new; -1 for null."""

@@ -1,0 +1,55 @@
+"""A categorical restored from a saved reading builds its value index on first use, once,
+whatever the threads asking: codes keep their values and new values get new codes."""
+
+from __future__ import annotations
+
+import pickle
+import threading
+
+from features.columns import Categorical
+from features.normalize import canonical_str
+
+
+def test_restored_index_is_built_on_first_use() -> None:
+    cat = Categorical(canonical_str)
+    codes = [cat.code(f"tag-{i % 50}") for i in range(200)]
+    back = pickle.loads(pickle.dumps(cat))
+    assert back._index is None  # not built by opening
+    assert back.values == cat.values
+    assert [back.code(f"tag-{i % 50}") for i in range(200)] == codes
+    assert back.code("new") == 50 and back.lookup("new") == 50 and len(back) == 51
+
+
+def _race(back: Categorical) -> list[str]:
+    """Four threads look values up while one codes new ones, all starting at once on a
+    categorical whose index is not built yet; returns what the lookers saw wrong."""
+    start = threading.Barrier(5)
+    wrong: list[str] = []
+
+    def look() -> None:
+        start.wait()
+        wrong.extend(f"v{i}" for i in range(0, 5000, 7) if back.lookup(f"v{i}") != i)
+
+    def add() -> None:
+        start.wait()
+        for i in range(5000, 5200):
+            back.code(f"v{i}")
+
+    threads = [threading.Thread(target=look) for _ in range(4)]
+    threads.append(threading.Thread(target=add))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return wrong
+
+
+def test_first_use_from_many_threads_codes_each_value_once() -> None:
+    for _ in range(20):
+        cat = Categorical(canonical_str)
+        for i in range(5000):
+            cat.code(f"v{i}")
+        back = pickle.loads(pickle.dumps(cat))
+        assert _race(back) == []
+        assert len(back.values) == 5200 == len(set(back.values))
+        assert all(back.lookup(f"v{i}") == i for i in range(5200))
