@@ -127,7 +127,7 @@ def write_csv(table: Table, out: IO[str]) -> int:
     cols = table.columns
     out.write(_line([_header(c) for c in cols]))
     n = 0
-    for rec in table.records():
+    for rec in table.iter_records():
         out.write(_line([_cell(rec[c]) for c in cols]))
         n += 1
     return n
@@ -267,10 +267,9 @@ def _write_table(con: sqlite3.Connection, t: Table, name: str, limit: int) -> No
         listed.insert(0, (name, "_row", None))
     con.executemany('INSERT INTO _columns VALUES (?, ?, ?)',
                     [(a, b, None if c is None else _utf8(c)) for a, b, c in listed])
-    records = t.records()
     marks = ", ".join("?" for _ in decl)
     con.executemany(f"INSERT INTO {_quote(name)} VALUES ({marks})",
-                    _main_rows(records, kept, numbered=bool(spill)))
+                    _main_rows(t.iter_records(), kept, numbered=bool(spill)))
     if not spill:
         return
     con.execute(f'CREATE TABLE {_quote(kv)} ("row" INTEGER, "key" TEXT, "value")')
@@ -278,17 +277,17 @@ def _write_table(con: sqlite3.Connection, t: Table, name: str, limit: int) -> No
     con.executemany("INSERT INTO _columns VALUES (?, 'value', ?)",
                     [(kv, _utf8(k)) for k in spill])
     con.executemany(f"INSERT INTO {_quote(kv)} VALUES (?, ?, ?)",
-                    _side_rows(records, spill))
+                    _side_rows(Table({k: t[k] for k in spill}).iter_records(), spill))
 
 
-def _main_rows(records: list[dict[str, Any]], keys: Sequence[str],
+def _main_rows(records: Iterable[dict[str, Any]], keys: Sequence[str],
                numbered: bool) -> Iterator[list[Any]]:
     for i, r in enumerate(records):
         row = [_sql_value(r[k]) for k in keys]
         yield [i, *row] if numbered else row
 
 
-def _side_rows(records: list[dict[str, Any]],
+def _side_rows(records: Iterable[dict[str, Any]],
                keys: Sequence[str]) -> Iterator[tuple[int, str, Any]]:
     texts = [_utf8(k) for k in keys]
     for i, r in enumerate(records):

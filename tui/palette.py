@@ -164,7 +164,7 @@ def export_view(screen: Any, fmt: str, path: Path | None = None) -> Path:
             write_csv(table, f)
     else:
         with path.open("wb") as fb:
-            write_jsonl(table.records(), fb)
+            write_jsonl(table.iter_records(), fb)
     screen.notify(f"wrote {len(rows):,} events to {path}")
     return path
 

@@ -240,4 +240,4 @@ def _write(table: Table, fmt: str, out: Any) -> int:
 
     if fmt == "csv":
         return write_csv(table, out)
-    return write_jsonl(table.records(), out)
+    return write_jsonl(table.iter_records(), out)
