@@ -19,17 +19,16 @@ from typing import Any
 
 import numpy as np
 
-from features import analyses, things
+from features import analyses, liveness, saved_reading, things
 from features.events import Events
+from features.events_table import default_event_keys as default_event_keys
+from features.events_table import events_table
 from features.loader import load as bulk_load
-from features.normalize import is_null, to_int
-from features.parse import FLAG_RAW_INT, INT_KEYS
-from features.pools import LIVE_WINDOW_S, resolve
+from features.pools import resolve
 from features.reader import PollResult, PoolReader
 from features.source_kinds import discover, open_source
 from features.sources import Source, SourceFiles
 from features.table import Table
-from features.typed import typed
 
 
 class Run:
@@ -95,48 +94,25 @@ class Run:
     def _restore(self) -> int:
         """Take the saved reading when it can be used (only into a run not read yet);
         the records it held."""
-        from features import cache
-
-        self.cache_status = "not used"
-        if not cache.enabled(self._cache_flag) or len(self.store) or self.reader.tails:
+        fresh = not (len(self.store) or self.reader.tails)
+        got, self.cache_status = saved_reading.saved(self.path, self._cache_flag, fresh)
+        if got is None:
             return 0
-        try:
-            got = cache.restore(self.path)
-        except cache.CacheError as e:
-            self.cache_status = "none saved yet" if e.args == ("no cache",) else \
-                f"not used: {e}"
-            return 0
-        store = self.store
-        with store.lock:
-            keep = store.lock, store.listeners
-            store.__dict__.update(got.store.__dict__)
-            store.lock, store.listeners = keep
-            for tail in got.reader.tails.values():
-                # Re-read from where parsing stopped: a held partial line, and whatever
-                # was written since, come from the file as it is now.
-                tail.pending, tail.size, tail.mtime_ns = b"", -1, -1
-            self.reader.tails = got.reader.tails
-            self.reader.other_files = got.reader.other_files
-            got.actions.store = got.processes.store = store
+        with self.store.lock:
+            saved_reading.adopt(got, self.store, self.reader)
             self._action_index = got.actions
             self._process_index = got.processes
         self.cache_status = f"restored {got.records:,} records"
         return got.records
 
     def _save(self, restored: int) -> None:
-        """Save the reading when it is worth it: a big pool read for the first time, or
-        one that grew by a twentieth since it was saved. Never one with another source's
-        files in it (they are joined after this, from the sources themselves)."""
+        """Save the reading when it is worth it (:func:`features.saved_reading.worth_saving`),
+        the run's action and process joins folded up to now with it."""
         from features import cache
 
+        if not saved_reading.worth_saving(self._cache_flag, self.store, restored):
+            return
         n = len(self.store)
-        if not cache.enabled(self._cache_flag) or \
-                any(f.source is not None for f in self.store.files):
-            return
-        if self._cache_flag is not True and n < cache.MIN_RECORDS:
-            return
-        if restored and n - restored < max(10_000, restored // 20):
-            return
         ev = self.events()
         self._action_index.fold(ev)
         self._process_index.fold(ev)
@@ -146,9 +122,7 @@ class Run:
         except OSError as e:  # a full disk or a read-only home: the run is read all the same
             self.cache_status = f"not saved: {e.strerror or e}"
             return
-        why = f"{self.cache_status}; " if self.cache_status.startswith("not used:") else ""
-        self.cache_status = (f"restored {restored:,} records, saved {n:,}" if restored
-                             else f"{why}saved {n:,} records")
+        self.cache_status = saved_reading.saved_status(self.cache_status, restored, n)
 
     # -- other sources -----------------------------------------------------------------
 
@@ -239,46 +213,16 @@ class Run:
 
     def last_write(self) -> float:
         """The latest modification time of any pool file."""
-        times = []
-        for f in self.store.files:
-            if f.source is not None:
-                continue
-            try:
-                times.append(os.stat(f.path).st_mtime)
-            except OSError:
-                continue
-        return max(times, default=0.0)
+        return liveness.last_write(self.store.files)
 
     def live_files(self, now: float | None = None) -> list[bool]:
-        """Per file: written within the live window, as of the reader's last look at it
-        (every read looks; a poll of a live run asked three times for all 8,226 files of
-        a 10M-record pool, each a stat: 60 ms a poll)."""
-        now = time.time() if now is None else now
-        seen = {t.info.index: t.mtime_ns for t in self.reader.tails.values()}
-        out = []
-        for f in self.store.files:
-            if f.source is not None or f.status == "deleted":  # another source's events
-                out.append(False)  # (written by this process), or a file gone
-                continue
-            ns = seen.get(f.index, -1)
-            if ns < 0:  # not looked at yet
-                try:
-                    ns = os.stat(f.path).st_mtime_ns
-                except OSError:
-                    out.append(False)
-                    continue
-            out.append(now - ns / 1e9 < LIVE_WINDOW_S)
-        return out
+        """Per file: written within the live window (:func:`features.liveness.live_files`)."""
+        return liveness.live_files(self.store.files, self.reader.tails, now)
 
     @property
     def live(self) -> bool:
-        """True while some file of the pool was written within the live window (as
-        :meth:`live_files`, stopping at the first: asked on every poll of a live run)."""
-        since = time.time_ns() - int(LIVE_WINDOW_S * 1e9)
-        if any(t.mtime_ns > since and t.info.source is None and t.info.status != "deleted"
-               for t in self.reader.tails.values()):
-            return True
-        return any(self.live_files())
+        """True while some file of the pool was written within the live window."""
+        return liveness.is_live(self.store.files, self.reader.tails)
 
     # -- snapshots ---------------------------------------------------------------------
 
@@ -397,17 +341,9 @@ class Run:
 
     def events_table(self, rows: np.ndarray | None = None,
                      keys: Sequence[str] | None = None) -> Table:
-        """Events as a table: by default every key any of the rows has, plus location."""
-        ev = self.events()
-        rows = ev.order if rows is None else np.asarray(rows, dtype=np.int64)
-        if keys is None:
-            keys = default_event_keys(ev, rows)
-        cols: dict[str, Any] = {}
-        for k in keys:
-            col = ev.column(k)
-            cols[k] = col[rows]
-        _raw_ints(ev, rows, cols)
-        return Table(cols, name="events")
+        """Events as a table: by default every key any of the rows has, plus location
+        (:func:`features.events_table.events_table`)."""
+        return events_table(self.events(), rows, keys)
 
     # -- analyses ----------------------------------------------------------------------
 
@@ -439,39 +375,6 @@ class Run:
         ends = np.where(np.isnan(acts["t_exec_end"]) & ~np.isnan(died), died,
                         acts["t_exec_end"])
         return analyses.concurrency(acts["t_exec_start"], ends, t_end)
-
-
-def _raw_ints(ev: Events, rows: np.ndarray, cols: dict[str, Any]) -> None:
-    """Put back, as written, the values the integer columns could not hold (-1 there;
-    :data:`~features.parse.FLAG_RAW_INT`): the rows keep them, not a made-up -1."""
-    keys = [k for k in INT_KEYS if k in cols]
-    if not keys or not len(rows):
-        return
-    pos = np.flatnonzero((ev.flags[rows] & FLAG_RAW_INT) != 0)
-    if not len(pos):
-        return
-    recs = ev.records(rows[pos])
-    for k in keys:
-        col = cols[k].astype(object)
-        for p, rec in zip(pos.tolist(), recs, strict=True):
-            v = None if rec is None else rec.get(k)
-            if col[p] == -1 and not is_null(v) and to_int(v) != -1:
-                col[p] = typed(v)
-        cols[k] = col
-
-
-def default_event_keys(ev: Events, rows: np.ndarray) -> list[str]:
-    """Location first, then the standard record keys, then every extra key present."""
-    first = ["@file", "@line", "created", "@t", "levelname", "name", "process", "message"]
-    shapes = np.unique(ev.shape[rows]) if len(rows) else np.empty(0, dtype=np.int64)
-    present: list[str] = []
-    seen = set(first)
-    for s in shapes:
-        for k in ev.store.shape_keys[int(s)]:
-            if k not in seen:
-                seen.add(k)
-                present.append(k)
-    return first + present
 
 
 def open_run(arg: str | os.PathLike[str], home: Path | None = None,
