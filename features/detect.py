@@ -12,12 +12,11 @@ the actions that completed since are judged at once against the baseline learnt 
 (then join it if not slow), and the series they joined are searched for change points;
 ``live.result(run)`` gives every incident now, hung calls included.
 
-A slowdown incident is a run of slow calls of one group (agent class, action) in start
-order, allowing ``max_gap`` (:data:`MAX_GAP`, 1) normal call between two slow ones: one
-slowdown seen across two generators that interleave, or with one lucky call inside, is one
-incident. Where a group's calls changed level, each call is judged against its own
-stretch of calls, not against the whole run's (a run made faster half way is not a
-slowdown of its first half).
+A slowdown incident is a run of slow calls of one group, allowing ``max_gap``
+(:data:`MAX_GAP`, 1) normal call between two slow ones (see
+:mod:`features.incident_groups`). Where a group's calls changed level, each call is judged
+against its own stretch of calls, not against the whole run's (a run made faster half way
+is not a slowdown of its first half).
 """
 
 from __future__ import annotations
@@ -36,15 +35,15 @@ from features.baseline import group_name, jsonable
 from features.featurize import DONE, Features, action_features
 from features.featurize_live import ActionFeaturizer
 from features.hangs import HUNG_FLAG
-from features.incident import HUNG, KINDS, Incident, severity
+from features.incident import HUNG, KINDS, Incident
+from features.incident_groups import MAX_GAP, incidents
 from features.table import Table
 
 if TYPE_CHECKING:
     from features.baseline import GroupBaseline
     from features.run import Run
+    from features.shifts import Shift
 
-MAX_GAP = 1
-"""Normal calls allowed between two slow calls of one slowdown incident."""
 LIVE_WINDOW = 1000
 """Latest calls of a group searched for change points on each live update."""
 
@@ -92,75 +91,6 @@ class DetectionResult:
         }
 
 
-def incidents(flags: Table, max_gap: int = MAX_GAP, t0: float = math.nan
-              ) -> list[Incident]:
-    """Group the slow calls of ``flags`` (from :meth:`SlowdownDetector.assess`) into
-    slowdown incidents, and the hung ones into one incident per group and way of hanging
-    (in flight, cancelled, process stopped); numbered by start."""
-    out: list[Incident] = []
-    if not len(flags):
-        return out
-    order = np.argsort(np.nan_to_num(flags["t_start"], nan=np.inf), kind="stable")
-    by_group: dict[str, list[int]] = {}
-    for i in order.tolist():
-        by_group.setdefault(flags["group"][i], []).append(i)
-    how = flags["hung_how"] if "hung_how" in flags else np.full(len(flags), None)
-    where = flags["hung_file"] if "hung_file" in flags else np.full(len(flags), None)
-    runs: list[tuple[str, list[int]]] = []
-    for rows in by_group.values():
-        current: list[int] = []
-        gap = 0
-        for i in rows:
-            f = flags["flag"][i]
-            if f == "slow":
-                current.append(i)
-                gap = 0
-            elif f == "ok" and current:
-                gap += 1
-                if gap > max_gap:
-                    runs.append(("slowdown", current))
-                    current, gap = [], 0
-        if current:
-            runs.append(("slowdown", current))
-        hung: dict[tuple[Any, Any], list[int]] = {}
-        for i in rows:
-            if flags["flag"][i] == HUNG_FLAG:
-                hung.setdefault((how[i] or "in flight", where[i]), []).append(i)
-        runs += [(HUNG, r) for r in hung.values()]
-    runs.sort(key=lambda r: float(flags["t_start"][r[1][0]]))
-    for k, (kind, rows) in enumerate(runs, start=1):
-        out.append(_incident(flags, k, kind, rows, t0))
-    return out
-
-
-def _incident(flags: Table, k: int, kind: str, rows: list[int], t0: float) -> Incident:
-    idx = np.array(rows)
-    ratio = flags["ratio"][idx]
-    excess = flags["excess_s"][idx]
-    ends = flags["t_done"][idx]
-    end = float(np.nanmax(ends)) if np.isfinite(ends).any() else float(
-        np.nanmax(flags["t_start"][idx] + np.nan_to_num(flags["elapsed_s"][idx]
-                                                        if "elapsed_s" in flags else 0.0)))
-    max_ratio = float(np.nanmax(ratio)) if np.isfinite(ratio).any() else math.nan
-    ev_rows = sorted({int(r) for c in ("row_start", "row_exec", "row_end")
-                      for r in flags[c][idx] if r >= 0})
-    things = [{c: jsonable(flags[c][i]) if c in flags else None
-               for c in ("tag", "agent_id", "status", "flag", "decided_on", "duration_s",
-                         "baseline_s", "ratio", "z", "excess_s", "elapsed_s", "mv_score")}
-              for i in rows]
-    return Incident(
-        id=k, kind=kind, group=str(flags["group"][rows[0]]),
-        agent_class=str(flags["agent_class"][rows[0]]), action=str(flags["action"][rows[0]]),
-        start=float(flags["t_start"][rows[0]]), end=end, count=len(rows),
-        max_ratio=max_ratio, excess_s=float(np.nansum(excess)),
-        severity="high" if kind == HUNG else severity(
-            max_ratio if math.isfinite(max_ratio) else 0.0, len(rows)),
-        tags=[str(t) for t in flags["tag"][idx]],
-        agents=sorted({str(a) for a in flags["agent_id"][idx] if a is not None}),
-        evidence_rows=ev_rows, things=things,
-        detail=hangs.detail(flags, rows, t0) if kind == HUNG else {})
-
-
 def _finish(det: SlowdownDetector, flags: Table, inflight: Features | None, now: float,
             live: bool, max_gap: int, run: Run | None = None,
             causes: dict[Any, tuple[list[str], list[int]]] | None = None) -> DetectionResult:
@@ -169,75 +99,99 @@ def _finish(det: SlowdownDetector, flags: Table, inflight: Features | None, now:
     (with what happened around each change, when ``run`` is given; ``causes`` keeps them
     from one call to the next) and write the notes."""
     notes: list[str] = []
-    n_done = len(flags)
-    if inflight is not None and len(inflight.table):
-        extra = det.assess(inflight)
-        hung, thr = det.hung(inflight, now)
-        flag = np.array(extra["flag"], dtype=object)
-        flag[hung] = HUNG_FLAG
-        elapsed = now - np.asarray(inflight.table["t_start"], dtype=np.float64)
-        # How long it has been in flight, against the group's typical call.
-        base = getattr(det, "baselines_", {})
-        med = np.array([base[g].median.get("total_s", math.nan) if g in base else math.nan
-                        for g in zip(extra["agent_class"], extra["action"], strict=True)])
-        how = np.full(len(flag), None, dtype=object)
-        how[hung] = "in flight"
-        extra = extra.with_column("flag", flag).with_column("elapsed_s", elapsed) \
-            .with_column("hung_threshold_s", thr).with_column("hung_how", how) \
-            .with_column("ratio", np.where(hung, elapsed / med, np.nan)) \
-            .with_column("excess_s", np.where(hung, elapsed - med, np.nan)) \
-            .with_column("baseline_s", np.where(hung, med, np.nan))
-        if np.isnan(thr).any():
-            notes.append(f"{int(np.isnan(thr).sum())} call(s) in flight in groups without "
-                         "a baseline cannot be judged for hanging")
-    else:
-        extra = None
-    flags = flags.with_column("elapsed_s", np.full(n_done, np.nan)) \
-        .with_column("hung_threshold_s", np.full(n_done, np.nan)) \
-        .with_column("hung_how", np.full(n_done, None, dtype=object))
-    if extra is not None:
-        flags = Table({c: np.concatenate([flags[c], extra[c]]) for c in flags.columns},
-                      name=flags.name)
-    flags = hangs.mark(flags, det, run)
+    flags = hangs.mark(_with_inflight(det, flags, inflight, now, notes), det, run)
     t0 = _t0(run, flags)
     analyses = shifts.analyse_flags(flags)
     flags = shifts.rejudge(flags, det, analyses)
     found = incidents(flags, max_gap, t0)
     changes = shifts.incidents(flags, shifts.shifts(analyses), t0)
     if run is not None:
-        from features.around import causes as around
-
-        for inc, grp in changes:
-            key = (tuple(s.key for s in grp), inc.kind, inc.tags[0])
-            got = causes.get(key) if causes is not None else None
-            if got is None:
-                got = around(run, flags, grp)
-                if causes is not None:
-                    causes[key] = got
-            inc.cause, more = list(got[0]), got[1]
-            inc.evidence_rows += [r for r in more if r not in inc.evidence_rows]
+        _add_causes(run, flags, changes, causes)
         found += hangs.shutdowns(run, now, live, det.hung_min_s)
     found += [inc for inc, _ in changes]
     found.sort(key=lambda i: (i.start, KINDS.index(i.kind)))
+    flags = flags.with_column("incident", _numbered(found, flags))
+    # By group, not by the order groups were rebuilt in (a set's, which changes with
+    # the process's string hashing: the report's notes came out in either order).
+    baselines = sorted(getattr(det, "baselines_", {}).values(), key=lambda b: str(b.group))
+    notes += [f"{b.group}: not enough data (n={b.n}: {b.n_baseline} usable past warm-up "
+              f"and errors, {det.min_n} needed)" for b in baselines if not b.enough]
+    notes.extend(getattr(det, "notes_", []))
+    return DetectionResult(found, baselines, flags, notes, live, now, t0)
+
+
+def _with_inflight(det: SlowdownDetector, flags: Table, inflight: Features | None,
+                   now: float, notes: list[str]) -> Table:
+    """``flags`` (completed calls) with the columns only a call in flight fills, and the
+    ``inflight`` calls judged for hanging appended: one table for the incidents."""
+    n_done = len(flags)
+    extra = _judge_inflight(det, inflight, now, notes) \
+        if inflight is not None and len(inflight.table) else None
+    flags = flags.with_column("elapsed_s", np.full(n_done, np.nan)) \
+        .with_column("hung_threshold_s", np.full(n_done, np.nan)) \
+        .with_column("hung_how", np.full(n_done, None, dtype=object))
+    if extra is None:
+        return flags
+    return Table({c: np.concatenate([flags[c], extra[c]]) for c in flags.columns},
+                 name=flags.name)
+
+
+def _judge_inflight(det: SlowdownDetector, inflight: Features, now: float,
+                    notes: list[str]) -> Table:
+    """The flags of the calls in flight at ``now``, those past their group's limit hung,
+    with how long each has run against its group's typical call (a note says how many
+    could not be judged: their group has no baseline yet)."""
+    extra = det.assess(inflight)
+    hung, thr = det.hung(inflight, now)
+    flag = np.array(extra["flag"], dtype=object)
+    flag[hung] = HUNG_FLAG
+    elapsed = now - np.asarray(inflight.table["t_start"], dtype=np.float64)
+    # How long it has been in flight, against the group's typical call.
+    base = getattr(det, "baselines_", {})
+    med = np.array([base[g].median.get("total_s", math.nan) if g in base else math.nan
+                    for g in zip(extra["agent_class"], extra["action"], strict=True)])
+    how = np.full(len(flag), None, dtype=object)
+    how[hung] = "in flight"
+    if np.isnan(thr).any():
+        notes.append(f"{int(np.isnan(thr).sum())} call(s) in flight in groups without "
+                     "a baseline cannot be judged for hanging")
+    return extra.with_column("flag", flag).with_column("elapsed_s", elapsed) \
+        .with_column("hung_threshold_s", thr).with_column("hung_how", how) \
+        .with_column("ratio", np.where(hung, elapsed / med, np.nan)) \
+        .with_column("excess_s", np.where(hung, elapsed - med, np.nan)) \
+        .with_column("baseline_s", np.where(hung, med, np.nan))
+
+
+def _add_causes(run: Run, flags: Table, changes: list[tuple[Incident, list[Shift]]],
+                causes: dict[Any, tuple[list[str], list[int]]] | None) -> None:
+    """Give each change incident what happened around it (its cause and evidence rows),
+    worked out once per change when ``causes`` remembers them between calls."""
+    from features.around import causes as around
+
+    for inc, grp in changes:
+        key = (tuple(s.key for s in grp), inc.kind, inc.tags[0])
+        got = causes.get(key) if causes is not None else None
+        if got is None:
+            got = around(run, flags, grp)
+            if causes is not None:
+                causes[key] = got
+        inc.cause, more = list(got[0]), got[1]
+        inc.evidence_rows += [r for r in more if r not in inc.evidence_rows]
+
+
+def _numbered(found: list[Incident], flags: Table) -> np.ndarray:
+    """Number ``found`` in order and say, per row of ``flags``, its call's incident (0:
+    none). A call in a slowdown or a hang as well as in a change is marked with the
+    former (they are numbered last, so they win)."""
     inc_of = np.zeros(len(flags), dtype=np.int64)
     pos = {t: i for i, t in enumerate(flags["tag"].tolist())}
-    # A call in a slowdown or a hang as well as in a change is marked with the former.
     for k, inc in sorted(enumerate(found, start=1),
                          key=lambda ki: ki[1].kind in ("slowdown", HUNG)):
         inc.id = k
         for t in inc.tags:
             if t in pos:
                 inc_of[pos[t]] = k
-    flags = flags.with_column("incident", inc_of)
-    # By group, not by the order groups were rebuilt in (a set's, which changes with
-    # the process's string hashing: the report's notes came out in either order).
-    baselines = sorted(getattr(det, "baselines_", {}).values(), key=lambda b: str(b.group))
-    for b in baselines:
-        if not b.enough:
-            notes.append(f"{b.group}: not enough data (n={b.n}: {b.n_baseline} usable "
-                         f"past warm-up and errors, {det.min_n} needed)")
-    notes.extend(getattr(det, "notes_", []))
-    return DetectionResult(found, baselines, flags, notes, live, now, t0)
+    return inc_of
 
 
 def _t0(run: Run | None, flags: Table) -> float:
