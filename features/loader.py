@@ -28,6 +28,7 @@ import orjson
 from features.batch import Batch, merge
 from features.parse import parse_block
 from features.reader import FileTail, PollResult, PoolReader
+from features.store import EventStore
 
 CHUNK = 8 * 1024 * 1024
 """Bytes per parse task."""
@@ -284,25 +285,49 @@ def load(
     stats = {**more_stats, **stats}
     rest = sum(c.end - c.start for c in chunks)
     total = rest + sum(consumed for _, consumed in heads)
-    cpus = os.cpu_count() or 1
-    n_workers = workers if workers is not None else min(cpus, 4)
+    n_workers = workers if workers is not None else min(os.cpu_count() or 1, 4)
     executor: Executor | None = None
     if n_workers > 1 and rest >= parallel_min and len(chunks) > 1:
-        try:
-            # Only a UI needs its workers to yield: a CLI or notebook waits for them, and
-            # niced, they lose the CPU to any busy process on the machine.
-            executor = ProcessPoolExecutor(max_workers=n_workers, mp_context=_context(),
-                                           initializer=None if local_first else _lower_priority)
-        except (OSError, ValueError):
-            executor = None  # cannot start workers here: read in this process
+        executor = _executor(n_workers, local_first)
     by_index = {t.info.index: t for t in tails}
-    done = 0
-    store = reader.store
-    store.defer_order = True
-    reserved = False
     parsed = itertools.chain(((b, [n]) for b, n in heads),
                              _results(groups_of(chunks, chunk), executor, local_first,
                                       2 * n_workers))
+    try:
+        _store_all(reader.store, parsed, by_index, total, result, progress)
+    finally:
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
+    for index, (dev, ino, _size, _mtime) in stats.items():
+        by_index[index].ident = (dev, ino)
+    more = reader.poll(full=True)
+    result.records += more.records
+    result.bad += more.bad
+    result.batches += more.batches
+    result.notes.extend(more.notes)
+    return result
+
+
+def _executor(n_workers: int, local_first: bool) -> Executor | None:
+    """Worker processes to parse in; None when they cannot start here (then this process
+    reads it all)."""
+    try:
+        # Only a UI needs its workers to yield: a CLI or notebook waits for them, and
+        # niced, they lose the CPU to any busy process on the machine.
+        return ProcessPoolExecutor(max_workers=n_workers, mp_context=_context(),
+                                   initializer=None if local_first else _lower_priority)
+    except (OSError, ValueError):
+        return None
+
+
+def _store_all(store: EventStore, parsed: Iterator[tuple[Batch, list[int]]],
+               by_index: dict[int, FileTail], total: int, result: PollResult,
+               progress: Progress | None) -> None:
+    """Store the parsed groups in file order, each file's tail moved past its part; the
+    time order is merged once, at the end, not once per batch (``defer_order``)."""
+    done = 0
+    store.defer_order = True
+    reserved = False
     try:
         for batch, consumed in parsed:
             _advance(batch, consumed, by_index)
@@ -321,17 +346,6 @@ def load(
     finally:
         store.defer_order = False
         store.sync_order()
-        if executor is not None:
-            executor.shutdown(wait=True, cancel_futures=True)
-    for index, (dev, ino, _size, _mtime) in stats.items():
-        tail = by_index[index]
-        tail.ident = (dev, ino)
-    more = reader.poll(full=True)
-    result.records += more.records
-    result.bad += more.bad
-    result.batches += more.batches
-    result.notes.extend(more.notes)
-    return result
 
 
 def _advance(batch: Batch, consumed: list[int], by_index: dict[int, FileTail]) -> None:
