@@ -317,7 +317,7 @@ def main() -> None:
         lazy = not ev.has_column(node.key) if hasattr(node, "key") else False
         note = ""
         if lazy:
-            from features.parse import is_user_key
+            from features.record_keys import is_user_key
 
             note = ("  (a workflow key: its values kept at ingest, converted on first use)"
                     if is_user_key(node.key) else "  (a key read from the files on first use)")

@@ -19,7 +19,7 @@ import orjson
 from features.columns import FrozenValues
 from features.fmt import short_file
 from features.normalize import infer_numeric
-from features.parse import FLAG_EXC, FLAG_MSG_CUT, FLAG_REPAIRED
+from features.record_keys import FLAG_EXC, FLAG_MSG_CUT, FLAG_REPAIRED
 from features.store import (
     CATEGORICAL_KEYS,
     INT_KEYS,

@@ -14,7 +14,7 @@ import numpy as np
 
 from features.events import Events
 from features.normalize import is_null, to_int
-from features.parse import FLAG_RAW_INT, INT_KEYS
+from features.record_keys import FLAG_RAW_INT, INT_KEYS
 from features.table import Table
 from features.typed import typed
 

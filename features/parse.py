@@ -30,142 +30,38 @@ import numpy as np
 import orjson
 
 from features.batch import BadLine, Batch
-from features.columns import intern_codes
-from features.normalize import NULL_STRINGS, canonical_id, canonical_str, to_float, to_int
-
-COMBO_KEYS: tuple[str, ...] = (
-    "name",
-    "msg",
-    "levelno",
-    "process",
-    "academy.action_state",
-    "academy.action",
-    "academy.message_type",
-    "academy.agent_id",
-    "academy.agent",
-    "academy.src",
-    "academy.dest",
+from features.parse_values import (
+    _FIRST,
+    _NORMALISE,
+    _SECOND,
+    _THIRD,
+    _canon_tags,
+    _capturable,
+    _exc_flags,
+    _hashable,
+    _intern_tags,
+    _raw_int,
+    _times,
 )
-"""Low-cardinality keys interned together, one tuple per record. (``processName`` and the
-thread keys are read on demand: they are constant per process and cost ingest time.)"""
-
-TAG_KEYS: tuple[str, ...] = ("academy.action_tag", "academy.message_tag", "academy.message_label")
-"""High-cardinality join keys (uuids), each interned on its own."""
-
-MESSAGE_CAP = 4096
-"""Characters of ``message`` kept in memory; the full value stays readable from the file."""
+from features.record_keys import (  # some re-exported: their home is record_keys
+    COMBO_KEYS,
+    FLAG_EXC,
+    FLAG_MSG_CUT,
+    FLAG_RAW_INT,
+    FLAG_REPAIRED,
+    ID_KEYS,
+    INT_KEYS,
+    MAX_LINE,
+    MESSAGE_CAP,
+    TAG_KEYS,
+    TIME_MAX,
+    TIME_MIN,
+    is_user_key,
+)
+from features.repair import _preview, repair
 
 SUB_BLOCK = 64 * 1024
 """Bytes of a block split into lines at a time (see :func:`_lines`)."""
-
-MAX_LINE = 256 * 1024 * 1024
-"""A line longer than this is recorded as bad instead of being parsed."""
-
-FLAG_EXC = 1
-"""The record carries a traceback (``exc_text`` is not null)."""
-FLAG_REPAIRED = 2
-"""The record was recovered from a bad line (interleaved write or invalid UTF-8)."""
-FLAG_MSG_CUT = 4
-"""``message`` was longer than :data:`MESSAGE_CAP`; read the record for the full text."""
-FLAG_RAW_INT = 8
-"""An integer column (:data:`INT_KEYS`) could not hold the record's value (out of the
-column's range, or not an integer): the column says -1 (missing) and the value stays
-as written in the record (see :meth:`features.run.Run.events_table`)."""
-
-TIME_MIN = -62135510400.0
-"""``created`` below this (0001-01-02) or at or above :data:`TIME_MAX` (9999-12-31) is not
-a usable time: no date can show it (``datetime`` raises). Such a value (``1e999``,
-``-inf``, ``NaN``, a huge number) is read as a missing time (NaN) and counted."""
-TIME_MAX = 253402214400.0
-INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
-"""The range of the integer columns (:data:`INT_KEYS`)."""
-
-_NULLS = (None, "None", "")
-_NULL_SET = frozenset(_NULLS)
-_NUMBERS = frozenset({float, int})
-_FIRST, _SECOND, _THIRD = itemgetter(0), itemgetter(1), itemgetter(2)
-
-RECORD_KEYS = frozenset({
-    "args", "created", "exc_info", "exc_text", "filename", "funcName", "levelname",
-    "levelno", "lineno", "module", "msecs", "msg", "name", "pathname", "process",
-    "processName", "relativeCreated", "stack_info", "thread", "threadName", "taskName",
-    "message", "formatted", "asctime",
-})
-"""Keys of Python's LogRecord and of Academy's JSON pool records: not user keys."""
-
-USER_CAP = 64
-"""A user key's string values up to this long are kept in memory at ingest (see
-:func:`is_user_key`); one longer value, or a nested one, leaves the key to be read from
-the files on use."""
-
-_CAPTURED_TYPES = frozenset({str, int, float, bool, type(None)})
-
-
-def _capturable(col: list[Any]) -> bool:
-    """Every value plain (no list or object) and every string at most :data:`USER_CAP`
-    long."""
-    types = set(map(type, col))
-    if not types <= _CAPTURED_TYPES:
-        return False
-    if str not in types:
-        return True
-    strs = col if len(types) == 1 else [v for v in col if type(v) is str]
-    return max(map(len, strs)) <= USER_CAP
-
-
-def is_user_key(key: str) -> bool:
-    """A key the workflow added (``fib.iteration``), not Python's or Academy's: its short
-    values are kept at ingest, so the first filter on it does not read the files."""
-    return key not in RECORD_KEYS and not key.startswith("academy.")
-
-INT_KEYS = ("levelno", "process")
-"""Low-cardinality keys stored as integer columns (-1 when missing)."""
-
-ID_KEYS = frozenset({"academy.agent_id", "academy.src", "academy.dest", *TAG_KEYS})
-"""Keys whose values are identifiers: canonicalised (uuids lower-cased)."""
-
-
-def _int_or_missing(v: Any) -> int:
-    """The value of an integer column: -1 when missing, and also when the column cannot
-    hold it (:data:`FLAG_RAW_INT` marks those records)."""
-    i = to_int(v)
-    return -1 if i is None or not INT32_MIN <= i <= INT32_MAX else i
-
-
-def _canon_tag(v: Any) -> str | None:
-    """Canonical tag: a uuid lower-cased (fast path), anything else via canonical_id."""
-    if type(v) is str and len(v) == 36 and v[8] == "-":
-        return v.lower()
-    return canonical_id(v)
-
-
-def _exc_flags(es: list[Any]) -> np.ndarray:
-    """:data:`FLAG_EXC` where ``exc_text`` is not null. Most records have none: when the
-    distinct values are all null spellings, no per-record test is needed."""
-    try:
-        if set(es) <= _NULL_SET:
-            return np.zeros(len(es), dtype=np.uint8)
-    except TypeError:  # a nested value in a typed record
-        pass
-    nulls = np.fromiter(map(_NULLS.__contains__, es), dtype=bool, count=len(es))
-    return np.where(nulls, 0, FLAG_EXC).astype(np.uint8)
-
-
-_NINTH = itemgetter(8)
-
-
-def _canon_tags(vals: list[Any]) -> list[Any]:
-    """:func:`_canon_tag` of each value; for a table of uuid strings (the usual case) in
-    three C-level passes."""
-    if set(map(type, vals)) <= {str} and set(map(len, vals)) <= {36} \
-            and set(map(_NINTH, vals)) <= {"-"}:
-        return list(map(str.lower, vals))
-    return [_canon_tag(v) for v in vals]
-
-_NORMALISE: dict[str, Callable[[Any], Any]] = {
-    k: (_int_or_missing if k in INT_KEYS else canonical_id if k in ID_KEYS else canonical_str)
-    for k in COMBO_KEYS
-}
 
 
 def _getter(keys: list[str]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
@@ -262,45 +158,13 @@ class _Builder:
         tables are computed here, vectorised or once per distinct value, instead of per
         record. ``lines`` is the number of lines in ``data``."""
         offset = np.frombuffer(self.offset, dtype=np.int64).copy()
-        rel = offset - base_offset
-        if len(rel) == lines and not self.repaired:  # one record per line: no search
-            ends = np.empty(lines, dtype=np.int64)
-            ends[:-1] = rel[1:] - 1
-            ends[-1:] = len(data) - 1 if data.endswith(b"\n") else len(data)
-            line = np.arange(base_line + 1, base_line + lines + 1, dtype=np.int64)
-        else:
-            nl = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
-            idx = np.searchsorted(nl, rel)
-            line = base_line + idx.astype(np.int64) + 1
-            ends = np.append(nl, len(data))[idx]
-            for bad in self.bad:
-                r = bad.offset - base_offset
-                bad.line = base_line + int(np.searchsorted(nl, r)) + 1
-        length = (ends - rel).astype(np.int32)
+        line, length = self._locate(data, lines, offset - base_offset, base_offset, base_line)
         n = len(self.cme)
-        message = list(map(_SECOND, self.cme))
-        flags = _exc_flags(list(map(_THIRD, self.cme)))
-        if n and (set(map(type, message)) != {str} or max(map(len, message)) > MESSAGE_CAP):
-            for i, m in enumerate(message):
-                if type(m) is not str:
-                    m = message[i] = "" if m is None else str(m)
-                if len(m) > MESSAGE_CAP:
-                    message[i] = m[:MESSAGE_CAP]
-                    flags[i] |= FLAG_MSG_CUT
-        for i in self.repaired:
-            flags[i] |= FLAG_REPAIRED
+        message, flags = self._messages()
         created, odd_times = _times(list(map(_FIRST, self.cme)))
         shape = np.frombuffer(self.shape, dtype=np.int32).copy()
         shape_of = [e[1] for e in sorted(self.shapes.values(), key=lambda e: e[0])]
-        norms = [_NORMALISE[k] for k in COMBO_KEYS]
-        combo_table = []
-        raw_int: list[int] = []
-        for x, (sc, low) in enumerate(self.combos):
-            present = dict(zip(shape_of[sc].low, low, strict=False))
-            t = tuple(f(present.get(k)) for f, k in zip(norms, COMBO_KEYS, strict=True))
-            combo_table.append(t)
-            if -1 in t and _raw_int(present):
-                raw_int.append(x)
+        combo_table, raw_int = _combo_table(self.combos, shape_of)
         combo = np.frombuffer(self.combo, dtype=np.int32).copy()
         if raw_int:
             flags[np.isin(combo, raw_int)] |= FLAG_RAW_INT
@@ -330,6 +194,41 @@ class _Builder:
             user_partial=partial,
             odd_times=odd_times,
         )
+
+    def _locate(self, data: bytes, lines: int, rel: np.ndarray, base_offset: int,
+                base_line: int) -> tuple[np.ndarray, np.ndarray]:
+        """Each record's line number and length from its offset in ``data`` (``rel``),
+        and the line numbers of the block's bad lines."""
+        if len(rel) == lines and not self.repaired:  # one record per line: no search
+            ends = np.empty(lines, dtype=np.int64)
+            ends[:-1] = rel[1:] - 1
+            ends[-1:] = len(data) - 1 if data.endswith(b"\n") else len(data)
+            line = np.arange(base_line + 1, base_line + lines + 1, dtype=np.int64)
+        else:
+            nl = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
+            idx = np.searchsorted(nl, rel)
+            line = base_line + idx.astype(np.int64) + 1
+            ends = np.append(nl, len(data))[idx]
+            for bad in self.bad:
+                bad.line = base_line + int(np.searchsorted(nl, bad.offset - base_offset)) + 1
+        return line, (ends - rel).astype(np.int32)
+
+    def _messages(self) -> tuple[list[str], np.ndarray]:
+        """The records' messages (text, cut at :data:`MESSAGE_CAP`) and their flags:
+        a traceback, a message cut, a record recovered from a bad line."""
+        message = list(map(_SECOND, self.cme))
+        flags = _exc_flags(list(map(_THIRD, self.cme)))
+        if message and (set(map(type, message)) != {str} or
+                        max(map(len, message)) > MESSAGE_CAP):
+            for i, m in enumerate(message):
+                if type(m) is not str:
+                    m = message[i] = "" if m is None else str(m)
+                if len(m) > MESSAGE_CAP:
+                    message[i] = m[:MESSAGE_CAP]
+                    flags[i] |= FLAG_MSG_CUT
+        for i in self.repaired:
+            flags[i] |= FLAG_REPAIRED
+        return message, flags
 
     def _extra_columns(self, shape: np.ndarray, n: int) -> tuple[
             list[np.ndarray], dict[str, tuple[np.ndarray, list[Any]]], list[str]]:
@@ -369,6 +268,22 @@ class _Builder:
         return tags, user, sorted(partial)
 
 
+def _combo_table(combos: dict[tuple[int, tuple[Any, ...]], int], shape_of: list[_Shape]
+                 ) -> tuple[list[tuple[Any, ...]], list[int]]:
+    """Each combo's normalised values (in :data:`COMBO_KEYS` order), once per distinct
+    combo, and the combos holding an integer value its column cannot hold."""
+    norms = [_NORMALISE[k] for k in COMBO_KEYS]
+    table = []
+    raw_int: list[int] = []
+    for x, (sc, low) in enumerate(combos):
+        present = dict(zip(shape_of[sc].low, low, strict=False))
+        t = tuple(f(present.get(k)) for f, k in zip(norms, COMBO_KEYS, strict=True))
+        table.append(t)
+        if -1 in t and _raw_int(present):
+            raw_int.append(x)
+    return table, raw_int
+
+
 def _entry(code: int, sh: _Shape) -> tuple[Any, ...]:
     """A block's entry for one shape, as the block loop unpacks it: (code, shape, its
     getters, keeper, extra getter, last combo memo, kept values). The keeper appends
@@ -377,25 +292,6 @@ def _entry(code: int, sh: _Shape) -> tuple[Any, ...]:
     kept: list[tuple[Any, ...]] = []
     keep = kept.append if sh.extra_get is not None else None
     return (code, sh, sh.cme_get, sh.low_get, keep, sh.extra_get, [None, -1], kept)
-
-
-def _hashable(v: Any) -> Any:
-    """Typed records may hold lists or objects; intern them by their JSON text."""
-    if isinstance(v, dict | list):
-        return orjson.dumps(v, option=orjson.OPT_SORT_KEYS).decode()
-    return v
-
-
-def _preview(raw: bytes, n: int = 200) -> str:
-    return raw[:n].decode("utf-8", "replace")
-
-
-def _loads_object(raw: bytes) -> dict[str, Any] | None:
-    try:
-        d = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return None
-    return d if isinstance(d, dict) else None
 
 
 def parse_block(
@@ -423,16 +319,11 @@ def _parse(buf: bytes | memoryview, file: int, base_offset: int, base_line: int)
     b = _Builder(file)
     data = buf if isinstance(buf, bytes) else bytes(buf)
     lines = [0]
-    loads = orjson.loads
-    decode_error = orjson.JSONDecodeError
-    cme_append = b.cme.append
-    offset_append = b.offset.append
-    combo_append = b.combo.append
-    shape_append = b.shape.append
-    combos = b.combos
-    shapes = b.shapes
-    off = base_offset
-    blank = 0
+    loads, decode_error = orjson.loads, orjson.JSONDecodeError
+    cme_append, offset_append = b.cme.append, b.offset.append
+    combo_append, shape_append = b.combo.append, b.shape.append
+    combos, shapes = b.combos, b.shapes
+    off, blank = base_offset, 0
     pending: tuple[bytes, int, BadLine] | None = None
     for raw in chain.from_iterable(_lines(data, lines)):
         here = off
@@ -440,17 +331,15 @@ def _parse(buf: bytes | memoryview, file: int, base_offset: int, base_line: int)
         try:
             d = loads(raw)
         except decode_error:
-            if not raw.strip():
-                blank += 1
-                pending = None
-                continue
-            pending = _repair(b, raw, here, pending)
-            continue
-        if type(d) is not dict:
-            b.bad.append(BadLine(file, 0, here, len(raw), "not a JSON object", _preview(raw)))
-            pending = None
+            if raw.strip():
+                pending = repair(b, raw, here, pending)
+            else:
+                blank, pending = blank + 1, None
             continue
         pending = None
+        if type(d) is not dict:
+            b.bad.append(BadLine(file, 0, here, len(raw), "not a JSON object", _preview(raw)))
+            continue
         keys = tuple(d)
         ent = shapes.get(keys)
         if ent is None:
@@ -502,119 +391,6 @@ def _lines(data: bytes, count: list[int]) -> Iterator[list[bytes]]:
         pos = cut
 
 
-def _raw_int(present: dict[str, Any]) -> bool:
-    """Whether a combo holds a value of an integer key that its column cannot hold (not
-    null, and not an integer in range): the record keeps it as written."""
-    for k in INT_KEYS:
-        v = present.get(k)
-        if v is None or (type(v) is str and v in NULL_STRINGS):
-            continue
-        i = to_int(v)
-        if i is None or not INT32_MIN <= i <= INT32_MAX:
-            return True
-    return False
-
-
-def _times(cs: list[Any]) -> tuple[np.ndarray, list[int]]:
-    """Raw ``created`` values as float seconds, and the rows whose value is there but is
-    no usable time (not a number, or outside [:data:`TIME_MIN`, :data:`TIME_MAX`]: ``1e999``,
-    ``-inf``, ``NaN``): those become NaN (a missing time) and are named. One vectorised
-    range check per block; only a block with such a value looks at its rows again."""
-    t = _floats(cs)
-    with np.errstate(invalid="ignore"):
-        ok = (t >= TIME_MIN) & (t < TIME_MAX)
-    if ok.all():
-        return t, []
-    odd = [i for i in np.flatnonzero(~ok).tolist()
-           if not (cs[i] is None or (type(cs[i]) is str and cs[i] in NULL_STRINGS))]
-    t[~ok] = np.nan
-    return t, odd
-
-
-def _floats(cs: list[Any]) -> np.ndarray:
-    """Raw ``created`` values as float seconds (NaN for what is not a number, as
-    :func:`~features.normalize.to_float`)."""
-    types = set(map(type, cs))
-    if types == {str}:
-        # Number strings parse ~6x faster as one JSON array than with float() each;
-        # anything else ("None", "nan", "1,2") falls through to to_float.
-        try:
-            got = orjson.loads("".join(("[", ",".join(cs), "]")))
-        except orjson.JSONDecodeError:
-            got = None
-        if got is not None and len(got) == len(cs) and set(map(type, got)) <= _NUMBERS:
-            return np.array(got, dtype=np.float64)
-    elif types <= _NUMBERS:
-        return np.array(cs, dtype=np.float64)
-    return np.fromiter(map(to_float, cs), dtype=np.float64, count=len(cs))
-
-
-def _intern_tags(vs: list[Any], m: dict[Any, int]) -> np.ndarray:
-    """Block codes of one key set's values of one tag key (-1 where None), new values
-    added to ``m`` in order of appearance (:func:`~features.columns.intern_codes`; a run
-    of equal neighbours is too short here for comparing them first to pay)."""
-    try:
-        codes = intern_codes(m, vs)
-    except TypeError:  # a nested value in a typed record: interned by its JSON text
-        codes = intern_codes(m, [_hashable(v) for v in vs])
-    return np.array(codes, dtype=np.int32)
-
-
-def _repair(
-    b: _Builder,
-    raw: bytes,
-    offset: int,
-    pending: tuple[bytes, int, BadLine] | None,
-) -> tuple[bytes, int, BadLine] | None:
-    """Record a bad line and recover what can be recovered from it.
-
-    Two writers sharing one file (``fork``) interleave a long record A with a whole
-    record B: line i is ``A[:k] + B`` and line i+1 is ``A[k:]``. B is recovered from
-    the tail of line i and A by joining the held prefix with line i+1. Invalid UTF-8
-    is recovered by decoding with replacement characters. Every such line is still
-    counted as bad, with the number of records recovered from it.
-    """
-    if len(raw) > MAX_LINE:
-        b.bad.append(BadLine(b.file, 0, offset, len(raw), "line too long", _preview(raw)))
-        return None
-    if pending is not None:
-        prefix, p_off, p_bad = pending
-        d = _loads_object(prefix + raw)
-        if d is not None:
-            b.add(d, p_off)
-            p_bad.recovered += 1
-            b.bad.append(BadLine(b.file, 0, offset, len(raw),
-                                 "interleaved write (the tail of a torn record)", _preview(raw)))
-            return None
-    try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError:
-        text = raw.decode("utf-8", "replace")
-        d = _loads_object(text.encode())
-        why = "invalid UTF-8" if d is not None else "not JSON (invalid UTF-8)"
-        bad = BadLine(b.file, 0, offset, len(raw), why, _preview(raw))
-        if d is not None:
-            b.add(d, offset)
-            bad.recovered = 1
-        b.bad.append(bad)
-        return None
-    # Look for a whole record embedded after a torn prefix.
-    start = 1
-    for _ in range(16):
-        k = raw.find(b'{"', start)
-        if k < 0:
-            break
-        d = _loads_object(raw[k:])
-        if d is not None:
-            bad = BadLine(b.file, 0, offset, len(raw), "interleaved write", _preview(raw),
-                          recovered=1)
-            b.add(d, offset + k)
-            b.bad.append(bad)
-            if raw.startswith(b"{"):
-                return (raw[:k], offset, bad)
-            return None
-        start = k + 1
-    reason = "not JSON" if not raw.lstrip().startswith(b"{") else "truncated or corrupt JSON"
-    bad = BadLine(b.file, 0, offset, len(raw), reason, _preview(raw))
-    b.bad.append(bad)
-    return (raw, offset, bad) if raw.startswith(b"{") else None
+__all__ = ["COMBO_KEYS", "FLAG_EXC", "FLAG_MSG_CUT", "FLAG_RAW_INT", "FLAG_REPAIRED", "ID_KEYS",
+           "INT_KEYS", "MAX_LINE", "MESSAGE_CAP", "SUB_BLOCK", "TAG_KEYS", "TIME_MAX", "TIME_MIN",
+           "is_user_key", "parse_block"]

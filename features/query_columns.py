@@ -17,7 +17,6 @@ import numpy as np
 
 from features.events import Events
 from features.normalize import scalar
-from features.parse import FLAG_EXC, FLAG_MSG_CUT, FLAG_REPAIRED, INT_KEYS
 from features.query_values import (
     _MSG_CACHE,
     _cache_for,
@@ -26,6 +25,7 @@ from features.query_values import (
     _tested,
     _value_floats,
 )
+from features.record_keys import FLAG_EXC, FLAG_MSG_CUT, FLAG_REPAIRED, INT_KEYS
 
 LEVEL_NAMES = {0: "NOTSET", 10: "DEBUG", 20: "INFO", 30: "WARNING", 40: "ERROR",
                50: "CRITICAL"}

@@ -39,7 +39,6 @@ import numpy as np
 
 from features.events import PSEUDO_KEYS, Events
 from features.normalize import NULL_STRINGS, canonical_id
-from features.parse import ID_KEYS
 from features.query_columns import Columns
 from features.query_json import from_json
 from features.query_syntax import (
@@ -58,6 +57,7 @@ from features.query_syntax import (
 )
 from features.query_text import parse
 from features.query_values import _OPS, _Col, _number
+from features.record_keys import ID_KEYS
 
 # -- public API ------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from features.parse import FLAG_EXC
+from features.record_keys import FLAG_EXC
 from steering.ask.refs import act_ref, agent_ref, ev_ref
 
 if TYPE_CHECKING:

@@ -14,8 +14,8 @@ import numpy as np
 
 from features.events import Events
 from features.loader import groups_of, load, plan
-from features.parse import COMBO_KEYS, TAG_KEYS
 from features.reader import PoolReader
+from features.record_keys import COMBO_KEYS, TAG_KEYS
 from tests.features.test_reader import rec
 
 

@@ -13,14 +13,9 @@ import numpy as np
 import pytest
 
 from features.normalize import to_float
-from features.parse import (
-    FLAG_EXC,
-    FLAG_MSG_CUT,
-    FLAG_REPAIRED,
-    MESSAGE_CAP,
-    _floats,
-    parse_block,
-)
+from features.parse import parse_block
+from features.parse_values import _floats
+from features.record_keys import FLAG_EXC, FLAG_MSG_CUT, FLAG_REPAIRED, MESSAGE_CAP
 from tests.features.test_reader import rec
 
 TA, TM, TL = "academy.action_tag", "academy.message_tag", "academy.message_label"

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from features.fmt import fmt_s
-from features.parse import FLAG_REPAIRED
+from features.record_keys import FLAG_REPAIRED
 from features.run import Run
 from tui.cli import main
 
