@@ -144,14 +144,8 @@ def _actions_table(ev: Events, live: bool, agents_table: Table | None, tags: np.
     row_start = np.where(pick["start"] >= 0, pick["start"], pick["sending"])
     row_exec = pick["execute_start"]
     caller_seen = (row_start >= 0) | (row_end >= 0) | (pick["waiting"] >= 0)
-
-    status = np.empty(len(tags), dtype=object)
-    status[:] = "in flight" if live else "orphaned"
-    status[~np.isnan(t_ok)] = "ok"
-    status[~np.isnan(t_can) | (~np.isnan(t_xcan) & np.isnan(t_end))] = "cancelled"
-    status[~np.isnan(t_exc) | (~np.isnan(t_xexc) & np.isnan(t_ok))] = "exception"
-    status[~caller_seen & np.isnan(t_end)] = "orphaned"
-
+    status = _status(len(tags), live, caller_seen, t_end, (t_ok, t_exc, t_can),
+                     (t_xexc, t_xcan))
     action = _decode(ev, "academy.action", any_row)
     caller = _decode(ev, "academy.src", pick["sending"])
     target, agent_class = _targets(ev, row_start, pick["sending"], agents_table, class_of)
@@ -185,6 +179,26 @@ def _actions_table(ev: Events, live: bool, agents_table: Table | None, tags: np.
     if not in_order:
         return table
     return table.take(np.argsort(start_key(table), kind="stable"))
+
+
+def _status(n: int, live: bool, caller_seen: np.ndarray, t_end: np.ndarray,
+            caller_ends: tuple[np.ndarray, np.ndarray, np.ndarray],
+            agent_ends: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """Each call's status from the ends seen (``caller_ends``: success, exception,
+    cancelled; ``agent_ends``: execute_exception, execute_cancelled). Later assignments
+    win, so exception outranks cancelled, which outranks ok; the agent's cancel counts
+    while the caller has no end, its exception while the caller has no success. A call
+    with no caller record and no end is orphaned even in a live run (seen only on the
+    agent side)."""
+    t_ok, t_exc, t_can = caller_ends
+    t_xexc, t_xcan = agent_ends
+    status = np.empty(n, dtype=object)
+    status[:] = "in flight" if live else "orphaned"
+    status[~np.isnan(t_ok)] = "ok"
+    status[~np.isnan(t_can) | (~np.isnan(t_xcan) & np.isnan(t_end))] = "cancelled"
+    status[~np.isnan(t_exc) | (~np.isnan(t_xexc) & np.isnan(t_ok))] = "exception"
+    status[~caller_seen & np.isnan(t_end)] = "orphaned"
+    return status
 
 
 def start_key(acts: Table) -> np.ndarray:
