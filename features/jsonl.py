@@ -26,7 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 import orjson
 
-from features.events import Events, read_lines
+from features.events import Events
+from features.file_values import read_lines
 from features.loader import _context
 from features.typed import typed_record
 
