@@ -163,9 +163,12 @@ def _hung(inc: Incident) -> str:
         return out
     if how == "process stopped":
         calls = "1 call" if inc.count == 1 else f"{inc.count} calls"
-        return (f"the log of process {d.get('file', '?')} stopped at "
-                f"+{d.get('stopped_s', math.nan):.3f} s in the middle of {calls} of "
-                f"{inc.group}: hung or killed")
+        # No run start (incidents() without t0) or no time of the last record: said
+        # without the time, not a TypeError on formatting None.
+        at = d.get("stopped_s")
+        when = f"at +{at:.3f} s " if isinstance(at, int | float) and math.isfinite(at) else ""
+        return (f"the log of process {d.get('file', '?')} stopped {when}in the middle of "
+                f"{calls} of {inc.group}: hung or killed")
     calls = "1 call" if inc.count == 1 else f"{inc.count} calls"
     what = (f"cancelled by its caller after {secs(d.get('waited_s'))}" if how == "cancelled"
             else f"in flight for {secs(d.get('waited_s'))}")

@@ -22,7 +22,7 @@ from ask_runs import stuck_shutdown
 from rawspans import raw_executions, raw_really_slow_tags
 
 from features.changepoint import MIN_SEG
-from features.detect import HUNG, HUNG_FLAG, LiveDetector, detect
+from features.detect import HUNG, HUNG_FLAG, LiveDetector, detect, incidents
 from features.featurize import Features, action_features
 from features.run import Run
 from steering.demo import DemoOptions, run_demo
@@ -302,6 +302,12 @@ def test_process_whose_log_stops_mid_call(shift_run: Run, tmp_path: Path) -> Non
     assert re.fullmatch(rf"#\d+ high: the log of process {f.name[:8]} stopped at \+\d+\.\d{{3}} "
                         r"s in the middle of 1 call of GeneratorAgent\.next_item: hung or "
                         r"killed", inc.describe()), inc.describe()
+    # The same incident found without the run's start (a notebook's incidents(flags)):
+    # said without the time, not a TypeError.
+    flags = detect(run).flags
+    [bare] = [i for i in incidents(flags) if i.kind == HUNG]
+    assert bare.describe().endswith(f"the log of process {f.name[:8]} stopped in the middle "
+                                    "of 1 call of GeneratorAgent.next_item: hung or killed")
 
 
 def test_the_run_catalog_says_what_hung(tmp_path: Path) -> None:
