@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -75,15 +75,8 @@ class FileTail:
     def poll(self, store: EventStore, result: PollResult) -> Iterator[Batch]:
         """Read what is new in the file and yield parsed batches (not yet stored)."""
         info = self.info
-        try:
-            st = os.stat(info.path)
-        except FileNotFoundError:
-            if info.status != "deleted":
-                info.status = "deleted"
-                result.notes.append(f"{info.name}: deleted; its {info.records} records are kept")
-            return
-        except OSError as e:
-            self._unreadable(e, result)
+        st = self._stat(result)
+        if st is None:
             return
         ident = (st.st_dev, st.st_ino)
         if self.ident is not None and (ident != self.ident or st.st_size < self.offset +
@@ -103,37 +96,64 @@ class FileTail:
             if info.status in ("unreadable", "deleted"):
                 info.status = "reading"
                 info.error = None
-            pos = self.offset + len(self.pending)
-            while True:
-                try:
-                    chunk = os.pread(fd, READ_BLOCK, pos)
-                except OSError as e:
-                    self._unreadable(e, result)
-                    return
-                if not chunk:
-                    break
-                pos += len(chunk)
-                data = self.pending + chunk if self.pending else chunk
-                cut = data.rfind(b"\n")
-                if cut < 0:
-                    self.pending = data
-                    if len(self.pending) > MAX_LINE:
-                        yield self._too_long()
-                    continue
-                block = data[: cut + 1]
-                self.pending = data[cut + 1 :]
-                batch = parse_block(block, info.index, self.offset, self.lines)
-                self.offset += len(block)
-                self.lines += batch.lines
-                if self.verify is not None:
-                    batch = self._skip_known(batch)
-                self.records += len(batch)
-                yield batch
+            pos = yield from self._read_new(fd, result)
+            if pos is None:
+                return
             self.size = st.st_size
             self.mtime_ns = st.st_mtime_ns
             info.size = max(pos, st.st_size)
         finally:
             os.close(fd)
+
+    def _stat(self, result: PollResult) -> os.stat_result | None:
+        """The file's stat; None when it is gone (its records are kept, and said so once)
+        or cannot be read."""
+        info = self.info
+        try:
+            return os.stat(info.path)
+        except FileNotFoundError:
+            if info.status != "deleted":
+                info.status = "deleted"
+                result.notes.append(f"{info.name}: deleted; its {info.records} records are kept")
+        except OSError as e:
+            self._unreadable(e, result)
+        return None
+
+    def _read_new(self, fd: int, result: PollResult) -> Generator[Batch, None, int | None]:
+        """Parse the complete lines after what was read (from the open file ``fd``) and
+        hold the unterminated rest; returns the position read to, or None when a read
+        failed (the file is then unreadable, and its size is looked at again next poll)."""
+        pos = self.offset + len(self.pending)
+        while True:
+            try:
+                chunk = os.pread(fd, READ_BLOCK, pos)
+            except OSError as e:
+                self._unreadable(e, result)
+                return None
+            if not chunk:
+                return pos
+            pos += len(chunk)
+            data = self.pending + chunk if self.pending else chunk
+            cut = data.rfind(b"\n")
+            if cut < 0:
+                self.pending = data
+                if len(self.pending) > MAX_LINE:
+                    yield self._too_long()
+                continue
+            yield self._parse_lines(data, cut)
+
+    def _parse_lines(self, data: bytes, cut: int) -> Batch:
+        """Parse ``data`` up to its last newline (at ``cut``), holding the rest, and move
+        past it; records read before a replacement are skipped (:meth:`_skip_known`)."""
+        block = data[: cut + 1]
+        self.pending = data[cut + 1 :]
+        batch = parse_block(block, self.info.index, self.offset, self.lines)
+        self.offset += len(block)
+        self.lines += batch.lines
+        if self.verify is not None:
+            batch = self._skip_known(batch)
+        self.records += len(batch)
+        return batch
 
     def flush_partial(self) -> Batch | None:
         """Take a held unterminated last line, once: call when its writer is known to be
