@@ -48,12 +48,11 @@ normal), the multivariate part is refitted every ``refit_every`` calls, and afte
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from features.baseline import Group, GroupBaseline, group_name, robust
+from features.baseline import Group, GroupBaseline, group_name, group_rows, groups_of, robust
 from features.forest import aligned, as_features, fit_forest, forest_scores
 from features.params import Params, check_fitted
 from features.table import Table
@@ -74,25 +73,6 @@ EMPTY_ACTIONS = Table({c: np.empty(0, dtype=object if c in ("tag", "agent_class"
                                                             "agent_id", "status") else None)
                        for c in (*_CARRIED, *DURATIONS)}, name="action_features")
 """A features table with no rows (what :meth:`SlowdownDetector.assess` needs)."""
-
-
-def _group_rows(groups: list[Group], mask: np.ndarray) -> Iterator[tuple[Group, np.ndarray]]:
-    """Each group with its rows among ``mask``, in order of first appearance."""
-    codes: dict[Group, int] = {}
-    code = np.fromiter((codes.setdefault(g, len(codes)) for g in groups), dtype=np.int64,
-                       count=len(groups))
-    rows = np.flatnonzero(mask)
-    by = np.argsort(code[rows], kind="stable")
-    rows, sorted_codes = rows[by], code[rows][by]
-    bounds = np.searchsorted(sorted_codes, np.arange(len(codes) + 1))
-    for g, k in codes.items():
-        if bounds[k] < bounds[k + 1]:
-            yield g, rows[bounds[k]:bounds[k + 1]]
-
-
-def _groups(t: Table) -> list[Group]:
-    return list(zip([str(c) for c in t["agent_class"].tolist()],
-                    [str(a) for a in t["action"].tolist()], strict=True))
 
 
 class SlowdownDetector(Params):
@@ -188,7 +168,7 @@ class SlowdownDetector(Params):
         if flags is None:
             flags = self.assess(feats)["flag"] if len(t) else np.empty(0, dtype=object)
         touched: set[Group] = set()
-        groups = _groups(t)
+        groups = groups_of(t)
         ok = t["status"] == "ok" if len(t) else np.zeros(0, bool)
         for i in np.flatnonzero(done):
             g = groups[i]
@@ -331,7 +311,7 @@ class SlowdownDetector(Params):
                                                "scale_s", "duration_s",
                                                *("ratio." + d for d in DURATIONS))}
         baselines = getattr(self, "baselines_", {})
-        groups = _groups(t)
+        groups = groups_of(t)
         done = np.isin(t["status"], SCORED) if n else np.zeros(0, bool)
         dur = {d: np.asarray(t[d], dtype=np.float64)
                for d in dict.fromkeys((*DURATIONS, *self.decide_on)) if d in t}
@@ -341,7 +321,7 @@ class SlowdownDetector(Params):
         num["duration_s"][done] = first[done]
         # A group at a time, its calls as arrays: one call at a time was 75 us each,
         # 54 s for the 715k calls a watcher judges when it opens a 10M-record run.
-        for g, idx in _group_rows(groups, done):
+        for g, idx in group_rows(groups, done):
             b = baselines.get(g)
             if b is None or not b.enough:
                 flag[idx] = "not enough data"
@@ -409,7 +389,7 @@ class SlowdownDetector(Params):
         n = len(t)
         thr = np.full(n, np.nan)
         baselines = getattr(self, "baselines_", {})
-        for i, g in enumerate(_groups(t)):
+        for i, g in enumerate(groups_of(t)):
             b = baselines.get(g)
             if t["status"][i] != "in flight" or b is None or not b.enough:
                 continue

@@ -9,10 +9,14 @@ turning a microsecond into a huge z-score) and its 99th percentile (for hang che
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from features.table import Table
 
 MAD_TO_SIGMA = 1.4826
 Group = tuple[str, str]
@@ -75,3 +79,23 @@ def robust(x: np.ndarray) -> tuple[float, float, float, int]:
     mad = float(np.median(np.abs(x - med)))
     scale = max(MAD_TO_SIGMA * mad, 0.05 * abs(med), 1e-3)
     return med, scale, float(np.percentile(x, 99)), len(x)
+
+
+def group_rows(groups: list[Group], mask: np.ndarray) -> Iterator[tuple[Group, np.ndarray]]:
+    """Each group with its rows among ``mask``, in order of first appearance."""
+    codes: dict[Group, int] = {}
+    code = np.fromiter((codes.setdefault(g, len(codes)) for g in groups), dtype=np.int64,
+                       count=len(groups))
+    rows = np.flatnonzero(mask)
+    by = np.argsort(code[rows], kind="stable")
+    rows, sorted_codes = rows[by], code[rows][by]
+    bounds = np.searchsorted(sorted_codes, np.arange(len(codes) + 1))
+    for g, k in codes.items():
+        if bounds[k] < bounds[k + 1]:
+            yield g, rows[bounds[k]:bounds[k + 1]]
+
+
+def groups_of(t: Table) -> list[Group]:
+    """Each call's group: (agent class, action)."""
+    return list(zip([str(c) for c in t["agent_class"].tolist()],
+                    [str(a) for a in t["action"].tolist()], strict=True))
