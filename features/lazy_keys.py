@@ -9,13 +9,14 @@ for short user values, kept as they were parsed (``features.parse.is_user_key``)
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from features.batch import Batch
-from features.columns import Growable
+from features.columns import Growable, Messages
 
 
 @dataclass
@@ -53,9 +54,10 @@ class LazyKeys:
         self._numeric: dict[str, _NumericColumn] = {}
         self.kept_records: dict[int, Any] = {}
         """Row -> its record, as read for ``Events.records(keep=True)``."""
-        self._user: dict[str, tuple[list[np.ndarray], list[list[Any]]]] = {}
+        self._user: dict[str, tuple[list[np.ndarray], list[Sequence[Any]]]] = {}
         """User key -> (row arrays, raw value lists) kept at ingest (see
-        ``features.parse.is_user_key``)."""
+        ``features.parse.is_user_key``); a saved reading's part of texts is frozen
+        (:func:`_frozen`)."""
         self._user_partial: set[str] = set()
         """User keys not (all) kept: read from the files on use."""
 
@@ -71,11 +73,13 @@ class LazyKeys:
                 ent[0].append(rows.astype(np.int64) + start)
                 ent[1].append(vals)
 
-    def _user_joined(self) -> dict[str, tuple[list[np.ndarray], list[list[Any]]]]:
-        """The user keys with each key's parts joined: one array, not one per batch read
-        (what a saved store holds)."""
-        return {k: ([np.concatenate(rows)], [[v for part in vals for v in part]])
-                if len(rows) > 1 else (rows, vals) for k, (rows, vals) in self._user.items()}
+    def _user_joined(self) -> dict[str, tuple[list[np.ndarray], list[Sequence[Any]]]]:
+        """The user keys with each key's parts joined: one array, not one per batch read,
+        and the values as one frozen block of texts when they are all texts (what a
+        saved store holds: see :func:`_frozen`)."""
+        return {k: ([np.concatenate(rows)] if len(rows) > 1 else rows,
+                    [_frozen([v for part in vals for v in part])])
+                for k, (rows, vals) in self._user.items()}
 
     def rows_with_key(self, key: str, n: int | None = None) -> np.ndarray:
         """Rows (among the first ``n``) whose record has ``key``, from the shapes alone.
@@ -127,11 +131,13 @@ class LazyKeys:
                 i -= 1
             rows = np.concatenate(row_parts[i:]) if i < len(row_parts) else \
                 np.empty(0, dtype=np.int64)
-            vals = [v for part in val_parts[i:] for v in part]
+            parts = val_parts[i:]
             if len(row_parts) > 64 and i == 0:  # many small batches: keep them joined
-                self._user[key] = ([rows], [vals])
-        lo, hi = np.searchsorted(rows, [start, n])
-        return rows[lo:hi], vals[lo:hi]
+                k = 0 if isinstance(val_parts[0], list) else 1  # a saved block stays one
+                self._user[key] = ([*row_parts[:k], np.concatenate(row_parts[k:])],
+                                   [*val_parts[:k], [v for p in val_parts[k:] for v in p]])
+        lo, hi = (int(x) for x in np.searchsorted(rows, [start, n]))
+        return rows[lo:hi], _values(parts, lo, hi)
 
     def numeric_get(self, key: str) -> _NumericColumn | None:
         return self._numeric.get(key)
@@ -147,3 +153,27 @@ class LazyKeys:
             cur = self._lazy.get(key)
             if cur is None or cur.rows <= col.rows:
                 self._lazy[key] = col
+
+
+def _frozen(vals: list[Any]) -> Sequence[Any]:
+    """``vals`` as one block of UTF-8 texts when they are all texts (JSON pools write
+    every value as one), else as they are. A saved reading maps the block and decodes
+    the values a caller asks for: 10M records' four user keys were 4.3M string objects,
+    380 MB unpickled on every open of the run, for the reports that never read them."""
+    if not vals or set(map(type, vals)) != {str}:
+        return vals
+    block = Messages()
+    block.extend(vals)
+    return block
+
+
+def _values(parts: Sequence[Sequence[Any]], lo: int, hi: int) -> list[Any]:
+    """Values ``lo`` to ``hi`` of the parts taken one after another."""
+    out: list[Any] = []
+    at = 0
+    for p in parts:
+        end = at + len(p)
+        if end > lo and at < hi:
+            out.extend(p[max(lo - at, 0):min(hi, end) - at])
+        at = end
+    return out

@@ -92,7 +92,7 @@ def _first_time(pool: Path) -> float:
 def _head_start(head: bytes) -> float:
     """A file's start from its first complete lines (NaN when none has a time): the
     earliest of their times, not counting one out of line with the others (the rule of
-    :func:`features.store._outliers` at a file's head, on five records)."""
+    :func:`features.time_outliers._outliers` at a file's head, on five records)."""
     from features.record_keys import TIME_MAX, TIME_MIN
     from features.store import FAR_S, OUTLIER_S
 

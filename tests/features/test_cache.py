@@ -310,3 +310,45 @@ def test_messages_saved_as_bytes_read_back_as_written() -> None:
     assert list(again) == texts and again[9:11] == texts[9:11]
     with pytest.raises(IndexError):
         again[len(texts)]
+
+
+def test_user_values_saved_as_one_block_read_back_and_grow(pool: Path) -> None:
+    """The workflow's own keys (``fib.*``), kept at ingest, are saved as one block of
+    texts and decoded where asked: every range of rows, before and after 70 appended
+    batches (joined once there are more than 64), equals a reading from scratch."""
+    opened(pool, cache=True)
+    run = opened(pool, cache=True)
+    assert run.cache_status.startswith("restored")
+    keys = [k for k in run.store.keys() if k.startswith("fib.")]  # noqa: SIM118 (a method)
+    assert keys and all(run.store.user_kept(k) for k in keys)
+    assert any(not isinstance(run.store._user[k][1][0], list) for k in keys)  # a block
+    f = sorted(pool.glob("*.jsonlog"))[1]
+    lines = f.read_bytes().splitlines(keepends=True)
+    for step in range(2):
+        n = len(run.store)
+        fresh = opened(pool, cache=False)
+        assert len(fresh.store) == n
+        for k in keys:
+            # Row numbers are each store's own: compared by where the record is.
+            assert _by_place(run, k) == _by_place(fresh, k), k
+            got = run.store.user_values(k, 0, n)
+            assert got is not None
+            for a, b in ((0, 5), (n // 3, n // 2), (n - 40, n), (n, n)):
+                part = run.store.user_values(k, a, b)
+                inside = (got[0] >= a) & (got[0] < b)
+                assert part is not None and part[0].tolist() == got[0][inside].tolist()
+                assert part[1] == [v for v, i in zip(got[1], inside, strict=True) if i]
+        if step == 0:
+            for i in range(70):
+                with open(f, "ab") as fh:
+                    fh.writelines(lines[i * 3:i * 3 + 3])
+                run.refresh()
+    assert len(run.store._user[keys[0]][0]) <= 3  # the appended batches were joined
+
+
+def _by_place(run: Run, key: str) -> dict[tuple[str, int], object]:
+    rows, vals = run.store.user_values(key, 0, len(run.store)) or (np.empty(0, int), [])
+    names = [fi.name for fi in run.store.files]
+    file_of, line_of = run.store.file.view(), run.store.line.view()
+    return {(names[file_of[r]], int(line_of[r])): v
+            for r, v in zip(rows.tolist(), vals, strict=True)}
