@@ -15,19 +15,20 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from features.catalog import catalog
+    from features.pools import RunError, academy_home, resolve
     from features.run import Run, open_run
-    from features.runs import RunError, academy_home, catalog, resolve
     from features.table import Table
 
 __all__ = ["Run", "RunError", "Table", "academy_home", "catalog", "open_run", "resolve"]
 
-_WHERE = {"Run": "features.run", "open_run": "features.run", "RunError": "features.runs",
-          "academy_home": "features.runs", "catalog": "features.runs",
-          "resolve": "features.runs", "Table": "features.table"}
+_WHERE = {"Run": "features.run", "open_run": "features.run", "RunError": "features.pools",
+          "academy_home": "features.pools", "catalog": "features.catalog",
+          "resolve": "features.pools", "Table": "features.table"}
 
 
 def __getattr__(name: str) -> Any:
-    # Lazy: `import features.runs` (the CLI's fast path) must not pull in the whole core.
+    # Lazy: `import features.catalog` (the CLI's fast path) must not pull in the whole core.
     if name in _WHERE:
         return getattr(importlib.import_module(_WHERE[name]), name)
     raise AttributeError(f"module 'features' has no attribute {name!r}")

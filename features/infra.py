@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from features.query_eval import select
+from features.query import select
 from features.table import Table
 
 if TYPE_CHECKING:

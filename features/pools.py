@@ -1,7 +1,7 @@
 """Where pools live and what a RUN argument means: a pool directory path, a pool uuid, a
 unique uuid prefix, or ``latest``. Pools live under ``$ACADEMY_HOME/logs/`` (default
 ``~/.local/share/academy/logs``), one directory per pool uuid. Apart from the catalog
-(:mod:`features.runs`), so that opening a run (:mod:`features.run`) needs no catalog.
+(:mod:`features.catalog`), so that opening a run (:mod:`features.run`) needs no catalog.
 """
 
 from __future__ import annotations

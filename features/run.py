@@ -334,10 +334,10 @@ class Run:
         ev = self.events()
         if where is None or where == "":
             return ev.order
-        from features import query, query_eval  # the query module is optional here
+        from features import query  # the query module is optional here
 
         node = query.from_json(where) if isinstance(where, dict) else query.parse(where)
-        return query_eval.select(ev, node)
+        return query.select(ev, node)
 
     def events_table(self, rows: np.ndarray | None = None,
                      keys: Sequence[str] | None = None) -> Table:

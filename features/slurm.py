@@ -30,7 +30,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from features.query_eval import select
+from features.query import select
 from features.slurm_json import (
     FAILED,
     KIND,

@@ -14,7 +14,7 @@ import threading
 import weakref
 from typing import TYPE_CHECKING, Any
 
-from features.query_eval import select
+from features.query import select
 from features.trust import TIME_SLACK_S, Session, record_ok
 
 if TYPE_CHECKING:

@@ -21,7 +21,7 @@ from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from features.runs import RunError, resolve
+from features.pools import RunError, resolve
 from tui.messages import OpenRun, ShowCatalog
 from tui.typeahead import TypeAhead, typing
 
@@ -206,7 +206,7 @@ class AcademyApp(App[int]):
 
 
 def resolve_logs() -> Path:
-    from features.runs import logs_dir
+    from features.pools import logs_dir
 
     return logs_dir()
 

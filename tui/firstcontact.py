@@ -13,7 +13,7 @@ __all__ = ["no_runs"]
 def no_runs(home: Path | None) -> str:
     """What an empty catalog says: where it looked (and why there), where runs come from
     and how to make one."""
-    from features.runs import logs_dir
+    from features.pools import logs_dir
 
     where = ("--home" if home is not None else "$ACADEMY_HOME" if os.environ.get(
         "ACADEMY_HOME") else "Academy's default home; ACADEMY_HOME or --home changes it")

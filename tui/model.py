@@ -20,8 +20,7 @@ from features.causes import Cause, causes
 from features.events import Events
 from features.fmt import fmt_age
 from features.infra import infra_spans, process_series
-from features.query import Node, parse
-from features.query_eval import evaluate
+from features.query import Node, evaluate, parse
 from features.run import Run
 from features.table import Table
 from features.trail import verified_rows

@@ -99,7 +99,7 @@ def _show_events(screen: Any, expr: str) -> None:
 
 
 def _run_commands(app: App[Any]) -> Iterable[SystemCommand]:
-    from features.runs import list_pools
+    from features.pools import list_pools
 
     home = getattr(app, "home", None)
     try:

@@ -24,7 +24,7 @@ def run_facts(run: Run) -> dict[str, Any]:
     """Status, wall time, and counts with their nouns: records, files, processes, agents
     (by status), calls (by outcome), error and warning records, incidents by kind,
     steering; plus the crashed agents with when and why."""
-    from features.runs import status_of
+    from features.status import status_of
 
     ev = run.events()
     st, rule = status_of(run, run.last_write())

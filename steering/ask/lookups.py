@@ -120,7 +120,7 @@ def query_events(run: Run, where: str | dict[str, Any], limit: int = 20,
                  order: str = "first") -> dict[str, Any]:
     """Events matching a filter (text or JSON AST): how many, by level, and the first (or
     last) ``limit`` of them."""
-    from features import query, query_eval
+    from features import query
 
     try:
         node = query.from_json(where) if isinstance(where, dict) else query.parse(where)
@@ -129,7 +129,7 @@ def query_events(run: Run, where: str | dict[str, Any], limit: int = 20,
         raise ToolArgError(f"bad filter: {exc.message}{where_text}") from None
     ev = run.events()
     try:
-        rows = query_eval.select(ev, node)
+        rows = query.select(ev, node)
     except query.QueryError as exc:
         raise ToolArgError(f"bad filter: {exc.message}") from None
     picked = rows[:limit] if order == "first" else rows[-limit:][::-1]

@@ -62,7 +62,7 @@ def summarize(run: Run, expected_s: float | None = None, max_chars: int = 4000) 
 
 
 def _head(run: Run) -> Lines:
-    from features.runs import status_of
+    from features.status import status_of
 
     ev = run.events()
     status, rule = status_of(run, run.last_write())

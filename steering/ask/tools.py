@@ -109,8 +109,8 @@ class Toolbox:
                 return r
         if not want or os.sep in want or want.startswith((".", "~")):
             raise ToolArgError("give another run's uuid, a uuid prefix or 'latest'")
+        from features.pools import RunError, resolve
         from features.run import Run
-        from features.runs import RunError, resolve
 
         try:
             path = resolve(want, self.home)

@@ -312,7 +312,7 @@ def test_process_whose_log_stops_mid_call(shift_run: Run, tmp_path: Path) -> Non
 
 def test_the_run_catalog_says_what_hung(tmp_path: Path) -> None:
     """``runs`` leads a hung run's rule with the hang, not only "crashed"."""
-    from features.runs import status_of
+    from features.status import status_of
 
     pool = asyncio.run(stuck_shutdown(tmp_path, "tests.shutdown"))
     run = Run(pool)

@@ -269,7 +269,7 @@ def test_cmd_diff_json(runs_ab: tuple[Run, Run], capsys: pytest.CaptureFixture[s
 
 
 def test_cmd_diff_unknown_run_is_a_run_error(runs_ab: tuple[Run, Run]) -> None:
-    from features.runs import RunError
+    from features.pools import RunError
     from tui.cli.diff import cmd_diff
 
     with pytest.raises(RunError):

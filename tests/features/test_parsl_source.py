@@ -15,9 +15,9 @@ import pytest
 
 from features.parsl_startup import STEPS, parsl_startup
 from features.run import Run
-from features.runs import status_of
 from features.source_kinds import open_source
 from features.sources import SourceError
+from features.status import status_of
 from tui.cli import main
 
 POOL = "7ea557a4-c126-4292-b558-94a130940b3f"

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from features.run import Run
-from features.runs import status_of
+from features.status import status_of
 from steering.demo import DemoOptions, DemoResult, run_demo
 from steering.demo.htex import PARSL_LOGGERS, parsl_missing
 

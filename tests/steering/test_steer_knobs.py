@@ -20,7 +20,7 @@ from steer_runs import free_port, paramwf_run
 from steerkit import assert_calls_audited, local_run, pool_records
 
 from features.run import Run
-from features.runs import status_of
+from features.status import status_of
 from steering.knobs import KnobsError, load_knobs, parse_knobs
 from steering.knobspec import Named, Range, SteerableSpec
 from steering.steerable import SteeringRefused, steerable

@@ -168,7 +168,8 @@ def test_ambiguous_prefix_lists_candidates(tmp_path: Path, sample) -> None:  # t
 
 def test_latest_is_the_run_written_last_and_among_copies_the_one_started_last(
         tmp_path: Path, sample) -> None:  # type: ignore[no-untyped-def]
-    from features.runs import catalog, resolve
+    from features.catalog import catalog
+    from features.pools import resolve
 
     logs = tmp_path / "logs"
     names = {"thread": "aaaa0001-0000-4000-8000-000000000000",

@@ -10,8 +10,8 @@ from typing import Any
 
 import orjson
 
+from features.pools import resolve
 from features.run import Run
-from features.runs import resolve
 from features.safe import clean, clean_block
 
 __all__ = ["AskError", "cmd_ask", "render_text"]

@@ -26,7 +26,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv.insert(pos, "tui")
     parser = build_parser()
     args = parser.parse_args(argv)
-    from features.runs import RunError
+    from features.pools import RunError
     from features.safe import visible
     from tui.cli.out import guard
 

@@ -54,8 +54,8 @@ def home_of(args: argparse.Namespace) -> Path | None:
 
 
 def open_run(args: argparse.Namespace) -> Run:
+    from features.pools import resolve
     from features.run import Run
-    from features.runs import resolve
 
     path = resolve(args.run, home_of(args))
     run = Run(path, sources=with_sources(args))

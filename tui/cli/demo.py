@@ -145,7 +145,7 @@ def _print_steering(events: list[dict[str, Any]] | None) -> None:
 def _live(module_args: list[str], home: str | None) -> int:
     """Run ``python -m MODULE ARGS`` (its logging set-up is process-wide), open the app
     on its pool as soon as the pool exists, stop the workflow when the app closes."""
-    from features.runs import RunError, logs_dir
+    from features.pools import RunError, logs_dir
     from tui.app import run_app
 
     logs = Path(home).expanduser() / "logs" if home else logs_dir()

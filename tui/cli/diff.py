@@ -9,9 +9,9 @@ from pathlib import Path
 import orjson
 
 from features.diff import RunDiff, diff
+from features.pools import resolve
 from features.render import Section, render_markdown, render_text
 from features.run import Run
-from features.runs import resolve
 
 
 def _load(arg: str, home: Path | None) -> Run:

@@ -25,8 +25,8 @@ from tui.firstcontact import no_runs
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
+    from features.catalog import catalog
     from features.fmt import fmt_bytes, fmt_s
-    from features.runs import catalog
 
     rows = catalog(home_of(args))
     if args.format == "json":

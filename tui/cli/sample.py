@@ -33,7 +33,7 @@ def add_parser(sub: Any) -> None:
 def cmd_sample(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from features.runs import resolve
+    from features.pools import resolve
     from steering.procsampler import Sampler
     from tui.cli.common import CliError
 

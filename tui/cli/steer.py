@@ -27,7 +27,7 @@ def _home(args: argparse.Namespace) -> Any:
 
 def steer(args: argparse.Namespace) -> int:
     """Dispatch on the flags (see the module docstring)."""
-    from features.runs import resolve
+    from features.pools import resolve
 
     path = resolve(args.run, _home(args))
     if not (args.approve or args.reject or args.exchange):

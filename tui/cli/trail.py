@@ -51,7 +51,7 @@ def print_trail(path: Path, args: argparse.Namespace) -> int:
 def command(path: Path, args: argparse.Namespace, verb: str, key: str) -> str:
     """The command line that approves or rejects ``key``, as the user can paste it: the
     pool's uuid when ``--home`` (or the default home) finds it, else its path."""
-    from features.runs import logs_dir
+    from features.pools import logs_dir
 
     home = Path(args.home).expanduser() if getattr(args, "home", None) else None
     found = path.parent.resolve() == logs_dir(home).resolve()

@@ -23,10 +23,11 @@ from textual.message import Message
 from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
+from features.catalog import RunSummary, catalog
 from features.diff import COLUMNS, RunDiff, diff
 from features.fmt import fmt_s
+from features.pools import RunError, resolve
 from features.run import Run
-from features.runs import RunError, RunSummary, catalog, resolve
 from features.safe import clean
 from tui.model import RunModel
 from tui.text import cell

@@ -14,8 +14,9 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
+from features.catalog import RunSummary, catalog
 from features.fmt import fmt_bytes, fmt_s
-from features.runs import RunSummary, catalog, logs_dir
+from features.pools import logs_dir
 from features.safe import clean
 from tui.firstcontact import no_runs
 from tui.fit import Col, ellipsize, fit, is_uuid, short_id

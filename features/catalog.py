@@ -16,23 +16,15 @@ from typing import Any
 import orjson
 
 from features.pools import (
-    LATEST_TIE_S,
     LIVE_WINDOW_S,
-    RunError,
-    academy_home,
     cache_dir,
     fingerprint,
     list_pools,
     logs_dir,
-    resolve,
 )
-from features.status import status_of, steering_side
+from features.status import status_of
 
-__all__ = ["CACHE_VERSION", "LATEST_TIE_S", "LIVE_WINDOW_S", "RunError", "RunSummary",
-           "academy_home", "cache_dir", "catalog", "fingerprint", "list_pools", "logs_dir",
-           "resolve", "status_of", "steering_side", "summarise"]
-"""What this module gives (some of it from :mod:`features.pools` and
-:mod:`features.status`, where it lives, for the callers that import it from here)."""
+__all__ = ["CACHE_VERSION", "RunSummary", "catalog", "summarise"]
 
 CACHE_VERSION = 5
 
