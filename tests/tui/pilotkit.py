@@ -32,18 +32,30 @@ def text_of(widget: Any) -> str:
 def burst(pilot: Pilot[Any], keys: str | list[str]) -> None:
     """Send ``keys`` as a terminal delivers keys typed at full speed (or pasted): all of
     them at once, without waiting between them as ``pilot.press`` does. A key is one
-    character of a string, or a key name in a list (``["ctrl+f", *"text", "enter"]``)."""
+    character of a string, or a key name in a list (``["ctrl+f", *"text", "enter"]``).
+    Queued with the app's public ``post_message``, as a driver queues what it reads."""
     from textual import events
-    from textual.keys import _character_to_key
 
     app = pilot.app
-    driver = app._driver
-    assert driver is not None
     for k in keys:
-        name = _character_to_key(k) if len(k) == 1 and not k.isalnum() else k
-        event = events.Key(name, k if len(k) == 1 else None)
-        event.set_sender(app)
-        driver.send_message(event)
+        name = _key_name(k) if len(k) == 1 else k
+        app.post_message(events.Key(name, k if len(k) == 1 else None))
+
+
+def _key_name(ch: str) -> str:
+    """The key name Textual gives a typed character (``/`` -> ``slash``), by its rule:
+    the character's Unicode name, or its ASCII control name, then Textual's renames."""
+    import unicodedata
+
+    from textual.keys import ASCII_KEY_NAMES, KEY_NAME_REPLACEMENTS
+
+    if ch.isalnum():
+        return ch
+    try:
+        key = unicodedata.name(ch).lower().replace("-", "_").replace(" ", "_")
+    except ValueError:
+        key = ASCII_KEY_NAMES.get(ch, ch)
+    return KEY_NAME_REPLACEMENTS.get(key, key)
 
 
 async def detected(pilot: Pilot[Any], app: AcademyApp) -> RunScreen:

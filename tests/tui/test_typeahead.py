@@ -4,6 +4,7 @@ delivers fast typing or a paste), not a key at a time."""
 
 from __future__ import annotations
 
+import pilotkit
 from pilotkit import burst, until
 from textual.command import CommandInput, CommandPalette
 from textual.widgets import Input
@@ -96,3 +97,11 @@ async def test_the_catalogs_filter_takes_a_burst(samples_home) -> None:  # type:
         await until(pilot, lambda: box.value == "failed")
         assert app.focused is box
         await until(pilot, lambda: app.screen.query_one("#runs-table").row_count == 1)
+
+
+def test_burst_key_names_are_textuals() -> None:
+    """The names burst gives characters are the ones Textual's own reader gives."""
+    from textual.keys import _character_to_key  # the private rule, to hold ours to it
+
+    for ch in " /?!.,:;'\"-_=+*&^%$#@~`|\\<>()[]{}\t\x1b\x7fa1Zé":
+        assert pilotkit._key_name(ch) == _character_to_key(ch), repr(ch)
