@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from features.action_records import in_windows
 from features.analyses import sample_steps
-from features.featurize import in_windows
 from features.table import Table
 
 if TYPE_CHECKING:
