@@ -40,6 +40,7 @@ from features.query import (
     to_text,
 )
 from features.reader import PoolReader
+from steering.ask.schema import errors as schema_errors
 
 
 @pytest.fixture
@@ -300,19 +301,28 @@ def test_schema_describes_every_op() -> None:
             if (prop.get("type") == "string" and "enum" not in prop) or name == "value":
                 assert "maxLength" in prop, (op, name)
     json.dumps(AST_SCHEMA)  # plain JSON
-    # Every example the language produces fits the schema's shape.
+    # Every example the language produces conforms to the schema, checked by the same
+    # validator the ask tools check a model's arguments with.
     for text in ROUND_TRIP:
-        _check_schema(to_json(parse(text)), defs)
+        assert schema_errors(to_json(parse(text)), AST_SCHEMA) == [], text
 
 
-def _check_schema(obj: dict[str, Any], defs: dict[str, Any]) -> None:
-    d = defs[obj["op"]]
-    assert set(obj) == set(d["required"])
-    for k in ("args",):
-        for a in obj.get(k, []):
-            _check_schema(a, defs)
-    if "arg" in obj:
-        _check_schema(obj["arg"], defs)
+@pytest.mark.parametrize("bad, at", [
+    ({"op": "and", "args": [{"op": "has", "key": "a", "extra": 1}]}, "$.args[0]"),
+    ({"op": "not", "arg": {"op": "cmp", "key": "a", "cmp": "=="}}, "$.arg"),
+    ({"op": "or", "args": [{"op": "cmp", "key": "a", "cmp": "~~", "value": 1}]}, "$.args[0]"),
+    ({"op": "and", "args": []}, "$"),
+    ({"op": "has", "key": ""}, "$"),
+    ({"op": "match", "key": "a", "pattern": "x", "negate": "yes"}, "$"),
+], ids=["extra-key", "missing-key", "bad-cmp", "no-args", "empty-key", "negate-not-bool"])
+def test_the_schema_check_rejects_what_from_json_rejects(bad: dict[str, Any], at: str
+                                                         ) -> None:
+    # The check above could pass by accepting anything: a wrong AST, nested or not, is
+    # reported at the node that is wrong, and from_json refuses it too.
+    errs = schema_errors(bad, AST_SCHEMA)
+    assert errs and f"{at}: " in errs[0], errs
+    with pytest.raises(QueryError):
+        from_json(bad)
 
 
 # -- evaluation against real pools -----------------------------------------------------

@@ -12,6 +12,7 @@ import pytest
 from local_llm import LocalLLM, LocalLLMUnavailable
 
 import prompts
+from steering.ask.schema import errors as schema_errors
 from steering.llm import ChatResult, LLMClient, LLMConfig, call_log_path, json_schema_format
 
 TOOLS = ("count_events", "slowest_actions", "agent_timeline", "errors")
@@ -39,33 +40,26 @@ PLAN_SCHEMA: dict[str, Any] = {
 """A plan as small models can produce it: every string bounded, the tool an enum."""
 
 
-def schema_errors(value: Any, schema: dict[str, Any], path: str = "$") -> list[str]:
-    """Violations of the JSON-schema subset used above (no jsonschema dependency)."""
-    kind = schema.get("type")
-    if kind == "object":
-        if not isinstance(value, dict):
-            return [f"{path}: not an object"]
-        props = schema.get("properties", {})
-        errs = [f"{path}: missing {k}" for k in schema.get("required", ()) if k not in value]
-        if schema.get("additionalProperties") is False:
-            errs += [f"{path}: unexpected {k}" for k in value if k not in props]
-        return errs + [e for k, v in value.items() if k in props
-                       for e in schema_errors(v, props[k], f"{path}.{k}")]
-    if kind == "array":
-        if not isinstance(value, list):
-            return [f"{path}: not an array"]
-        errs = [f"{path}: more than {schema['maxItems']} items"] \
-            if len(value) > schema.get("maxItems", len(value)) else []
-        return errs + [e for i, v in enumerate(value)
-                       for e in schema_errors(v, schema["items"], f"{path}[{i}]")]
-    if kind == "string":
-        if not isinstance(value, str):
-            return [f"{path}: not a string"]
-        if "enum" in schema and value not in schema["enum"]:
-            return [f"{path}: {value!r} not in the enum"]
-        if len(value) > schema.get("maxLength", len(value)):
-            return [f"{path}: longer than {schema['maxLength']}"]
-    return []
+def test_the_plan_check_fails_a_wrong_plan() -> None:
+    # The validity asserted below is worth something only if a wrong plan is told: the
+    # product's validator (the one the ask tools check model arguments with) reports each.
+    ok = {"calls": [{"tool": "errors", "where": "levelno>=40", "why": "failures"}]}
+    assert schema_errors(ok, PLAN_SCHEMA) == []
+    wrong = [
+        ({"calls": [{"tool": "rm -rf", "where": "", "why": ""}]}, "$.calls[0].tool: "),
+        ({"calls": [{"tool": "errors", "where": "x" * 61, "why": ""}]},
+         "$.calls[0].where: longer than 60"),
+        ({"calls": [{"tool": "errors", "where": ""}]}, "$.calls[0]: missing 'why'"),
+        ({"calls": [{"tool": "errors", "where": "", "why": "", "how": 1}]},
+         "$.calls[0]: unexpected 'how'"),
+        ({"calls": ok["calls"] * (MAX_CALLS + 1)}, "$.calls: more than 3 items"),
+        ({"calls": "errors"}, "$.calls: expected array"),
+        ({"calls": [], "note": "x"}, "$: unexpected 'note'"),
+        ({}, "$: missing 'calls'"),
+    ]
+    for plan, told in wrong:
+        errs = schema_errors(plan, PLAN_SCHEMA)
+        assert any(e.startswith(told) for e in errs), (plan, errs)
 
 
 @pytest.fixture(scope="module")
