@@ -53,6 +53,117 @@ def test_layer_imports(package: str) -> None:
     assert res.returncode == 0, f"{package} imports a forbidden module: {res.stdout}{res.stderr}"
 
 
+# -- the same rules, read from the source ---------------------------------------------------
+#
+# Importing a module runs only its top level: an import inside a function (a lazy import,
+# or one put there to dodge a circle) slips past test_layer_imports. Here every import
+# statement of every module is read with ast, wherever it sits. Imports under
+# ``if TYPE_CHECKING:`` do not count: they never execute, so they cannot pull textual into
+# a notebook (the ``else:`` branch of such an ``if`` does execute, and counts).
+
+LAYERED = ("features", "steering", "tui", "prompts")
+"""The packages read; tui and prompts have no rule today, a rule added to FORBIDDEN for
+them is checked at once."""
+
+
+def _type_checking(test: ast.expr) -> bool:
+    """``TYPE_CHECKING`` or ``typing.TYPE_CHECKING``, nothing that merely contains it."""
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or \
+        (isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+
+
+def runtime_imports(source: str, module: str, is_package: bool = False
+                    ) -> list[tuple[int, str]]:
+    """``(line, absolute module name)`` of every import statement in ``source`` that can
+    execute: at any depth (functions, classes, try/except), relative ones resolved against
+    ``module``, those in the body of ``if TYPE_CHECKING:`` left out."""
+    found: list[tuple[int, str]] = []
+    base = module.split(".") if is_package else module.split(".")[:-1]
+    todo: list[ast.AST] = [ast.parse(source)]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.If) and _type_checking(node.test):
+            todo.extend(node.orelse)
+            continue
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, a.name) for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                parent = ".".join(base[:len(base) - node.level + 1])
+                names = [f"{parent}.{node.module}"] if node.module else \
+                    [f"{parent}.{a.name}" for a in node.names]
+            else:
+                names = [str(node.module)]
+            found += [(node.lineno, n) for n in names]
+        todo.extend(ast.iter_child_nodes(node))
+    return sorted(found)
+
+
+def layer_violations(path: str, source: str) -> list[str]:
+    """``path:line: imports name`` for each import in ``source`` (the module at ``path``,
+    relative to the project root) that its package's FORBIDDEN entry rules out."""
+    parts = Path(path).with_suffix("").parts
+    is_package = parts[-1] == "__init__"
+    module = ".".join(parts[:-1] if is_package else parts)
+    bad = FORBIDDEN.get(parts[0], ())
+    return [f"{path}:{line}: imports {name}"
+            for line, name in runtime_imports(source, module, is_package)
+            if name.split(".")[0] in bad]
+
+
+def test_layer_rules_hold_for_every_import_statement() -> None:
+    files = sorted(f for package in LAYERED for f in (ROOT / package).rglob("*.py"))
+    assert {p for p in LAYERED if (ROOT / p / "__init__.py") in files} == set(LAYERED)
+    # The walk sees imports inside functions: steering.ask.tools reads the schema lazily.
+    tools = (ROOT / "steering" / "ask" / "tools.py").read_text(encoding="utf-8")
+    nested = [i for f in ast.walk(ast.parse(tools)) if isinstance(f, ast.FunctionDef)
+              for i in ast.walk(f) if isinstance(i, ast.ImportFrom)
+              and i.module == "features.query"]
+    assert nested and {(i.lineno, "features.query") for i in nested} <= \
+        set(runtime_imports(tools, "steering.ask.tools"))
+    found = [v for f in files
+             for v in layer_violations(f.relative_to(ROOT).as_posix(),
+                                       f.read_text(encoding="utf-8"))]
+    assert not found, "layer rule broken (features never imports " + \
+        ", ".join(FORBIDDEN["features"]) + "; steering never imports " + \
+        ", ".join(FORBIDDEN["steering"]) + "):\n" + "\n".join(found)
+
+
+def test_the_static_layer_check_sees_what_an_import_would_miss() -> None:
+    source = (
+        "from __future__ import annotations\n"                     # 1
+        "from typing import TYPE_CHECKING\n"                       # 2
+        "import numpy\n"                                           # 3
+        "if TYPE_CHECKING:\n"                                      # 4
+        "    from textual.app import App\n"                        # 5: never runs
+        "else:\n"                                                  # 6
+        "    import openai\n"                                      # 7
+        "def show():\n"                                            # 8
+        "    import textual\n"                                     # 9
+        "class Report:\n"                                          # 10
+        "    def paint(self):\n"                                   # 11
+        "        try:\n"                                           # 12
+        "            from rich.text import Text\n"                 # 13
+        "        except ImportError:\n"                            # 14
+        "            pass\n"                                       # 15
+        "        from . import other\n"                            # 16
+        "        from ..steering import steerer\n"                 # 17
+    )
+    assert layer_violations("features/sub/report.py", source) == [
+        "features/sub/report.py:7: imports openai",
+        "features/sub/report.py:9: imports textual",
+        "features/sub/report.py:13: imports rich.text",
+    ]
+    # Relative imports resolve from the module's package (an __init__ is its own).
+    assert (16, "features.sub.other") in runtime_imports(source, "features.sub.report")
+    assert (17, "features.steering") in runtime_imports(source, "features.sub.report")
+    assert (16, "features.sub.other") in runtime_imports(source, "features.sub", True)
+    # steering may import academy and openai, not textual; tui has no rule.
+    assert layer_violations("steering/x.py", source) == ["steering/x.py:9: imports textual",
+                                                         "steering/x.py:13: imports rich.text"]
+    assert layer_violations("tui/x.py", source) == []
+
+
 # -- import circles ---------------------------------------------------------------------
 
 
