@@ -58,6 +58,10 @@ class _Block:
     """Per position, ``@t``; None for raw records."""
     repaired: dict[int, bytes]
     """Position -> the repaired line of a record recovered from a bad one."""
+    plain: np.ndarray | None = None
+    """Per position (raw records only): its line is known to be a JSON object with keys,
+    none of them ``@file`` or ``@line``, as the reader parsed it (its file unchanged
+    since: :func:`features.liveness.files_as_read`): spliced without parsing again."""
 
 
 def _render(block: _Block) -> tuple[bytes, np.ndarray]:
@@ -81,17 +85,22 @@ def _render(block: _Block) -> tuple[bytes, np.ndarray]:
     at_line = block.line.tolist()
     at_t = None if block.t is None else block.t.tolist()
     file_of = block.file.tolist()
+    plain = block.plain.tolist() if block.plain is not None else None
+    sizes = block.length.tolist()
     for p, got_line in enumerate(lines):
         text = b""
         if got_line is not None:
-            try:
-                rec = loads(got_line)
-            except orjson.JSONDecodeError:
-                rec = None
-            if type(rec) is dict:
-                f = file_of[p]
-                text = _line(got_line, rec, block.names[f], block.quoted[f], at_line[p],
-                             None if at_t is None else at_t[p])
+            f = file_of[p]
+            if plain is not None and plain[p] and len(got_line) == sizes[p]:
+                text = _splice(got_line.rstrip(b" \t\r\n"), block.quoted[f], at_line[p])
+            else:
+                try:
+                    rec = loads(got_line)
+                except orjson.JSONDecodeError:
+                    rec = None
+                if type(rec) is dict:
+                    text = _line(got_line, rec, block.names[f], block.quoted[f], at_line[p],
+                                 None if at_t is None else at_t[p])
         out.append(text)
         size += len(text)
         ends[p] = size
@@ -105,8 +114,7 @@ def _line(raw: bytes, rec: dict, name: str, quoted: bytes, line: int, t: float |
     if t is None and rec and "@file" not in rec and "@line" not in rec:
         body = raw.rstrip(b" \t\r\n")
         if body.endswith(b"}"):
-            return b"".join((body[:-1], b',"@file":', quoted, b',"@line":', str(line).encode(),
-                             b"}\n"))
+            return _splice(body, quoted, line)
     rec = typed_record(rec) if t is not None else rec
     rec["@file"] = name
     rec["@line"] = line
@@ -115,7 +123,25 @@ def _line(raw: bytes, rec: dict, name: str, quoted: bytes, line: int, t: float |
     return orjson.dumps(rec, option=_NL, default=str)
 
 
-def _block(ev: Events, rows: np.ndarray, raw: bool) -> _Block:
+def _splice(body: bytes, quoted: bytes, line: int) -> bytes:
+    """A JSON object's text (ending with its ``}``) with ``@file`` and ``@line`` put
+    before its closing brace."""
+    return b"".join((body[:-1], b',"@file":', quoted, b',"@line":', str(line).encode(),
+                     b"}\n"))
+
+
+def _plain(ev: Events, rows: np.ndarray, as_read: set[int]) -> np.ndarray:
+    """Per row: a record with keys, none of them ``@file`` or ``@line`` (from its key
+    set: no parse), in a file unchanged since it was read (``as_read``)."""
+    shape = ev.shape[rows]
+    keys = ev.store.shape_keys[:int(shape.max()) + 1] if len(shape) else []
+    ok = np.fromiter((bool(k) and "@file" not in k and "@line" not in k for k in keys),
+                     dtype=bool, count=len(keys))
+    return ok[shape] & np.isin(ev.file[rows], np.fromiter(as_read, dtype=np.int64))
+
+
+def _block(ev: Events, rows: np.ndarray, raw: bool, as_read: set[int] | None = None
+           ) -> _Block:
     files, inverse = np.unique(ev.file[rows], return_inverse=True)
     paths = [ev.file_paths[f] for f in files.tolist()]
     names = [ev.file_names[f] for f in files.tolist()]
@@ -123,10 +149,13 @@ def _block(ev: Events, rows: np.ndarray, raw: bool) -> _Block:
     fixed = {p: repaired[r] for p, r in enumerate(rows.tolist()) if r in repaired} \
         if repaired else {}
     t = None if raw else (ev.created[rows] - ev.t0).astype(np.float64)
+    plain = _plain(ev, rows, as_read) if raw and as_read else None
+    if plain is not None:
+        plain[list(fixed)] = False  # a repaired record: its fixed text is parsed
     return _Block(paths, inverse.astype(np.int32), ev.offset[rows].astype(np.int64),
                   ev.length[rows].astype(np.int64), names, list(map(orjson.dumps, names)),
                   ev.line[rows].astype(np.int64),
-                  t, fixed)
+                  t, fixed, plain)
 
 
 def _fill(ev: Events, rows: np.ndarray, raw: bool, text: bytes, ends: np.ndarray) -> bytes:
@@ -153,11 +182,14 @@ def _fill(ev: Events, rows: np.ndarray, raw: bool, text: bytes, ends: np.ndarray
 
 
 def jsonl(ev: Events, rows: np.ndarray, raw: bool = False, workers: int | None = None,
-          block: int = BLOCK, parallel_min: int = PARALLEL_MIN) -> Iterator[bytes]:
+          block: int = BLOCK, parallel_min: int = PARALLEL_MIN,
+          as_read: set[int] | None = None) -> Iterator[bytes]:
     """The records of ``rows`` (in that order) as JSON Lines, a block at a time: typed
     with ``@file``, ``@line`` and ``@t``, or (``raw``) as written with ``@file`` and
     ``@line``. Many rows are done by ``workers`` processes (default: the CPUs, at most
-    4); fewer than ``parallel_min`` in this one."""
+    4); fewer than ``parallel_min`` in this one. ``as_read``: the files unchanged since
+    they were read (:meth:`features.run.Run.files_as_read`), whose raw records are not
+    parsed again."""
     rows = np.asarray(rows, dtype=np.int64)
     cuts = list(range(0, len(rows), block))
     n_workers = workers if workers is not None else min(os.cpu_count() or 1, 4)
@@ -170,7 +202,7 @@ def jsonl(ev: Events, rows: np.ndarray, raw: bool = False, workers: int | None =
     if executor is None:
         for a in cuts:
             some = rows[a:a + block]
-            yield _fill(ev, some, raw, *_render(_block(ev, some, raw)))
+            yield _fill(ev, some, raw, *_render(_block(ev, some, raw, as_read)))
         return
     pending: deque[tuple[np.ndarray, Future[tuple[bytes, np.ndarray]] | None]] = deque()
     nxt = 0
@@ -182,7 +214,7 @@ def jsonl(ev: Events, rows: np.ndarray, raw: bool = False, workers: int | None =
                 fut = None
                 if not broken:
                     try:
-                        fut = executor.submit(_render, _block(ev, some, raw))
+                        fut = executor.submit(_render, _block(ev, some, raw, as_read))
                     except (OSError, RuntimeError, BrokenProcessPool):
                         broken = True
                 pending.append((some, fut))
@@ -195,7 +227,7 @@ def jsonl(ev: Events, rows: np.ndarray, raw: bool = False, workers: int | None =
                 except (OSError, BrokenProcessPool):  # a worker died (OOM-killed?)
                     broken = True
             if got is None:  # what the workers did not do: this process does
-                got = _render(_block(ev, some, raw))
+                got = _render(_block(ev, some, raw, as_read))
             yield _fill(ev, some, raw, *got)
     finally:
         for _, fut in pending:

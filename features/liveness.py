@@ -61,3 +61,24 @@ def is_live(files: Sequence[FileInfo], tails: Mapping[str, FileTail]) -> bool:
            for t in tails.values()):
         return True
     return any(live_files(files, tails))
+
+
+def files_as_read(files: Sequence[FileInfo], tails: Mapping[str, FileTail]) -> set[int]:
+    """The files (by index) whose every stored record was read from the file that is at
+    its path now, unchanged since: same device and inode, the size and modification time
+    the reader last saw, and all the file's records from that content (none from a
+    content it replaced). Their lines are still the JSON objects the reader parsed, so a
+    writer of raw lines (``features.jsonl``) need not parse them again to know it."""
+    out: set[int] = set()
+    for tail in tails.values():
+        info = tail.info
+        if info.source is not None or tail.ident is None or tail.records != info.records:
+            continue
+        try:
+            st = os.stat(info.path)
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) == tail.ident and st.st_size == tail.size and \
+                st.st_mtime_ns == tail.mtime_ns and tail.size >= tail.offset:
+            out.add(info.index)
+    return out

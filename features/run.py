@@ -215,6 +215,12 @@ class Run:
         """The latest modification time of any pool file."""
         return liveness.last_write(self.store.files)
 
+    def files_as_read(self) -> set[int]:
+        """The files unchanged since their records were read
+        (:func:`features.liveness.files_as_read`)."""
+        with self.store.lock:
+            return liveness.files_as_read(self.store.files, self.reader.tails)
+
     def live_files(self, now: float | None = None) -> list[bool]:
         """Per file: written within the live window (:func:`features.liveness.live_files`)."""
         return liveness.live_files(self.store.files, self.reader.tails, now)

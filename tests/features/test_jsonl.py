@@ -123,3 +123,34 @@ def test_hostile_lines_keep_their_meaning(tmp_path: Path) -> None:
         gone = by_msg["file gone"]
         assert gone["@unreadable"] is True and gone["@file"] == "c.jsonlog"
         assert len(got) == 7
+        if raw:  # lines of files unchanged since read are spliced without a parse
+            as_read = run.files_as_read()
+            names = {run.store.files[f].name for f in as_read}
+            assert names == {"a.jsonlog", "b.jsonlog"}  # c is gone
+            assert _out(run, True, workers=1, as_read=as_read) == one
+            assert _out(run, True, workers=2, parallel_min=0, block=2, as_read=as_read) == one
+
+
+def test_raw_lines_of_a_changed_file_are_parsed_again(tmp_path: Path) -> None:
+    """A file rewritten after it was read (same length, one record now garbage) is no
+    longer taken as read: its lines are parsed again, the garbage said unreadable, never
+    written out as if it were a record."""
+    pool = tmp_path / "logs" / str(uuid.uuid4())
+    pool.mkdir(parents=True)
+    recs = [json.dumps({"created": f"179583946{i}.5", "name": "x", "msg": "m",
+                        "message": f"record {i}"}) for i in range(3)]
+    f = pool / "a.jsonlog"
+    f.write_text("\n".join(recs) + "\n")
+    run = Run(pool, cache=False)
+    run.load()
+    assert run.files_as_read() == {0}
+    text = f.read_bytes()
+    f.write_bytes(text.replace(b'{"created": "1795839461.5"', b'["created", "1795839461.5"'))
+    st = f.stat()
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # a write changes mtime
+    assert run.files_as_read() == set()
+    got = [_loads(x) for x in _out(run, True, workers=1,
+                                   as_read=run.files_as_read()).splitlines()]
+    assert [g.get("@unreadable", False) for g in got] == [False, True, False]
+    assert got[1]["message"] == "record 1" and got[1]["@line"] == 2
+

@@ -84,7 +84,7 @@ def _emit(run: Run, rows: np.ndarray, args: argparse.Namespace, extra: list[str]
     if args.format == "jsonl":  # on every core (features.jsonl)
         out.flush()
         for text in jsonl(run.events(), rows[:args.limit] if args.limit else rows,
-                          raw=args.raw):
+                          raw=args.raw, as_read=run.files_as_read() if args.raw else None):
             sys.stdout.buffer.write(text)
             sys.stdout.buffer.flush()
         return
