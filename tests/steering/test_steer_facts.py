@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from dataclasses import replace
 
 import pytest
@@ -72,15 +71,35 @@ def test_a_copy_is_four_words_of_log_text_we_did_not_write_ourselves() -> None:
 async def test_offloop_is_bounded_and_stops_at_once() -> None:
     calls = OffLoop()
     release = threading.Event()
-    assert await calls.run(lambda: 7, 5.0) == ("done", 7)
-    with pytest.raises(ZeroDivisionError):
-        await calls.run(lambda: 1 // 0, 5.0)
-    t0 = time.monotonic()
-    assert await calls.run(lambda: release.wait(30), 0.2) == ("timeout", None)
-    waiting = asyncio.ensure_future(calls.run(lambda: release.wait(30), 30.0))
-    await asyncio.sleep(0.05)
-    await calls.stop()
-    assert await waiting == ("stopped", None)
-    assert await calls.run(lambda: 7, 5.0) == ("stopped", None)  # nothing new once stopped
-    assert time.monotonic() - t0 < 10.0  # far below the 30 s the threads would block
-    release.set()
+    returned: list[str] = []
+
+    def blocked(name: str) -> bool:
+        # Held until the test releases it; 60 s at most, so an OffLoop that waits for it
+        # fails below (("done", False), or its name in returned) instead of hanging the
+        # run. The steps it must outlast take well under a second of work.
+        ok = release.wait(60)
+        returned.append(name)
+        return ok
+
+    try:
+        assert await calls.run(lambda: 7, 5.0) == ("done", 7)
+        with pytest.raises(ZeroDivisionError):
+            await calls.run(lambda: 1 // 0, 5.0)
+        # Bounded: the loop got its answer while the call was still blocked in its thread
+        # (had run waited for it, it would have returned ("done", ...) and be in returned).
+        assert await calls.run(lambda: blocked("bounded"), 0.2) == ("timeout", None)
+        assert returned == []
+        # A limit it never reaches: only stop() can end this wait before the call returns.
+        waiting = asyncio.ensure_future(calls.run(lambda: blocked("stopped"), 3600.0))
+        for _ in range(100):  # a few turns of the loop: the call goes to its thread
+            if calls.in_flight:
+                break
+            await asyncio.sleep(0)
+        assert calls.in_flight == 1
+        await calls.stop()
+        # Stopped at once: stop() and the waiter ended with both calls still blocked.
+        assert await waiting == ("stopped", None)
+        assert returned == [] and not release.is_set()
+        assert await calls.run(lambda: 7, 5.0) == ("stopped", None)  # nothing new once stopped
+    finally:
+        release.set()

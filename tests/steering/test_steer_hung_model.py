@@ -5,7 +5,7 @@ reads the chat request and never replies."""
 
 from __future__ import annotations
 
-import time
+import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,11 +17,9 @@ from steering.agent import launch_steering
 from steering.llm_config import LLMConfig
 from steering.steerer import Mode
 
-MODEL_TIMEOUT_S = 30.0
-"""The model's own time-out, as a user with a slow local model sets it (40 s in the field)."""
-STOP_BOUND_S = 5.0
-"""Far below the model's time-out (the agent itself waits at most 0.5 s for the decision
-in flight to be recorded), loose enough for a shared CI machine."""
+MODEL_TIMEOUT_S = 120.0
+"""The model's own time-out, as a user with a slow local model sets it (40 s in the field);
+long, so that only a stop that does not wait for the model call ends before it."""
 
 
 @pytest.mark.parametrize("mode", ["suggest", "apply"])
@@ -32,6 +30,7 @@ async def test_stop_with_a_hung_model_is_quick(tmp_path: Path, mode: Mode) -> No
                         timeout_s=MODEL_TIMEOUT_S, max_retries=0)
         opts = replace(FAST, llm_timeout_s=MODEL_TIMEOUT_S)
         async with local_run(tmp_path) as (m, cfg, pool):
+            before = set(threading.enumerate())
             worker = await m.launch(Knobbed, kwargs={"slow_from": 12}, log_config=cfg)
             steer = await launch_steering(m, log_config=cfg, mode=mode, llm=llm,
                                           options=opts)
@@ -41,12 +40,18 @@ async def test_stop_with_a_hung_model_is_quick(tmp_path: Path, mode: Mode) -> No
 
             await drive_until(worker, asked)
             assert server.chat_requests, "the steering agent never asked the model"
-            t0 = time.monotonic()
+            # The calls in flight: threads blocked in the openai client on the hung server.
+            # Nothing but the server stopping (after the checks below) or the model's
+            # time-out can end them.
+            calls = [t for t in threading.enumerate()
+                     if t.name == "steering-model" and t not in before]
+            assert calls
             await m.shutdown(steer.agent_id, blocking=True)
-            stop_s = time.monotonic() - t0
+            # Stop was not held up by the model: the agent has stopped while its model call
+            # is still blocked (no clock read, so a loaded machine cannot flake it; a stop
+            # that waited for the call would have waited out MODEL_TIMEOUT_S first).
+            assert all(t.is_alive() for t in calls) and not server.stopping.is_set()
             await worker.step()  # the workflow goes on after its steering agent stopped
-    print(f"stop took {stop_s:.3f} s with the model hung (time-out {MODEL_TIMEOUT_S:g} s)")
-    assert stop_s < STOP_BOUND_S
     recs = [r for r in pool_records(pool) if "steering.kind" in r]
     (sugg,) = [r for r in recs if r["steering.kind"] == "suggestion"]
     assert sugg["steering.source"] == "template"
