@@ -110,6 +110,16 @@ class Events:
         """An object array of a categorical key's values (``None`` where missing)."""
         return self.store.cats[key].decode(self.codes[key])
 
+    def values_at(self, key: str, rows: np.ndarray) -> np.ndarray:
+        """``column(key)[rows]``, made for those rows only where the key is held in
+        memory: a table of 1,000 events of a 10M-record run decoded four whole columns
+        (80 MB of pointers each) to show them."""
+        if key in self.codes:
+            return self.store.cats[key].decode(self.codes[key][rows])
+        if key == "levelname":
+            return _levelnames(self.ints["levelno"][rows])
+        return self.column(key)[rows]
+
     def column(self, key: str, progress: Callable[[int, int], None] | None = None) -> np.ndarray:
         """The values of ``key`` for every event, normalised.
 

@@ -30,15 +30,14 @@ def _row_chunks(rows: np.ndarray, limit: int) -> list[np.ndarray]:
 
 def _table_lines(run: Run, rows: np.ndarray, extra: list[str], absolute: bool) -> list[str]:
     ev = run.events()
-    agents = run.event_agents()
-    level = ev.column("levelname")
-    logger = ev.strings("name")
-    action = ev.strings("academy.action")
-    state = ev.strings("academy.action_state")
+    agents = run.event_agents()[rows]
+    # The shown rows' values only (Events.values_at), not each key's whole column.
+    level, logger, action, state = (ev.values_at(k, rows) for k in (
+        "levelname", "name", "academy.action", "academy.action_state"))
     pid = ev.ints["process"]
-    extras = {k: ev.column(k) for k in extra}
+    extras = {k: ev.values_at(k, rows) for k in extra}
     out = []
-    for r in rows.tolist():
+    for i, r in enumerate(rows.tolist()):
         t = ev.created[r]
         if absolute:
             ts = datetime.fromtimestamp(t).strftime("%H:%M:%S.%f")[:-3] if t == t else "-"
@@ -48,11 +47,11 @@ def _table_lines(run: Run, rows: np.ndarray, extra: list[str], absolute: bool) -
         # The file is its 8-character uuid prefix; a level is never cut (WARNI reads as
         # a typo); other cut values end in "…".
         cols = [ts, _one(ev.file_names[ev.file[r]])[:8], str(pid[r]),
-                _one(level[r]).ljust(LEVEL_W), _fit(_one(logger[r]), 24),
-                _fit(_one(agents[r]), 19), _fit(_one(action[r]), 12),
-                _fit(_one(state[r]), 17)]
+                _one(level[i]).ljust(LEVEL_W), _fit(_one(logger[i]), 24),
+                _fit(_one(agents[i]), 19), _fit(_one(action[i]), 12),
+                _fit(_one(state[i]), 17)]
         for k in extra:
-            v = extras[k][r]
+            v = extras[k][i]
             cols.append("" if v is None or (isinstance(v, float) and v != v) else _one(v))
         cols.append(_one(ev.message[r]))
         out.append(" ".join(cols))
