@@ -160,14 +160,18 @@ def user_keys(ev: Events, rows: np.ndarray) -> list[str]:
 
 
 def extras(ev: Events, n: int, rows: np.ndarray, act: np.ndarray,
-            keys: Sequence[str]) -> dict[str, np.ndarray]:
-    """``extra.<key>`` for every numeric user key of the actions' records."""
+           keys: Sequence[str], sparse: bool = False) -> dict[str, np.ndarray]:
+    """``extra.<key>`` for every numeric user key of the actions' records. ``sparse``
+    (a pass over a whole run) reads the keys' values for these rows alone
+    (:meth:`Events.numeric_at`); otherwise from the cached numeric columns, which a live
+    run extends with its new rows at each poll."""
     out: dict[str, np.ndarray] = {}
     for k in keys:
-        vals = ev.numeric(k)
-        if vals is None:
+        v = ev.numeric_at(k, rows) if sparse else ev.numeric(k)
+        if v is None:
             continue
-        v = vals[rows]
+        if not sparse:
+            v = v[rows]
         present = ~np.isnan(v)
         col = np.full(n, np.nan)
         # Rows are in (action, time) order: assigning in order leaves the last value.

@@ -17,7 +17,7 @@ from call to call.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -30,6 +30,7 @@ from features.action_records import extra_keys, extras
 from features.action_records import in_windows as in_windows
 from features.analyses import concurrency, sample_steps
 from features.table import Table
+from features.typed import typed
 
 if TYPE_CHECKING:
     from features.events import Events
@@ -149,16 +150,13 @@ def action_features(run: Run, vocab: Vocabulary | None = None,
     running = sample_steps(times, counts, np.nan_to_num(xs)).astype(np.float64)
     running[np.isnan(xs)] = np.nan
     call_index = _call_index(acts_all["agent_id"], acts_all["action"])[idx]
-    # Every lazy key the features read, in one pass over the files.
     xrows, xact, xkeys = extra_keys(ev, acts_all, None if only is None else idx)
-    ev.prefetch(["academy.action_args", "academy.action_kwargs", "academy.result", *xkeys])
-    lengths = (_lengths(ev, ("academy.action_args", "academy.action_kwargs"),
-                        acts["row_start"]),
-               _lengths(ev, ("academy.result",),
-                        np.where(acts["status"] == "ok", acts["row_end"], -1)))
+    # User keys not kept at ingest (long or nested values) are read in one pass; the
+    # arguments and results from the actions' own records only, uncached (see lengths).
+    ev.prefetch([k for k in xkeys if not ev.store.user_kept(k)])
     return feature_table(ev, acts, vocab, {"caller_gap_s": gap, "executing_at_start": running,
-                                           "call_index": call_index}, lengths,
-                         extras(ev, len(acts), xrows, xact, xkeys))
+                                           "call_index": call_index}, lengths(ev, acts),
+                         extras(ev, len(acts), xrows, xact, xkeys, sparse=True))
 
 
 def feature_table(ev: Events, acts: Table, vocab: Vocabulary, context: dict[str, np.ndarray],
@@ -247,23 +245,46 @@ def _call_index(agent_id: np.ndarray, action: np.ndarray) -> np.ndarray:
     return out
 
 
-def _lengths(ev: Events, keys: Sequence[str], rows: np.ndarray) -> np.ndarray:
-    """Summed string lengths of ``keys`` on ``rows`` (-1: no row); NaN where the record
-    has none of them. Lazy keys are read only for the records that carry them."""
-    rows = np.asarray(rows, dtype=np.int64)
-    out = np.full(len(rows), np.nan)
+ARGS = ("academy.action_args", "academy.action_kwargs")
+RESULT = ("academy.result",)
+
+
+def lengths(ev: Events, acts: Table) -> tuple[np.ndarray, np.ndarray]:
+    """``args_len`` and ``result_len`` of the actions ``acts``: the summed lengths of
+    their typed arguments (on the start record) and result (on the success record);
+    NaN where the record has none of them. Read from those records alone, a file span at
+    a time, and not kept: whole columns of these keys took 240 MB at 10M records."""
+    starts = np.asarray(acts["row_start"], dtype=np.int64)
+    ends = np.where(acts["status"] == "ok", acts["row_end"], -1).astype(np.int64)
+    wanted = {k for k in (*ARGS, *RESULT) if k in ev.store.key_shapes}
+    if not wanted:
+        return np.full(len(starts), np.nan), np.full(len(ends), np.nan)
+    rows = np.concatenate([starts, ends])
+    has = np.zeros(len(rows), dtype=bool)
     ok = rows >= 0
-    for key in keys:
-        if key not in ev.store.key_shapes:
-            continue
-        col = ev.column(key)
-        has = ev.has_key(key)
-        hit = np.flatnonzero(ok)
-        hit = hit[has[rows[hit]]]
-        lens = np.fromiter((0 if v is None else len(str(v)) for v in col[rows[hit]]),
-                           dtype=np.float64, count=len(hit))
-        out[hit] = np.nan_to_num(out[hit]) + lens
-    return out
+    for k in wanted:
+        has[ok] |= ev.has_key(k)[rows[ok]]
+    got: dict[int, tuple[float, float]] = {}
+    shape_keys = ev.store.shape_keys
+    for row, rec in ev._iter_records(np.unique(rows[has]), None):
+        keys = shape_keys[int(ev.shape[row])]  # what the record has, as it was read
+        got[row] = (_length(rec, ARGS, keys), _length(rec, RESULT, keys))
+    out = np.full(len(rows), np.nan)
+    for i in np.flatnonzero(has).tolist():
+        out[i] = got[int(rows[i])][0 if i < len(starts) else 1]
+    return out[:len(starts)], out[len(starts):]
+
+
+def _length(rec: dict[str, Any] | None, keys: tuple[str, ...], has: tuple[str, ...]
+            ) -> float:
+    """Summed lengths of the typed values of those ``keys`` the record ``has`` (a value
+    missing from ``rec``, or ``rec`` unreadable, counts 0); NaN when it has none."""
+    total: float | None = None
+    for k in keys:
+        if k in has:
+            v = typed(rec.get(k)) if rec is not None else None
+            total = (total or 0.0) + (0 if v is None else len(str(v)))
+    return float("nan") if total is None else float(total)
 
 
 # -- agents and processes --------------------------------------------------------------

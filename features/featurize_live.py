@@ -22,10 +22,16 @@ import numpy as np
 
 from features.action_records import action_rows, codes_of, extras, in_windows, user_keys
 from features.call_context import CallContext, SortedPairs
-from features.featurize import DONE, Features, Vocabulary, action_features, feature_table
+from features.featurize import (
+    DONE,
+    Features,
+    Vocabulary,
+    action_features,
+    feature_table,
+    lengths,
+)
 from features.table import Table
 from features.things.actions import ActionIndex, _actions_table, agent_classes, start_key
-from features.typed import typed
 
 if TYPE_CHECKING:
     from features.events import Events
@@ -167,8 +173,8 @@ class ActionFeaturizer:
                    "call_index": call_index}
         rows, act = self._own_records(ev, ctx, codes)
         keys = user_keys(ev, rows)
-        lengths = _lengths(ev, acts)
-        return feature_table(ev, acts, self.vocab, context, lengths,
+        sizes = lengths(ev, acts)
+        return feature_table(ev, acts, self.vocab, context, sizes,
                              extras(ev, len(idx), rows, act, keys)), codes
 
     def _own_records(self, ev: Events, ctx: CallContext, codes: np.ndarray
@@ -225,28 +231,6 @@ def _completion_order(acts: Table, sel: np.ndarray, codes: np.ndarray) -> np.nda
     tag code)."""
     t_done = np.where(np.isnan(acts["t_end"]), acts["t_exec_end"], acts["t_end"])
     return sel[np.lexsort((codes[sel], start_key(acts)[sel], t_done[sel]))]
-
-
-def _lengths(ev: Events, acts: Table) -> tuple[np.ndarray, np.ndarray]:
-    """``args_len`` and ``result_len`` of a few calls, read from their own records (as
-    :func:`features.featurize._lengths` reads them from the typed column)."""
-    starts = acts["row_start"]
-    ends = np.where(acts["status"] == "ok", acts["row_end"], -1)
-    want = np.unique(np.concatenate([starts[starts >= 0], ends[ends >= 0]]))
-    recs = dict(zip(want.tolist(), ev.records(want), strict=True))
-
-    def length(rows: np.ndarray, keys: tuple[str, ...]) -> np.ndarray:
-        out = np.full(len(rows), np.nan)
-        for i, r in enumerate(rows.tolist()):
-            rec = recs.get(r) if r >= 0 else None
-            for k in keys:
-                if rec is not None and k in rec and k in ev.store.key_shapes:
-                    v = typed(rec[k])
-                    out[i] = np.nan_to_num(out[i]) + (0 if v is None else len(str(v)))
-        return out
-
-    return (length(starts, ("academy.action_args", "academy.action_kwargs")),
-            length(ends, ("academy.result",)))
 
 
 __all__ = ["ActionFeaturizer"]
