@@ -75,6 +75,9 @@ EMPTY_ACTIONS = Table({c: np.empty(0, dtype=object if c in ("tag", "agent_class"
 """A features table with no rows (what :meth:`SlowdownDetector.assess` needs)."""
 
 
+_WORDS = np.array(["ok", "slow", "warm-up"], dtype=object)
+
+
 class SlowdownDetector(Params):
     """Robust per-(agent class, action) duration baselines that find slow actions,
     with an IsolationForest score for ranking and context. See the module docstring.
@@ -269,7 +272,8 @@ class SlowdownDetector(Params):
         num["duration_s"][sel] = x
         slow = self._is_slow(x, med, scale)
         warm = (call_index < self.warmup) if b.warmup else np.zeros(len(sel), dtype=bool)
-        flag[sel] = np.where(warm, "warm-up", np.where(slow, "slow", "ok"))
+        # The three words as shared objects: np.where over strings made a new one a call.
+        flag[sel] = _WORDS[np.where(warm, 2, slow.astype(np.int64))]
 
     def _learn_matrix(self, feats: Features, done: np.ndarray) -> None:
         if not self.multivariate:
@@ -342,7 +346,8 @@ class SlowdownDetector(Params):
                         t["call_index"][sel], dtype=np.float64), flag, decided, num)
         mv_score, mv_out = self._mv(feats)
         cols: dict[str, Any] = {k: t[k] for k in _CARRIED}
-        cols["group"] = np.array([group_name(g) for g in groups], dtype=object)
+        names = {g: group_name(g) for g in set(groups)}  # one string a group, shared
+        cols["group"] = np.array([names[g] for g in groups], dtype=object)
         cols.update({"flag": flag, "decided_on": decided, **num,
                      "mv_score": mv_score, "mv_outlier": mv_out})
         return Table(cols, name="action_flags")

@@ -207,6 +207,8 @@ def _split(feats: Features) -> tuple[Features, Features]:
     st = feats.table["status"]
     done = np.flatnonzero(np.isin(st, DONE)) if len(st) else np.zeros(0, np.int64)
     fly = np.flatnonzero(st == "in flight") if len(st) else np.zeros(0, np.int64)
+    if len(done) == len(st):  # a finished run: no copy of every call's features
+        return feats, Features(feats.table.take(fly), feats.X[fly], feats.names)
     return (Features(feats.table.take(done), feats.X[done], feats.names),
             Features(feats.table.take(fly), feats.X[fly], feats.names))
 
