@@ -13,17 +13,30 @@ import numpy as np
 
 def insert_at(a: np.ndarray, pos: np.ndarray, values: np.ndarray) -> np.ndarray:
     """``np.insert(a, pos, values)`` for sorted positions: the slices between them copied
-    once. ``np.insert`` builds a mask as long as the array: 33 ms a call on a 10M-row time
-    order, three times what copying the slices takes."""
-    if len(pos) > 4096:  # many positions: the mask is cheaper than so many slices
-        return np.insert(a, pos, values)
-    pieces: list[np.ndarray] = []
-    prev = 0
-    for i, p in enumerate(pos.tolist()):
-        pieces += [a[prev:p], values[i:i + 1]]
+    once (:func:`merge_into` a new array). ``np.insert`` builds a mask as long as the
+    array: 33 ms a call on a 10M-row time order, three times what copying the slices takes."""
+    out = np.empty(len(a) + len(values), dtype=np.result_type(a, values))
+    merge_into(out, 0, a, pos, values)
+    return out
+
+
+def merge_into(dst: np.ndarray, at: int, old: np.ndarray, pos: np.ndarray,
+               new: np.ndarray) -> None:
+    """Write ``old`` with ``new[j]`` inserted before ``old[pos[j]]`` (``pos`` sorted) into
+    ``dst[at:]``: each value written once, the slices between positions at a time
+    (``dst`` must not overlap ``old``)."""
+    end = at + len(old) + len(new)
+    if len(pos) > 4096:  # many positions: numpy's mask beats so many slices
+        dst[at:end] = np.insert(old, pos, new)
+        return
+    prev, o = 0, at
+    for j, p in enumerate(pos.tolist()):
+        dst[o:o + p - prev] = old[prev:p]
+        o += p - prev
+        dst[o] = new[j]
+        o += 1
         prev = p
-    pieces.append(a[prev:])
-    return np.concatenate(pieces)
+    dst[o:end] = old[prev:]
 
 
 def intern_codes(index: dict[Any, int], vals: list[Any],

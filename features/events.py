@@ -15,9 +15,8 @@ from typing import Any
 import numpy as np
 
 from features.columns import FrozenValues
-from features.file_values import _big_int_texts, _levelnames, _loads, _scalars, read_lines
+from features.file_values import _levelnames, _scalars, as_numbers, loads_object, read_lines
 from features.fmt import short_file
-from features.normalize import infer_numeric
 from features.record_keys import FLAG_EXC, FLAG_MSG_CUT, FLAG_REPAIRED
 from features.store import (
     CATEGORICAL_KEYS,
@@ -176,13 +175,11 @@ class Events:
         mask = np.fromiter((v is not None for v in part), dtype=bool, count=len(part))
         vals = part[mask].tolist()
         seen = bool(vals) or (cached is not None and start > 0 and cached.seen)
-        if vals and infer_numeric(vals) == "str":
-            # An integer kept as text because no int64 holds it is still a number.
-            nums = _big_int_texts(vals)
-            if nums is None:
-                store.numeric_put(key, _NumericColumn(self.n, None, True))
-                return None
-            vals = nums
+        nums = as_numbers(vals)  # an integer no int64 holds, kept as text, is a number
+        if nums is None:
+            store.numeric_put(key, _NumericColumn(self.n, None, True))
+            return None
+        vals = nums
         out = np.full(self.n, np.nan)
         if start and cached is not None and cached.values is not None:
             out[:start] = cached.values[:start]
@@ -203,13 +200,10 @@ class Events:
         tv = _scalars(kvals)
         present = np.fromiter((v is not None for v in tv), dtype=bool, count=len(tv))
         vals = tv[present].tolist()
-        if not vals:
+        nums = as_numbers(vals) if vals else None
+        if nums is None:
             return None
-        if infer_numeric(vals) == "str":
-            nums = _big_int_texts(vals)
-            if nums is None:
-                return None
-            vals = nums
+        vals = nums
         floats = np.full(len(krows), np.nan)
         floats[present] = np.asarray(vals, dtype=np.float64)
         rows = np.asarray(rows, dtype=np.int64)
@@ -360,9 +354,9 @@ class Events:
                 lines = read_lines(self.file_paths[f], self.offset[some], self.length[some])
                 for k, r in enumerate(some.tolist()):
                     if r in repaired:
-                        yield r, _loads(repaired[r])
+                        yield r, loads_object(repaired[r])
                     else:
-                        yield r, None if lines is None else _loads(lines[k])
+                        yield r, None if lines is None else loads_object(lines[k])
                 done += len(some)
                 if progress is not None:
                     progress(done, total)

@@ -262,10 +262,15 @@ def lengths(ev: Events, acts: Table) -> tuple[np.ndarray, np.ndarray]:
     rows = np.concatenate([starts, ends])
     has = np.zeros(len(rows), dtype=bool)
     ok = rows >= 0
-    for k in wanted:
-        has[ok] |= ev.has_key(k)[rows[ok]]
-    got: dict[int, tuple[float, float]] = {}
+    # Which rows carry any of the keys, from their key sets (a live poll asks this of a
+    # few calls: a mask as long as the run per key would cost what the run holds).
     shape_keys = ev.store.shape_keys
+    codes = ev.shape[rows[ok]]
+    n_shapes = int(codes.max()) + 1 if len(codes) else 0
+    carries = np.fromiter((not wanted.isdisjoint(shape_keys[c]) for c in range(n_shapes)),
+                          dtype=bool, count=n_shapes)
+    has[ok] = carries[codes]
+    got: dict[int, tuple[float, float]] = {}
     for row, rec in ev._iter_records(np.unique(rows[has]), None):
         keys = shape_keys[int(ev.shape[row])]  # what the record has, as it was read
         got[row] = (_length(rec, ARGS, keys), _length(rec, RESULT, keys))

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from features.normalize import infer_numeric
 from features.typed import INT64_MAX, INT64_MIN, typed
 
 READ_SPAN = 4 * 1024 * 1024
@@ -47,6 +48,14 @@ def _big_int_texts(vals: list[Any]) -> list[Any] | None:
             v = float(v)
         out.append(v)
     return out
+
+
+def as_numbers(vals: list[Any]) -> list[Any] | None:
+    """A key's typed values (none of them null) as numbers for a float column, or None
+    when the key is not numeric: some text that is no integer too long for int64."""
+    if vals and infer_numeric(vals) == "str":
+        return _big_int_texts(vals)
+    return vals
 
 
 _INT_TEXT = re.compile(r"^[+-]?[0-9]{19,}$")
@@ -101,7 +110,8 @@ def read_lines(path: str, offsets: np.ndarray, lengths: np.ndarray) -> list[byte
     return out
 
 
-def _loads(raw: bytes) -> dict[str, Any] | None:
+def loads_object(raw: bytes) -> dict[str, Any] | None:
+    """A line parsed as a JSON object (a record), or None."""
     try:
         d = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -109,4 +119,4 @@ def _loads(raw: bytes) -> dict[str, Any] | None:
     return d if isinstance(d, dict) else None
 
 
-__all__ = ["READ_SPAN", "read_lines"]
+__all__ = ["READ_SPAN", "as_numbers", "loads_object", "read_lines"]

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-import orjson
-
 from features.batch import BadLine
+from features.file_values import loads_object
 from features.record_keys import MAX_LINE
 
 
@@ -25,14 +24,6 @@ class Recovering(Protocol):
 
 def _preview(raw: bytes, n: int = 200) -> str:
     return raw[:n].decode("utf-8", "replace")
-
-
-def _loads_object(raw: bytes) -> dict[str, Any] | None:
-    try:
-        d = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return None
-    return d if isinstance(d, dict) else None
 
 
 def repair(
@@ -54,7 +45,7 @@ def repair(
         return None
     if pending is not None:
         prefix, p_off, p_bad = pending
-        d = _loads_object(prefix + raw)
+        d = loads_object(prefix + raw)
         if d is not None:
             b.add(d, p_off)
             p_bad.recovered += 1
@@ -65,7 +56,7 @@ def repair(
         raw.decode("utf-8")
     except UnicodeDecodeError:
         text = raw.decode("utf-8", "replace")
-        d = _loads_object(text.encode())
+        d = loads_object(text.encode())
         why = "invalid UTF-8" if d is not None else "not JSON (invalid UTF-8)"
         bad = BadLine(b.file, 0, offset, len(raw), why, _preview(raw))
         if d is not None:
@@ -79,7 +70,7 @@ def repair(
         k = raw.find(b'{"', start)
         if k < 0:
             break
-        d = _loads_object(raw[k:])
+        d = loads_object(raw[k:])
         if d is not None:
             bad = BadLine(b.file, 0, offset, len(raw), "interleaved write", _preview(raw),
                           recovered=1)

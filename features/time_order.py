@@ -22,7 +22,7 @@ import sys
 
 import numpy as np
 
-from features.columns import insert_at
+from features.columns import merge_into
 
 _OWN_REFS = 2
 """References to a buffer when only its owner's slot holds it: the slot and
@@ -77,8 +77,8 @@ class TimeOrder:
         if 2 * (n - at) <= n and self._writable(n + k):
             tail_r, tail_t = self._rows[at:n].copy(), self._times[at:n].copy()
             pos = np.searchsorted(tail_t, ts, side="right")
-            _merge_into(self._rows, at, tail_r, pos, rows)
-            _merge_into(self._times, at, tail_t, pos, ts)
+            merge_into(self._rows, at, tail_r, pos, rows)
+            merge_into(self._times, at, tail_t, pos, ts)
             self._n = n + k
             return
         self.copies += 1
@@ -87,8 +87,8 @@ class TimeOrder:
         new_t = np.empty(cap, dtype=np.float64)
         new_r[:at], new_t[:at] = self._rows[:at], self._times[:at]
         pos = np.searchsorted(self._times[at:n], ts, side="right")
-        _merge_into(new_r, at, self._rows[at:n], pos, rows)
-        _merge_into(new_t, at, self._times[at:n], pos, ts)
+        merge_into(new_r, at, self._rows[at:n], pos, rows)
+        merge_into(new_t, at, self._times[at:n], pos, ts)
         self._rows, self._times, self._n = new_r, new_t, n + k
 
     def _writable(self, need: int) -> bool:
@@ -116,25 +116,6 @@ class TimeOrder:
     def __setstate__(self, state: tuple[np.ndarray, np.ndarray, int]) -> None:
         self._rows, self._times, self._n = state
         self.copies = 0
-
-
-def _merge_into(dst: np.ndarray, at: int, old: np.ndarray, pos: np.ndarray,
-                new: np.ndarray) -> None:
-    """Write ``old`` with ``new[j]`` inserted before ``old[pos[j]]`` (``pos`` sorted)
-    into ``dst[at:]``: each value written once, the slices between positions at a time
-    (``dst`` must not overlap ``old``)."""
-    end = at + len(old) + len(new)
-    if len(pos) > 4096:  # many positions: numpy's mask beats so many slices
-        dst[at:end] = insert_at(old, pos, new)
-        return
-    prev, o = 0, at
-    for j, p in enumerate(pos.tolist()):
-        dst[o:o + p - prev] = old[prev:p]
-        o += p - prev
-        dst[o] = new[j]
-        o += 1
-        prev = p
-    dst[o:end] = old[prev:]
 
 
 __all__ = ["TimeOrder"]
