@@ -9,6 +9,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,21 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def until_listening(port: int, proc: subprocess.Popen[str], most_s: float = 120.0) -> None:
+    """Return once something accepts connections on ``port`` (the workflow's exchange);
+    fail if ``proc`` ends first or nothing listens within ``most_s`` (generous: a test
+    waits for readiness here, it does not time it)."""
+    deadline = time.monotonic() + most_s
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "the workflow ended before its exchange listened"
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError(f"nothing listened on port {port}")
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -41,6 +57,10 @@ def test_attach_apply_over_http(tmp_path: Path) -> None:
     try:
         assert wf.stdout is not None
         pool = Path(wf.stdout.readline().split("pool: ", 1)[1].strip())
+        # Attach *later*: to a workflow whose exchange answers. The pool line comes before
+        # the exchange listens; on a loaded machine the attach (which gives up at once when
+        # nothing answers, saying so) could otherwise knock before anyone is there.
+        until_listening(port, wf)
         attach = subprocess.Popen(
             [PY, "-m", "tui.cli", "--home", str(home), "steer", pool.name, "--exchange", url,
              "--mode", "apply", "--no-llm", "--idle", "2", "--poll", "0.1",
