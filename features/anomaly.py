@@ -73,6 +73,9 @@ EMPTY_ACTIONS = Table({c: np.empty(0, dtype=object if c in ("tag", "agent_class"
                                                             "agent_id", "status") else None)
                        for c in (*_CARRIED, *DURATIONS)}, name="action_features")
 """A features table with no rows (what :meth:`SlowdownDetector.assess` needs)."""
+MV_RECENT = 2000
+"""The forest is fitted on the latest this many completed calls (recent calls speak for
+the present)."""
 
 
 _WORDS = np.array(["ok", "slow", "warm-up"], dtype=object)
@@ -279,22 +282,28 @@ class SlowdownDetector(Params):
         if not self.multivariate:
             return
         if done.any():
-            self.mv_rows_.append(self._aligned(feats)[done])
-            self.since_refit_ += int(done.sum())
-        rows = sum(len(r) for r in self.mv_rows_)
-        if rows < self.min_n or (self.mv_ is not None and self.since_refit_ < self.refit_every):
+            # Only the latest MV_RECENT of them can be fitted on (and min_n counted): a
+            # whole run's matrix (715k calls at 10M records, 87 MB) is not copied.
+            rows = np.flatnonzero(done)
+            keep = max(MV_RECENT, self.min_n)
+            self.mv_rows_.append(self._aligned(feats, rows=rows[-keep:]))
+            self.since_refit_ += len(rows)
+        if sum(len(r) for r in self.mv_rows_) < self.min_n or (
+                self.mv_ is not None and self.since_refit_ < self.refit_every):
             return
-        mat = np.concatenate(self.mv_rows_)[-2000:]  # recent calls speak for the present
+        # Recent calls speak for the present; a copy, not a view of all kept rows.
+        mat = np.concatenate(self.mv_rows_)[-MV_RECENT:].copy()
         self.mv_rows_ = [mat]
         self.mv_ = fit_forest(mat, self.n_estimators, self.random_state)
         self.mv_feature_names_ = list(self.feature_names_)
         self.since_refit_ = 0
 
-    def _aligned(self, feats: Features, names: list[str] | None = None) -> np.ndarray:
-        """``feats.X`` with the columns ``names`` (default: the kept feature columns),
-        selected by name; NaN for ones it lacks (the imputer fills them with the
-        training median)."""
-        return aligned(feats, self.feature_names_ if names is None else names)
+    def _aligned(self, feats: Features, names: list[str] | None = None,
+                 rows: np.ndarray | None = None) -> np.ndarray:
+        """``feats.X`` (its ``rows``, default all) with the columns ``names`` (default:
+        the kept feature columns), selected by name; NaN for ones it lacks (the imputer
+        fills them with the training median)."""
+        return aligned(feats, self.feature_names_ if names is None else names, rows)
 
     # -- judging -----------------------------------------------------------------------
 

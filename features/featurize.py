@@ -154,9 +154,11 @@ def action_features(run: Run, vocab: Vocabulary | None = None,
     # User keys not kept at ingest (long or nested values) are read in one pass; the
     # arguments and results from the actions' own records only, uncached (see lengths).
     ev.prefetch([k for k in xkeys if not ev.store.user_kept(k)])
+    extra = extras(ev, len(acts), xrows, xact, xkeys, sparse=True)
+    del xrows, xact  # every record of every action: 87 MB at 10M records
     return feature_table(ev, acts, vocab, {"caller_gap_s": gap, "executing_at_start": running,
                                            "call_index": call_index}, lengths(ev, acts),
-                         extras(ev, len(acts), xrows, xact, xkeys, sparse=True))
+                         extra)
 
 
 def feature_table(ev: Events, acts: Table, vocab: Vocabulary, context: dict[str, np.ndarray],
@@ -270,14 +272,43 @@ def lengths(ev: Events, acts: Table) -> tuple[np.ndarray, np.ndarray]:
     carries = np.fromiter((not wanted.isdisjoint(shape_keys[c]) for c in range(n_shapes)),
                           dtype=bool, count=n_shapes)
     has[ok] = carries[codes]
-    got: dict[int, tuple[float, float]] = {}
-    for row, rec in ev._iter_records(np.unique(rows[has]), None):
-        keys = shape_keys[int(ev.shape[row])]  # what the record has, as it was read
-        got[row] = (_length(rec, ARGS, keys), _length(rec, RESULT, keys))
+    need = np.unique(rows[has])
+    # Each needed record once, in the order the files are read; its two lengths kept
+    # as arrays a few thousand at a time (a dict of tuples by row held 1.4M of each,
+    # ~250 MB, at 10M records).
+    got = np.empty(len(need), dtype=np.int64)
+    args_len, result_len = np.empty(len(need)), np.empty(len(need))
+    shape = ev.shape
+    k = 0
+    part: list[tuple[int, float, float]] = []
+    for row, rec in ev._iter_records(need, None):
+        keys = shape_keys[shape[row]]  # what the record has, as it was read
+        part.append((row, _length(rec, ARGS, keys), _length(rec, RESULT, keys)))
+        if len(part) == LENGTH_ROWS:
+            k = _flush(part, got, args_len, result_len, k)
+    _flush(part, got, args_len, result_len, k)
+    by_row = np.argsort(got)  # got holds the rows of need, read order: sort to need's
+    pos = np.searchsorted(need, rows[has])
     out = np.full(len(rows), np.nan)
-    for i in np.flatnonzero(has).tolist():
-        out[i] = got[int(rows[i])][0 if i < len(starts) else 1]
+    out[has] = np.where(np.flatnonzero(has) < len(starts), args_len[by_row][pos],
+                        result_len[by_row][pos])
     return out[:len(starts)], out[len(starts):]
+
+
+LENGTH_ROWS = 4096
+
+
+def _flush(part: list[tuple[int, float, float]], rows: np.ndarray, args_len: np.ndarray,
+           result_len: np.ndarray, k: int) -> int:
+    """Move ``part`` (row, args length, result length) into the arrays at ``k``; the
+    next position."""
+    if part:
+        r, a, b = zip(*part, strict=True)
+        rows[k:k + len(part)], args_len[k:k + len(part)] = r, a
+        result_len[k:k + len(part)] = b
+        k += len(part)
+        part.clear()
+    return k
 
 
 def _length(rec: dict[str, Any] | None, keys: tuple[str, ...], has: tuple[str, ...]

@@ -9,7 +9,7 @@ for short user values, kept as they were parsed (``features.parse.is_user_key``)
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -120,6 +120,14 @@ class LazyKeys:
         """Rows in ``[start, n)`` that have the user key ``key`` and their raw values, as
         kept at ingest; None when the key was not kept (not a user key, or a value too
         long or nested)."""
+        got = self.user_value_parts(key, start, n)
+        return None if got is None else (got[0], got[1](0, len(got[0])))
+
+    def user_value_parts(self, key: str, start: int, n: int
+                         ) -> tuple[np.ndarray, Callable[[int, int], list[Any]]] | None:
+        """:meth:`user_values` with the values not decoded yet: the rows, and
+        ``values(i, j)`` giving the raw values of ``rows[i:j]`` (a caller going over a
+        million of them decodes a few thousand at a time)."""
         with self.lock:
             if not self.user_kept(key):
                 return None
@@ -137,7 +145,7 @@ class LazyKeys:
                 self._user[key] = ([*row_parts[:k], np.concatenate(row_parts[k:])],
                                    [*val_parts[:k], [v for p in val_parts[k:] for v in p]])
         lo, hi = (int(x) for x in np.searchsorted(rows, [start, n]))
-        return rows[lo:hi], _values(parts, lo, hi)
+        return rows[lo:hi], lambda i, j: _values(parts, lo + i, min(lo + j, hi))
 
     def numeric_get(self, key: str) -> _NumericColumn | None:
         return self._numeric.get(key)

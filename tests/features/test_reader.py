@@ -325,3 +325,37 @@ def test_lazy_values_cut_from_lines_equal_a_full_parse(tmp_path: Path, sample) -
             for r, rec in zip(rows.tolist(), ev.records(rows), strict=True):
                 want = scalar(rec.get(key)) if rec is not None else None
                 assert type(got[r]) is type(want) and got[r] == want, (p.name, key, r)
+
+
+@pytest.mark.parametrize("part", [1, 3, 1 << 16])
+def test_numeric_at_types_a_key_part_by_part_as_the_whole_column(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, part: int) -> None:
+    """``numeric_at`` types a kept user key a few values at a time: the same values and
+    the same decision (numeric or not) as the whole column, wherever in the run the
+    text, the null or the big integer falls."""
+    import features.events as events_mod
+
+    monkeypatch.setattr(events_mod, "NUMERIC_PART", part)
+    values = {
+        "x.num": ["1", "2.5", "None", "4", "None", "None", "7", "8"],
+        "x.late": ["1", "2", "3", "4", "5", "6", "7", "abc"],  # text only at the end
+        "x.big": ["1", "99999999999999999999", "3", "None", "5", "6", "7", "8"],
+        "x.nulls": ["None"] * 8,
+        "x.bool": ["1", "2", "3", "4", "5", "6", "7", "true"],
+    }
+    lines = [line(i, **{k: v[i] for k, v in values.items() if i % 3 or k != "x.num"})
+             for i in range(8)]
+    (tmp_path / "a.jsonlog").write_bytes(b"".join(lines))
+    r = PoolReader(str(tmp_path))
+    r.poll()
+    ev = Events(r.store)
+    rows = np.array([7, 0, 3, 3, 5, 1], dtype=np.int64)
+    for key in values:
+        assert r.store.user_value_parts(key, 0, ev.n) is not None, key  # kept at ingest
+        whole = ev.numeric(key)
+        got = ev.numeric_at(key, rows)
+        if whole is None:
+            assert got is None, key
+        else:
+            assert got is not None and np.array_equal(got, whole[rows], equal_nan=True), key
+    assert ev.numeric_at("x.late", rows) is None and ev.numeric_at("x.num", rows) is not None
