@@ -93,7 +93,10 @@ class EventStore(LazyKeys):
         self.length = Growable(np.int32)
         self.flags = Growable(np.uint8)
         self.ints = {k: Growable(np.int32) for k in INT_KEYS}
-        self.codes = {k: Growable(np.int32) for k in CATEGORICAL_KEYS}
+        self.codes = {k: Growable(np.int8) for k in CATEGORICAL_KEYS}
+        """Codes of each categorical key in the narrowest type its values allow
+        (:meth:`Growable.hold`): compare them, index with them, and widen them
+        (``astype(np.int64)``) before arithmetic."""
         self.cats: dict[str, Categorical] = {
             k: Categorical(canonical_id if k in ID_KEYS else canonical_str)
             for k in CATEGORICAL_KEYS
@@ -186,9 +189,11 @@ class EventStore(LazyKeys):
                     self.ints[key].extend(m[batch.combo])
                 else:
                     m32 = self.cats[key].intern_all(t[j] for t in table)
+                    self.codes[key].hold(len(self.cats[key].values))
                     self.codes[key].extend(m32[batch.combo])
             for key, codes, tab in zip(TAG_KEYS, batch.tags, batch.tag_tables, strict=True):
                 m32 = np.append(self.cats[key].intern_all(tab), np.int32(-1))
+                self.codes[key].hold(len(self.cats[key].values))
                 self.codes[key].extend(m32[codes])
             smap = np.fromiter(
                 (self._shape_code(s) for s in batch.shape_table), dtype=np.int32

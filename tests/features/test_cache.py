@@ -352,3 +352,32 @@ def _by_place(run: Run, key: str) -> dict[tuple[str, int], object]:
     file_of, line_of = run.store.file.view(), run.store.line.view()
     return {(names[file_of[r]], int(line_of[r])): v
             for r, v in zip(rows.tolist(), vals, strict=True)}
+
+
+def test_codes_widen_past_a_saved_narrow_column(pool: Path) -> None:
+    """A saved reading keeps each key's codes as narrow as its values allowed (a byte
+    for the sample's few agents); a live run that then logs hundreds of new agents
+    widens the column, decodes every record as a fresh read does, and a snapshot taken
+    before keeps its own rows' values."""
+    opened(pool, cache=True)
+    run = opened(pool, cache=True)
+    assert run.cache_status.startswith("restored"), run.cache_status
+    s = run.store
+    assert s.codes["academy.agent_id"].view().dtype == np.int8
+    assert s.codes["academy.action_tag"].view().dtype == np.int16  # hundreds of calls
+    before = run.events()
+    old = before.strings("academy.agent_id").tolist()
+    f = sorted(pool.glob("*.jsonlog"))[1]
+    last = json.loads(f.read_bytes().splitlines()[-1])
+    with open(f, "ab") as out:
+        for i in range(300):
+            rec = dict(last, **{"academy.agent_id": f"AgentId<{i:08x}>",
+                                "created": str(float(last["created"]) + 1 + i / 1000)})
+            out.write(json.dumps(rec).encode() + b"\n")
+    run.refresh()
+    assert s.codes["academy.agent_id"].view().dtype == np.int16
+    assert s.codes["academy.action_state"].view().dtype == np.int8
+    assert before.strings("academy.agent_id").tolist() == old
+    ids = run.events().strings("academy.agent_id").tolist()
+    assert ids[:len(old)] == old and ids[-300:] == [f"AgentId<{i:08x}>" for i in range(300)]
+    same(reading(run), reading(opened(pool, cache=False)))

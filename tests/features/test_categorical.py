@@ -53,3 +53,27 @@ def test_first_use_from_many_threads_codes_each_value_once() -> None:
         assert _race(back) == []
         assert len(back.values) == 5200 == len(set(back.values))
         assert all(back.lookup(f"v{i}") == i for i in range(5200))
+
+
+def test_code_columns_widen_as_their_values_grow_and_old_views_keep_theirs() -> None:
+    """Codes are held in the narrowest type their values allow: a byte until the 128th
+    value, two bytes until the 32,768th; a view handed out before a widening keeps the
+    values it had."""
+    import numpy as np
+
+    from features.columns import Growable, code_dtype
+
+    assert [code_dtype(t).itemsize for t in (0, 127, 128, 32767, 32768, 2**31)] == \
+        [1, 1, 2, 2, 4, 8]
+    col = Growable(np.int8)
+    want: list[int] = []
+    views = []
+    for top in (5, 127, 128, 40_000):
+        vals = np.array([-1, top - 1, top // 2, 0], dtype=np.int32)
+        col.hold(top)
+        col.extend(vals)
+        want.extend(vals.tolist())
+        views.append((col.view(), list(want)))
+    assert [v.dtype.itemsize for v, _ in views] == [1, 1, 2, 4]
+    for v, w in views:
+        assert v.tolist() == w
