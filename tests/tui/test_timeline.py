@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pytest
 from pilotkit import until
 from textual.message import Message
 from textual.widgets import TabbedContent
@@ -334,3 +335,26 @@ def test_lanes_from_tables_crash_marker_in_flight_and_unknown_agents() -> None:
         ("lane", 0, ""), ("group", 1, "eeee0000 1"), ("lane", 1, ""),
         ("group", 1, "ffff0000 2"), ("lane", 2, ""), ("group", 1, "unknown process"),
         ("lane", 3, "")]
+
+
+def test_raster_by_blocks_of_lanes_paints_what_one_block_does(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Many lanes are rasterised a block of lanes at a time (a 16k-agent run took
+    half a gigabyte a chunk at once): every block size paints the same cells, and the
+    chunks kept are bounded in bytes."""
+    from tui.widgets import timeline_raster as tr
+
+    rng = np.random.default_rng(7)
+    n, nl = 4000, 37
+    t0 = rng.uniform(0, 100, n)
+    data = td.Lanes([td.Lane(f"AgentId<{i}>", "agent") for i in range(nl)],
+                    lane=rng.integers(0, nl, n), t0=t0, t1=t0 + rng.exponential(2, n),
+                    code=rng.choice([td.OK, td.EXCEPTION, td.CANCELLED], n).astype(np.uint8),
+                    action=np.arange(n), duration=110.0)
+    whole = td.raster(data, 0.05, 300, 700)
+    assert (whole > 0).sum() > 1000 and len(np.unique(whole)) == 4
+    for cells in (1, 701, 702 * 5, 702 * 36 + 1):
+        monkeypatch.setattr(tr, "RASTER_CELLS", cells)
+        assert (td.raster(data, 0.05, 300, 700) == whole).all(), cells
+    monkeypatch.setattr(tr, "CACHE_BYTES", nl * td.CHUNK * 3)
+    assert td.Rasters(data, 0.05).keep == 3

@@ -21,12 +21,18 @@ def cell_span(t0: np.ndarray, t1: np.ndarray, spc: float) -> tuple[np.ndarray, n
     return a, b
 
 
+RASTER_CELLS = 1 << 20
+"""Cells (lanes x width) rasterised at once: a run of 16k agents made each code level's
+difference arrays 16k lanes by a chunk wide (4 x 134 MB) where a block of lanes at a
+time costs a few MB, and gives the same cells."""
+
+
 def raster(data: Lanes, spc: float, c0: int, width: int) -> np.ndarray:
     """Codes of cells ``[c0, c0 + width)`` of every lane: shape (lanes, width), uint8.
 
-    Vectorised per code level: a difference array marks where intervals of that code
-    open and close, a cumulative sum says which cells they cover, and the maximum over
-    levels is the paint order."""
+    Vectorised per code level over a block of lanes at a time (:data:`RASTER_CELLS`): a
+    difference array marks where intervals of that code open and close, a cumulative
+    sum says which cells they cover, and the maximum over levels is the paint order."""
     nl = len(data.lanes)
     out = np.zeros((nl, width), dtype=np.uint8)
     if not nl or not len(data.t0):
@@ -41,15 +47,29 @@ def raster(data: Lanes, spc: float, c0: int, width: int) -> np.ndarray:
     b = np.clip(b[keep] - c0, 0, width - 1)
     lane = data.lane[hit][keep]
     code = data.code[hit][keep]
+    by_lane = np.argsort(lane, kind="stable")
+    lane, a, b, code = lane[by_lane], a[by_lane], b[by_lane], code[by_lane]
+    block = max(1, RASTER_CELLS // (width + 1))
+    for l0 in range(0, nl, block):
+        i, j = np.searchsorted(lane, [l0, l0 + block])
+        if i < j:
+            _paint(out[l0:l0 + block], lane[i:j] - l0, a[i:j], b[i:j], code[i:j])
+    return out
+
+
+def _paint(out: np.ndarray, lane: np.ndarray, a: np.ndarray, b: np.ndarray,
+           code: np.ndarray) -> None:
+    """Paint the intervals (cells ``a`` to ``b`` of ``lane``) into ``out`` (lanes,
+    width), the highest code of a cell winning."""
+    nl, width = out.shape
     stride = width + 1
+    size = nl * stride
     for level in np.unique(code):
         m = code == level
-        size = nl * stride
-        opened = np.bincount(lane[m] * stride + a[m], minlength=size)
-        closed = np.bincount(lane[m] * stride + b[m] + 1, minlength=size)
-        cover = np.cumsum((opened - closed).reshape(nl, stride), axis=1)[:, :width] > 0
-        np.maximum(out, np.where(cover, level, 0).astype(np.uint8), out=out)
-    return out
+        diff = np.bincount(lane[m] * stride + a[m], minlength=size)
+        diff -= np.bincount(lane[m] * stride + b[m] + 1, minlength=size)
+        cover = np.cumsum(diff.reshape(nl, stride), axis=1)[:, :width] > 0
+        np.maximum(out, cover * np.uint8(level), out=out)
 
 
 def concurrency_cells(data: Lanes, spc: float, c0: int, width: int) -> np.ndarray:
@@ -67,6 +87,8 @@ def concurrency_cells(data: Lanes, spc: float, c0: int, width: int) -> np.ndarra
 
 CHUNK = 1024
 """Cells rasterised at once: a pan within a chunk costs nothing."""
+CACHE_BYTES = 64 << 20
+"""What the chunks kept by a :class:`Rasters` may take."""
 
 
 class Rasters:
@@ -76,7 +98,9 @@ class Rasters:
     def __init__(self, data: Lanes, spc: float, keep: int = 64) -> None:
         self.data = data
         self.spc = spc
-        self.keep = keep
+        # At most ``keep`` chunks, and no more than CACHE_BYTES of them: a chunk is a
+        # byte per lane and cell (16k agents: 16 MB a chunk, 1 GB for 64).
+        self.keep = max(2, min(keep, CACHE_BYTES // max(1, len(data.lanes) * CHUNK)))
         self._chunks: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._last: tuple[int, int, tuple[np.ndarray, np.ndarray]] | None = None
         """The last window: every line of one repaint asks for the same one."""
