@@ -22,6 +22,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from features.pools import RunError, resolve
+from tui.memory import settle
 from tui.messages import OpenRun, ShowCatalog
 from tui.typeahead import TypeAhead, typing
 
@@ -234,11 +235,13 @@ def run_app(run: str | None, home: Path | None = None, expected_s: float | None 
     status."""
     if run is not None:
         resolve(run, home)  # fail before the screen switches to the app
+    settle()  # the process is the app's own (see tui.memory)
     return AcademyApp(run, home, expected_s, sources=sources).run() or 0
 
 
 def run_demo_app(opts: DemoOptions) -> int:
     """Start the demo workflow and watch it live in the app."""
+    settle()
     app = AcademyApp(demo=opts)
     status = app.run() or 0
     proc = app.demo_proc
