@@ -335,4 +335,4 @@ def slowest(actions: Table, n: int = 10, by: str = "total_s") -> Table:
     """The ``n`` slowest actions by ``by`` (in-flight ones are not timed, see status)."""
     if not len(actions):
         return actions
-    return actions.sort(by, descending=True).head(n)
+    return actions.sort(by, descending=True, limit=n)

@@ -98,8 +98,15 @@ class Table:
     def head(self, n: int = 10) -> Table:
         return self.take(np.arange(min(n, self._n)))
 
-    def sort(self, by: str, descending: bool = False) -> Table:
-        """Rows ordered by column ``by`` (missing values last)."""
+    def sort(self, by: str, descending: bool = False, limit: int | None = None) -> Table:
+        """Rows ordered by column ``by`` (missing values last); the first ``limit`` of
+        them when given (only those rows are copied: the 20 slowest of 715k calls
+        copied all of them, 114 MB, to keep 20)."""
+        idx = self.order(by, descending)
+        return self.take(idx if limit is None else idx[:limit])
+
+    def order(self, by: str, descending: bool = False) -> np.ndarray:
+        """Row positions in the order :meth:`sort` puts them."""
         col = self._cols[by]
         if col.dtype.kind in "fiub":
             key = col.astype(np.float64)
@@ -110,7 +117,7 @@ class Table:
             missing = [i for i, v in enumerate(col) if v is None]
             present.sort(key=lambda i: col[i], reverse=descending)
             idx = np.array(present + missing, dtype=np.int64)
-        return self.take(idx)
+        return idx
 
     # -- widening ----------------------------------------------------------------------
 
