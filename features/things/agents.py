@@ -4,6 +4,9 @@ crash), with who launched it and how its process ended."""
 from __future__ import annotations
 
 import math
+import weakref
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -115,28 +118,57 @@ def _launch_identities(ev: Events, launched: np.ndarray) -> tuple[np.ndarray, np
     (None where not logged): the display id holds only 8 hex digits of the uuid."""
     uuids = np.empty(len(launched), dtype=object)
     names = np.empty(len(launched), dtype=object)
-    launch_rows = [int(r) for r in launched if r >= 0]
-    args = dict(zip(launch_rows, ev.records(launch_rows, keep=True), strict=True)) \
-        if launch_rows else {}
+    got = _identities(ev, [int(r) for r in launched if r >= 0])
     for i, r in enumerate(launched):
-        rec = args.get(int(r)) if r >= 0 else None
-        m = _AGENT_REPR.search(str(rec.get("args", ""))) if rec else None
-        if m:
-            uuids[i] = m.group(1).lower()
-            names[i] = None if m.group(2) == "None" else m.group(2).strip("'")
+        if r >= 0 and int(r) in got:
+            uuids[i], names[i] = got[int(r)]
     return uuids, names
+
+
+_READ: weakref.WeakKeyDictionary[Any, dict[tuple[str, int], Any]] = \
+    weakref.WeakKeyDictionary()
+"""Store -> (what, row) -> what the record at that row said: an agent's identity from
+its launch, whether its shutdown was expected. A store only grows and a row's record
+never changes, so each is read once; the records themselves are not kept (16k agents'
+launch records were 46 MB of dicts kept for two values each)."""
+
+
+def _read_once(ev: Events, what: str, rows: list[int],
+               take: Callable[[dict[str, Any]], Any]) -> dict[int, Any]:
+    """Row -> ``take(record)`` for ``rows``, each record read from its file once per
+    store; a record that cannot be read now is left out (it may be readable later)."""
+    memo = _READ.setdefault(ev.store, {})
+    todo = [r for r in dict.fromkeys(rows) if (what, r) not in memo]
+    if todo:
+        for r, rec in zip(todo, ev.records(todo), strict=True):
+            if rec is not None:
+                memo[what, r] = take(rec)
+    return {r: memo[what, r] for r in rows if (what, r) in memo}
+
+
+def _identity(rec: dict[str, Any]) -> tuple[str | None, str | None]:
+    """The uuid and name a ``Launched agent`` record's arguments give (None, None
+    when they do not)."""
+    m = _AGENT_REPR.search(str(rec.get("args", "")))
+    if not m:
+        return None, None
+    return m.group(1).lower(), None if m.group(2) == "None" else m.group(2).strip("'")
+
+
+def _identities(ev: Events, rows: list[int]) -> dict[int, tuple[str | None, str | None]]:
+    return _read_once(ev, "identity", rows, _identity)
 
 
 def _expected_shutdowns(ev: Events, shutting: np.ndarray) -> np.ndarray:
     """Per agent, whether its ``Shutting down`` record says the shutdown was expected
     (None without one): an unexpected shutdown is a crash."""
     expected = np.empty(len(shutting), dtype=object)
-    sd = [int(r) for r in shutting if r >= 0]
-    sd_recs = dict(zip(sd, ev.records(sd, keep=True), strict=True)) if sd else {}
+    said = _read_once(ev, "expected", [int(r) for r in shutting if r >= 0],
+                      lambda rec: rec.get("academy.expected"))
     for i, r in enumerate(shutting):
-        rec = sd_recs.get(int(r)) if r >= 0 else None
-        if rec is not None and rec.get("academy.expected") is not None:
-            expected[i] = str(rec.get("academy.expected")) == "True"
+        v = said.get(int(r)) if r >= 0 else None
+        if v is not None:
+            expected[i] = str(v) == "True"
     return expected
 
 
@@ -195,14 +227,12 @@ def launch_claims(ev: Events) -> Table:
     aid_codes, aids = ev.cat("academy.agent_id")
     rows = msg_rows(ev, MSG_LAUNCHED)
     rows = rows[aid_codes[rows] >= 0]
-    recs = ev.records(rows.tolist(), keep=True) if len(rows) else []
+    got = _identities(ev, rows.tolist())
     uuids = np.empty(len(rows), dtype=object)
     names = np.empty(len(rows), dtype=object)
-    for i, rec in enumerate(recs):
-        m = _AGENT_REPR.search(str(rec.get("args", ""))) if rec else None
-        if m:
-            uuids[i] = m.group(1).lower()
-            names[i] = None if m.group(2) == "None" else m.group(2).strip("'")
+    for i, r in enumerate(rows.tolist()):
+        if r in got:
+            uuids[i], names[i] = got[r]
     classes = np.array([class_name(c) for c in _decode(ev, "academy.agent", rows)],
                        dtype=object)
     display = np.asarray(aids, dtype=object)[aid_codes[rows]] if len(rows) else \
