@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 
-import numpy as np
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
@@ -163,9 +163,10 @@ class WhereView(VerticalScroll):
         text = Text()
         if not len(acts):
             return text
-        names, counts = np.unique(np.array([x or "" for x in acts["action"]], dtype=str),
-                                  return_counts=True)
-        name = str(names[int(np.argmax(counts))])
+        # The most common action (the first by name among equals), counted over the
+        # objects: a text array of every call and its sorted copy were 50 MB at 715k.
+        calls = Counter(x or "" for x in acts["action"].tolist())
+        name = min(calls, key=lambda k: (-calls[k], k))
         m = acts["action"] == name
         text.append(f"\n{clean(name)}: duration histogram ({count(int(m.sum()), 'call')})\n",
                     style="bold")
