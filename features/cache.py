@@ -48,7 +48,7 @@ from typing import Any
 
 from features.pools import cache_dir
 
-VERSION = 7
+VERSION = 8
 """Bump when anything pickled changes shape."""
 
 MIN_RECORDS = 100_000

@@ -87,7 +87,9 @@ class EventStore(LazyKeys):
         self.created = Growable(np.float64)
         self.time_fill: dict[int, float] = {}
         """Row -> sort time for the rare records without ``created`` (see _fill_times)."""
-        self.file = Growable(np.int32)
+        self.file = Growable(np.int8)
+        """Index in :attr:`files` of each row's file, in the narrowest type the files'
+        count allows (as the codes below; widen before arithmetic)."""
         self.line = Growable(np.int32)
         self.offset = Growable(np.int64)
         self.length = Growable(np.int32)
@@ -101,7 +103,9 @@ class EventStore(LazyKeys):
             k: Categorical(canonical_id if k in ID_KEYS else canonical_str)
             for k in CATEGORICAL_KEYS
         }
-        self.shape = Growable(np.int32)
+        self.shape = Growable(np.int8)
+        """Index in :attr:`shape_keys` of each row's key set (narrowest type, as the
+        codes)."""
         self.shape_keys: list[tuple[str, ...]] = []
         self._shape_index: dict[tuple[str, ...], int] = {}
         self.key_shapes: dict[str, list[int]] = {}
@@ -175,6 +179,7 @@ class EventStore(LazyKeys):
             if n == 0:
                 return start, start
             self.created.extend(batch.created)
+            self.file.hold(len(self.files))
             self.file.extend(np.full(n, batch.file, dtype=np.int32) if len(parts) == 1 else
                              np.repeat(np.array([p.file for p in parts], dtype=np.int32),
                                        [p.rows for p in parts]))
@@ -198,6 +203,7 @@ class EventStore(LazyKeys):
             smap = np.fromiter(
                 (self._shape_code(s) for s in batch.shape_table), dtype=np.int32
             )
+            self.shape.hold(len(self.shape_keys))
             self.shape.extend(smap[batch.shape])
             self.message.extend(batch.message)
             self._keep_user(batch, start)

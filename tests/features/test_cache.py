@@ -364,6 +364,7 @@ def test_codes_widen_past_a_saved_narrow_column(pool: Path) -> None:
     assert run.cache_status.startswith("restored"), run.cache_status
     s = run.store
     assert s.codes["academy.agent_id"].view().dtype == np.int8
+    assert s.file.view().dtype == s.shape.view().dtype == np.int8  # 3 files, few key sets
     assert s.codes["academy.action_tag"].view().dtype == np.int16  # hundreds of calls
     before = run.events()
     old = before.strings("academy.agent_id").tolist()

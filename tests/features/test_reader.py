@@ -212,6 +212,11 @@ def test_ten_thousand_files(tmp_path: Path) -> None:
     load(r)
     assert len(r.store) == 10_000
     assert r.poll().records == 0
+    # The file column widened past a byte as files came; every row still says its own.
+    ev = Events(r.store)
+    assert ev.file.dtype == np.int16
+    assert sorted(ev.file_names[f] for f in ev.file.tolist()) == \
+        sorted(f"{i:05d}.jsonlog" for i in range(10_000))
 
 
 def test_typed_dialect_normalises_to_the_same_model(tmp_path: Path) -> None:
