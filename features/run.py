@@ -312,32 +312,52 @@ class Run:
         return self.cached("event_agents", self._event_agents)
 
     def _event_agents(self) -> np.ndarray:
-        # Agents as codes first, decoded once: two object columns as long as the run
-        # (and a comparison of every object to None) made 240 MB at 10M records.
+        codes, table = self.event_agent_codes()
+        return table[codes]
+
+    def event_agent_codes(self) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`event_agents` as codes into a table of agents whose last entry is
+        None (code -1): what an app keeps per event (10M records: 40 MB, where the
+        objects' pointers take 80 MB). Cached."""
+        return self.cached("event_agent_codes", self._event_agent_codes)
+
+    def _event_agent_codes(self) -> tuple[np.ndarray, np.ndarray]:
+        # Agents as codes, decoded by whoever needs objects: two object columns as long
+        # as the run (and a comparison of every object to None) made 240 MB at 10M.
         ev = self.events()
         aid_codes, aids = ev.cat("academy.agent_id")
-        values = list(aids)
+        values: list[Any] = list(aids)
         code = aid_codes.astype(np.int32)
         tag_codes, tags = ev.cat("academy.action_tag")
         need = (code < 0) & (tag_codes >= 0)
+        pos: dict[Any, int] = {v: i for i, v in enumerate(values)}
+
+        def coded(v: Any) -> int:
+            if v is None:
+                return -1
+            try:
+                c = pos.get(v)
+            except TypeError:  # an unhashable value (a nested academy.self): its own
+                values.append(v)
+                return len(values) - 1
+            if c is None:
+                c = pos[v] = len(values)
+                values.append(v)
+            return c
+
         if need.any():
             acts = self.actions()
             by_tag = dict(zip(acts["tag"].tolist(), acts["agent_id"].tolist(), strict=True))
-            pos = {v: i for i, v in enumerate(values)}
-            for a in by_tag.values():
-                if a is not None and a not in pos:
-                    pos[a] = len(values)
-                    values.append(a)
-            lut = np.array([pos.get(by_tag.get(t), -1) for t in tags] + [-1], dtype=np.int32)
+            lut = np.array([coded(by_tag.get(t)) for t in tags] + [-1], dtype=np.int32)
             code[need] = lut[tag_codes[need]]
+        missing = np.flatnonzero(code < 0)
+        if len(missing) and "academy.self" in ev.store.key_shapes:
+            own = ev.column("academy.self")[missing]
+            code[missing] = np.fromiter((coded(v) for v in own.tolist()), dtype=np.int32,
+                                        count=len(missing))
         table = np.empty(len(values) + 1, dtype=object)
         table[:-1] = values  # code -1 lands on the last slot: None
-        out = table[code]
-        missing = code < 0
-        if missing.any() and "academy.self" in ev.store.key_shapes:
-            own = ev.column("academy.self")
-            out[missing] = own[missing]
-        return out
+        return code, table
 
     def msg_rows(self, *templates: str) -> np.ndarray:
         return things.msg_rows(self.events(), *templates)

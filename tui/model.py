@@ -44,7 +44,8 @@ class Analysis:
     processes: Table
     breakdown: analyses.TimeBreakdown
     stats: Table
-    event_agents: np.ndarray
+    event_agents: tuple[np.ndarray, np.ndarray]
+    """Per event, its agent as a code into a table (:meth:`Run.event_agent_codes`)."""
     concurrency: tuple[np.ndarray, np.ndarray]
     computed_s: float = 0.0
     steering: Table | None = None
@@ -295,7 +296,7 @@ class RunModel:
             result = Analysis(
                 events=ev.n, actions=acts, agents=run.agents(), processes=run.processes(),
                 breakdown=tb, stats=run.action_stats(),
-                event_agents=run.event_agents(), concurrency=run.concurrency("executing"),
+                event_agents=run.event_agent_codes(), concurrency=run.concurrency("executing"),
                 steering=steering_marks(run), infra=infra_spans(run),
                 series=process_series(run),
                 # The detector's incidents when it has judged this snapshot; else each
@@ -374,8 +375,9 @@ class RunModel:
 
     def agent_of(self, row: int) -> Any:
         a = self.analysis
-        if a is not None and row < len(a.event_agents):
-            return a.event_agents[row]
+        if a is not None and row < len(a.event_agents[0]):
+            codes, table = a.event_agents
+            return table[codes[row]]
         codes, values = self.events().cat("academy.agent_id")
         c = int(codes[row]) if row < len(codes) else -1
         return values[c] if c >= 0 else None

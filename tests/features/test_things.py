@@ -605,3 +605,28 @@ def test_template_rows_follow_a_growing_store_and_older_snapshots(tmp_path: Path
     assert got(new, "late %s") == raw(50, "late %s") and got(old, "late %s") == []
     with pytest.raises(ValueError):  # shared: nobody may change it in place
         msg_rows(new, "first %s")[0] = 0
+
+
+def test_event_agents_from_the_loop_owner_as_codes(tmp_path: Path) -> None:
+    """Records with no agent id and no action take their loop's owner (``academy.self``),
+    a nested one included; the app's coded form decodes to the same agents."""
+    base = {"name": "academy.agent", "msg": "m", "levelno": "20", "process": "1",
+            "message": "m", "created": "1700000000.0"}
+    recs = [
+        {**base, "academy.agent_id": "AgentId<aaaaaaaa>"},
+        {**base, "academy.self": "AgentId<bbbbbbbb>"},
+        {**base, "academy.self": {"id": "AgentId<cccccccc>"}},
+        {**base},
+        {**base, "academy.self": "AgentId<bbbbbbbb>"},
+    ]
+    (tmp_path / "a.jsonlog").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    run = Run(tmp_path, cache=False)
+    run.load()
+    got = run.event_agents()
+    nested = [v for v in run.events().column("academy.self").tolist()
+              if v is not None and "cccccccc" in str(v)]
+    want = ["AgentId<aaaaaaaa>", "AgentId<bbbbbbbb>", *nested, None, "AgentId<bbbbbbbb>"]
+    assert sorted(map(repr, got.tolist())) == sorted(map(repr, want))
+    codes, table = run.event_agent_codes()
+    assert table[-1] is None and table[codes].tolist() == got.tolist()
+    assert codes.dtype == np.int32 and len(set(codes.tolist())) == 4  # bbbbbbbb once
