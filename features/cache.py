@@ -48,7 +48,7 @@ from typing import Any
 
 from features.pools import cache_dir
 
-VERSION = 8
+VERSION = 9
 """Bump when anything pickled changes shape."""
 
 MIN_RECORDS = 100_000

@@ -39,13 +39,14 @@ def merge_into(dst: np.ndarray, at: int, old: np.ndarray, pos: np.ndarray,
     dst[o:end] = old[prev:]
 
 
-def code_dtype(top: int) -> np.dtype[Any]:
-    """The narrowest signed integer type that holds the codes ``-1 .. top``: a key with
-    a few values (states, loggers, actions: most of them) takes a byte a record, one
-    with thousands (agents) two, the tags four. At 10M records each narrowed column is
-    10-30 MB less to map, page in and save."""
+def code_dtype(top: int, bottom: int = -1) -> np.dtype[Any]:
+    """The narrowest signed integer type that holds ``bottom .. top`` (codes: ``-1 ..
+    top``): a key with a few values (states, loggers, actions: most of them) takes a
+    byte a record, one with thousands (agents) two, the tags four; log levels a byte,
+    process ids four. At 10M records each narrowed column is 10-30 MB less to map,
+    page in and save."""
     for t in (np.int8, np.int16, np.int32):
-        if top <= np.iinfo(t).max:
+        if bottom >= np.iinfo(t).min and top <= np.iinfo(t).max:
             return np.dtype(t)
     return np.dtype(np.int64)
 
@@ -104,11 +105,14 @@ class Growable:
         self._buf[self._n : need] = values
         self._n = need
 
-    def hold(self, top: int) -> None:
-        """Widen the column's integer type, when it must, to hold values up to ``top``
-        (see :func:`code_dtype`); views handed out keep the narrower buffer."""
-        if top > np.iinfo(self._buf.dtype).max:
-            buf = np.empty(len(self._buf), dtype=code_dtype(top))
+    def hold(self, top: int, bottom: int = -1) -> None:
+        """Widen the column's integer type, when it must, to hold values from ``bottom``
+        up to ``top`` (see :func:`code_dtype`); views handed out keep the narrower
+        buffer."""
+        info = np.iinfo(self._buf.dtype)
+        if top > info.max or bottom < info.min:
+            want = code_dtype(max(top, info.max), min(bottom, info.min))
+            buf = np.empty(len(self._buf), dtype=want)
             buf[: self._n] = self._buf[: self._n]
             self._buf = buf
 

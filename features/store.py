@@ -94,7 +94,8 @@ class EventStore(LazyKeys):
         self.offset = Growable(np.int64)
         self.length = Growable(np.int32)
         self.flags = Growable(np.uint8)
-        self.ints = {k: Growable(np.int32) for k in INT_KEYS}
+        self.ints = {k: Growable(np.int8) for k in INT_KEYS}
+        """Integer keys (-1 where missing) in the narrowest type their values allow."""
         self.codes = {k: Growable(np.int8) for k in CATEGORICAL_KEYS}
         """Codes of each categorical key in the narrowest type its values allow
         (:meth:`Growable.hold`): compare them, index with them, and widen them
@@ -191,6 +192,8 @@ class EventStore(LazyKeys):
             for j, key in enumerate(COMBO_KEYS):
                 if key in INT_KEYS:
                     m = np.fromiter((t[j] for t in table), dtype=np.int64, count=len(table))
+                    if len(m):
+                        self.ints[key].hold(int(m.max()), int(m.min()))
                     self.ints[key].extend(m[batch.combo])
                 else:
                     m32 = self.cats[key].intern_all(t[j] for t in table)

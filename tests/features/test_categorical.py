@@ -65,6 +65,8 @@ def test_code_columns_widen_as_their_values_grow_and_old_views_keep_theirs() -> 
 
     assert [code_dtype(t).itemsize for t in (0, 127, 128, 32767, 32768, 2**31)] == \
         [1, 1, 2, 2, 4, 8]
+    assert [code_dtype(5, b).itemsize for b in (-128, -129, -32769, -2**31 - 1)] == \
+        [1, 2, 4, 8]
     col = Growable(np.int8)
     want: list[int] = []
     views = []

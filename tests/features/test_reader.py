@@ -364,3 +364,23 @@ def test_numeric_at_types_a_key_part_by_part_as_the_whole_column(
         else:
             assert got is not None and np.array_equal(got, whole[rows], equal_nan=True), key
     assert ev.numeric_at("x.late", rows) is None and ev.numeric_at("x.num", rows) is not None
+
+
+def test_integer_keys_widen_as_their_values_come(tmp_path: Path) -> None:
+    """Log levels and process ids are held in the narrowest integer type their values
+    allow, widened as bigger (or more negative) ones arrive in later polls: every
+    value reads back as written, and a snapshot taken before keeps its own."""
+    f = tmp_path / "a.jsonlog"
+    f.write_bytes(line(0, levelno=20, process=42))
+    r = PoolReader(str(tmp_path))
+    r.poll()
+    before = Events(r.store)
+    assert before.ints["levelno"].dtype == before.ints["process"].dtype == np.int8
+    with open(f, "ab") as out:
+        out.write(line(1, levelno=300, process=4_000_000) + line(2, levelno=-200, process=7))
+    r.poll()
+    ev = Events(r.store)
+    assert ev.ints["levelno"].tolist() == [20, 300, -200]
+    assert ev.ints["process"].tolist() == [42, 4_000_000, 7]
+    assert ev.ints["levelno"].dtype == np.int16 and ev.ints["process"].dtype == np.int32
+    assert before.ints["levelno"].tolist() == [20] and before.ints["process"].tolist() == [42]
