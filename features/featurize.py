@@ -16,6 +16,7 @@ from call to call.
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -273,42 +274,22 @@ def lengths(ev: Events, acts: Table) -> tuple[np.ndarray, np.ndarray]:
                           dtype=bool, count=n_shapes)
     has[ok] = carries[codes]
     need = np.unique(rows[has])
-    # Each needed record once, in the order the files are read; its two lengths kept
-    # as arrays a few thousand at a time (a dict of tuples by row held 1.4M of each,
-    # ~250 MB, at 10M records).
-    got = np.empty(len(need), dtype=np.int64)
-    args_len, result_len = np.empty(len(need)), np.empty(len(need))
+    # Each needed record once, in the order the files are read, its two lengths kept
+    # in C arrays (a dict of tuples by row held 1.4M of each, ~250 MB, at 10M records).
+    got, args_len, result_len = array("q"), array("d"), array("d")
     shape = ev.shape
-    k = 0
-    part: list[tuple[int, float, float]] = []
     for row, rec in ev._iter_records(need, None):
         keys = shape_keys[shape[row]]  # what the record has, as it was read
-        part.append((row, _length(rec, ARGS, keys), _length(rec, RESULT, keys)))
-        if len(part) == LENGTH_ROWS:
-            k = _flush(part, got, args_len, result_len, k)
-    _flush(part, got, args_len, result_len, k)
-    by_row = np.argsort(got)  # got holds the rows of need, read order: sort to need's
+        got.append(row)
+        args_len.append(_length(rec, ARGS, keys))
+        result_len.append(_length(rec, RESULT, keys))
+    by_row = np.argsort(np.frombuffer(got, dtype=np.int64))  # read order -> need's
     pos = np.searchsorted(need, rows[has])
     out = np.full(len(rows), np.nan)
-    out[has] = np.where(np.flatnonzero(has) < len(starts), args_len[by_row][pos],
-                        result_len[by_row][pos])
+    out[has] = np.where(np.flatnonzero(has) < len(starts),
+                        np.frombuffer(args_len)[by_row][pos],
+                        np.frombuffer(result_len)[by_row][pos])
     return out[:len(starts)], out[len(starts):]
-
-
-LENGTH_ROWS = 4096
-
-
-def _flush(part: list[tuple[int, float, float]], rows: np.ndarray, args_len: np.ndarray,
-           result_len: np.ndarray, k: int) -> int:
-    """Move ``part`` (row, args length, result length) into the arrays at ``k``; the
-    next position."""
-    if part:
-        r, a, b = zip(*part, strict=True)
-        rows[k:k + len(part)], args_len[k:k + len(part)] = r, a
-        result_len[k:k + len(part)] = b
-        k += len(part)
-        part.clear()
-    return k
 
 
 def _length(rec: dict[str, Any] | None, keys: tuple[str, ...], has: tuple[str, ...]

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from features import analyses, liveness, saved_reading, things
+from features.columns import intern_codes
 from features.events import Events
 from features.events_table import default_event_keys as default_event_keys
 from features.events_table import events_table
@@ -327,34 +328,21 @@ class Run:
         ev = self.events()
         aid_codes, aids = ev.cat("academy.agent_id")
         values: list[Any] = list(aids)
+        index = {v: i for i, v in enumerate(values)}  # intern_codes adds the others
         code = aid_codes.astype(np.int32)
         tag_codes, tags = ev.cat("academy.action_tag")
         need = (code < 0) & (tag_codes >= 0)
-        pos: dict[Any, int] = {v: i for i, v in enumerate(values)}
-
-        def coded(v: Any) -> int:
-            if v is None:
-                return -1
-            try:
-                c = pos.get(v)
-            except TypeError:  # an unhashable value (a nested academy.self): its own
-                values.append(v)
-                return len(values) - 1
-            if c is None:
-                c = pos[v] = len(values)
-                values.append(v)
-            return c
-
         if need.any():
             acts = self.actions()
             by_tag = dict(zip(acts["tag"].tolist(), acts["agent_id"].tolist(), strict=True))
-            lut = np.array([coded(by_tag.get(t)) for t in tags] + [-1], dtype=np.int32)
+            lut = np.array([*intern_codes(index, [by_tag.get(t) for t in tags], values), -1],
+                           dtype=np.int32)
             code[need] = lut[tag_codes[need]]
         missing = np.flatnonzero(code < 0)
         if len(missing) and "academy.self" in ev.store.key_shapes:
-            own = ev.column("academy.self")[missing]
-            code[missing] = np.fromiter((coded(v) for v in own.tolist()), dtype=np.int32,
-                                        count=len(missing))
+            # Typed values: scalars, a nested one as its text (hashable, as interning needs).
+            own = ev.column("academy.self")[missing].tolist()
+            code[missing] = intern_codes(index, own, values)
         table = np.empty(len(values) + 1, dtype=object)
         table[:-1] = values  # code -1 lands on the last slot: None
         return code, table
