@@ -119,7 +119,35 @@ class Events:
             return self.store.cats[key].decode(self.codes[key][rows])
         if key == "levelname":
             return _levelnames(self.ints["levelno"][rows])
+        if key == "exc_text" or (key not in PSEUDO_KEYS and key not in self.ints
+                                 and key not in ("created", "message")):
+            return self.lazy_at(key, rows)
         return self.column(key)[rows]
+
+    def lazy_at(self, key: str, rows: np.ndarray) -> np.ndarray:
+        """``lazy(key)[rows]``, reading the records of ``rows`` only (those whose key set
+        has ``key``) unless the column is read already, or kept at ingest, or most rows
+        are asked for: ``events --limit 1000`` of a 30M-record run read one key of
+        millions of records to print a thousand."""
+        rows = np.asarray(rows, dtype=np.int64)
+        store = self.store
+        cached = store.lazy_get(key)
+        done = cached.rows if cached is not None else 0
+        if done >= self.n or store.user_kept(key) or len(rows) * 8 > self.n:
+            return self.lazy(key)[rows]
+        out = np.full(len(rows), None, dtype=object)
+        if cached is not None:
+            old = np.flatnonzero(rows < done)
+            out[old] = cached.values[rows[old]]
+        has = np.zeros(len(store.shape_keys), dtype=bool)
+        has[list(store.key_shapes.get(key, ()))] = True
+        read = np.flatnonzero((rows >= done) & has[self.shape[rows]])
+        if len(read):
+            got = {row: typed(rec.get(key)) if rec is not None else None
+                   for row, rec in self._iter_records(np.unique(rows[read]), None)}
+            for i, row in zip(read.tolist(), rows[read].tolist(), strict=True):
+                out[i] = got[row]
+        return out
 
     def column(self, key: str, progress: Callable[[int, int], None] | None = None) -> np.ndarray:
         """The values of ``key`` for every event, normalised.

@@ -110,6 +110,18 @@ class ActionIndex(FoldedIndex):
         tags[:] = [values[c] for c in codes.tolist()]
         return tags, pick, named
 
+    def target_rows(self, ev: Events) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per tag code of snapshot ``ev``: the row whose ``academy.agent_id`` names the
+        call's target (its start record, else its sending one), its sending row (whose
+        ``academy.dest`` names it otherwise), -1 where none, and whether the tag is an
+        action's (some record has it and a state): what the table's ``agent_id`` is read
+        from (:func:`_targets`), without making the table."""
+        with self.lock:
+            if not self._caught_up(ev):
+                return ActionIndex().target_rows(ev)
+            start, sending = self.pick["start"], self.pick["sending"]
+            return np.where(start >= 0, start, sending), sending.copy(), self.seen.copy()
+
     def table(self, ev: Events, live: bool = False,
               agents_table: Table | None = None) -> Table:
         """The actions of snapshot ``ev`` (see :func:`actions`)."""

@@ -630,3 +630,87 @@ def test_event_agents_from_the_loop_owner_as_codes(tmp_path: Path) -> None:
     codes, table = run.event_agent_codes()
     assert table[-1] is None and table[codes].tolist() == got.tolist()
     assert codes.dtype == np.int32 and len(set(codes.tolist())) == 4  # bbbbbbbb once
+
+
+def test_event_agents_of_actions_from_the_join_and_for_some_rows(tmp_path: Path) -> None:
+    """An event with no agent id of its own takes its action's target as the actions
+    table names it (the start record's agent id, else the destination it was sent to,
+    a destination no record names as an agent included); a tag with no state is no
+    action. ``event_agents_at`` gives the same agents for any rows, repeated or out of
+    order, without attributing the whole run first."""
+    base = {"name": "academy.handle", "msg": "m", "levelno": "20", "process": "1",
+            "message": "m"}
+
+    def rec(t: float, **kv: object) -> dict:
+        return {**base, "created": str(1700000000.0 + t), **kv}
+
+    tag = "00000000-0000-4000-8000-00000000000{}".format
+    recs = [
+        rec(0, **{"academy.action_tag": tag(1), "academy.action_state": "start",
+                  "academy.agent_id": "AgentId<aaaaaaaa>", "academy.action": "f"}),
+        rec(1, **{"academy.action_tag": tag(1), "academy.action_state": "execute_start"}),
+        rec(2, **{"academy.action_tag": tag(2), "academy.action_state": "sending",
+                  "academy.dest": "AgentId<dddddddd>", "academy.action": "g"}),
+        rec(3, **{"academy.action_tag": tag(2), "academy.action_state": "execute_start"}),
+        rec(4, **{"academy.action_tag": tag(3)}),  # no state: not an action
+        rec(5, **{"academy.action_tag": tag(4), "academy.action_state": "start"}),
+        rec(6, **{"academy.action_tag": tag(3), "academy.self": "AgentId<bbbbbbbb>"}),
+        rec(7, **{"academy.action_tag": tag(2), "academy.action_state": "success"}),
+        rec(8, **{"academy.agent_id": "AgentId<eeeeeeee>"}),
+    ]
+    (tmp_path / "a.jsonlog").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    run = Run(tmp_path, cache=False)
+    run.load()
+    got = [None if a is None else str(a) for a in run.event_agents().tolist()]
+    assert [g and g[8:16] for g in got] == ["aaaaaaaa", "aaaaaaaa", "dddddddd", "dddddddd",
+                                            None, None, "bbbbbbbb", "dddddddd", "eeeeeeee"]
+    ev = run.events()
+    by_tag = dict(zip(run.actions()["tag"].tolist(), run.actions()["agent_id"].tolist(),
+                      strict=True))
+    tags = ev.column("academy.action_tag").tolist()
+    aids = ev.column("academy.agent_id").tolist()
+    for r, (t, a) in enumerate(zip(tags, aids, strict=True)):
+        if a is None and t in by_tag and by_tag[t] is not None:
+            assert got[r] == str(by_tag[t])
+    want = run.event_agents()
+    for rows in ([8, 0, 8, 3], [4, 6], [5], list(range(9))[::-1], []):
+        fresh = Run(tmp_path, cache=False)
+        fresh.load()
+        assert fresh.event_agents_at(np.array(rows, dtype=np.int64)).tolist() == \
+            want[rows].tolist()
+        assert "event_agent_codes" not in fresh._cache  # the whole run not attributed
+        assert run.event_agents_at(np.array(rows, dtype=np.int64)).tolist() == \
+            want[rows].tolist()
+
+
+def test_values_of_a_key_read_from_the_files_for_some_rows(tmp_path: Path) -> None:
+    """``values_at`` of a key kept in the files reads only the rows asked for and gives
+    what the whole column gives: repeated rows, rows without the key, a nested value, a
+    column read earlier and a run that grew since."""
+    from features.reader import PoolReader
+    from features.typed import typed
+
+    f = tmp_path / "a.jsonlog"
+
+    def write(lo: int, hi: int) -> None:
+        with f.open("a") as fh:
+            for i in range(lo, hi):
+                r = {"name": "x", "msg": "m", "message": "m", "created": 1700000000.0 + i}
+                if i % 3:
+                    r["academy.thing"] = {"n": i} if i % 7 == 0 else str(i)
+                fh.write(json.dumps(r) + "\n")
+
+    write(0, 200)
+    reader = PoolReader(str(tmp_path))
+    reader.poll()
+    ev = Events(reader.store)
+    rows = np.array([5, 5, 0, 199, 3, 14, 100], dtype=np.int64)
+    assert ev.values_at("academy.thing", rows).tolist() == \
+        Events(reader.store).column("academy.thing")[rows].tolist()
+    write(200, 400)
+    reader.poll()
+    new = Events(reader.store)
+    more = np.array([398, 5, 249, 14, 14, 3, 259], dtype=np.int64)
+    got = new.values_at("academy.thing", more).tolist()  # the first 200 cached above
+    assert got == new.column("academy.thing")[more].tolist()
+    assert got[:3] == [398, 5, None] and got[-1] == typed({"n": 259})  # nested: its text

@@ -30,7 +30,7 @@ def _row_chunks(rows: np.ndarray, limit: int) -> list[np.ndarray]:
 
 def _table_lines(run: Run, rows: np.ndarray, extra: list[str], absolute: bool) -> list[str]:
     ev = run.events()
-    agents = run.event_agents()[rows]
+    agents = run.event_agents_at(rows)
     # The shown rows' values only (Events.values_at), not each key's whole column.
     level, logger, action, state = (ev.values_at(k, rows) for k in (
         "levelname", "name", "academy.action", "academy.action_state"))
