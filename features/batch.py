@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from features.columns import intern_codes
+from features.columns import PackedTexts, intern_codes
 
-__all__ = ["BadLine", "Batch", "Segment", "merge"]
+__all__ = ["BadLine", "Batch", "Segment", "merge", "texts"]
 
 
 @dataclass(slots=True)
@@ -64,7 +64,9 @@ class Batch:
     tag_tables: list[list[Any]]
     shape: np.ndarray
     shape_table: list[tuple[str, ...]]
-    message: list[str]
+    message: list[str] | PackedTexts
+    """The records' messages; packed into one block of bytes by a parse worker (see
+    ``features.loader._parse_group_packed``)."""
     bad: list[BadLine] = field(default_factory=list)
     repaired: dict[int, bytes] = field(default_factory=dict)
     """Batch row -> the JSON text of a record recovered from bad lines (its bytes in the
@@ -106,6 +108,11 @@ class Segment:
     blank: int
 
 
+def texts(message: list[str] | PackedTexts) -> list[str]:
+    """A batch's messages as texts."""
+    return message.texts() if isinstance(message, PackedTexts) else message
+
+
 def merge(batches: list[Batch]) -> Batch:
     """Several blocks (of different files) as one batch, in the order given: rows
     concatenated, the per-key tables united in order of first appearance (so a store
@@ -142,7 +149,7 @@ def merge(batches: list[Batch]) -> Batch:
         shape=np.concatenate([lut[b.shape] for lut, b in zip(shape_luts, batches,
                                                               strict=True)]),
         shape_table=shape_table,
-        message=list(chain.from_iterable(b.message for b in batches)),
+        message=list(chain.from_iterable(texts(b.message) for b in batches)),
         bad=list(chain.from_iterable(b.bad for b in batches)),
         repaired={s + i: raw for b, s in zip(batches, starts, strict=True)
                   for i, raw in b.repaired.items()},

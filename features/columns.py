@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import operator
 import threading
@@ -155,34 +156,96 @@ class Growable:
         self._n = len(values)
 
 
-class Messages(Sequence[str]):
-    """Message texts by row: a frozen part held as UTF-8 bytes with end offsets (a saved
-    reading maps them from disk; a text is decoded when it is asked for), then a list of
-    the ones appended since. Saving freezes the list into bytes, so a reopened run of ten
-    million records holds no ten million string objects (about 1 GB), only the pages of
-    the texts it shows or tests."""
+class PackedTexts:
+    """Texts as one block of UTF-8 bytes and each text's length in bytes: how a parse
+    worker hands a batch's messages over (:func:`pack_texts`). Unpickling a million
+    strings made a million objects in the process storing them; a block is one, and a
+    store keeps it as it came (:meth:`Messages.extend`)."""
 
-    __slots__ = ("_blob", "_ends", "_n0", "_tail")
+    __slots__ = ("blob", "lens")
+
+    def __init__(self, blob: bytes, lens: np.ndarray) -> None:
+        self.blob = blob
+        self.lens = lens
+
+    def __len__(self) -> int:
+        return len(self.lens)
+
+    def texts(self) -> list[str]:
+        """The texts, decoded."""
+        return _decoded(memoryview(self.blob).cast("B"), np.cumsum(self.lens), 0, len(self))
+
+    def __getstate__(self) -> tuple[bytes, np.ndarray]:
+        return self.blob, self.lens
+
+    def __setstate__(self, state: tuple[bytes, np.ndarray]) -> None:
+        self.blob, self.lens = state
+
+
+def pack_texts(texts: Sequence[str]) -> PackedTexts:
+    """``texts`` as a :class:`PackedTexts` (any text, lone surrogates included, round-trips)."""
+    text = "".join(texts)
+    if text.isascii():  # one byte per character: lengths are the texts' own
+        return PackedTexts(text.encode("ascii"),
+                           np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)))
+    enc = [m.encode("utf-8", "surrogatepass") for m in texts]
+    return PackedTexts(b"".join(enc), np.fromiter(map(len, enc), dtype=np.int64,
+                                                  count=len(enc)))
+
+
+class Messages(Sequence[str]):
+    """Message texts by row: frozen parts, each held as UTF-8 bytes with end offsets (a
+    saved reading maps its one part from disk; a parse worker sends a part per batch), a
+    text decoded when it is asked for; then a list of the ones appended since as text
+    (a live run's). Saving joins them into one part, so a reopened run of ten million
+    records holds no ten million string objects (about 1 GB), only the pages of the
+    texts it shows or tests."""
+
+    __slots__ = ("_blobs", "_ends", "_n0", "_starts", "_tail")
 
     def __init__(self) -> None:
-        self._blob: memoryview = memoryview(b"")
-        self._ends = np.zeros(0, dtype=np.int64)
+        self._blobs: list[memoryview] = []
+        self._ends: list[np.ndarray] = []
+        """Per part, each text's end in the part's bytes."""
+        self._starts: list[int] = []
+        """Per part, its first row."""
         self._n0 = 0
+        """Rows in the frozen parts."""
         self._tail: list[str] = []
 
     def __len__(self) -> int:
         return self._n0 + len(self._tail)
 
-    def extend(self, values: Iterable[str]) -> None:
-        self._tail.extend(values)
+    def extend(self, values: Iterable[str] | PackedTexts) -> None:
+        if not isinstance(values, PackedTexts):
+            self._tail.extend(values)
+            return
+        if not len(values):
+            return
+        if self._tail:  # keep the rows in order: what came as text goes first
+            self._add(pack_texts(self._tail))
+            self._tail = []
+        self._add(values)
+
+    def _add(self, part: PackedTexts) -> None:
+        self._blobs.append(memoryview(part.blob).cast("B"))
+        self._ends.append(np.cumsum(part.lens))
+        self._starts.append(self._n0)
+        self._n0 += len(part.lens)
 
     def _frozen(self, a: int, b: int) -> list[str]:
-        if a >= b:
-            return []
-        blob, ends = self._blob, self._ends[a:b].tolist()
-        starts = [int(self._ends[a - 1]) if a else 0, *ends[:-1]]
-        return [str(blob[s:e], "utf-8", "surrogatepass") for s, e in zip(starts, ends,
-                                                                          strict=True)]
+        """Texts of frozen rows ``a`` to ``b``."""
+        out: list[str] = []
+        k = bisect.bisect_right(self._starts, a) - 1
+        while a < b and k < len(self._starts):
+            first = self._starts[k]
+            ends = self._ends[k]
+            hi = min(b - first, len(ends))
+            lo = a - first
+            out.extend(_decoded(self._blobs[k], ends, lo, hi))
+            a = first + hi
+            k += 1
+        return out
 
     @overload
     def __getitem__(self, i: int) -> str: ...
@@ -201,7 +264,11 @@ class Messages(Sequence[str]):
         if i < 0:
             i += len(self)
         if 0 <= i < n0:
-            return self._frozen(i, i + 1)[0]
+            k = bisect.bisect_right(self._starts, i) - 1
+            j = i - self._starts[k]
+            ends = self._ends[k]
+            return str(self._blobs[k][int(ends[j - 1]) if j else 0:int(ends[j])], "utf-8",
+                       "surrogatepass")
         if i < 0:
             raise IndexError("message row out of range")
         return self._tail[i - n0]
@@ -212,32 +279,47 @@ class Messages(Sequence[str]):
         yield from self._tail
 
     def __getstate__(self) -> tuple[np.ndarray, np.ndarray]:
-        # Encoded a slice at a time into one growing buffer: ten million texts as ten
-        # million bytes objects, then joined, took twice the blob's memory and more.
-        base = int(self._ends[-1]) if self._n0 else 0
-        blob = bytearray(self._blob[:base])
-        lens = []
+        # One part, grown a part (or a slice of the texts) at a time into one buffer:
+        # ten million texts as ten million bytes objects, then joined, took twice the
+        # blob's memory and more.
+        blob = bytearray()
+        ends = []
+        for part, e in zip(self._blobs, self._ends, strict=True):
+            ends.append(e + len(blob))
+            blob += part
         tail = self._tail
         for a in range(0, len(tail), 1 << 16):
-            part = tail[a:a + (1 << 16)]
-            text = "".join(part)
-            if text.isascii():  # one byte per character: lengths are the texts' own
-                blob += text.encode("ascii")
-                lens.append(np.fromiter(map(len, part), dtype=np.int64, count=len(part)))
-            else:
-                enc = [m.encode("utf-8", "surrogatepass") for m in part]
-                blob += b"".join(enc)
-                lens.append(np.fromiter(map(len, enc), dtype=np.int64, count=len(enc)))
-        added = np.concatenate(lens) if lens else np.zeros(0, dtype=np.int64)
-        ends = np.concatenate([self._ends[:self._n0], base + np.cumsum(added)])
-        return np.frombuffer(blob, dtype=np.uint8), ends
+            packed = pack_texts(tail[a:a + (1 << 16)])
+            ends.append(np.cumsum(packed.lens) + len(blob))
+            blob += packed.blob
+        joined = np.concatenate(ends) if ends else np.zeros(0, dtype=np.int64)
+        return np.frombuffer(blob, dtype=np.uint8), joined.astype(np.int64, copy=False)
 
     def __setstate__(self, state: tuple[np.ndarray, np.ndarray]) -> None:
         blob, ends = state
-        self._blob = memoryview(blob.data).cast("B") if len(blob) else memoryview(b"")
-        self._ends = ends
-        self._n0 = len(ends)
+        self._blobs, self._ends, self._starts, self._n0 = [], [], [], 0
         self._tail = []
+        if len(ends):
+            self._blobs.append(memoryview(blob.data).cast("B") if len(blob) else
+                               memoryview(b""))
+            self._ends.append(ends)
+            self._starts.append(0)
+            self._n0 = len(ends)
+
+
+def _decoded(blob: memoryview, ends: np.ndarray, lo: int, hi: int) -> list[str]:
+    """Texts ``lo`` to ``hi`` of a part: its bytes there decoded at once and cut by
+    the texts' ends (by characters when every one is a byte), else each text decoded."""
+    if lo >= hi:
+        return []
+    start = int(ends[lo - 1]) if lo else 0
+    rel = (ends[lo:hi] - start).tolist()
+    raw = blob[start:start + rel[-1]]
+    text = str(raw, "utf-8", "surrogatepass")
+    if len(text) == len(raw):  # ASCII: a character per byte
+        return [text[s:e] for s, e in zip([0, *rel[:-1]], rel, strict=True)]
+    return [str(raw[s:e], "utf-8", "surrogatepass")
+            for s, e in zip([0, *rel[:-1]], rel, strict=True)]
 
 
 _INDEX_LOCK = threading.Lock()

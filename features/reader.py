@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from features.batch import BadLine, Batch
+from features.batch import BadLine, Batch, texts
 from features.parse import FLAG_REPAIRED, MAX_LINE, parse_block
 from features.store import EventStore, FileInfo
 
@@ -254,7 +254,7 @@ def _drop_head(batch: Batch, k: int) -> Batch:
         tag_tables=batch.tag_tables,
         shape=batch.shape[keep],
         shape_table=batch.shape_table,
-        message=batch.message[k:],
+        message=texts(batch.message)[k:],
         bad=[b for b in batch.bad if b.line > int(batch.line[k - 1])],
         repaired={i - k: v for i, v in batch.repaired.items() if i >= k},
         lines=batch.lines,

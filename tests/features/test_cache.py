@@ -312,6 +312,38 @@ def test_messages_saved_as_bytes_read_back_as_written() -> None:
         again[len(texts)]
 
 
+def test_messages_in_parts_as_parse_workers_send_them() -> None:
+    """A parse worker sends a batch's messages packed (features.columns.pack_texts); the
+    store keeps the parts as they come, after texts appended as a list, before and after
+    saving: whatever the mix, every index, slice and pass gives the texts in order."""
+    import random
+
+    from features.columns import Messages, pack_texts
+
+    rng = random.Random(3)
+    alphabet = ["a", "é", "\ud800", "😀", "", "\n", "\0", "xxxxx", "日本"]
+
+    def text() -> str:
+        return "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 6)))
+
+    for _ in range(200):
+        m, want = Messages(), []
+        for _ in range(rng.randint(1, 8)):
+            some = [text() if rng.random() < 0.5 else "ascii" * rng.randint(0, 3)
+                    for _ in range(rng.randint(0, 7))]
+            m.extend(pack_texts(some) if rng.random() < 0.5 else some)
+            want.extend(some)
+            if rng.random() < 0.2:
+                m = pickle.loads(pickle.dumps(m, protocol=5))
+        assert len(m) == len(want) and list(m) == want
+        assert [m[i] for i in range(len(want))] == want
+        assert [m[-i - 1] for i in range(len(want))] == want[::-1]
+        for _ in range(10):
+            a, b = sorted(rng.randint(-3, len(want) + 3) for _ in range(2))
+            assert m[a:b] == want[a:b] and m[a:b:2] == want[a:b:2]
+    assert pack_texts(["é\ud800", ""]).texts() == ["é\ud800", ""]
+
+
 def test_user_values_saved_as_one_block_read_back_and_grow(pool: Path) -> None:
     """The workflow's own keys (``fib.*``), kept at ingest, are saved as one block of
     texts and decoded where asked: every range of rows, before and after 70 appended

@@ -34,6 +34,8 @@ def _pool(root: Path, files: int = 40) -> Path:
                 r["created"] = "1e999"  # no usable time
             if i == 9:
                 r["levelname"], r["levelno"] = "WARNING", "30"
+            if i % 5 == 2:  # sent packed by a worker: texts of any width come back
+                r["message"] = f"café ✓ 日本語 🚀 {n}" if k % 2 else f"{n}\n\0 ünd"
             out.append(json.dumps(r).encode())
         out.insert(5, b"not json at all")
         out.insert(11, b"   ")
