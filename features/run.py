@@ -330,9 +330,9 @@ class Run:
         every event of the run (``events --limit 1000`` of a 30M-record run spent 8 s
         on all 30M); taken from the whole column when it is made already."""
         rows = np.asarray(rows, dtype=np.int64)
+        self.events()  # first: a run that grew gets a new snapshot and a new cache
         pin = self._pins.get(threading.get_ident())
         cache = self._cache if pin is None else pin[1]
-        self.events()
         if "event_agent_codes" in cache:
             codes, table = cache["event_agent_codes"]
             return table[codes[rows]]
