@@ -232,9 +232,8 @@ def events_at(run: Run, agent: str, time_s: float, window_s: float = 1.0,
         if len(later) else None,
         "calls_before": len(done), "calls_after": len(later),
     }
-    who = run.event_agents()
-    rows = np.flatnonzero(np.asarray(who == aid, dtype=bool)
-                          & (np.abs(ev.created - t) <= window_s))
+    near = np.flatnonzero(np.abs(ev.created - t) <= window_s)
+    rows = near[np.asarray(run.event_agents_at(near) == aid, dtype=bool)]
     rows = rows[np.argsort(np.abs(ev.created[rows] - t), kind="stable")][:limit]
     rows = rows[np.argsort(ev.created[rows], kind="stable")]
     out["events_near"] = [event_item(run, int(r)) for r in rows]

@@ -88,7 +88,7 @@ def event_item(run: Run, row: int) -> dict[str, Any]:
     level = {10: "DEBUG", 20: "INFO", 30: "WARNING", 40: "ERROR", 50: "CRITICAL"}.get(
         int(ev.ints["levelno"][row]), str(int(ev.ints["levelno"][row])))
     item = {"ev": ev_at(run, row), "t_s": rel(run, ev.created[row]), "level": level,
-            "logger": _cat(run, "name", row), "agent": run.event_agents()[row],
+            "logger": _cat(run, "name", row), "agent": run.event_agents_at(np.array([row]))[0],
             "action": _cat(run, "academy.action", row),
             "act": act_ref(tag) if tag else None,
             "state": _cat(run, "academy.action_state", row),
