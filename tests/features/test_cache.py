@@ -178,6 +178,41 @@ def _reseal(where: Path, meta: dict[str, Any]) -> None:
     (where / "meta.json").write_text(json.dumps(meta))
 
 
+@pytest.mark.parametrize("damage", [None, "first block", "last block", "a sum dropped",
+                                    "block size", "no block size"])
+def test_the_columns_are_summed_a_block_at_a_time(pool: Path, damage: str | None,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The columns' file has a CRC-32 per block, checked on every core when it opens: a
+    byte changed in any block, a sum missing, or a block size that is not the one the sums
+    were made with, and the pool is read from scratch (then saved again)."""
+    monkeypatch.setattr(cache, "CRC_BLOCK", 4099)  # many blocks, the last one short
+    want = reading(opened(pool, cache=True))
+    where, meta = _files(pool)
+    arrays = where / meta["arrays"]
+    assert meta["crc_block"] == 4099 and len(meta["arrays_crcs"]) > 8
+    assert meta["arrays_bytes"] % 4099  # a short last block
+    if damage in ("first block", "last block"):
+        b = bytearray(arrays.read_bytes())
+        b[100 if damage == "first block" else len(b) - 1] ^= 0x01
+        arrays.write_bytes(bytes(b))
+    elif damage == "a sum dropped":
+        meta["arrays_crcs"] = meta["arrays_crcs"][:-1]
+        _reseal(where, meta)
+    elif damage == "block size":
+        meta["crc_block"] = 4096
+        _reseal(where, meta)
+    elif damage == "no block size":
+        meta["crc_block"] = "4099"
+        _reseal(where, meta)
+    run = opened(pool, cache=True)
+    if damage is None:
+        assert run.cache_status.startswith("restored"), run.cache_status
+    else:
+        assert run.cache_status.startswith("not used: "), run.cache_status
+        assert opened(pool, cache=True).cache_status.startswith("restored")
+    same(reading(run), want)
+
+
 @pytest.mark.parametrize("damage", ["columns", "state", "short", "missing", "meta",
                                     "version", "other pool", "writable", "not json"])
 def test_a_damaged_cache_is_read_around_and_replaced(pool: Path, damage: str) -> None:
