@@ -312,8 +312,8 @@ def restore(pool: str | os.PathLike[str]) -> Restored:
         # the map it would make every page of the file resident in this process.
         with ThreadPoolExecutor(1) as checker:
             block = meta["crc_block"]
-            if not (isinstance(block, int) and block > 0):
-                raise CacheError("the cache's checksum blocks are not described")
+            if type(block) is not int or block != CRC_BLOCK:  # (a block of 1 byte: hours)
+                raise CacheError("the cache's checksums were made over other blocks")
             crc = checker.submit(_file_crcs, apath, block, int(meta["arrays_bytes"]))
             # A million message strings are a million allocations: without the cyclic
             # collector's passes over them (none of them can form a cycle) a third faster.
