@@ -157,8 +157,9 @@ TIMED = [sys.executable, "-c", "import resource, subprocess, sys, time; t = time
 
 def big(records: int, files: int) -> None:
     """A pool of ``records`` (10M by default) made here, measured, deleted: first open
-    (reading and saving), second open, the report and the steering watcher's poll from
-    the saved reading, each in a fresh process with its peak RSS."""
+    (reading and saving), second open, the report, printing the first 1,000 events and
+    the steering watcher's poll from the saved reading, each in a fresh process with its
+    peak RSS."""
     pool = DATA / f"big-{records // 1000}k"
     cache = DATA / "big-cache"
     shutil.rmtree(pool, ignore_errors=True)
@@ -177,18 +178,16 @@ def big(records: int, files: int) -> None:
               f"{first['rss_mb']:.0f} MB (cache {size / 1e6:,.0f} MB)")
         print(f"  [{fmt(second['rss_mb'] <= 1536)}] second open: {second['s']:.2f} s, peak RSS "
               f"{second['rss_mb']:.0f} MB (target <= 1.5 GB)")
-        out = subprocess.run([*TIMED, sys.executable, "-m", "tui.cli", "report", str(pool),
-                              "--no-anomalies"], capture_output=True, text=True, cwd=ROOT,
-                             env={**os.environ, "PYTHONPATH": str(ROOT), **env}, check=True)
-        secs, rss = (float(x) for x in out.stdout.split())
-        print(f"  [{fmt(rss <= 1536)}] report --no-anomalies from the saved reading: "
-              f"{secs:.1f} s, peak RSS {rss:.0f} MB (target <= 1.5 GB)")
-        out = subprocess.run([*TIMED, sys.executable, "-m", "tui.cli", "report", str(pool)],
-                             capture_output=True, text=True, cwd=ROOT,
-                             env={**os.environ, "PYTHONPATH": str(ROOT), **env}, check=True)
-        secs, rss = (float(x) for x in out.stdout.split())
-        print(f"  [{fmt(rss <= 1536)}] report (slowdown detection over every call) from the "
-              f"saved reading: {secs:.1f} s, peak RSS {rss:.0f} MB (target <= 1.5 GB)")
+        for what, args in (("report --no-anomalies", ["report", "--no-anomalies"]),
+                           ("report (slowdown detection over every call)", ["report"]),
+                           ("events --limit 1000", ["events", "--limit", "1000"])):
+            out = subprocess.run([*TIMED, sys.executable, "-m", "tui.cli", args[0], str(pool),
+                                  *args[1:]], capture_output=True, text=True, cwd=ROOT,
+                                 env={**os.environ, "PYTHONPATH": str(ROOT), **env},
+                                 check=True)
+            secs, rss = (float(x) for x in out.stdout.split())
+            print(f"  [{fmt(rss <= 1536)}] {what} from the saved reading: {secs:.1f} s, "
+                  f"peak RSS {rss:.0f} MB (target <= 1.5 GB)")
         w = _py(WATCH, str(pool), env=env)
         share = w["poll_cpu_s"] / (1.0 + w["poll_cpu_s"])
         print(f"  [{fmt(share <= 0.05)}] steering watcher: opens in {w['first_s']:.1f} s "
