@@ -119,8 +119,7 @@ class Events:
             return self.store.cats[key].decode(self.codes[key][rows])
         if key == "levelname":
             return _levelnames(self.ints["levelno"][rows])
-        if key == "exc_text" or (key not in PSEUDO_KEYS and key not in self.ints
-                                 and key not in ("created", "message")):
+        if self.is_lazy(key):
             return self.lazy_at(key, rows)
         return self.column(key)[rows]
 

@@ -251,13 +251,19 @@ class Run:
         """``fn()``, remembered under ``key`` until the run grows: analyses built on the
         run (:func:`features.detect.detection`...) keep their result with it, shared by
         everyone who asks of the same snapshot."""
-        pin = self._pins.get(threading.get_ident())
-        if pin is None:
-            self.events()
-        cache = self._cache if pin is None else pin[1]
+        cache = self._snapshot_cache()
         if key not in cache:
             cache[key] = fn()
         return cache[key]
+
+    def _snapshot_cache(self) -> dict[str, Any]:
+        """The cache of the snapshot this thread sees: its pinned one, else the latest
+        (taken first: a run that grew gets a new snapshot and a new cache)."""
+        pin = self._pins.get(threading.get_ident())
+        if pin is not None:
+            return pin[1]
+        self.events()
+        return self._cache
 
     @contextlib.contextmanager
     def pinned(self) -> Iterator[Events]:
@@ -330,9 +336,7 @@ class Run:
         every event of the run (``events --limit 1000`` of a 30M-record run spent 8 s
         on all 30M); taken from the whole column when it is made already."""
         rows = np.asarray(rows, dtype=np.int64)
-        self.events()  # first: a run that grew gets a new snapshot and a new cache
-        pin = self._pins.get(threading.get_ident())
-        cache = self._cache if pin is None else pin[1]
+        cache = self._snapshot_cache()
         if "event_agent_codes" in cache:
             codes, table = cache["event_agent_codes"]
             return table[codes[rows]]
