@@ -11,7 +11,7 @@ passes it through one of these, so such characters appear as visible escapes (``
 - :func:`clean_block`: multi-line text (tracebacks), newlines kept;
 - :func:`visible`: a whole text output (a report, a table): newlines and tabs kept;
 - :func:`json_escape`: JSON text: the characters JSON encoders leave raw become ``\\uXXXX``,
-  losslessly.
+  losslessly (:func:`json_escape_bytes`: the same of UTF-8 bytes).
 
 Markup (``[bold]``) is not touched here: the app renders text as plain ``Text``/``Segment``.
 """
@@ -82,3 +82,34 @@ def json_escape(text: str) -> str:
     Lossless for valid JSON: such characters can only stand inside strings, where the
     escape decodes to the same character, so ``json.loads`` gives the same value."""
     return text.translate(_JSON)
+
+
+_ASCII_SAFE = bytes(b for b in range(0x80) if b not in DANGEROUS or b in (0x09, 0x0A)) + \
+    bytes(range(0x80, 0x100))
+"""Every byte but the ASCII ones :func:`json_escape` escapes (deleting these leaves only
+those)."""
+_WIDE_PREFIXES = tuple(sorted({chr(c).encode()[:-1] for c in DANGEROUS if c >= 0x80}))
+"""The UTF-8 bytes every dangerous non-ASCII character starts with (all but its last):
+text without any of them holds no such character."""
+
+
+def json_escape_bytes(data: bytes) -> bytes:
+    """:func:`json_escape` of UTF-8 JSON text, as UTF-8 bytes (bytes that are not UTF-8
+    decoded with U+FFFD, as a text stream decodes them). Text that needs no escape (all of
+    a run's output, usually) comes back as it is without being decoded: a C-level scan
+    at ~1.5 GB/s where decoding, escaping and encoding it again ran at ~0.3 GB/s."""
+    if data.translate(None, _ASCII_SAFE):  # a control character but tab and newline, DEL
+        return _escape_bytes(data)
+    if data.isascii():
+        return data
+    if any(p in data for p in _WIDE_PREFIXES):
+        return _escape_bytes(data)
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return _escape_bytes(data)
+    return data
+
+
+def _escape_bytes(data: bytes) -> bytes:
+    return json_escape(data.decode("utf-8", "replace")).encode("utf-8")

@@ -8,15 +8,20 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import threading
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from features.jsonl import jsonl
+from features import jsonl as J
+from features.jsonl import jsonl, jsonl_to_fd
 from features.run import Run
+from features.safe import json_escape_bytes
 from features.typed import typed
 
 
@@ -123,6 +128,9 @@ def test_hostile_lines_keep_their_meaning(tmp_path: Path) -> None:
         gone = by_msg["file gone"]
         assert gone["@unreadable"] is True and gone["@file"] == "c.jsonlog"
         assert len(got) == 7
+        assert _through_fd(tmp_path, "file", lambda fd, raw=raw: jsonl_to_fd(  # type: ignore[misc]
+            fd, run.events(), run.select(""), raw=raw, workers=2, parallel_min=0, block=2,
+            escape=True)) == json_escape_bytes(one)
         if raw:  # lines of files unchanged since read are spliced without a parse
             as_read = run.files_as_read()
             names = {run.store.files[f].name for f in as_read}
@@ -154,3 +162,109 @@ def test_raw_lines_of_a_changed_file_are_parsed_again(tmp_path: Path) -> None:
     assert [g.get("@unreadable", False) for g in got] == [False, True, False]
     assert got[1]["message"] == "record 1" and got[1]["@line"] == 2
 
+
+
+HOSTILE = ["clear\x1b[2J", "bidi \u202egnp.exe\u202c", "c1 \x9b31m nel\x85", "del\x7f",
+           "zero\u200bwidth\ufeff", "line\u2028sep", "accents é 日本 🙂", "nul\x00 bel\x07"]
+FORBIDDEN = re.compile("[\x00-\x08\x0b-\x1f\x7f\x80-\x9f\u202a-\u202e\u2066-\u2069"
+                       "\u200b-\u200f\u2028\u2029\ufeff\u061c]")
+
+
+@pytest.fixture
+def hostile_run(tmp_path: Path) -> Run:
+    """Three files of 40 records whose messages, a key and its values hold terminal
+    controls, bidi and zero-width characters, separators and plain accents."""
+    pool = tmp_path / "logs" / str(uuid.uuid4())
+    pool.mkdir(parents=True)
+    for f in range(3):
+        recs = [{"created": f"{1795839467 + i * 0.01 + f * 0.003:.3f}", "name": "x",
+                 "levelno": "20", "msg": "m", "message": HOSTILE[(i + f) % len(HOSTILE)],
+                 "evil\x1b[6n.key": HOSTILE[i % len(HOSTILE)], "n": str(i)}
+                for i in range(40)]
+        (pool / f"{uuid.uuid4()}.jsonlog").write_text(
+            "".join(json.dumps(r, ensure_ascii=f == 0) + "\n" for r in recs))
+    run = Run(pool, cache=False)
+    run.load()
+    return run
+
+
+def _through_fd(tmp_path: Path, sink: str, write: Callable[[int], None]) -> bytes:
+    """What ``write`` puts on a file descriptor: a new file, a file opened to append to
+    (``sendfile`` refuses one on some kernels), or a pipe read by a thread."""
+    if sink == "pipe":
+        r, w = os.pipe()
+        got: list[bytes] = []
+        reader = threading.Thread(target=lambda: got.append(_read_all(r)))
+        reader.start()
+        try:
+            write(w)
+        finally:
+            os.close(w)
+            reader.join()
+            os.close(r)
+        return got[0]
+    out = tmp_path / f"out-{uuid.uuid4().hex}"
+    before = b"before\n" if sink == "append" else b""
+    out.write_bytes(before)
+    with open(out, "ab" if sink == "append" else "wb") as f:
+        write(f.fileno())
+    data = out.read_bytes()
+    assert data.startswith(before)
+    return data[len(before):]
+
+
+def _read_all(fd: int) -> bytes:
+    parts = []
+    while chunk := os.read(fd, 1 << 16):
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+@pytest.mark.parametrize("raw", [False, True])
+@pytest.mark.parametrize("sink", ["file", "append", "pipe"])
+def test_workers_escape_and_hand_their_blocks_over_in_files(
+        hostile_run: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, raw: bool,
+        sink: str) -> None:
+    """The workers escape their blocks as the command line's guard did (json_escape of
+    the whole text) and leave them in files of a private directory that this process
+    has the kernel copy on: the same bytes, in order, every file and the directory gone."""
+    ev, rows = hostile_run.events(), hostile_run.select("")
+    plain = b"".join(jsonl(ev, rows, raw=raw, workers=1))
+    want = json_escape_bytes(plain)
+    assert want != plain and not FORBIDDEN.search(want.decode())
+    assert [json.loads(x) for x in want.splitlines()] == \
+        [json.loads(x) for x in plain.splitlines()]  # lossless
+    assert b"".join(jsonl(ev, rows, raw=raw, workers=2, parallel_min=0, block=7,
+                          escape=True)) == want
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    monkeypatch.setattr(J, "SPILL_ROOTS", (str(spill),))
+    monkeypatch.setattr(J, "SPILL_ROOM", 0)
+    sent: list[str] = []
+    real_send = J._send
+
+    def send(fd: int, path: str, size: int) -> None:  # the real one, counted
+        sent.append(path)
+        real_send(fd, path, size)
+        assert not os.path.exists(path)  # gone once sent: the output never piles up
+
+    monkeypatch.setattr(J, "_send", send)
+    got = _through_fd(tmp_path, sink, lambda fd: jsonl_to_fd(
+        fd, ev, rows, raw=raw, workers=2, parallel_min=0, block=7, escape=True))
+    assert got == want
+    assert len(sent) == -(-len(rows) // 7)  # every block came as a file
+    assert all(os.path.dirname(p) != str(spill) for p in sent)  # in a directory of its own
+    assert list(spill.iterdir()) == []  # every file removed, and the directory
+
+
+def test_a_block_that_cannot_be_left_in_a_file_comes_back_through_the_pipe(
+        hostile_run: Run, tmp_path: Path) -> None:
+    ev, rows = hostile_run.events(), hostile_run.select("")[:10]
+    want = json_escape_bytes(b"".join(jsonl(ev, rows, workers=1)))
+    done = J._work(J._block(ev, rows, False, None, True, str(tmp_path / "gone")))
+    assert done.path is None and done.text == want
+    there = tmp_path / "there"
+    there.mkdir()
+    done = J._work(J._block(ev, rows, False, None, True, str(there)))
+    assert done.path is not None and Path(done.path).read_bytes() == want
+    assert done.size == len(want)

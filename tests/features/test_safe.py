@@ -4,11 +4,12 @@ one table, and JSON escaping that loses nothing."""
 from __future__ import annotations
 
 import json
+import random
 
 import orjson
 import pytest
 
-from features.safe import DANGEROUS, clean, clean_block, json_escape, visible
+from features.safe import DANGEROUS, clean, clean_block, json_escape, json_escape_bytes, visible
 
 CASES: list[tuple[str, str, str]] = [
     # (input, clean(input), visible(input))
@@ -93,3 +94,31 @@ def test_json_escape_leaves_clean_json_alone() -> None:
                         option=orjson.OPT_INDENT_2).decode()
     assert json_escape(text) == text
     assert json_escape('"\u202e"') == '"\\u202e"' and json_escape('"\x9b"') == '"\\u009b"'
+
+
+def _escaped(data: bytes) -> bytes:
+    """What the command line's guard made of JSON bytes before: decoded (U+FFFD for bytes
+    that are not UTF-8), escaped, encoded."""
+    return json_escape(data.decode("utf-8", "replace")).encode("utf-8")
+
+
+def test_json_escape_bytes_is_json_escape_of_the_text() -> None:
+    """Every dangerous character alone and among others, the safe characters that share
+    their first bytes (U+00A0-U+00FF, U+2010-U+2027, U+FE00-U+FFFD), bytes that are not
+    UTF-8 (a stray byte, a character cut short) and 3,000 random mixes of them: the same
+    bytes as escaping the decoded text. Text that needs no escape is the same object."""
+    near = [0xA0, 0xE9, 0xFF, 0x0600, 0x061B, 0x061D, 0x2010, 0x2013, 0x2027, 0x2030,
+            0x2061, 0x206A, 0xFE0F, 0xFEFE, 0xFFFD, 0x1F642, 0x65E5]
+    pieces = [chr(c).encode() for c in sorted(DANGEROUS)] + [chr(c).encode() for c in near] + [
+        b"\xff", b"\xfe", b"\xe2\x80", b"\xc2", b"\xef\xbb", b"\xed\xa0\x80",
+        b'{"a":"x"}', b"\n", b"\t", b" ", b"plain", b"\\u001b"]
+    for p in pieces:
+        assert json_escape_bytes(p) == _escaped(p), p
+        assert json_escape_bytes(b"ok " + p + b" ok") == _escaped(b"ok " + p + b" ok"), p
+    rng = random.Random(7)
+    for _ in range(3000):
+        data = b"".join(rng.choice(pieces) for _ in range(rng.randint(0, 12)))
+        assert json_escape_bytes(data) == _escaped(data), data
+    clean_text = orjson.dumps({"a": "é 日本 \\u202e 🙂", "b": [1, None]}) + b"\n"
+    assert json_escape_bytes(clean_text) is clean_text
+    assert json_escape_bytes(b"ascii\tonly\n") == b"ascii\tonly\n"

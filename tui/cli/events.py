@@ -12,12 +12,13 @@ from typing import Any
 
 import numpy as np
 
-from features.jsonl import jsonl
+from features.jsonl import jsonl, jsonl_to_fd
 from features.pools import LIVE_WINDOW_S
 from features.run import Run
 from features.safe import clean
 from features.table import Table
 from tui.cli.common import THINGS, tell_where, thing_table
+from tui.cli.out import escaped_binary
 
 CHUNK = 5000
 
@@ -81,14 +82,32 @@ def _header(extra: list[str], absolute: bool) -> str:
 def _emit(run: Run, rows: np.ndarray, args: argparse.Namespace, extra: list[str]) -> None:
     out = sys.stdout
     if args.format == "jsonl":  # on every core (features.jsonl)
-        out.flush()
-        for text in jsonl(run.events(), rows[:args.limit] if args.limit else rows,
-                          raw=args.raw, as_read=run.files_as_read() if args.raw else None):
-            sys.stdout.buffer.write(text)
-            sys.stdout.buffer.flush()
+        _emit_jsonl(run, rows[:args.limit] if args.limit else rows, args.raw)
         return
     for chunk in _row_chunks(rows, args.limit):
         out.write("\n".join(_table_lines(run, chunk, extra, args.absolute)) + "\n")
+
+
+def _emit_jsonl(run: Run, rows: np.ndarray, raw: bool) -> None:
+    """JSON Lines to stdout. Under the command line's guard (tui.cli.out) the workers
+    escape the text themselves and, when stdout is a file descriptor, leave it for the
+    kernel to copy there: none of it passes through this process."""
+    sys.stdout.flush()
+    sink = escaped_binary(sys.stdout, "json")
+    escape = sink is not None
+    target = sink if sink is not None else sys.stdout.buffer
+    as_read = run.files_as_read() if raw else None
+    try:
+        fd = target.fileno()
+    except (AttributeError, OSError, ValueError):  # a stream with no descriptor
+        fd = None
+    if fd is not None:
+        target.flush()
+        jsonl_to_fd(fd, run.events(), rows, raw=raw, as_read=as_read, escape=escape)
+        return
+    for text in jsonl(run.events(), rows, raw=raw, as_read=as_read, escape=escape):
+        target.write(text)
+        target.flush()
 
 
 def print_events(run: Run, args: argparse.Namespace) -> int:

@@ -105,6 +105,21 @@ class SafeText:
         return getattr(self.wrapped, name)
 
 
+def escaped_binary(stream: TextIO, mode: Mode) -> IO[bytes] | None:
+    """The binary stream under ``stream`` for bytes already escaped as ``mode`` asks (JSON
+    Lines escaped by :mod:`features.jsonl`'s workers), with all written before flushed;
+    None when ``stream`` escapes otherwise, or has no binary side."""
+    if not isinstance(stream, SafeText) or stream.mode != mode:
+        return None
+    raw = getattr(stream.wrapped, "buffer", None)
+    if raw is None:
+        return None
+    stream.finish()
+    stream.wrapped.flush()
+    raw.flush()
+    return cast(IO[bytes], raw)
+
+
 def stdout_mode(kind: str, stream: TextIO) -> Mode:
     """``text``, ``json`` or ``csv`` output, as written to ``stream``: CSV is data unless a
     terminal shows it."""
