@@ -255,13 +255,13 @@ def _blocks(ev: Events, rows: np.ndarray, raw: bool, workers: int | None, block:
     """Each block of ``rows`` with its rendering, in order: by ``workers`` processes when
     there are many rows, else (or for what they could not do) in this one."""
     cuts = list(range(0, len(rows), block))
-    executor = _executor(workers) if len(rows) >= parallel_min else None
-    if executor is None:
+    pool = _executor(workers) if len(rows) >= parallel_min else None
+    if pool is None:
         for a in cuts:
             some = rows[a:a + block]
             yield some, _work(_block(ev, some, raw, as_read, escape))
         return
-    n_workers = executor._max_workers  # type: ignore[attr-defined]
+    executor, n_workers = pool
     pending: deque[tuple[np.ndarray, Future[_Done] | None]] = deque()
     nxt = 0
     broken = False
@@ -296,28 +296,20 @@ def _blocks(ev: Events, rows: np.ndarray, raw: bool, workers: int | None, block:
             executor.shutdown(wait=True, cancel_futures=True)
 
 
-def _executor(workers: int | None) -> Executor | None:
-    """Worker processes (default: the CPUs, at most 4); None for one or when they cannot
-    start here."""
+def _executor(workers: int | None) -> tuple[Executor, int] | None:
+    """Worker processes (default: the CPUs, at most 4) and how many; None for one or when
+    they cannot start here."""
     n_workers = workers if workers is not None else min(os.cpu_count() or 1, 4)
     if n_workers <= 1:
         return None
     try:
-        return ProcessPoolExecutor(max_workers=n_workers, mp_context=_context())
+        return ProcessPoolExecutor(max_workers=n_workers, mp_context=_context()), n_workers
     except (OSError, ValueError):
         return None
 
 
 def _text(ev: Events, rows: np.ndarray, raw: bool, done: _Done, escape: bool) -> bytes:
-    """A block's text: read from its spill file (then removed), or with its unreadable
-    records filled in."""
-    if done.path is not None:
-        try:
-            with open(done.path, "rb") as f:
-                return f.read()
-        finally:
-            with contextlib.suppress(OSError):
-                os.unlink(done.path)
+    """A block's text (not left in a file), its unreadable records filled in."""
     if done.ends is not None:
         text = _fill(ev, rows, raw, done.text, done.ends)
         return json_escape_bytes(text) if escape else text
@@ -370,19 +362,57 @@ SPILL_ROOM = 512 * 1024 * 1024
 """Free bytes a root needs (~8 blocks in flight take ~150 MB)."""
 
 
+SPILL_PREFIX = "academy-tui-jsonl-"
+
+
 def _spill_dir() -> str | None:
-    """A new private directory for the workers' blocks; None when none can be made (then
-    the blocks come through the pipe)."""
+    """A new private directory for the workers' blocks (its name holds this process's
+    id); None when none can be made (then the blocks come through the pipe). Those left
+    by a process that no longer runs (killed before it could remove its own: up to ~8
+    blocks, ~150 MB of memory in ``/dev/shm``) are removed first."""
     for root in SPILL_ROOTS:
         try:
             where = root if root is not None else tempfile.gettempdir()
+            _remove_stale(where)
             st = os.statvfs(where)
             if st.f_bavail * st.f_frsize < SPILL_ROOM:
                 continue
-            return tempfile.mkdtemp(prefix="academy-tui-jsonl-", dir=where)
+            return tempfile.mkdtemp(prefix=f"{SPILL_PREFIX}{os.getpid()}-", dir=where)
         except OSError:
             continue
     return None
+
+
+def _remove_stale(root: str) -> None:
+    """Remove the spill directories in ``root`` that are this user's and whose process
+    (the id in their name) is gone. Anything else there is left alone: another user's,
+    a symbolic link, a name of another form, a process still running."""
+    uid = os.getuid() if hasattr(os, "getuid") else None
+    with os.scandir(root) as entries:
+        for e in entries:
+            if not e.name.startswith(SPILL_PREFIX):
+                continue
+            pid_text = e.name[len(SPILL_PREFIX):].split("-", 1)[0]
+            try:
+                st = e.stat(follow_symlinks=False)
+                if not pid_text.isdigit() or not e.is_dir(follow_symlinks=False) or \
+                        (uid is not None and st.st_uid != uid) or _alive(int(pid_text)):
+                    continue
+            except (OSError, ValueError):
+                continue
+            shutil.rmtree(e.path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (OSError, OverflowError):  # another user's (EPERM), or an id no process has
+        return True
+    return True
 
 
 def _send(fd: int, path: str, size: int) -> None:

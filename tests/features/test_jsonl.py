@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Callable
@@ -268,3 +270,44 @@ def test_a_block_that_cannot_be_left_in_a_file_comes_back_through_the_pipe(
     done = J._work(J._block(ev, rows, False, None, True, str(there)))
     assert done.path is not None and Path(done.path).read_bytes() == want
     assert done.size == len(want)
+
+
+def test_spill_directories_of_processes_gone_are_removed(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run killed before it removed its spill directory (kill -9, the OOM killer) leaves
+    its blocks in memory (/dev/shm); the next one removes them. Only this user's
+    directories named for a process that is gone: not a running process's, not a
+    symbolic link (nor what it points to), not another user's, not another name."""
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    dead = int(done.stdout)  # exited: its id names no process (until reused)
+    root = tmp_path / "shm"
+    root.mkdir()
+    stale = root / f"{J.SPILL_PREFIX}{dead}-abc"
+    stale.mkdir()
+    (stale / "block").write_bytes(b"x" * 1000)
+    mine = root / f"{J.SPILL_PREFIX}{os.getpid()}-def"
+    mine.mkdir()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "keep").write_text("keep")
+    link = root / f"{J.SPILL_PREFIX}{dead}-link"
+    link.symlink_to(elsewhere)
+    odd = [root / f"{J.SPILL_PREFIX}notapid-x", root / f"other-{dead}-x"]
+    for d in odd:
+        d.mkdir()
+    plain_file = root / f"{J.SPILL_PREFIX}{dead}-file"
+    plain_file.write_text("a file")
+    kept = [mine, link, *odd, plain_file]
+    if os.getuid() == 0:  # a directory another user owns (only root can make one here)
+        theirs = root / f"{J.SPILL_PREFIX}{dead}-theirs"
+        theirs.mkdir()
+        os.chown(theirs, 4242, 4242)
+        kept.append(theirs)
+    monkeypatch.setattr(J, "SPILL_ROOTS", (str(root),))
+    monkeypatch.setattr(J, "SPILL_ROOM", 0)
+    new = J._spill_dir()
+    assert new is not None and Path(new).name.startswith(f"{J.SPILL_PREFIX}{os.getpid()}-")
+    assert not stale.exists()
+    assert all(os.path.lexists(k) for k in kept)
+    assert (elsewhere / "keep").read_text() == "keep"
