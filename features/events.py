@@ -18,6 +18,7 @@ from features.columns import FrozenValues
 from features.file_values import _levelnames, _scalars, as_numbers, loads_object, read_lines
 from features.fmt import short_file
 from features.record_keys import FLAG_EXC, FLAG_MSG_CUT, FLAG_REPAIRED
+from features.regular import open_regular
 from features.store import (
     CATEGORICAL_KEYS,
     INT_KEYS,
@@ -347,7 +348,7 @@ class Events:
         if row in self.store.repaired:
             return self.store.repaired[row]
         try:
-            fd = os.open(self.file_paths[self.file[row]], os.O_RDONLY)
+            fd = open_regular(self.file_paths[self.file[row]])
         except OSError:
             return None
         try:

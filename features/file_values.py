@@ -12,6 +12,7 @@ import numpy as np
 import orjson
 
 from features.normalize import infer_numeric
+from features.regular import open_regular
 from features.typed import INT64_MAX, INT64_MIN, typed
 
 READ_SPAN = 4 * 1024 * 1024
@@ -91,7 +92,7 @@ def read_lines(path: str, offsets: np.ndarray, lengths: np.ndarray) -> list[byte
     in spans of up to :data:`READ_SPAN` bytes; None when the file cannot be opened (a line
     cut short by a file that shrank comes back short)."""
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = open_regular(path)
     except OSError:
         return None
     out: list[bytes] = []

@@ -29,6 +29,7 @@ from features.batch import Batch, merge
 from features.columns import pack_texts
 from features.parse import parse_block
 from features.reader import FileTail, PollResult, PoolReader
+from features.regular import open_regular
 from features.store import EventStore
 
 CHUNK = 8 * 1024 * 1024
@@ -84,7 +85,7 @@ def _starting_first(tails: list[FileTail], k: int) -> list[FileTail]:
     for t in tails:
         created = math.inf
         try:
-            fd = os.open(t.info.path, os.O_RDONLY)
+            fd = open_regular(t.info.path)
             try:
                 data = os.pread(fd, 8192, t.offset)
             finally:
@@ -125,8 +126,8 @@ def plan(tails: list[FileTail], chunk: int = CHUNK, heads_only: bool = False
     for tail in tails:
         info = tail.info
         try:
-            st = os.stat(info.path)
-            fd = os.open(info.path, os.O_RDONLY)
+            fd = open_regular(info.path)
+            st = os.fstat(fd)
         except OSError:
             continue  # the tail's own poll reports it
         try:
@@ -155,7 +156,7 @@ def plan(tails: list[FileTail], chunk: int = CHUNK, heads_only: bool = False
 def parse_chunk(c: Chunk) -> tuple[Batch, int]:
     """Parse the complete lines of a chunk (worker side). Returns the batch and the bytes
     consumed (up to the last newline)."""
-    fd = os.open(c.path, os.O_RDONLY)
+    fd = open_regular(c.path)
     try:
         data = os.pread(fd, c.end - c.start, c.start)
         while len(data) < c.end - c.start:  # short reads happen on some filesystems

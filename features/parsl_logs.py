@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 from features.parsl_log_formats import FORMATS as FORMATS
 from features.parsl_log_formats import LEVELS, match_step, parse_line, wall_clock
 from features.parsl_log_formats import RULES as RULES
+from features.regular import open_regular_file
 from features.sources import Source, event, register
 
 if TYPE_CHECKING:
@@ -69,7 +70,7 @@ def _is_log(path: Path) -> bool:
     if path.is_dir():
         return (path / "parsl.log").is_file() or any(
             (d / "parsl.log").is_file() for d in path.iterdir() if d.is_dir())
-    with open(path, "rb") as fh:
+    with open_regular_file(path) as fh:
         first = fh.read(4096).split(b"\n", 1)[0].decode("utf-8", "replace")
     hit = parse_line(first)
     return hit is not None and (hit[1]["name"].startswith("parsl") or
@@ -145,7 +146,7 @@ class ParslLogs(Source):
             return None
         ids = set(self.pool.run_ids)
         for d in dirs:
-            with open(d / "parsl.log", "rb") as fh:
+            with open_regular_file(d / "parsl.log") as fh:
                 head = fh.read(1 << 18).decode("utf-8", "replace")
             if any(f"Run id is: {i}" in head for i in ids):
                 return d
@@ -183,7 +184,14 @@ class ParslLogs(Source):
         if st.st_size < f.offset:  # replaced or truncated: read it again from the start
             self.notes.append(f"{f.rel}: shrank from {f.offset} to {st.st_size} bytes")
             f.offset, f.rest, f.cur = 0, b"", None
-        with open(f.path, "rb") as fh:
+        try:
+            fh = open_regular_file(f.path)
+        except OSError as e:  # not a file any more (a FIFO would block), no permission
+            note = f"{f.rel}: cannot read ({e.strerror or type(e).__name__})"
+            if note not in self.notes:
+                self.notes.append(note)
+            return
+        with fh:
             fh.seek(f.offset)
             while chunk := fh.read(CHUNK):
                 f.offset += len(chunk)

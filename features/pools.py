@@ -13,6 +13,7 @@ from pathlib import Path
 import orjson
 
 from features.normalize import to_float
+from features.regular import open_regular_file
 
 
 class RunError(Exception):
@@ -79,7 +80,7 @@ def _first_time(pool: Path) -> float:
         return -math.inf
     for path in names:
         try:
-            with open(path, "rb") as f:
+            with open_regular_file(path) as f:  # a FIFO named *.jsonlog would block
                 head = f.read(1 << 16)
         except OSError:
             continue

@@ -19,6 +19,7 @@ import numpy as np
 
 from features.batch import BadLine, Batch, texts
 from features.parse import FLAG_REPAIRED, MAX_LINE, parse_block
+from features.regular import open_regular
 from features.store import EventStore, FileInfo
 
 READ_BLOCK = 16 * 1024 * 1024
@@ -88,7 +89,7 @@ class FileTail:
             return
         self.ident = ident
         try:
-            fd = os.open(info.path, os.O_RDONLY)
+            fd = open_regular(info.path)  # a FIFO put in its place would block for good
         except OSError as e:
             self._unreadable(e, result)
             return

@@ -361,3 +361,32 @@ def test_a_live_pool_behind_the_logs_gets_nothing_twice(parsl_sample: Path,
     finished = with_logs(parsl_sample, discover=False)
     assert sorted(str(ev.column("message")[r]) for r in rows) == sorted(
         str(e["message"]) for e in logs_events(finished))
+
+
+def test_a_log_replaced_by_a_fifo_is_said_unreadable(parsl_sample: Path,
+                                                     tmp_path: Path) -> None:
+    """A worker's log replaced by a FIFO (opening one to read blocks until something
+    writes): the next refresh says it cannot be read and returns; the other logs and
+    what was read of this one stay."""
+    import threading
+
+    rundir = writable_copy(parsl_sample / "parsl" / "000", tmp_path / "000")
+    wlog = rundir / "htex_local" / "block-0" / "a29224de8f5d" / "worker_0.log"
+    logs = open_source(rundir)
+    run = Run(parsl_sample / "pool" / POOL, sources=[logs], discover=False)
+    run.load()
+    n = len(run.select('source="parsl-logs"'))
+    assert n
+    wlog.unlink()
+    os.mkfifo(wlog)
+    done: list[Any] = []
+    t = threading.Thread(target=lambda: done.append(run.refresh()), daemon=True)
+    t.start()
+    t.join(60)
+    if t.is_alive():
+        os.close(os.open(wlog, os.O_WRONLY | os.O_NONBLOCK))  # frees the reader
+        pytest.fail("refresh blocked on a FIFO")
+    assert "htex_local/block-0/a29224de8f5d/worker_0.log: cannot read (not a regular file)" \
+        in logs.notes, logs.notes  # type: ignore[attr-defined]
+    assert len(run.select('source="parsl-logs"')) == n
+    assert not [x for x in run.notes if "worker_0" in x]  # not the whole source failed
