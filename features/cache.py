@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from features.pools import cache_dir
+from features.regular import open_regular
 
 VERSION = 10
 """Bump when anything pickled or described changes shape."""
@@ -236,7 +237,7 @@ def _tail_meta(tail: Any) -> dict[str, Any]:
 def _fingerprint(path: str, end: int) -> int | None:
     start = max(0, end - FINGERPRINT)
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = open_regular(path)  # a pool file: a FIFO put in its place would block
     except OSError:
         return None
     try:
