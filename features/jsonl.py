@@ -137,9 +137,13 @@ def _render(block: _Block) -> tuple[bytes, np.ndarray]:
     cannot be read gets no bytes (its end equals the one before) for the caller to fill."""
     n = len(block.file)
     lines: list[bytes | None] = [None] * n
-    for f in np.unique(block.file).tolist():
-        pos = np.flatnonzero(block.file == f)
-        pos = pos[np.argsort(block.offset[pos], kind="stable")]
+    # Positions by file, then offset (stable): one sort, where a pass over the block for
+    # each of its files cost ~0.5 us a record with 828 files.
+    order = np.lexsort((block.offset, block.file))
+    for pos in np.split(order, np.flatnonzero(np.diff(block.file[order])) + 1):
+        if not len(pos):
+            continue
+        f = int(block.file[pos[0]])
         got = read_lines(block.paths[f], block.offset[pos], block.length[pos])
         if got is not None:
             for p, line in zip(pos.tolist(), got, strict=True):
