@@ -54,18 +54,29 @@ class Chunk:
     start: int
     end: int
     last: bool
-    """The range ends at the file's size (it may end inside an unterminated line)."""
+    """The file's last chunk planned: it may end inside a line (an unterminated last
+    line, or one too long to plan around, which the file's tail reader reads on)."""
 
 
 Progress = Callable[[int, int], None]
 """``progress(bytes_done, bytes_total)``."""
 
 
-def _boundary(fd: int, pos: int, size: int) -> int:
-    """The position after the first newline at or after ``pos`` (``size`` if none)."""
+BOUNDARY_MAX = 2 * CHUNK
+"""Bytes looked through past a chunk's planned end for the end of its last line. A file
+with a longer line (a forged file of NUL bytes, a sparse file of terabytes that costs no
+disk) is planned up to it and left to its tail reader from there, which holds at most
+:data:`~features.record_keys.MAX_LINE` of a line: one chunk held the whole file before
+(2 GB of NUL bytes, no newline: 4.2 GB resident)."""
+
+
+def _boundary(fd: int, pos: int, size: int) -> int | None:
+    """The position after the first newline at or after ``pos``: ``size`` if the file
+    ends first, None if there is none in the :data:`BOUNDARY_MAX` bytes from ``pos``."""
     step = 1 << 16
-    while pos < size:
-        buf = os.pread(fd, step, pos)
+    stop = min(size, pos + BOUNDARY_MAX)
+    while pos < stop:
+        buf = os.pread(fd, min(step, stop - pos), pos)
         if not buf:
             return size
         k = buf.find(b"\n")
@@ -73,7 +84,7 @@ def _boundary(fd: int, pos: int, size: int) -> int:
             return pos + k + 1
         pos += len(buf)
         step = min(step * 4, 1 << 24)
-    return size
+    return size if pos >= size else None
 
 
 def _starting_first(tails: list[FileTail], k: int) -> list[FileTail]:
@@ -137,6 +148,9 @@ def plan(tails: list[FileTail], chunk: int = CHUNK, heads_only: bool = False
             while pos < st.st_size:
                 end = _boundary(fd, pos + chunk, st.st_size) if pos + chunk < st.st_size \
                     else st.st_size
+                if end is None:  # a line too long to plan around: the rest is its tail's
+                    mine.append(Chunk(info.index, info.path, pos, pos + chunk, True))
+                    break
                 mine.append(Chunk(info.index, info.path, pos, end, end >= st.st_size))
                 pos = end
                 if heads_only:

@@ -95,3 +95,36 @@ def test_a_grouped_first_load_holds_what_reading_file_by_file_holds(tmp_path: Pa
     assert grouped.poll().records == 0  # the tails continue exactly where the load ended
     assert np.array_equal(np.sort(a.numeric("fib.iteration")),
                           np.sort(b.numeric("fib.iteration")), equal_nan=True)
+
+
+def test_a_line_too_long_to_plan_around_is_left_to_the_tail_reader(
+        tmp_path: Path, monkeypatch: Any) -> None:
+    """A file with a line longer than the planner looks through (a forged file of NUL
+    bytes held whole in one chunk: 2 GB took 4.2 GB) is planned up to it; its tail reader
+    reads on from there: the long line is one bad line and every record after it is read
+    at its true line and offset."""
+    import features.loader as loader
+
+    monkeypatch.setattr(loader, "BOUNDARY_MAX", 16 * 1024)
+    pool = tmp_path / "pool"
+    pool.mkdir()
+    good = [json.dumps(rec(i, process=7)).encode() for i in range(200)]
+    lines = [*good[:100], b"\0" * 300_000, *good[100:]]
+    (pool / "a.jsonlog").write_bytes(b"\n".join(lines) + b"\n")
+    (pool / "b.jsonlog").write_bytes(b"\n".join(good[:3]) + b"\n")
+    reader = PoolReader(str(pool))
+    reader.scan()
+    chunks, _ = plan(list(reader.tails.values()), 4096)
+    assert max(c.end - c.start for c in chunks) <= 4096 + loader.BOUNDARY_MAX
+    a_end = max(c.end for c in chunks if c.file == 0)
+    assert a_end < sum(len(x) + 1 for x in good[:100]) + 300_000  # stops at the long line
+    reader = PoolReader(str(pool))
+    res = load(reader, workers=1, chunk=4096)
+    store = reader.store
+    assert res.records == 203 and len(store) == 203
+    assert [(b.line, b.length) for b in store.bad] == [(101, 300_000)]
+    ev = Events(store)
+    rows = np.flatnonzero(ev.file == 0)
+    want = {n + (1 if n < 100 else 2): x for n, x in enumerate(good)}  # line -> bytes
+    for r in rows.tolist():
+        assert ev.raw(r) == want[int(ev.line[r])]
