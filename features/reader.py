@@ -10,6 +10,7 @@ than one descriptor at a time.
 
 from __future__ import annotations
 
+import errno
 import os
 import time
 from collections.abc import Callable, Generator, Iterator
@@ -72,6 +73,9 @@ class FileTail:
         self.verify: list[tuple[float, int, int]] | None = None
         """After a replacement: (created, line length, line number) of the records read
         before, to skip them when they reappear at the start of the new content."""
+        self.skipping = False
+        """Inside a line already recorded as too long: what is left of it, up to its
+        newline, is passed over (``offset`` moves), never held."""
 
     def poll(self, store: EventStore, result: PollResult) -> Iterator[Batch]:
         """Read what is new in the file and yield parsed batches (not yet stored)."""
@@ -127,6 +131,10 @@ class FileTail:
         pos = self.offset + len(self.pending)
         while True:
             try:
+                if self.skipping:
+                    pos = self._skip_rest(fd, pos)
+                    if self.skipping:  # the file ends inside the line
+                        return pos
                 chunk = os.pread(fd, READ_BLOCK, pos)
             except OSError as e:
                 self._unreadable(e, result)
@@ -142,6 +150,26 @@ class FileTail:
                     yield self._too_long()
                 continue
             yield self._parse_lines(data, cut)
+
+    def _skip_rest(self, fd: int, pos: int) -> int:
+        """Pass over the rest of a line too long to hold, from ``pos`` to just after its
+        newline (or the file's end, still inside it): read a block at a time, and not at
+        all where the file has a hole (a sparse file reads as NUL bytes: no newline).
+        Returns where reading stopped."""
+        while True:
+            pos = _next_data(fd, pos)
+            chunk = os.pread(fd, READ_BLOCK, pos)
+            if not chunk:
+                self.offset = pos
+                return pos
+            k = chunk.find(b"\n")
+            if k < 0:
+                pos += len(chunk)
+                continue
+            self.offset = pos + k + 1
+            self.lines += 1
+            self.skipping = False
+            return self.offset
 
     def _parse_lines(self, data: bytes, cut: int) -> Batch:
         """Parse ``data`` up to its last newline (at ``cut``), holding the rest, and move
@@ -185,13 +213,15 @@ class FileTail:
         """A line past :data:`MAX_LINE` without a newline: record it and skip it."""
         info = self.info
         n = len(self.pending)
-        bad = BadLine(info.index, self.lines + 1, self.offset, n, "line too long",
+        bad = BadLine(info.index, self.lines + 1, self.offset, n,
+                      f"line too long (over {MAX_LINE >> 20} MB: passed over to its end)",
                       self.pending[:200].decode("utf-8", "replace"))
         empty = parse_block(b"", info.index, self.offset, self.lines)
         empty.bad.append(bad)
         empty.lines = 0
         self.offset += n
         self.pending = b""
+        self.skipping = True
         return empty
 
     def _unreadable(self, e: OSError, result: PollResult) -> None:
@@ -213,6 +243,7 @@ class FileTail:
         self.offset = 0
         self.lines = 0
         self.pending = b""
+        self.skipping = False
         self.records = 0
         self.size = -1
         self.mtime_ns = -1
@@ -238,6 +269,20 @@ class FileTail:
             return batch
         self.records += k
         return _drop_head(batch, k)
+
+
+def _next_data(fd: int, pos: int) -> int:
+    """The first position at or after ``pos`` that is not in a hole of the file (its size
+    when the rest is one); ``pos`` where holes cannot be found."""
+    seek_data = getattr(os, "SEEK_DATA", None)
+    if seek_data is None:
+        return pos
+    try:
+        return os.lseek(fd, pos, seek_data)
+    except OSError as e:
+        if e.errno == errno.ENXIO:  # no data after pos: a hole to the end
+            return max(pos, os.fstat(fd).st_size)
+        return pos
 
 
 def _drop_head(batch: Batch, k: int) -> Batch:
