@@ -56,6 +56,10 @@ class PollResult:
 class FileTail:
     """Reading state of one pool file."""
 
+    skipping = False
+    """Set for each tail in ``__init__``; this default serves the tails of a saved reading
+    made before it existed (unpickled without it)."""
+
     def __init__(self, info: FileInfo) -> None:
         self.info = info
         self.offset = 0

@@ -114,3 +114,20 @@ def test_a_run_with_a_sparse_file_loads_what_it_can(tmp_path: Path, small_limits
     run.load()
     assert run.events().n == 60
     assert len(run.store.bad) == 1 and run.store.bad[0].line == 21
+
+
+def test_a_tail_saved_before_it_could_skip_reads_on(tmp_path: Path) -> None:
+    """A saved reading pickles its tails: one saved by the version before has no
+    ``skipping`` and must read on as a tail that is not skipping."""
+    pool = tmp_path / "pool"
+    pool.mkdir()
+    f = pool / "a.jsonlog"
+    f.write_bytes(_lines(0, 3))
+    reader = PoolReader(str(pool))
+    reader.poll(full=True)
+    for tail in reader.tails.values():
+        del tail.__dict__["skipping"]  # as unpickled from an older saved reading
+    with open(f, "ab") as fh:
+        fh.write(_lines(3, 2))
+    reader.poll(full=True)
+    assert len(reader.store) == 5
