@@ -129,6 +129,8 @@ class SourceFiles:
         self.dir = Path(tempfile.mkdtemp(prefix="academy-tui-sources-"))
         weakref.finalize(owner, shutil.rmtree, str(self.dir), True)
         self.sources: list[tuple[Source, Path]] = []
+        self._told: dict[int, int] = {}
+        """Per source (by id), how many of its own notes were passed on."""
 
     def add(self, source: Source) -> Path | None:
         """The events file of ``source`` (``None`` when it is attached already)."""
@@ -140,13 +142,19 @@ class SourceFiles:
         return out
 
     def sync(self, run: RunView | None) -> list[str]:
-        """Translate what is new in every source; notes on sources that failed."""
+        """Translate what is new in every source; notes on sources that failed, and the
+        sources' own new notes (a log that cannot be read, a run directory chosen)."""
         notes = []
         for s, out in self.sources:
             try:
                 s.sync(out, run)
             except Exception as exc:  # one broken source must not lose the run
                 notes.append(f"{s.kind} {s.path}: {type(exc).__name__}: {exc}"[:300])
+            own = getattr(s, "notes", None)
+            if isinstance(own, list):
+                told = self._told.get(id(s), 0)
+                notes.extend(f"{s.kind}: {n}"[:300] for n in own[told:])
+                self._told[id(s)] = len(own)
         return notes
 
 

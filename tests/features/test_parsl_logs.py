@@ -389,4 +389,9 @@ def test_a_log_replaced_by_a_fifo_is_said_unreadable(parsl_sample: Path,
     assert "htex_local/block-0/a29224de8f5d/worker_0.log: cannot read (not a regular file)" \
         in logs.notes, logs.notes  # type: ignore[attr-defined]
     assert len(run.select('source="parsl-logs"')) == n
-    assert not [x for x in run.notes if "worker_0" in x]  # not the whole source failed
+    told = [x for x in run.notes if "worker_0" in x]  # said to the user, once
+    assert "parsl-logs: htex_local/block-0/a29224de8f5d/worker_0.log: cannot read " \
+        "(not a regular file)" in told, told
+    assert not [x for x in told if "NotRegular" in x]  # not the whole source failing
+    run.refresh()
+    assert [x for x in run.notes if "worker_0" in x] == told
