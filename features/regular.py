@@ -3,7 +3,7 @@
 A pool is untrusted, and so is what its records name (a Parsl run directory). A file of
 it may be, or may become between two reads, a FIFO (opening one for reading blocks until
 something opens it for writing: a live reader, ``events -f``, the steering watcher or
-``academy-tui runs`` would hang for good), a device (``/dev/zero`` never ends; opening a
+``latest`` among tied runs would hang for good), a device (``/dev/zero`` never ends; opening a
 tape rewinds it) or a directory. :func:`open_regular` looks before it opens, opens
 without blocking (``O_NONBLOCK``, which regular files ignore) or taking a controlling
 terminal, and checks again what it opened; anything but a regular file is refused with
