@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from features.regular import open_regular_file
 from features.sources import Source, event, register
 
 if TYPE_CHECKING:
@@ -55,7 +56,7 @@ def to_epoch(value: Any, offset_s: float = 0.0) -> float | None:
 def _is_db(path: Path) -> bool:
     if path.suffix not in (".db", ".sqlite", ".sqlite3", "") and path.name != "monitoring.db":
         return False
-    with open(path, "rb") as fh:
+    with open_regular_file(path) as fh:  # a path a pool can name: never a FIFO's wait
         if fh.read(16) != SQLITE_MAGIC:
             return False
     try:
