@@ -178,20 +178,19 @@ class ParslLogs(Source):
 
     def _read(self, f: _File, now: float) -> None:
         try:
-            st = os.stat(f.path)
-        except OSError:
-            return
-        if st.st_size < f.offset:  # replaced or truncated: read it again from the start
-            self.notes.append(f"{f.rel}: shrank from {f.offset} to {st.st_size} bytes")
-            f.offset, f.rest, f.cur = 0, b"", None
-        try:
             fh = open_regular_file(f.path)
+        except FileNotFoundError:
+            return
         except OSError as e:  # not a file any more (a FIFO would block), no permission
             note = f"{f.rel}: cannot read ({e.strerror or type(e).__name__})"
             if note not in self.notes:
                 self.notes.append(note)
             return
         with fh:
+            st = os.fstat(fh.fileno())  # of the file read, not of what the path is next
+            if st.st_size < f.offset:  # replaced or truncated: read it again from the start
+                self.notes.append(f"{f.rel}: shrank from {f.offset} to {st.st_size} bytes")
+                f.offset, f.rest, f.cur = 0, b"", None
             fh.seek(f.offset)
             while chunk := fh.read(CHUNK):
                 f.offset += len(chunk)

@@ -393,5 +393,20 @@ def test_a_log_replaced_by_a_fifo_is_said_unreadable(parsl_sample: Path,
     assert "parsl-logs: htex_local/block-0/a29224de8f5d/worker_0.log: cannot read " \
         "(not a regular file)" in told, told
     assert not [x for x in told if "NotRegular" in x]  # not the whole source failing
+    assert not [x for x in told if "shrank" in x]  # a FIFO has no size to shrink to
     run.refresh()
     assert [x for x in run.notes if "worker_0" in x] == told
+
+
+def test_a_log_rewritten_shorter_is_read_again_and_said(parsl_sample: Path,
+                                                        tmp_path: Path) -> None:
+    rundir = writable_copy(parsl_sample / "parsl" / "000", tmp_path / "000")
+    wlog = rundir / "htex_local" / "block-0" / "a29224de8f5d" / "worker_0.log"
+    full = wlog.read_bytes()
+    run = Run(parsl_sample / "pool" / POOL, sources=[rundir], discover=False)
+    run.load()
+    half = full[:full.rindex(b"\n", 0, len(full) // 2) + 1]
+    wlog.write_bytes(half)
+    run.refresh()
+    rel = "htex_local/block-0/a29224de8f5d/worker_0.log"
+    assert f"parsl-logs: {rel}: shrank from {len(full)} to {len(half)} bytes" in run.notes
