@@ -29,6 +29,7 @@ from academy.identifier import AgentId
 from academy.logging.configs.jsonpool import JSONPoolLogging
 from academy.manager import Manager
 
+from features.pools import LIVE_WINDOW_S
 from features.trail import Suggestion, read_trail
 from features.trust import (
     Session,
@@ -92,7 +93,8 @@ async def attach(pool_dir: str | Path, exchange_url: str, *, mode: str = "sugges
             manager = await asyncio.wait_for(
                 Manager.from_exchange_factory(factory, log_config=cfg), 60)
         except Exception as e:
-            raise AttachError(_unreachable(exchange_url, e).replace(
+            quiet = time.time() - _last_write(pool, mine)
+            raise AttachError(_unreachable(exchange_url, e, quiet).replace(
                 "; nothing was changed", "")) from None
         try:
             async with manager:
@@ -119,9 +121,15 @@ CLOSED = "exchange closed"
 the workflow, as Academy's HTTP exchange does)."""
 
 
-def _unreachable(url: str, exc: BaseException) -> str:
-    """One plain line for an exchange that did not answer."""
+def _unreachable(url: str, exc: BaseException, quiet_s: float | None = None) -> str:
+    """One plain line for an exchange that did not answer; ``quiet_s``: how long ago the
+    run last wrote (a live run's exchange is not over: it may still be starting, or be
+    at another address)."""
     if isinstance(exc, OSError | asyncio.TimeoutError) or "Connect" in type(exc).__name__:
+        if quiet_s is not None and quiet_s < LIVE_WINDOW_S:
+            return (f"cannot reach the exchange at {url}: nothing answers there, though the "
+                    f"run is live (written {max(quiet_s, 0.0):.0f} s ago): its exchange may "
+                    "still be starting, or listen at another address; nothing was changed")
         return (f"cannot reach the exchange at {url}: nothing answers there (the workflow "
                 "and its exchange have probably ended); nothing was changed")
     return f"cannot reach the exchange at {url}: {_line(exc)}"

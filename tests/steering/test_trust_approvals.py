@@ -242,3 +242,13 @@ def test_attaching_to_a_dead_exchange_is_one_error_line(tmp_path: Path, scheme: 
     errors = [ln for ln in res.stderr.splitlines() if "error" in ln]
     assert len(errors) == 1 and "nothing answers there" in errors[0], res.stderr
     assert "Traceback" not in res.stderr and "Unclosed" not in res.stderr
+    # The pool was written just now: a live run's exchange is not said to have ended.
+    assert "the run is live" in errors[0] and "probably ended" not in errors[0], errors[0]
+    old = time.time() - 3600
+    for f in pool.glob("*.jsonlog"):
+        os.utime(f, (old, old))
+    res = cli(tmp_path, pool.name, "--exchange", f"{scheme}://127.0.0.1:{free_port()}",
+              "--mode", "apply", "--targets", "steering.demo.straggleragents:CoordinatorAgent")
+    errors = [ln for ln in res.stderr.splitlines() if "error" in ln]
+    assert res.returncode == 2 and len(errors) == 1, res.stderr
+    assert "probably ended" in errors[0] and "live" not in errors[0], errors[0]
