@@ -1,4 +1,4 @@
-"""Opening a pool's files to read them: regular files only, never blocking.
+"""Opening a pool's files to read them: regular files only, never blocking (SECURITY.md R9).
 
 A pool is untrusted, and so is what its records name (a Parsl run directory). A file of
 it may be, or may become between two reads, a FIFO (opening one for reading blocks until
