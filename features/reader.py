@@ -317,6 +317,9 @@ class PoolReader:
     """Reads one pool directory into an :class:`EventStore`, now and as it grows."""
 
     SUFFIX = ".jsonlog"
+    _said_odd: frozenset[str] = frozenset()
+    """Entries named like pool files that are not files, said once each (a class default:
+    a reader saved before this existed is unpickled without it)."""
 
     def __init__(self, pool_dir: str, store: EventStore | None = None) -> None:
         self.pool_dir = os.fspath(pool_dir)
@@ -370,6 +373,10 @@ class PoolReader:
                 is_file = False
             if not (is_file and e.name.endswith(self.SUFFIX)):
                 others.append(e.name)
+                if e.name.endswith(self.SUFFIX) and e.name not in self._said_odd:
+                    self._said_odd = self._said_odd | {e.name}
+                    result.notes.append(f"{e.name}: not a regular file (a FIFO, a device, a "
+                                        "socket or a directory): not read")
                 continue
             info = self.store.add_file(e.path, e.name)
             tail = FileTail(info)

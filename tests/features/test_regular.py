@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -142,7 +144,25 @@ def test_a_fifo_among_a_pools_files_blocks_nothing(tmp_path: Path) -> None:
     run = Run(one, cache=False)
     _within(run.load, fifos)
     assert run.events().n == 10
+    said = "z.jsonlog: not a regular file (a FIFO, a device, a socket or a directory): not read"
+    assert run.notes.count(said) == 1
+    (one / "c.jsonlog").write_text(_record(9, "c"))  # the directory changes: scanned again
+    _within(run.refresh, fifos)
+    assert run.events().n == 11 and run.notes.count(said) == 1  # said once
     assert _within(lambda: resolve("latest", home), fifos) in (one, two)
+
+
+def test_a_pool_of_fifos_is_not_said_to_be_waiting_for_files(tmp_path: Path) -> None:
+    """Its only file a FIFO: the command says what is there, not "no files yet"."""
+    pool = tmp_path / "logs" / str(uuid.uuid4())
+    pool.mkdir(parents=True)
+    os.mkfifo(pool / "a.jsonlog")
+    res = subprocess.run([sys.executable, "-m", "tui.cli", "report", str(pool),
+                          "--no-anomalies"], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "ACADEMY_TUI_NO_CACHE": "1"})
+    assert "holds no .jsonlog file that can be read (1 not a regular file)" in res.stderr
+    assert "yet" not in res.stderr
+    assert "a.jsonlog: not a regular file" in res.stdout
 
 
 def test_a_file_swapped_for_a_fifo_before_the_load_reads_it_is_skipped(

@@ -64,7 +64,10 @@ def open_run(args: argparse.Namespace) -> Run:
     if show:
         control("\r\x1b[K")
     if run.store.stats.records == 0 and not run.store.files:
-        sys.stderr.write(f"academy-tui: note: {path} holds no .jsonlog files yet\n")
+        odd = sum(n.endswith(".jsonlog") for n in run.reader.other_files)
+        sys.stderr.write(f"academy-tui: note: {path} holds no .jsonlog files yet\n" if not odd
+                         else f"academy-tui: note: {path} holds no .jsonlog file that can be "
+                         f"read ({odd} not a regular file)\n")
     return run
 
 
