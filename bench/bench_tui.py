@@ -55,7 +55,9 @@ class Bare(App):
 Bare().run()
 """
 
-ESCAPES = re.compile(rb"\x1b\[[0-9;?<>=$]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(\x07|\x1b\\)|\x1b[()][0-9A-Za-z]")
+ESCAPES = re.compile(rb"\x1b\[[0-9;?<>=$]*[ -/]*[@-~]"  # CSI: moves, colours, queries
+                     rb"|\x1b\][^\x07\x1b]*(\x07|\x1b\\)"  # OSC: titles, colours asked
+                     rb"|\x1b[()][0-9A-Za-z]")  # character sets
 """Terminal control sequences (cursor moves, colours, queries), taken out of what the app
 writes so that its text can be searched."""
 ROW = re.compile(rb"\d (DEBUG|INFO |WARNING|ERROR|CRITICAL)")
