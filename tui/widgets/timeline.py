@@ -239,6 +239,7 @@ class Timeline(TimelineLines, can_focus=True):
             self._select_lane(self.rows[index][1])
             now = (self.selected, self._cell())
             if event.x >= LABEL and (event.chain >= 2 or now == before):
-                codes, _ = self._rasters.window(now[1], 1) if self._rasters else (None, None)
-                if codes is not None and codes[self.selected, 0] in td.BAR_CODES:
+                codes = self._rasters.codes(self.selected, now[1], 1) \
+                    if self._rasters else None
+                if codes is not None and codes[0] in td.BAR_CODES:
                     self.action_select()

@@ -233,7 +233,6 @@ class TimelineLines(ScrollView):
     def _build(self, row: tuple[str, int, str], sx: int, tw: int, cur: int,
                selected: bool) -> Strip:
         assert self.data is not None and self._rasters is not None
-        codes, conc = self._rasters.window(sx, tw)
         mark = np.zeros(tw, dtype=np.int64)
         if cur >= 0:
             mark[cur] = CURSOR
@@ -246,7 +245,8 @@ class TimelineLines(ScrollView):
             else:
                 top = self.data.conc_max
                 label = self._label(f" at once (max {top})", "timeline--spark")
-                comp, text = "timeline--spark", td.sparkline(conc, top)
+                comp = "timeline--spark"
+                text = td.sparkline(self._rasters.conc(sx, tw), top)
             style = self.get_component_rich_style(comp)
             if cur < 0:
                 return Strip([label, Segment(text, style)])
@@ -276,7 +276,7 @@ class TimelineLines(ScrollView):
         prefix = "▶" if selected else " "
         comp = "timeline--selected" if selected else (
             "timeline--exception" if lane.crashed else "timeline--label")
-        segs = self._cells(codes[i].astype(np.int64) + mark)
+        segs = self._cells(self._rasters.codes(i, sx, tw).astype(np.int64) + mark)
         return Strip([self._label(prefix + text, comp), *segs])
 
     def _cpu_spark(self, group: str, sx: int, tw: int) -> tuple[str, float]:
@@ -337,6 +337,6 @@ class TimelineLines(ScrollView):
         if data.lanes:
             parts += td.steering_at(data, self.selected, ta, tb)
             parts += td.describe(data, acts, self.selected, ta, tb)
-        _, conc = self._rasters.window(cell, 1)
+        conc = self._rasters.conc(cell, 1)
         parts.append(f"{int(conc[0]) if len(conc) else 0} executing at once")
         return " · ".join(parts)

@@ -27,33 +27,38 @@ difference arrays 16k lanes by a chunk wide (4 x 134 MB) where a block of lanes 
 time costs a few MB, and gives the same cells."""
 
 
-def raster(data: Lanes, spc: float, c0: int, width: int) -> np.ndarray:
-    """Codes of cells ``[c0, c0 + width)`` of every lane: shape (lanes, width), uint8.
+def raster(data: Lanes, spc: float, c0: int, width: int,
+           lanes: tuple[int, int] | None = None) -> np.ndarray:
+    """Codes of cells ``[c0, c0 + width)`` of every lane (of lanes ``[l0, l1)`` when
+    ``lanes`` is given): shape (lanes, width), uint8.
 
     Vectorised per code level over a block of lanes at a time (:data:`RASTER_CELLS`): a
     difference array marks where intervals of that code open and close, a cumulative
     sum says which cells they cover, and the maximum over levels is the paint order."""
-    nl = len(data.lanes)
+    l0, l1 = lanes if lanes is not None else (0, len(data.lanes))
+    nl = max(l1 - l0, 0)
     out = np.zeros((nl, width), dtype=np.uint8)
     if not nl or not len(data.t0):
         return out
     lo, hi = c0 * spc, (c0 + width) * spc
     hit = (data.t0 < hi) & (data.t1 >= lo)
+    if lanes is not None:
+        hit &= (data.lane >= l0) & (data.lane < l1)
     if not hit.any():
         return out
     a, b = cell_span(data.t0[hit], data.t1[hit], spc)
     keep = (a < c0 + width) & (b >= c0)
     a = np.clip(a[keep] - c0, 0, width - 1)
     b = np.clip(b[keep] - c0, 0, width - 1)
-    lane = data.lane[hit][keep]
+    lane = data.lane[hit][keep] - l0
     code = data.code[hit][keep]
     by_lane = np.argsort(lane, kind="stable")
     lane, a, b, code = lane[by_lane], a[by_lane], b[by_lane], code[by_lane]
     block = max(1, RASTER_CELLS // (width + 1))
-    for l0 in range(0, nl, block):
-        i, j = np.searchsorted(lane, [l0, l0 + block])
+    for k0 in range(0, nl, block):
+        i, j = np.searchsorted(lane, [k0, k0 + block])
         if i < j:
-            _paint(out[l0:l0 + block], lane[i:j] - l0, a[i:j], b[i:j], code[i:j])
+            _paint(out[k0:k0 + block], lane[i:j] - k0, a[i:j], b[i:j], code[i:j])
     return out
 
 
@@ -87,47 +92,85 @@ def concurrency_cells(data: Lanes, spc: float, c0: int, width: int) -> np.ndarra
 
 CHUNK = 1024
 """Cells rasterised at once: a pan within a chunk costs nothing."""
+LANE_BLOCK = 64
+"""Lanes rasterised at once: a screen shows a few dozen. All of a run's 1,656 lanes at
+once took 70-80 ms of the UI thread when the timeline was first shown, and again at
+each zoom."""
 CACHE_BYTES = 64 << 20
 """What the chunks kept by a :class:`Rasters` may take."""
 
 
 class Rasters:
-    """Rasters of one ``Lanes`` at one zoom, built a chunk at a time on demand (a deep
-    zoom of a long run has millions of virtual cells; only the visited ones are built)."""
+    """Rasters of one ``Lanes`` at one zoom, built a chunk of cells by a block of lanes at
+    a time on demand (a deep zoom of a long run has millions of virtual cells, a big run
+    thousands of lanes; only the visited ones are built)."""
 
     def __init__(self, data: Lanes, spc: float, keep: int = 64) -> None:
         self.data = data
         self.spc = spc
-        # At most ``keep`` chunks, and no more than CACHE_BYTES of them: a chunk is a
-        # byte per lane and cell (16k agents: 16 MB a chunk, 1 GB for 64).
-        self.keep = max(2, min(keep, CACHE_BYTES // max(1, len(data.lanes) * CHUNK)))
-        self._chunks: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        self._last: tuple[int, int, tuple[np.ndarray, np.ndarray]] | None = None
-        """The last window: every line of one repaint asks for the same one."""
+        nl = len(data.lanes)
+        blocks = max(1, -(-nl // LANE_BLOCK))
+        # At most ``keep`` chunks of every block, and no more than CACHE_BYTES of them: a
+        # chunk is a byte per lane and cell (a block of 64 lanes: 64 KB).
+        self.keep = max(2, min(keep * blocks,
+                               CACHE_BYTES // max(1, min(nl, LANE_BLOCK) * CHUNK)))
+        self._chunks: dict[tuple[int, int], np.ndarray] = {}
+        self._conc: dict[int, np.ndarray] = {}
+        self._last: dict[tuple[int, int, int], np.ndarray] = {}
+        """The blocks' last windows: every line of one repaint asks for the same one."""
 
-    def _chunk(self, k: int) -> tuple[np.ndarray, np.ndarray]:
-        hit = self._chunks.pop(k, None)
+    def _chunk(self, k: int, block: int) -> np.ndarray:
+        hit = self._chunks.pop((k, block), None)
         if hit is None:
-            hit = (raster(self.data, self.spc, k * CHUNK, CHUNK),
-                   concurrency_cells(self.data, self.spc, k * CHUNK, CHUNK))
+            l0 = block * LANE_BLOCK
+            hit = raster(self.data, self.spc, k * CHUNK, CHUNK,
+                         (l0, min(l0 + LANE_BLOCK, len(self.data.lanes))))
             if len(self._chunks) >= self.keep:
                 self._chunks.pop(next(iter(self._chunks)))
-        self._chunks[k] = hit  # most recently used last
+        self._chunks[(k, block)] = hit  # most recently used last
         return hit
 
-    def window(self, c0: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-        """Codes (lanes, width) and concurrency (width,) of cells ``[c0, c0 + width)``."""
-        c0 = max(c0, 0)
-        if self._last is not None and self._last[:2] == (c0, width):
-            return self._last[2]
+    def _conc_chunk(self, k: int) -> np.ndarray:
+        hit = self._conc.get(k)
+        if hit is None:
+            if len(self._conc) >= 64:
+                self._conc.pop(next(iter(self._conc)))
+            hit = self._conc[k] = concurrency_cells(self.data, self.spc, k * CHUNK, CHUNK)
+        return hit
+
+    def _span(self, c0: int, width: int) -> tuple[range, int]:
         ks = range(c0 // CHUNK, (c0 + width - 1) // CHUNK + 1)
-        parts = [self._chunk(k) for k in ks]
-        codes = np.concatenate([p[0] for p in parts], axis=1)
-        conc = np.concatenate([p[1] for p in parts])
-        off = c0 - ks[0] * CHUNK
-        out = codes[:, off:off + width], conc[off:off + width]
-        self._last = (c0, width, out)
-        return out
+        return ks, c0 - ks[0] * CHUNK
+
+    def codes(self, lane: int, c0: int, width: int) -> np.ndarray:
+        """Codes of cells ``[c0, c0 + width)`` of ``lane``."""
+        c0 = max(c0, 0)
+        block = lane // LANE_BLOCK
+        key = (block, c0, width)
+        got = self._last.get(key)
+        if got is None:
+            if len(self._last) >= 64:
+                self._last.clear()
+            ks, off = self._span(c0, width)
+            both = np.concatenate([self._chunk(k, block) for k in ks], axis=1)
+            got = self._last[key] = both[:, off:off + width]
+        return got[lane - block * LANE_BLOCK]
+
+    def conc(self, c0: int, width: int) -> np.ndarray:
+        """The most actions executing at once in each cell ``[c0, c0 + width)``."""
+        c0 = max(c0, 0)
+        ks, off = self._span(c0, width)
+        return np.concatenate([self._conc_chunk(k) for k in ks])[off:off + width]
+
+    def window(self, c0: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+        """Codes (lanes, width) of every lane and concurrency (width,) of cells
+        ``[c0, c0 + width)``."""
+        nl = len(self.data.lanes)
+        codes = np.zeros((nl, width), dtype=np.uint8)
+        for lane in range(0, nl, LANE_BLOCK):
+            for i in range(lane, min(lane + LANE_BLOCK, nl)):
+                codes[i] = self.codes(i, c0, width)
+        return codes, self.conc(c0, width)
 
 
 def series_cells(t: np.ndarray, v: np.ndarray, spc: float, c0: int, width: int) -> np.ndarray:
