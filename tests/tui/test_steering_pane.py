@@ -144,8 +144,10 @@ async def test_approve_a_pending_suggestion_from_the_pane(tmp_path: Path) -> Non
             assert st.exchange.startswith("http://127.0.0.1:") and st.state == "running"
             summary = str(view.query_one("#steering-summary", Static).render())
             assert "1 pending" in summary and "running in mode confirm" in summary
-            # The pending suggestion is under the cursor when it arrives: y acts on it.
-            assert view.selected() is not None and view.selected().key == sid
+            # The pending suggestion comes under the cursor as it arrives (the table moves
+            # its cursor once its new rows are laid out, a frame later): y acts on it.
+            await until(pilot, lambda: (sel := view.selected()) is not None and sel.key == sid,
+                        timeout=30)
             table.focus()
             await pilot.press("y")
             await until(pilot, lambda: isinstance(app.screen, PromptScreen))
