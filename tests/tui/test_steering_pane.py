@@ -61,18 +61,24 @@ async def test_steering_pane_lists_suggestions_and_drills_down(steered: DemoResu
             assert row[3] == r["steering.action"]
             assert row[4] == r["steering.args"]
         sid = sugg[0]["steering.id"]
-        # The state is what the last check or escalation of it said.
+        # The state is what the last apply, check, escalation or revert said (on loaded
+        # cores the workflow can end before the agent checks what it applied).
         last = [r for r in raw if r.get("steering.id") == sid
-                and r["steering.kind"] in ("check", "escalation")][-1]
+                and r["steering.kind"] in ("apply", "check", "escalation", "revert")
+                and r.get("steering.phase") != "before"][-1]
         # The table shows its word, the title under it the whole state with the reason.
         state = str(table.get_row_at(0)[5])
         title = str(view.query_one("#steering-title", Static).render())
         if last["steering.kind"] == "check":
             assert state == "checked"
             assert title.endswith(f"checked: {last['steering.result']}")
-        else:
+        elif last["steering.kind"] == "escalation":
             assert state == "escalated"
             assert title.endswith(f"escalated: {last['steering.reason']}")
+        else:
+            word = {"apply": "applied", "revert": "reverted"}[last["steering.kind"]]
+            assert state == word
+            assert title.endswith(f"{word}: {last['steering.result']}")
         body = str(view.query_one("#steering-records", Static).render())
         assert "suggestion" in body and "apply" in body
         n_id = sum(1 for r in _raw(res.pool_dir) if r.get("steering.id") == sid)
