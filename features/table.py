@@ -102,16 +102,22 @@ class Table:
         """Rows ordered by column ``by`` (missing values last); the first ``limit`` of
         them when given (only those rows are copied: the 20 slowest of 715k calls
         copied all of them, 114 MB, to keep 20)."""
-        idx = self.order(by, descending)
+        idx = self.order(by, descending, limit)
         return self.take(idx if limit is None else idx[:limit])
 
-    def order(self, by: str, descending: bool = False) -> np.ndarray:
-        """Row positions in the order :meth:`sort` puts them."""
+    def order(self, by: str, descending: bool = False, limit: int | None = None
+              ) -> np.ndarray:
+        """Row positions in the order :meth:`sort` puts them (the first ``limit`` of them
+        when given: of numbers, found without sorting the rest)."""
         col = self._cols[by]
         if col.dtype.kind in "fiub":
             key = col.astype(np.float64)
             key = np.where(np.isnan(key), np.inf if not descending else -np.inf, key)
-            idx = np.argsort(-key if descending else key, kind="stable")
+            if descending:
+                key = -key
+            if limit is not None and 0 < limit < len(key) // 4:
+                return _first_by(key, limit)
+            idx = np.argsort(key, kind="stable")
         else:
             present = [i for i, v in enumerate(col) if v is not None]
             missing = [i for i, v in enumerate(col) if v is None]
@@ -208,3 +214,13 @@ def _as_array(values: Any) -> np.ndarray:
     arr = np.empty(len(values), dtype=object)
     arr[:] = values
     return arr
+
+
+def _first_by(key: np.ndarray, limit: int) -> np.ndarray:
+    """The positions of the ``limit`` smallest keys in the order a stable sort gives them
+    (equal keys by position), without sorting the rest: the 20 slowest of a 10M-record
+    run's 715k calls took 69 ms of the UI thread sorted whole."""
+    kth = key[np.argpartition(key, limit - 1)[:limit]].max()
+    less = np.flatnonzero(key < kth)
+    cand = np.concatenate([less, np.flatnonzero(key == kth)[:limit - len(less)]])
+    return cand[np.argsort(key[cand], kind="stable")]

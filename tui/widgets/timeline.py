@@ -196,10 +196,18 @@ class Timeline(TimelineLines, can_focus=True):
     def show_span(self, start: float, end: float, agent: str | None = None) -> None:
         """Put the time cursor at ``start`` (seconds since the run start), zoomed in so
         that ``[start, end]`` takes about a third of the width when it is a small part
-        of the run, with ``agent``'s lane selected."""
+        of the run, with ``agent``'s lane selected; once the lanes of the latest
+        analysis are built, when they are being built."""
+        self._span = (start, end, agent)
         self.data_changed()
-        if self.data is None:
+        if not self._building:
+            self.lanes_built()
+
+    def lanes_built(self) -> None:
+        span, self._span = self._span, None
+        if span is None or self.data is None:
             return
+        start, end, agent = span
         tw, _ = self._view()
         want = (end - start) * 3 / tw
         if 0 < want < self.spc:

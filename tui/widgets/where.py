@@ -163,9 +163,15 @@ class WhereView(VerticalScroll):
         text = Text()
         if not len(acts):
             return text
-        # The most common action (the first by name among equals), counted over the
-        # objects: a text array of every call and its sorted copy were 50 MB at 715k.
-        calls = Counter(x or "" for x in acts["action"].tolist())
+        # The most common action (the first by name among equals), from the per-class
+        # counts of the same actions (counting 715k calls here took 110 ms of the UI
+        # thread; a text array of every call and its sorted copy were 50 MB).
+        calls: Counter[str] = Counter()
+        for action, n in zip(a.stats["action"].tolist(), a.stats["count"].tolist(),
+                             strict=True):
+            calls[action or ""] += int(n)
+        if not calls:
+            return text
         name = min(calls, key=lambda k: (-calls[k], k))
         m = acts["action"] == name
         text.append(f"\n{clean(name)}: duration histogram ({count(int(m.sum()), 'call')})\n",
