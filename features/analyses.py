@@ -279,14 +279,17 @@ def group_stats(actions: Table, by: tuple[str, ...] = ("agent_class", "action"),
     """Per group (default: agent class and action): count, errors, p50, p95, max and
     mean of ``value``, plus the mean of each phase."""
     n = len(actions)
-    keys = [tuple(actions[k][i] for k in by) for i in range(n)]
-    groups: dict[tuple[Any, ...], list[int]] = {}
-    for i, k in enumerate(keys):
-        groups.setdefault(k, []).append(i)
+    keys = list(zip(*(actions[k].tolist() for k in by), strict=True)) if n else []
+    # Groups in order of first appearance, found at C level (a row at a time in Python
+    # this took 0.67 s of a 10M-record run's 715k calls, in every analysis of it).
+    firsts = {k: g for g, k in enumerate(dict.fromkeys(keys))}
+    code = np.fromiter(map(firsts.__getitem__, keys), np.int64, n)
+    order = np.argsort(code, kind="stable")
+    bounds = np.searchsorted(code[order], np.arange(len(firsts) + 1))
+    groups = {k: order[bounds[g]:bounds[g + 1]] for k, g in firsts.items()}
     rows: list[dict[str, Any]] = []
     status = actions["status"] if n else np.empty(0, dtype=object)
-    for k, idx_list in groups.items():
-        idx = np.array(idx_list)
+    for k, idx in groups.items():
         v = actions[value][idx]
         st = status[idx]
         rec: dict[str, Any] = {b: kv for b, kv in zip(by, k, strict=True)}
