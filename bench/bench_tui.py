@@ -67,11 +67,11 @@ STATUS = re.compile(rb"(loading +\d+% \xc2\xb7 )?([\d,]+) events \xc2\xb7")
 """The status bar's count of events, with its load progress while loading."""
 
 
-def in_a_terminal(cmd: list[str], env: dict[str, str], loaded: bool,
+def in_a_terminal(cmd: list[str], env: dict[str, str], records: int | None,
                   timeout: float = 120.0) -> tuple[float | None, float | None]:
     """Start ``cmd`` in a pseudo-terminal of 160x45 and read what it draws: seconds from
-    the start to the first frame with an event row, and (``loaded``) to the first status
-    bar that counts the events with no load progress left, after one with some."""
+    the start to the first frame with an event row, and (given the run's ``records``) to
+    the first status bar that counts them all with no load progress left."""
     t0 = time.time()
     pid, fd = pty.fork()
     if pid == 0:  # the child: the command, its terminal this pty
@@ -80,10 +80,10 @@ def in_a_terminal(cmd: list[str], env: dict[str, str], loaded: bool,
         os.execvp(cmd[0], cmd)
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 45, 160, 0, 0))
     first = done = None
-    loading = False
     tail = b""
     try:
-        while time.time() - t0 < timeout and (first is None or (loaded and done is None)):
+        while time.time() - t0 < timeout and (first is None or
+                                              (records is not None and done is None)):
             ready, _, _ = select.select([fd], [], [], 0.005)
             if not ready:
                 continue
@@ -99,9 +99,8 @@ def in_a_terminal(cmd: list[str], env: dict[str, str], loaded: bool,
             if first is None and ROW.search(text):
                 first = now
             for m in STATUS.finditer(text):
-                if m.group(1) is not None:
-                    loading = True
-                elif loading and done is None:
+                if m.group(1) is None and done is None and records is not None and \
+                        int(m.group(2).replace(b",", b"")) >= records:
                     done = now
     finally:
         os.kill(pid, signal.SIGKILL)
@@ -119,10 +118,11 @@ def first_screen(pool: Path, rounds: int, label: str, env: dict[str, str]) -> No
            str(pool)]
     bare = [sys.executable, "-c", BARE]
     env = {"PYTHONPATH": str(ROOT), **env}
+    records = sum(p.read_bytes().count(b"\n") for p in pool.glob("*.jsonlog"))
     firsts, dones, floors = [], [], []
     for _ in range(rounds):
-        floor, _ = in_a_terminal(bare, env, loaded=False)
-        first, done = in_a_terminal(app, env, loaded=True)
+        floor, _ = in_a_terminal(bare, env, None)
+        first, done = in_a_terminal(app, env, records)
         if floor is not None:
             floors.append(floor)
         if first is None:
