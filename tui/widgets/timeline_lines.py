@@ -107,8 +107,8 @@ class TimelineLines(ScrollView):
         self._build_lanes(a, det, ev.t0, max(ev.t1, ev.t0), ev.created)
 
     @work(thread=True, group="timeline-lanes", exit_on_error=False)
-    def _build_lanes(self, a: Analysis, det: DetectionResult | None, t0: float, t1: float,
-               created: np.ndarray) -> None:
+    def _build_lanes(self, a: Analysis, det: DetectionResult | None, t0: float,
+                     t1: float, created: np.ndarray) -> None:
         data: td.Lanes | None = None
         try:
             data = td.build_lanes(a.agents, a.actions, a.concurrency, t0, t1, created,
