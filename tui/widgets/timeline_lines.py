@@ -238,7 +238,8 @@ class TimelineLines(ScrollView):
         width = self.size.width
         tw, h = self._view()
         if self.data is None or self._rasters is None:
-            text = "analysing…" if y == 0 else ""
+            said = "building the lanes…" if self._building else "analysing…"
+            text = said if y == 0 else ""
             return Strip([Segment(text.ljust(width), self.rich_style)], width)
         sx, sy = int(self.scroll_x), int(self.scroll_y)
         cur = self._cursor_col(sx, tw)
