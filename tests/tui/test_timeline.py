@@ -295,6 +295,8 @@ def test_before_the_first_analysis_it_says_so(sample) -> None:  # type: ignore[n
 
     tl = Timeline(RunModel(Run(sample("http"))))
     assert tl.render_line(0).text.startswith("analysing…")
+    tl._building = True  # its lanes being built in their thread
+    assert tl.render_line(0).text.startswith("building the lanes…")
 
 
 def test_lanes_from_tables_crash_marker_in_flight_and_unknown_agents() -> None:
