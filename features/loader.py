@@ -59,7 +59,14 @@ class Chunk:
 
 
 Progress = Callable[[int, int], None]
-"""``progress(bytes_done, bytes_total)``."""
+"""``progress(bytes_done, bytes_total)``; it may raise :class:`LoadStopped` to stop."""
+
+
+class LoadStopped(Exception):
+    """Raised by a load's progress callback to stop it (an app closing: a first load of
+    millions of records held its ``q`` for as long as the load). What was stored stays,
+    each file's tail just past its stored part, and the parse workers are stopped; a
+    later read continues from there."""
 
 
 BOUNDARY_MAX = 2 * CHUNK

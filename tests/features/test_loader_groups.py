@@ -128,3 +128,49 @@ def test_a_line_too_long_to_plan_around_is_left_to_the_tail_reader(
     want = {n + (1 if n < 100 else 2): x for n, x in enumerate(good)}  # line -> bytes
     for r in rows.tolist():
         assert ev.raw(r) == want[int(ev.line[r])]
+
+
+def test_a_load_stopped_by_its_progress_keeps_what_it_stored_and_reads_on(
+        tmp_path: Path, monkeypatch: Any) -> None:
+    """An app closing stops its first load from the progress callback (``LoadStopped``):
+    the load stops there with its parse workers, what it stored stays with each file's
+    tail just past it, and a later read continues to exactly what reading the files one
+    by one holds."""
+    import pytest
+
+    import features.loader as loader
+    from features.loader import LoadStopped
+
+    made: list[Any] = []
+    real = loader._executor
+
+    def kept(*args: Any) -> Any:
+        ex = real(*args)
+        made.append(ex)
+        return ex
+
+    monkeypatch.setattr(loader, "_executor", kept)
+    pool = _pool(tmp_path)
+    one_by_one = PoolReader(str(pool))
+    one_by_one.poll()
+    stopped = PoolReader(str(pool))
+    calls: list[tuple[int, int]] = []
+
+    def progress(done: int, total: int) -> None:
+        calls.append((done, total))
+        if len(calls) == 3:
+            raise LoadStopped
+
+    with pytest.raises(LoadStopped):
+        load(stopped, progress=progress, workers=2, chunk=16 * 1024, parallel_min=0)
+    assert calls[-1][0] < calls[-1][1]  # stopped before the end
+    assert 0 < len(stopped.store) < len(one_by_one.store)
+    (ex,) = made  # its parse workers: stopped and joined
+    assert ex._shutdown_thread and not ex._processes
+    before = len(stopped.store)
+    res = stopped.poll()
+    assert before + res.records == len(one_by_one.store)
+    a, b = Events(one_by_one.store), Events(stopped.store)
+    assert a.n == b.n
+    assert _by_location(a) == _by_location(b)
+    assert _files(one_by_one) == _files(stopped)

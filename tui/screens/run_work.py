@@ -15,6 +15,7 @@ import time
 from textual import work
 from textual.screen import Screen
 
+from features.loader import LoadStopped
 from tui.messages import EventsIngested, FilterApplied, LoadProgressed, RunNoted, ThingsUpdated
 from tui.model import RunModel
 from tui.widgets.anomalies import AnomaliesDetected
@@ -70,6 +71,8 @@ class RunWork(Screen[None]):
         last = [0.0]
 
         def progress(done: int, total: int) -> None:
+            if worker.is_cancelled:  # the app is closing: it does not wait for the load
+                raise LoadStopped
             now = time.monotonic()
             # A few repaints a second while loading: each costs the UI thread a frame.
             if now - last[0] > 0.25 or done >= total or last[0] == 0.0:
@@ -79,7 +82,10 @@ class RunWork(Screen[None]):
                 self.post_message(LoadProgressed(done, total))
                 self.post_message(EventsIngested(len(run.store), 0, True))
 
-        res = run.load(progress=progress, local_first=False)
+        try:
+            res = run.load(progress=progress, local_first=False)
+        except LoadStopped:
+            return
         # The store's big lists and tables live as long as the app: keep the cyclic
         # collector from rescanning them (full collections took ~100 ms at 1M events).
         gc.freeze()
