@@ -30,7 +30,7 @@ import tempfile
 import uuid
 from collections import deque
 from collections.abc import Generator, Iterator
-from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from concurrent.futures import Executor, Future
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
@@ -39,7 +39,7 @@ import orjson
 
 from features.events import Events
 from features.file_values import read_lines
-from features.loader import _context
+from features.loader import _executor as _process_pool
 from features.safe import json_escape_bytes
 from features.typed import typed_record
 
@@ -302,14 +302,12 @@ def _blocks(ev: Events, rows: np.ndarray, raw: bool, workers: int | None, block:
 
 def _executor(workers: int | None) -> tuple[Executor, int] | None:
     """Worker processes (default: the CPUs, at most 4) and how many; None for one or when
-    they cannot start here."""
+    they cannot start here (the loader's pool of them, at normal priority)."""
     n_workers = workers if workers is not None else min(os.cpu_count() or 1, 4)
     if n_workers <= 1:
         return None
-    try:
-        return ProcessPoolExecutor(max_workers=n_workers, mp_context=_context()), n_workers
-    except (OSError, ValueError):
-        return None
+    executor = _process_pool(n_workers, True)
+    return None if executor is None else (executor, n_workers)
 
 
 def _text(ev: Events, rows: np.ndarray, raw: bool, done: _Done, escape: bool) -> bytes:

@@ -142,10 +142,8 @@ class Rasters:
         ks = range(c0 // CHUNK, (c0 + width - 1) // CHUNK + 1)
         return ks, c0 - ks[0] * CHUNK
 
-    def codes(self, lane: int, c0: int, width: int) -> np.ndarray:
-        """Codes of cells ``[c0, c0 + width)`` of ``lane``."""
-        c0 = max(c0, 0)
-        block = lane // LANE_BLOCK
+    def _block_window(self, block: int, c0: int, width: int) -> np.ndarray:
+        """Codes of cells ``[c0, c0 + width)`` of the lanes of ``block``."""
         key = (block, c0, width)
         got = self._last.get(key)
         if got is None:
@@ -154,7 +152,12 @@ class Rasters:
             ks, off = self._span(c0, width)
             both = np.concatenate([self._chunk(k, block) for k in ks], axis=1)
             got = self._last[key] = both[:, off:off + width]
-        return got[lane - block * LANE_BLOCK]
+        return got
+
+    def codes(self, lane: int, c0: int, width: int) -> np.ndarray:
+        """Codes of cells ``[c0, c0 + width)`` of ``lane``."""
+        block = lane // LANE_BLOCK
+        return self._block_window(block, max(c0, 0), width)[lane - block * LANE_BLOCK]
 
     def conc(self, c0: int, width: int) -> np.ndarray:
         """The most actions executing at once in each cell ``[c0, c0 + width)``."""
@@ -165,11 +168,10 @@ class Rasters:
     def window(self, c0: int, width: int) -> tuple[np.ndarray, np.ndarray]:
         """Codes (lanes, width) of every lane and concurrency (width,) of cells
         ``[c0, c0 + width)``."""
-        nl = len(self.data.lanes)
-        codes = np.zeros((nl, width), dtype=np.uint8)
-        for lane in range(0, nl, LANE_BLOCK):
-            for i in range(lane, min(lane + LANE_BLOCK, nl)):
-                codes[i] = self.codes(i, c0, width)
+        c0 = max(c0, 0)
+        blocks = range(-(-len(self.data.lanes) // LANE_BLOCK))
+        codes = np.concatenate([self._block_window(b, c0, width) for b in blocks]) \
+            if len(blocks) else np.zeros((0, width), dtype=np.uint8)
         return codes, self.conc(c0, width)
 
 
