@@ -24,6 +24,7 @@ from textual.widgets import Footer, Static
 from features.pools import RunError, resolve
 from tui.memory import settle
 from tui.messages import OpenRun, ShowCatalog
+from tui.threads import leave
 from tui.typeahead import TypeAhead, typing
 
 if TYPE_CHECKING:
@@ -79,6 +80,13 @@ class AcademyApp(App[int]):
         """What the terminal is told after the app ends (printed by Textual)."""
         self.type_ahead = TypeAhead(self)
         """Keys typed after a key that opens a box, held until the box has focus."""
+
+    def on_load(self) -> None:
+        import asyncio
+
+        from tui.threads import install
+
+        install(asyncio.get_running_loop())  # thread workers that q does not wait for
 
     def compose(self) -> ComposeResult:
         yield Static("")
@@ -236,7 +244,7 @@ def run_app(run: str | None, home: Path | None = None, expected_s: float | None 
     if run is not None:
         resolve(run, home)  # fail before the screen switches to the app
     settle()  # the process is the app's own (see tui.memory)
-    return AcademyApp(run, home, expected_s, sources=sources).run() or 0
+    return leave(AcademyApp(run, home, expected_s, sources=sources).run() or 0)
 
 
 def run_demo_app(opts: DemoOptions) -> int:
@@ -250,4 +258,4 @@ def run_demo_app(opts: DemoOptions) -> int:
             proc.wait(timeout=STOP_WAIT_S)
         except subprocess.TimeoutExpired:
             proc.kill()
-    return status
+    return leave(status)

@@ -18,6 +18,7 @@ from textual.screen import Screen
 from features.loader import LoadStopped
 from tui.messages import EventsIngested, FilterApplied, LoadProgressed, RunNoted, ThingsUpdated
 from tui.model import RunModel
+from tui.threads import finishing
 from tui.widgets.anomalies import AnomaliesDetected
 
 POLL_BUSY_S = 0.05
@@ -63,7 +64,14 @@ class RunWork(Screen[None]):
 
     @work(thread=True, exclusive=True, group="ingest")
     def ingest(self) -> None:
-        """Read the pool: the first load (with progress), then tail it until closed."""
+        """Read the pool: the first load (with progress), then tail it until closed.
+        The app's exit waits for it to stop (:func:`tui.threads.finishing`): at the next
+        stored group of a load (its parse processes shut down), after a save in
+        progress, or within a poll of the tail."""
+        with finishing():
+            self._ingest()
+
+    def _ingest(self) -> None:
         from textual.worker import get_current_worker
 
         worker = get_current_worker()

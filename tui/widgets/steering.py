@@ -310,6 +310,13 @@ class SteeringView(VerticalScroll):
 
     @work(thread=True, group="steering-call")
     def call_agent(self, verb: str, decision: Any) -> None:
+        """Send a confirmed decision; quitting meanwhile waits for its answer."""
+        from tui.threads import finishing
+
+        with finishing():
+            self._call_agent(verb, decision)
+
+    def _call_agent(self, verb: str, decision: Any) -> None:
         from steering.attach import send_decision
         from tui.cli.steer import run_quietly
 
