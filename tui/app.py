@@ -33,8 +33,17 @@ if TYPE_CHECKING:
 
 STOP_WAIT_S = 15.0
 """Longest the demo workflow is given to shut down when the app stops it."""
-FULL_GC_AFTER = 100
-"""Younger collections between two full ones (CPython's default is 10)."""
+FULL_GC_AFTER = 300
+"""Younger collections between two full ones (CPython's default is 10): ~2M container
+objects made, half a minute of steady scrolling. Full collections are made at idle
+moments instead (:meth:`AcademyApp._collect_when_idle`); this one is the backstop."""
+IDLE_S = 1.0
+"""No key or mouse press for this long: the person is reading, a full collection now
+goes unfelt (:meth:`AcademyApp._collect_when_idle`)."""
+IDLE_GC_EVERY_S = 5.0
+"""Shortest interval between two full collections made at idle moments."""
+IDLE_GC_AFTER = 10
+"""Younger collections since the last full one before an idle moment makes one."""
 
 
 class AcademyApp(App[int]):
@@ -59,10 +68,11 @@ class AcademyApp(App[int]):
 
         prestart()  # while stderr is still the real one (see prestart's docstring)
         gc.freeze()  # modules and classes are permanent: keep full collections short
-        # A full collection scans every object the app keeps (Textual's render caches
-        # included): 40-90 ms with a big run open, each a stall the user feels while
-        # scrolling. By default one comes after 10 younger ones; after 100, they come a
-        # tenth as often (this is the app's own process: a library would not do this).
+        # A full collection scans every object the app keeps that is not frozen
+        # (Textual's render caches: ~80k objects, 35-95 ms), each a stall the user feels
+        # while scrolling. By default one comes after 10 younger ones; here they are made
+        # when the person pauses, and after FULL_GC_AFTER only as a backstop (this is the
+        # app's own process: a library would not do this).
         t0, t1, _ = gc.get_threshold()
         gc.set_threshold(t0, t1, FULL_GC_AFTER)
         self.run_arg = run
@@ -80,6 +90,9 @@ class AcademyApp(App[int]):
         """What the terminal is told after the app ends (printed by Textual)."""
         self.type_ahead = TypeAhead(self)
         """Keys typed after a key that opens a box, held until the box has focus."""
+        self._input_at = time.monotonic()
+        """When the person last pressed a key or a mouse button."""
+        self._idle_gc_at = 0.0
 
     def on_load(self) -> None:
         import asyncio
@@ -87,6 +100,24 @@ class AcademyApp(App[int]):
         from tui.threads import install
 
         install(asyncio.get_running_loop())  # thread workers that q does not wait for
+        self.set_interval(IDLE_S / 2, self._collect_when_idle)
+
+    def _collect_when_idle(self) -> None:
+        """A full collection while the person reads, rather than amid their keys.
+
+        Textual's rendered lines (``Strip``) keep themselves in their own caches, so each
+        line drawn is a reference cycle that only a full collection frees: ~45k objects
+        after a minute of scrolling and zooming on a 1M-record run, and a full collection
+        made by CPython in the middle of a key's work held the UI thread 50-95 ms (the
+        run's data is frozen out of it, see ``gc.freeze`` in the workers). Made here,
+        after :data:`IDLE_S` without a key, it goes unfelt, and the automatic one (after
+        :data:`FULL_GC_AFTER` younger ones) rarely comes."""
+        now = time.monotonic()
+        if now - self._input_at < IDLE_S or now - self._idle_gc_at < IDLE_GC_EVERY_S or \
+                gc.get_count()[2] < IDLE_GC_AFTER:
+            return
+        self._idle_gc_at = now
+        gc.collect()
 
     def compose(self) -> ComposeResult:
         yield Static("")
@@ -184,6 +215,9 @@ class AcademyApp(App[int]):
         super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
 
     async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, (events.Key, events.MouseDown, events.MouseScrollDown,
+                              events.MouseScrollUp)):
+            self._input_at = time.monotonic()
         if isinstance(event, events.Key) and not event.is_forwarded and \
                 self.type_ahead.hold(event):
             return

@@ -42,3 +42,91 @@ def test_freed_arrays_leave_the_apps_process() -> None:
         pytest.skip("not glibc: the threshold is the C library's own")
     assert settled["held_mb"] < 20  # the one array kept (3 MB), not the 125 MB freed
     assert held("as is")["held_mb"] > 60  # what glibc keeps when left alone
+
+
+# -- the cyclic collector in the app (tui.app, tui.screens.run_work) ---------------------
+
+
+async def _workers_of_earlier_apps_done() -> None:
+    """Earlier tests' apps may have left an analysis computing (q does not wait for it,
+    tui.threads); its first end freezes. Wait for it, so that only this app counts."""
+    import asyncio
+    import time
+
+    from tui.threads import _POOLS
+
+    deadline = time.monotonic() + 120
+    while any(p.busy for p in _POOLS) and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+
+
+async def test_a_growing_run_freezes_nothing_after_its_first_analysis_and_judgement(  # type: ignore[no-untyped-def]
+        sample, tmp_path: Path) -> None:
+    """Each ``gc.freeze()`` also froze Textual's rendered lines cached at that moment,
+    which refer to themselves: dropped later, they were never freed (an app on a run
+    growing by 1,000 records/s grew by ~150 MB a minute). After the first analysis and
+    the first judgement (their imports are for good), the app freezes nothing more."""
+    import gc
+
+    from pilotkit import until
+
+    from tui.app import AcademyApp
+    from tui.screens.run import RunScreen
+
+    await _workers_of_earlier_apps_done()
+    src = sample("http")
+    pool = tmp_path / "logs" / src.name
+    pool.mkdir(parents=True)
+    rest: dict[str, list[bytes]] = {}
+    for f in sorted(src.glob("*.jsonlog")):
+        lines = f.read_bytes().splitlines(keepends=True)
+        cut = len(lines) // 4
+        (pool / f.name).write_bytes(b"".join(lines[:cut]))
+        rest[f.name] = lines[cut:]
+    app = AcademyApp(str(pool))
+    async with app.run_test(size=(150, 40)) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, RunScreen))
+        scr = app.screen
+        m = scr.model
+        await until(pilot, lambda: not m.loading and m.detection is not None
+                    and not scr._detecting and not scr._analysing, timeout=120)
+        frozen = gc.get_freeze_count()
+        for step in range(3):  # the run grows: analysed and judged again each time
+            for name, lines in rest.items():
+                part = lines[step * len(lines) // 3:(step + 1) * len(lines) // 3]
+                with (pool / name).open("ab") as fh:
+                    fh.write(b"".join(part))
+            n = len(m.run.store)
+            await until(pilot, lambda n=n: len(m.run.store) > n, timeout=60)
+            total = len(m.run.store)
+            await until(pilot, lambda total=total: m.analysis is not None
+                        and m.analysis.events == total and m.detected_events == total,
+                        timeout=120)
+            for _ in range(3):  # the screen drawn anew with what came
+                await pilot.press("end", "pageup")
+        assert gc.get_freeze_count() <= frozen  # it only shrinks as frozen objects die
+
+
+async def test_a_full_collection_waits_for_the_person_to_pause(sample) -> None:  # type: ignore[no-untyped-def]
+    """Full collections are made when no key has come for a second (they held the UI
+    50-95 ms amid the keys on a 1M-record run), not after the usual 10 younger ones."""
+    import gc
+
+    from pilotkit import until
+
+    from tui.app import IDLE_GC_AFTER, AcademyApp
+    from tui.screens.run import RunScreen
+
+    app = AcademyApp(str(sample("http")))
+    async with app.run_test(size=(150, 40)) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, RunScreen))
+        scr = app.screen
+        await until(pilot, lambda: not scr.model.loading and scr.model.analysis is not None)
+        await pilot.press("down", "down")
+        full = gc.get_stats()[2]["collections"]
+        junk = [[i] for i in range(200_000)]  # ~30 younger collections' worth
+        del junk
+        assert gc.get_count()[2] >= IDLE_GC_AFTER
+        assert gc.get_stats()[2]["collections"] == full  # not yet: no automatic one
+        await until(pilot, lambda: gc.get_stats()[2]["collections"] > full, timeout=60)
+        assert gc.get_count()[2] < IDLE_GC_AFTER
