@@ -26,6 +26,7 @@ from features.safe import clean
 from features.trail import Suggestion, Trail, read_trail
 from tui.model import RunModel
 from tui.text import Cell, cell
+from tui.threads import finishing
 from tui.widgets.rows import open_focused_row, open_row
 
 NO_STEERING = ("No steering agent has written to this run (start one with "
@@ -311,8 +312,6 @@ class SteeringView(VerticalScroll):
     @work(thread=True, group="steering-call")
     def call_agent(self, verb: str, decision: Any) -> None:
         """Send a confirmed decision; quitting meanwhile waits for its answer."""
-        from tui.threads import finishing
-
         with finishing():
             self._call_agent(verb, decision)
 
