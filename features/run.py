@@ -25,6 +25,7 @@ from features.events import Events
 from features.events_table import default_event_keys as default_event_keys
 from features.events_table import events_table
 from features.loader import load as bulk_load
+from features.loader import load_heads
 from features.pools import resolve
 from features.reader import PollResult, PoolReader
 from features.source_kinds import discover, open_source
@@ -68,6 +69,8 @@ class Run:
         self.cache_status = "not used"
         """What the saved reading did for the last :meth:`load` ("restored N records",
         why it could not be used, "saved"...)."""
+        self._begun: tuple[int, PollResult] | None = None
+        """What :meth:`begin` read (records restored, the heads' result) for :meth:`load`."""
 
     @property
     def uuid(self) -> str:
@@ -80,15 +83,36 @@ class Run:
         """Read everything there is now (in parallel for big pools; see
         :func:`features.loader.load` for ``local_first``): from the pool's saved reading
         and what was written since, when there is one (see ``cache``)."""
-        restored = self._restore()
+        begun, self._begun = self._begun, None
+        restored = self._restore() if begun is None else begun[0]
         res = bulk_load(self.reader, progress=progress, workers=workers,
                         local_first=local_first)
+        if begun is not None:
+            res.records += begun[1].records
+            res.bad += begun[1].bad
+            res.batches += begun[1].batches
+            res.new_files[:0] = begun[1].new_files
+            res.notes[:0] = begun[1].notes
         self._settle(res)
         self._save(restored)
         self._join_sources(res)
         self.notes.extend(res.notes)
         self._mark_growth()
         return res
+
+    def begin(self) -> int:
+        """A first look at a run not read yet, quick enough to wait for before drawing a
+        first screen: its saved reading when one can be used (~0.15 s for 1M records in
+        828 files), else the heads of the files that start first (a few milliseconds:
+        :func:`features.loader.load_heads`). Returns the records stored; :meth:`load`
+        reads on from there and counts them in its result. A no-op on a run read
+        already."""
+        if self._begun is not None or len(self.store) or self.reader.tails:
+            return 0
+        restored = self._restore()
+        res = PollResult() if restored else load_heads(self.reader)
+        self._begun = (restored, res)
+        return restored or res.records
 
     # -- the saved reading -------------------------------------------------------------
 

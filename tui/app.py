@@ -28,6 +28,7 @@ from tui.threads import leave
 from tui.typeahead import TypeAhead, typing
 
 if TYPE_CHECKING:
+    from features.run import Run
     from steering.demo import DemoOptions
 
 
@@ -62,7 +63,8 @@ class AcademyApp(App[int]):
 
     def __init__(self, run: str | None = None, home: Path | None = None,
                  expected_s: float | None = None, demo: DemoOptions | None = None,
-                 sources: tuple[Any, ...] = ()) -> None:
+                 sources: tuple[Any, ...] = (), opened: Run | None = None) -> None:
+        """``opened``: the run named by ``run``, opened and begun (see :func:`run_app`)."""
         super().__init__()
         from features.loader import prestart
 
@@ -79,6 +81,7 @@ class AcademyApp(App[int]):
         self.home = home
         self.expected_s = expected_s
         self.sources = sources
+        self.opened = opened
         """Other sources to join onto the run opened (``--with``)."""
         self.demo = demo
         self.demo_proc: subprocess.Popen[bytes] | None = None
@@ -132,8 +135,10 @@ class AcademyApp(App[int]):
             self.push_screen(RunScreen(path, expected_s=2 * self.demo.sleep *
                                        self.demo.iterations))
         elif self.run_arg:
-            self.push_screen(RunScreen(resolve(self.run_arg, self.home), self.expected_s,
-                                       sources=self.sources))
+            path = self.opened.path if self.opened is not None else \
+                resolve(self.run_arg, self.home)
+            self.push_screen(RunScreen(path, self.expected_s, sources=self.sources,
+                                       run=self.opened))
         else:
             self.push_screen(RunsScreen(self.home))
 
@@ -275,10 +280,21 @@ def run_app(run: str | None, home: Path | None = None, expected_s: float | None 
             sources: tuple[Any, ...] = ()) -> int:
     """Open the app on a run (or the catalog), ``sources`` joined onto it; returns the exit
     status."""
+    opened = None
     if run is not None:
-        resolve(run, home)  # fail before the screen switches to the app
+        from features.run import Run
+
+        # Fail before the screen switches to the app; then take a first look at the run
+        # (its saved reading, or the first records of the processes that started first),
+        # so that the first frame shows rows and not an empty table: read here, before
+        # Textual starts, it costs ~10 ms (~0.15 s from a 1M-record saved reading); read
+        # by the load's worker, it waited for the screen's start and then shared the
+        # interpreter with it (~0.1 s more before the first rows).
+        opened = Run(resolve(run, home), sources=sources)
+        opened.begin()
     settle()  # the process is the app's own (see tui.memory)
-    return leave(AcademyApp(run, home, expected_s, sources=sources).run() or 0)
+    return leave(AcademyApp(run, home, expected_s, sources=sources, opened=opened).run()
+                 or 0)
 
 
 def run_demo_app(opts: DemoOptions) -> int:

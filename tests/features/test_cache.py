@@ -93,6 +93,26 @@ def test_a_reopened_pool_is_the_pool_read_from_scratch(pool: Path) -> None:
     assert opened(pool, cache=True).cache_status.startswith("restored")
 
 
+def test_a_run_begun_from_its_saved_reading_is_the_run_read_from_scratch(
+        pool: Path) -> None:
+    """``Run.begin`` (what the app reads before its first frame) takes the saved reading
+    whole; the load afterwards reads what was written since, says the reading was
+    restored, and does not save it again for nothing."""
+    first = opened(pool, cache=True)
+    files = sorted(pool.glob("*.jsonlog"))
+    with open(files[0], "ab") as out:  # one more record, written after the save
+        out.write(files[0].read_bytes().splitlines(keepends=True)[-1])
+    run = Run(pool, cache=True)
+    assert run.begin() == len(first.store)
+    saved_at = (cache.path_for(pool) / "meta.json").stat().st_mtime_ns  # used just now
+    assert run.cache_status == f"restored {len(first.store):,} records"
+    res = run.load()
+    assert res.records == 1 and len(run.store) == len(first.store) + 1
+    assert run.cache_status == f"restored {len(first.store):,} records"
+    assert (cache.path_for(pool) / "meta.json").stat().st_mtime_ns == saved_at  # not saved
+    same(reading(run), reading(opened(pool, cache=False)))
+
+
 def test_grown_and_new_files_are_read_from_where_the_cache_stopped(pool: Path) -> None:
     """The run caught mid-way (every file shorter, one ending inside a line, one process
     not started yet), saved; then the files grow to the whole run."""

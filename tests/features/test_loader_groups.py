@@ -174,3 +174,36 @@ def test_a_load_stopped_by_its_progress_keeps_what_it_stored_and_reads_on(
     assert a.n == b.n
     assert _by_location(a) == _by_location(b)
     assert _files(one_by_one) == _files(stopped)
+
+
+def test_a_run_begun_before_its_load_ends_up_as_a_run_loaded_at_once(tmp_path: Path) -> None:
+    """``Run.begin`` (what the app reads before its first frame) stores the heads of the
+    files that start first; the load afterwards reads on from there: the same records at
+    the same places, the same files, bad lines and result as one load."""
+    from features.loader import HEAD_FILES
+    from features.run import Run
+
+    pool = _pool(tmp_path)
+    (pool / "x.jsonlog").mkdir()  # a note the first look makes (and a load must keep)
+    at_once = Run(pool, cache=False)
+    whole = at_once.load()
+    run = Run(pool, cache=False)
+    first = run.begin()
+    begun = Events(run.store)
+    # A first screen's worth, from the files that start first; the earliest records.
+    assert 0 < first == begun.n < at_once.store.__len__() // 4
+    assert len({int(f) for f in begun.file}) == HEAD_FILES
+    a = Events(at_once.store)
+    assert [(a.file_names[a.file[r]], int(a.line[r])) for r in a.order[:100]] == \
+        [(begun.file_names[begun.file[r]], int(begun.line[r])) for r in begun.order[:100]]
+    assert run.begin() == 0  # once
+    res = run.load()
+    b = Events(run.store)
+    assert _by_location(a) == _by_location(b)
+    assert _files(at_once.reader) == _files(run.reader)
+    assert [(a.file_names[a.file[r]], int(a.line[r])) for r in a.order] == \
+        [(b.file_names[b.file[r]], int(b.line[r])) for r in b.order]
+    assert (res.records, res.bad, sorted(res.new_files), res.notes) == \
+        (whole.records, whole.bad, sorted(whole.new_files), whole.notes)
+    assert any("x.jsonlog" in n for n in res.notes)
+    assert run.refresh().records == 0  # the tails continue exactly where the load ended

@@ -46,6 +46,23 @@ async def test_open_run_shows_all_events_in_time_order(sample) -> None:  # type:
         assert any("workflow end" in ln for ln in lines)  # following: the end is visible
 
 
+async def test_a_run_begun_before_the_app_is_its_run_read_once(sample) -> None:  # type: ignore[no-untyped-def]
+    """The CLI opens the run and begins it before Textual starts (``run_app``: the first
+    frame has the first rows); the app takes that run and reads on from there, every
+    record once."""
+    from features.run import Run
+
+    pool = sample("pairs")  # 9 files of ~1.2 MB: the heads of 8 of them first
+    run = Run(pool, cache=False)
+    first = run.begin()
+    app = AcademyApp(str(pool), opened=run)
+    async with app.run_test(size=SIZE) as pilot:
+        scr = await open_run(pilot, app)
+        assert scr.model.run is run
+        assert 0 < first < 10_943 == len(scr.model.view.rows) == scr.model.events().n
+        assert scr.model.events().store.files[0].records + first > first  # read on
+
+
 async def type_filter(pilot, text: str) -> None:  # type: ignore[no-untyped-def]
     """Open the filter bar (/) and type ``text``, a key at a time."""
     await pilot.press("slash")

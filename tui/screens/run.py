@@ -93,10 +93,14 @@ class RunScreen(RunViews, RunWork):
     ]
 
     def __init__(self, path: Path, expected_s: float | None = None,
-                 from_catalog: bool = False, sources: tuple[Any, ...] = ()) -> None:
+                 from_catalog: bool = False, sources: tuple[Any, ...] = (),
+                 run: Run | None = None) -> None:
+        """``run``: the run at ``path`` already opened (begun: :meth:`Run.begin`), so that
+        the first frame has its first rows."""
         super().__init__()
         self.path = Path(path)
-        self.model = RunModel(Run(self.path, sources=sources), expected_s)
+        self.model = RunModel(run if run is not None else Run(self.path, sources=sources),
+                              expected_s)
         self.from_catalog = from_catalog
         self.filter_mode = "filter"
         self._last_growth = time.monotonic()
@@ -147,6 +151,8 @@ class RunScreen(RunViews, RunWork):
 
     def on_mount(self) -> None:
         self.title = f"academy-tui · {self.path.name}"
+        if len(self.model.run.store):  # begun: its first rows in the first frame
+            self.on_events_ingested(EventsIngested(len(self.model.run.store), 0, True))
         self._paint_status()
         self.ingest()
         self.set_interval(ANALYSE_EVERY_S, self._maybe_analyse)
