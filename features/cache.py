@@ -119,6 +119,17 @@ def path_for(pool: str | os.PathLike[str]) -> Path:
     return cache_dir() / "pools" / key
 
 
+def saved_bytes(pool: str | os.PathLike[str]) -> int | None:
+    """How big the saved reading of ``pool`` says it is (its columns and state), without
+    checking it; None when there is none or its description cannot be read. A hint of
+    how long :func:`restore` takes (which checks everything)."""
+    try:
+        meta = json.loads((path_for(pool) / "meta.json").read_bytes())
+        return int(meta["arrays_bytes"]) + int(meta["state_bytes"])
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+
+
 # -- saving -------------------------------------------------------------------------------
 
 

@@ -340,14 +340,18 @@ def _heads(tails: list[FileTail]) -> tuple[list[tuple[Batch, int]], dict[int, tu
     return [parse_chunk(c) for c in head_chunks], stats
 
 
-def load_heads(reader: PoolReader) -> PollResult:
+def load_heads(reader: PoolReader, max_files: int | None = None) -> PollResult:
     """Store the heads of the files that start first (:func:`_heads`; ~560 records of a
     big pool, a few milliseconds) and nothing more: a first screen's worth of the run,
     fast enough to wait for before the screen is drawn. A :func:`load` afterwards reads
-    on from there (each file's tail is past its stored head)."""
+    on from there (each file's tail is past its stored head). With more than
+    ``max_files`` files, only the pool's files are found (choosing among them would read
+    the start of each)."""
     result = PollResult()
     reader.scan(result)
     tails = list(reader.tails.values())
+    if max_files is not None and len(tails) > max_files:
+        return result
     heads, stats = _heads(tails)
     by_index = {t.info.index: t for t in tails}
     total = sum(consumed for _, consumed in heads)

@@ -32,6 +32,14 @@ from features.source_kinds import discover, open_source
 from features.sources import Source, SourceFiles
 from features.table import Table
 
+BEGIN_SAVED_MAX = 320 * 2**20
+"""The biggest saved reading :meth:`Run.begin` restores (~2M records, ~0.3 s): a 30M-record
+one took 3.4-4.5 s to check, too long to wait for before a first screen."""
+
+BEGIN_FILES_MAX = 2048
+"""The most files :meth:`Run.begin` looks at the start of (one read each) to choose the
+heads it reads: 16k files took longer than the screen they would fill."""
+
 
 class Run:
     """A pool being read: events, things and analyses, refreshed on demand."""
@@ -102,15 +110,20 @@ class Run:
 
     def begin(self) -> int:
         """A first look at a run not read yet, quick enough to wait for before drawing a
-        first screen: its saved reading when one can be used (~0.15 s for 1M records in
-        828 files), else the heads of the files that start first (a few milliseconds:
-        :func:`features.loader.load_heads`). Returns the records stored; :meth:`load`
-        reads on from there and counts them in its result. A no-op on a run read
-        already."""
+        first screen: its saved reading when one can be used and is small (~0.15 s for
+        1M records), else the heads of the files that start first (~10 ms:
+        :func:`features.loader.load_heads`) when there are not too many files to choose
+        from. Returns the records stored (0 when the first look would not be quick: a
+        big saved reading, whose checks take seconds, is left to :meth:`load`, with the
+        screen up). :meth:`load` reads on from there and counts them in its result. A
+        no-op on a run read already."""
         if self._begun is not None or len(self.store) or self.reader.tails:
             return 0
+        saved = saved_reading.saved_bytes(self.path, self._cache_flag)
+        if saved is not None and saved > BEGIN_SAVED_MAX:
+            return 0
         restored = self._restore()
-        res = PollResult() if restored else load_heads(self.reader)
+        res = PollResult() if restored else load_heads(self.reader, BEGIN_FILES_MAX)
         self._begun = (restored, res)
         return restored or res.records
 

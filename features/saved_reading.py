@@ -29,6 +29,14 @@ def saved(path: str | os.PathLike[str], flag: bool | None, fresh: bool
         return None, "none saved yet" if e.args == ("no cache",) else f"not used: {e}"
 
 
+def saved_bytes(path: str | os.PathLike[str], flag: bool | None) -> int | None:
+    """How big the saved reading of the pool at ``path`` is (unchecked: a hint), None when
+    there is none or the run's ``cache`` flag (``flag``) leaves it unused."""
+    from features import cache
+
+    return cache.saved_bytes(path) if cache.enabled(flag) else None
+
+
 def adopt(got: Any, store: EventStore, reader: PoolReader) -> None:
     """Make the saved store and reader positions the run's own (under the store's lock):
     its store object stays (callers hold it), with its lock and listeners."""

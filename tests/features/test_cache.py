@@ -113,6 +113,26 @@ def test_a_run_begun_from_its_saved_reading_is_the_run_read_from_scratch(
     same(reading(run), reading(opened(pool, cache=False)))
 
 
+def test_a_big_saved_reading_is_not_waited_for_before_the_first_screen(
+        pool: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A saved reading too big to check quickly (30M records: 3.4-4.5 s) is left to the
+    load, which the app runs with its screen up; the heads are not read either (that
+    would make the run unable to take its saved reading)."""
+    import features.run
+
+    first = opened(pool, cache=True)
+    size = cache.saved_bytes(pool)
+    assert size is not None and size > 0
+    monkeypatch.setattr(features.run, "BEGIN_SAVED_MAX", size - 1)
+    run = Run(pool, cache=True)
+    assert run.begin() == 0 and len(run.store) == 0 and not run.reader.tails
+    run.load()
+    assert run.cache_status == f"restored {len(first.store):,} records"
+    monkeypatch.setattr(features.run, "BEGIN_SAVED_MAX", size)
+    run = Run(pool, cache=True)
+    assert run.begin() == len(first.store)
+
+
 def test_grown_and_new_files_are_read_from_where_the_cache_stopped(pool: Path) -> None:
     """The run caught mid-way (every file shorter, one ending inside a line, one process
     not started yet), saved; then the files grow to the whole run."""

@@ -207,3 +207,24 @@ def test_a_run_begun_before_its_load_ends_up_as_a_run_loaded_at_once(tmp_path: P
         (whole.records, whole.bad, sorted(whole.new_files), whole.notes)
     assert any("x.jsonlog" in n for n in res.notes)
     assert run.refresh().records == 0  # the tails continue exactly where the load ended
+
+
+def test_a_run_of_too_many_files_is_begun_by_finding_them_only(
+        tmp_path: Path, monkeypatch: Any) -> None:
+    """Choosing the heads reads the start of every file: past ``BEGIN_FILES_MAX`` files
+    (16k files took longer than the screen they would fill) ``Run.begin`` finds the files
+    and reads no record; the load reads them all, once."""
+    import features.run
+    from features.run import Run
+
+    pool = _pool(tmp_path)
+    monkeypatch.setattr(features.run, "BEGIN_FILES_MAX", 39)
+    run = Run(pool, cache=False)
+    assert run.begin() == 0 and len(run.store) == 0 and len(run.reader.tails) == 40
+    res = run.load()
+    at_once = Run(pool, cache=False)
+    whole = at_once.load()
+    assert _by_location(Events(at_once.store)) == _by_location(Events(run.store))
+    assert (res.records, sorted(res.new_files)) == (whole.records, sorted(whole.new_files))
+    monkeypatch.setattr(features.run, "BEGIN_FILES_MAX", 40)
+    assert Run(pool, cache=False).begin() > 0
