@@ -106,6 +106,13 @@ class Growable:
         self._buf[self._n : need] = values
         self._n = need
 
+    def put(self, start: int, values: np.ndarray) -> None:
+        """Overwrite the values from ``start`` (stored ones only). Views handed out see
+        the new values unless the column has grown since they were taken."""
+        if start < 0 or start + len(values) > self._n:
+            raise IndexError("put past the stored values")
+        self._buf[start:start + len(values)] = values
+
     def hold(self, top: int, bottom: int = -1) -> None:
         """Widen the column's integer type, when it must, to hold values from ``bottom``
         up to ``top`` (see :func:`code_dtype`); views handed out keep the narrower

@@ -417,7 +417,13 @@ class Events:
         """``file:line`` of a row (its file's uuid prefix), for citing it; ``-`` for no row."""
         if row < 0 or row >= self.n:
             return "-"
-        return f"{short_file(self.file_names[self.file[row]])}:{int(self.line[row])}"
+        return f"{short_file(self.file_names[self.file[row]])}:{self.line_text(row)}"
+
+    def line_text(self, row: int) -> str:
+        """A row's line number; ``?`` while it is not known (a file's end read before the
+        rest of it, during a first load: :class:`features.reader.Ahead`)."""
+        line = int(self.line[row])
+        return str(line) if line > 0 else "?"
 
     def has_exc(self) -> np.ndarray:
         return (self.flags & FLAG_EXC) != 0

@@ -28,7 +28,7 @@ import orjson
 from features.batch import Batch, merge
 from features.columns import pack_texts
 from features.parse import parse_block
-from features.reader import FileTail, PollResult, PoolReader
+from features.reader import Ahead, FileTail, PollResult, PoolReader
 from features.regular import open_regular
 from features.store import EventStore
 
@@ -152,9 +152,10 @@ def plan(tails: list[FileTail], chunk: int = CHUNK, heads_only: bool = False
             stats[info.index] = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
             mine = []
             pos = tail.offset
-            while pos < st.st_size:
-                end = _boundary(fd, pos + chunk, st.st_size) if pos + chunk < st.st_size \
-                    else st.st_size
+            # A file whose end is stored already (Ahead) is planned up to that part.
+            stop = st.st_size if tail.ahead is None else min(st.st_size, tail.ahead.start)
+            while pos < stop:
+                end = _boundary(fd, pos + chunk, stop) if pos + chunk < stop else stop
                 if end is None:  # a line too long to plan around: the rest is its tail's
                     mine.append(Chunk(info.index, info.path, pos, pos + chunk, True))
                     break
@@ -294,15 +295,17 @@ def load(
     chunk: int = CHUNK,
     parallel_min: int = PARALLEL_MIN_BYTES,
     local_first: bool = True,
+    heads_first: bool = True,
 ) -> PollResult:
     """Read everything the pool holds now, in parallel when it pays, then poll once so
     the tails are exactly where a live reader continues. ``local_first=False`` leaves all
     parsing but the files' heads to the workers, and runs them at a lower priority (for a
-    process with a UI)."""
+    process with a UI). ``heads_first=False``: not even those (a pool given a first look
+    already, :func:`load_first`)."""
     result = PollResult()
     reader.scan(result)
     tails = list(reader.tails.values())
-    heads, stats = _heads(tails)
+    heads, stats = _heads(tails) if heads_first else ([], {})
     chunks, more_stats = plan_after(tails, heads, chunk)
     stats = {**more_stats, **stats}
     rest = sum(c.end - c.start for c in chunks)
@@ -340,11 +343,14 @@ def _heads(tails: list[FileTail]) -> tuple[list[tuple[Batch, int]], dict[int, tu
     return [parse_chunk(c) for c in head_chunks], stats
 
 
-def load_heads(reader: PoolReader, max_files: int | None = None) -> PollResult:
-    """Store the heads of the files that start first (:func:`_heads`; ~560 records of a
-    big pool, a few milliseconds) and nothing more: a first screen's worth of the run,
-    fast enough to wait for before the screen is drawn. A :func:`load` afterwards reads
-    on from there (each file's tail is past its stored head). With more than
+def load_first(reader: PoolReader, max_files: int | None = None) -> PollResult:
+    """A first look at a pool, fast enough to wait for before a screen is drawn (~1,100
+    records of a big pool, ~10-20 ms): the heads of the files that start first (the
+    run's start: times are shown from it) and the end of the files written last (the
+    last :data:`HEAD` bytes of :data:`HEAD_FILES` of them, by modification time: what
+    the run did last, which a screen following the run shows). Each such end is stored
+    ahead of the rest of its file (:class:`features.reader.Ahead`); a :func:`load`
+    afterwards reads every file from its start up to it, then on after it. With more than
     ``max_files`` files, only the pool's files are found (choosing among them would read
     the start of each)."""
     result = PollResult()
@@ -352,13 +358,64 @@ def load_heads(reader: PoolReader, max_files: int | None = None) -> PollResult:
     tails = list(reader.tails.values())
     if max_files is not None and len(tails) > max_files:
         return result
+    store = reader.store
     heads, stats = _heads(tails)
     by_index = {t.info.index: t for t in tails}
-    total = sum(consumed for _, consumed in heads)
-    _store_all(reader.store, ((b, [n]) for b, n in heads), by_index, total, result, None)
+    _store_all(store, ((b, [n]) for b, n in heads), by_index,
+               sum(n for _, n in heads), result, None)
     for index, (dev, ino, _size, _mtime) in stats.items():
         by_index[index].ident = (dev, ino)
+    for tail, st in _written_last(tails, HEAD_FILES):
+        try:
+            fd = open_regular(tail.info.path)
+        except OSError:
+            continue  # the load says why
+        try:
+            start = max(tail.offset, st.st_size - HEAD)
+            data = os.pread(fd, st.st_size - start, start)
+        except OSError:
+            continue
+        finally:
+            os.close(fd)
+        if start > tail.offset:  # from the first line that starts in the window
+            k = data.find(b"\n")
+            if k < 0:
+                continue  # one long line: read in order with the rest
+            start, data = start + k + 1, data[k + 1:]
+        cut = data.rfind(b"\n") + 1
+        if not cut:
+            continue
+        batch = parse_block(data[:cut], tail.info.index, start, 0)
+        tail.ident = (st.st_dev, st.st_ino)
+        if start == tail.offset:  # the whole file: stored as read in order
+            _advance(batch, [cut], {tail.info.index: tail})
+            store.append(batch)
+        else:
+            batch.line = -batch.line  # the part's k-th line, until it is placed
+            for bad in batch.bad:
+                bad.line = -bad.line
+            first, end = store.append(batch, judge=False)
+            tail.ahead = Ahead(start, start + cut, first, end - first, batch.lines,
+                               list(batch.bad))
+        result.batches += 1
+        result.records += len(batch)
+        result.bad += len(batch.bad)
     return result
+
+
+def _written_last(tails: list[FileTail], k: int) -> list[tuple[FileTail, os.stat_result]]:
+    """The ``k`` tails (with their stat) whose files were modified last, not empty and
+    not read to their end, in file order."""
+    seen = []
+    for t in tails:
+        try:
+            st = os.stat(t.info.path)
+        except OSError:
+            continue
+        if st.st_size > t.offset and t.ahead is None:
+            seen.append((st.st_mtime_ns, t.info.index, t, st))
+    newest = sorted(seen, key=lambda x: (-x[0], x[1]))[:k]
+    return [(t, st) for _, _, t, st in sorted(newest, key=lambda x: x[1])]
 
 
 def _executor(n_workers: int, local_first: bool) -> Executor | None:
@@ -390,6 +447,10 @@ def _store_all(store: EventStore, parsed: Iterator[tuple[Batch, list[int]]],
                 store.reserve(int(len(batch) * total / size * 1.05) + 1024)
                 reserved = True
             store.append(batch)
+            for part in batch.parts():  # read up to a part stored ahead: it is placed
+                tail = by_index[part.file]
+                if tail.ahead is not None and tail.offset >= tail.ahead.start:
+                    tail.settle(store)
             result.batches += 1
             result.records += len(batch)
             result.bad += len(batch.bad)

@@ -53,12 +53,36 @@ class PollResult:
         return bool(self.records or self.bad or self.new_files or self.notes)
 
 
+@dataclass
+class Ahead:
+    """The end of a file, stored before the rest of it (:func:`features.loader.
+    load_first`: a first screen shows what the run did last). Its rows' line numbers are
+    stored as ``-k`` (the part's ``k``-th line: unknown until the lines before it are
+    counted) and their times are judged against their file then (:meth:`FileTail.settle`),
+    once the file's reading reaches :attr:`start`; it goes on from :attr:`end`."""
+
+    start: int
+    """Where the part starts in the file (a line's start)."""
+    end: int
+    """Just after its last newline."""
+    first_row: int
+    rows: int
+    """Its rows in the store (consecutive)."""
+    lines: int
+    """Lines of the part (records, bad and blank lines)."""
+    bad: list[BadLine] = field(default_factory=list)
+    """Its bad lines, their line numbers counted likewise (``-k``)."""
+
+
 class FileTail:
     """Reading state of one pool file."""
 
     skipping = False
     """Set for each tail in ``__init__``; this default serves the tails of a saved reading
     made before it existed (unpickled without it)."""
+    ahead: Ahead | None = None
+    """The file's end, stored before the part up to it is read (see :class:`Ahead`); a
+    class default, so that tails saved before it existed have none."""
 
     def __init__(self, info: FileInfo) -> None:
         self.info = info
@@ -105,7 +129,7 @@ class FileTail:
             if info.status in ("unreadable", "deleted"):
                 info.status = "reading"
                 info.error = None
-            pos = yield from self._read_new(fd, result)
+            pos = yield from self._read_new(fd, result, store)
             if pos is None:
                 return
             self.size = st.st_size
@@ -128,18 +152,32 @@ class FileTail:
             self._unreadable(e, result)
         return None
 
-    def _read_new(self, fd: int, result: PollResult) -> Generator[Batch, None, int | None]:
+    def _read_new(self, fd: int, result: PollResult, store: EventStore
+                  ) -> Generator[Batch, None, int | None]:
         """Parse the complete lines after what was read (from the open file ``fd``) and
         hold the unterminated rest; returns the position read to, or None when a read
         failed (the file is then unreadable, and its size is looked at again next poll)."""
         pos = self.offset + len(self.pending)
         while True:
+            ahead = self.ahead
+            if ahead is not None and pos >= ahead.start:
+                # Up to the part stored ahead (the batches before it are stored: the
+                # caller stores each one before this generator goes on).
+                if self.pending:  # no line ends there: the file was rewritten in place
+                    last = self.flush_partial()
+                    if last is not None:
+                        yield last
+                self.settle(store)
+                pos = self.offset
+                continue
+            size = READ_BLOCK if ahead is None else min(READ_BLOCK, ahead.start - pos)
             try:
                 if self.skipping:
                     pos = self._skip_rest(fd, pos)
                     if self.skipping:  # the file ends inside the line
                         return pos
-                chunk = os.pread(fd, READ_BLOCK, pos)
+                    continue
+                chunk = os.pread(fd, size, pos)
             except OSError as e:
                 self._unreadable(e, result)
                 return None
@@ -154,6 +192,24 @@ class FileTail:
                     yield self._too_long()
                 continue
             yield self._parse_lines(data, cut)
+
+    def settle(self, store: EventStore) -> None:
+        """The file is read up to its part stored ahead: that part's line numbers are now
+        known (they follow this tail's), its times are judged after the records before
+        them, and the reading goes on after it."""
+        ahead = self.ahead
+        if ahead is None:
+            return
+        with store.lock:
+            a, n = ahead.first_row, ahead.rows
+            store.line.put(a, self.lines - store.line.view()[a:a + n])
+            for bad in ahead.bad:
+                bad.line = self.lines - bad.line
+            store.judge_rows(self.info.index, ahead.first_row, ahead.rows)
+            self.offset = ahead.end
+            self.lines += ahead.lines
+            self.records += ahead.rows
+            self.ahead = None
 
     def _skip_rest(self, fd: int, pos: int) -> int:
         """Pass over the rest of a line too long to hold, from ``pos`` to just after its
@@ -237,8 +293,14 @@ class FileTail:
             result.notes.append(f"{info.name}: cannot read ({msg})")
 
     def _restart(self, store: EventStore) -> None:
-        """Start the file over; remember what was read so shared records are skipped."""
+        """Start the file over; remember what was read so shared records are skipped. A
+        part stored ahead (:class:`Ahead`) whose place was not reached stays as it was
+        read (its line numbers unknown), and is not skipped."""
         rows = np.flatnonzero(store.file.view() == self.info.index)
+        if self.ahead is not None:
+            a = self.ahead
+            rows = rows[(rows < a.first_row) | (rows >= a.first_row + a.rows)]
+            self.ahead = None
         created = store.created.view()[rows]
         lengths = store.length.view()[rows]
         lines = store.line.view()[rows]

@@ -25,7 +25,7 @@ from features.events import Events
 from features.events_table import default_event_keys as default_event_keys
 from features.events_table import events_table
 from features.loader import load as bulk_load
-from features.loader import load_heads
+from features.loader import load_first
 from features.pools import resolve
 from features.reader import PollResult, PoolReader
 from features.source_kinds import discover, open_source
@@ -37,8 +37,8 @@ BEGIN_SAVED_MAX = 320 * 2**20
 one took 3.4-4.5 s to check, too long to wait for before a first screen."""
 
 BEGIN_FILES_MAX = 2048
-"""The most files :meth:`Run.begin` looks at the start of (one read each) to choose the
-heads it reads: 16k files took longer than the screen they would fill."""
+"""The most files :meth:`Run.begin` looks at (a stat each) to choose those written last:
+a 16k-file pool's took longer than the screen they would fill."""
 
 
 class Run:
@@ -94,7 +94,7 @@ class Run:
         begun, self._begun = self._begun, None
         restored = self._restore() if begun is None else begun[0]
         res = bulk_load(self.reader, progress=progress, workers=workers,
-                        local_first=local_first)
+                        local_first=local_first, heads_first=begun is None)
         if begun is not None:
             res.records += begun[1].records
             res.bad += begun[1].bad
@@ -111,19 +111,20 @@ class Run:
     def begin(self) -> int:
         """A first look at a run not read yet, quick enough to wait for before drawing a
         first screen: its saved reading when one can be used and is small (~0.15 s for
-        1M records), else the heads of the files that start first (~10 ms:
-        :func:`features.loader.load_heads`) when there are not too many files to choose
-        from. Returns the records stored (0 when the first look would not be quick: a
-        big saved reading, whose checks take seconds, is left to :meth:`load`, with the
-        screen up). :meth:`load` reads on from there and counts them in its result. A
-        no-op on a run read already."""
+        1M records), else the start of the files that start first and the end of those
+        written last (~10-20 ms: :func:`features.loader.load_first`; what the run did
+        last, as a first screen following the run shows it) when there are not too many
+        files to choose from. Returns the records stored (0 when the first look would
+        not be quick: a big saved reading, whose checks take seconds, is left to
+        :meth:`load`, with the screen up). :meth:`load` reads on from there and counts
+        them in its result. A no-op on a run read already."""
         if self._begun is not None or len(self.store) or self.reader.tails:
             return 0
         saved = saved_reading.saved_bytes(self.path, self._cache_flag)
         if saved is not None and saved > BEGIN_SAVED_MAX:
             return 0
         restored = self._restore()
-        res = PollResult() if restored else load_heads(self.reader, BEGIN_FILES_MAX)
+        res = PollResult() if restored else load_first(self.reader, BEGIN_FILES_MAX)
         self._begun = (restored, res)
         return restored or res.records
 

@@ -170,8 +170,10 @@ class EventStore(LazyKeys):
 
     # -- appends -----------------------------------------------------------------------
 
-    def append(self, batch: Batch) -> tuple[int, int]:
-        """Add a parsed batch; returns the row range it occupies."""
+    def append(self, batch: Batch, judge: bool = True) -> tuple[int, int]:
+        """Add a parsed batch; returns the row range it occupies. ``judge=False``: its
+        times are judged later (:meth:`judge_rows`), for a block stored before the part
+        of its file that comes before it (:class:`features.reader.Ahead`)."""
         with self.lock:
             start = len(self.created)
             n = len(batch)
@@ -219,7 +221,8 @@ class EventStore(LazyKeys):
             self.no_time.extend(start + k for k in batch.odd_times)
             at = start
             for part in parts:
-                self._judge(part.file, at, batch.created[at - start:at - start + part.rows])
+                t = batch.created[at - start:at - start + part.rows]
+                self._judge(part.file, at, t) if judge else self._judge_alone(at, t)
                 at += part.rows
             if not self.defer_order:
                 self.sync_order()
@@ -244,6 +247,26 @@ class EventStore(LazyKeys):
         self.bad.extend(batch.bad)
 
     # -- the run's bounds ---------------------------------------------------------------
+
+    def judge_rows(self, f: int, start: int, n: int) -> None:
+        """Judge the times of rows ``start``.. ``start + n`` of file ``f``, stored judged
+        alone (``append(judge=False)``), now that the file's records before them are."""
+        with self.lock:
+            for r in range(start, start + n):
+                if self.outliers.pop(r, None) is not None:
+                    self._flag_gen += 1
+            self._judge(f, start, self.created.view()[start:start + n])
+
+    def _judge_alone(self, start: int, t: np.ndarray) -> None:
+        """Judge a block's times against each other only (its file's records before it
+        are not read yet): a garbage time in it must not stretch the run's bounds
+        meanwhile. :meth:`judge_rows` judges it again in its place."""
+        rows, tt = time_outliers.finite(start, t)
+        if len(tt) < time_outliers.SMALL_FILE:
+            return
+        ft = _FileTimes(np.empty(0, np.int64), np.empty(0))
+        changes, _ = time_outliers.judge(ft, rows, tt, self.outliers, False)
+        self._flag_gen += changes
 
     def _judge(self, f: int, start: int, t: np.ndarray) -> None:
         """Judge the times of a batch of file ``f`` (rows from ``start``) against their
@@ -317,9 +340,16 @@ class EventStore(LazyKeys):
         n = self.stats.time_outliers
         if not n:
             return None
-        first = sorted([*flagged[:3].tolist(), *self.no_time[:3]])[:3]
-        return time_outliers.note(n, first, [f.name for f in self.files], self.file.view(),
-                                  self.line.view())
+        # Its examples are the first by file and line, whatever order the rows were
+        # read in (a first load reads the end of some files first).
+        rows = np.array([*flagged.tolist(), *self.no_time], dtype=np.int64)
+        file, line = self.file.view(), self.line.view()
+        key = (file[rows].astype(np.int64) << 32) + line[rows]
+        if len(rows) > 3:  # a run of garbage times flags millions: no sort of them all
+            pick = np.argpartition(key, 3)[:3]
+            rows, key = rows[pick], key[pick]
+        first = rows[np.argsort(key, kind="stable")].tolist()
+        return time_outliers.note(n, first, [f.name for f in self.files], file, line)
 
     def _last_time(self) -> float:
         """The latest known time, to place records that lack ``created``."""

@@ -113,6 +113,24 @@ def test_a_run_begun_from_its_saved_reading_is_the_run_read_from_scratch(
     same(reading(run), reading(opened(pool, cache=False)))
 
 
+def test_a_run_begun_from_the_end_of_its_files_reads_as_the_run_read_in_order(
+        pool: Path) -> None:
+    """Begun without a saved reading (the end of the files written last stored before the
+    rest of them), a run has the same records, things, analyses and report as a run read
+    in file order: nothing relates records by the order they were read in."""
+    run = Run(pool, cache=False)
+    assert run.begin() > 0
+    assert any(t.ahead is not None for t in run.reader.tails.values())
+    run.load()
+    assert all(t.ahead is None for t in run.reader.tails.values())
+    fresh = opened(pool, cache=False)
+    same(reading(run), reading(fresh))
+    procs = lambda r: sorted(  # noqa: E731
+        tuple(sorted((k, repr(v)) for k, v in p.items() if not k.startswith("row")))
+        for p in r.processes().records())
+    assert procs(run) == procs(fresh)
+
+
 def test_a_big_saved_reading_is_not_waited_for_before_the_first_screen(
         pool: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A saved reading too big to check quickly (30M records: 3.4-4.5 s) is left to the

@@ -7,6 +7,7 @@ key kept in one file and too long in another, tags differing in case)."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -176,37 +177,99 @@ def test_a_load_stopped_by_its_progress_keeps_what_it_stored_and_reads_on(
     assert _files(one_by_one) == _files(stopped)
 
 
-def test_a_run_begun_before_its_load_ends_up_as_a_run_loaded_at_once(tmp_path: Path) -> None:
-    """``Run.begin`` (what the app reads before its first frame) stores the heads of the
-    files that start first; the load afterwards reads on from there: the same records at
-    the same places, the same files, bad lines and result as one load."""
-    from features.loader import HEAD_FILES
+def a_t0(run: Any) -> float:
+    return float(Events(run.store).t0)
+
+
+def _flagged(ev: Events) -> list[tuple[str, int]]:
+    return sorted((ev.file_names[ev.file[r]], int(ev.line[r]))
+                  for r in ev.store.time_flags().tolist())
+
+
+def test_a_run_begun_from_its_newest_records_ends_up_as_a_run_loaded_at_once(
+        tmp_path: Path) -> None:
+    """``Run.begin`` (what the app reads before its first frame) stores the start of the
+    files that start first and the end of those written last, ahead of the rest of them:
+    a first screen of what the run did last, its times from the run's start. The load
+    afterwards reads every file up to that part and on after it: the same records at the
+    same lines, the same bad lines and times left out, the same result as one load;
+    while it has not, those rows' line numbers say they are not known."""
+    from features.loader import HEAD, HEAD_FILES
     from features.run import Run
 
     pool = _pool(tmp_path)
+    files = sorted(pool.glob("*.jsonlog"))
+    big = files[0]  # 400 records: its end is stored ahead of the rest
+    tail = [json.dumps(rec(500 + i, process=1000)).encode() for i in range(12)]
+    tail[3] = json.dumps({**rec(503, process=1000), "created": "1.0"}).encode()  # far off
+    with open(big, "ab") as out:
+        out.write(b"not json, near the end\n\n" + b"\n".join(tail) + b"\n")
+    os.utime(big, ns=(2 * 10**18, 2 * 10**18))  # written last of all
     (pool / "x.jsonlog").mkdir()  # a note the first look makes (and a load must keep)
     at_once = Run(pool, cache=False)
     whole = at_once.load()
     run = Run(pool, cache=False)
     first = run.begin()
     begun = Events(run.store)
-    # A first screen's worth, from the files that start first; the earliest records.
-    assert 0 < first == begun.n < at_once.store.__len__() // 4
-    assert len({int(f) for f in begun.file}) == HEAD_FILES
+    ahead = run.reader.tails[big.name].ahead
+    assert ahead is not None and ahead.start > 0 and big.stat().st_size - ahead.start < HEAD
+    assert 0 < first == begun.n < len(at_once.store) // 2
+    # The start of the files that start first (0-7: the run's start), the end of those
+    # written last (0, then 33-39).
+    names = [f.name for f in files]
+    assert {begun.file_names[f] for f in set(begun.file.tolist())} == \
+        {*names[:HEAD_FILES], *names[-(HEAD_FILES - 1):]}
+    assert begun.t0 == a_t0(at_once)
+    mine = np.flatnonzero(begun.file == begun.file_names.index(big.name))
+    unknown = mine[begun.line[mine] < 0]  # its end: line numbers not known yet
+    assert len(unknown) == ahead.rows and begun.cite(int(unknown[0])).endswith(":?")
+    assert [b.line for b in run.store.bad if b.file == int(begun.file[mine[0]]) and
+            b.line < 0] == [-99]  # its bad line's too (the part's 99th line)
+    # The last records of the run, as a first screen following it shows them.
     a = Events(at_once.store)
-    assert [(a.file_names[a.file[r]], int(a.line[r])) for r in a.order[:100]] == \
-        [(begun.file_names[begun.file[r]], int(begun.line[r])) for r in begun.order[:100]]
+    assert [(a.file_names[a.file[r]], a.message[r]) for r in a.order[-100:]] == \
+        [(begun.file_names[begun.file[r]], begun.message[r]) for r in begun.order[-100:]]
     assert run.begin() == 0  # once
     res = run.load()
     b = Events(run.store)
+    assert run.reader.tails[big.name].ahead is None
     assert _by_location(a) == _by_location(b)
     assert _files(at_once.reader) == _files(run.reader)
     assert [(a.file_names[a.file[r]], int(a.line[r])) for r in a.order] == \
         [(b.file_names[b.file[r]], int(b.line[r])) for r in b.order]
+    bad = lambda r: sorted((r.store.files[x.file].name, x.line, x.reason)  # noqa: E731
+                           for x in r.store.bad)
+    assert bad(at_once) == bad(run)
+    assert _flagged(a) == _flagged(b) and (big.name, 400 + 3 + 2 + 4) in _flagged(b)
+    assert at_once.store.time_note() == run.store.time_note()
     assert (res.records, res.bad, sorted(res.new_files), res.notes) == \
         (whole.records, whole.bad, sorted(whole.new_files), whole.notes)
     assert any("x.jsonlog" in n for n in res.notes)
     assert run.refresh().records == 0  # the tails continue exactly where the load ended
+    with open(big, "ab") as out:  # and a live run goes on after the part read ahead
+        out.write(json.dumps(rec(600, process=1000)).encode() + b"\n")
+    assert run.refresh().records == 1
+    assert int(run.events().line[-1]) == 400 + 3 + 2 + 12 + 1
+
+
+def test_a_run_begun_from_its_newest_records_is_read_on_by_polls_alone(
+        tmp_path: Path) -> None:
+    """A load stopped before it reached a part read ahead (the app closing), or a reader
+    that only polls: each file is read up to the part, then on after it, exactly."""
+    from features.run import Run
+
+    pool = _pool(tmp_path)
+    for k, f in enumerate(sorted(pool.glob("*.jsonlog"))[:3]):  # the big ones, written last
+        os.utime(f, ns=(2 * 10**18 + k, 2 * 10**18 + k))
+    at_once = Run(pool, cache=False)
+    at_once.load()
+    run = Run(pool, cache=False)
+    assert run.begin() > 0
+    assert sum(t.ahead is not None for t in run.reader.tails.values()) == 3
+    run.reader.poll(full=True)
+    assert all(t.ahead is None for t in run.reader.tails.values())
+    assert _by_location(Events(at_once.store)) == _by_location(Events(run.store))
+    assert _files(at_once.reader) == _files(run.reader)
 
 
 def test_a_run_of_too_many_files_is_begun_by_finding_them_only(

@@ -63,8 +63,9 @@ def status_line(m: RunModel, name: str, follow: bool) -> tuple[Text, tuple[str, 
     ev = m.events()
     st = m.run.store.stats
     parts: list[tuple[str, str]] = [(name[:8], "bold"), (" · ", "")]
-    if m.loading and m.load_total:
-        parts.append((f"loading {m.load_done / m.load_total * 100:3.0f}% · ", "yellow bold"))
+    if m.loading:  # the count below is what is read so far (a first look at the run)
+        done = f"{m.load_done / m.load_total * 100:3.0f}% " if m.load_total else ""
+        parts.append((f"loading {done}· ", "yellow bold"))
     nf = len(ev.file_names)
     parts.append((f"{ev.n:,} events · {count(nf, 'file')} ", ""))
     shown = len(m.view.rows)

@@ -52,7 +52,7 @@ class DetailScreen(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         ev = self.model.events()
         name = ev.file_names[ev.file[self.row]]
-        title = Text.assemble(("event ", "bold"), f"{clean(name)}:{int(ev.line[self.row])}",
+        title = Text.assemble(("event ", "bold"), f"{clean(name)}:{ev.line_text(self.row)}",
                               f"  (byte {int(ev.offset[self.row])}, "
                               f"+{ev.created[self.row] - ev.t0:.6f} s)")
         with Vertical():
