@@ -291,3 +291,42 @@ def test_a_run_of_too_many_files_is_begun_by_finding_them_only(
     assert (res.records, sorted(res.new_files)) == (whole.records, sorted(whole.new_files))
     monkeypatch.setattr(features.run, "BEGIN_FILES_MAX", 40)
     assert Run(pool, cache=False).begin() > 0
+
+
+def test_a_begun_load_stopped_mid_way_reads_on_to_exactly_the_run(tmp_path: Path) -> None:
+    """The app closing during the load of a begun run (the ends of some files stored
+    ahead, the rest part read): a later read goes on from where each file stopped, up to
+    its end stored ahead, then after it; one more record written meanwhile is read once,
+    at its line."""
+    import pytest
+
+    from features.loader import LoadStopped, load
+    from features.run import Run
+
+    pool = _pool(tmp_path)
+    files = sorted(pool.glob("*.jsonlog"))
+    for k, f in enumerate(files[:3]):  # the big ones, written last
+        os.utime(f, ns=(2 * 10**18 + k, 2 * 10**18 + k))
+    run = Run(pool, cache=False)
+    assert run.begin() > 0
+    assert sum(t.ahead is not None for t in run.reader.tails.values()) == 3
+    calls: list[int] = []
+
+    def progress(done: int, total: int) -> None:
+        calls.append(done)
+        if len(calls) == 2:
+            raise LoadStopped
+
+    with pytest.raises(LoadStopped):
+        load(run.reader, progress=progress, workers=1, chunk=16 * 1024, parallel_min=0,
+             heads_first=False)
+    assert any(t.ahead is not None and 0 < t.offset < t.ahead.start
+               for t in run.reader.tails.values())  # stopped inside a file, before its end
+    with open(files[1], "ab") as out:
+        out.write(json.dumps(rec(1999, process=1001)).encode() + b"\n")
+    run.reader.poll(full=True)
+    assert all(t.ahead is None for t in run.reader.tails.values())
+    one_by_one = PoolReader(str(pool))
+    one_by_one.poll()
+    assert _by_location(Events(one_by_one.store)) == _by_location(Events(run.store))
+    assert _files(one_by_one) == _files(run.reader)
