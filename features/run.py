@@ -93,8 +93,10 @@ class Run:
         and what was written since, when there is one (see ``cache``)."""
         begun, self._begun = self._begun, None
         restored = self._restore() if begun is None else begun[0]
+        # After a first look, no heads again (unless it could not take one).
+        looked = begun is not None and bool(begun[0] or begun[1].records)
         res = bulk_load(self.reader, progress=progress, workers=workers,
-                        local_first=local_first, heads_first=begun is None)
+                        local_first=local_first, heads_first=not looked)
         if begun is not None:
             res.records += begun[1].records
             res.bad += begun[1].bad

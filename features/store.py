@@ -172,8 +172,9 @@ class EventStore(LazyKeys):
 
     def append(self, batch: Batch, judge: bool = True) -> tuple[int, int]:
         """Add a parsed batch; returns the row range it occupies. ``judge=False``: its
-        times are judged later (:meth:`judge_rows`), for a block stored before the part
-        of its file that comes before it (:class:`features.reader.Ahead`)."""
+        times are judged against each other only, and in their file later
+        (:meth:`judge_rows`): a block stored before the part of its file that comes
+        before it (:class:`features.reader.Ahead`)."""
         with self.lock:
             start = len(self.created)
             n = len(batch)
@@ -222,7 +223,10 @@ class EventStore(LazyKeys):
             at = start
             for part in parts:
                 t = batch.created[at - start:at - start + part.rows]
-                self._judge(part.file, at, t) if judge else self._judge_alone(at, t)
+                if judge:
+                    self._judge(part.file, at, t)
+                else:
+                    self._judge_alone(at, t)
                 at += part.rows
             if not self.defer_order:
                 self.sync_order()
@@ -342,7 +346,8 @@ class EventStore(LazyKeys):
             return None
         # Its examples are the first by file and line, whatever order the rows were
         # read in (a first load reads the end of some files first).
-        rows = np.array([*flagged.tolist(), *self.no_time], dtype=np.int64)
+        rows = np.concatenate([flagged.astype(np.int64),
+                               np.asarray(self.no_time, dtype=np.int64)])
         file, line = self.file.view(), self.line.view()
         key = (file[rows].astype(np.int64) << 32) + line[rows]
         if len(rows) > 3:  # a run of garbage times flags millions: no sort of them all
