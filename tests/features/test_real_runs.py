@@ -99,3 +99,44 @@ def test_live_tail_of_a_running_workflow_loses_and_doubles_nothing(tmp_path: Pat
     assert ka == keys(b)
     assert len(set(ka)) == len(ka)
     assert np.array_equal(np.sort(a.created), np.sort(b.created))
+
+
+def test_a_running_workflow_begun_from_its_ends_then_tailed_loses_and_doubles_nothing(
+        tmp_path: Path) -> None:
+    """The app's way into a live run: a first look (the end of the files written last,
+    stored ahead of the rest of them) while the workflow writes, the load, then the live
+    tail: every record once, at its line, as a fresh read of the finished run has it."""
+    cmd = [sys.executable, "-m", "steering.demo.workflow", "--iterations", "400", "--sleep",
+           "0.01", "--executor", "process", "--exchange", "http", "--pairs", "2",
+           "--academy-home", str(tmp_path)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    logs = tmp_path / "logs"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (  # a file past its head and an end (2 x 64 KB)
+            logs.exists() and any(f.stat().st_size > 192 * 1024
+                                  for f in logs.glob("*/*.jsonlog"))):
+        time.sleep(0.01)
+    pool = next(logs.iterdir())
+    live = Run(pool, cache=False)
+    assert live.begin() > 0
+    assert any(t.ahead is not None for t in live.reader.tails.values())
+    assert proc.poll() is None  # begun while it writes
+    live.load()
+    while proc.poll() is None and time.time() < deadline:
+        live.refresh()
+        time.sleep(0.005)
+    proc.communicate(timeout=60)
+    assert proc.returncode == 0
+    live.refresh()
+    live.reader.finish()
+    assert all(t.ahead is None for t in live.reader.tails.values())
+    fresh = Run(pool, cache=False)
+    fresh.load()
+    a, b = live.events(), fresh.events()
+    assert a.n == b.n and live.store.stats.bad_lines == 0
+
+    def keys(ev):  # type: ignore[no-untyped-def]
+        return sorted(zip([ev.file_names[f] for f in ev.file], ev.line.tolist(),
+                          ev.offset.tolist(), ev.created.tolist(), strict=True))
+
+    assert keys(a) == keys(b)
