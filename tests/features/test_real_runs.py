@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -62,16 +63,24 @@ def test_process_http_run_joins_across_files(tmp_path: Path) -> None:
     assert set(procs["end"]) == {"clean"}
 
 
-def test_live_tail_of_a_running_workflow_loses_and_doubles_nothing(tmp_path: Path) -> None:
-    cmd = [sys.executable, "-m", "steering.demo.workflow", "--iterations", "25", "--sleep",
-           "0.03", "--executor", "process", "--exchange", "http", "--pairs", "2",
-           "--academy-home", str(tmp_path)]
+def _workflow(home: Path, iterations: int, sleep: float, wait_s: float,
+              written: Callable[[Path], bool]) -> tuple[subprocess.Popen[bytes], Path, float]:
+    """The demo workflow (process pool, HTTP exchange) started writing its pool under
+    ``home``; returns it once ``written(its logs directory)``, with its pool and the
+    deadline (``wait_s`` from now) for the rest of the test."""
+    cmd = [sys.executable, "-m", "steering.demo.workflow", "--iterations", str(iterations),
+           "--sleep", str(sleep), "--executor", "process", "--exchange", "http",
+           "--pairs", "2", "--academy-home", str(home)]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    logs = tmp_path / "logs"
-    deadline = time.time() + 60
-    while time.time() < deadline and not (logs.exists() and any(logs.iterdir())):
+    logs = home / "logs"
+    deadline = time.time() + wait_s
+    while time.time() < deadline and not (logs.exists() and written(logs)):
         time.sleep(0.01)
-    pool = next(logs.iterdir())
+    return proc, next(logs.iterdir()), deadline
+
+
+def test_live_tail_of_a_running_workflow_loses_and_doubles_nothing(tmp_path: Path) -> None:
+    proc, pool, deadline = _workflow(tmp_path, 25, 0.03, 60, lambda logs: any(logs.iterdir()))
     live = Run(pool)
     live.refresh()
     polls = 0
@@ -106,17 +115,9 @@ def test_a_running_workflow_begun_from_its_ends_then_tailed_loses_and_doubles_no
     """The app's way into a live run: a first look (the end of the files written last,
     stored ahead of the rest of them) while the workflow writes, the load, then the live
     tail: every record once, at its line, as a fresh read of the finished run has it."""
-    cmd = [sys.executable, "-m", "steering.demo.workflow", "--iterations", "400", "--sleep",
-           "0.01", "--executor", "process", "--exchange", "http", "--pairs", "2",
-           "--academy-home", str(tmp_path)]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    logs = tmp_path / "logs"
-    deadline = time.time() + 120
-    while time.time() < deadline and not (  # a file past its head and an end (2 x 64 KB)
-            logs.exists() and any(f.stat().st_size > 192 * 1024
-                                  for f in logs.glob("*/*.jsonlog"))):
-        time.sleep(0.01)
-    pool = next(logs.iterdir())
+    proc, pool, deadline = _workflow(  # until a file is past a head and an end (2 x 64 KB)
+        tmp_path, 400, 0.01, 120,
+        lambda logs: any(f.stat().st_size > 192 * 1024 for f in logs.glob("*/*.jsonlog")))
     live = Run(pool, cache=False)
     assert live.begin() > 0
     assert any(t.ahead is not None for t in live.reader.tails.values())
