@@ -78,7 +78,8 @@ class Run:
         """What the saved reading did for the last :meth:`load` ("restored N records",
         why it could not be used, "saved"...)."""
         self._begun: tuple[int, PollResult] | None = None
-        """What :meth:`begin` read (records restored, the heads' result) for :meth:`load`."""
+        """What :meth:`begin` read (records restored, the first look's result), for
+        :meth:`load` to go on from."""
 
     @property
     def uuid(self) -> str:

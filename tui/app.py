@@ -81,8 +81,8 @@ class AcademyApp(App[int]):
         self.home = home
         self.expected_s = expected_s
         self.sources = sources
-        self.opened = opened
         """Other sources to join onto the run opened (``--with``)."""
+        self.opened = opened
         self.demo = demo
         self.demo_proc: subprocess.Popen[bytes] | None = None
         """The demo workflow this app started (``academy-tui demo``)."""
@@ -285,11 +285,11 @@ def run_app(run: str | None, home: Path | None = None, expected_s: float | None 
         from features.run import Run
 
         # Fail before the screen switches to the app; then take a first look at the run
-        # (its saved reading, or the first records of the processes that started first),
-        # so that the first frame shows rows and not an empty table: read here, before
-        # Textual starts, it costs ~10 ms (~0.15 s from a 1M-record saved reading); read
-        # by the load's worker, it waited for the screen's start and then shared the
-        # interpreter with it (~0.1 s more before the first rows).
+        # (a small saved reading, or the start and the end of a few files: Run.begin),
+        # so that the first frame shows what the run did last, not an empty table: read
+        # here, before Textual starts, it costs 10-60 ms (~0.15 s from a 1M-record saved
+        # reading); read by the load's worker, it waited for the screen's start and then
+        # shared the interpreter with it (~0.1 s more before the first rows).
         opened = Run(resolve(run, home), sources=sources)
         opened.begin()
     settle()  # the process is the app's own (see tui.memory)
