@@ -92,6 +92,10 @@ class RunWork(Screen[None]):
                 self.post_message(LoadProgressed(done, total))
                 self.post_message(EventsIngested(len(run.store), 0, True))
 
+        # Opened from the catalog (not begun by the CLI before the screen): the first look
+        # here, so that the run's end shows before the rest streams in behind it.
+        if not len(run.store) and run.begin():
+            self.post_message(EventsIngested(len(run.store), 0, True))
         try:
             res = run.load(progress=progress, local_first=False)
         except LoadStopped:
