@@ -301,6 +301,8 @@ class FileTail:
             a = self.ahead
             rows = rows[(rows < a.first_row) | (rows >= a.first_row + a.rows)]
             self.ahead = None
+        # In the file's order: a file's end read first (Ahead) has rows before its start.
+        rows = rows[np.argsort(store.offset.view()[rows], kind="stable")]
         created = store.created.view()[rows]
         lengths = store.length.view()[rows]
         lines = store.line.view()[rows]

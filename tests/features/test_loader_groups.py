@@ -330,3 +330,30 @@ def test_a_begun_load_stopped_mid_way_reads_on_to_exactly_the_run(tmp_path: Path
     one_by_one.poll()
     assert _by_location(Events(one_by_one.store)) == _by_location(Events(run.store))
     assert _files(one_by_one) == _files(run.reader)
+
+
+def test_a_file_read_from_its_end_first_then_replaced_is_not_read_twice(
+        tmp_path: Path) -> None:
+    """A file whose end was stored first (its rows before its start's) and that is later
+    replaced by a new file with the same records and one more: the records it shares are
+    skipped in the file's order, and the one more is read, at its line."""
+    from features.run import Run
+
+    pool = _pool(tmp_path)
+    big = sorted(pool.glob("*.jsonlog"))[0]
+    os.utime(big, ns=(2 * 10**18, 2 * 10**18))  # written last: its end is read first
+    run = Run(pool, cache=False)
+    run.begin()
+    assert run.reader.tails[big.name].ahead is not None
+    run.load()
+    n = len(run.store)
+    lines = big.read_bytes().count(b"\n")
+    moved = big.with_suffix(".new")
+    moved.write_bytes(big.read_bytes() + json.dumps(rec(7777, process=1000)).encode() + b"\n")
+    moved.replace(big)  # a new inode in its place
+    res = run.refresh()
+    assert res.records == 1 and len(run.store) == n + 1
+    assert any("replaced" in note for note in res.notes)
+    ev = run.events()
+    assert ev.message[len(run.store) - 1] == "message 7777"
+    assert int(ev.line[len(run.store) - 1]) == lines + 1
