@@ -107,6 +107,41 @@ async def test_a_growing_run_freezes_nothing_after_its_first_analysis_and_judgem
         assert gc.get_freeze_count() <= frozen  # it only shrinks as frozen objects die
 
 
+async def test_reading_a_run_freezes_nothing(  # type: ignore[no-untyped-def]
+        sample, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The load froze the collector's objects 4 times a second, and once more at its end,
+    and with them the lines Textual had drawn by then (cycles: never freed once dropped).
+    The store leaves few objects the collector tracks (its columns are arrays), so no
+    freeze is needed: only the app's start and its first analysis and judgement (their
+    imports are for good) freeze."""
+    import gc
+    import sys as _sys
+
+    from pilotkit import until
+
+    from tui.app import AcademyApp
+    from tui.screens.run import RunScreen
+
+    await _workers_of_earlier_apps_done()
+    callers: list[str] = []
+    real = gc.freeze
+
+    def counted() -> None:
+        callers.append(_sys._getframe(1).f_code.co_name)
+        real()
+
+    monkeypatch.setattr(gc, "freeze", counted)
+    app = AcademyApp(str(sample("pairs")))  # 9 files, 10,943 records: batches of progress
+    async with app.run_test(size=(150, 40)) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, RunScreen))
+        scr = app.screen
+        m = scr.model
+        await until(pilot, lambda: not m.loading and m.detection is not None
+                    and not scr._detecting and not scr._analysing, timeout=120)
+        assert m.load_total > 0  # the load reported its progress
+    assert callers and set(callers) <= {"__init__", "_freeze_once"}, callers
+
+
 async def test_a_full_collection_waits_for_the_person_to_pause(sample) -> None:  # type: ignore[no-untyped-def]
     """Full collections are made when no key has come for a second (they held the UI
     50-95 ms amid the keys on a 1M-record run), not after the usual 10 younger ones."""

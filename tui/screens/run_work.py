@@ -88,7 +88,6 @@ class RunWork(Screen[None]):
             if now - last[0] > 0.25 or done >= total or last[0] == 0.0:
                 last[0] = now
                 run.store.sync_order()  # merge here, not on the UI thread
-                gc.freeze()  # see below: the growing store is not garbage
                 self.post_message(LoadProgressed(done, total))
                 self.post_message(EventsIngested(len(run.store), 0, True))
 
@@ -100,9 +99,11 @@ class RunWork(Screen[None]):
             res = run.load(progress=progress, local_first=False)
         except LoadStopped:
             return
-        # The store's big lists and tables live as long as the app: keep the cyclic
-        # collector from rescanning them (full collections took ~100 ms at 1M events).
-        gc.freeze()
+        # No gc.freeze() for the store: its columns are arrays and its texts packed, so a
+        # 1M-record load leaves ~3,700 objects the collector tracks (a full collection of
+        # the whole process 7-15 ms). A freeze here (and 4 times a second while loading)
+        # froze the lines Textual had drawn by then, which are reference cycles: never
+        # freed once dropped (~5k objects a load).
         for note in res.notes:
             self.post_message(RunNoted(note))
         self.post_message(EventsIngested(len(run.store), res.records, False))
