@@ -287,7 +287,7 @@ def run_app(run: str | None, home: Path | None = None, expected_s: float | None 
         # Fail before the screen switches to the app; then take a first look at the run
         # (a small saved reading, or the start and the end of a few files: Run.begin),
         # so that the first frame shows what the run did last, not an empty table: read
-        # here, before Textual starts, it costs 10-60 ms (~0.15 s from a 1M-record saved
+        # here, before Textual starts, it costs 10-70 ms (~0.15 s from a 1M-record saved
         # reading); read by the load's worker, it waited for the screen's start and then
         # shared the interpreter with it (~0.1 s more before the first rows).
         opened = Run(resolve(run, home), sources=sources)
