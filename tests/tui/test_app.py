@@ -473,3 +473,32 @@ async def test_esc_from_a_run_opened_directly_shows_the_catalog_of_its_home(
         await pilot.press("escape")
         await until(pilot, lambda: isinstance(app.screen, RunsScreen))
         assert again.from_catalog
+
+
+async def test_the_record_read_stays_under_the_cursor_as_earlier_records_arrive(
+        tmp_path: Path) -> None:
+    """Not following, a person reads a record; records that belong before it arrive (a
+    first load reads the end of the run first and the rest in behind it; a process's
+    file found late): the same record stays under the cursor, on the same line."""
+    from tests.features.test_reader import rec
+
+    pool = tmp_path / "logs" / "0d0d0d0d-0000-4000-8000-000000000000"
+    pool.mkdir(parents=True)
+    late = [json.dumps(rec(1000 + i, process=7)).encode() for i in range(300)]
+    (pool / "a.jsonlog").write_bytes(b"\n".join(late) + b"\n")
+    app = AcademyApp(str(pool))
+    async with app.run_test(size=SIZE) as pilot:
+        scr = await open_run(pilot, app)
+        log = scr.query_one(EventLog)
+        await pilot.press("home")
+        for _ in range(40):
+            await pilot.press("down")
+        assert not log.follow
+        row, line = int(scr.model.view.rows[log.cursor]), log.cursor - log.scroll_offset.y
+        early = [json.dumps(rec(i, process=8)).encode() for i in range(500)]
+        (pool / "b.jsonlog").write_bytes(b"\n".join(early) + b"\n")  # all before it
+        await until(pilot, lambda: len(scr.model.view.rows) == 800)
+        await pilot.pause(0.1)
+        assert log.cursor == 540 and int(scr.model.view.rows[log.cursor]) == row
+        assert log.cursor - log.scroll_offset.y == line
+        assert screen_text(log)[line + 1].split()[-1] == "1040"  # "message 1040", drawn

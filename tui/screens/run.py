@@ -168,9 +168,11 @@ class RunScreen(RunViews, RunWork):
 
     def on_events_ingested(self, msg: EventsIngested) -> None:
         self.model.loading = msg.loading
+        log = self.query_one(EventLog)
+        held = log.held_place()  # records may arrive before the one read
         self.model.refresh_snapshot()
         self.model.update()
-        self.query_one(EventLog).rows_changed()
+        log.rows_changed(held)
         self._analysis_due = True
         if not msg.loading and self.model.analysis is None:
             self._maybe_analyse()

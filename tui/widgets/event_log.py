@@ -115,10 +115,22 @@ class EventLog(ScrollView, can_focus=True):
         self._layout()
         self.refresh()
 
-    def rows_changed(self) -> None:
-        """The visible rows grew or were replaced: resize, follow, repaint."""
+    def held_place(self) -> tuple[int, float, int] | None:
+        """The record under the cursor (its row and sort time) and its line on the screen,
+        when not following: :meth:`rows_changed` keeps it there as records arrive before
+        it (a first load reads the end of the run first, then the rest in behind it)."""
+        v = self.model.view
+        if self.follow or not 0 <= self.cursor < len(v.rows):
+            return None
+        return (int(v.rows[self.cursor]), float(v.times[self.cursor]),
+                self.cursor - int(self.scroll_offset.y))
+
+    def rows_changed(self, anchor: tuple[int, float, int] | None = None) -> None:
+        """The visible rows grew or were replaced: resize, follow, repaint. ``anchor``
+        (:meth:`held_place`, taken before they grew): the record to keep under the cursor."""
         n = len(self.model.view.rows)
-        if self.model.version != self._shown_version:
+        replaced = self.model.version != self._shown_version
+        if replaced:
             self._shown_version = self.model.version
             self._cache.clear()
             self.cursor = min(self.cursor, max(n - 1, 0))
@@ -128,7 +140,23 @@ class EventLog(ScrollView, can_focus=True):
         if self.follow:
             self.cursor = max(n - 1, 0)
             self.call_after_refresh(self._to_end)
+        elif anchor is not None and not replaced:
+            at = self._place_of(anchor[0], anchor[1])
+            if at is not None and at != self.cursor:
+                self.cursor = at
+                self.scroll_to(y=max(at - anchor[2], 0), animate=False, immediate=True)
         self.refresh()
+
+    def _place_of(self, row: int, t: float) -> int | None:
+        """Where store row ``row`` (sort time ``t``) is in the visible rows, or None."""
+        v = self.model.view
+        i = int(v.times.searchsorted(t, side="left"))
+        while i < len(v.rows) and v.times[i] == t:
+            if v.rows[i] == row:
+                return i
+            i += 1
+        hits = (v.rows == row).nonzero()[0]  # a time that is no time (NaN): look it up
+        return int(hits[0]) if len(hits) else None
 
     def _to_end(self) -> None:
         self.scroll_to(y=self.max_scroll_y, animate=False, immediate=True)
