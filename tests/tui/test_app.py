@@ -63,6 +63,13 @@ async def test_a_run_begun_before_the_app_is_its_run_read_once(sample) -> None: 
         assert scr.model.events().store.files[0].records + first > first  # read on
 
 
+async def cursor_to(pilot, k: int) -> None:  # type: ignore[no-untyped-def]
+    """The event view's cursor on its ``k``-th row, by keys (home, then down)."""
+    await pilot.press("home")
+    for _ in range(k):
+        await pilot.press("down")
+
+
 async def type_filter(pilot, text: str) -> None:  # type: ignore[no-untyped-def]
     """Open the filter bar (/) and type ``text``, a key at a time."""
     await pilot.press("slash")
@@ -284,9 +291,7 @@ async def test_log_text_is_data_never_markup_or_escapes(sample, tmp_path: Path) 
     async with app.run_test(size=SIZE) as pilot:
         scr = await open_run(pilot, app)
         log = scr.query_one(EventLog)
-        await pilot.press("home")
-        for _ in range(9):
-            await pilot.press("down")
+        await cursor_to(pilot, 9)
         await pilot.pause(0.1)
         text = "\n".join(screen_text(log))
         assert "[bold red]boom[/]" in text
@@ -490,9 +495,7 @@ async def test_the_record_read_stays_under_the_cursor_as_earlier_records_arrive(
     async with app.run_test(size=SIZE) as pilot:
         scr = await open_run(pilot, app)
         log = scr.query_one(EventLog)
-        await pilot.press("home")
-        for _ in range(40):
-            await pilot.press("down")
+        await cursor_to(pilot, 40)
         assert not log.follow
         row, line = int(scr.model.view.rows[log.cursor]), log.cursor - log.scroll_offset.y
         early = [json.dumps(rec(i, process=8)).encode() for i in range(500)]

@@ -47,6 +47,20 @@ def test_freed_arrays_leave_the_apps_process() -> None:
 # -- the cyclic collector in the app (tui.app, tui.screens.run_work) ---------------------
 
 
+async def _judged(pilot, app):  # type: ignore[no-untyped-def]
+    """The app's run screen once its run is read, analysed and judged."""
+    from pilotkit import until
+
+    from tui.screens.run import RunScreen
+
+    await until(pilot, lambda: isinstance(app.screen, RunScreen))
+    scr = app.screen
+    m = scr.model
+    await until(pilot, lambda: not m.loading and m.detection is not None
+                and not scr._detecting and not scr._analysing, timeout=120)
+    return scr
+
+
 async def _workers_of_earlier_apps_done() -> None:
     """Earlier tests' apps may have left an analysis computing (q does not wait for it,
     tui.threads); its first end freezes. Wait for it, so that only this app counts."""
@@ -71,7 +85,6 @@ async def test_a_growing_run_freezes_nothing_after_its_first_analysis_and_judgem
     from pilotkit import until
 
     from tui.app import AcademyApp
-    from tui.screens.run import RunScreen
 
     await _workers_of_earlier_apps_done()
     src = sample("http")
@@ -85,11 +98,7 @@ async def test_a_growing_run_freezes_nothing_after_its_first_analysis_and_judgem
         rest[f.name] = lines[cut:]
     app = AcademyApp(str(pool))
     async with app.run_test(size=(150, 40)) as pilot:
-        await until(pilot, lambda: isinstance(app.screen, RunScreen))
-        scr = app.screen
-        m = scr.model
-        await until(pilot, lambda: not m.loading and m.detection is not None
-                    and not scr._detecting and not scr._analysing, timeout=120)
+        m = (await _judged(pilot, app)).model
         frozen = gc.get_freeze_count()
         for step in range(3):  # the run grows: analysed and judged again each time
             for name, lines in rest.items():
@@ -117,10 +126,7 @@ async def test_reading_a_run_freezes_nothing(  # type: ignore[no-untyped-def]
     import gc
     import sys as _sys
 
-    from pilotkit import until
-
     from tui.app import AcademyApp
-    from tui.screens.run import RunScreen
 
     await _workers_of_earlier_apps_done()
     callers: list[str] = []
@@ -133,12 +139,7 @@ async def test_reading_a_run_freezes_nothing(  # type: ignore[no-untyped-def]
     monkeypatch.setattr(gc, "freeze", counted)
     app = AcademyApp(str(sample("pairs")))  # 9 files, 10,943 records: batches of progress
     async with app.run_test(size=(150, 40)) as pilot:
-        await until(pilot, lambda: isinstance(app.screen, RunScreen))
-        scr = app.screen
-        m = scr.model
-        await until(pilot, lambda: not m.loading and m.detection is not None
-                    and not scr._detecting and not scr._analysing, timeout=120)
-        assert m.load_total > 0  # the load reported its progress
+        assert (await _judged(pilot, app)).model.load_total > 0  # it reported progress
     assert callers and set(callers) <= {"__init__", "_freeze_once"}, callers
 
 
