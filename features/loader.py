@@ -325,11 +325,7 @@ def load(
             executor.shutdown(wait=True, cancel_futures=True)
     for index, (dev, ino, _size, _mtime) in stats.items():
         by_index[index].ident = (dev, ino)
-    more = reader.poll(full=True)
-    result.records += more.records
-    result.bad += more.bad
-    result.batches += more.batches
-    result.notes.extend(more.notes)
+    result.add(reader.poll(full=True))
     return result
 
 
@@ -397,9 +393,7 @@ def load_first(reader: PoolReader, max_files: int | None = None) -> PollResult:
             first, end = store.append(batch, judge=False)
             tail.ahead = Ahead(start, start + cut, first, end - first, batch.lines,
                                list(batch.bad))
-        result.batches += 1
-        result.records += len(batch)
-        result.bad += len(batch.bad)
+        result.stored(batch)
     return result
 
 
@@ -451,9 +445,7 @@ def _store_all(store: EventStore, parsed: Iterator[tuple[Batch, list[int]]],
                 tail = by_index[part.file]
                 if tail.ahead is not None and tail.offset >= tail.ahead.start:
                     tail.settle(store)
-            result.batches += 1
-            result.records += len(batch)
-            result.bad += len(batch.bad)
+            result.stored(batch)
             done += size
             if progress is not None:
                 progress(done, total)

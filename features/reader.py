@@ -52,6 +52,20 @@ class PollResult:
     def changed(self) -> bool:
         return bool(self.records or self.bad or self.new_files or self.notes)
 
+    def stored(self, batch: Batch) -> None:
+        """Count a batch stored."""
+        self.batches += 1
+        self.records += len(batch)
+        self.bad += len(batch.bad)
+
+    def add(self, later: PollResult) -> None:
+        """Count in what a later read of the same pool found."""
+        self.batches += later.batches
+        self.records += later.records
+        self.bad += later.bad
+        self.new_files.extend(later.new_files)
+        self.notes.extend(later.notes)
+
 
 @dataclass
 class Ahead:
@@ -494,9 +508,7 @@ class PoolReader:
 
     def _store(self, batch: Batch, result: PollResult) -> None:
         self.store.append(batch)
-        result.batches += 1
-        result.records += len(batch)
-        result.bad += len(batch.bad)
+        result.stored(batch)
 
     def pending_bytes(self) -> int:
         """Bytes held in unterminated last lines (a live writer is mid-record)."""

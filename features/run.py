@@ -98,12 +98,9 @@ class Run:
         looked = begun is not None and bool(begun[0] or begun[1].records)
         res = bulk_load(self.reader, progress=progress, workers=workers,
                         local_first=local_first, heads_first=not looked)
-        if begun is not None:
-            res.records += begun[1].records
-            res.bad += begun[1].bad
-            res.batches += begun[1].batches
-            res.new_files[:0] = begun[1].new_files
-            res.notes[:0] = begun[1].notes
+        if begun is not None:  # what the first look read, then what the load did
+            begun[1].add(res)
+            res = begun[1]
         self._settle(res)
         self._save(restored)
         self._join_sources(res)
@@ -235,11 +232,7 @@ class Run:
         write cut short); while it is live they are held and retried. Then say which
         records' times are left out of the run's bounds, when that changed."""
         if self.reader.pending_bytes() and not self.live:
-            more = self.reader.finish()
-            res.records += more.records
-            res.bad += more.bad
-            res.batches += more.batches
-            res.notes.extend(more.notes)
+            res.add(self.reader.finish())
         note = self.store.time_note()
         if note != self._time_note:
             if self._time_note in self.notes:

@@ -93,7 +93,7 @@ class RunWork(Screen[None]):
 
         # Opened from the catalog (not begun by the CLI before the screen): the first look
         # here, so that the run's end shows before the rest streams in behind it.
-        if not len(run.store) and run.begin():
+        if run.begin():
             self.post_message(EventsIngested(len(run.store), 0, True))
         try:
             res = run.load(progress=progress, local_first=False)
