@@ -22,6 +22,7 @@ from features.query_values import (
     _cache_for,
     _Col,
     _message_test,
+    _substring,
     _tested,
     _value_floats,
 )
@@ -152,7 +153,7 @@ class Columns:
                                         count=len(rows))
                 self.fix_cut(out, rows, fn)
                 return out
-        new = _tested(fn, msgs, start, n)
+        new = _tested(fn, msgs, start, n, _substring(test))
         out = new if hit is None else np.concatenate([hit[1][:start], new])
         self.fix_cut(out, np.flatnonzero(self.ev.flags[start:n] & FLAG_MSG_CUT) + start, fn)
         cache[test] = (n, out)

@@ -507,3 +507,28 @@ def test_codes_widen_past_a_saved_narrow_column(pool: Path) -> None:
     ids = run.events().strings("academy.agent_id").tolist()
     assert ids[:len(old)] == old and ids[-300:] == [f"AgentId<{i:08x}>" for i in range(300)]
     same(reading(run), reading(opened(pool, cache=False)))
+
+
+def test_message_filters_on_a_restored_run_find_what_a_fresh_read_finds(pool: Path) -> None:
+    """A saved reading keeps the messages packed, and a filter on them searches the bytes
+    (features.columns.Messages.contains): the rows are those of the run read from scratch,
+    whose messages are texts, for word and substring filters, sparse and dense, either case."""
+    from features.query import parse
+    from features.query_eval import select
+
+    opened(pool, cache=True)
+    again = opened(pool, cache=True)
+    assert again.cache_status.startswith("restored")
+    fresh = opened(pool, cache=False)
+    ev, want_ev = again.events(), fresh.events()
+    answered = [q for q in ("exchange", "shut", "no such text")
+                if ev.message.contains(q, 0, ev.n, fold=True) is not None]
+    assert answered, "the bytes answered no sparse filter"
+    found = 0
+    for q in ("agent", "AGENT", "Running", "message~Running", "message~running", "exchange",
+              "shut", "no such text", "message~e", "a"):
+        rows, want = select(ev, parse(q)), select(want_ev, parse(q))
+        assert sorted(ev.message[int(r)] for r in rows) == \
+            sorted(want_ev.message[int(r)] for r in want), q
+        found += len(rows)
+    assert found > 0

@@ -636,3 +636,47 @@ def test_message_tests_across_slices() -> None:
                        (("cmp", "=", "fib step 8"), lambda m: m == "fib step 8")):
         got = _tested(_message_test(test), msgs, start, n)
         assert got.tolist() == [want(m) for m in msgs[start:n]], test
+
+
+def test_substring_tests_on_packed_texts() -> None:
+    """A substring test on messages kept packed (a parse worker's, a saved reading's) finds
+    them in the bytes: the same mask as a test per text, for a needle across two texts, in
+    one just after such a place, in empty texts, non-ASCII and lone-surrogate texts, case
+    folded or not, over parts of a few texts and rows appended as text."""
+    from features.columns import Messages, pack_texts
+    from features.query_values import _SLICE, _message_test, _substring, _tested
+
+    rnd = random.Random(7)
+    tokens = ["a", "A", "aa", "b", "", "é", "İ", "\ud800", "x", "time out", "TIME", "ab"]
+    texts = ["".join(rnd.choice(tokens) for _ in range(rnd.randrange(0, 5)))
+             for _ in range(2 * _SLICE + 321)]
+    texts[:4] = ["xa", "ab", "a", "aab"]  # "aa" across the first two; "ab" just after it
+    msgs = Messages()
+    at = 0
+    while at < len(texts) - 500:  # parts of 1 to 90 texts, then a tail of text
+        k = rnd.randrange(1, 90)
+        msgs.extend(pack_texts(texts[at:at + k]))
+        at += k
+    msgs.extend(texts[at:])
+    assert msgs[:] == texts
+    needles = ["a", "aa", "ab", "b", "x", "time", "é", "İ", "i̇", "\ud800", "time out", "zz"]
+    for needle in needles:
+        for test in (("text", needle.lower()), ("match", needle)):
+            fn = _message_test(test)
+            for start, n in ((0, len(texts)), (3, _SLICE + 17), (1, 5), (_SLICE - 2, at + 9)):
+                got = _tested(fn, msgs, start, n, _substring(test))
+                assert got.tolist() == list(fn(texts[start:n])), (test, start, n)
+    # The bytes answered, where they can: not a fallback to testing each text.
+    ascii_part = pack_texts(["xa", "ab", "a", "aab", "", "AAB"])
+    m = Messages()
+    m.extend(ascii_part)
+    assert m.contains("aa", 0, 6).tolist() == [False, False, False, True, False, False]
+    assert m.contains("aa", 0, 6, fold=True).tolist() == [False, False, False, True, False, True]
+    assert m.contains("ab", 1, 4).tolist() == [True, False, True]
+    m.extend(["tail aa"])
+    assert m.contains("aa", 0, 7) is None  # rows kept as text
+    m2 = Messages()
+    m2.extend(pack_texts(["é aa", "aa"]))
+    assert m2.contains("aa", 0, 2).tolist() == [True, True]
+    assert m2.contains("aa", 0, 2, fold=True) is None  # lower case is not a byte's there
+    assert m2.contains("é", 0, 2).tolist() == [True, False]
