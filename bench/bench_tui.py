@@ -34,6 +34,7 @@ import tempfile
 import termios
 import time
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -190,9 +191,9 @@ async def live_tail(rate: float, seconds: float) -> None:
         seen = 0
         orig = log.rows_changed
 
-        def measured() -> None:
+        def measured(*args: Any) -> None:
             # Wraps the event view's refresh hook: called once per ingested batch.
-            orig()
+            orig(*args)
 
             def painted() -> None:
                 nonlocal seen
