@@ -26,19 +26,10 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
+from features.fmt import fmt_dur
+
 __all__ = ["Fact", "FactSheet", "NumberIssue", "Rendered", "current", "fmt_at", "fmt_dur",
            "sheet_scope"]
-
-
-def fmt_dur(x: float | None) -> str:
-    """Seconds, readable: 12.0 ms, 0.512 s, 1.25 s, 3 min 4 s."""
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "-"
-    if abs(x) < 1:
-        return f"{x * 1000:.1f} ms" if abs(x) < 0.1 else f"{x:.3f} s"
-    if abs(x) < 120:
-        return f"{x:.2f} s"
-    return f"{int(x // 60)} min {x % 60:.0f} s"
 
 
 def fmt_at(x: float | None) -> str:

@@ -4,22 +4,33 @@ not import the report (16 did, for ``fmt_s``)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from itertools import pairwise
 from typing import TYPE_CHECKING
 
-from features.facts import fmt_dur
-
 if TYPE_CHECKING:  # numbers in words need no numpy: the catalog's fast path imports this
     import numpy as np
 
-__all__ = ["count", "fmt_age", "fmt_bytes", "fmt_edges", "fmt_s", "histogram_lines",
+__all__ = ["count", "fmt_age", "fmt_bytes", "fmt_dur", "fmt_edges", "fmt_s", "histogram_lines",
            "short_file"]
 
 
 def short_file(name: str | None) -> str:
     """The first 8 characters of a pool file name (its instance uuid prefix)."""
     return (name or "?")[:8]
+
+
+def fmt_dur(x: float | None) -> str:
+    """Seconds, readable: 12.0 ms, 0.512 s, 1.25 s, 3 min 4 s (an answer's facts too,
+    :mod:`features.facts`, which imports it from here)."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "-"
+    if abs(x) < 1:
+        return f"{x * 1000:.1f} ms" if abs(x) < 0.1 else f"{x:.3f} s"
+    if abs(x) < 120:
+        return f"{x:.2f} s"
+    return f"{int(x // 60)} min {x % 60:.0f} s"
 
 
 def fmt_s(x: float | None) -> str:

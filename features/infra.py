@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from features.query import select
 from features.table import Table
 
 if TYPE_CHECKING:
@@ -58,6 +57,8 @@ def infra_spans(run: Run) -> Table:
                       "t_submitted": np.empty(0), "t_running": np.empty(0),
                       "t_end": np.empty(0), "state": np.empty(0, dtype=object),
                       "pids": np.empty(0, dtype=object)}, name="infra")
+    from features.query import select  # only for a run joined with Parsl's
+
     rows = select(ev, "has:parsl.block or has:parsl.task")
     blocks, managers, hosted = _read_spans(_cols(run, rows, _SPAN_KEYS), ev.created[rows])
     out: dict[str, list[Any]] = {k: [] for k in _SPAN_COLUMNS}
@@ -162,6 +163,8 @@ def process_series(run: Run) -> dict[int, Series]:
                                             "proc.rss_bytes")):
         if cpu_key not in ev.store.key_shapes:
             continue
+        from features.query import select  # only for a run with samples
+
         rows = select(ev, f"has:{cpu_key} or has:{rss_key}")
         c = _cols(run, rows, (pid_key, cpu_key, rss_key))
         t = ev.created[rows]

@@ -34,7 +34,7 @@ from typing import Any
 
 import orjson
 
-from features.facts import fmt_dur
+from features.fmt import fmt_dur
 from features.sources import SourceError, event
 
 __all__ = ["ENDED", "FAILED", "STOPPED", "epoch", "exit_code", "fmt_span", "id_text", "load",

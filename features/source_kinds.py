@@ -1,7 +1,9 @@
 """Every kind of source academy-tui reads, found from a path's content or named by the
-pool itself. Importing this module registers the kinds (Parsl's ``monitoring.db``, Parsl's
-text logs, Slurm's ``sacct``/``squeue`` JSON); :mod:`features.sources` is the base they
-build on."""
+pool itself. The kinds (Parsl's ``monitoring.db``, Parsl's text logs, Slurm's
+``sacct``/``squeue`` JSON) register themselves when their modules are imported, which
+:func:`open_source` does at its first call: a run that names no source (most) does not
+import them (sqlite3, the log formats, the query language Slurm's steps are read with:
+~10 ms of an app's first screen). :mod:`features.sources` is the base they build on."""
 
 from __future__ import annotations
 
@@ -10,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 
-from features import parsl_db, parsl_logs, slurm  # noqa: F401  (each registers its kind)
 from features.sources import RunView, Source, SourceError, kinds
 
 __all__ = ["discover", "open_source"]
@@ -26,6 +27,8 @@ def open_source(path: str | os.PathLike[str]) -> Source:
         raise SourceError(f"--with {p}: no such file or directory")
     candidates = [p] if p.is_file() else [p, *sorted(
         q for q in p.rglob("*") if q.is_file() and q.stat().st_size)[:2000]]
+    from features import parsl_db, parsl_logs, slurm  # noqa: F401  (each registers its kind)
+
     for _, sniff, make in kinds():
         for q in candidates:
             try:

@@ -20,13 +20,12 @@ from features.causes import Cause, causes
 from features.events import Events
 from features.fmt import fmt_age
 from features.infra import infra_spans, process_series
-from features.query import Node, evaluate, parse
 from features.run import Run
 from features.table import Table
-from features.trail import verified_rows
 
 if TYPE_CHECKING:
     from features.detect import DetectionResult, Incident
+    from features.query import Node
 
 LEVELS = (("DEBUG", 10), ("INFO", 20), ("WARNING", 30), ("ERROR", 40))
 CLOSED_ENDS = ("clean", "empty", "source")
@@ -67,6 +66,8 @@ def steering_marks(run: Run) -> Table | None:
     """One row per steering decision of the run (``row``, ``t`` seconds since the epoch,
     ``agent_id`` of the steering agent, ``kind``, ``id``, ``session``, ``message``), from the
     steering agents' verified records; None when the run has none."""
+    from features.trail import verified_rows
+
     ev = run.events()
     rows = verified_rows(run)
     if not len(rows):
@@ -175,6 +176,8 @@ class RunModel:
     @staticmethod
     def parse(text: str) -> Node | None:
         """The AST of a filter text (``None`` for empty); raises QueryError."""
+        from features.query import parse  # a filter's first: not the first screen's
+
         return parse(text) if text.strip() else None
 
     def set_filter(self, text: str) -> None:
@@ -240,12 +243,16 @@ class RunModel:
                 band = (lv >= lo) & (lv < lo + 10) if lo < 40 else lv >= 40
                 keep &= ~band
         if self.filter_node is not None and len(rows):
+            from features.query import evaluate
+
             keep &= evaluate(self.filter_node, ev, rows)
         return keep
 
     def _find_positions(self, rows: np.ndarray, ev: Events | None = None) -> np.ndarray:
         if self.find_node is None or not len(rows):
             return np.empty(0, dtype=np.int64)
+        from features.query import evaluate
+
         hit = evaluate(self.find_node, ev or self.snapshot, rows)
         return np.flatnonzero(hit)
 

@@ -11,6 +11,7 @@ every key from then until that box has focus, then lets them through in the orde
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -111,9 +112,15 @@ class TypeAhead:
 def typing(app: App[Any]) -> bool:
     """Whether the focused widget takes text: a key there is a character, not a command
     (a priority binding that opens a box raises ``SkipAction`` then)."""
-    from textual.widgets import Input, TextArea
+    from textual.widgets import Input
 
-    return isinstance(app.focused, Input | TextArea)
+    focused = app.focused
+    if isinstance(focused, Input):
+        return True
+    # A TextArea can have focus only once its module is imported (the first screen's
+    # check_action asks this: importing it for the answer cost ~3 ms of it).
+    area = sys.modules.get("textual.widgets._text_area")
+    return area is not None and isinstance(focused, area.TextArea)
 
 
 def expect(app: App[Any], target: Callable[[], Widget | None]) -> None:

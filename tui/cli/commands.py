@@ -30,10 +30,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     from features.safe import visible
     from tui.cli.out import guard
 
-    try:
-        from features.query import QueryError
-    except ImportError:  # pragma: no cover
-        QueryError = RunError  # type: ignore[misc,assignment]
     if getattr(args, "no_cache", False):
         # For every run this process opens (the app's, a diff's other run, a tool's).
         os.environ["ACADEMY_TUI_NO_CACHE"] = "1"
@@ -41,7 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     restore = guard(kind) if kind else None
     try:
         return int(args.fn(args) or 0)
-    except (CliError, RunError, QueryError) as e:
+    except (CliError, RunError, _query_error()) as e:
         msg = str(e)
         if msg.startswith("no runs under "):
             msg += " ('academy-tui demo' makes one; 'academy-tui runs' says more)"
@@ -96,3 +92,16 @@ def _first_positional(argv: list[str]) -> int | None:
         if not a.startswith("-"):
             return i
     return None
+
+
+class _NoQueryError(Exception):
+    """Stands for :class:`features.query.QueryError` where the query language was never
+    imported: then nothing raised one."""
+
+
+def _query_error() -> type[Exception]:
+    """The query language's error, if it was imported (an ``except`` clause names it
+    after the fact: importing it for every command cost ~10 ms of the app's first
+    screen)."""
+    mod = sys.modules.get("features.query_syntax")
+    return mod.QueryError if mod is not None else _NoQueryError
