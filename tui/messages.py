@@ -24,6 +24,13 @@ class LoadProgressed(Message):
 
 
 @dataclass
+class AnomaliesDetected(Message):
+    """The detector judged a snapshot of ``events`` rows (``RunModel.detection``)."""
+
+    events: int
+
+
+@dataclass
 class EventsIngested(Message):
     """The store grew to ``total`` events (``new`` since the last message)."""
 

@@ -26,6 +26,7 @@ async def open_run(pilot, app):  # type: ignore[no-untyped-def]
     await until(pilot, lambda: isinstance(app.screen, RunScreen))
     scr = app.screen
     await until(pilot, lambda: not scr.model.loading and scr.model.analysis is not None)
+    await scr.views_ready()  # the views after the events' mount after the first frame
     return scr
 
 

@@ -146,3 +146,60 @@ async def test_steering_table_starts_on_its_first_row_and_keeps_it_across_refres
         await pilot.press("enter")  # acts on the highlighted row at once
         await until(pilot, lambda: scr.query_one("#tabs").active == "events" and
                     f"steering.id={chosen.id}" in scr.model.filter_text)
+
+
+async def test_a_view_asked_for_before_the_views_are_mounted_takes_the_keys(
+        tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The views after the events' are mounted after the first frame that shows records
+    (tui.screens.run_views.RunViews.mount_views): a run with none yet mounts them only
+    when one is asked for. Its key then mounts them, gives the view the focus once it is
+    there, and the keys typed behind 'a' land in the ask box."""
+    import tui.screens.run as run_screen
+
+    monkeypatch.setattr(run_screen, "VIEWS_AFTER_S", 3600.0)  # no fallback in this test
+    pool = tmp_path / "logs" / "00000000-0000-4000-8000-0000000000ab"
+    pool.mkdir(parents=True)
+    (pool / "00000000-0000-4000-8000-000000000001.jsonlog").write_text("")  # nothing yet
+    app = AcademyApp(str(pool))
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, RunScreen))
+        scr = app.screen
+        assert isinstance(scr, RunScreen)
+        await until(pilot, lambda: not scr.model.loading)
+        await pilot.pause(0.2)
+        assert not scr.query(Timeline) and not scr.query(AskPane)  # none drawn, none asked
+        await pilot.press("w")
+        await until(pilot, lambda: app.focused is scr.query_one("#where-cats"))
+        assert scr.query_one("#tabs").active == "where"
+        await pilot.press("e", "l")
+        await until(pilot, lambda: app.focused is scr.query_one(Timeline))
+    app = AcademyApp(str(pool))
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, RunScreen))
+        scr = app.screen
+        assert isinstance(scr, RunScreen)
+        await until(pilot, lambda: not scr.model.loading)
+        assert not scr.query(AskPane)
+        await pilot.press("a", *"why slow")
+        box = scr.query_one("#ask-input", Input)
+        await until(pilot, lambda: app.focused is box and box.value == "why slow")
+
+
+def test_the_run_screen_leaves_the_other_views_out_of_its_start() -> None:
+    """What the first frame of a run needs is imported before it; the other views, the
+    query language, the sources a run may name and the LLM conversation's log are not
+    (importing them was ~0.1 s of a ~0.6 s first screen)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, tui.cli.commands, tui.app, tui.screens.run, features.run; "
+            "print(' '.join(sorted(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).resolve().parents[2]).stdout.split()
+    left_out = ["tui.widgets.timeline", "tui.widgets.where", "tui.widgets.anomalies",
+                "tui.widgets.steering", "tui.widgets.ask", "tui.widgets.detail",
+                "features.query", "features.parsl_db", "features.parsl_logs", "features.slurm",
+                "features.trail", "features.facts", "sqlite3", "rich.pretty",
+                "textual.widgets._rich_log", "textual.widgets._text_area"]
+    assert [m for m in left_out if m in out] == []
+    assert "tui.widgets.event_log" in out and "features.store" in out

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual import on
@@ -23,10 +23,10 @@ from textual.app import ComposeResult
 from textual.binding import ActiveBinding, Binding
 from textual.widgets import Footer, Input, Static, TabbedContent, TabPane
 
-from features.query import QueryError
 from features.run import Run
 from features.safe import clean
 from tui.messages import (
+    AnomaliesDetected,
     EventsIngested,
     FilterApplied,
     LoadProgressed,
@@ -35,17 +35,18 @@ from tui.messages import (
     ThingsUpdated,
 )
 from tui.model import RunModel
-from tui.screens.run_views import RunViews
+from tui.screens.run_views import VIEW_TABS, RunViews
 from tui.screens.run_widgets import FilterBar, StatusBar, ViewTabs, status_line
 from tui.screens.run_work import ANALYSE_EVERY_S, RunWork
 from tui.typeahead import expect, typing
-from tui.widgets.anomalies import AnomaliesDetected, AnomaliesView
-from tui.widgets.ask import AskPane
-from tui.widgets.detail import DetailScreen
 from tui.widgets.event_log import EventLog
-from tui.widgets.steering import SteeringView
-from tui.widgets.timeline import Timeline
-from tui.widgets.where import WhereView
+
+if TYPE_CHECKING:
+    from tui.widgets.anomalies import AnomaliesView
+    from tui.widgets.ask import AskPane
+    from tui.widgets.steering import SteeringView
+    from tui.widgets.timeline import Timeline
+    from tui.widgets.where import WhereView
 
 __all__ = ["FilterBar", "RunScreen"]
 
@@ -59,6 +60,8 @@ TEXT_IN_A_BOX = frozenset({"open_filter", "view", "expect"})
 """Actions whose keys are characters when a box has focus."""
 STATE_EVERY_S = 1.0
 """How often the header looks whether a quiet run has stopped."""
+VIEWS_AFTER_S = 0.5
+"""When the views after the events' are mounted if no record has been drawn by then."""
 
 
 class RunScreen(RunViews, RunWork):
@@ -133,17 +136,9 @@ class RunScreen(RunViews, RunWork):
         with ViewTabs(id="tabs", initial="events"):
             with TabPane("Events", id="events"):
                 yield EventLog(self.model, id="event-log")
-            with TabPane("Timeline", id="timeline"):
-                yield Timeline(self.model, id="timeline-view")
-            with TabPane("Where the time went", id="where"):
-                yield WhereView(self.model, id="where-view")
-            with TabPane("Anomalies", id="anomalies"):
-                yield AnomaliesView(self.model, id="anomalies-view")
-            with TabPane("Steering", id="steering"):
-                yield SteeringView(self.model, id="steering-view")
-            with TabPane("Ask", id="ask"):
-                yield AskPane(self.model.run, expected_s=self.model.expected_s,
-                              lock=self.model.things_lock, id="ask-pane")
+            # The other views are mounted after the first frame (mount_views).
+            for tab, label in VIEW_TABS:
+                yield TabPane(label, id=tab)
         yield FilterBar(id="filter-bar")
         # The palette is ctrl+p or ':' ('?' says so): its key docked at the right took the
         # room of the view's own keys at 80 columns.
@@ -158,7 +153,11 @@ class RunScreen(RunViews, RunWork):
         self.set_interval(ANALYSE_EVERY_S, self._maybe_analyse)
         self.set_interval(ANALYSE_EVERY_S, self._maybe_detect)
         self.set_interval(STATE_EVERY_S, self._tick_state)
-        self.query_one(EventLog).focus()
+        log = self.query_one(EventLog)
+        log.focus()
+        # The other views once the first records are drawn (or soon, when there are none).
+        log.after_first_rows = self.mount_views
+        self.set_timer(VIEWS_AFTER_S, self.mount_views)
 
     # -- messages ----------------------------------------------------------------------
 
@@ -223,40 +222,39 @@ class RunScreen(RunViews, RunWork):
         def done(expr: str | None) -> None:
             if expr:
                 self.set_filter_text(expr, focus_row=msg.row)
+        from tui.widgets.detail import DetailScreen
+
         self.app.push_screen(DetailScreen(self.model, msg.row), done)
 
-    @on(Timeline.BarSelected)
-    def _bar(self, msg: Timeline.BarSelected) -> None:
+    # The views' messages are handled by name (on_<view>_<message>), so that this module
+    # does not import the views (mount_views does, after the first frame).
+
+    def on_timeline_bar_selected(self, msg: Timeline.BarSelected) -> None:
         self.set_filter_text(f"academy.action_tag={msg.tag}", focus_row=msg.row)
         self.action_show_tab("events")
 
-    @on(Timeline.MarkSelected)
-    def _mark(self, msg: Timeline.MarkSelected) -> None:
+    def on_timeline_mark_selected(self, msg: Timeline.MarkSelected) -> None:
         self.set_filter_text(msg.expr, focus_row=msg.row)
         self.action_show_tab("events")
 
-    @on(WhereView.DrillDown)
-    def _drill(self, msg: WhereView.DrillDown) -> None:
+    def on_where_view_drill_down(self, msg: WhereView.DrillDown) -> None:
         self.set_filter_text(msg.expr, focus_row=msg.row)
         self.action_show_tab("events")
 
-    @on(AnomaliesView.DrillDown)
-    def _drill_incident(self, msg: AnomaliesView.DrillDown) -> None:
+    def on_anomalies_view_drill_down(self, msg: AnomaliesView.DrillDown) -> None:
         if msg.note:
             self.notify(msg.note)
         self.set_filter_text(msg.expr, focus_row=msg.row)
         self.action_show_tab("events")
 
-    @on(SteeringView.DrillDown)
-    def _drill_steering(self, msg: SteeringView.DrillDown) -> None:
+    def on_steering_view_drill_down(self, msg: SteeringView.DrillDown) -> None:
         self.set_filter_text(msg.expr, focus_row=msg.row)
         self.action_show_tab("events")
 
-    @on(AnomaliesView.TimeChosen)
-    def _incident_time(self, msg: AnomaliesView.TimeChosen) -> None:
+    def on_anomalies_view_time_chosen(self, msg: AnomaliesView.TimeChosen) -> None:
         self.action_show_tab("timeline")
         # After the tab is laid out: the timeline zooms to its own width.
-        self.call_after_refresh(self.query_one(Timeline).show_span, msg.start, msg.end,
+        self.call_after_refresh(self.view("timeline").show_span, msg.start, msg.end,
                                 msg.agent)
 
     # -- filter bar --------------------------------------------------------------------
@@ -276,6 +274,8 @@ class RunScreen(RunViews, RunWork):
     @on(Input.Changed, "#filter-input")
     def _validate(self, event: Input.Changed) -> None:
         err = self.query_one("#filter-error", Static)
+        from features.query import QueryError
+
         try:
             self.model.parse(event.value)
         except QueryError as e:
@@ -287,6 +287,8 @@ class RunScreen(RunViews, RunWork):
 
     @on(Input.Submitted, "#filter-input")
     def _submit(self, event: Input.Submitted) -> None:
+        from features.query import QueryError
+
         try:
             self.model.parse(event.value)
         except QueryError:
@@ -368,8 +370,7 @@ class RunScreen(RunViews, RunWork):
         log.invalidate()
         self._paint_status()
 
-    @on(AskPane.CitationSelected)
-    def _cited(self, msg: AskPane.CitationSelected) -> None:
+    def on_ask_pane_citation_selected(self, msg: AskPane.CitationSelected) -> None:
         """A cited event or thing: show its events."""
         self.set_filter_text(msg.expr, focus_row=msg.rows[0] if msg.rows else None)
         self.action_show_tab("events")

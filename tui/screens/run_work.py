@@ -16,10 +16,16 @@ from textual import work
 from textual.screen import Screen
 
 from features.loader import LoadStopped
-from tui.messages import EventsIngested, FilterApplied, LoadProgressed, RunNoted, ThingsUpdated
+from tui.messages import (
+    AnomaliesDetected,
+    EventsIngested,
+    FilterApplied,
+    LoadProgressed,
+    RunNoted,
+    ThingsUpdated,
+)
 from tui.model import RunModel
 from tui.threads import finishing
-from tui.widgets.anomalies import AnomaliesDetected
 
 POLL_BUSY_S = 0.05
 """Poll interval while the run grows."""

@@ -24,6 +24,7 @@ from textual.widgets import DataTable, Static
 
 from features.fmt import fmt_s
 from features.safe import clean
+from tui.messages import AnomaliesDetected
 from tui.model import RunModel
 from tui.text import cell
 from tui.widgets.fitted import TableCol, fill, fitted_cell, width_of, widths
@@ -57,13 +58,6 @@ def _number(cell_value: object) -> int:
 KIND_WORDS = {"slowdown": "slowdown", "level_shift": "level shift", "speedup": "speed-up",
               "drift": "drift", "hung": "hung"}
 """The kind column, in words."""
-
-
-@dataclass
-class AnomaliesDetected(Message):
-    """The detector judged a snapshot of ``events`` rows (``RunModel.detection``)."""
-
-    events: int
 
 
 def incident_key(inc: Incident) -> str:

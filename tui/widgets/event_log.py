@@ -10,6 +10,7 @@ The columns (which, how wide, a cell's text) are :mod:`tui.widgets.event_columns
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 
 from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
@@ -96,6 +97,9 @@ class EventLog(ScrollView, can_focus=True):
         """What the column widths were fitted for (width, time mode, data measured)."""
         self._date = ""
         """The run's date (``YYYY-MM-DD``) when absolute times leave it out of the cells."""
+        self.after_first_rows: Callable[[], object] | None = None
+        """Called once, after the first frame that shows records (the run screen mounts
+        its other views then, so that the first frame does not wait for them)."""
 
     # -- data --------------------------------------------------------------------------
 
@@ -222,6 +226,9 @@ class EventLog(ScrollView, can_focus=True):
         row = self.model.row_at(index)
         if row is None:
             return Strip.blank(width, self.rich_style)
+        if self.after_first_rows is not None:
+            self.call_after_refresh(self.after_first_rows)
+            self.after_first_rows = None
         selected = index == self.cursor
         key = (row, width, scroll_x, int(selected) | (self._shown_version << 1))
         strip = self._cache.get(key)
