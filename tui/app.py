@@ -128,7 +128,6 @@ class AcademyApp(App[int]):
 
     def on_mount(self) -> None:
         from tui.screens.run import RunScreen
-        from tui.screens.runs import RunsScreen
 
         if self.demo is not None:
             path = self._start_demo(self.demo)
@@ -140,6 +139,8 @@ class AcademyApp(App[int]):
             self.push_screen(RunScreen(path, self.expected_s, sources=self.sources,
                                        run=self.opened))
         else:
+            from tui.screens.runs import RunsScreen  # the catalog: not a run's first frame
+
             self.push_screen(RunsScreen(self.home))
 
     def _start_demo(self, opts: DemoOptions) -> Path:

@@ -192,14 +192,15 @@ def test_the_run_screen_leaves_the_other_views_out_of_its_start() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, tui.cli.commands, tui.app, tui.screens.run, features.run; "
-            "print(' '.join(sorted(sys.modules)))")
+    code = ("import sys, tui.cli.commands, tui.app, tui.screens.run, features.run, "
+            "tui.cli.handlers; print(' '.join(sorted(sys.modules)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=Path(__file__).resolve().parents[2]).stdout.split()
     left_out = ["tui.widgets.timeline", "tui.widgets.where", "tui.widgets.anomalies",
                 "tui.widgets.steering", "tui.widgets.ask", "tui.widgets.detail",
                 "features.query", "features.parsl_db", "features.parsl_logs", "features.slurm",
                 "features.trail", "features.facts", "sqlite3", "rich.pretty",
-                "textual.widgets._rich_log", "textual.widgets._text_area"]
+                "textual.widgets._rich_log", "textual.widgets._text_area", "tui.screens.runs",
+                "features.catalog"]
     assert [m for m in left_out if m in out] == []
     assert "tui.widgets.event_log" in out and "features.store" in out
