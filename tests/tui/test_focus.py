@@ -148,6 +148,16 @@ async def test_steering_table_starts_on_its_first_row_and_keeps_it_across_refres
                     f"steering.id={chosen.id}" in scr.model.filter_text)
 
 
+async def _loaded_without_views(pilot, app: AcademyApp) -> RunScreen:  # type: ignore[no-untyped-def]
+    await until(pilot, lambda: isinstance(app.screen, RunScreen))
+    scr = app.screen
+    assert isinstance(scr, RunScreen)
+    await until(pilot, lambda: not scr.model.loading)
+    await pilot.pause(0.2)
+    assert not scr.query(Timeline) and not scr.query(AskPane)  # none drawn, none asked
+    return scr
+
+
 async def test_a_view_asked_for_before_the_views_are_mounted_takes_the_keys(
         tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """The views after the events' are mounted after the first frame that shows records
@@ -162,12 +172,7 @@ async def test_a_view_asked_for_before_the_views_are_mounted_takes_the_keys(
     (pool / "00000000-0000-4000-8000-000000000001.jsonlog").write_text("")  # nothing yet
     app = AcademyApp(str(pool))
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: isinstance(app.screen, RunScreen))
-        scr = app.screen
-        assert isinstance(scr, RunScreen)
-        await until(pilot, lambda: not scr.model.loading)
-        await pilot.pause(0.2)
-        assert not scr.query(Timeline) and not scr.query(AskPane)  # none drawn, none asked
+        scr = await _loaded_without_views(pilot, app)
         await pilot.press("w")
         await until(pilot, lambda: app.focused is scr.query_one("#where-cats"))
         assert scr.query_one("#tabs").active == "where"
@@ -175,11 +180,7 @@ async def test_a_view_asked_for_before_the_views_are_mounted_takes_the_keys(
         await until(pilot, lambda: app.focused is scr.query_one(Timeline))
     app = AcademyApp(str(pool))
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: isinstance(app.screen, RunScreen))
-        scr = app.screen
-        assert isinstance(scr, RunScreen)
-        await until(pilot, lambda: not scr.model.loading)
-        assert not scr.query(AskPane)
+        scr = await _loaded_without_views(pilot, app)
         await pilot.press("a", *"why slow")
         box = scr.query_one("#ask-input", Input)
         await until(pilot, lambda: app.focused is box and box.value == "why slow")
