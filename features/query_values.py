@@ -204,7 +204,8 @@ def _tested(fn: Callable[[Iterable[str]], Iterator[bool]], msgs: Sequence[str], 
 
 def _substring(test: tuple[Any, ...]) -> tuple[str, bool] | None:
     """(needle, whether texts are lower-cased first) of a message test that is a plain
-    substring test, as :func:`_message_test` makes it; None for any other test."""
+    substring test (a word; a pattern with no regex syntax); None for any other test. A
+    word with nothing to fold (no letter) is tested as it is."""
     if test[0] == "text":
         needle = test[1]
         return needle, not (needle.isascii() and not any(c.isalpha() for c in needle))
@@ -216,18 +217,14 @@ def _substring(test: tuple[Any, ...]) -> tuple[str, bool] | None:
 def _message_test(test: tuple[Any, ...]) -> Callable[[Iterable[str]], Iterator[bool]]:
     """A function mapping message strings to booleans, the fastest exact way we measured:
     ``map`` with C-level callables (no Python frame per message)."""
-    kind = test[0]
-    if kind == "text":
-        needle = test[1]
-        if needle.isascii() and not any(c.isalpha() for c in needle):
-            # Nothing to fold: a plain substring test, without lower-casing each message.
+    sub = _substring(test)
+    if sub is not None:
+        needle, fold = sub
+        if not fold:  # without lower-casing each message
             return lambda it: map(operator.contains, it, repeat(needle))
         return lambda it: map(operator.contains, map(str.lower, it), repeat(needle))
-    if kind == "match":
-        pattern = test[1]
-        if not any(c in _REGEX_META for c in pattern):
-            return lambda it: map(operator.contains, it, repeat(pattern))
-        search = re.compile(pattern).search
+    if test[0] == "match":
+        search = re.compile(test[1]).search
         return lambda it: map(bool, map(search, it))
     _, op, lit = test
     if lit is None:  # a missing message is stored as ""
