@@ -125,8 +125,8 @@ class SteeringAgent(Agent):
         """Actions this agent calls on others (their incidents are not the workflow's)."""
         self.claims: list[Claim] = []
         self.claims_seen_ = 0
-        self.unsteerable_: set[str] = set()
-        """Agent classes already said to have nothing to steer."""
+        self.unsteerable_: dict[str, int] = {}
+        """Agent classes already said to have nothing to steer, with how many agents."""
         self.orphans_: list[Orphan] | None = None
         """Unchecked changes of earlier steering agents still to adopt (None: not read)."""
         self.stats_ = {"polls": 0, "records": 0, "judged": 0, "errors": 0,
@@ -263,9 +263,11 @@ class SteeringAgent(Agent):
         await steerer.tick()
 
     def _say_unsteerable(self) -> None:
-        """Say once per agent class which launched agents have nothing to steer (no
+        """Say per agent class which launched agents have nothing to steer (no
         declaration here: neither a loaded @steerable class nor a knob given), so a person
-        reading the trail knows what attaching found, agent by agent."""
+        reading the trail knows what attaching found, agent by agent: once, and again when
+        more agents of the class were launched (an agent launched after the first look
+        was left out of the count before)."""
         if len(self.claims) == self.claims_seen_:
             return
         self.claims_seen_ = len(self.claims)
@@ -273,9 +275,11 @@ class SteeringAgent(Agent):
         found = {t.uuid for t in self.targets_.found.values()}
         by_cls = unsteerable_by_class(self.claims, OWN_CLASSES, declared, found)
         for cls, ids in sorted(by_cls.items()):
-            if cls in self.unsteerable_ or len(self.unsteerable_) >= 50:
+            said = self.unsteerable_.get(cls)
+            if (said is not None and len(ids) <= said) or \
+                    (said is None and len(self.unsteerable_) >= 50):
                 continue
-            self.unsteerable_.add(cls)
+            self.unsteerable_[cls] = len(ids)
             self.audit.emit("targets", "not steerable: %s (%d agent(s): %s): no knob is "
                             "declared for it (decorate an action with @steerable, or give "
                             "a knobs file)", cls, len(ids), ", ".join(ids[:4]),

@@ -121,3 +121,29 @@ def test_judge() -> None:
     assert judge(moved, True, 2.5)[0] == "resolved"
     stuck = CheckData([0.4] * 4, [0.1] * 12, 4, 16, base)
     assert judge(stuck, True, 2.5)[0] == "not_improved"
+
+
+def test_the_trail_counts_agents_with_nothing_to_steer_as_they_are_launched() -> None:
+    """'not steerable: WorkerAgent (N agent(s) ...)' is said when a class's agents are
+    first seen and again when more of them were launched since (on a loaded machine a
+    worker can be launched after the steering agent's first look): the last word has every
+    agent, and nothing is said again while the count stands."""
+    from steering.agent import OWN_CLASSES, SteeringAgent
+    from steering.audit import Audit
+    from steering.targets import Claim, Targets
+
+    me = "00000000-0000-4000-8000-0000000000aa"
+    agent = SteeringAgent.__new__(SteeringAgent)  # its startup attaches to an exchange
+    agent.audit = Audit(me, "AgentId<000000aa>", "suggest")
+    agent.targets_ = Targets(me, None, 1.0, OWN_CLASSES)
+    agent.claims, agent.claims_seen_, agent.unsteerable_ = [], 0, {}
+
+    def launched(i: int) -> None:
+        agent.claims.append(Claim(f"AgentId<{i:08x}>", f"{i:032x}", "WorkerAgent"))
+        agent._say_unsteerable()
+
+    launched(1)
+    launched(2)
+    agent._say_unsteerable()  # nothing new
+    said = [json.loads(e["agents"]) for e in agent.audit.history("targets")]
+    assert said == [["AgentId<00000001>"], ["AgentId<00000001>", "AgentId<00000002>"]]

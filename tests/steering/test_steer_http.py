@@ -27,9 +27,12 @@ def test_straggler_process_http_apply(tmp_path: Path) -> None:
     assert start["exchange"].startswith("http://127.0.0.1:")
     (target,) = kinds(events, "targets", source="class")
     assert target["target_class"] == "CoordinatorAgent"
-    # What attaching found, agent by agent: the workers declare nothing to steer.
-    (none,) = kinds(events, "targets", source="none")
-    assert none["target_class"] == "WorkerAgent" and len(json.loads(none["agents"])) == 2
+    # What attaching found, agent by agent: the workers declare nothing to steer (said
+    # again when a worker launched after the first look: on a loaded machine one can be).
+    said = kinds(events, "targets", source="none")
+    assert said and all(r["target_class"] == "WorkerAgent" for r in said)
+    none = said[-1]
+    assert len(json.loads(none["agents"])) == 2
     assert "not steerable: WorkerAgent (2 agent(s)" in none["message"]
     applied = kinds(events, "apply", phase="after", result="ok")
     assert applied
