@@ -23,6 +23,7 @@ from features import cache
 from features.render import render_text
 from features.report import build
 from features.run import Run
+from tests.features.test_regular import _within
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -306,6 +307,123 @@ def test_a_damaged_cache_is_read_around_and_replaced(pool: Path, damage: str) ->
     assert run.cache_status.startswith("not used: "), run.cache_status
     same(reading(run), want)
     assert opened(pool, cache=True).cache_status.startswith("restored")
+
+
+@pytest.mark.parametrize("change", [None, "columns damaged after", "columns damaged before",
+                                    "described again"])
+def test_columns_summed_early_are_taken_only_for_the_file_they_were_summed_from(
+        pool: Path, change: str | None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``check_early`` (the commands call it before their imports) sums the columns on
+    another thread; ``restore`` takes those sums only when the description and the
+    columns' file are the very ones summed, and compares them as its own. A file changed
+    after the sums (same size, its time put back) is summed again and refused; one
+    damaged before is refused by the early sums; a description written again makes
+    the restore sum the file itself."""
+    monkeypatch.setattr(cache, "CRC_BLOCK", 4099)
+    want = reading(opened(pool, cache=True))
+    where, meta = _files(pool)
+    arrays = where / meta["arrays"]
+    summed: list[Path] = []
+    file_crcs = cache._file_crcs
+
+    def counted(path: Path, *args: Any) -> list[int]:
+        summed.append(path)
+        return file_crcs(path, *args)
+
+    monkeypatch.setattr(cache, "_file_crcs", counted)
+
+    def flip() -> None:
+        st = arrays.stat()
+        b = bytearray(arrays.read_bytes())
+        b[len(b) // 3] ^= 0x01
+        arrays.write_bytes(bytes(b))
+        os.utime(arrays, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+    if change == "columns damaged before":
+        flip()
+    assert cache.check_early(pool)
+    early = cache._EARLY[where]
+    early.crcs.result()  # the early sums are done
+    if change == "columns damaged after":
+        flip()
+    elif change == "described again":
+        (where / "meta.json").write_text(json.dumps(meta, indent=1))  # other bytes
+    run = opened(pool, cache=True)
+    assert where not in cache._EARLY  # taken once
+    if change in (None, "described again"):
+        assert run.cache_status.startswith("restored"), run.cache_status
+    else:
+        assert run.cache_status.startswith(
+            "not used: the cache's columns do not match their checksum"), run.cache_status
+    assert summed == [arrays] * (1 if change in (None, "columns damaged before") else 2)
+    same(reading(run), want)
+
+
+@pytest.mark.parametrize("forged", ["fifo", "fifo description", "symlink", "short",
+                                    "no cache", "not json"])
+def test_nothing_is_summed_early_from_what_is_not_a_saved_reading(
+        pool: Path, tmp_path: Path, forged: str) -> None:
+    """A columns' file or a description that is a FIFO (opening one would wait for a
+    writer), a columns' file that is a symbolic link or shorter than described, no saved
+    reading, or a description that is not JSON: ``check_early`` starts nothing and
+    returns at once, and the run opens as it would without it."""
+    want = len(opened(pool, cache=False).store)
+    opened(pool, cache=True)
+    where, meta = _files(pool)
+    arrays = where / meta["arrays"]
+    if forged.startswith("fifo"):
+        fifo = arrays if forged == "fifo" else where / "meta.json"
+        fifo.unlink()
+        os.mkfifo(fifo, 0o600)
+    elif forged == "symlink":
+        other = tmp_path / "elsewhere"
+        shutil.copy(arrays, other)
+        arrays.unlink()
+        arrays.symlink_to(other)
+    elif forged == "short":
+        arrays.write_bytes(arrays.read_bytes()[:-1])
+    elif forged == "no cache":
+        shutil.rmtree(where)
+    else:
+        (where / "meta.json").write_text("{not json")
+    fifos = [arrays, where / "meta.json"] if forged.startswith("fifo") else []
+    assert _within(lambda: cache.check_early(pool), fifos) is False
+    assert where not in cache._EARLY
+    run = _within(lambda: opened(pool, cache=True), fifos)  # (it waited on the FIFO for good)
+    assert not run.cache_status.startswith("restored"), run.cache_status
+    assert len(run.store) == want
+
+
+def test_a_command_on_a_saved_reading_sums_it_while_it_imports(pool: Path,
+                                                                tmp_path: Path) -> None:
+    """``academy-tui report`` on a pool with a saved reading starts the sums before it
+    imports numpy (in a fresh process: nothing of ours or numpy imported before), and
+    reports what it reports without them."""
+    opened(pool, cache=True)
+    code = (
+        "import sys\n"
+        "from features import cache\n"
+        "started = []\n"
+        "check = cache.check_early\n"
+        "def early(p):\n"
+        "    started.append('numpy' in sys.modules)\n"
+        "    return check(p)\n"
+        "cache.check_early = early\n"
+        "from tui.cli import main\n"
+        "rc = main(['report', sys.argv[1], '--no-anomalies'])\n"
+        "print('STARTED', started, file=sys.stderr)\n"
+        "sys.exit(rc)\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "ACADEMY_TUI_NO_CACHE": "0"}
+    got = subprocess.run([sys.executable, "-c", code, str(pool)], capture_output=True,
+                         text=True, env=env, cwd=tmp_path, check=False)
+    assert got.returncode == 0, got.stderr
+    assert "STARTED [False]" in got.stderr, got.stderr
+    plain = subprocess.run([sys.executable, "-m", "tui.cli", "report", str(pool),
+                            "--no-anomalies", "--no-cache"], capture_output=True, text=True,
+                           env=env, cwd=tmp_path, check=False)
+    assert plain.returncode == 0, plain.stderr
+    strip = re.compile(r"\d+ s ago")
+    assert strip.sub("", got.stdout) == strip.sub("", plain.stdout)
 
 
 def test_a_forged_cache_makes_no_call(pool: Path, tmp_path: Path) -> None:

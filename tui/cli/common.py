@@ -53,6 +53,25 @@ def home_of(args: argparse.Namespace) -> Path | None:
     return Path(args.home).expanduser() if getattr(args, "home", None) else None
 
 
+def check_early(args: argparse.Namespace) -> None:
+    """Start summing the saved reading of the run ``args`` names on another thread
+    (:func:`features.cache.check_early`) while this process goes on importing what the
+    command needs (Textual, numpy): the restore that follows takes the sums. Nothing
+    when there is no run, it is not found (the command says why when it opens it) or
+    its reading is not to be used."""
+    if getattr(args, "run", None) is None:
+        return
+    from features import cache
+    from features.pools import RunError, resolve
+
+    if not cache.enabled(None):
+        return
+    try:
+        cache.check_early(resolve(args.run, home_of(args)))
+    except (RunError, OSError, ValueError):
+        return
+
+
 def open_run(args: argparse.Namespace) -> Run:
     from features.pools import resolve
     from features.run import Run

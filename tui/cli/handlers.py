@@ -14,6 +14,7 @@ import sys
 
 from tui.cli.common import (
     CliError,
+    check_early,
     home_of,
     open_run,
     parse_duration,
@@ -67,6 +68,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    check_early(args)
     import orjson
 
     from features import render, report
@@ -92,6 +94,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_events(args: argparse.Namespace) -> int:
+    check_early(args)
     from tui.cli.events import print_events
 
     run = open_run(args)
@@ -101,6 +104,7 @@ def cmd_events(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    check_early(args)
     from tui.cli.events import export
 
     if args.format == "otlp" or args.otlp_endpoint:  # a bad URL fails before the read
@@ -143,6 +147,7 @@ def cmd_steer(args: argparse.Namespace) -> int:
 
 
 def cmd_tui(args: argparse.Namespace) -> int:
+    check_early(args)
     try:
         from tui.app import run_app
     except ImportError:
