@@ -16,6 +16,7 @@ from call to call.
 
 from __future__ import annotations
 
+import math
 from array import array
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -31,7 +32,7 @@ from features.action_records import extra_keys, extras
 from features.action_records import in_windows as in_windows
 from features.analyses import concurrency, sample_steps
 from features.table import Table
-from features.typed import typed
+from features.typed import LONG, typed
 
 if TYPE_CHECKING:
     from features.events import Events
@@ -278,11 +279,16 @@ def lengths(ev: Events, acts: Table) -> tuple[np.ndarray, np.ndarray]:
     # in C arrays (a dict of tuples by row held 1.4M of each, ~250 MB, at 10M records).
     got, args_len, result_len = array("q"), array("d"), array("d")
     shape = ev.shape
+    # Per key set: which of the keys a record of it has, as it was read (a scan of its
+    # keys per record and key was a fifth of the pass).
+    present = {c: (tuple(k for k in ARGS if k in shape_keys[c]),
+                   tuple(k for k in RESULT if k in shape_keys[c]))
+               for c in np.unique(shape[need]).tolist()}
     for row, rec in ev._iter_records(need, None):
-        keys = shape_keys[shape[row]]  # what the record has, as it was read
+        args, result = present[int(shape[row])]
         got.append(row)
-        args_len.append(_length(rec, ARGS, keys))
-        result_len.append(_length(rec, RESULT, keys))
+        args_len.append(_length(rec, args))
+        result_len.append(_length(rec, result))
     by_row = np.argsort(np.frombuffer(got, dtype=np.int64))  # read order -> need's
     pos = np.searchsorted(need, rows[has])
     out = np.full(len(rows), np.nan)
@@ -292,16 +298,21 @@ def lengths(ev: Events, acts: Table) -> tuple[np.ndarray, np.ndarray]:
     return out[:len(starts)], out[len(starts):]
 
 
-def _length(rec: dict[str, Any] | None, keys: tuple[str, ...], has: tuple[str, ...]
-            ) -> float:
-    """Summed lengths of the typed values of those ``keys`` the record ``has`` (a value
-    missing from ``rec``, or ``rec`` unreadable, counts 0); NaN when it has none."""
-    total: float | None = None
+def _length(rec: dict[str, Any] | None, keys: tuple[str, ...]) -> float:
+    """Summed lengths of the typed values of ``keys``, those the record has as it was
+    read (a value missing from ``rec`` now, or ``rec`` unreadable, counts 0); NaN when
+    there are none."""
+    if not keys:
+        return math.nan
+    total = 0
     for k in keys:
-        if k in has:
-            v = typed(rec.get(k)) if rec is not None else None
-            total = (total or 0.0) + (0 if v is None else len(str(v)))
-    return float("nan") if total is None else float(total)
+        v = rec.get(k) if rec is not None else None
+        if v.__class__ is str and len(v) > LONG:  # typed as it is (no number or id)
+            total += len(v)
+            continue
+        v = typed(v)
+        total += 0 if v is None else len(str(v))
+    return float(total)
 
 
 # -- agents and processes --------------------------------------------------------------

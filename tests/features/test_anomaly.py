@@ -137,6 +137,27 @@ def test_action_feature_schema(slow_run: Run) -> None:
         assert t["result_len"][i] == len(ok[tag]["academy.result"])
 
 
+def test_payload_sizes_of_long_values_are_their_lengths(sample: Callable[[str], Path]
+                                                        ) -> None:
+    """64 KiB action results (a text no number or id is that long): ``result_len`` is the
+    length of the raw value, as for short ones, and ``args_len`` too."""
+    run = Run(sample("big_records"))
+    run.load()
+    t = action_features(run).table
+    raw = raw_records(run.path)
+    start = {r["academy.action_tag"]: r for r in raw if r.get("academy.action_state") == "start"}
+    ok = {r["academy.action_tag"]: r for r in raw if r.get("academy.action_state") == "success"}
+    longs = 0
+    for i, tag in enumerate(t["tag"].tolist()):
+        if tag not in ok:
+            continue
+        longs += len(ok[tag]["academy.result"]) > 40
+        assert t["result_len"][i] == len(ok[tag]["academy.result"])
+        s = start[tag]
+        assert t["args_len"][i] == len(s["academy.action_args"]) + len(s["academy.action_kwargs"])
+    assert longs > 10
+
+
 def test_agent_and_process_features(slow_run: Run) -> None:
     for feats, schema in ((agent_features(slow_run), AGENT_FEATURES),
                           (process_features(slow_run), PROCESS_FEATURES)):
