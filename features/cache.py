@@ -42,7 +42,7 @@ import stat
 import threading
 import time
 import zlib
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,7 +66,7 @@ _ALIGN = 64
 
 CRC_BLOCK = 64 * 1024 * 1024
 """The columns' file has a CRC-32 per block of this many bytes, so that opening it checks
-them on every core (:func:`_file_crcs`): one CRC over the whole file was 2.2 s of a 30M
+them on every core (:class:`_Sums`): one CRC over the whole file was 2.2 s of a 30M
 record run's 3.4 s open."""
 
 SMALL = 1 << 16
@@ -329,10 +329,11 @@ def restore(pool: str | os.PathLike[str]) -> Restored:
             block = meta["crc_block"]
             if type(block) is not int or block != CRC_BLOCK:  # (a block of 1 byte: hours)
                 raise CacheError("the cache's checksums were made over other blocks")
-            if early is not None and early.arrays == _identity(os.stat(apath)):
-                crc = early.crcs  # summed by check_early, of this very file
-            else:
-                crc = checker.submit(_file_crcs, apath, block, int(meta["arrays_bytes"]))
+            sums = early.sums if early is not None and \
+                early.arrays == _identity(os.stat(apath)) else None  # of this very file
+            if sums is None:
+                sums = _Sums(apath, block, int(meta["arrays_bytes"]))
+            crc = checker.submit(sums.result)
             # A million message strings are a million allocations: without the cyclic
             # collector's passes over them (none of them can form a cycle) a third faster.
             was = gc.isenabled()
@@ -381,47 +382,78 @@ def _read(path: Path, size: int) -> bytes:
     return data
 
 
-def _file_crcs(path: Path, block: int, size: int, threads: int = 4) -> list[int]:
-    """The CRC-32 of each ``block`` bytes of the file, on as many threads as there are
-    cores (at most ``threads``). Each block is summed over a map of the file in one call,
-    which lets go of the interpreter for all of it: read through a small buffer, each
-    piece took the interpreter back, and beside a busy thread (the unpickling, an import)
-    each took waiting for it. The block's pages are given back to the page cache after
-    it, so they do not stay resident in this process."""
-    n = -(-size // block)
-    crcs = [0] * n
-    threads = max(1, min(os.cpu_count() or 1, n, threads))
-    try:
-        with open_regular_file(path) as f:
-            if os.fstat(f.fileno()).st_size < size:
-                raise CacheError(f"{path.name} ends early")
-            mm = mmap.mmap(f.fileno(), size, access=mmap.ACCESS_READ) if size else None
-    except ValueError as e:  # (mmap) the file is shorter than that now
-        raise CacheError(f"{path.name} ends early") from e
-    if mm is None:
-        return crcs
-    view = memoryview(mm)
+class _Sums:
+    """The CRC-32 of each ``block`` bytes of a file, summed by whichever threads take part
+    (:meth:`work`): each takes the next block no thread has taken, so the threads of a
+    :func:`restore` join a sum :func:`check_early` started instead of waiting for it.
+    Each block is summed over a map of the file in one call, which lets go of the
+    interpreter for all of it: read through a small buffer, each piece took the
+    interpreter back, and beside a busy thread (the unpickling, an import) each took
+    waiting for it. A block's pages are given back to the page cache after it, so they do
+    not stay resident in this process. Raises :class:`CacheError` for a file shorter than
+    ``size``."""
 
-    def work(first: int) -> None:
-        for i in range(first, n, threads):
-            at, end = i * block, min((i + 1) * block, size)
-            crcs[i] = zlib.crc32(view[at:end])
-            with contextlib.suppress(OSError, ValueError, AttributeError):
-                mm.madvise(mmap.MADV_DONTNEED, at, end - at)
+    def __init__(self, path: Path, block: int, size: int) -> None:
+        self.path, self.block, self.size = path, block, size
+        self.n = -(-size // block)
+        self.crcs = [0] * self.n
+        self._next = 0
+        self._left = self.n
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._error: BaseException | None = None
+        self._mm: mmap.mmap | None = None
+        try:
+            with open_regular_file(path) as f:
+                if os.fstat(f.fileno()).st_size < size:
+                    raise CacheError(f"{path.name} ends early")
+                if size:
+                    self._mm = mmap.mmap(f.fileno(), size, access=mmap.ACCESS_READ)
+        except ValueError as e:  # (mmap) the file is shorter than that now
+            raise CacheError(f"{path.name} ends early") from e
+        if self._mm is None:
+            self._done.set()
+            return
+        self._view = memoryview(self._mm)
 
-    try:
-        if threads == 1:
-            work(0)
-        else:
-            with ThreadPoolExecutor(threads - 1) as pool:
-                others = [pool.submit(work, k) for k in range(1, threads)]
-                work(0)
-                for o in others:
-                    o.result()
-    finally:
-        view.release()
-        mm.close()
-    return crcs
+    def work(self) -> None:
+        """Sum blocks until none is left to take."""
+        mm = self._mm
+        while mm is not None:
+            with self._lock:
+                i = self._next
+                if i >= self.n:
+                    return
+                self._next += 1
+            at, end = i * self.block, min((i + 1) * self.block, self.size)
+            try:
+                self.crcs[i] = zlib.crc32(self._view[at:end])
+                with contextlib.suppress(OSError, ValueError, AttributeError):
+                    mm.madvise(mmap.MADV_DONTNEED, at, end - at)
+            except Exception as e:  # said by result()
+                self._error = e
+            finally:
+                with self._lock:
+                    self._left -= 1
+                    last = self._left == 0
+                if last:  # every block summed: no thread holds a slice of the map now
+                    self._view.release()
+                    mm.close()
+                    self._done.set()
+
+    def result(self, threads: int = 4) -> list[int]:
+        """The sums, this thread and up to ``threads - 1`` more (one a core) summing
+        what is left."""
+        helpers = max(0, min(os.cpu_count() or 1, threads, self.n) - 1)
+        pool = [threading.Thread(target=self.work, name="academy-tui-cache-sum",
+                                 daemon=True) for _ in range(helpers)]
+        for t in pool:
+            t.start()
+        self.work()
+        self._done.wait()
+        if self._error is not None:
+            raise self._error
+        return self.crcs
 
 
 def _map(path: Path, meta: dict[str, Any]) -> list[memoryview]:
@@ -445,14 +477,14 @@ def _map(path: Path, meta: dict[str, Any]) -> list[memoryview]:
 
 @dataclass
 class _Early:
-    """The checks :func:`check_early` started on a saved reading."""
+    """The sums :func:`check_early` started on a saved reading."""
 
     meta: bytes
-    """Its description as it was read then: the checks hold only for that one."""
+    """Its description as it was read then: the sums are taken only for that one."""
     arrays: tuple[int, ...]
     """The identity of its columns' file then (:func:`_identity`)."""
-    crcs: Future[list[int]]
-    """:func:`_file_crcs` of its columns' file."""
+    sums: _Sums
+    """Of its columns' file, being summed."""
 
 
 _EARLY: dict[Path, _Early] = {}
@@ -481,21 +513,18 @@ def check_early(pool: str | os.PathLike[str]) -> bool:
         return False
     if not stat.S_ISREG(st.st_mode) or st.st_size != size:  # (a FIFO would block)
         return False
-    early = _Early(meta_bytes, _identity(st), Future())
-
-    def work() -> None:
-        try:
-            early.crcs.set_result(_file_crcs(apath, CRC_BLOCK, size, 1))
-        except Exception as e:  # restore raises it, as it raises its own
-            early.crcs.set_exception(e)
-
-    _EARLY[where] = early
-    threading.Thread(target=work, name="academy-tui-cache-check", daemon=True).start()
+    try:
+        sums = _Sums(apath, CRC_BLOCK, size)
+    except (OSError, CacheError):
+        return False
+    _EARLY[where] = _Early(meta_bytes, _identity(st), sums)
+    # One thread: the other core is the import's.
+    threading.Thread(target=sums.work, name="academy-tui-cache-sum", daemon=True).start()
     return True
 
 
 def _early(where: Path, meta_bytes: bytes) -> _Early | None:
-    """The checks :func:`check_early` started on the saved reading in ``where`` (taken:
+    """The sums :func:`check_early` started on the saved reading in ``where`` (taken:
     once), when its description is still ``meta_bytes``."""
     early = _EARLY.pop(where, None)
     return early if early is not None and early.meta == meta_bytes else None

@@ -393,7 +393,6 @@ class LiveDetector:
         return _finish(self.detector, self.flags(), inflight, when, live, self.max_gap,
                        run, self._causes)
 
-
     def _inflight(self, run: Run) -> Features:
         """The features of the calls of ``run`` still in flight, alone: the features of
         every call (its arguments and results read back from the files) were 2.3 s of

@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -324,13 +325,13 @@ def test_columns_summed_early_are_taken_only_for_the_file_they_were_summed_from(
     where, meta = _files(pool)
     arrays = where / meta["arrays"]
     summed: list[Path] = []
-    file_crcs = cache._file_crcs
+    init = cache._Sums.__init__
 
-    def counted(path: Path, *args: Any) -> list[int]:
+    def counted(self: cache._Sums, path: Path, *args: Any) -> None:
         summed.append(path)
-        return file_crcs(path, *args)
+        init(self, path, *args)
 
-    monkeypatch.setattr(cache, "_file_crcs", counted)
+    monkeypatch.setattr(cache._Sums, "__init__", counted)
 
     def flip() -> None:
         st = arrays.stat()
@@ -342,8 +343,7 @@ def test_columns_summed_early_are_taken_only_for_the_file_they_were_summed_from(
     if change == "columns damaged before":
         flip()
     assert cache.check_early(pool)
-    early = cache._EARLY[where]
-    early.crcs.result()  # the early sums are done
+    cache._EARLY[where].sums.result(threads=1)  # the early sums are done
     if change == "columns damaged after":
         flip()
     elif change == "described again":
@@ -357,6 +357,27 @@ def test_columns_summed_early_are_taken_only_for_the_file_they_were_summed_from(
             "not used: the cache's columns do not match their checksum"), run.cache_status
     assert summed == [arrays] * (1 if change in (None, "columns damaged before") else 2)
     same(reading(run), want)
+
+
+def test_threads_that_join_a_sum_take_the_blocks_left(tmp_path: Path) -> None:
+    """The columns' sums are taken block by block by whichever threads take part: one
+    started early and more that join it (a restore) give each block's CRC-32 once; a
+    file shorter than described is refused before any sum."""
+    data = os.urandom(4099 * 37 + 11)
+    path = tmp_path / "arrays.bin"
+    path.write_bytes(data)
+    want = [zlib.crc32(data[i:i + 4099]) for i in range(0, len(data), 4099)]
+    for early in (0, 1, 3):
+        sums = cache._Sums(path, 4099, len(data))
+        started = [threading.Thread(target=sums.work) for _ in range(early)]
+        for t in started:
+            t.start()
+        assert sums.result(threads=4) == want
+        for t in started:
+            t.join()
+    assert cache._Sums(path, 4099, 0).result() == []
+    with pytest.raises(cache.CacheError, match="ends early"):
+        cache._Sums(path, 4099, len(data) + 1)
 
 
 @pytest.mark.parametrize("forged", ["fifo", "fifo description", "symlink", "short",
