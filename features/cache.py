@@ -13,9 +13,10 @@ are read and folded in as they would be.
 The cache is an optimisation and is never trusted:
 
 - it is used only when every file it knew is still there with the same identity
-  (device, inode), at least the size it had, and the same bytes just before where reading
-  stopped (a CRC of up to 4 KB): anything else (a file replaced, truncated, rewritten or
-  deleted) and the pool is read from scratch;
+  (device, inode), at least the size it had, the same bytes just before where reading
+  stopped (a CRC of up to 4 KB) and, if it has not grown, the same modification time:
+  anything else (a file replaced, truncated, rewritten or deleted) and the pool is read
+  from scratch;
 - a cache of another format version, another pool, a wrong checksum (CRC-32 of both of its
   files), a missing or short file, or one that is not this user's own or is writable by
   others is ignored and replaced;
@@ -50,7 +51,7 @@ from typing import Any
 from features.pools import cache_dir
 from features.regular import open_regular, open_regular_file
 
-VERSION = 10
+VERSION = 11
 """Bump when anything pickled or described changes shape."""
 
 MIN_RECORDS = 100_000
@@ -242,8 +243,14 @@ def _create(path: Path) -> Any:
 
 
 def _tail_meta(tail: Any) -> dict[str, Any]:
+    try:
+        st = os.stat(tail.info.path)
+        seen = [st.st_size, st.st_mtime_ns]
+    except OSError:
+        seen = None
     return {"path": tail.info.path, "ident": list(tail.ident) if tail.ident else None,
-            "offset": tail.offset, "crc": _fingerprint(tail.info.path, tail.offset)}
+            "offset": tail.offset, "crc": _fingerprint(tail.info.path, tail.offset),
+            "seen": seen}
 
 
 def _fingerprint(path: str, end: int) -> int | None:
@@ -329,9 +336,9 @@ def restore(pool: str | os.PathLike[str]) -> Restored:
             block = meta["crc_block"]
             if type(block) is not int or block != CRC_BLOCK:  # (a block of 1 byte: hours)
                 raise CacheError("the cache's checksums were made over other blocks")
-            sums = early.sums if early is not None and \
-                early.arrays == _identity(os.stat(apath)) else None  # of this very file
-            if sums is None:
+            if early is not None and early.arrays == _identity(os.stat(apath)):
+                sums = early.sums  # of this very file
+            else:
                 sums = _Sums(apath, block, int(meta["arrays_bytes"]))
             crc = checker.submit(sums.result)
             # A million message strings are a million allocations: without the cyclic
@@ -350,6 +357,9 @@ def restore(pool: str | os.PathLike[str]) -> Restored:
         raise
     except Exception as e:  # anything a damaged file can raise
         raise CacheError(f"damaged cache: {type(e).__name__}: {e}"[:300]) from None
+    finally:
+        if early is not None:  # not taken, or given up before its end: no more summing
+            early.sums.cancel()
     if len(store) != meta["records"] or set(reader.tails) != set(meta["tails"]):
         raise CacheError("the cache's content does not match its description")
     with contextlib.suppress(OSError):
@@ -403,6 +413,7 @@ class _Sums:
         self._done = threading.Event()
         self._error: BaseException | None = None
         self._mm: mmap.mmap | None = None
+        self._threads: list[threading.Thread] = []
         try:
             with open_regular_file(path) as f:
                 if os.fstat(f.fileno()).st_size < size:
@@ -437,23 +448,45 @@ class _Sums:
                     self._left -= 1
                     last = self._left == 0
                 if last:  # every block summed: no thread holds a slice of the map now
-                    self._view.release()
-                    mm.close()
-                    self._done.set()
+                    self._close()
+
+    def _close(self) -> None:
+        self._view.release()
+        self._mm.close()  # type: ignore[union-attr]
+        self._done.set()
+
+    def start(self, threads: int) -> None:
+        """Start ``threads`` more threads summing (joined by :meth:`result`)."""
+        for _ in range(threads):
+            t = threading.Thread(target=self.work, name="academy-tui-cache-sum", daemon=True)
+            t.start()
+            self._threads.append(t)
 
     def result(self, threads: int = 4) -> list[int]:
         """The sums, this thread and up to ``threads - 1`` more (one a core) summing
-        what is left."""
-        helpers = max(0, min(os.cpu_count() or 1, threads, self.n) - 1)
-        pool = [threading.Thread(target=self.work, name="academy-tui-cache-sum",
-                                 daemon=True) for _ in range(helpers)]
-        for t in pool:
-            t.start()
+        what is left; every thread that took part has ended when it returns (a process
+        with no other thread starts its parse workers by ``fork``:
+        :func:`features.loader._context`)."""
+        self.start(max(0, min(os.cpu_count() or 1, threads, self.n) - 1))
         self.work()
         self._done.wait()
+        for t in self._threads:
+            t.join()
         if self._error is not None:
             raise self._error
         return self.crcs
+
+    def cancel(self) -> None:
+        """Take no more blocks (the sums are not wanted); returns once the threads have
+        ended, after the block each was summing."""
+        with self._lock:
+            self._left -= self.n - self._next
+            self._next = self.n
+            last = self._left == 0 and self._mm is not None and not self._done.is_set()
+        if last:
+            self._close()
+        for t in self._threads:
+            t.join()
 
 
 def _map(path: Path, meta: dict[str, Any]) -> list[memoryview]:
@@ -517,9 +550,11 @@ def check_early(pool: str | os.PathLike[str]) -> bool:
         sums = _Sums(apath, CRC_BLOCK, size)
     except (OSError, CacheError):
         return False
+    stale = _EARLY.pop(where, None)
+    if stale is not None:  # asked again before a restore took it
+        stale.sums.cancel()
     _EARLY[where] = _Early(meta_bytes, _identity(st), sums)
-    # One thread: the other core is the import's.
-    threading.Thread(target=sums.work, name="academy-tui-cache-sum", daemon=True).start()
+    sums.start(1)  # one thread: the other core is the import's
     return True
 
 
@@ -527,7 +562,10 @@ def _early(where: Path, meta_bytes: bytes) -> _Early | None:
     """The sums :func:`check_early` started on the saved reading in ``where`` (taken:
     once), when its description is still ``meta_bytes``."""
     early = _EARLY.pop(where, None)
-    return early if early is not None and early.meta == meta_bytes else None
+    if early is not None and early.meta != meta_bytes:
+        early.sums.cancel()
+        return None
+    return early
 
 
 def _identity(st: os.stat_result) -> tuple[int, ...]:
@@ -535,7 +573,11 @@ def _identity(st: os.stat_result) -> tuple[int, ...]:
 
 
 def _check_files(tails: dict[str, Any]) -> None:
-    """Every file the cache knew must be the one it read, grown at most."""
+    """Every file the cache knew must be the one it read, grown at most: the same file
+    (device, inode), at least as long, the same bytes just before where reading stopped,
+    and, when it has not grown since the save, the same modification time (a file
+    written over in place, anywhere in it, keeps its size; a log that is only appended
+    to changes its time only as it grows)."""
     for name, t in tails.items():
         try:
             st = os.stat(t["path"])
@@ -545,6 +587,9 @@ def _check_files(tails: dict[str, Any]) -> None:
             raise CacheError(f"{name} was replaced")
         if st.st_size < t["offset"]:
             raise CacheError(f"{name} was truncated")
+        seen = t["seen"]
+        if seen is not None and st.st_size == seen[0] and st.st_mtime_ns != seen[1]:
+            raise CacheError(f"{name} was rewritten (its size the same, its time not)")
         if _fingerprint(t["path"], t["offset"]) != t["crc"]:
             raise CacheError(f"{name} was rewritten")
 

@@ -204,8 +204,12 @@ def test_a_live_run_grows_into_its_saved_columns_without_copying_them(pool: Path
     same(reading(again), reading(fresh))
 
 
-@pytest.mark.parametrize("change", ["replaced", "truncated", "rewritten", "deleted"])
+@pytest.mark.parametrize("change", ["replaced", "truncated", "rewritten", "rewritten early",
+                                    "deleted"])
 def test_a_changed_file_is_never_read_from_the_cache(pool: Path, change: str) -> None:
+    """A pool file replaced, truncated, deleted, or written over in place (same size: at
+    its end, where the saved reading keeps a checksum, or near its start, which only its
+    modification time tells) is read again, never taken from the saved reading."""
     opened(pool, cache=True)
     f = sorted(pool.glob("*.jsonlog"))[1]
     data = f.read_bytes()
@@ -218,11 +222,16 @@ def test_a_changed_file_is_never_read_from_the_cache(pool: Path, change: str) ->
     elif change == "rewritten":  # same inode and size, other bytes before the end
         k = data.rindex(b'"message": "') + len('"message": "')
         f.write_bytes(data[:k] + b"X" + data[k + 1:])
+    elif change == "rewritten early":  # same inode and size, far from the end
+        k = data.index(b'"message": "') + len('"message": "')
+        assert len(data) - k > cache.FINGERPRINT
+        f.write_bytes(data[:k] + b"X" + data[k + 1:])
     else:
         f.unlink()
     again = opened(pool, cache=True)
     name = {"replaced": "was replaced", "truncated": "was truncated",
-            "rewritten": "was rewritten", "deleted": "is gone"}[change]
+            "rewritten": "was rewritten", "rewritten early": "was rewritten",
+            "deleted": "is gone"}[change]
     assert again.cache_status.startswith(f"not used: {f.name} {name}"), again.cache_status
     same(reading(again), reading(opened(pool, cache=False)))
     # ... and the cache was made again from this reading.
@@ -311,7 +320,7 @@ def test_a_damaged_cache_is_read_around_and_replaced(pool: Path, damage: str) ->
 
 
 @pytest.mark.parametrize("change", [None, "columns damaged after", "columns damaged before",
-                                    "described again"])
+                                    "described again", "a pool file rewritten"])
 def test_columns_summed_early_are_taken_only_for_the_file_they_were_summed_from(
         pool: Path, change: str | None, monkeypatch: pytest.MonkeyPatch) -> None:
     """``check_early`` (the commands call it before their imports) sums the columns on
@@ -319,7 +328,9 @@ def test_columns_summed_early_are_taken_only_for_the_file_they_were_summed_from(
     columns' file are the very ones summed, and compares them as its own. A file changed
     after the sums (same size, its time put back) is summed again and refused; one
     damaged before is refused by the early sums; a description written again makes
-    the restore sum the file itself."""
+    the restore sum the file itself; a pool file rewritten since the save stops the
+    early sums (the restore gives up before it needs them). No summing thread is left
+    running after the restore."""
     monkeypatch.setattr(cache, "CRC_BLOCK", 4099)
     want = reading(opened(pool, cache=True))
     where, meta = _files(pool)
@@ -342,8 +353,13 @@ def test_columns_summed_early_are_taken_only_for_the_file_they_were_summed_from(
 
     if change == "columns damaged before":
         flip()
+    elif change == "a pool file rewritten":
+        f = max(pool.glob("*.jsonlog"), key=lambda p: p.stat().st_size)
+        f.write_bytes(f.read_bytes().replace(b"next_item", b"next_ITEM", 1))
+        want = reading(opened(pool, cache=False))
     assert cache.check_early(pool)
-    cache._EARLY[where].sums.result(threads=1)  # the early sums are done
+    if change != "a pool file rewritten":
+        cache._EARLY[where].sums.result(threads=1)  # the early sums are done
     if change == "columns damaged after":
         flip()
     elif change == "described again":
@@ -352,10 +368,16 @@ def test_columns_summed_early_are_taken_only_for_the_file_they_were_summed_from(
     assert where not in cache._EARLY  # taken once
     if change in (None, "described again"):
         assert run.cache_status.startswith("restored"), run.cache_status
+    elif change == "a pool file rewritten":  # given up before the sums were wanted
+        assert run.cache_status.startswith("not used: ") and "rewritten" in \
+            run.cache_status, run.cache_status
     else:
         assert run.cache_status.startswith(
             "not used: the cache's columns do not match their checksum"), run.cache_status
-    assert summed == [arrays] * (1 if change in (None, "columns damaged before") else 2)
+    assert summed == [arrays] * (1 if change in (None, "columns damaged before",
+                                                 "a pool file rewritten") else 2)
+    # Every summing thread has ended: a process left with one thread forks its workers.
+    assert not [t for t in threading.enumerate() if t.name == "academy-tui-cache-sum"]
     same(reading(run), want)
 
 
@@ -375,6 +397,12 @@ def test_threads_that_join_a_sum_take_the_blocks_left(tmp_path: Path) -> None:
         assert sums.result(threads=4) == want
         for t in started:
             t.join()
+        assert not any(t.is_alive() for t in sums._threads)  # its own, joined
+    sums = cache._Sums(path, 4099, len(data))
+    sums.start(1)
+    sums.cancel()  # not wanted: no block is taken after it, its thread has ended
+    assert not any(t.is_alive() for t in sums._threads)
+    assert sums._next == sums.n and sums._done.wait(timeout=60)
     assert cache._Sums(path, 4099, 0).result() == []
     with pytest.raises(cache.CacheError, match="ends early"):
         cache._Sums(path, 4099, len(data) + 1)
