@@ -27,6 +27,17 @@ def merge_into(dst: np.ndarray, at: int, old: np.ndarray, pos: np.ndarray,
     ``dst[at:]``: each value written once, the slices between positions at a time
     (``dst`` must not overlap ``old``)."""
     end = at + len(old) + len(new)
+    if not len(pos):
+        dst[at:end] = old
+        return
+    if pos[0] == len(old):  # all after (into nothing: a whole load's order at once)
+        dst[at:at + len(old)] = old
+        dst[at + len(old):end] = new
+        return
+    if pos[-1] == 0:  # all before
+        dst[at:at + len(new)] = new
+        dst[at + len(new):end] = old
+        return
     if len(pos) > 4096:  # many positions: numpy's mask beats so many slices
         dst[at:end] = np.insert(old, pos, new)
         return

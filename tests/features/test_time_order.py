@@ -12,6 +12,7 @@ import numpy as np
 import orjson
 import pytest
 
+from features.columns import merge_into
 from features.run import Run
 from features.time_order import TimeOrder
 
@@ -100,3 +101,24 @@ def test_saved_order_keeps_room_and_merges_after_reopening() -> None:
     assert back.copies == 0  # the saved room took them
     assert back.rows()[-4:].tolist() == [998, 1000, 999, 1001]
     assert len(back) == 1002
+
+
+def test_merge_into_is_numpys_insert_for_every_kind_of_positions() -> None:
+    """``merge_into`` writes ``old`` with ``new[j]`` before ``old[pos[j]]``: the same as
+    ``np.insert`` for positions all before, all after (into nothing: a whole load's
+    order at once), few and many (its slices and its mask), ties among them."""
+    rng = np.random.default_rng(7)
+    for n_old, n_new, kind in [(0, 10, "after"), (0, 6000, "after"), (50, 10, "after"),
+                               (50, 10, "before"), (50, 0, "any"), (50, 10, "any"),
+                               (7000, 5000, "any"), (1, 1, "any"), (300, 300, "ties")]:
+        old = rng.integers(0, 1000, n_old)
+        new = rng.integers(0, 1000, n_new)
+        pos = {"after": np.full(n_new, n_old), "before": np.zeros(n_new, dtype=np.int64),
+               "any": np.sort(rng.integers(0, n_old + 1, n_new)),
+               "ties": np.sort(rng.integers(0, 3, n_new))}[kind]
+        for at in (0, 5):
+            dst = np.full(at + n_old + n_new + 3, -1)
+            merge_into(dst, at, old, pos, new)
+            want = np.insert(old, pos, new)
+            assert dst[at:at + len(want)].tolist() == want.tolist(), (n_old, n_new, kind)
+            assert (dst[:at] == -1).all() and (dst[at + len(want):] == -1).all()
