@@ -94,6 +94,8 @@ class Run:
         and what was written since, when there is one (see ``cache``)."""
         begun, self._begun = self._begun, None
         restored = self._restore() if begun is None else begun[0]
+        refused = self.cache_status.removeprefix("not used: ") \
+            if self.cache_status.startswith("not used: ") else None
         # After a first look, no heads again (unless it could not take one).
         looked = begun is not None and bool(begun[0] or begun[1].records)
         res = bulk_load(self.reader, progress=progress, workers=workers,
@@ -101,6 +103,9 @@ class Run:
         if begun is not None:  # what the first look read, then what the load did
             begun[1].add(res)
             res = begun[1]
+        if refused is not None:  # why this open read every file (and what changed)
+            res.notes.insert(0, f"its saved reading was not used ({refused}): read from "
+                                "the files")
         self._settle(res)
         self._save(restored)
         self._join_sources(res)
