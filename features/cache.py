@@ -300,6 +300,21 @@ def evict(keep: Path | None = None, limit: int | None = None) -> list[Path]:
     return gone
 
 
+def discard(pool: str | os.PathLike[str]) -> bool:
+    """Remove the saved reading of ``pool`` (one that could not be used, when no new one
+    replaces it: every later open would check it and refuse it again). Only a directory
+    of this user's own, not a link, is removed; True when one was."""
+    where = path_for(pool)
+    try:
+        st = os.stat(where, follow_symlinks=False)
+    except OSError:
+        return False
+    if not stat.S_ISDIR(st.st_mode) or (hasattr(os, "getuid") and st.st_uid != os.getuid()):
+        return False
+    shutil.rmtree(where, ignore_errors=True)
+    return not where.exists()
+
+
 # -- opening ------------------------------------------------------------------------------
 
 
@@ -601,5 +616,5 @@ class _Unpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
 
-__all__ = ["MIN_RECORDS", "VERSION", "CacheError", "Restored", "check_early", "enabled",
-           "evict", "path_for", "restore", "save"]
+__all__ = ["MIN_RECORDS", "VERSION", "CacheError", "Restored", "check_early", "discard",
+           "enabled", "evict", "path_for", "restore", "save"]

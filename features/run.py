@@ -155,6 +155,9 @@ class Run:
         from features import cache
 
         if not saved_reading.worth_saving(self._cache_flag, self.store, restored):
+            if self.cache_status.startswith("not used: ") and cache.discard(self.path):
+                # Not replaced (a small pool): every later open would refuse it again.
+                self.cache_status += "; removed"
             return
         n = len(self.store)
         ev = self.events()
