@@ -41,6 +41,11 @@ BEGIN_FILES_MAX = 2048
 a 16k-file pool's took longer than the screen they would fill."""
 
 
+NOT_USED = "its saved reading was not used"
+"""How the note of a run whose saved reading could not be used starts (the reason and
+"read from the files" follow)."""
+
+
 class Run:
     """A pool being read: events, things and analyses, refreshed on demand."""
 
@@ -104,8 +109,7 @@ class Run:
             begun[1].add(res)
             res = begun[1]
         if refused is not None:  # why this open read every file (and what changed)
-            res.notes.insert(0, f"its saved reading was not used ({refused}): read from "
-                                "the files")
+            res.notes.insert(0, f"{NOT_USED} ({refused}): read from the files")
         self._settle(res)
         self._save(restored)
         self._join_sources(res)

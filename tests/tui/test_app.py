@@ -506,3 +506,31 @@ async def test_the_record_read_stays_under_the_cursor_as_earlier_records_arrive(
         assert log.cursor == 540 and int(scr.model.view.rows[log.cursor]) == row
         assert log.cursor - log.scroll_offset.y == line
         assert screen_text(log)[line + 1].split()[-1] == "1040"  # "message 1040", drawn
+
+
+async def test_a_saved_reading_not_used_is_said_with_why(sample, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A run whose saved reading could not be used (a file written over in place since)
+    opens read from the files, and says so and why: not as a warning that the pool
+    changed while shown."""
+    from features.run import Run
+
+    pool = tmp_path / sample("pairs").name
+    shutil.copytree(sample("pairs"), pool)
+    Run(pool, cache=True).load()  # saved
+    f = max(pool.glob("*.jsonlog"), key=lambda p: p.stat().st_size)
+    data = f.read_bytes()
+    k = data.index(b'"message": "') + len('"message": "')
+    f.write_bytes(data[:k] + b"X" + data[k + 1:])
+    app = AcademyApp(str(pool))
+    async with app.run_test(size=SIZE) as pilot:
+        scr = await open_run(pilot, app)
+        await until(pilot, lambda: any("saved reading" in n.message
+                                       for n in app._notifications))
+        [note] = [n for n in app._notifications if "saved reading" in n.message]
+        assert note.title == "read from the files" and note.severity == "information"
+        assert note.message == (f"its saved reading was not used ({f.name} was rewritten "
+                                "(its size the same, its time not)): read from the files")
+        ev = scr.model.events()
+        fresh = Run(pool, cache=False)
+        fresh.load()
+        assert ev.n == len(fresh.store)

@@ -23,7 +23,7 @@ from textual.app import ComposeResult
 from textual.binding import ActiveBinding, Binding
 from textual.widgets import Footer, Input, Static, TabbedContent, TabPane
 
-from features.run import Run
+from features.run import NOT_USED, Run
 from features.safe import clean
 from tui.messages import (
     AnomaliesDetected,
@@ -179,7 +179,10 @@ class RunScreen(RunViews, RunWork):
 
     def on_run_noted(self, msg: RunNoted) -> None:
         self.model.notes.append(msg.note)
-        self.notify(clean(msg.note), title="pool changed", severity="warning")
+        if msg.note.startswith(NOT_USED):  # why this open read every file
+            self.notify(clean(msg.note), title="read from the files")
+        else:
+            self.notify(clean(msg.note), title="pool changed", severity="warning")
 
     def on_things_updated(self, msg: ThingsUpdated) -> None:
         self.query_one(EventLog).invalidate()  # the agent column comes from the analysis
