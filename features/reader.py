@@ -15,6 +15,7 @@ import os
 import time
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -387,8 +388,23 @@ def _drop_head(batch: Batch, k: int) -> Batch:
         repaired={i - k: v for i, v in batch.repaired.items() if i >= k},
         lines=batch.lines,
         blank=batch.blank,
+        user=_user_from(batch.user, k),
+        user_partial=batch.user_partial,
         odd_times=[i - k for i in batch.odd_times if i >= k],
     )
+
+
+def _user_from(user: dict[str, tuple[np.ndarray, list[Any]]], k: int
+               ) -> dict[str, tuple[np.ndarray, list[Any]]]:
+    """The workflow keys' (rows, values) of a batch's records from row ``k`` on, their
+    rows counted from there (dropped, the records after a replaced file's known head lost
+    their keys' values: a filter on them missed those records)."""
+    out: dict[str, tuple[np.ndarray, list[Any]]] = {}
+    for key, (rows, vals) in user.items():
+        keep = np.flatnonzero(rows >= k)
+        if len(keep):
+            out[key] = (rows[keep] - k, [vals[i] for i in keep.tolist()])
+    return out
 
 
 class PoolReader:

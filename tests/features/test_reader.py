@@ -108,6 +108,24 @@ def test_replaced_file_with_same_prefix_is_not_doubled(tmp_path: Path) -> None:
     assert messages(r) == ["message 0", "message 1", "message 2"]
 
 
+def test_a_replaced_file_read_on_keeps_its_new_records_workflow_keys(tmp_path: Path) -> None:
+    """The records after a replaced file's known head keep the workflow's own keys: a
+    filter on them finds every record (they were dropped with the head, and the new
+    records read as if they had none)."""
+    f = tmp_path / "a.jsonlog"
+    f.write_bytes(b"".join(line(i, **{"fib.iteration": i}) for i in range(3)))
+    r = PoolReader(str(tmp_path))
+    r.poll()
+    tmp = tmp_path / "a.tmp"
+    tmp.write_bytes(b"".join(line(i, **{"fib.iteration": i}) for i in range(7)))
+    os.replace(tmp, f)
+    res = r.poll()
+    assert any("replaced" in n for n in res.notes)
+    ev = Events(r.store)
+    assert messages(r) == [f"message {i}" for i in range(7)]
+    assert [ev.column("fib.iteration")[row] for row in ev.order] == list(range(7))
+
+
 def test_truncated_and_rewritten_file_keeps_what_was_read(tmp_path: Path) -> None:
     f = tmp_path / "a.jsonlog"
     f.write_bytes(line(0) + line(1) + line(2))
