@@ -86,6 +86,11 @@ class Batch:
     segments: list[Segment] | None = None
     """For a batch of several files' blocks (:func:`merge`), each block's part in row
     order; None for one file's block (``file``, ``lines``, ``blank`` say it all)."""
+    payload: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    """Batch rows (ascending) of the records carrying an action's arguments or result,
+    with their typed lengths (``args_len``, ``result_len``; NaN for none): see
+    ``features.parse.Payload``. None when no record carries them (or a source's batch
+    does not say)."""
 
     def __len__(self) -> int:
         return len(self.created)
@@ -159,7 +164,18 @@ def merge(batches: list[Batch]) -> Batch:
         user_partial=partial,
         odd_times=[s + i for b, s in zip(batches, starts, strict=True) for i in b.odd_times],
         segments=[Segment(b.file, len(b), b.lines, b.blank) for b in batches],
+        payload=_merged_payload(batches, starts),
     )
+
+
+def _merged_payload(batches: list[Batch], starts: list[int]
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    have = [(b.payload, s) for b, s in zip(batches, starts, strict=True)
+            if b.payload is not None]
+    if not have:
+        return None
+    return (np.concatenate([p[0].astype(np.int64) + s for p, s in have]),
+            np.concatenate([p[1] for p, _ in have]), np.concatenate([p[2] for p, _ in have]))
 
 
 def _united(tables: list[list[Any]]) -> tuple[list[Any], list[np.ndarray]]:

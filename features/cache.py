@@ -51,7 +51,7 @@ from typing import Any
 from features.pools import cache_dir
 from features.regular import open_regular, open_regular_file
 
-VERSION = 11
+VERSION = 12
 """Bump when anything pickled or described changes shape."""
 
 MIN_RECORDS = 100_000

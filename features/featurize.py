@@ -31,8 +31,9 @@ from features.action_records import codes_of as codes_of
 from features.action_records import extra_keys, extras
 from features.action_records import in_windows as in_windows
 from features.analyses import concurrency, sample_steps
+from features.record_keys import PAYLOAD_ARGS, PAYLOAD_RESULT
 from features.table import Table
-from features.typed import LONG, typed
+from features.typed import payload_length
 
 if TYPE_CHECKING:
     from features.events import Events
@@ -249,15 +250,18 @@ def _call_index(agent_id: np.ndarray, action: np.ndarray) -> np.ndarray:
     return out
 
 
-ARGS = ("academy.action_args", "academy.action_kwargs")
-RESULT = ("academy.result",)
+ARGS = PAYLOAD_ARGS
+RESULT = PAYLOAD_RESULT
 
 
 def lengths(ev: Events, acts: Table) -> tuple[np.ndarray, np.ndarray]:
     """``args_len`` and ``result_len`` of the actions ``acts``: the summed lengths of
     their typed arguments (on the start record) and result (on the success record);
-    NaN where the record has none of them. Read from those records alone, a file span at
-    a time, and not kept: whole columns of these keys took 240 MB at 10M records."""
+    NaN where the record has none of them. The parse worked them out for every record
+    that carries them (:attr:`features.store.EventStore.payload_rows`); a record it did
+    not (a source's) is read back from its file, a file span at a time, and not kept:
+    whole columns of these keys took 240 MB at 10M records, and reading two records a
+    call back was a quarter of judging every call of a run."""
     starts = np.asarray(acts["row_start"], dtype=np.int64)
     ends = np.where(acts["status"] == "ok", acts["row_end"], -1).astype(np.int64)
     wanted = {k for k in (*ARGS, *RESULT) if k in ev.store.key_shapes}
@@ -275,27 +279,49 @@ def lengths(ev: Events, acts: Table) -> tuple[np.ndarray, np.ndarray]:
                           dtype=bool, count=n_shapes)
     has[ok] = carries[codes]
     need = np.unique(rows[has])
-    # Each needed record once, in the order the files are read, its two lengths kept
-    # in C arrays (a dict of tuples by row held 1.4M of each, ~250 MB, at 10M records).
-    got, args_len, result_len = array("q"), array("d"), array("d")
+    args_len, result_len = np.full(len(need), np.nan), np.full(len(need), np.nan)
+    found = np.zeros(len(need), dtype=bool)
+    store = ev.store
+    with store.lock:
+        known = store.payload_rows.view()
+        known_args = store.payload_args.view(len(known))
+        known_result = store.payload_result.view(len(known))
+    if len(known) and len(need):
+        at = np.minimum(np.searchsorted(known, need), len(known) - 1)
+        found = known[at] == need
+        args_len[found] = known_args[at[found]]
+        result_len[found] = known_result[at[found]]
+    _read_lengths(ev, need, ~found, args_len, result_len)
+    pos = np.searchsorted(need, rows[has])
+    out = np.full(len(rows), np.nan)
+    out[has] = np.where(np.flatnonzero(has) < len(starts), args_len[pos], result_len[pos])
+    return out[:len(starts)], out[len(starts):]
+
+
+def _read_lengths(ev: Events, need: np.ndarray, missing: np.ndarray, args_len: np.ndarray,
+                  result_len: np.ndarray) -> None:
+    """The payload lengths of the records ``need[missing]``, read from their files (each
+    once, in the order the files are read), into ``args_len`` and ``result_len``."""
+    rows = need[missing]
+    if not len(rows):
+        return
+    shape_keys = ev.store.shape_keys
     shape = ev.shape
     # Per key set: which of the keys a record of it has, as it was read (a scan of its
     # keys per record and key was a fifth of the pass).
     present = {c: (tuple(k for k in ARGS if k in shape_keys[c]),
                    tuple(k for k in RESULT if k in shape_keys[c]))
-               for c in np.unique(shape[need]).tolist()}
-    for row, rec in ev._iter_records(need, None):
+               for c in np.unique(shape[rows]).tolist()}
+    # In C arrays (a dict of tuples by row held 1.4M of each, ~250 MB, at 10M records).
+    got, got_args, got_result = array("q"), array("d"), array("d")
+    for row, rec in ev._iter_records(rows, None):
         args, result = present[int(shape[row])]
         got.append(row)
-        args_len.append(_length(rec, args))
-        result_len.append(_length(rec, result))
-    by_row = np.argsort(np.frombuffer(got, dtype=np.int64))  # read order -> need's
-    pos = np.searchsorted(need, rows[has])
-    out = np.full(len(rows), np.nan)
-    out[has] = np.where(np.flatnonzero(has) < len(starts),
-                        np.frombuffer(args_len)[by_row][pos],
-                        np.frombuffer(result_len)[by_row][pos])
-    return out[:len(starts)], out[len(starts):]
+        got_args.append(_length(rec, args))
+        got_result.append(_length(rec, result))
+    at = np.searchsorted(need, np.frombuffer(got, dtype=np.int64))
+    args_len[at] = np.frombuffer(got_args)
+    result_len[at] = np.frombuffer(got_result)
 
 
 def _length(rec: dict[str, Any] | None, keys: tuple[str, ...]) -> float:
@@ -304,15 +330,9 @@ def _length(rec: dict[str, Any] | None, keys: tuple[str, ...]) -> float:
     there are none."""
     if not keys:
         return math.nan
-    total = 0
-    for k in keys:
-        v = rec.get(k) if rec is not None else None
-        if v.__class__ is str and len(v) > LONG:  # typed as it is (no number or id)
-            total += len(v)
-            continue
-        v = typed(v)
-        total += 0 if v is None else len(str(v))
-    return float(total)
+    if rec is None:
+        return 0.0
+    return float(sum(payload_length(rec.get(k)) for k in keys))
 
 
 # -- agents and processes --------------------------------------------------------------

@@ -53,12 +53,15 @@ from features.record_keys import (  # some re-exported: their home is record_key
     INT_KEYS,
     MAX_LINE,
     MESSAGE_CAP,
+    PAYLOAD_ARGS,
+    PAYLOAD_RESULT,
     TAG_KEYS,
     TIME_MAX,
     TIME_MIN,
     is_user_key,
 )
 from features.repair import _preview, repair
+from features.typed import payload_length
 
 SUB_BLOCK = 64 * 1024
 """Bytes of a block split into lines at a time (see :func:`_lines`)."""
@@ -91,9 +94,11 @@ class _Shape:
     """Which of :data:`TAG_KEYS` the shape has (their indices)."""
     user: tuple[str, ...]
     """User keys of the shape (kept at ingest)."""
+    payload: tuple[int, int]
+    """How many of :data:`PAYLOAD_ARGS` and of :data:`PAYLOAD_RESULT` the shape has."""
     extra_get: Callable[[dict[str, Any]], tuple[Any, ...]] | None
-    """The values of the shape's tag keys, then of its user keys, as one tuple (None
-    when it has neither)."""
+    """The values of the shape's tag keys, then of its user keys, then of its payload
+    keys (arguments, result), as one tuple (None when it has none of them)."""
 
 
 _SHAPES: dict[tuple[str, ...], _Shape] = {}
@@ -106,9 +111,11 @@ def _shape(keys: tuple[str, ...]) -> _Shape:
         low = tuple(k for k in COMBO_KEYS if k in kset)
         tags = tuple(j for j, k in enumerate(TAG_KEYS) if k in kset)
         user = tuple(k for k in keys if is_user_key(k))
-        extra = [TAG_KEYS[j] for j in tags] + list(user)
+        args = [k for k in PAYLOAD_ARGS if k in kset]
+        result = [k for k in PAYLOAD_RESULT if k in kset]
+        extra = [TAG_KEYS[j] for j in tags] + list(user) + args + result
         sh = _Shape(keys, low, _getter(list(low)), _cme_getter(kset), tags, user,
-                    _getter(extra) if extra else None)
+                    (len(args), len(result)), _getter(extra) if extra else None)
         if len(_SHAPES) < 10_000:
             _SHAPES[keys] = sh
     return sh
@@ -168,7 +175,7 @@ class _Builder:
         combo = np.frombuffer(self.combo, dtype=np.int32).copy()
         if raw_int:
             flags[np.isin(combo, raw_int)] |= FLAG_RAW_INT
-        tags, user, partial = self._extra_columns(shape, n)
+        tags, user, partial, payload = self._extra_columns(shape, n)
         # Raw tag values differing only in case share a canonical value; the store
         # interns by value, so they end up with one code.
         tag_tables = [_canon_tags(list(m)) for m in self.tag_maps]
@@ -193,6 +200,7 @@ class _Builder:
             user=user,
             user_partial=partial,
             odd_times=odd_times,
+            payload=payload,
         )
 
     def _locate(self, data: bytes, lines: int, rel: np.ndarray, base_offset: int,
@@ -231,19 +239,24 @@ class _Builder:
         return message, flags
 
     def _extra_columns(self, shape: np.ndarray, n: int) -> tuple[
-            list[np.ndarray], dict[str, tuple[np.ndarray, list[Any]]], list[str]]:
-        """Tag codes (-1 where missing) and user-key columns, from the values each key
-        set kept in row order. A user key with a value too long or nested is left out
-        and named instead (read from the files on use)."""
+            list[np.ndarray], dict[str, tuple[np.ndarray, list[Any]]], list[str],
+            Payload | None]:
+        """Tag codes (-1 where missing), user-key columns and the payload sizes of the
+        records that carry an action's arguments or result, from the values each key set
+        kept in row order. A user key with a value too long or nested is left out and
+        named instead (read from the files on use)."""
         tags = [np.full(n, -1, dtype=np.int32) for _ in TAG_KEYS]
         parts: dict[str, list[tuple[np.ndarray, list[Any]]]] = {}
         partial: set[str] = set()
+        sizes: list[Payload] = []
         for ent in self.shapes.values():
             vals = ent[7]
             if not vals:
                 continue
             sh = ent[1]
             rows = np.flatnonzero(shape == ent[0])
+            if sh.payload != (0, 0):
+                sizes.append(_payload(vals, rows, len(sh.tags) + len(sh.user), sh.payload))
             for k, j in enumerate(sh.tags):
                 tags[j][rows] = _intern_tags(list(map(itemgetter(k), vals)), self.tag_maps[j])
             for k, key in enumerate(sh.user, len(sh.tags)):
@@ -265,7 +278,45 @@ class _Builder:
             vals_all = list(chain.from_iterable(c for _, c in ps))
             order = np.argsort(rows_all, kind="stable")
             user[key] = (rows_all[order], list(map(vals_all.__getitem__, order.tolist())))
-        return tags, user, sorted(partial)
+        return tags, user, sorted(partial), _joined(sizes)
+
+
+Payload = tuple[np.ndarray, np.ndarray, np.ndarray]
+"""Batch rows (ascending) of the records that carry an action's arguments or result, and
+per row their summed typed lengths (``args_len``; ``result_len``), NaN where the record
+has none of those keys: :func:`features.featurize.lengths` takes them from here instead
+of reading each call's records back from the files."""
+
+
+def _payload(vals: list[tuple[Any, ...]], rows: np.ndarray, first: int,
+             counts: tuple[int, int]) -> Payload:
+    """The payload sizes of one key set's records (``vals``: their kept values, the
+    payload keys from position ``first``: ``counts`` of arguments, then of results)."""
+    out = []
+    at = first
+    for count in counts:
+        if not count:
+            out.append(np.full(len(rows), np.nan))
+            continue
+        total = np.zeros(len(rows))
+        for k in range(at, at + count):
+            total += np.fromiter(map(payload_length, map(itemgetter(k), vals)),
+                                 dtype=np.float64, count=len(vals))
+        out.append(total)
+        at += count
+    return rows.astype(np.int32), out[0], out[1]
+
+
+def _joined(sizes: list[Payload]) -> Payload | None:
+    """The key sets' payload sizes as one, in row order; None when there are none."""
+    if not sizes:
+        return None
+    if len(sizes) == 1:
+        return sizes[0]
+    rows = np.concatenate([r for r, _, _ in sizes])
+    order = np.argsort(rows, kind="stable")
+    return (rows[order], np.concatenate([a for _, a, _ in sizes])[order],
+            np.concatenate([r for _, _, r in sizes])[order])
 
 
 def _combo_table(combos: dict[tuple[int, tuple[Any, ...]], int], shape_of: list[_Shape]

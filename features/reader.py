@@ -391,7 +391,19 @@ def _drop_head(batch: Batch, k: int) -> Batch:
         user=_user_from(batch.user, k),
         user_partial=batch.user_partial,
         odd_times=[i - k for i in batch.odd_times if i >= k],
+        payload=_payload_from(batch.payload, k),
     )
+
+
+def _payload_from(payload: tuple[np.ndarray, np.ndarray, np.ndarray] | None, k: int
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The payload sizes of a batch's records from row ``k`` on, their rows counted from
+    there."""
+    if payload is None:
+        return None
+    rows, args, result = payload
+    keep = rows >= k
+    return rows[keep] - k, args[keep], result[keep]
 
 
 def _user_from(user: dict[str, tuple[np.ndarray, list[Any]]], k: int

@@ -67,6 +67,11 @@ def is_user_key(key: str) -> bool:
     values are kept at ingest, so the first filter on it does not read the files."""
     return key not in RECORD_KEYS and not key.startswith("academy.")
 
+PAYLOAD_ARGS = ("academy.action_args", "academy.action_kwargs")
+"""An action's arguments, on its start record: their lengths are its ``args_len``."""
+PAYLOAD_RESULT = ("academy.result",)
+"""An action's result, on its success record: its length is its ``result_len``."""
+
 INT_KEYS = ("levelno", "process")
 """Low-cardinality keys stored as integer columns (-1 when missing)."""
 
@@ -75,5 +80,6 @@ ID_KEYS = frozenset({"academy.agent_id", "academy.src", "academy.dest", *TAG_KEY
 
 
 __all__ = ["COMBO_KEYS", "FLAG_EXC", "FLAG_MSG_CUT", "FLAG_RAW_INT", "FLAG_REPAIRED", "ID_KEYS",
-           "INT32_MAX", "INT32_MIN", "INT_KEYS", "MAX_LINE", "MESSAGE_CAP", "RECORD_KEYS",
+           "INT32_MAX", "INT32_MIN", "INT_KEYS", "MAX_LINE", "MESSAGE_CAP", "PAYLOAD_ARGS",
+           "PAYLOAD_RESULT", "RECORD_KEYS",
            "TAG_KEYS", "TIME_MAX", "TIME_MIN", "USER_CAP", "is_user_key"]

@@ -105,6 +105,13 @@ class EventStore(LazyKeys):
             for k in CATEGORICAL_KEYS
         }
         self.shape = Growable(np.int8)
+        self.payload_rows = Growable(np.int64)
+        """Rows (ascending) of the records that carry an action's arguments or result."""
+        self.payload_args = Growable(np.float64)
+        """Per row of :attr:`payload_rows`: the typed length of its arguments (NaN for
+        none): the action's ``args_len``."""
+        self.payload_result = Growable(np.float64)
+        """Likewise of its result: the action's ``result_len``."""
         """Index in :attr:`shape_keys` of each row's key set (narrowest type, as the
         codes)."""
         self.shape_keys: list[tuple[str, ...]] = []
@@ -213,6 +220,11 @@ class EventStore(LazyKeys):
             self.shape.extend(smap[batch.shape])
             self.message.extend(batch.message)
             self._keep_user(batch, start)
+            if batch.payload is not None:
+                rows, args, result = batch.payload
+                self.payload_rows.extend(rows.astype(np.int64) + start)
+                self.payload_args.extend(args)
+                self.payload_result.extend(result)
             for i, raw in batch.repaired.items():
                 self.repaired[start + i] = raw
             if np.isnan(batch.created).any():

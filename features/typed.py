@@ -32,6 +32,16 @@ def typed(value: Any) -> Any:
     return v
 
 
+def payload_length(value: Any) -> int:
+    """The length of a value as typed (``len(str(typed(value)))``, 0 for a missing one):
+    what an action's arguments and result count towards its ``args_len`` and
+    ``result_len``. A text over :data:`LONG` characters is typed as it is."""
+    if value.__class__ is str and len(value) > LONG:
+        return len(value)
+    v = typed(value)
+    return 0 if v is None else len(str(v))
+
+
 _TYPED: dict[str, Any] = {}
 """Text -> its typed value, for texts that repeat (bounded: cleared at :data:`MEMO_MAX`)."""
 MEMO_MAX = 1 << 16

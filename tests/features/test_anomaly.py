@@ -30,11 +30,13 @@ from features.featurize import (
     CATEGORICAL,
     PROCESS_FEATURES,
     Features,
+    _read_lengths,
     action_features,
     agent_features,
     process_features,
 )
 from features.featurize_live import ActionFeaturizer
+from features.record_keys import PAYLOAD_ARGS, PAYLOAD_RESULT
 from features.run import Run
 from features.table import Table
 from steering.demo import DemoOptions, run_demo
@@ -156,6 +158,30 @@ def test_payload_sizes_of_long_values_are_their_lengths(sample: Callable[[str], 
         s = start[tag]
         assert t["args_len"][i] == len(s["academy.action_args"]) + len(s["academy.action_kwargs"])
     assert longs > 10
+
+
+@pytest.mark.parametrize("name", ["thread", "exception", "agent_driver", "pairs",
+                                  "big_records", "fork"])
+def test_payload_sizes_worked_out_when_read_are_those_read_back(
+        sample: Callable[[str], Path], name: str) -> None:
+    """The parse works out the payload sizes of every record that carries an action's
+    arguments or result (64 KiB results, records recovered from corrupt lines, calls
+    that raised included): the same as reading those records back from the files, and
+    of those records exactly."""
+    run = Run(sample(name))
+    run.load()
+    store, ev = run.store, run.events()
+    known = store.payload_rows.view().copy()
+    carriers = {c for c, keys in enumerate(store.shape_keys)
+                if set(keys) & {*PAYLOAD_ARGS, *PAYLOAD_RESULT}}
+    assert known.tolist() == [r for r, c in enumerate(store.shape.view().tolist())
+                              if c in carriers]
+    assert len(known)
+    args, result = np.full(len(known), np.nan), np.full(len(known), np.nan)
+    _read_lengths(ev, known, np.ones(len(known), dtype=bool), args, result)
+    np.testing.assert_array_equal(store.payload_args.view(len(known)), args)
+    np.testing.assert_array_equal(store.payload_result.view(len(known)), result)
+    assert np.isfinite(args).any() and np.isfinite(result).any()
 
 
 def test_agent_and_process_features(slow_run: Run) -> None:
