@@ -289,8 +289,10 @@ def lengths(ev: Events, acts: Table) -> tuple[np.ndarray, np.ndarray]:
     if len(known) and len(need):
         at = np.minimum(np.searchsorted(known, need), len(known) - 1)
         found = known[at] == need
-        args_len[found] = known_args[at[found]]
-        result_len[found] = known_result[at[found]]
+        for out, lens in ((args_len, known_args), (result_len, known_result)):
+            got = lens[at[found]].astype(np.float64)
+            got[got < 0] = np.nan  # (stored as -1)
+            out[found] = got
     _read_lengths(ev, need, ~found, args_len, result_len)
     pos = np.searchsorted(need, rows[has])
     out = np.full(len(rows), np.nan)

@@ -107,10 +107,10 @@ class EventStore(LazyKeys):
         self.shape = Growable(np.int8)
         self.payload_rows = Growable(np.int64)
         """Rows (ascending) of the records that carry an action's arguments or result."""
-        self.payload_args = Growable(np.float64)
-        """Per row of :attr:`payload_rows`: the typed length of its arguments (NaN for
-        none): the action's ``args_len``."""
-        self.payload_result = Growable(np.float64)
+        self.payload_args = Growable(np.int32)
+        """Per row of :attr:`payload_rows`: the typed length of its arguments (-1 for
+        none; a line is at most 256 MB): the action's ``args_len``."""
+        self.payload_result = Growable(np.int32)
         """Likewise of its result: the action's ``result_len``."""
         """Index in :attr:`shape_keys` of each row's key set (narrowest type, as the
         codes)."""
@@ -223,8 +223,8 @@ class EventStore(LazyKeys):
             if batch.payload is not None:
                 rows, args, result = batch.payload
                 self.payload_rows.extend(rows.astype(np.int64) + start)
-                self.payload_args.extend(args)
-                self.payload_result.extend(result)
+                self.payload_args.extend(_length_codes(args))
+                self.payload_result.extend(_length_codes(result))
             for i, raw in batch.repaired.items():
                 self.repaired[start + i] = raw
             if np.isnan(batch.created).any():
@@ -413,6 +413,11 @@ class EventStore(LazyKeys):
                         tk[r - start] = t
             local = np.argsort(tk, kind="stable")
             self.time_order.merge(local.astype(np.int64) + start, tk[local])
+
+
+def _length_codes(lengths: np.ndarray) -> np.ndarray:
+    """Payload lengths as stored: int32, -1 for none (NaN)."""
+    return np.where(np.isnan(lengths), -1, lengths).astype(np.int32)
 
 
 def _fill_times(created: np.ndarray, before: float) -> np.ndarray:

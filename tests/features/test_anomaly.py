@@ -179,8 +179,17 @@ def test_payload_sizes_worked_out_when_read_are_those_read_back(
     assert len(known)
     args, result = np.full(len(known), np.nan), np.full(len(known), np.nan)
     _read_lengths(ev, known, np.ones(len(known), dtype=bool), args, result)
-    np.testing.assert_array_equal(store.payload_args.view(len(known)), args)
-    np.testing.assert_array_equal(store.payload_result.view(len(known)), result)
+    for stored, read in ((store.payload_args, args), (store.payload_result, result)):
+        np.testing.assert_array_equal(stored.view(len(known)), np.nan_to_num(read, nan=-1))
+    # ... and as the features give them
+    t = action_features(run).table
+    starts = dict(zip(known.tolist(), args.tolist(), strict=True))
+    ends = dict(zip(known.tolist(), result.tolist(), strict=True))
+    for i in range(len(t)):
+        if int(t["row_start"][i]) in starts:
+            np.testing.assert_equal(t["args_len"][i], starts[int(t["row_start"][i])])
+        if t["status"][i] == "ok" and int(t["row_end"][i]) in ends:
+            np.testing.assert_equal(t["result_len"][i], ends[int(t["row_end"][i])])
     assert np.isfinite(args).any() and np.isfinite(result).any()
 
 
