@@ -8,6 +8,7 @@ so the rest of the code sees one model: floats, ints, ``None`` and canonical ids
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from typing import Any
@@ -22,6 +23,57 @@ _DISPLAY_ID_RE = re.compile(r"^(AgentId|UserId)<([^<>]*)>$")
 _HEX8_RE = re.compile(r"^[0-9a-fA-F]{8}$")
 _INT_RE = re.compile(r"^[+-]?\d+$")
 _FLOAT_RE = re.compile(r"^[+-]?(\d+\.?\d*([eE][+-]?\d+)?|\.\d+([eE][+-]?\d+)?|inf|nan)$", re.I)
+
+
+def text_of(value: Any) -> str:
+    """``str(value)``, also for a list or object nested too deep for it: a JSON line may
+    nest 1,024 levels (orjson reads that many), Python prints ~1,000 (a RecursionError
+    beyond) and orjson writes 255. Such a value (only a forged or broken record has one)
+    is written as JSON without recursion instead of failing the whole read."""
+    try:
+        return str(value)
+    except RecursionError:
+        return _flat_json(value)
+
+
+def _flat_json(value: Any) -> str:
+    """``value`` as JSON text, built with an explicit stack (any depth)."""
+    out: list[str] = []
+    stack: list[Any] = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, _Text):
+            out.append(v.text)
+        elif isinstance(v, dict):
+            out.append("{")
+            items = list(v.items())
+            stack.append(_Text("}"))
+            for i in range(len(items) - 1, -1, -1):
+                k, x = items[i]
+                stack.append(x)
+                stack.append(_Text(("" if i == 0 else ", ") + json.dumps(str(k)) + ": "))
+        elif isinstance(v, list | tuple):
+            out.append("[")
+            stack.append(_Text("]"))
+            for i in range(len(v) - 1, -1, -1):
+                stack.append(v[i])
+                if i:
+                    stack.append(_Text(", "))
+        else:
+            try:
+                out.append(json.dumps(v))
+            except (TypeError, ValueError):
+                out.append(json.dumps(str(v)))
+    return "".join(out)
+
+
+class _Text:
+    """Text :func:`_flat_json` writes as it is (a bracket, a separator, a key)."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
 
 
 def is_null(value: Any) -> bool:
@@ -68,7 +120,7 @@ def canonical_id(value: Any) -> str | None:
     """
     if is_null(value):
         return None
-    s = value if isinstance(value, str) else str(value)
+    s = value if isinstance(value, str) else text_of(value)
     if _UUID_RE.match(s):
         return s.lower()
     m = _DISPLAY_ID_RE.match(s)
@@ -87,7 +139,7 @@ def canonical_str(value: Any) -> str | None:
         return value
     if isinstance(value, bool):
         return "True" if value else "False"
-    return str(value)
+    return text_of(value)
 
 
 _NUM_START = frozenset("+-.0123456789iInN")
@@ -135,7 +187,7 @@ def scalar(value: Any) -> Any:
             _MEMO.clear()
         _MEMO[value] = got
         return got
-    return str(value)
+    return text_of(value)
 
 
 def infer_numeric(values: list[Any]) -> str:

@@ -12,7 +12,14 @@ import numpy as np
 import orjson
 
 from features.columns import intern_codes
-from features.normalize import NULL_STRINGS, canonical_id, canonical_str, to_float, to_int
+from features.normalize import (
+    NULL_STRINGS,
+    canonical_id,
+    canonical_str,
+    text_of,
+    to_float,
+    to_int,
+)
 from features.record_keys import (
     COMBO_KEYS,
     FLAG_EXC,
@@ -91,7 +98,10 @@ _NORMALISE: dict[str, Callable[[Any], Any]] = {
 def _hashable(v: Any) -> Any:
     """Typed records may hold lists or objects; intern them by their JSON text."""
     if isinstance(v, dict | list):
-        return orjson.dumps(v, option=orjson.OPT_SORT_KEYS).decode()
+        try:
+            return orjson.dumps(v, option=orjson.OPT_SORT_KEYS).decode()
+        except orjson.JSONEncodeError:  # nested deeper than orjson writes (255)
+            return text_of(v)
     return v
 
 

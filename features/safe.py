@@ -18,6 +18,8 @@ Markup (``[bold]``) is not touched here: the app renders text as plain ``Text``/
 
 from __future__ import annotations
 
+from features.normalize import text_of
+
 C0 = range(0x00, 0x20)
 """ASCII control characters (tab and newline are treated apart by each function)."""
 C1 = range(0x80, 0xA0)
@@ -53,7 +55,7 @@ def clean(value: object, limit: int = CELL_LIMIT) -> str:
     """A one-line, control-free, length-capped string for a terminal cell."""
     if value is None:
         return ""
-    s = value if isinstance(value, str) else str(value)
+    s = value if isinstance(value, str) else text_of(value)
     if len(s) > limit:
         s = s[:limit] + f"… (+{len(s) - limit} chars)"
     return s.translate(_CELL)
@@ -63,7 +65,7 @@ def clean_block(value: object, limit: int = 200_000) -> str:
     """Multi-line text (tracebacks): newlines kept, other controls made visible."""
     if value is None:
         return ""
-    s = value if isinstance(value, str) else str(value)
+    s = value if isinstance(value, str) else text_of(value)
     if len(s) > limit:
         s = s[:limit] + f"\n… (+{len(s) - limit} chars not shown; export the record to see all)"
     return "\n".join(line.translate(_CELL) for line in s.split("\n"))

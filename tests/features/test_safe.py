@@ -9,6 +9,7 @@ import random
 import orjson
 import pytest
 
+from features.normalize import _flat_json, text_of
 from features.safe import DANGEROUS, clean, clean_block, json_escape, json_escape_bytes, visible
 
 CASES: list[tuple[str, str, str]] = [
@@ -122,3 +123,19 @@ def test_json_escape_bytes_is_json_escape_of_the_text() -> None:
     clean_text = orjson.dumps({"a": "é 日本 \\u202e 🙂", "b": [1, None]}) + b"\n"
     assert json_escape_bytes(clean_text) is clean_text
     assert json_escape_bytes(b"ascii\tonly\n") == b"ascii\tonly\n"
+
+
+def test_values_nested_too_deep_to_print_are_written_as_json() -> None:
+    """A JSON line may nest 1,024 levels (orjson reads that many); Python prints ~1,000.
+    ``text_of`` is ``str`` where that works, and JSON text, built without recursion,
+    where it does not (any depth, keys and values of every kind)."""
+    shallow = {"a": [1, "x", None, True, 2.5, {"b": []}], "c": {}}
+    assert text_of(shallow) == str(shallow)
+    for depth in (1000, 1023):
+        deep = orjson.loads(b"[" * depth + b"]" * depth)
+        got = text_of(deep)
+        assert got == "[" * depth + "]" * depth
+        assert clean(deep, limit=10).startswith("[" * 10)
+    text = '{"k": ' + '[{"x": "y\\"", "n": 1.5, "t": null}, ' * 1000 + "0" + "]" * 1000 + "}"
+    assert text_of(orjson.loads(text)) == text  # the same JSON, as json.dumps spaces it
+    assert _flat_json(shallow) == json.dumps(shallow)

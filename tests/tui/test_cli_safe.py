@@ -316,3 +316,42 @@ def test_the_writers_escape_split_characters_and_pass_the_rest_through() -> None
     assert plain.write("a\x1b[2J\tb\n") == 8 and plain.getvalue() == "a\\x1b[2J\tb\n"
     with pytest.raises(AttributeError):
         plain.buffer  # noqa: B018 (a StringIO has none, wrapped or not)
+
+
+def test_values_nested_deeper_than_python_prints_are_read(tmp_path: Path) -> None:
+    """A forged pool whose records nest values ~1,000 levels deep (orjson reads up to
+    1,024; Python prints ~1,000, orjson writes 255) in an action's arguments and result,
+    a workflow key and a tag: every command reads it, shows the records and finds them by
+    the key. It had failed the whole read ("internal error: RecursionError", and
+    "Recursion limit reached" from interning the tag)."""
+    home = tmp_path / "home"
+    where = home / "logs" / POOL_NAME
+    where.mkdir(parents=True)
+    deep = "[" * 1000 + "]" * 1000
+    tag = "4f2cae67-976e-408d-8905-cd181007c3e8"
+
+    def rec(i: int, extra: str = "", **kv: str) -> str:
+        base = {"created": f"{1795839467 + i}.5", "name": "academy.handle", "levelno": "20",
+                "msg": "m", "message": f"step {i}", **kv}
+        return json.dumps(base)[:-1] + extra + "}"
+
+    (where / "a.jsonlog").write_text("\n".join([
+        rec(0),
+        rec(1, f', "academy.action_args": {deep}, "fib.deep": {deep}',
+            **{"academy.action": "work", "academy.action_state": "start",
+               "academy.action_tag": tag}),
+        rec(2, f', "academy.result": {deep}', **{"academy.action": "work",
+                                                 "academy.action_state": "success",
+                                                 "academy.action_tag": tag}),
+        rec(3, f', "academy.message_tag": {deep}'),
+    ]) + "\n")
+    p = str(where)
+    run_cli(home, "report", p, "--no-cache")  # exit 0, no traceback
+    lines = run_cli(home, "events", p, "--format", "jsonl", "--no-cache").stdout.splitlines()
+    assert [json.loads(x)["message"] for x in lines] == [f"step {i}" for i in range(4)]
+    assert json.loads(lines[1])["academy.action_args"] == deep  # as text, as any nested
+    found = run_cli(home, "events", p, "--where", "fib.deep!=None", "--no-cache").stdout
+    assert b"step 1" in found and b"step 2" not in found
+    acts = run_cli(home, "export", p, "--what", "actions", "--format", "jsonl", "--no-cache")
+    [act] = [json.loads(x) for x in acts.stdout.splitlines()]
+    assert act["status"] == "ok"
