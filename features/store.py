@@ -105,6 +105,8 @@ class EventStore(LazyKeys):
             for k in CATEGORICAL_KEYS
         }
         self.shape = Growable(np.int8)
+        """Index in :attr:`shape_keys` of each row's key set (narrowest type, as the
+        codes)."""
         self.payload_rows = Growable(np.int64)
         """Rows (ascending) of the records that carry an action's arguments or result."""
         self.payload_args = Growable(np.int32)
@@ -112,8 +114,6 @@ class EventStore(LazyKeys):
         none; a line is at most 256 MB): the action's ``args_len``."""
         self.payload_result = Growable(np.int32)
         """Likewise of its result: the action's ``result_len``."""
-        """Index in :attr:`shape_keys` of each row's key set (narrowest type, as the
-        codes)."""
         self.shape_keys: list[tuple[str, ...]] = []
         self._shape_index: dict[tuple[str, ...], int] = {}
         self.key_shapes: dict[str, list[int]] = {}
