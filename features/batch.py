@@ -13,7 +13,15 @@ import numpy as np
 
 from features.columns import PackedTexts, intern_codes
 
-__all__ = ["BadLine", "Batch", "Segment", "merge", "texts"]
+__all__ = ["BadLine", "Batch", "Payload", "Segment", "merge", "texts"]
+
+
+Payload = tuple[np.ndarray, np.ndarray, np.ndarray]
+"""Batch rows (ascending) of the records that carry an action's arguments or result, and
+per row their summed typed lengths (``args_len``; ``result_len``), NaN where the record
+has none of those keys: :func:`features.featurize.lengths` takes them from here instead
+of reading each call's records back from the files."""
+
 
 
 @dataclass(slots=True)
@@ -86,11 +94,9 @@ class Batch:
     segments: list[Segment] | None = None
     """For a batch of several files' blocks (:func:`merge`), each block's part in row
     order; None for one file's block (``file``, ``lines``, ``blank`` say it all)."""
-    payload: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
-    """Batch rows (ascending) of the records carrying an action's arguments or result,
-    with their typed lengths (``args_len``, ``result_len``; NaN for none): see
-    ``features.parse.Payload``. None when no record carries them (or a source's batch
-    does not say)."""
+    payload: Payload | None = None
+    """The payload sizes of its records that carry them (:data:`Payload`); None when no
+    record carries them (or a source's batch does not say)."""
 
     def __len__(self) -> int:
         return len(self.created)
@@ -168,8 +174,7 @@ def merge(batches: list[Batch]) -> Batch:
     )
 
 
-def _merged_payload(batches: list[Batch], starts: list[int]
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+def _merged_payload(batches: list[Batch], starts: list[int]) -> Payload | None:
     have = [(b.payload, s) for b, s in zip(batches, starts, strict=True)
             if b.payload is not None]
     if not have:

@@ -250,10 +250,6 @@ def _call_index(agent_id: np.ndarray, action: np.ndarray) -> np.ndarray:
     return out
 
 
-ARGS = PAYLOAD_ARGS
-RESULT = PAYLOAD_RESULT
-
-
 def lengths(ev: Events, acts: Table) -> tuple[np.ndarray, np.ndarray]:
     """``args_len`` and ``result_len`` of the actions ``acts``: the summed lengths of
     their typed arguments (on the start record) and result (on the success record);
@@ -264,7 +260,7 @@ def lengths(ev: Events, acts: Table) -> tuple[np.ndarray, np.ndarray]:
     call back was a quarter of judging every call of a run."""
     starts = np.asarray(acts["row_start"], dtype=np.int64)
     ends = np.where(acts["status"] == "ok", acts["row_end"], -1).astype(np.int64)
-    wanted = {k for k in (*ARGS, *RESULT) if k in ev.store.key_shapes}
+    wanted = {k for k in (*PAYLOAD_ARGS, *PAYLOAD_RESULT) if k in ev.store.key_shapes}
     if not wanted:
         return np.full(len(starts), np.nan), np.full(len(ends), np.nan)
     rows = np.concatenate([starts, ends])
@@ -311,8 +307,8 @@ def _read_lengths(ev: Events, need: np.ndarray, missing: np.ndarray, args_len: n
     shape = ev.shape
     # Per key set: which of the keys a record of it has, as it was read (a scan of its
     # keys per record and key was a fifth of the pass).
-    present = {c: (tuple(k for k in ARGS if k in shape_keys[c]),
-                   tuple(k for k in RESULT if k in shape_keys[c]))
+    present = {c: (tuple(k for k in PAYLOAD_ARGS if k in shape_keys[c]),
+                   tuple(k for k in PAYLOAD_RESULT if k in shape_keys[c]))
                for c in np.unique(shape[rows]).tolist()}
     # In C arrays (a dict of tuples by row held 1.4M of each, ~250 MB, at 10M records).
     got, got_args, got_result = array("q"), array("d"), array("d")

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from features.batch import BadLine, Batch
+from features.batch import BadLine, Batch, Payload
 from features.parse_values import (
     _FIRST,
     _NORMALISE,
@@ -279,13 +279,6 @@ class _Builder:
             order = np.argsort(rows_all, kind="stable")
             user[key] = (rows_all[order], list(map(vals_all.__getitem__, order.tolist())))
         return tags, user, sorted(partial), _joined(sizes)
-
-
-Payload = tuple[np.ndarray, np.ndarray, np.ndarray]
-"""Batch rows (ascending) of the records that carry an action's arguments or result, and
-per row their summed typed lengths (``args_len``; ``result_len``), NaN where the record
-has none of those keys: :func:`features.featurize.lengths` takes them from here instead
-of reading each call's records back from the files."""
 
 
 def _payload(vals: list[tuple[Any, ...]], rows: np.ndarray, first: int,

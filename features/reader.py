@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from features.batch import BadLine, Batch, texts
+from features.batch import BadLine, Batch, Payload, texts
 from features.parse import FLAG_REPAIRED, MAX_LINE, parse_block
 from features.regular import open_regular
 from features.store import EventStore, FileInfo
@@ -395,8 +395,7 @@ def _drop_head(batch: Batch, k: int) -> Batch:
     )
 
 
-def _payload_from(payload: tuple[np.ndarray, np.ndarray, np.ndarray] | None, k: int
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+def _payload_from(payload: Payload | None, k: int) -> Payload | None:
     """The payload sizes of a batch's records from row ``k`` on, their rows counted from
     there."""
     if payload is None:
