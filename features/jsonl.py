@@ -150,9 +150,12 @@ def _render(block: _Block) -> tuple[bytes, np.ndarray]:
                 lines[p] = line
     for p, fixed in block.repaired.items():
         lines[p] = fixed
-    out: list[bytes] = []
-    ends = np.zeros(n, dtype=np.int64)
-    size = 0
+    # One buffer written into: each record's text (orjson's own output) is freed as soon
+    # as it is copied, and the next one reuses its memory. Kept until a join, 16k of them
+    # took a fresh block each (orjson allocates more than it keeps), ~3 us a record of
+    # page faults: a fifth of a typed record's CPU.
+    buf = bytearray()
+    ends: list[int] = []
     loads = orjson.loads
     at_line = block.line.tolist()
     at_t = None if block.t is None else block.t.tolist()
@@ -160,23 +163,20 @@ def _render(block: _Block) -> tuple[bytes, np.ndarray]:
     plain = block.plain.tolist() if block.plain is not None else None
     sizes = block.length.tolist()
     for p, got_line in enumerate(lines):
-        text = b""
         if got_line is not None:
             f = file_of[p]
             if plain is not None and plain[p] and len(got_line) == sizes[p]:
-                text = _splice(got_line.rstrip(b" \t\r\n"), block.quoted[f], at_line[p])
+                _splice_into(buf, got_line.rstrip(b" \t\r\n"), block.quoted[f], at_line[p])
             else:
                 try:
                     rec = loads(got_line)
                 except orjson.JSONDecodeError:
                     rec = None
                 if type(rec) is dict:
-                    text = _line(got_line, rec, block.names[f], block.quoted[f], at_line[p],
+                    buf += _line(got_line, rec, block.names[f], block.quoted[f], at_line[p],
                                  None if at_t is None else at_t[p])
-        out.append(text)
-        size += len(text)
-        ends[p] = size
-    return b"".join(out), ends
+        ends.append(len(buf))
+    return bytes(buf), np.array(ends, dtype=np.int64)
 
 
 def _line(raw: bytes, rec: dict, name: str, quoted: bytes, line: int, t: float | None
@@ -198,8 +198,19 @@ def _line(raw: bytes, rec: dict, name: str, quoted: bytes, line: int, t: float |
 def _splice(body: bytes, quoted: bytes, line: int) -> bytes:
     """A JSON object's text (ending with its ``}``) with ``@file`` and ``@line`` put
     before its closing brace."""
-    return b"".join((body[:-1], b',"@file":', quoted, b',"@line":', str(line).encode(),
-                     b"}\n"))
+    out = bytearray()
+    _splice_into(out, body, quoted, line)
+    return bytes(out)
+
+
+def _splice_into(out: bytearray, body: bytes, quoted: bytes, line: int) -> None:
+    """:func:`_splice` written at the end of ``out``."""
+    out += memoryview(body)[:-1]
+    out += b',"@file":'
+    out += quoted
+    out += b',"@line":'
+    out += str(line).encode()
+    out += b"}\n"
 
 
 def _plain(ev: Events, rows: np.ndarray, as_read: set[int]) -> np.ndarray:
