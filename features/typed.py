@@ -3,18 +3,26 @@
 :func:`typed` is the one rule (:func:`features.normalize.scalar`'s, except that an
 integer no int64 holds stays text); :func:`typed_record` applies it to a whole record, as
 ``events --format jsonl`` does to every record of a run, and gives exactly
-``{k: typed(v)}`` (a test holds it to that) at ~0.1 us a value: a Python loop over the
-record's items with a memo of repeating texts. Typing a block of records a key's column at
-a time, with C-level passes (memo lookups by ``map``, number columns parsed as one JSON
-array), was tried and measured slower (4.1 us a record against 3.2 us, plus 2.1 us to take
-the records apart and put them together again).
+``{k: typed(v)}`` (a test holds it to that).
+
+Both are the compiled ones of ``features._typed_c`` when it was built (a C compiler at
+install; ``ACADEMY_TUI_PURE_PYTHON=1`` turns them off): they decide the common values (a
+null spelling, digits, a plain word, a long text, a number) in C and hand the rest to the
+Python rule here, ~1.7 us a record where the Python loop takes ~6 (a record's ~27 values).
+The Python loop (:func:`_typed_record_py`) types a value in ~0.1-0.2 us with a memo of
+repeating texts. Typing a block of records a key's column at a time, with C-level passes
+(memo lookups by ``map``, number columns parsed as one JSON array), was tried and measured
+slower (4.1 us a record against 3.2 us, plus 2.1 us to take the records apart and put them
+together again).
 """
 
 from __future__ import annotations
 
+import os
+from types import ModuleType
 from typing import Any
 
-from features.normalize import NULL_STRINGS, scalar, scalar_text
+from features.normalize import _ID_START, _NUM_START, NULL_STRINGS, scalar, scalar_text
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
@@ -22,7 +30,7 @@ LONG = 40
 """Texts longer than this are kept as they are (no number or id is that long)."""
 
 
-def typed(value: Any) -> Any:
+def _typed_py(value: Any) -> Any:
     """One raw value, typed as :func:`~features.normalize.scalar` types it, except an
     integer no int64 holds (``"99999999999999999999"``, a typed 2**64-1): that stays
     text, as written, so that no consumer (numpy, SQLite, JSON) overflows on it."""
@@ -79,7 +87,7 @@ def _remember(memo: dict[str, Any], v: str, t: Any) -> None:
     memo[v] = t
 
 
-def typed_record(rec: dict[str, Any]) -> dict[str, Any]:
+def _typed_record_py(rec: dict[str, Any]) -> dict[str, Any]:
     """``{k: typed(v)}`` for one record, typed by key and by interned value: a text over
     :data:`LONG` characters is kept as it is; a key whose texts repeat (levels, loggers,
     states, names) is typed once per text (bounded memo); a key whose texts do not
@@ -103,5 +111,28 @@ def typed_record(rec: dict[str, Any]) -> dict[str, Any]:
                 else:
                     out[k] = t
         else:
-            out[k] = typed(v)
+            out[k] = _typed_py(v)
     return out
+
+
+def _compiled() -> ModuleType | None:
+    """``features._typed_c`` set up with this module's rule; None when it was not built
+    or is turned off."""
+    if os.environ.get("ACADEMY_TUI_PURE_PYTHON"):
+        return None
+    try:
+        from features import _typed_c
+    except ImportError:  # installed without a C compiler: the Python rule alone
+        return None
+    try:
+        _typed_c.configure(NULL_STRINGS, _typed_py, "".join(sorted(_NUM_START)),
+                           "".join(sorted(_ID_START)), LONG)
+    except (TypeError, ValueError):  # a build left from another version of it
+        return None
+    return _typed_c
+
+
+COMPILED = _compiled()
+"""The compiled rule in use (None: the Python one)."""
+typed = _typed_py if COMPILED is None else COMPILED.typed
+typed_record = _typed_record_py if COMPILED is None else COMPILED.typed_record

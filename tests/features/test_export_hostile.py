@@ -321,10 +321,11 @@ def test_cli_csv_export_of_line_breaks_and_formulas_is_one_row_per_record(
 
 
 def test_typed_records_are_typed_values_whatever_the_memo_learned() -> None:
-    """events --format jsonl types records by key and by interned value (features.events
-    typed_record): a key whose texts never repeat is typed directly after a while, long
-    texts are kept, repeating ones come from the memo. Every value must still be what
-    typed() makes of it, before and after a key is taken for unique."""
+    """events --format jsonl types records by key and by interned value (the Python loop,
+    features.typed._typed_record_py, used when the compiled rule was not built): a key
+    whose texts never repeat is typed directly after a while, long texts are kept,
+    repeating ones come from the memo. Every value must still be what the rule makes of
+    it, before and after a key is taken for unique."""
     from features import typed as E
 
     E._TYPED.clear()
@@ -338,6 +339,6 @@ def test_typed_records_are_typed_values_whatever_the_memo_learned() -> None:
         rec = {"created": f"{1795839467 + i * 0.001:.3f}", "levelname": "INFO",
                "lineno": str(i % 7), "tag": f"{i:08x}-aaaa-4bbb-8ccc-{i:012x}",
                "odd": odd[i % len(odd)], "n": i, "f": 0.5, "b": True, "nil": None}
-        got, want = E.typed_record(rec), {k: E.typed(v) for k, v in rec.items()}
+        got, want = E._typed_record_py(rec), {k: E._typed_py(v) for k, v in rec.items()}
         assert repr(got) == repr(want), rec  # repr: NaN equals itself
     assert {"created", "tag"} <= E._UNIQUE and "levelname" not in E._UNIQUE

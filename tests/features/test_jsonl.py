@@ -24,7 +24,7 @@ from features import jsonl as J
 from features.jsonl import jsonl, jsonl_to_fd
 from features.run import Run
 from features.safe import json_escape_bytes
-from features.typed import typed
+from features.typed import _typed_py as typed  # the rule itself, not a compiled stand-in
 
 
 def _raw_lines(pool: Path) -> dict[tuple[str, int], bytes]:
