@@ -121,7 +121,7 @@ def _compiled() -> ModuleType | None:
     if os.environ.get("ACADEMY_TUI_PURE_PYTHON"):
         return None
     try:
-        from features import _typed_c
+        import features._typed_c as _typed_c
     except ImportError:  # installed without a C compiler: the Python rule alone
         return None
     try:
