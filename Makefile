@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-stamp
 
 # pip -qq: errors only (a failed build or resolve still prints in full); with one -q the
 # build backend's notices still came through.
-$(STAMP): pyproject.toml features/_typed_c.c
+$(STAMP): pyproject.toml features/_typed_c.c features/_parse_c.c
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -qq --upgrade pip
 	$(BIN)/python -m pip install -qq -e '.[test,parsl]'
@@ -40,4 +40,4 @@ eval: $(STAMP)
 	$(BIN)/python bench/eval_ask_runs.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache features/_typed_c.*.so
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache features/_typed_c.*.so features/_parse_c.*.so

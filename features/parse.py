@@ -18,8 +18,8 @@ demand by its byte offset.
 
 from __future__ import annotations
 
-import array
 import gc
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import chain
@@ -62,6 +62,21 @@ from features.record_keys import (  # some re-exported: their home is record_key
 )
 from features.repair import _preview, repair
 from features.typed import payload_length
+
+
+def _compiled_scan() -> Callable[..., tuple[int, int]] | None:
+    """``features._parse_c.scan``, the block loop's per-record body in C; None when it
+    was not built (no C compiler at install) or ``ACADEMY_TUI_PURE_PYTHON`` is set."""
+    if os.environ.get("ACADEMY_TUI_PURE_PYTHON"):
+        return None
+    try:
+        import features._parse_c as _parse_c
+    except ImportError:
+        return None
+    return _parse_c.scan
+
+
+_scan = _compiled_scan()
 
 SUB_BLOCK = 64 * 1024
 """Bytes of a block split into lines at a time (see :func:`_lines`)."""
@@ -129,23 +144,31 @@ class _Builder:
         self.cme: list[tuple[Any, Any, Any]] = []
         """Raw (``created``, ``message``, ``exc_text``) of each record: times, flags and
         messages are made from them together in :meth:`finish`."""
-        self.offset = array.array("q")
-        self.combo = array.array("i")
+        self.offset: list[int] = []
+        self.combo: list[int] = []
         self.combos: dict[tuple[int, tuple[Any, ...]], int] = {}
         self.tag_maps: tuple[dict[Any, int], dict[Any, int], dict[Any, int]] = ({}, {}, {})
-        self.shape = array.array("i")
+        self.shape: list[int] = []
         self.shapes: dict[tuple[str, ...], tuple[Any, ...]] = {}
         """Key set -> its block entry as the block loop unpacks it (see :func:`_entry`)."""
         self.bad: list[BadLine] = []
         self.repaired: dict[int, bytes] = {}
 
-    def add(self, d: dict[str, Any], offset: int) -> None:
-        """Append a record recovered from a bad line (the block loop inlines the rest)."""
-        self.repaired[len(self.cme)] = orjson.dumps(d)
-        keys = tuple(d)
+    def entry(self, keys: tuple[str, ...]) -> tuple[Any, ...]:
+        """The block's entry for a key set, made the first time it is seen."""
         ent = self.shapes.get(keys)
         if ent is None:
             ent = self.shapes[keys] = _entry(len(self.shapes), _shape(keys))
+        return ent
+
+    def add(self, d: dict[str, Any], offset: int) -> None:
+        """Append a record recovered from a bad line (the block loop inlines the rest)."""
+        self.repaired[len(self.cme)] = orjson.dumps(d)
+        self.one(d, offset)
+
+    def one(self, d: dict[str, Any], offset: int) -> None:
+        """Append a record its slow way (its combo's values made hashable first)."""
+        ent = self.entry(tuple(d))
         sc, sh = ent[0], ent[1]
         if ent[4] is not None:
             ent[4](ent[5](d))
@@ -164,15 +187,15 @@ class _Builder:
         """Freeze into a :class:`Batch`: times, line numbers, lengths and the per-key
         tables are computed here, vectorised or once per distinct value, instead of per
         record. ``lines`` is the number of lines in ``data``."""
-        offset = np.frombuffer(self.offset, dtype=np.int64).copy()
+        offset = np.array(self.offset, dtype=np.int64)
         line, length = self._locate(data, lines, offset - base_offset, base_offset, base_line)
         n = len(self.cme)
         message, flags = self._messages()
         created, odd_times = _times(list(map(_FIRST, self.cme)))
-        shape = np.frombuffer(self.shape, dtype=np.int32).copy()
+        shape = np.array(self.shape, dtype=np.int32)
         shape_of = [e[1] for e in sorted(self.shapes.values(), key=lambda e: e[0])]
         combo_table, raw_int = _combo_table(self.combos, shape_of)
-        combo = np.frombuffer(self.combo, dtype=np.int32).copy()
+        combo = np.array(self.combo, dtype=np.int32)
         if raw_int:
             flags[np.isin(combo, raw_int)] |= FLAG_RAW_INT
         tags, user, partial, payload = self._extra_columns(shape, n)
@@ -329,8 +352,9 @@ def _combo_table(combos: dict[tuple[int, tuple[Any, ...]], int], shape_of: list[
 
 
 def _entry(code: int, sh: _Shape) -> tuple[Any, ...]:
-    """A block's entry for one shape, as the block loop unpacks it: (code, shape, its
-    getters, keeper, extra getter, last combo memo, kept values). The keeper appends
+    """A block's entry for one shape, as the block loop unpacks it (and the compiled one,
+    ``features/_parse_c.c``, reads it by position): (code, shape, its getters, keeper,
+    extra getter, last combo memo, kept values). The keeper appends
     the record's tag and user values (:attr:`_Shape.extra_get`) to the kept values; it
     is None when the shape has neither."""
     kept: list[tuple[Any, ...]] = []
@@ -369,51 +393,67 @@ def _parse(buf: bytes | memoryview, file: int, base_offset: int, base_line: int)
     combos, shapes = b.combos, b.shapes
     off, blank = base_offset, 0
     pending: tuple[bytes, int, BadLine] | None = None
-    for raw in chain.from_iterable(_lines(data, lines)):
-        here = off
-        off += len(raw) + 1
-        try:
-            d = loads(raw)
-        except decode_error:
-            if raw.strip():
-                pending = repair(b, raw, here, pending)
-            else:
-                blank, pending = blank + 1, None
-            continue
-        pending = None
-        if type(d) is not dict:
-            b.bad.append(BadLine(file, 0, here, len(raw), "not a JSON object", _preview(raw)))
-            continue
-        keys = tuple(d)
-        ent = shapes.get(keys)
-        if ent is None:
-            ent = shapes[keys] = _entry(len(shapes), _shape(keys))
-        sc, _sh, cme_get, low_get, keep, extra_get, memo, _kept = ent
-        cme_append(cme_get(d))
-        offset_append(here)
-        shape_append(sc)
-        # Records of one shape mostly repeat the previous combo: comparing with it
-        # costs less than hashing a dozen fresh strings for the dict.
-        low = low_get(d)
-        if low == memo[0]:
-            combo_append(memo[1])
-        else:
-            k = (sc, low)
+    for pieces in _lines(data, lines):
+        i, n = 0, len(pieces)
+        while i < n:
+            if _scan is not None:  # the compiled loop, up to a line it leaves to this one
+                j, off = _scan(pieces, i, off, loads, decode_error, shapes, b.entry, combos,
+                               b.cme, b.offset, b.shape, b.combo)
+                if j > i:
+                    pending = None
+                i = j
+                if i == n:
+                    break
+            raw = pieces[i]
+            i += 1
+            here = off
+            off += len(raw) + 1
             try:
-                x = combos.get(k)
-            except TypeError:  # a nested value in a typed record (not remembered)
-                k = (sc, tuple(_hashable(v) for v in low))
-                x = combos.get(k)
-                if x is None:
-                    x = combos[k] = len(combos)
+                d = loads(raw)
+            except decode_error:
+                if raw.strip():
+                    pending = repair(b, raw, here, pending)
+                else:
+                    blank, pending = blank + 1, None
+                continue
+            pending = None
+            if type(d) is not dict:
+                b.bad.append(BadLine(file, 0, here, len(raw), "not a JSON object",
+                                     _preview(raw)))
+                continue
+            if _scan is not None:  # left by the compiled loop: a nested combo value
+                b.one(d, here)
+                continue
+            keys = tuple(d)
+            ent = shapes.get(keys)
+            if ent is None:
+                ent = shapes[keys] = _entry(len(shapes), _shape(keys))
+            sc, _sh, cme_get, low_get, keep, extra_get, memo, _kept = ent
+            cme_append(cme_get(d))
+            offset_append(here)
+            shape_append(sc)
+            # Records of one shape mostly repeat the previous combo: comparing with it
+            # costs less than hashing a dozen fresh strings for the dict.
+            low = low_get(d)
+            if low == memo[0]:
+                combo_append(memo[1])
             else:
-                if x is None:
-                    x = combos[k] = len(combos)
-                memo[0] = low
-                memo[1] = x
-            combo_append(x)
-        if keep is not None:  # tags, and the workflow's own keys (filters need no read)
-            keep(extra_get(d))
+                k = (sc, low)
+                try:
+                    x = combos.get(k)
+                except TypeError:  # a nested value in a typed record (not remembered)
+                    k = (sc, tuple(_hashable(v) for v in low))
+                    x = combos.get(k)
+                    if x is None:
+                        x = combos[k] = len(combos)
+                else:
+                    if x is None:
+                        x = combos[k] = len(combos)
+                    memo[0] = low
+                    memo[1] = x
+                combo_append(x)
+            if keep is not None:  # tags, and the workflow's own keys (filters need no read)
+                keep(extra_get(d))
     return b.finish(data, lines[0], base_offset, base_line, blank)
 
 

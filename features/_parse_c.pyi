@@ -1,0 +1,11 @@
+"""features._parse_c (features/_parse_c.c): the per-record body of features.parse's block
+loop in C."""
+
+from collections.abc import Callable
+from typing import Any
+
+def scan(lines: list[bytes], i: int, offset: int, loads: Callable[[bytes], Any],
+         decode_error: type[BaseException], shapes: dict[tuple[str, ...], tuple[Any, ...]],
+         new_entry: Callable[[tuple[str, ...]], tuple[Any, ...]],
+         combos: dict[tuple[int, tuple[Any, ...]], int], cme: list[Any], offsets: list[int],
+         shape: list[int], combo: list[int], /) -> tuple[int, int]: ...

@@ -1,0 +1,158 @@
+"""The compiled block loop (features/_parse_c.c) against the Python one it stands in for:
+every column, table and bad line of the batches the two make, on every file of the sample
+runs and on forged blocks (bad, torn and blank lines, lines that are not objects, nested
+values where combos, tags and the workflow's keys are kept, empty and one-key records),
+cut into pieces of several sizes. Skipped when it was not built (no C compiler at install);
+nothing uses it then."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import features.parse as P
+from features.batch import BadLine
+from features.parse import parse_block
+from tests.features.test_reader import rec
+
+pytestmark = pytest.mark.skipif(P._scan is None, reason="features._parse_c was not built "
+                                "(no C compiler at install) or ACADEMY_TUI_PURE_PYTHON is set")
+
+TA, TM = "academy.action_tag", "academy.message_tag"
+U1 = "2F1C7E4A-0000-4000-8000-00000000ABCD"
+
+
+def _same(a: Any, b: Any, where: str = "batch") -> None:
+    """Equal, structurally: arrays by dtype and values (NaN equal), dataclasses field by
+    field, containers item by item."""
+    assert type(a) is type(b), where
+    if isinstance(a, np.ndarray):
+        assert a.dtype == b.dtype and a.shape == b.shape, where
+        assert np.array_equal(a, b, equal_nan=a.dtype.kind == "f"), where
+    elif dataclasses.is_dataclass(a) and not isinstance(a, type):
+        for f in dataclasses.fields(a):
+            _same(getattr(a, f.name), getattr(b, f.name), f"{where}.{f.name}")
+    elif isinstance(a, dict):
+        assert list(a) == list(b), where
+        for k in a:
+            _same(a[k], b[k], f"{where}[{k!r}]")
+    elif isinstance(a, list | tuple):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            _same(x, y, f"{where}[{i}]")
+    elif isinstance(a, float) and a != a:
+        assert b != b, where
+    else:
+        assert a == b, where
+
+
+def _both(data: bytes, monkeypatch: pytest.MonkeyPatch, sub: int | None = None) -> None:
+    if sub is not None:
+        monkeypatch.setattr(P, "SUB_BLOCK", sub)
+    compiled = parse_block(data, 3, 100, 10)
+    with monkeypatch.context() as m:
+        m.setattr(P, "_scan", None)
+        pure = parse_block(data, 3, 100, 10)
+    _same(compiled, pure)
+
+
+def test_every_sample_file_parsed_the_same(samples_home: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    files = sorted((samples_home / "logs").rglob("*.jsonlog"))
+    assert len(files) >= 20
+    for f in files:
+        _both(f.read_bytes(), monkeypatch)
+
+
+def _forged() -> bytes:
+    lines: list[bytes] = []
+    for i in range(400):
+        r: dict[str, Any] = rec(i, **({TA: U1.lower()} if i % 3 else {}))
+        if i % 7 == 1:
+            r["fib.iteration"] = str(i)  # a workflow key kept
+        if i % 17 == 2:
+            r["name"] = ["nested", {"in": "a combo"}]
+        if i % 19 == 3:
+            r[TM] = {"nested": "tag"}
+        if i % 23 == 4:
+            r["fib.deep"] = [[["x"]]]
+        if i % 29 == 5:
+            r["created"] = {"no": "time"}
+        if i % 31 == 6:
+            r = {"message": f"one key {i}"}
+        lines.append(json.dumps(r).encode())
+        k = i % 37
+        if k == 7:
+            lines.extend([b"", b"   ", b'{"created": "1", "trunc', b"not json", b"[1, 2]",
+                          b'"a string"', b"42", b"null", b"{}"])
+        elif k == 8:  # a torn record: its head, a whole record, then its tail
+            whole = json.dumps(rec(10_000 + i)).encode()
+            torn = json.dumps(rec(20_000 + i)).encode()
+            lines.extend([torn[:50] + whole, torn[50:]])
+        elif k == 9:
+            lines.append(json.dumps(rec(30_000 + i)).encode().replace(b"message", b"mess\xffage"))
+        elif k == 10:
+            lines.append(b'{"a": "1", "a": "2", "message": "a duplicate key"}')
+    return b"\n".join(lines) + b"\n"
+
+
+@pytest.mark.parametrize("sub", [1, 97, 4096, 1 << 20])
+def test_forged_blocks_parsed_the_same(sub: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = _forged()
+    _both(data, monkeypatch, sub)
+    _both(data.rstrip(b"\n"), monkeypatch, sub)  # the last line not ended
+    _both(b"\n\n" + data, monkeypatch, sub)
+
+
+def test_what_the_forged_block_holds() -> None:
+    """The forged block reaches every way out of the compiled loop: bad lines, lines that
+    are not objects, records recovered from torn and invalid lines, nested combos."""
+    b = parse_block(_forged(), 0)
+    reasons = {x.reason for x in b.bad}
+    assert "not a JSON object" in reasons and any("interleaved" in r for r in reasons)
+    assert any("UTF-8" in r for r in reasons) and b.blank > 0 and b.repaired
+    assert any("nested" in str(t[0]) for t in b.combo_table)  # the logger name's place
+    assert isinstance(b.bad[0], BadLine)
+
+
+def test_no_memory_kept_per_block(samples_home: Path) -> None:
+    """Parsing the same block again and again keeps nothing (references released)."""
+    f = max((samples_home / "logs").rglob("*.jsonlog"), key=lambda p: p.stat().st_size)
+    data = f.read_bytes()[: 1 << 20]
+    parse_block(data, 0)
+    forged = _forged()
+    parse_block(forged, 0)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(5):
+            parse_block(data, 0)
+            parse_block(forged, 0)
+        after = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert after - before < 256 * 1024, after - before
+
+
+def test_bad_arguments_raise_not_crash() -> None:
+    code = (
+        "import orjson, features._parse_c as c\n"
+        "args = [[b'{}'], 0, 0, orjson.loads, orjson.JSONDecodeError, {}, lambda k: (1,), {},"
+        " [], [], [], []]\n"
+        "for i, bad in ((0, [1]), (6, lambda k: (1,)), (5, [])):\n"
+        "    a = list(args); a[i] = bad\n"
+        "    try: c.scan(*a)\n"
+        "    except TypeError as e: print('TypeError')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env={**os.environ}).stdout.split()
+    assert out == ["TypeError"] * 3
