@@ -245,7 +245,7 @@ def _create(path: Path) -> Any:
 def _tail_meta(tail: Any) -> dict[str, Any]:
     try:
         st = os.stat(tail.info.path)
-        seen = [st.st_size, st.st_mtime_ns]
+        seen = [st.st_size, st.st_mtime_ns, st.st_ctime_ns]
     except OSError:
         seen = None
     return {"path": tail.info.path, "ident": list(tail.ident) if tail.ident else None,
@@ -590,9 +590,10 @@ def _identity(st: os.stat_result) -> tuple[int, ...]:
 def _check_files(tails: dict[str, Any]) -> None:
     """Every file the cache knew must be the one it read, grown at most: the same file
     (device, inode), at least as long, the same bytes just before where reading stopped,
-    and, when it has not grown since the save, the same modification time (a file
-    written over in place, anywhere in it, keeps its size; a log that is only appended
-    to changes its time only as it grows)."""
+    and, when it has not grown since the save, the same modification and status times (a
+    file written over in place, anywhere in it, keeps its size; a log that is only
+    appended to changes its times only as it grows; a modification time put back, as
+    ``touch -r`` does, changes the status time, which no one can set)."""
     for name, t in tails.items():
         try:
             st = os.stat(t["path"])
@@ -603,8 +604,12 @@ def _check_files(tails: dict[str, Any]) -> None:
         if st.st_size < t["offset"]:
             raise CacheError(f"{name} was truncated")
         seen = t["seen"]
-        if seen is not None and st.st_size == seen[0] and st.st_mtime_ns != seen[1]:
-            raise CacheError(f"{name} was rewritten (its size the same, its time not)")
+        if seen is not None and st.st_size == seen[0]:
+            if st.st_mtime_ns != seen[1]:
+                raise CacheError(f"{name} was rewritten (its size the same, its time not)")
+            if len(seen) > 2 and st.st_ctime_ns != seen[2]:
+                raise CacheError(f"{name} was changed (its size and modification time the "
+                                 "same, its status time not)")
         if _fingerprint(t["path"], t["offset"]) != t["crc"]:
             raise CacheError(f"{name} was rewritten")
 

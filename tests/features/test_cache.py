@@ -208,11 +208,12 @@ def test_a_live_run_grows_into_its_saved_columns_without_copying_them(pool: Path
 
 
 @pytest.mark.parametrize("change", ["replaced", "truncated", "rewritten", "rewritten early",
-                                    "deleted"])
+                                    "time put back", "deleted"])
 def test_a_changed_file_is_never_read_from_the_cache(pool: Path, change: str) -> None:
     """A pool file replaced, truncated, deleted, or written over in place (same size: at
     its end, where the saved reading keeps a checksum, or near its start, which only its
-    modification time tells) is read again, never taken from the saved reading."""
+    modification time tells, or its status time when the modification time was put back
+    as ``touch -r`` does) is read again, never taken from the saved reading."""
     opened(pool, cache=True)
     f = sorted(pool.glob("*.jsonlog"))[1]
     data = f.read_bytes()
@@ -229,6 +230,12 @@ def test_a_changed_file_is_never_read_from_the_cache(pool: Path, change: str) ->
         k = data.index(b'"message": "') + len('"message": "')
         assert len(data) - k > cache.FINGERPRINT
         f.write_bytes(data[:k] + b"X" + data[k + 1:])
+    elif change == "time put back":  # written over far from the end, then touch -r
+        st = f.stat()
+        k = data.index(b'"message": "') + len('"message": "')
+        f.write_bytes(data[:k] + b"Y" + data[k + 1:])
+        os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
+        assert f.stat().st_mtime_ns == st.st_mtime_ns and f.stat().st_size == st.st_size
     else:
         f.unlink()
     if change == "rewritten early":  # as a person sees it: why this open read every file
@@ -252,7 +259,8 @@ def test_a_changed_file_is_never_read_from_the_cache(pool: Path, change: str) ->
     again = opened(pool, cache=True)
     name = {"replaced": "was replaced", "truncated": "was truncated",
             "rewritten": "was rewritten", "rewritten early": "was rewritten",
-            "deleted": "is gone"}[change]
+            "time put back": "was changed (its size and modification time the same, its "
+                             "status time not)", "deleted": "is gone"}[change]
     assert again.cache_status.startswith(f"not used: {f.name} {name}"), again.cache_status
     assert again.notes[0].startswith(f"its saved reading was not used ({f.name} {name}"), \
         again.notes
