@@ -81,6 +81,15 @@ def installed_like() -> None:
                     "prompts"], cwd=ROOT, check=True)
 
 
+def compiled() -> str:
+    """Which of the compiled loops (features/_typed_c.c, features/_parse_c.c) the commands
+    measured here use: without a C compiler at install they run their Python loops."""
+    got = _py("import json, features.parse as p, features.typed as t; "
+              "print(json.dumps({'typing rule': t.COMPILED is not None, "
+              "'block loop': p._scan is not None}))")
+    return ", ".join(f"{k} {'yes' if v else 'no (the Python loop)'}" for k, v in got.items())
+
+
 def ensure_pool(records: int, files: int = 8) -> Path:
     pool = DATA / (f"pool-{records // 1000}k-v{GEN_VERSION}" if files == 8 else
                    f"pool-{records // 1000}k-{files}f-v{GEN_VERSION}")
@@ -290,6 +299,7 @@ def main() -> None:
     size = sum(p.stat().st_size for p in pool.glob("*.jsonlog"))
     print(f"\npool: {pool.name}: {a.records:,} records, {size / 1e9:.2f} GB in 8 files; "
           f"{os.cpu_count()} CPUs")
+    print(f"compiled loops: {compiled()}")
     few = ingest_ab(pool, a.rounds, "8 files")
     # Real big runs have many processes: ~1,200 records per file, as the replicas of the
     # sample pools (issue 18).
