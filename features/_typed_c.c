@@ -197,42 +197,67 @@ typed(PyObject *Py_UNUSED(module), PyObject *v)
     return typed_value(v);
 }
 
-static PyObject *
-typed_record(PyObject *Py_UNUSED(module), PyObject *rec)
+/* The values of `d` typed where they change, in place (setting a key the dict already
+   has changes no size: safe while iterating). 0, or -1 with an error set. */
+static int
+type_values(PyObject *d)
 {
-    if (!configured())
-        return NULL;
-    if (!PyDict_Check(rec)) {
-        PyErr_SetString(PyExc_TypeError, "a record must be a dict");
-        return NULL;
-    }
-    /* A copy whose changed values are set in place: most values stay as they are, and
-       setting a key the dict already has changes no size (safe while iterating). */
-    PyObject *out = PyDict_Copy(rec);
-    if (out == NULL)
-        return NULL;
     Py_ssize_t pos = 0;
     PyObject *k, *v;
-    while (PyDict_Next(out, &pos, &k, &v)) {
+    while (PyDict_Next(d, &pos, &k, &v)) {
         PyObject *t = typed_value(v);
-        if (t == NULL) {
-            Py_DECREF(out);
-            return NULL;
-        }
+        if (t == NULL)
+            return -1;
         if (t == v) {
             Py_DECREF(t);
             continue;
         }
         Py_INCREF(k);
-        int err = PyDict_SetItem(out, k, t);
+        int err = PyDict_SetItem(d, k, t);
         Py_DECREF(k);
         Py_DECREF(t);
-        if (err < 0) {
-            Py_DECREF(out);
-            return NULL;
-        }
+        if (err < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int
+record_arg(PyObject *rec)
+{
+    if (!configured())
+        return 0;
+    if (!PyDict_Check(rec)) {
+        PyErr_SetString(PyExc_TypeError, "a record must be a dict");
+        return 0;
+    }
+    return 1;
+}
+
+static PyObject *
+typed_record(PyObject *Py_UNUSED(module), PyObject *rec)
+{
+    if (!record_arg(rec))
+        return NULL;
+    /* A copy whose changed values are set in place: most values stay as they are. */
+    PyObject *out = PyDict_Copy(rec);
+    if (out == NULL)
+        return NULL;
+    if (type_values(out) < 0) {
+        Py_DECREF(out);
+        return NULL;
     }
     return out;
+}
+
+static PyObject *
+type_in_place(PyObject *Py_UNUSED(module), PyObject *rec)
+{
+    if (!record_arg(rec))
+        return NULL;
+    if (type_values(rec) < 0)
+        return NULL;
+    return Py_NewRef(rec);
 }
 
 static PyMethodDef methods[] = {
@@ -242,6 +267,8 @@ static PyMethodDef methods[] = {
     {"typed", typed, METH_O, "One value typed (features.typed.typed)."},
     {"typed_record", typed_record, METH_O,
      "{k: typed(v)} for one record (features.typed.typed_record)."},
+    {"type_in_place", type_in_place, METH_O,
+     "The record's values typed in place; the record (features.typed.type_in_place)."},
     {NULL, NULL, 0, NULL},
 };
 

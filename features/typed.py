@@ -136,3 +136,6 @@ COMPILED = _compiled()
 """The compiled rule in use (None: the Python one)."""
 typed = _typed_py if COMPILED is None else COMPILED.typed
 typed_record = _typed_record_py if COMPILED is None else COMPILED.typed_record
+type_in_place = _typed_record_py if COMPILED is None else COMPILED.type_in_place
+""":func:`typed_record` for a record no one else holds (one just parsed): the compiled
+rule types its values in place, without a copy; use the record it returns."""

@@ -68,8 +68,12 @@ def test_hostile_values_typed_as_the_python_rule_types_them() -> None:
     for v in HOSTILE:
         assert _same(C.typed(v), T._typed_py(v)), repr(v)
     rec = {f"k{i}": v for i, v in enumerate(HOSTILE)}
-    assert _same(C.typed_record(rec), T._typed_record_py(rec))
+    want = T._typed_record_py(rec)
+    assert _same(C.typed_record(rec), want)
     assert _same(T.typed_record(rec), {k: T._typed_py(v) for k, v in rec.items()})
+    mine = dict(rec)
+    got = C.type_in_place(mine)
+    assert got is mine and _same(got, want)  # typed where it lies, no copy
 
 
 def test_nested_as_deep_as_json_allows() -> None:
@@ -104,7 +108,9 @@ def test_every_sample_record_typed_as_the_python_loop_types_it(samples_home: Pat
             except orjson.JSONDecodeError:
                 continue
             if type(rec) is dict:
-                assert _same(C.typed_record(rec), T._typed_record_py(rec)), rec
+                want = T._typed_record_py(rec)
+                assert _same(C.typed_record(rec), want), rec
+                assert _same(C.type_in_place(rec), want), rec
                 n += 1
     assert n > 10_000
 
@@ -151,7 +157,8 @@ def test_not_configured_and_bad_arguments_raise_not_crash() -> None:
     and a bad configuration are errors, not a crash."""
     code = (
         "import features._typed_c as c\n"
-        "for call in (lambda: c.typed('1'), lambda: c.typed_record({})):\n"
+        "for call in (lambda: c.typed('1'), lambda: c.typed_record({}),\n"
+        "             lambda: c.type_in_place({})):\n"
         "    try: call()\n"
         "    except RuntimeError as e: print('not configured:', e)\n"
         "c.configure(frozenset({'None'}), str, '0', 'a', 40)\n"
@@ -164,7 +171,7 @@ def test_not_configured_and_bad_arguments_raise_not_crash() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.splitlines()
-    assert out == ["not configured: features._typed_c is not configured"] * 2 + \
+    assert out == ["not configured: features._typed_c is not configured"] * 3 + \
         ["TypeError", "TypeError", "ValueError", "ValueError"]
 
 
