@@ -3,10 +3,11 @@
  * A pool's first reading parses every line (orjson) and keeps a few of each record's
  * values: its key set's entry, (created, message, exc_text), its combo of low-cardinality
  * values and the values its key set keeps (tags, the workflow's own keys, payload keys).
- * In Python that bookkeeping cost ~1.9 us a record beside orjson's ~2 us. Here it is the
- * same steps, with the same Python objects (the key set's getters, its memo, the block's
- * dicts), so the block comes out the same: a test compares every column of the batches
- * both ways on the sample runs and on forged pools.
+ * Here those are the same steps as the Python loop's, with the same Python objects (the key
+ * set's getters, its memo, the block's dicts), so the block comes out the same: a test
+ * compares every column of the batches both ways on the sample runs and on forged pools.
+ * What it saves is the interpreter's steps, ~0.5 us a record (parse_block 4.9 -> 4.4 us);
+ * the getters, the tuples they make and the values kept cost the same either way.
  *
  * scan() stops at a line that is not a JSON object (a bad line, a blank one, an array)
  * and at a record with a value no combo can hold as it is (a nested one): features.parse
