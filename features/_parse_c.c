@@ -1,7 +1,7 @@
 /* features._parse_c: the per-record body of features.parse's block loop, in C.
  *
  * A pool's first reading parses every line (orjson) and keeps a few of each record's
- * values: its key set's entry, (created, message, exc_text), its combo of low-cardinality
+ * values: its key set's entry, its created, message and exc_text, its combo of low-cardinality
  * values and the values its key set keeps (tags, the workflow's own keys, payload keys).
  * Here those are the same steps as the Python loop's, with the same Python objects (the key
  * set's getters, its memo, the block's dicts), so the block comes out the same: a test
@@ -18,6 +18,9 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+
+/* The three values every record gives its block's columns. */
+static PyObject *k_created, *k_message, *k_exc_text;
 
 /* The entry of a key set (features.parse._entry), by position. */
 enum { E_CODE, E_SHAPE, E_CME, E_LOW, E_KEEP, E_EXTRA, E_MEMO, E_KEPT, E_SIZE };
@@ -107,7 +110,7 @@ combo_of(PyObject *ent, PyObject *low, PyObject *combos)
 /* One record appended, or 1 when the caller must take it, or -1 on an error. */
 static int
 take(PyObject *d, Py_ssize_t here, PyObject *shapes, PyObject *new_entry, PyObject *combos,
-     PyObject *cme, PyObject *offset, PyObject *shape, PyObject *combo)
+     PyObject *const *cme, PyObject *offset, PyObject *shape, PyObject *combo)
 {
     PyObject *keys = keys_of(d);
     if (keys == NULL)
@@ -143,8 +146,15 @@ take(PyObject *d, Py_ssize_t here, PyObject *shapes, PyObject *new_entry, PyObje
     }
     if (x < 0)
         goto done;
-    if (append_steal(cme, PyObject_CallOneArg(PyTuple_GET_ITEM(ent, E_CME), d)) < 0 ||
-        append_steal(offset, PyLong_FromSsize_t(here)) < 0 ||
+    PyObject *const keys3[3] = {k_created, k_message, k_exc_text};
+    for (int c = 0; c < 3; c++) {  /* d.get(key): None where the record has none */
+        PyObject *v = PyDict_GetItemWithError(d, keys3[c]);
+        if (v == NULL && PyErr_Occurred())
+            goto done;
+        if (PyList_Append(cme[c], v == NULL ? Py_None : v) < 0)
+            goto done;
+    }
+    if (append_steal(offset, PyLong_FromSsize_t(here)) < 0 ||
         PyList_Append(shape, PyTuple_GET_ITEM(ent, E_CODE)) < 0 ||
         append_steal(combo, PyLong_FromSsize_t(x)) < 0)
         goto done;
@@ -162,12 +172,13 @@ static PyObject *
 scan(PyObject *Py_UNUSED(module), PyObject *args)
 {
     PyObject *pieces, *loads, *decode_error, *shapes, *new_entry, *combos;
-    PyObject *cme, *offset, *shape, *combo;
+    PyObject *cme[3], *offset, *shape, *combo;
     Py_ssize_t i, off;
-    if (!PyArg_ParseTuple(args, "O!nnOOO!OO!O!O!O!O!", &PyList_Type, &pieces, &i, &off,
+    if (!PyArg_ParseTuple(args, "O!nnOOO!OO!O!O!O!O!O!O!", &PyList_Type, &pieces, &i, &off,
                           &loads, &decode_error, &PyDict_Type, &shapes, &new_entry,
-                          &PyDict_Type, &combos, &PyList_Type, &cme, &PyList_Type, &offset,
-                          &PyList_Type, &shape, &PyList_Type, &combo))
+                          &PyDict_Type, &combos, &PyList_Type, &cme[0], &PyList_Type, &cme[1],
+                          &PyList_Type, &cme[2], &PyList_Type, &offset, &PyList_Type, &shape,
+                          &PyList_Type, &combo))
         return NULL;
     Py_ssize_t n = PyList_GET_SIZE(pieces);
     for (; i < n; i++) {
@@ -202,8 +213,9 @@ scan(PyObject *Py_UNUSED(module), PyObject *args)
 
 static PyMethodDef methods[] = {
     {"scan", scan, METH_VARARGS,
-     "scan(lines, i, offset, loads, decode_error, shapes, new_entry, combos, cme, offsets, "
-     "shape, combo) -> (i, offset): lines from i appended until one the caller must take."},
+     "scan(lines, i, offset, loads, decode_error, shapes, new_entry, combos, created, "
+     "message, exc_text, offsets, shape, combo) -> (i, offset): lines from i appended "
+     "until one the caller must take."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -216,5 +228,10 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC
 PyInit__parse_c(void)
 {
+    k_created = PyUnicode_InternFromString("created");
+    k_message = PyUnicode_InternFromString("message");
+    k_exc_text = PyUnicode_InternFromString("exc_text");
+    if (k_created == NULL || k_message == NULL || k_exc_text == NULL)
+        return NULL;
     return PyModule_Create(&module);
 }

@@ -7,5 +7,6 @@ from typing import Any
 def scan(lines: list[bytes], i: int, offset: int, loads: Callable[[bytes], Any],
          decode_error: type[BaseException], shapes: dict[tuple[str, ...], tuple[Any, ...]],
          new_entry: Callable[[tuple[str, ...]], tuple[Any, ...]],
-         combos: dict[tuple[int, tuple[Any, ...]], int], cme: list[Any], offsets: list[int],
+         combos: dict[tuple[int, tuple[Any, ...]], int], created: list[Any],
+         message: list[Any], exc_text: list[Any], offsets: list[int],
          shape: list[int], combo: list[int], /) -> tuple[int, int]: ...

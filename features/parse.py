@@ -33,10 +33,7 @@ import orjson
 
 from features.batch import BadLine, Batch, Payload
 from features.parse_values import (
-    _FIRST,
     _NORMALISE,
-    _SECOND,
-    _THIRD,
     _canon_tags,
     _capturable,
     _exc_flags,
@@ -143,9 +140,11 @@ class _Builder:
 
     def __init__(self, file: int) -> None:
         self.file = file
-        self.cme: list[tuple[Any, Any, Any]] = []
-        """Raw (``created``, ``message``, ``exc_text``) of each record: times, flags and
-        messages are made from them together in :meth:`finish`."""
+        self.created: list[Any] = []
+        self.message: list[Any] = []
+        self.exc: list[Any] = []
+        """Raw ``created``, ``message`` and ``exc_text`` of each record (None where it has
+        none): times, flags and messages are made from them in :meth:`finish`."""
         self.offset: list[int] = []
         self.combo: list[int] = []
         self.combos: dict[tuple[int, tuple[Any, ...]], int] = {}
@@ -165,7 +164,7 @@ class _Builder:
 
     def add(self, d: dict[str, Any], offset: int) -> None:
         """Append a record recovered from a bad line (the block loop inlines the rest)."""
-        self.repaired[len(self.cme)] = orjson.dumps(d)
+        self.repaired[len(self.created)] = orjson.dumps(d)
         self.one(d, offset)
 
     def one(self, d: dict[str, Any], offset: int) -> None:
@@ -174,7 +173,10 @@ class _Builder:
         sc, sh = ent[0], ent[1]
         if ent[4] is not None:
             ent[4](ent[5](d))
-        self.cme.append(sh.cme_get(d))
+        c, m, e = sh.cme_get(d)
+        self.created.append(c)
+        self.message.append(m)
+        self.exc.append(e)
         self.offset.append(offset)
         self.shape.append(sc)
         low = tuple(_hashable(v) for v in sh.low_get(d))
@@ -191,9 +193,9 @@ class _Builder:
         record. ``lines`` is the number of lines in ``data``."""
         offset = np.array(self.offset, dtype=np.int64)
         line, length = self._locate(data, lines, offset - base_offset, base_offset, base_line)
-        n = len(self.cme)
+        n = len(self.created)
         message, flags = self._messages()
-        created, odd_times = _times(list(map(_FIRST, self.cme)))
+        created, odd_times = _times(self.created)
         shape = np.array(self.shape, dtype=np.int32)
         shape_of = [e[1] for e in sorted(self.shapes.values(), key=lambda e: e[0])]
         combo_table, raw_int = _combo_table(self.combos, shape_of)
@@ -249,8 +251,8 @@ class _Builder:
     def _messages(self) -> tuple[list[str], np.ndarray]:
         """The records' messages (text, cut at :data:`MESSAGE_CAP`) and their flags:
         a traceback, a message cut, a record recovered from a bad line."""
-        message = list(map(_SECOND, self.cme))
-        flags = _exc_flags(list(map(_THIRD, self.cme)))
+        message = self.message
+        flags = _exc_flags(self.exc)
         if message and (set(map(type, message)) != {str} or
                         max(map(len, message)) > MESSAGE_CAP):
             for i, m in enumerate(message):
@@ -390,7 +392,9 @@ def _parse(buf: bytes | memoryview, file: int, base_offset: int, base_line: int)
     data = buf if isinstance(buf, bytes) else bytes(buf)
     lines = [0]
     loads, decode_error = orjson.loads, orjson.JSONDecodeError
-    cme_append, offset_append = b.cme.append, b.offset.append
+    created_append, message_append, exc_append = (b.created.append, b.message.append,
+                                                   b.exc.append)
+    offset_append = b.offset.append
     combo_append, shape_append = b.combo.append, b.shape.append
     combos, shapes = b.combos, b.shapes
     off, blank = base_offset, 0
@@ -400,7 +404,7 @@ def _parse(buf: bytes | memoryview, file: int, base_offset: int, base_line: int)
         while i < n:
             if _scan is not None:  # the compiled loop, up to a line it leaves to this one
                 j, off = _scan(pieces, i, off, loads, decode_error, shapes, b.entry, combos,
-                               b.cme, b.offset, b.shape, b.combo)
+                               b.created, b.message, b.exc, b.offset, b.shape, b.combo)
                 if j > i:
                     pending = None
                 i = j
@@ -431,7 +435,10 @@ def _parse(buf: bytes | memoryview, file: int, base_offset: int, base_line: int)
             if ent is None:
                 ent = shapes[keys] = _entry(len(shapes), _shape(keys))
             sc, _sh, cme_get, low_get, keep, extra_get, memo, _kept = ent
-            cme_append(cme_get(d))
+            c, m, e = cme_get(d)
+            created_append(c)
+            message_append(m)
+            exc_append(e)
             offset_append(here)
             shape_append(sc)
             # Records of one shape mostly repeat the previous combo: comparing with it
