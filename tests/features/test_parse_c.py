@@ -1,15 +1,16 @@
 """The compiled block loop (features/_parse_c.c) against the Python one it stands in for:
 every column, table and bad line of the batches the two make, on every file of the sample
 runs and on forged blocks (bad, torn and blank lines, lines that are not objects, nested
-values where combos, tags and the workflow's keys are kept, empty and one-key records),
-cut into pieces of several sizes. Skipped when it was not built (no C compiler at install);
-nothing uses it then."""
+values where combos, tags and the workflow's keys are kept, empty and one-key records)
+and random ones, cut into pieces of several sizes. Skipped when it was not built (no C
+compiler at install); nothing uses it then."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 import os
+import random
 import subprocess
 import sys
 import tracemalloc
@@ -159,3 +160,38 @@ def test_bad_arguments_raise_not_crash() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, env={**os.environ}).stdout.split("\n")
     assert out[:4] == ["(0, 0)", "bytes", "eight", "list"], out
+
+
+def _random_block(rng: random.Random, n: int) -> bytes:
+    """Lines of random records: key sets drawn from Academy's keys, the workflow's own and
+    odd ones (non-ASCII, empty, duplicated), values of every JSON type (nested ones too, at
+    any key), and now and then a line that is not a record."""
+    keys = ["created", "message", "exc_text", "name", "msg", "levelno", "process",
+            "academy.action", "academy.action_state", "academy.agent_id", TA, TM,
+            "academy.message_label", "academy.args", "academy.result", "fib.iteration",
+            "fib.x", "", "ключ", "a\u0000b", "@file"]
+    atoms: list[Any] = [None, True, False, 0, -1, 2**63, 1.5, "", "None", "20", "x" * 50,
+                        "AgentId<ABCDEF12>", U1, "é", "1e5", [1, "2"], {"k": ["v"]}, [[[]]]]
+    lines: list[bytes] = []
+    for i in range(n):
+        roll = rng.random()
+        if roll < 0.03:
+            lines.append(rng.choice([b"", b"  ", b"[1]", b"null", b"42", b'"s"', b"{",
+                                     b'{"created": "1", "tru', b"\xff\xfe{}"]))
+            continue
+        rec: dict[str, Any] = {}
+        for k in rng.sample(keys, rng.randrange(0, len(keys))):
+            rec[k] = rng.choice(atoms) if rng.random() < 0.3 else f"{k}-{rng.randrange(5)}"
+        if rng.random() < 0.7:
+            rec["created"] = str(1700000000 + i / 1000)
+        text = json.dumps(rec)
+        if rng.random() < 0.02:  # a duplicate key: the last one counts
+            text = text[:-1] + (', "name": "dup"}' if rec else '"name": "dup"}')
+        lines.append(text.encode())
+    return b"\n".join(lines) + b"\n"
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_blocks_parsed_the_same(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = random.Random(seed)
+    _both(_random_block(rng, 1500), monkeypatch, rng.choice([97, 4096, 1 << 20]))
