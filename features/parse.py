@@ -21,7 +21,6 @@ demand by its byte offset.
 from __future__ import annotations
 
 import gc
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import chain
@@ -32,6 +31,7 @@ import numpy as np
 import orjson
 
 from features.batch import BadLine, Batch, Payload
+from features.compiled import compiled
 from features.parse_values import (
     _NORMALISE,
     _canon_tags,
@@ -62,20 +62,9 @@ from features.record_keys import (  # some re-exported: their home is record_key
 from features.repair import _preview, repair
 from features.typed import payload_length
 
-
-def _compiled_scan() -> Callable[..., tuple[int, int]] | None:
-    """``features._parse_c.scan``, the block loop's per-record body in C; None when it
-    was not built (no C compiler at install) or ``ACADEMY_TUI_PURE_PYTHON`` is set."""
-    if os.environ.get("ACADEMY_TUI_PURE_PYTHON"):
-        return None
-    try:
-        import features._parse_c as _parse_c
-    except ImportError:
-        return None
-    return _parse_c.scan
-
-
-_scan = _compiled_scan()
+_parse_c = compiled("_parse_c")
+_scan: Callable[..., tuple[int, int]] | None = None if _parse_c is None else _parse_c.scan
+"""The block loop's per-record body in C (``features/_parse_c.c``); None: the Python loop."""
 
 SUB_BLOCK = 64 * 1024
 """Bytes of a block split into lines at a time (see :func:`_lines`)."""

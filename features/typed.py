@@ -18,10 +18,10 @@ together again).
 
 from __future__ import annotations
 
-import os
 from types import ModuleType
 from typing import Any
 
+from features.compiled import compiled
 from features.normalize import _ID_START, _NUM_START, NULL_STRINGS, scalar, scalar_text
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
@@ -117,12 +117,9 @@ def _typed_record_py(rec: dict[str, Any]) -> dict[str, Any]:
 
 def _compiled() -> ModuleType | None:
     """``features._typed_c`` set up with this module's rule; None when it was not built
-    or is turned off."""
-    if os.environ.get("ACADEMY_TUI_PURE_PYTHON"):
-        return None
-    try:
-        import features._typed_c as _typed_c
-    except ImportError:  # installed without a C compiler: the Python rule alone
+    or is turned off (:func:`features.compiled.compiled`)."""
+    _typed_c = compiled("_typed_c")
+    if _typed_c is None:  # installed without a C compiler: the Python rule alone
         return None
     try:
         _typed_c.configure(NULL_STRINGS, _typed_py, "".join(sorted(_NUM_START)),
