@@ -379,7 +379,10 @@ def parse_block(
 def _parse(buf: bytes | memoryview, file: int, base_offset: int, base_line: int) -> Batch:
     b = _Builder(file)
     data = buf if isinstance(buf, bytes) else bytes(buf)
-    lines = [0]
+    if _scan is not None:
+        lines, blank = _parse_compiled(b, data, base_offset)
+        return b.finish(data, lines, base_offset, base_line, blank)
+    count = [0]
     loads, decode_error = orjson.loads, orjson.JSONDecodeError
     created_append, message_append, exc_append = (b.created.append, b.message.append,
                                                    b.exc.append)
@@ -388,36 +391,18 @@ def _parse(buf: bytes | memoryview, file: int, base_offset: int, base_line: int)
     combos, shapes = b.combos, b.shapes
     off, blank = base_offset, 0
     pending: tuple[bytes, int, BadLine] | None = None
-    for pieces in _lines(data, lines):
-        i, n = 0, len(pieces)
-        while i < n:
-            if _scan is not None:  # the compiled loop, up to a line it leaves to this one
-                j, off = _scan(pieces, i, off, loads, decode_error, shapes, b.entry, combos,
-                               b.created, b.message, b.exc, b.offset, b.shape, b.combo)
-                if j > i:
-                    pending = None
-                i = j
-                if i == n:
-                    break
-            raw = pieces[i]
-            i += 1
+    for pieces in _lines(data, count):
+        for raw in pieces:
             here = off
             off += len(raw) + 1
             try:
                 d = loads(raw)
             except decode_error:
-                if raw.strip():
-                    pending = repair(b, raw, here, pending)
-                else:
-                    blank, pending = blank + 1, None
+                pending, blank = _unparsed(b, raw, here, pending, blank)
                 continue
             pending = None
             if type(d) is not dict:
-                b.bad.append(BadLine(file, 0, here, len(raw), "not a JSON object",
-                                     _preview(raw)))
-                continue
-            if _scan is not None:  # left by the compiled loop: a nested combo value
-                b.one(d, here)
+                _not_object(b, raw, here)
                 continue
             keys = tuple(d)
             ent = shapes.get(keys)
@@ -452,7 +437,59 @@ def _parse(buf: bytes | memoryview, file: int, base_offset: int, base_line: int)
                 combo_append(x)
             if keep is not None:  # tags, and the workflow's own keys (filters need no read)
                 keep(extra_get(d))
-    return b.finish(data, lines[0], base_offset, base_line, blank)
+    return b.finish(data, count[0], base_offset, base_line, blank)
+
+
+def _parse_compiled(b: _Builder, data: bytes, off: int) -> tuple[int, int]:
+    """:func:`_parse`'s loop with the compiled one (``features/_parse_c.c``) taking the
+    records, straight from the block's bytes; a line it leaves (not a record, or a record
+    with a nested value in its combo) is taken here, then it goes on after that line.
+    Returns the lines read and the blank ones among them."""
+    assert _scan is not None
+    loads, decode_error = orjson.loads, orjson.JSONDecodeError
+    pos, end, lines, blank = 0, len(data), 0, 0
+    pending: tuple[bytes, int, BadLine] | None = None
+    while pos < end:
+        pos, off, taken = _scan(data, pos, off, loads, decode_error, b.shapes, b.entry,
+                                b.combos, b.created, b.message, b.exc, b.offset, b.shape,
+                                b.combo)
+        lines += taken
+        if taken:
+            pending = None
+        if pos >= end:
+            break
+        cut = data.find(b"\n", pos)
+        if cut < 0:
+            cut = end
+        raw, here = data[pos:cut], off
+        pos, off, lines = cut + 1, off + len(raw) + 1, lines + 1
+        try:
+            d = loads(raw)
+        except decode_error:
+            pending, blank = _unparsed(b, raw, here, pending, blank)
+            continue
+        pending = None
+        if type(d) is not dict:
+            _not_object(b, raw, here)
+        else:  # a nested value where a combo is kept
+            b.one(d, here)
+    return lines, blank
+
+
+def _unparsed(b: _Builder, raw: bytes, here: int,
+              pending: tuple[bytes, int, BadLine] | None, blank: int
+              ) -> tuple[tuple[bytes, int, BadLine] | None, int]:
+    """A line that is no JSON: a blank one counted, else repaired or kept as a bad line
+    (:func:`~features.repair.repair`). Returns what the next line may continue, and the
+    blank lines."""
+    if raw.strip():
+        return repair(b, raw, here, pending), blank
+    return None, blank + 1
+
+
+def _not_object(b: _Builder, raw: bytes, here: int) -> None:
+    """A line of JSON that is not an object (an array, a number): a bad line."""
+    b.bad.append(BadLine(b.file, 0, here, len(raw), "not a JSON object", _preview(raw)))
 
 
 def _lines(data: bytes, count: list[int]) -> Iterator[list[bytes]]:

@@ -145,21 +145,45 @@ def test_no_memory_kept_per_block(samples_home: Path) -> None:
 
 
 def test_bad_arguments_raise_not_crash() -> None:
-    """Lines that are not bytes, an entry that is not one, a shapes table that is not a
-    dict: errors that say so, not a crash."""
+    """A block that is not bytes, a position outside it, an entry that is not one, a
+    shapes table that is not a dict: errors that say so, not a crash."""
     code = (
         "import orjson, features._parse_c as c\n"
-        "args = [[b'{}'], 0, 0, orjson.loads, orjson.JSONDecodeError, {}, lambda k: (1,), {},"
+        "args = [b'{}\\n', 0, 0, orjson.loads, orjson.JSONDecodeError, {}, lambda k: (1,), {},"
         " [], [], [], [], [], []]\n"
-        "print(c.scan([], *args[1:]))\n"
-        "for i, bad in ((0, [1]), (0, [b'{}']), (5, [])):\n"
+        "print(c.scan(b'', *args[1:]))\n"
+        "for i, bad in ((0, [b'{}']), (1, 4), (1, -1), (0, b'{}'), (5, [])):\n"
         "    a = list(args); a[i] = bad\n"
         "    try: c.scan(*a)\n"
-        "    except TypeError as e: print(str(e).split()[-1])\n"
+        "    except (TypeError, ValueError) as e:"
+        " print(type(e).__name__, str(e))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, env={**os.environ}).stdout.split("\n")
-    assert out[:4] == ["(0, 0)", "bytes", "eight", "list"], out
+    assert out[0] == "(0, 0, 0)", out
+    assert out[1] == "TypeError argument 1 must be bytes, not list", out
+    assert out[2] == out[3] == "ValueError the position is outside the block", out
+    assert "a tuple of eight" in out[4] and out[4].startswith("TypeError"), out
+    assert out[5] == "TypeError argument 6 must be dict, not list", out
+
+
+def test_a_parser_keeping_a_line_is_stopped() -> None:
+    """The compiled loop hands the parser a view into the block, not a copy: a parser that
+    kept it (orjson does not) would read freed memory later. The scan stops with an error
+    instead, and the view kept is released: reading it raises, it does not crash."""
+    kept: list[memoryview] = []
+
+    def keeping(view: memoryview) -> dict[str, str]:
+        kept.append(view)
+        return {"message": "x"}
+
+    assert P._scan is not None
+    with pytest.raises(RuntimeError, match="kept a view"):
+        P._scan(b'{"message": "x"}\n' * 3, 0, 0, keeping, ValueError, {}, lambda k: (1,), {},
+                [], [], [], [], [], [])
+    assert len(kept) == 1
+    with pytest.raises(ValueError, match="released"):
+        bytes(kept[0])
 
 
 def _random_block(rng: random.Random, n: int) -> bytes:
