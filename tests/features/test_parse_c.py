@@ -114,6 +114,25 @@ def test_forged_blocks_parsed_the_same(sub: int, monkeypatch: pytest.MonkeyPatch
     _both(b"\n\n" + data, monkeypatch, sub)
 
 
+def test_key_sets_sharing_a_slot(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The compiled loop finds a record's key set by its size and last four keys, then
+    compares every key: key sets alike in those (another first key, the same keys in
+    another order, a key equal but not the same object), interleaved record by record,
+    are each their own."""
+    lines = []
+    for i in range(600):
+        head = [f"k{i % 5}", "created"] if i % 3 else ["created", f"k{i % 5}"]
+        r = {k: str(i) for k in [*head, "name", "academy.action", "fib.x", "message"]}
+        lines.append(json.dumps(r).encode())
+    data = b"\n".join(lines) + b"\n"
+    _both(data, monkeypatch)
+    b = parse_block(data, 0)
+    assert len(b.shape_table) == 10 and len(b) == 600
+    for k, keys in enumerate(b.shape_table):  # each record has the key set it names
+        for row in np.flatnonzero(b.shape == k)[:20].tolist():
+            assert tuple(json.loads(lines[row])) == keys
+
+
 def test_what_the_forged_block_holds() -> None:
     """The forged block reaches every way out of the compiled loop: bad lines, lines that
     are not objects, records recovered from torn and invalid lines, nested combos."""
