@@ -419,7 +419,7 @@ def _executor(n_workers: int, local_first: bool) -> Executor | None:
         # Only a UI needs its workers to yield: a CLI or notebook waits for them, and
         # niced, they lose the CPU to any busy process on the machine.
         return ProcessPoolExecutor(max_workers=n_workers, mp_context=_context(),
-                                   initializer=None if local_first else _lower_priority)
+                                   initializer=_worker_start, initargs=(not local_first,))
     except (OSError, ValueError):
         return None
 
@@ -469,6 +469,38 @@ def _advance(batch: Batch, consumed: list[int], by_index: dict[int, FileTail]) -
         tail.lines += part.lines
         tail.records += part.rows
         at += part.rows
+
+
+def _worker_start(lower: bool) -> None:
+    """A parse worker's set-up: it keeps the memory it frees (:func:`_keep_freed_memory`),
+    and with ``lower`` it yields the CPU (:func:`_lower_priority`)."""
+    _keep_freed_memory()
+    if lower:
+        _lower_priority()
+
+
+KEEP_FREED = 64 * 1024 * 1024
+"""Bytes of freed memory a parse worker keeps for its next group (glibc's trim threshold)."""
+
+
+def _keep_freed_memory() -> None:
+    """Keep the memory freed after a group for the next one (a worker's own process only;
+    a caller's is left as it is). glibc gives freed memory back to the system past a
+    threshold it sets from the blocks it has seen: with the ~1 MB chunks of a pool of many
+    small files that was after every group, and every group faulted its pages in again
+    (99k page faults for 1M records in 828 files, 0.2 s of the workers' system time,
+    against 6k with 8 files). Fixed thresholds stop that: 5.8k faults. Elsewhere than
+    glibc, nothing changes."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError, ImportError):
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's malloc.h
+    mallopt(m_trim_threshold, KEEP_FREED)
+    mallopt(m_mmap_threshold, 32 * 1024 * 1024)  # glibc's maximum on 64-bit
 
 
 def _lower_priority() -> None:
