@@ -55,8 +55,8 @@ keys_of(PyObject *d)
     return keys;
 }
 
-/* The combo code of a record (its key set's low values `low`); -2 when a value cannot
-   be hashed (the caller takes the record the Python way), -1 on an error. */
+/* The combo code of a record (its key set's low values `low`); -2 when a value is not a
+   text or None (the caller takes the record its own way), -1 on an error. */
 static Py_ssize_t
 combo_of(PyObject *ent, PyObject *low, PyObject *combos)
 {
@@ -70,6 +70,15 @@ combo_of(PyObject *ent, PyObject *low, PyObject *combos)
         return -1;
     if (same)
         return PyLong_AsSsize_t(PyList_GET_ITEM(memo, 1));
+    /* Texts (and None) only: a typed value is keyed with its type by the caller
+       (features.parse._combo_key; as dict keys False, 0 and 0.0 are one). */
+    if (!PyTuple_CheckExact(low))
+        return -2;
+    for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(low); j++) {
+        PyObject *v = PyTuple_GET_ITEM(low, j);
+        if (v != Py_None && !PyUnicode_CheckExact(v))
+            return -2;
+    }
     PyObject *key = PyTuple_Pack(2, PyTuple_GET_ITEM(ent, E_CODE), low);
     if (key == NULL)
         return -1;
@@ -80,10 +89,6 @@ combo_of(PyObject *ent, PyObject *low, PyObject *combos)
     } else {
         if (PyErr_Occurred()) {
             Py_DECREF(key);
-            if (PyErr_ExceptionMatches(PyExc_TypeError)) {  /* a nested value */
-                PyErr_Clear();
-                return -2;
-            }
             return -1;
         }
         x = PyDict_GET_SIZE(combos);

@@ -136,7 +136,8 @@ class _Builder:
         none): times, flags and messages are made from them in :meth:`finish`."""
         self.offset: list[int] = []
         self.combo: list[int] = []
-        self.combos: dict[tuple[int, tuple[Any, ...]], int] = {}
+        self.combos: dict[tuple[Any, ...], int] = {}
+        """:func:`_combo_key` -> the block's combo code."""
         self.tag_maps: tuple[dict[Any, int], dict[Any, int], dict[Any, int]] = ({}, {}, {})
         self.shape: list[int] = []
         self.shapes: dict[tuple[str, ...], tuple[Any, ...]] = {}
@@ -157,7 +158,7 @@ class _Builder:
         self.one(d, offset)
 
     def one(self, d: dict[str, Any], offset: int) -> None:
-        """Append a record its slow way (its combo's values made hashable first)."""
+        """Append a record its slow way (its combo keyed by :func:`_combo_key`)."""
         ent = self.entry(tuple(d))
         sc, sh = ent[0], ent[1]
         if ent[4] is not None:
@@ -168,8 +169,7 @@ class _Builder:
         self.exc.append(e)
         self.offset.append(offset)
         self.shape.append(sc)
-        low = tuple(_hashable(v) for v in sh.low_get(d))
-        k = (sc, low)
+        k = _combo_key(sc, sh.low_get(d))
         x = self.combos.get(k)
         if x is None:
             x = self.combos[k] = len(self.combos)
@@ -328,14 +328,28 @@ def _joined(sizes: list[Payload]) -> Payload | None:
             np.concatenate([r for _, _, r in sizes])[order])
 
 
-def _combo_table(combos: dict[tuple[int, tuple[Any, ...]], int], shape_of: list[_Shape]
+_TEXT_OR_NONE = frozenset({str, type(None)})
+
+
+def _combo_key(sc: int, low: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A block's combos key of a record's combo values (``low``, of key set ``sc``):
+    ``(sc, low)`` when they are texts (what Academy writes); values of a typed record
+    keep their types apart (as dict keys ``False``, ``0`` and ``0.0`` are one, as are
+    ``[1]`` and the text ``"[1]"``), and a nested one is keyed by its JSON text."""
+    types = tuple(map(type, low))
+    if _TEXT_OR_NONE.issuperset(types):
+        return sc, low
+    return sc, tuple(_hashable(v) for v in low), types
+
+
+def _combo_table(combos: dict[tuple[Any, ...], int], shape_of: list[_Shape]
                  ) -> tuple[list[tuple[Any, ...]], list[int]]:
     """Each combo's normalised values (in :data:`COMBO_KEYS` order), once per distinct
     combo, and the combos holding an integer value its column cannot hold."""
     norms = [_NORMALISE[k] for k in COMBO_KEYS]
     table = []
     raw_int: list[int] = []
-    for x, (sc, low) in enumerate(combos):
+    for x, (sc, low, *_types) in enumerate(combos):
         present = dict(zip(shape_of[sc].low, low, strict=False))
         t = tuple(f(present.get(k)) for f, k in zip(norms, COMBO_KEYS, strict=True))
         table.append(t)
@@ -379,9 +393,14 @@ def parse_block(
 def _parse(buf: bytes | memoryview, file: int, base_offset: int, base_line: int) -> Batch:
     b = _Builder(file)
     data = buf if isinstance(buf, bytes) else bytes(buf)
-    if _scan is not None:
-        lines, blank = _parse_compiled(b, data, base_offset)
-        return b.finish(data, lines, base_offset, base_line, blank)
+    fill = _parse_compiled if _scan is not None else _parse_python
+    lines, blank = fill(b, data, base_offset)
+    return b.finish(data, lines, base_offset, base_line, blank)
+
+
+def _parse_python(b: _Builder, data: bytes, off: int) -> tuple[int, int]:
+    """The block loop in Python: each line of ``data`` (at byte ``off`` of its file)
+    appended to ``b``. Returns the lines read and the blank ones among them."""
     count = [0]
     loads, decode_error = orjson.loads, orjson.JSONDecodeError
     created_append, message_append, exc_append = (b.created.append, b.message.append,
@@ -389,7 +408,8 @@ def _parse(buf: bytes | memoryview, file: int, base_offset: int, base_line: int)
     offset_append = b.offset.append
     combo_append, shape_append = b.combo.append, b.shape.append
     combos, shapes = b.combos, b.shapes
-    off, blank = base_offset, 0
+    text_or_none = _TEXT_OR_NONE.issuperset
+    blank = 0
     pending: tuple[bytes, int, BadLine] | None = None
     for pieces in _lines(data, count):
         for raw in pieces:
@@ -417,31 +437,31 @@ def _parse(buf: bytes | memoryview, file: int, base_offset: int, base_line: int)
             shape_append(sc)
             # Records of one shape mostly repeat the previous combo: comparing with it
             # costs less than hashing a dozen fresh strings for the dict.
+            # The memo holds texts only (and None), so a typed value never equals it.
             low = low_get(d)
             if low == memo[0]:
                 combo_append(memo[1])
-            else:
+            elif text_or_none(map(type, low)):
                 k = (sc, low)
-                try:
-                    x = combos.get(k)
-                except TypeError:  # a nested value in a typed record (not remembered)
-                    k = (sc, tuple(_hashable(v) for v in low))
-                    x = combos.get(k)
-                    if x is None:
-                        x = combos[k] = len(combos)
-                else:
-                    if x is None:
-                        x = combos[k] = len(combos)
-                    memo[0] = low
-                    memo[1] = x
+                x = combos.get(k)
+                if x is None:
+                    x = combos[k] = len(combos)
+                memo[0] = low
+                memo[1] = x
+                combo_append(x)
+            else:
+                k = _combo_key(sc, low)
+                x = combos.get(k)
+                if x is None:
+                    x = combos[k] = len(combos)
                 combo_append(x)
             if keep is not None:  # tags, and the workflow's own keys (filters need no read)
                 keep(extra_get(d))
-    return b.finish(data, count[0], base_offset, base_line, blank)
+    return count[0], blank
 
 
 def _parse_compiled(b: _Builder, data: bytes, off: int) -> tuple[int, int]:
-    """:func:`_parse`'s loop with the compiled one (``features/_parse_c.c``) taking the
+    """:func:`_parse_python` with the compiled loop (``features/_parse_c.c``) taking the
     records, straight from the block's bytes; a line it leaves (not a record, or a record
     with a nested value in its combo) is taken here, then it goes on after that line.
     Returns the lines read and the blank ones among them."""

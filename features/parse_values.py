@@ -38,6 +38,7 @@ _NUMBERS = frozenset({float, int})
 _FIRST, _SECOND, _THIRD = itemgetter(0), itemgetter(1), itemgetter(2)
 
 _CAPTURED_TYPES = frozenset({str, int, float, bool, type(None)})
+_TEXT_OR_NONE = frozenset({str, type(None)})
 
 
 def _capturable(col: list[Any]) -> bool:
@@ -155,9 +156,10 @@ def _floats(cs: list[Any]) -> np.ndarray:
 def _intern_tags(vs: list[Any], m: dict[Any, int]) -> np.ndarray:
     """Block codes of one key set's values of one tag key (-1 where None), new values
     added to ``m`` in order of appearance (:func:`~features.columns.intern_codes`; a run
-    of equal neighbours is too short here for comparing them first to pay)."""
-    try:
-        codes = intern_codes(m, vs)
-    except TypeError:  # a nested value in a typed record: interned by its JSON text
-        codes = intern_codes(m, [_hashable(v) for v in vs])
-    return np.array(codes, dtype=np.int32)
+    of equal neighbours is too short here for comparing them first to pay). A value that
+    is not a text (a typed record's number, bool or nested value) is interned by its
+    canonical text: as a dict key ``False`` is ``0`` and ``True`` is ``1`` and ``1.0``,
+    and whichever came first named them all."""
+    if not set(map(type, vs)) <= _TEXT_OR_NONE:
+        vs = [v if v is None or type(v) is str else _canon_tag(_hashable(v)) for v in vs]
+    return np.array(intern_codes(m, vs), dtype=np.int32)
