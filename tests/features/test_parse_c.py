@@ -94,7 +94,8 @@ def _forged() -> bytes:
         k = i % 37
         if k == 7:
             lines.extend([b"", b"   ", b'{"created": "1", "trunc', b"not json", b"[1, 2]",
-                          b'"a string"', b"42", b"null", b"{}"])
+                          b'"a string"', b"42", b"null", b"{}", b"\x00\x00\x00", b"\r",
+                          b'{"message": "a NUL\x00inside"}', b'{"message": "ok"}\r'])
         elif k == 8:  # a torn record: its head, a whole record, then its tail
             whole = json.dumps(rec(10_000 + i)).encode()
             torn = json.dumps(rec(20_000 + i)).encode()
