@@ -63,7 +63,7 @@ from features.repair import _preview, repair
 from features.typed import payload_length
 
 _parse_c = compiled("_parse_c")
-_scan: Callable[..., tuple[int, int]] | None = None if _parse_c is None else _parse_c.scan
+_scan: Callable[..., tuple[int, int, int]] | None = None if _parse_c is None else _parse_c.scan
 """The block loop's per-record body in C (``features/_parse_c.c``); None: the Python loop."""
 
 SUB_BLOCK = 64 * 1024
@@ -463,8 +463,8 @@ def _parse_python(b: _Builder, data: bytes, off: int) -> tuple[int, int]:
 def _parse_compiled(b: _Builder, data: bytes, off: int) -> tuple[int, int]:
     """:func:`_parse_python` with the compiled loop (``features/_parse_c.c``) taking the
     records, straight from the block's bytes; a line it leaves (not a record, or a record
-    with a nested value in its combo) is taken here, then it goes on after that line.
-    Returns the lines read and the blank ones among them."""
+    with a typed or nested value in its combo) is taken here, then it goes on after that
+    line. Returns the lines read and the blank ones among them."""
     assert _scan is not None
     loads, decode_error = orjson.loads, orjson.JSONDecodeError
     pos, end, lines, blank = 0, len(data), 0, 0
