@@ -491,7 +491,7 @@ def _parse_compiled(b: _Builder, data: bytes, off: int) -> tuple[int, int]:
         pending = None
         if type(d) is not dict:
             _not_object(b, raw, here)
-        else:  # a nested value where a combo is kept
+        else:  # a typed or nested value where a combo is kept
             b.one(d, here)
     return lines, blank
 
