@@ -14,8 +14,9 @@
  * either way.
  *
  * scan() stops at a line that is not a JSON object (a bad line, a blank one, an array)
- * and at a record with a value no combo can hold as it is (a nested one): features.parse
- * takes that line its own way and calls scan() again after it.
+ * and at a record with a combo value that is not a text or null (a typed or nested one,
+ * keyed with its type): features.parse takes that line its own way and calls scan() again
+ * after it.
  *
  * Built when a C compiler is there (pyproject.toml: optional); without it, or with
  * ACADEMY_TUI_PURE_PYTHON=1, features.parse runs its Python loop.
@@ -328,7 +329,7 @@ scan(PyObject *Py_UNUSED(module), PyObject *args)
         if (got < 0)
             goto fail;
         if (got > 0)
-            break;  /* a nested value in a combo: the caller's */
+            break;  /* a typed or nested value in a combo: the caller's */
         taken++;
         off += size + 1;
         pos = nl != NULL ? pos + size + 1 : end;

@@ -34,6 +34,7 @@ from features.batch import BadLine, Batch, Payload
 from features.compiled import compiled
 from features.parse_values import (
     _NORMALISE,
+    _TEXT_OR_NONE,
     _canon_tags,
     _capturable,
     _exc_flags,
@@ -326,9 +327,6 @@ def _joined(sizes: list[Payload]) -> Payload | None:
     order = np.argsort(rows, kind="stable")
     return (rows[order], np.concatenate([a for _, a, _ in sizes])[order],
             np.concatenate([r for _, _, r in sizes])[order])
-
-
-_TEXT_OR_NONE = frozenset({str, type(None)})
 
 
 def _combo_key(sc: int, low: tuple[Any, ...]) -> tuple[Any, ...]:
