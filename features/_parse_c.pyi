@@ -10,3 +10,6 @@ def scan(block: bytes, pos: int, offset: int, loads: Callable[[memoryview], Any]
          combos: dict[tuple[int, tuple[Any, ...]], int], created: list[Any],
          message: list[Any], exc_text: list[Any], offsets: list[int],
          shape: list[int], combo: list[int], /) -> tuple[int, int, int]: ...
+
+def intern_codes(index: dict[Any, int], vals: list[Any], values: list[Any] | None = None,
+                 /) -> list[int]: ...

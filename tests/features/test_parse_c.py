@@ -239,3 +239,46 @@ def _random_block(rng: random.Random, n: int) -> bytes:
 def test_random_blocks_parsed_the_same(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
     rng = random.Random(seed)
     _both(_random_block(rng, 1500), monkeypatch, rng.choice([97, 4096, 1 << 20]))
+
+
+def _intern_inputs(rng: random.Random) -> tuple[dict[Any, int], list[Any], list[Any] | None]:
+    """An index (maybe holding None, maybe longer than its values list), values to code:
+    texts, None, numbers equal as keys (0, False, 0.0), a NaN object twice, tuples."""
+    nan = float("nan")
+    atoms: list[Any] = ["a", "b", "A", "", "é", None, 0, False, 0.0, 1, True, 1.0, nan,
+                        float("nan"), ("t", 1), U1, U1.lower(), 2**70]
+    pool = atoms + [f"v{k}" for k in range(40)]
+    index: dict[Any, int] = {}
+    values: list[Any] | None = [] if rng.random() < 0.5 else None
+    for v in rng.sample(pool, rng.randrange(0, 10)):
+        if v not in index:
+            index[v] = len(index) if values is None else len(values)
+            if values is not None:
+                values.append(v)
+    if values is not None and rng.random() < 0.3:
+        values.append("unindexed")  # codes count from the values list's length
+    return index, [rng.choice(pool) for _ in range(rng.randrange(0, 60))], values
+
+
+def test_intern_codes_compiled_as_python() -> None:
+    """features.columns.intern_codes in C gives the codes, index and values list the Python
+    function gives (index order included), on random inputs; an unhashable value raises
+    TypeError and changes nothing, both ways."""
+    from features import columns
+
+    assert columns.intern_codes is not columns._intern_codes
+    rng = random.Random(7)
+    for _ in range(2000):
+        index, vals, values = _intern_inputs(rng)
+        i2, v2 = dict(index), None if values is None else list(values)
+        got = columns.intern_codes(index, vals, values)
+        want = columns._intern_codes(i2, list(vals), v2)
+        assert got == want and list(index.items()) == list(i2.items()) and values == v2
+    for bad in (["a", ["unhashable"], "b"], [{"k": 1}]):
+        index, values = {"x": 0}, ["x"]
+        for f in (columns.intern_codes, columns._intern_codes):
+            with pytest.raises(TypeError):
+                f(index, bad, values)
+            assert index == {"x": 0} and values == ["x"]
+    with pytest.raises(TypeError, match="list or None"):
+        columns.intern_codes({}, [], ("not", "a list"))
