@@ -366,14 +366,19 @@ intern_codes(PyObject *Py_UNUSED(module), PyObject *args)
         return NULL;
     int missing = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *c = PyDict_GetItemWithError(index, PyList_GET_ITEM(vals, i));
+        if (i >= PyList_GET_SIZE(vals))  /* shortened by a value's own __eq__ */
+            goto changed;
+        PyObject *v = PyList_GET_ITEM(vals, i);
+        Py_INCREF(v);  /* held: a comparison may run code that drops it from the list */
+        PyObject *c = PyDict_GetItemWithError(index, v);
+        Py_XINCREF(c);
+        Py_DECREF(v);
         if (c == NULL) {
             if (PyErr_Occurred())
                 goto fail;
             missing = 1;
             continue;
         }
-        Py_INCREF(c);
         PyList_SET_ITEM(out, i, c);
     }
     if (!missing)
@@ -381,32 +386,43 @@ intern_codes(PyObject *Py_UNUSED(module), PyObject *args)
     for (Py_ssize_t i = 0; i < n; i++) {
         if (PyList_GET_ITEM(out, i) != NULL)
             continue;
+        if (i >= PyList_GET_SIZE(vals))
+            goto changed;
         PyObject *v = PyList_GET_ITEM(vals, i);
         PyObject *c;
         if (v == Py_None) {
             if ((c = PyLong_FromLong(-1)) == NULL)
                 goto fail;
         } else {
+            Py_INCREF(v);
             c = PyDict_GetItemWithError(index, v);  /* added earlier in this pass? */
             if (c != NULL) {
                 Py_INCREF(c);
             } else {
-                if (PyErr_Occurred())
+                if (PyErr_Occurred()) {
+                    Py_DECREF(v);
                     goto fail;
+                }
                 Py_ssize_t code = values == Py_None ? PyDict_GET_SIZE(index)
                                                     : PyList_GET_SIZE(values);
-                if ((c = PyLong_FromSsize_t(code)) == NULL)
+                if ((c = PyLong_FromSsize_t(code)) == NULL) {
+                    Py_DECREF(v);
                     goto fail;
+                }
                 if ((values != Py_None && PyList_Append(values, v) < 0) ||
                         PyDict_SetItem(index, v, c) < 0) {
                     Py_DECREF(c);
+                    Py_DECREF(v);
                     goto fail;
                 }
             }
+            Py_DECREF(v);
         }
         PyList_SET_ITEM(out, i, c);
     }
     return out;
+changed:
+    PyErr_SetString(PyExc_RuntimeError, "the values changed size while being coded");
 fail:
     Py_DECREF(out);  /* a list's NULL items are skipped when it is freed */
     return NULL;

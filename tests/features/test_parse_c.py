@@ -282,3 +282,23 @@ def test_intern_codes_compiled_as_python() -> None:
             assert index == {"x": 0} and values == ["x"]
     with pytest.raises(TypeError, match="list or None"):
         columns.intern_codes({}, [], ("not", "a list"))
+
+
+def test_intern_codes_values_that_change_the_list() -> None:
+    """A value whose comparison shortens the list being coded (a notebook's own class)
+    stops the compiled function with an error, not a read past the list's end."""
+    from features import columns
+
+    vals: list[Any] = []
+
+    class Shrinks:
+        def __hash__(self) -> int:
+            return 1
+
+        def __eq__(self, other: object) -> bool:
+            vals.clear()
+            return False
+
+    vals.extend([Shrinks(), Shrinks(), "a", "b"])
+    with pytest.raises(RuntimeError, match="changed size"):
+        columns.intern_codes({}, vals)
