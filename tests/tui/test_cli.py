@@ -288,3 +288,30 @@ def test_text_diff_formats_seconds_and_large_ratios(samples_home: Path) -> None:
     js = json.loads(cli("diff", "08a9", "5cb6", "--format", "json", home=samples_home).stdout)
     row = next(r for r in js["rows"] if r["action"] == "calc_fibs" and r["phase"] == "total")
     assert row["p50_a"] == pytest.approx(0.00301838, rel=1e-4)  # JSON keeps the numbers
+
+
+def test_events_table_added_columns_line_up_and_are_not_shown_twice(
+        tmp_path: Path, sample) -> None:  # type: ignore[no-untyped-def]
+    src = next(sample("thread").glob("*.jsonlog"))
+    recs = [json.loads(ln) for ln in src.read_text().splitlines()][:6]
+    for i, r in enumerate(recs):
+        r["job.tag"] = "x" * (i + 1)  # widths 1..6: the column is as wide as its name
+    recs[2]["job.tag"] = "y" * 60  # beyond the cap: cut visibly
+    del recs[3]["process"]  # another writer's record: no process
+    pool = tmp_path / "logs" / sample("thread").name
+    pool.mkdir(parents=True)
+    (pool / src.name).write_text("".join(json.dumps(r) + "\n" for r in recs))
+    res = cli("events", str(pool), "--keys", "message,job.tag,levelname,job.tag")
+    lines = res.stdout.splitlines()
+    head = lines[0].split()
+    assert head.count("message") == 1 and head.count("job.tag") == 1
+    assert "levelname" not in head
+    assert res.stderr.startswith("academy-tui: --keys message (the message column), "
+                                 "levelname (the level column): shown already")
+    at = lines[0].index("message")
+    for r, line in zip(recs, lines[1:], strict=True):
+        if r["job.tag"].startswith("x"):  # the message starts under its header
+            assert line[at:].startswith(r["message"][:20]), line
+    assert "y" * 39 + "…" in lines[3] and "y" * 41 not in lines[3]
+    # The missing process reads as missing, not as pid -1.
+    assert lines[4].split()[2] == "-" and " -1 " not in lines[4]

@@ -398,3 +398,26 @@ def test_rasters_build_only_the_blocks_of_lanes_asked_for(
     codes, conc = ras.window(c0, width)
     assert (codes == whole).all() and len(conc) == width
     assert (conc == td.Rasters(data, spc).conc(c0, width)).all()
+
+
+def test_event_view_shows_a_missing_process_as_missing(tmp_path: Path, sample) -> None:  # type: ignore[no-untyped-def]
+    from features.run import Run
+    from tui.model import RunModel
+    from tui.widgets.event_columns import cell_text, default_columns
+
+    src = next(sample("thread").glob("*.jsonlog"))
+    recs = [json.loads(ln) for ln in src.read_text().splitlines()][:3]
+    del recs[1]["process"]  # another writer's record
+    pool = tmp_path / "pool"
+    pool.mkdir()
+    (pool / src.name).write_text("".join(json.dumps(r) + "\n" for r in recs))
+    run = Run(pool)
+    run.refresh()
+    model = RunModel(run)
+    model.refresh_snapshot()
+    col = next(c for c in default_columns() if c.key == "@proc")
+    col.width = 20
+    texts = [cell_text(model, {}, False, r, col)[0] for r in range(3)]
+    pid = str(recs[0]["process"])
+    assert texts[0].endswith(" " + pid) and texts[2].endswith(" " + pid)
+    assert texts[1].endswith(" -") and "-1" not in texts[1]

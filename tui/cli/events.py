@@ -29,7 +29,8 @@ def _row_chunks(rows: np.ndarray, limit: int) -> list[np.ndarray]:
     return [rows[i:i + CHUNK] for i in range(0, len(rows), CHUNK)]
 
 
-def _table_lines(run: Run, rows: np.ndarray, extra: list[str], absolute: bool) -> list[str]:
+def _table_lines(run: Run, rows: np.ndarray, extra: list[str], absolute: bool,
+                 widths: list[int] | None = None) -> list[str]:
     ev = run.events()
     agents = run.event_agents_at(rows)
     # The shown rows' values only (Events.values_at), not each key's whole column.
@@ -37,6 +38,8 @@ def _table_lines(run: Run, rows: np.ndarray, extra: list[str], absolute: bool) -
         "levelname", "name", "academy.action", "academy.action_state"))
     pid = ev.ints["process"]
     extras = {k: ev.values_at(k, rows) for k in extra}
+    if widths is None:
+        widths = [pid_width(run), *extra_widths(extra, extras)]
     out = []
     for i, r in enumerate(rows.tolist()):
         t = ev.created[r]
@@ -47,19 +50,52 @@ def _table_lines(run: Run, rows: np.ndarray, extra: list[str], absolute: bool) -
         # Each value cleaned: a CR, LF or control inside one value never breaks the line.
         # The file is its 8-character uuid prefix; a level is never cut (WARNI reads as
         # a typo); other cut values end in "…".
-        cols = [ts, _one(ev.file_names[ev.file[r]])[:8], str(pid[r]),
+        p = int(pid[r])  # -1: the record names no process (or not as an integer)
+        cols = [ts, _one(ev.file_names[ev.file[r]])[:8],
+                (str(p) if p >= 0 else "-").rjust(widths[0]),
                 _one(level[i]).ljust(LEVEL_W), _fit(_one(logger[i]), 24),
                 _fit(_one(agents[i]), 19), _fit(_one(action[i]), 12),
                 _fit(_one(state[i]), 17)]
-        for k in extra:
-            v = extras[k][i]
-            cols.append("" if v is None or (isinstance(v, float) and v != v) else _one(v))
+        for k, w in zip(extra, widths[1:], strict=True):
+            v = _cell(extras[k][i])  # wider than the first lines: whole, up to the cap
+            cols.append(_fit(v, max(w, min(len(v), EXTRA_MAX_W))))
         cols.append(_one(ev.message[r]))
         out.append(" ".join(cols))
     return out
 
 
 LEVEL_W = len("CRITICAL")
+EXTRA_MAX_W = 40
+"""The widest an added column (``--keys``) gets (a uuid, 36, fits); a longer value is
+cut with ``…`` (``--format jsonl`` gives it whole)."""
+SHOWN = {"created": "time", "process": "pid", "levelname": "level", "name": "logger",
+         "academy.action": "action", "academy.action_state": "state",
+         "message": "message"}
+"""Keys every table line shows already, and the column that shows each."""
+
+
+def extra_keys(spec: str | None) -> tuple[list[str], list[str]]:
+    """The added columns ``--keys`` asks for, each once, in its order, and the keys it
+    names that are columns already (told, not shown twice)."""
+    keys = list(dict.fromkeys(k.strip() for k in (spec or "").split(",") if k.strip()))
+    return [k for k in keys if k not in SHOWN], [k for k in keys if k in SHOWN]
+
+
+def pid_width(run: Run) -> int:
+    """The pid column's width: its header's or the largest pid's so far."""
+    ev = run.events()
+    return max(3, len(str(int(ev.ints["process"][:ev.n].max())))) if ev.n else 3
+
+
+def extra_widths(extra: list[str], values: dict[str, Any]) -> list[int]:
+    """Each added column's width: its name or its longest value among ``values`` (the
+    first lines printed), at most :data:`EXTRA_MAX_W`."""
+    return [min(EXTRA_MAX_W, max([len(k), *(len(_cell(v)) for v in values[k])]))
+            for k in extra]
+
+
+def _cell(v: object) -> str:
+    return "" if v is None or (isinstance(v, float) and v != v) else _one(v)
 
 
 def _fit(text: str, width: int) -> str:
@@ -72,20 +108,23 @@ def _one(value: object) -> str:
     return clean(value, sys.maxsize)
 
 
-def _header(extra: list[str], absolute: bool) -> str:
-    cols = ["time".rjust(12 if absolute else 10), "file    ", "pid", "level".ljust(LEVEL_W),
-            "logger".ljust(24),
-            "agent".ljust(19), "action".ljust(12), "state".ljust(17), *extra, "message"]
+def _header(extra: list[str], widths: list[int], absolute: bool) -> str:
+    """The table's first line; ``widths``: the pid column's, then each added column's."""
+    cols = ["time".rjust(12 if absolute else 10), "file    ", "pid".rjust(widths[0]),
+            "level".ljust(LEVEL_W),
+            "logger".ljust(24), "agent".ljust(19), "action".ljust(12), "state".ljust(17),
+            *(_fit(k, w) for k, w in zip(extra, widths[1:], strict=True)), "message"]
     return " ".join(cols)
 
 
-def _emit(run: Run, rows: np.ndarray, args: argparse.Namespace, extra: list[str]) -> None:
+def _emit(run: Run, rows: np.ndarray, args: argparse.Namespace, extra: list[str],
+          widths: list[int]) -> None:
     out = sys.stdout
     if args.format == "jsonl":  # on every core (features.jsonl)
         _emit_jsonl(run, rows[:args.limit] if args.limit else rows, args.raw)
         return
     for chunk in _row_chunks(rows, args.limit):
-        out.write("\n".join(_table_lines(run, chunk, extra, args.absolute)) + "\n")
+        out.write("\n".join(_table_lines(run, chunk, extra, args.absolute, widths)) + "\n")
 
 
 def _emit_jsonl(run: Run, rows: np.ndarray, raw: bool) -> None:
@@ -112,12 +151,20 @@ def _emit_jsonl(run: Run, rows: np.ndarray, raw: bool) -> None:
 
 def print_events(run: Run, args: argparse.Namespace) -> int:
     """Print events in merged time order, optionally filtered and following the run."""
-    extra = [k.strip() for k in (args.keys or "").split(",") if k.strip()]
+    extra, shown = extra_keys(args.keys)
+    if shown and args.format == "table":
+        sys.stderr.write("academy-tui: --keys " + ", ".join(
+            f"{k} (the {SHOWN[k]} column)" for k in shown) + ": shown already\n")
     rows = run.select(args.where)
     tell_where(run, args.where, len(rows), follow=args.follow)
-    if args.format == "table":
-        sys.stdout.write(_header(extra, args.absolute) + "\n")
-    _emit(run, rows, args, extra)
+    widths: list[int] = []
+    if args.format == "table":  # kept while following: the columns stay where they are
+        first = _row_chunks(rows, args.limit)[:1]
+        ev = run.events()
+        widths = [pid_width(run), *extra_widths(
+            extra, {k: ev.values_at(k, first[0][:1000]) if first else [] for k in extra})]
+        sys.stdout.write(_header(extra, widths, args.absolute) + "\n")
+    _emit(run, rows, args, extra, widths)
     if not args.follow:
         return 0
     sys.stdout.flush()
@@ -138,7 +185,7 @@ def print_events(run: Run, args: argparse.Namespace) -> int:
         seen = ev.n
         if args.limit:
             new = new[: args.limit - printed]
-        _emit(run, new, _no_limit(args), extra)
+        _emit(run, new, _no_limit(args), extra, widths)
         printed += len(new)
         sys.stdout.flush()
     return 0

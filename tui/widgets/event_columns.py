@@ -146,7 +146,8 @@ def cell_text(model: RunModel, extra: dict[str, object], absolute_time: bool, ro
         return f"{t - ev.t0:.3f}".rjust(w), None
     if k == "@proc":
         name = short_id(clean(ev.file_names[ev.file[row]]))[:8]
-        text = f"{name} {ev.ints['process'][row]}"
+        pid = int(ev.ints["process"][row])  # -1: the record names no process
+        text = f"{name} {pid if pid >= 0 else '-'}"
         return (text if cell_len(text) <= w else ellipsize(name, w)), "event-log--process"
     if k == "levelname":
         lv = int(ev.ints["levelno"][row])
