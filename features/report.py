@@ -164,7 +164,9 @@ def _processes_section(run: Run) -> Section:
                                    np.nan_to_num(procs["t_first"], nan=np.inf))))
     return Section("Processes", table=Table({
         "file": [short_file(f) for f in procs["file"]],
-        "pid": procs["pid"], "processName": procs["processName"],
+        # -1: its records name no process; a reader sees it as missing, not as a pid.
+        "pid": [int(p) if p >= 0 else None for p in procs["pid"]],
+        "processName": procs["processName"],
         "records": procs["records"], "errors": procs["errors"],
         "bad_lines": procs["bad_lines"],
         "start_s": np.round(procs["t_first"] - ev.t0, 3),

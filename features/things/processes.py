@@ -141,9 +141,10 @@ class ProcessIndex(FoldedIndex):
             pids = []
             for i in range(nf):
                 d = self.pids[i]
-                if d:
-                    top = max(d.values())
-                    main_pid[i] = min(p for p, c in d.items() if c == top)
+                named = {p: c for p, c in d.items() if p >= 0}  # -1: no process named
+                if named:
+                    top = max(named.values())
+                    main_pid[i] = min(p for p, c in named.items() if c == top)
                 pids.append(",".join(str(p) for p in sorted(d) if p >= 0))
             # As processes() picks it: the earliest row, but the first row without a
             # time when the file has one (numpy's argmin stops at a NaN), and the file's

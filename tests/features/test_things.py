@@ -132,6 +132,27 @@ def test_processes_and_clean_ends(sample) -> None:  # type: ignore[no-untyped-de
     assert set(pr["processName"]) == {"MainProcess", "SpawnProcess-2"}
 
 
+def test_a_process_is_the_pid_its_records_name_not_their_missing_one(
+        tmp_path: Path, sample) -> None:  # type: ignore[no-untyped-def]
+    from features.report import build
+
+    src = next(sample("thread").glob("*.jsonlog"))
+    recs = [json.loads(ln) for ln in src.read_text().splitlines()]
+    pid = int(recs[0]["process"])
+    for r in recs[: len(recs) * 2 // 3]:  # most records name no process
+        del r["process"]
+    (tmp_path / "a.jsonlog").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    for r in recs:
+        r.pop("process", None)
+    (tmp_path / "b.jsonlog").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    run = open_(tmp_path)
+    pr = run.processes()
+    assert dict(zip(pr["file"], pr["pid"].tolist(), strict=True)) == {"a.jsonlog": pid,
+                                                                  "b.jsonlog": -1}
+    rows = next(s for s in build(run, anomalies=False) if s.title == "Processes").table
+    assert sorted(rows["pid"], key=str) == [pid, None]  # missing, not -1, for a reader
+
+
 def test_messages_group_by_tag_and_direction(sample) -> None:  # type: ignore[no-untyped-def]
     pool = sample("redis")
     recs = raw_records(pool)
