@@ -340,20 +340,46 @@ def _combo_key(sc: int, low: tuple[Any, ...]) -> tuple[Any, ...]:
     return sc, tuple(_hashable(v) for v in low), types
 
 
+_TEXT_NORMS: tuple[dict[str, Any], ...] = tuple({} for _ in COMBO_KEYS)
+"""Per combo key, the normalised value of each text seen (:data:`_NORMALISE`'s function
+of the key: a pure one). A pool of many small files is parsed in many small blocks, each
+with its own few combos of mostly the same texts (a process's id differs, its logger
+names and action names do not): normalising them again in each block was 5% of a parse
+worker's time on 1M records in 828 files. Each holds at most :data:`TEXT_NORMS_MAX`
+texts (emptied when full)."""
+TEXT_NORMS_MAX = 20_000
+
+
 def _combo_table(combos: dict[tuple[Any, ...], int], shape_of: list[_Shape]
                  ) -> tuple[list[tuple[Any, ...]], list[int]]:
     """Each combo's normalised values (in :data:`COMBO_KEYS` order), once per distinct
     combo, and the combos holding an integer value its column cannot hold."""
-    norms = [_NORMALISE[k] for k in COMBO_KEYS]
+    steps = list(zip(COMBO_KEYS, [_NORMALISE[k] for k in COMBO_KEYS], _TEXT_NORMS,
+                     strict=True))
     table = []
     raw_int: list[int] = []
     for x, (sc, low, *_types) in enumerate(combos):
         present = dict(zip(shape_of[sc].low, low, strict=False))
-        t = tuple(f(present.get(k)) for f, k in zip(norms, COMBO_KEYS, strict=True))
+        vals = []
+        for k, f, memo in steps:
+            v = present.get(k)
+            if type(v) is str:  # texts only: as keys False, 0 and 0.0 are one
+                n = memo.get(v, _UNSEEN)
+                if n is _UNSEEN:
+                    if len(memo) >= TEXT_NORMS_MAX:
+                        memo.clear()
+                    n = memo[v] = f(v)
+            else:
+                n = f(v)
+            vals.append(n)
+        t = tuple(vals)
         table.append(t)
         if -1 in t and _raw_int(present):
             raw_int.append(x)
     return table, raw_int
+
+
+_UNSEEN = object()
 
 
 def _entry(code: int, sh: _Shape) -> tuple[Any, ...]:
