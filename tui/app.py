@@ -123,6 +123,8 @@ class AcademyApp(App[int]):
         gc.collect()
 
     def compose(self) -> ComposeResult:
+        if self.run_arg or self.demo is not None:
+            return  # a run's screen covers it at once: laying it out delayed the first frame
         yield Static("")
         yield Footer()
 
