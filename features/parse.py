@@ -385,12 +385,12 @@ _UNSEEN = object()
 def _entry(code: int, sh: _Shape) -> tuple[Any, ...]:
     """A block's entry for one shape, as the block loop unpacks it (and the compiled one,
     ``features/_parse_c.c``, reads it by position): (code, shape, its getters, keeper,
-    extra getter, last combo memo, kept values). The keeper appends
+    extra getter, last combo memo, kept values, the combo keys). The keeper appends
     the record's tag and user values (:attr:`_Shape.extra_get`) to the kept values; it
     is None when the shape has neither."""
     kept: list[tuple[Any, ...]] = []
     keep = kept.append if sh.extra_get is not None else None
-    return (code, sh, sh.cme_get, sh.low_get, keep, sh.extra_get, [None, -1], kept)
+    return (code, sh, sh.cme_get, sh.low_get, keep, sh.extra_get, [None, -1], kept, sh.low)
 
 
 def parse_block(
@@ -452,7 +452,7 @@ def _parse_python(b: _Builder, data: bytes, off: int) -> tuple[int, int]:
             ent = shapes.get(keys)
             if ent is None:
                 ent = shapes[keys] = _entry(len(shapes), _shape(keys))
-            sc, _sh, cme_get, low_get, keep, extra_get, memo, _kept = ent
+            sc, _sh, cme_get, low_get, keep, extra_get, memo, _kept, _low_keys = ent
             c, m, e = cme_get(d)
             created_append(c)
             message_append(m)

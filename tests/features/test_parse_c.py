@@ -183,7 +183,7 @@ def test_bad_arguments_raise_not_crash() -> None:
     assert out[0] == "(0, 0, 0)", out
     assert out[1] == "TypeError argument 1 must be bytes, not list", out
     assert out[2] == out[3] == "ValueError the position is outside the block", out
-    assert "a tuple of eight" in out[4] and out[4].startswith("TypeError"), out
+    assert "a tuple of nine" in out[4] and out[4].startswith("TypeError"), out
     assert out[5] == "TypeError argument 6 must be dict, not list", out
 
 
