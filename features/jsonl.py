@@ -189,7 +189,7 @@ def _line(raw: bytes, rec: dict, name: str, quoted: bytes, line: int, t: float |
             return _splice(body, quoted, line)
     rec = type_in_place(rec) if t is not None else rec  # rec: just parsed, ours alone
     rec["@file"] = name
-    rec["@line"] = line
+    rec["@line"] = line if line > 0 else None
     if t is not None:
         rec["@t"] = t
     return orjson.dumps(rec, option=_NL, default=str)
@@ -197,9 +197,10 @@ def _line(raw: bytes, rec: dict, name: str, quoted: bytes, line: int, t: float |
 
 def _splice(body: bytes, quoted: bytes, line: int) -> bytes:
     """A JSON object's text (ending with its ``}``) with ``@file`` and ``@line`` put
-    before its closing brace."""
-    return b"".join((body[:-1], b',"@file":', quoted, b',"@line":', str(line).encode(),
-                     b"}\n"))
+    before its closing brace (``@line`` null where it is not known: a non-positive line,
+    see :meth:`features.events.Events.line_text`)."""
+    return b"".join((body[:-1], b',"@file":', quoted, b',"@line":',
+                     str(line).encode() if line > 0 else b"null", b"}\n"))
 
 
 def _splice_into(out: bytearray, body: bytes, quoted: bytes, line: int) -> None:
@@ -250,7 +251,8 @@ def _fill(ev: Events, rows: np.ndarray, raw: bool, text: bytes, ends: np.ndarray
         start = a
         r = int(rows[p])
         rec: dict = {"message": ev.message[r], "@unreadable": True,
-                     "@file": ev.file_names[ev.file[r]], "@line": int(ev.line[r])}
+                     "@file": ev.file_names[ev.file[r]],
+                     "@line": int(ev.line[r]) if ev.line[r] > 0 else None}
         if not raw:
             rec["@t"] = float(ev.created[r] - ev.t0)
         parts.append(orjson.dumps(rec, option=_NL, default=str))

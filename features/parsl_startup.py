@@ -273,7 +273,7 @@ def parsl_startup(run: Run) -> Table:
                               else math.nan)
         ev_rows = [r_pend, *(r for _, (_t, r) in pts[1:-2]), first_row,
                    int(ag["row_running"][i])]
-        out["evidence"].append([f"{ev.file_names[int(ev.file[r])]}:{int(ev.line[r])}"
+        out["evidence"].append([f"{ev.file_names[int(ev.file[r])]}:{ev.line_text(r)}"
                                 for r in ev_rows if r >= 0])
     return _table(out, steps)
 

@@ -162,7 +162,14 @@ class FileTail:
         except FileNotFoundError:
             if info.status != "deleted":
                 info.status = "deleted"
-                result.notes.append(f"{info.name}: deleted; its {info.records} records are kept")
+                if self.ahead is None:
+                    result.notes.append(f"{info.name}: deleted; its {info.records} records "
+                                        "are kept")
+                else:  # its end was read first (Ahead), then it went before the rest
+                    result.notes.append(
+                        f"{info.name}: deleted before it was read whole; the {info.records} "
+                        f"records read are kept (its last {self.ahead.rows} without line "
+                        "numbers: the lines before them were never read)")
         except OSError as e:
             self._unreadable(e, result)
         return None

@@ -236,7 +236,7 @@ class Watch:
         uuids = {str(a): str(u) for a, u in zip(ag["agent_id"].tolist(), ag["uuid"].tolist(),
                                                 strict=True) if u}
         ev = run.events()
-        evidence = [f"{ev.file_names[int(ev.file[r])]}:{int(ev.line[r])}"
+        evidence = [f"{ev.file_names[int(ev.file[r])]}:{ev.line_text(r)}"
                     for r in inc.evidence_rows[:6]]
         med = None
         if inc.kind in CHANGES:  # the level before the change

@@ -88,8 +88,8 @@ def parsl_startup(run: Run) -> list[dict[str, Any]]:
     return [{"agent": agent_ref(str(t["agent_id"][i])), "class": str(t["class"][i]),
              "task": t["task"][i], "block": t["block"][i], "total_s": num(t["total_s"][i]),
              "steps": {s: num(t[s][i]) for s in step_columns(t)},
-             "ev": [ev_ref(e.rsplit(":", 1)[0], int(e.rsplit(":", 1)[1]))
-                    for e in t["evidence"][i]]}
+             "ev": [ev_ref(f, int(n)) for f, n in (e.rsplit(":", 1) for e in t["evidence"][i])
+                    if n.isdigit()]}  # "?": a line not known, not citable
             for i in range(len(t))]
 
 

@@ -63,10 +63,11 @@ def clip(s: Any, limit: int = TEXT_LIMIT) -> str | None:
 
 
 def ev_at(run: Run, row: Any) -> str | None:
-    """The ``ev:`` id of an event row (``None`` for -1)."""
+    """The ``ev:`` id of an event row (``None`` for -1, and for a row whose line is not
+    known: :meth:`features.events.Events.line_text`)."""
     r = int(row) if row is not None else -1
     ev = run.events()
-    if r < 0 or r >= ev.n:
+    if r < 0 or r >= ev.n or ev.line[r] <= 0:
         return None
     return ev_ref(ev.file_names[ev.file[r]], int(ev.line[r]))
 

@@ -365,6 +365,46 @@ def test_a_file_read_from_its_end_first_then_replaced_is_not_read_twice(
     assert int(ev.line[len(run.store) - 1]) == lines + 1
 
 
+def test_a_file_deleted_after_its_end_was_read_first_says_so_and_cites_no_false_line(
+        tmp_path: Path) -> None:
+    """A file whose end was stored first, deleted before the load reached it: its records
+    read are kept, the note says it was not read whole, and its end's records (line
+    numbers never known) are shown, exported and cited without a line, not with the
+    negative line numbers they were stored with."""
+    from features.jsonl import jsonl
+    from features.run import Run
+    from steering.ask.lookups import ev_at
+
+    pool = _pool(tmp_path)
+    big = sorted(pool.glob("*.jsonlog"))[0]
+    os.utime(big, ns=(2 * 10**18, 2 * 10**18))  # written last: its end is read first
+    run = Run(pool, cache=False)
+    run.begin()
+    ahead = run.reader.tails[big.name].ahead
+    assert ahead is not None and ahead.rows > 0
+    ev = run.events()  # read, not yet placed: its lines not known yet either
+    placed = np.flatnonzero(ev.line[:ev.n] <= 0)[:3]
+    assert len(placed) == 3
+    for raw in (True, False):
+        got = [json.loads(x) for x in b"".join(jsonl(ev, placed, raw=raw)).splitlines()]
+        assert [r["@line"] for r in got] == [None, None, None]
+        assert all(r.get("@unreadable") is None and "message" in r for r in got)
+    big.unlink()
+    res = run.load()
+    note = next(n for n in res.notes if n.startswith(big.name))
+    assert "deleted before it was read whole" in note
+    assert f"its last {ahead.rows} without line numbers" in note
+    ev = run.events()
+    rows = np.flatnonzero(ev.file[:ev.n] == run.reader.tails[big.name].info.index)
+    unknown = rows[ev.line[rows] <= 0]
+    assert len(unknown) == ahead.rows
+    assert {ev.line_text(int(r)) for r in unknown} == {"?"}
+    assert ev.cite(int(unknown[0])).endswith(":?")
+    assert ev_at(run, int(unknown[0])) is None and ev_at(run, int(rows[0])) is not None
+    out = [json.loads(x) for x in b"".join(jsonl(ev, unknown[:3])).splitlines()]
+    assert [r["@line"] for r in out] == [None, None, None]
+
+
 FAULTS = """
 import resource, sys
 from features.loader import _executor

@@ -110,7 +110,8 @@ def _document(run: Run, trail: Trail, groups: list[IncidentGroup],
                 for st in trail.sessions.values()]
     kinds = ev.column("steering.kind") if trail.unverified else None
     unverified = [{"time_s": _num(float(ev.created[r]) - ev.t0),
-                   "file": ev.file_names[ev.file[r]], "line": int(ev.line[r]),
+                   "file": ev.file_names[ev.file[r]],
+                   "line": int(ev.line[r]) if ev.line[r] > 0 else None,
                    "kind": str(kinds[r]) if kinds is not None else "", "why": why,
                    "message": str(msg[r]) if msg is not None else ""}
                   for r, why in trail.unverified]
