@@ -29,6 +29,13 @@ def events_table(ev: Events, rows: np.ndarray | None = None,
     for k in keys:
         col = ev.column(k)
         cols[k] = col[rows]
+    line = cols.get("@line")
+    if line is not None and len(line) and int(line.min()) <= 0:
+        # Not known (a file's end read before the rest, never placed): missing, not a
+        # number (Events.line_text).
+        line = line.astype(object)
+        line[line <= 0] = None
+        cols["@line"] = line
     _raw_ints(ev, rows, cols)
     return Table(cols, name="events")
 

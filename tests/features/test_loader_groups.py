@@ -403,6 +403,9 @@ def test_a_file_deleted_after_its_end_was_read_first_says_so_and_cites_no_false_
     assert ev_at(run, int(unknown[0])) is None and ev_at(run, int(rows[0])) is not None
     out = [json.loads(x) for x in b"".join(jsonl(ev, unknown[:3])).splitlines()]
     assert [r["@line"] for r in out] == [None, None, None]
+    table = run.events_table(rows=np.concatenate([rows[:2], unknown[:2]]))
+    assert table["@line"].tolist() == [int(ev.line[rows[0]]), int(ev.line[rows[1]]),
+                                       None, None]
 
 
 FAULTS = """
