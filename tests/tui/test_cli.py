@@ -301,11 +301,14 @@ def test_events_table_added_columns_line_up_and_are_not_shown_twice(
     pool = tmp_path / "logs" / sample("thread").name
     pool.mkdir(parents=True)
     (pool / src.name).write_text("".join(json.dumps(r) + "\n" for r in recs))
-    res = cli("events", str(pool), "--keys", "message,job.tag,levelname,job.tag")
+    res = cli("events", str(pool), "--keys", "message,job.tag,levelname,job.tag,name")
     lines = res.stdout.splitlines()
     head = lines[0].split()
     assert head.count("message") == 1 and head.count("job.tag") == 1
     assert "levelname" not in head
+    # The logger column cuts a long name; asked for, it is added whole.
+    assert head[-2:] == ["name", "message"] and recs[0]["name"] in lines[1]
+    assert len(recs[0]["name"]) > 24
     assert res.stderr.startswith("academy-tui: --keys message (the message column), "
                                  "levelname (the level column): shown already")
     at = lines[0].index("message")

@@ -68,10 +68,10 @@ LEVEL_W = len("CRITICAL")
 EXTRA_MAX_W = 40
 """The widest an added column (``--keys``) gets (a uuid, 36, fits); a longer value is
 cut with ``…`` (``--format jsonl`` gives it whole)."""
-SHOWN = {"created": "time", "process": "pid", "levelname": "level", "name": "logger",
-         "academy.action": "action", "academy.action_state": "state",
-         "message": "message"}
-"""Keys every table line shows already, and the column that shows each."""
+SHOWN = {"process": "pid", "levelname": "level", "message": "message"}
+"""Keys every table line shows already, whole, and the column that shows each. The
+logger, action and state columns cut long values, and the time column shows ``created``
+as a time: asked for, those are added whole."""
 
 
 def extra_keys(spec: str | None) -> tuple[list[str], list[str]]:
