@@ -87,7 +87,8 @@ def _column_commands(s: RunScreen) -> Iterable[SystemCommand]:
     counts = ev.key_counts()
     shown = {c.key for c in s.query_one("#event-log").columns}  # type: ignore[attr-defined]
     for key in sorted(counts):
-        if key in shown or key in ("message", "formatted", "created"):
+        # The process column shows the pid (with the file); the time column, created.
+        if key in shown or key in ("message", "formatted", "created", "process"):
             continue
         yield SystemCommand(f"Column: add {markup(key)}", f"{counts[key]:,} events have it",
                             lambda k=key: add_column(s, k))

@@ -59,6 +59,9 @@ async def test_tables_titles_columns_palette_and_toasts_are_literal(sample, tmp_
         # The palette lists the action and the key as they are.
         titles = [Content.from_markup(c.title).plain for c in commands(app, scr)]
         assert f"Action: {clean(ACTION)}" in titles and f"Column: add {clean(KEY)}" in titles
+        # Keys a column already shows whole are not offered again.
+        assert not {"Column: add process", "Column: add message",
+                    "Column: add levelname"} & set(titles)
         # A toast quoting pool text shows it; a widget's notify is never markup.
         scr.notify(f"loading {ACTION}")
         await pilot.pause(0.2)
