@@ -30,7 +30,9 @@ def _row_chunks(rows: np.ndarray, limit: int) -> list[np.ndarray]:
 
 
 def _table_lines(run: Run, rows: np.ndarray, extra: list[str], absolute: bool,
-                 widths: list[int] | None = None) -> list[str]:
+                 widths: list[int] | None = None) -> tuple[list[str], list[int]]:
+    """The table's lines of ``rows``, and the widths they were laid out in: ``widths``, or
+    (None) the pid column's and each added column's measured on the first 1,000 rows."""
     ev = run.events()
     agents = run.event_agents_at(rows)
     # The shown rows' values only (Events.values_at), not each key's whole column.
@@ -39,7 +41,7 @@ def _table_lines(run: Run, rows: np.ndarray, extra: list[str], absolute: bool,
     pid = ev.ints["process"]
     extras = {k: ev.values_at(k, rows) for k in extra}
     if widths is None:
-        widths = [pid_width(run), *extra_widths(extra, extras)]
+        widths = [pid_width(run), *extra_widths(extra, {k: v[:1000] for k, v in extras.items()})]
     out = []
     for i, r in enumerate(rows.tolist()):
         t = ev.created[r]
@@ -61,7 +63,7 @@ def _table_lines(run: Run, rows: np.ndarray, extra: list[str], absolute: bool,
             cols.append(_fit(v, max(w, min(len(v), EXTRA_MAX_W))))
         cols.append(_one(ev.message[r]))
         out.append(" ".join(cols))
-    return out
+    return out, widths
 
 
 LEVEL_W = len("CRITICAL")
@@ -118,13 +120,24 @@ def _header(extra: list[str], widths: list[int], absolute: bool) -> str:
 
 
 def _emit(run: Run, rows: np.ndarray, args: argparse.Namespace, extra: list[str],
-          widths: list[int]) -> None:
+          widths: list[int] | None, header: bool = False) -> list[int] | None:
+    """Print ``rows``; a table's first ``header`` line is laid out in the widths of its
+    first rows (measured once: a key read from the files is read once). Returns the
+    widths, kept while following (the columns stay where they are)."""
     out = sys.stdout
     if args.format == "jsonl":  # on every core (features.jsonl)
         _emit_jsonl(run, rows[:args.limit] if args.limit else rows, args.raw)
-        return
+        return widths
     for chunk in _row_chunks(rows, args.limit):
-        out.write("\n".join(_table_lines(run, chunk, extra, args.absolute, widths)) + "\n")
+        lines, widths = _table_lines(run, chunk, extra, args.absolute, widths)
+        if header:
+            out.write(_header(extra, widths, args.absolute) + "\n")
+            header = False
+        out.write("\n".join(lines) + "\n")
+    if header:  # no rows yet
+        widths = [pid_width(run), *extra_widths(extra, {k: [] for k in extra})]
+        out.write(_header(extra, widths, args.absolute) + "\n")
+    return widths
 
 
 def _emit_jsonl(run: Run, rows: np.ndarray, raw: bool) -> None:
@@ -157,14 +170,7 @@ def print_events(run: Run, args: argparse.Namespace) -> int:
             f"{k} (the {SHOWN[k]} column)" for k in shown) + ": shown already\n")
     rows = run.select(args.where)
     tell_where(run, args.where, len(rows), follow=args.follow)
-    widths: list[int] = []
-    if args.format == "table":  # kept while following: the columns stay where they are
-        first = _row_chunks(rows, args.limit)[:1]
-        ev = run.events()
-        widths = [pid_width(run), *extra_widths(
-            extra, {k: ev.values_at(k, first[0][:1000]) if first else [] for k in extra})]
-        sys.stdout.write(_header(extra, widths, args.absolute) + "\n")
-    _emit(run, rows, args, extra, widths)
+    widths = _emit(run, rows, args, extra, None, header=args.format == "table")
     if not args.follow:
         return 0
     sys.stdout.flush()
